@@ -1,0 +1,311 @@
+//! A child process in new namespaces that does what the lesson asks, one
+//! request at a time.
+//!
+//! `clone(2)` with `CLONE_NEW*` flags starts a process in fresh namespaces.
+//! The classic tutorials then synchronise parent and child with a pipe: the
+//! child blocks until the parent has finished its own part (here: writing the
+//! child's PID into the state file so a crash can never leave it behind).
+//! After that the child serves requests over a socket — set the hostname,
+//! mount, chroot, run a command — so each lesson step happens for real
+//! *inside* the namespaces while the parent observes from outside through
+//! `/proc/PID/*`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use nix::sched::CloneFlags;
+use nix::sys::signal::Signal;
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+
+use super::{io, sys, KernelError, Result};
+
+/// What the parent can ask the child to do.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Request {
+    /// The end of the pipe synchronisation: the child may start.
+    Go,
+    /// Report `getpid()`, `getppid()` and the hostname as the child sees them.
+    Whoami,
+    SetHostname(String),
+    MakeRprivate,
+    MountProc(PathBuf),
+    Unmount(PathBuf),
+    Chroot(PathBuf),
+    /// Run a command inside, capturing its output.
+    Run { argv: Vec<String> },
+    /// Run an interactive command on the terminal (for `--shell`).
+    Interactive { argv: Vec<String>, env: Vec<(String, String)> },
+}
+
+/// The child's answer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub enum Reply {
+    Done,
+    Whoami { pid: i32, ppid: i32, hostname: String },
+    Ran(RunOutput),
+    Failed(String),
+}
+
+/// The result of [`Request::Run`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct RunOutput {
+    /// Exit code, if it exited.
+    pub code: Option<i32>,
+    /// Terminating signal, if it was killed.
+    pub signal: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    /// `execve` itself failed: the error text and errno.
+    pub spawn_error: Option<(String, i32)>,
+}
+
+impl RunOutput {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+}
+
+/// The parent's handle on a namespace child.
+pub struct NsChild {
+    pid: Pid,
+    stream: BufReader<UnixStream>,
+    flags: CloneFlags,
+    reaped: bool,
+}
+
+const STACK_SIZE: usize = 8 << 20;
+const PATH: &str = "/bin:/sbin:/usr/bin:/usr/sbin:/usr/local/bin";
+
+impl NsChild {
+    /// `clone(flags | SIGCHLD)`; the child waits for [`Request::Go`].
+    pub fn spawn(flags: CloneFlags) -> Result<NsChild> {
+        let (parent_end, child_end) = sys(
+            socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC),
+            "socketpair",
+            "AF_UNIX",
+        )?;
+        let mut stack = vec![0u8; STACK_SIZE];
+        let mut child_sock = Some(child_end);
+        let parent_raw = std::os::fd::AsRawFd::as_raw_fd(&parent_end);
+        let cb = Box::new(move || -> isize {
+            // In the child: a copy of this process, single-threaded.
+            let _ = nix::unistd::close(parent_raw);
+            let sock = child_sock.take().expect("child socket");
+            child_main(UnixStream::from(sock))
+        });
+        // SAFETY: the child runs only `child_main`, which never returns into the
+        // parent's code paths; the process is not multi-threaded at this point
+        // except for the idle signal thread, which the child does not inherit.
+        let pid = unsafe { nix::sched::clone(cb, &mut stack, flags, Some(Signal::SIGCHLD as i32)) };
+        let pid = sys(pid, "clone", super::ns::flag_names(flags))?;
+        drop(stack);
+        Ok(NsChild { pid, stream: BufReader::new(UnixStream::from(parent_end)), flags, reaped: false })
+    }
+
+    /// The child's PID as the host (the parent) sees it.
+    pub fn pid(&self) -> i32 {
+        self.pid.as_raw()
+    }
+
+    pub fn flags(&self) -> CloneFlags {
+        self.flags
+    }
+
+    /// Send one request and wait for the reply.
+    pub fn call(&mut self, req: &Request) -> Result<Reply> {
+        let mut line = serde_json::to_string(req).map_err(|e| KernelError::Child(e.to_string()))?;
+        line.push('\n');
+        io(self.stream.get_mut().write_all(line.as_bytes()), "write to namespace child")?;
+        let mut answer = String::new();
+        let n = io(self.stream.read_line(&mut answer), "read from namespace child")?;
+        if n == 0 {
+            return Err(KernelError::Child(format!("child {} exited unexpectedly", self.pid)));
+        }
+        serde_json::from_str(&answer).map_err(|e| KernelError::Child(format!("bad reply {answer:?}: {e}")))
+    }
+
+    /// Call and expect [`Reply::Done`].
+    pub fn act(&mut self, req: &Request) -> Result<()> {
+        match self.call(req)? {
+            Reply::Done => Ok(()),
+            Reply::Failed(e) => Err(KernelError::Child(e)),
+            other => Err(KernelError::Child(format!("unexpected reply {other:?}"))),
+        }
+    }
+
+    /// Run a command inside and return its output.
+    pub fn run(&mut self, argv: &[&str]) -> Result<RunOutput> {
+        match self.call(&Request::Run { argv: argv.iter().map(|s| s.to_string()).collect() })? {
+            Reply::Ran(out) => Ok(out),
+            Reply::Failed(e) => Err(KernelError::Child(e)),
+            other => Err(KernelError::Child(format!("unexpected reply {other:?}"))),
+        }
+    }
+
+    /// `getpid()`, `getppid()` and the hostname inside.
+    pub fn whoami(&mut self) -> Result<(i32, i32, String)> {
+        match self.call(&Request::Whoami)? {
+            Reply::Whoami { pid, ppid, hostname } => Ok((pid, ppid, hostname)),
+            Reply::Failed(e) => Err(KernelError::Child(e)),
+            other => Err(KernelError::Child(format!("unexpected reply {other:?}"))),
+        }
+    }
+
+    /// Stop the child (SIGKILL) and reap it. Killing the init of a PID
+    /// namespace kills every process in it; its mounts vanish with the namespace.
+    pub fn kill(&mut self) {
+        if !self.reaped {
+            let _ = nix::sys::signal::kill(self.pid, Signal::SIGKILL);
+            let _ = waitpid(self.pid, None);
+            self.reaped = true;
+        }
+    }
+
+    /// Has the child exited? (non-blocking)
+    pub fn exited(&mut self) -> bool {
+        if self.reaped {
+            return true;
+        }
+        match waitpid(self.pid, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => false,
+            _ => {
+                self.reaped = true;
+                true
+            }
+        }
+    }
+}
+
+impl Drop for NsChild {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The child's side: wait for `Go`, then serve requests until the socket closes.
+fn child_main(sock: UnixStream) -> isize {
+    // Die with the parent, even if it is killed with SIGKILL.
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+    // Ctrl-C belongs to the parent, which tears everything down.
+    unsafe {
+        let _ = nix::sys::signal::signal(Signal::SIGINT, nix::sys::signal::SigHandler::SigIgn);
+        let _ = nix::sys::signal::signal(Signal::SIGTERM, nix::sys::signal::SigHandler::SigDfl);
+    }
+    let mut reader = BufReader::new(match sock.try_clone() {
+        Ok(s) => s,
+        Err(_) => return 1,
+    });
+    let mut writer = sock;
+    let mut started = false;
+    loop {
+        let mut line = String::new();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => return 0, // parent gone
+            Ok(_) => {}
+        }
+        let reply = match serde_json::from_str::<Request>(&line) {
+            Ok(Request::Go) => {
+                started = true;
+                Reply::Done
+            }
+            Ok(_) if !started => Reply::Failed("child not released yet (send Go first)".into()),
+            Ok(req) => serve(req),
+            Err(e) => Reply::Failed(format!("bad request: {e}")),
+        };
+        let mut out = serde_json::to_string(&reply).unwrap_or_else(|_| "\"Done\"".into());
+        out.push('\n');
+        if writer.write_all(out.as_bytes()).is_err() {
+            return 0;
+        }
+    }
+}
+
+fn serve(req: Request) -> Reply {
+    fn done(r: Result<()>) -> Reply {
+        match r {
+            Ok(()) => Reply::Done,
+            Err(e) => Reply::Failed(e.to_string()),
+        }
+    }
+    match req {
+        Request::Go => Reply::Done,
+        Request::Whoami => Reply::Whoami {
+            pid: nix::unistd::getpid().as_raw(),
+            ppid: nix::unistd::getppid().as_raw(),
+            hostname: nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default(),
+        },
+        Request::SetHostname(name) => done(sys(nix::unistd::sethostname(&name), "sethostname", name.clone())),
+        Request::MakeRprivate => done(super::mount::make_rprivate()),
+        Request::MountProc(target) => done(super::mount::mount_proc(&target)),
+        Request::Unmount(target) => done(super::mount::unmount(&target)),
+        Request::Chroot(dir) => done(
+            sys(nix::unistd::chroot(&dir), "chroot", dir.display().to_string())
+                .and_then(|_| sys(nix::unistd::chdir("/"), "chdir", "/")),
+        ),
+        Request::Run { argv } => run_captured(&argv),
+        Request::Interactive { argv, env } => {
+            let Some((prog, args)) = argv.split_first() else {
+                return Reply::Failed("empty command".into());
+            };
+            let mut cmd = Command::new(prog);
+            cmd.args(args).env("PATH", PATH);
+            for (k, v) in env {
+                cmd.env(k, v);
+            }
+            unsafe {
+                // The shell should react to Ctrl-C itself.
+                let _ = nix::sys::signal::signal(Signal::SIGINT, nix::sys::signal::SigHandler::SigDfl);
+            }
+            let r = cmd.status();
+            unsafe {
+                let _ = nix::sys::signal::signal(Signal::SIGINT, nix::sys::signal::SigHandler::SigIgn);
+            }
+            match r {
+                Ok(st) => Reply::Ran(RunOutput { code: st.code(), signal: st.signal(), ..Default::default() }),
+                Err(e) => Reply::Failed(format!("execve {prog}: {e}")),
+            }
+        }
+    }
+}
+
+fn run_captured(argv: &[String]) -> Reply {
+    let Some((prog, args)) = argv.split_first() else {
+        return Reply::Failed("empty command".into());
+    };
+    let out = Command::new(prog)
+        .args(args)
+        .env_clear()
+        .env("PATH", PATH)
+        .env("HOME", "/root")
+        .env("TERM", std::env::var("TERM").unwrap_or_else(|_| "dumb".into()))
+        .stdin(Stdio::null())
+        .output();
+    match out {
+        Ok(o) => Reply::Ran(RunOutput {
+            code: o.status.code(),
+            signal: o.status.signal(),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+            spawn_error: None,
+        }),
+        Err(e) => Reply::Ran(RunOutput {
+            spawn_error: Some((strip_os_error(&e), e.raw_os_error().unwrap_or(0))),
+            ..Default::default()
+        }),
+    }
+}
+
+/// "No such file or directory (os error 2)" → "No such file or directory".
+fn strip_os_error(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}

@@ -1,0 +1,71 @@
+//! Mount operations.
+//!
+//! A new mount namespace starts as a copy of its parent's mount table. If the
+//! copied mounts are *shared* (systemd makes `/` shared), mounts made inside
+//! would propagate back to the host, so every lesson first makes its whole
+//! tree private (`mount --make-rprivate /`), exactly like `unshare --mount` does.
+
+use std::path::Path;
+
+use nix::mount::{MntFlags, MsFlags};
+
+use super::{sys, Result};
+
+/// `mount(NULL, "/", NULL, MS_REC|MS_PRIVATE, NULL)` — stop propagation both ways.
+pub fn make_rprivate() -> Result<()> {
+    sys(
+        nix::mount::mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>),
+        "mount",
+        "--make-rprivate /",
+    )
+}
+
+/// `mount -t proc proc TARGET`: a procfs showing the PID namespace of the caller.
+pub fn mount_proc(target: &Path) -> Result<()> {
+    sys(
+        nix::mount::mount(
+            Some("proc"),
+            target,
+            Some("proc"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            None::<&str>,
+        ),
+        "mount",
+        format!("-t proc proc {}", target.display()),
+    )
+}
+
+/// `umount -l TARGET` (lazy, so a busy mount still leaves the tree at once).
+pub fn unmount(target: &Path) -> Result<()> {
+    sys(nix::mount::umount2(target, MntFlags::MNT_DETACH), "umount", target.display().to_string())
+}
+
+/// The propagation of the mount at `/` in our mount namespace: "shared:N", "master:N" or "private".
+pub fn root_propagation() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    root_propagation_of(&text)
+}
+
+/// Pure part of [`root_propagation`].
+pub fn root_propagation_of(mountinfo: &str) -> Option<String> {
+    // The last line whose mount point is "/" is the one that is visible.
+    let line = mountinfo.lines().filter(|l| l.split_whitespace().nth(4) == Some("/")).last()?;
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let dash = fields.iter().position(|f| *f == "-")?;
+    let opt: Vec<&str> = fields[6..dash].to_vec();
+    Some(if opt.is_empty() { "private".to_string() } else { opt.join(" ") })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn propagation_of_root() {
+        let shared = "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n23 22 0:5 / /proc rw shared:2 - proc proc rw\n";
+        assert_eq!(root_propagation_of(shared).as_deref(), Some("shared:1"));
+        let private = "27 1 254:0 / / rw,relatime - ext4 /dev/vda rw\n";
+        assert_eq!(root_propagation_of(private).as_deref(), Some("private"));
+        assert_eq!(root_propagation_of(""), None);
+    }
+}

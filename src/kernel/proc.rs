@@ -1,0 +1,68 @@
+//! Facts about processes read from `/proc`: start times (to tell a PID from a
+//! reused one), `NSpid` (the PID of a process in every nested PID namespace),
+//! and liveness checks.
+
+use std::path::Path;
+
+/// The start time of a process in clock ticks since boot (field 22 of `/proc/PID/stat`).
+/// Together with the PID it identifies one process even after PIDs are reused.
+pub fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_start_time(&stat)
+}
+
+/// Pure parser for [`start_time`]: the command name in field 2 may contain spaces and
+/// parentheses, so fields are counted after its last `)`.
+pub fn parse_start_time(stat: &str) -> Option<u64> {
+    let after = &stat[stat.rfind(')')? + 1..];
+    // after ')' come fields 3.. ; start time is field 22 → index 19 here
+    after.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Is the process `pid` alive and the same one that started at `start`?
+pub fn is_same_process(pid: i32, start: u64) -> bool {
+    start_time(pid) == Some(start)
+}
+
+/// The `NSpid:` line of `/proc/PID/status`: the PID in each namespace, outermost first.
+pub fn ns_pids(proc_root: &Path, pid: i32) -> Option<Vec<i32>> {
+    let status = std::fs::read_to_string(proc_root.join(pid.to_string()).join("status")).ok()?;
+    parse_ns_pids(&status)
+}
+
+pub fn parse_ns_pids(status: &str) -> Option<Vec<i32>> {
+    let line = status.lines().find(|l| l.starts_with("NSpid:"))?;
+    line["NSpid:".len()..].split_whitespace().map(|s| s.parse().ok()).collect()
+}
+
+/// Our own PID as the host sees it.
+pub fn self_pid() -> i32 {
+    std::process::id() as i32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_time_survives_odd_command_names() {
+        let stat = "1234 (we (ird) name) S 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
+        assert_eq!(parse_start_time(stat), Some(987654));
+        assert_eq!(parse_start_time("garbage"), None);
+    }
+
+    #[test]
+    fn ns_pids_lists_outermost_first() {
+        let status = "Name:\tsh\nNSpid:\t4711\t1\nNSpgid:\t4711\t1\n";
+        assert_eq!(parse_ns_pids(status), Some(vec![4711, 1]));
+        assert_eq!(parse_ns_pids("Name:\tsh\n"), None);
+    }
+
+    #[test]
+    fn own_process_is_same() {
+        let me = self_pid();
+        let st = start_time(me).expect("own start time");
+        assert!(is_same_process(me, st));
+        assert!(!is_same_process(me, st + 1));
+    }
+}

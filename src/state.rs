@@ -1,0 +1,368 @@
+//! The record of everything a run creates, so nothing outlives it.
+//!
+//! Before (or atomically with) creating any host object — a directory, a
+//! mount, a process, a cgroup, a link — workbench writes it into a state file
+//! under `/run/workbench/runs/`. A normal end, an error, Ctrl-C and SIGTERM
+//! all tear the recorded objects down in reverse order; after a SIGKILL,
+//! `workbench cleanup` finds the state file of the dead run and does the same.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use crate::kernel::proc::{is_same_process, self_pid, start_time};
+
+/// Every name workbench gives to host objects starts with this.
+pub const PREFIX: &str = "wb";
+
+/// Where state files and working directories live (override for tests with `WORKBENCH_RUN_DIR`).
+pub fn run_root() -> PathBuf {
+    std::env::var_os("WORKBENCH_RUN_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/run/workbench"))
+}
+
+fn runs_dir() -> PathBuf {
+    run_root().join("runs")
+}
+
+/// Parent of the per-run working directories.
+pub fn tmp_dir() -> PathBuf {
+    run_root().join("tmp")
+}
+
+/// A host object created by a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Resource {
+    /// A directory under the run root, removed recursively (after unmounting anything below it).
+    Dir { path: PathBuf },
+    /// A mount in the host's mount namespace.
+    Mount { target: PathBuf },
+    /// A process we started (PID plus start time, so a reused PID is never killed).
+    Process { pid: i32, start_time: u64 },
+    /// A cgroup directory under a workbench-owned parent.
+    Cgroup { path: PathBuf },
+    /// A network link (veth or bridge) in the host's network namespace.
+    Link { name: String },
+    /// A named network namespace (`/run/netns/NAME`).
+    Netns { name: String },
+}
+
+impl std::fmt::Display for Resource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Resource::Dir { path } => write!(f, "directory {}", path.display()),
+            Resource::Mount { target } => write!(f, "mount {}", target.display()),
+            Resource::Process { pid, .. } => write!(f, "process {pid}"),
+            Resource::Cgroup { path } => write!(f, "cgroup {}", path.display()),
+            Resource::Link { name } => write!(f, "link {name}"),
+            Resource::Netns { name } => write!(f, "netns {name}"),
+        }
+    }
+}
+
+/// The state file of one run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunState {
+    pub run_id: String,
+    pub lesson: String,
+    pub owner_pid: i32,
+    pub owner_start: u64,
+    pub resources: Vec<Resource>,
+}
+
+impl RunState {
+    fn path(&self) -> PathBuf {
+        runs_dir().join(format!("{}.json", self.run_id))
+    }
+
+    fn persist(&self) -> std::io::Result<()> {
+        let path = self.path();
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(self).expect("state serialises"))?;
+        std::fs::rename(&tmp, &path)
+    }
+
+    /// Is the process that owns this run still alive?
+    pub fn owner_alive(&self) -> bool {
+        is_same_process(self.owner_pid, self.owner_start)
+    }
+}
+
+static CURRENT: Mutex<Option<RunState>> = Mutex::new(None);
+
+/// Errors of the state store.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("{what} {}: {source}", path.display())]
+    Io { what: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("no run in progress")]
+    NoRun,
+    #[error("refusing to remove {0}: it is not under {1}")]
+    Outside(String, String),
+}
+
+fn ioerr(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StateError {
+    let path = path.to_path_buf();
+    move |source| StateError::Io { what, path, source }
+}
+
+fn create_private_dir(path: &Path) -> Result<(), StateError> {
+    use std::os::unix::fs::DirBuilderExt;
+    match std::fs::DirBuilder::new().mode(0o700).create(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
+        Err(e) => Err(ioerr("mkdir", path)(e)),
+    }
+}
+
+/// A short random id: 6 hex digits from the kernel's random pool.
+pub fn random_id() -> String {
+    use std::io::Read;
+    let mut b = [0u8; 3];
+    let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b));
+    if read.is_err() {
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        b = [(t.subsec_nanos() >> 8) as u8, (t.subsec_nanos() >> 16) as u8, self_pid() as u8];
+    }
+    format!("{:02x}{:02x}{:02x}", b[0], b[1], b[2])
+}
+
+/// Start a run: write its state file and create its private working directory.
+pub fn begin(lesson: &str) -> Result<Run, StateError> {
+    let root = run_root();
+    create_private_dir(&root)?;
+    create_private_dir(&runs_dir())?;
+    create_private_dir(&tmp_dir())?;
+    let me = self_pid();
+    let mut guard = CURRENT.lock().unwrap_or_else(|e| e.into_inner());
+    let run_id = random_id();
+    let state = RunState { run_id: run_id.clone(), lesson: lesson.to_string(), owner_pid: me, owner_start: start_time(me).unwrap_or(0), resources: vec![] };
+    state.persist().map_err(ioerr("write", &state.path()))?;
+    *guard = Some(state);
+    drop(guard);
+    // The working directory: a random name, mode 0700, recorded before it exists.
+    let workdir = tmp_dir().join(format!("{PREFIX}-{run_id}-{lesson}"));
+    record(Resource::Dir { path: workdir.clone() })?;
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().mode(0o700).create(&workdir).map_err(ioerr("mkdir", &workdir))?;
+    Ok(Run { run_id, workdir })
+}
+
+/// What a lesson gets from [`begin`].
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub run_id: String,
+    pub workdir: PathBuf,
+}
+
+/// Record a resource (before creating it, when its name is known in advance).
+pub fn record(r: Resource) -> Result<(), StateError> {
+    let mut guard = CURRENT.lock().unwrap_or_else(|e| e.into_inner());
+    let state = guard.as_mut().ok_or(StateError::NoRun)?;
+    state.resources.push(r);
+    state.persist().map_err(ioerr("write", &state.path()))
+}
+
+/// Create something and record it while holding the state lock, so a signal
+/// arriving in between cannot tear down a half-recorded run.
+pub fn track<T, E: From<StateError>>(create: impl FnOnce() -> Result<(T, Resource), E>) -> Result<T, E> {
+    let mut guard = CURRENT.lock().unwrap_or_else(|e| e.into_inner());
+    let (value, r) = create()?;
+    let state = guard.as_mut().ok_or(StateError::NoRun)?;
+    state.resources.push(r);
+    state.persist().map_err(|e| StateError::Io { what: "write", path: state.path(), source: e })?;
+    Ok(value)
+}
+
+/// Remove one resource now (the lesson is done with it) and forget it.
+pub fn release(r: &Resource) -> Result<(), String> {
+    let mut guard = CURRENT.lock().unwrap_or_else(|e| e.into_inner());
+    remove(r)?;
+    if let Some(state) = guard.as_mut() {
+        state.resources.retain(|x| x != r);
+        let _ = state.persist();
+    }
+    Ok(())
+}
+
+/// Forget a resource that went away by itself (e.g. a child that exited).
+pub fn forget(r: &Resource) {
+    let mut guard = CURRENT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(state) = guard.as_mut() {
+        state.resources.retain(|x| x != r);
+        let _ = state.persist();
+    }
+}
+
+/// End the current run: remove everything it recorded, newest first, and its state file.
+/// Returns the problems met (empty when all went well). Safe to call twice.
+pub fn finish() -> Vec<String> {
+    let mut guard = CURRENT.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(state) = guard.take() else { return vec![] };
+    let problems = teardown(&state);
+    if problems.is_empty() {
+        let _ = std::fs::remove_file(state.path());
+    }
+    problems
+}
+
+/// Remove a run's resources, newest first; returns what could not be removed.
+pub fn teardown(state: &RunState) -> Vec<String> {
+    let mut problems = Vec::new();
+    for r in state.resources.iter().rev() {
+        if let Err(e) = remove(r) {
+            problems.push(format!("remove {r}: {e}"));
+        }
+    }
+    problems
+}
+
+/// What `workbench cleanup` did.
+#[derive(Debug, Default, Serialize)]
+pub struct CleanupReport {
+    pub runs_cleaned: Vec<String>,
+    pub runs_alive: Vec<String>,
+    pub removed: Vec<String>,
+    pub problems: Vec<String>,
+}
+
+/// Remove what runs whose owner is dead left behind.
+pub fn cleanup_leftovers() -> Result<CleanupReport, StateError> {
+    let mut report = CleanupReport::default();
+    let dir = runs_dir();
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(report),
+        Err(e) => return Err(ioerr("read", &dir)(e)),
+    };
+    let mut files: Vec<PathBuf> = entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "json" || x == "tmp")).collect();
+    files.sort();
+    for path in files {
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) => {
+                report.problems.push(format!("read {}: {e}", path.display()));
+                continue;
+            }
+        };
+        let state: RunState = match serde_json::from_str(&text) {
+            Ok(s) => s,
+            Err(_) if path.extension().is_some_and(|x| x == "tmp") => {
+                let _ = std::fs::remove_file(&path);
+                continue;
+            }
+            Err(e) => {
+                report.problems.push(format!("parse {}: {e}", path.display()));
+                continue;
+            }
+        };
+        if state.owner_alive() {
+            report.runs_alive.push(format!("{} ({}, pid {})", state.run_id, state.lesson, state.owner_pid));
+            continue;
+        }
+        let problems = teardown(&state);
+        report.removed.extend(state.resources.iter().rev().map(|r| r.to_string()));
+        if problems.is_empty() {
+            let _ = std::fs::remove_file(&path);
+            report.runs_cleaned.push(format!("{} ({})", state.run_id, state.lesson));
+        } else {
+            report.problems.extend(problems);
+        }
+    }
+    Ok(report)
+}
+
+/// Mount points at or below `dir`, deepest first (from our mountinfo).
+fn mounts_below(dir: &Path) -> Vec<PathBuf> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut v: Vec<PathBuf> = crate::observe::parse::parse_mountinfo(&text)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|m| PathBuf::from(m.mount_point))
+        .filter(|p| p.starts_with(dir))
+        .collect();
+    v.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    v
+}
+
+fn ensure_under_root(p: &Path) -> Result<(), String> {
+    let root = run_root();
+    if p.starts_with(&root) && !p.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+        Ok(())
+    } else {
+        Err(StateError::Outside(p.display().to_string(), root.display().to_string()).to_string())
+    }
+}
+
+/// Remove one resource; a resource that is already gone is not an error.
+pub fn remove(r: &Resource) -> Result<(), String> {
+    match r {
+        Resource::Process { pid, start_time } => {
+            if is_same_process(*pid, *start_time) {
+                let p = nix::unistd::Pid::from_raw(*pid);
+                let _ = nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGKILL);
+                // Reap it if it is our child; otherwise wait for it to vanish.
+                for _ in 0..200 {
+                    let _ = nix::sys::wait::waitpid(p, Some(nix::sys::wait::WaitPidFlag::WNOHANG));
+                    if !is_same_process(*pid, *start_time) {
+                        return Ok(());
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                return Err(format!("kill {pid}: still alive after SIGKILL"));
+            }
+            Ok(())
+        }
+        Resource::Mount { target } => {
+            ensure_under_root(target)?;
+            if mounts_below(target).iter().any(|m| m == target) {
+                crate::kernel::mount::unmount(target).map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        }
+        Resource::Dir { path } => {
+            ensure_under_root(path)?;
+            for m in mounts_below(path) {
+                crate::kernel::mount::unmount(&m).map_err(|e| e.to_string())?;
+            }
+            match std::fs::remove_dir_all(path) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(format!("rm -r {}: {e}", path.display())),
+            }
+        }
+        Resource::Cgroup { path } => crate::cgroupview::remove_group(path),
+        Resource::Link { name } => crate::netview::delete_link(name),
+        Resource::Netns { name } => crate::netview::delete_netns(name),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resource_json_is_tagged() {
+        let r = Resource::Process { pid: 42, start_time: 7 };
+        assert_eq!(serde_json::to_string(&r).unwrap(), r#"{"kind":"process","pid":42,"start_time":7}"#);
+        let back: Resource = serde_json::from_str(r#"{"kind":"link","name":"wbbr0"}"#).unwrap();
+        assert_eq!(back, Resource::Link { name: "wbbr0".into() });
+    }
+
+    #[test]
+    fn random_ids_differ() {
+        let a = random_id();
+        let b = random_id();
+        assert_eq!(a.len(), 6);
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn refuses_paths_outside_the_run_root() {
+        assert!(ensure_under_root(Path::new("/etc")).is_err());
+        let inside = run_root().join("tmp/x/../../../etc");
+        assert!(ensure_under_root(&inside).is_err());
+        assert!(ensure_under_root(&run_root().join("tmp/wb-1")).is_ok());
+    }
+}

@@ -1,1 +1,5 @@
-fn main() {}
+//! `workbench`: the thin binary over the library. See `workbench --help`.
+
+fn main() -> std::process::ExitCode {
+    workbench::app::main()
+}

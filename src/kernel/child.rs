@@ -69,6 +69,16 @@ impl RunOutput {
     pub fn success(&self) -> bool {
         self.code == Some(0)
     }
+
+    /// "exit 0", "killed by signal 9", "execve failed: No such file or directory".
+    pub fn describe(&self) -> String {
+        match (&self.spawn_error, self.code, self.signal) {
+            (Some((e, _)), _, _) => format!("execve failed: {e}"),
+            (None, Some(c), _) => format!("exit {c}"),
+            (None, None, Some(s)) => format!("killed by signal {s}"),
+            _ => "unknown".into(),
+        }
+    }
 }
 
 /// The parent's handle on a namespace child.

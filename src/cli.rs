@@ -1,0 +1,133 @@
+//! The command line (clap only; no logic here).
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "workbench",
+    version,
+    about = "An educational, step-by-step Linux container workbench: real kernel operations, shown before and after.",
+    after_help = "Lessons can also be run directly: `workbench pid-ns --step`. See `workbench list`."
+)]
+pub struct Cli {
+    /// When to colour the output (NO_COLOR is respected with `auto`).
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true)]
+    pub color: ColorChoice,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the lessons with their goals.
+    List,
+    /// Run one lesson, step by step.
+    Lesson(LessonArgs),
+    /// Run every lesson in order (the classroom tour).
+    Tour(TourArgs),
+    /// Check that this host can run the lessons, with a remedy for each problem.
+    Doctor(DoctorArgs),
+    /// Remove whatever runs that were killed left behind.
+    Cleanup(CleanupArgs),
+    /// `workbench <lesson>` is short for `workbench lesson <lesson>`.
+    #[command(external_subcommand)]
+    External(Vec<String>),
+}
+
+#[derive(Debug, Args)]
+pub struct LessonArgs {
+    /// The lesson id (or alias), e.g. pid-ns.
+    pub id: String,
+
+    #[command(flatten)]
+    pub opts: LessonFlags,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct LessonFlags {
+    /// Print one JSON object per step (and a summary) instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    /// Wait for Enter between steps.
+    #[arg(long, conflicts_with = "json")]
+    pub step: bool,
+    /// At the end, drop into a shell inside the lesson's namespaces.
+    #[arg(long, conflicts_with = "json")]
+    pub shell: bool,
+    /// Hostname to set inside the UTS namespace (pid-ns).
+    #[arg(long, value_parser = parse_hostname)]
+    pub hostname: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TourArgs {
+    /// Print JSON lines instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Print the checks as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CleanupArgs {
+    /// Print what was removed as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A hostname as sethostname(2) accepts it: 1 to 64 bytes, no `/` or control characters.
+pub fn parse_hostname(s: &str) -> Result<String, String> {
+    if s.is_empty() || s.len() > 64 {
+        return Err(format!("hostname must be 1 to 64 bytes long, got {}", s.len()));
+    }
+    if s.chars().any(|c| c.is_control() || c == '/') {
+        return Err("hostname must not contain '/' or control characters".into());
+    }
+    Ok(s.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn hostnames_are_validated() {
+        assert!(parse_hostname("In Namespace").is_ok());
+        assert!(parse_hostname("").is_err());
+        assert!(parse_hostname(&"x".repeat(65)).is_err());
+        assert!(parse_hostname("a/b").is_err());
+    }
+
+    #[test]
+    fn lesson_flags_parse() {
+        let cli = Cli::try_parse_from(["workbench", "lesson", "pid-ns", "--json", "--hostname", "box"]).unwrap();
+        match cli.command {
+            Command::Lesson(a) => {
+                assert_eq!(a.id, "pid-ns");
+                assert!(a.opts.json);
+                assert_eq!(a.opts.hostname.as_deref(), Some("box"));
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        assert!(Cli::try_parse_from(["workbench", "lesson", "pid-ns", "--json", "--step"]).is_err());
+    }
+}

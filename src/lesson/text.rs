@@ -1,0 +1,110 @@
+//! Lesson text as data: `lessons/<id>.toml`, compiled into the binary.
+//!
+//! The engine never hard-codes narration; the same files feed the book through
+//! mdBook's `{{#include}}`, so what a learner reads is what the CLI prints.
+
+use serde::Deserialize;
+
+/// The text of one lesson.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LessonText {
+    pub id: String,
+    pub order: u32,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    pub title: String,
+    pub goal: String,
+    pub tutorial: String,
+    pub intro: String,
+    pub watch: Vec<String>,
+    pub exercises: Vec<String>,
+    pub steps: Vec<StepText>,
+}
+
+/// The text of one step.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepText {
+    pub id: String,
+    pub title: String,
+    /// The system call(s) the step performs.
+    pub syscall: String,
+    /// The classic shell command it equals.
+    pub command: String,
+    pub narration: String,
+    /// The expected kernel effect, in words (what the checks verify).
+    pub expect: String,
+}
+
+/// Every lesson text file, by file name. A test checks this list against `lessons/`.
+pub const FILES: &[(&str, &str)] = &[
+    ("chroot-busybox.toml", include_str!("../../lessons/chroot-busybox.toml")),
+    ("pid-ns.toml", include_str!("../../lessons/pid-ns.toml")),
+    ("mount-proc.toml", include_str!("../../lessons/mount-proc.toml")),
+];
+
+/// Parse every lesson text, ordered by `order`.
+pub fn all() -> Vec<LessonText> {
+    let mut v: Vec<LessonText> = FILES
+        .iter()
+        .map(|(name, text)| toml::from_str(text).unwrap_or_else(|e| panic!("lessons/{name} does not parse: {e}")))
+        .collect();
+    v.sort_by_key(|l| l.order);
+    v
+}
+
+/// The text of lesson `id` (or one of its aliases).
+pub fn find(id: &str) -> Option<LessonText> {
+    all().into_iter().find(|l| l.id == id || l.aliases.iter().any(|a| a == id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_file_in_lessons_dir_is_compiled_in() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/lessons");
+        let mut on_disk: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".toml"))
+            .collect();
+        on_disk.sort();
+        let mut listed: Vec<String> = FILES.iter().map(|(n, _)| n.to_string()).collect();
+        listed.sort();
+        assert_eq!(on_disk, listed);
+    }
+
+    #[test]
+    fn texts_are_complete_and_consistent() {
+        let all = all();
+        let mut orders: Vec<u32> = all.iter().map(|l| l.order).collect();
+        orders.dedup();
+        assert_eq!(orders.len(), all.len(), "two lessons share an order");
+        for (name, _) in FILES {
+            let l = all.iter().find(|l| format!("{}.toml", l.id) == *name).unwrap_or_else(|| panic!("{name}: id does not match file name"));
+            assert!(!l.goal.is_empty() && !l.intro.trim().is_empty() && !l.tutorial.is_empty(), "{}: empty goal/intro/tutorial", l.id);
+            assert!(l.watch.len() >= 2, "{}: say what to watch", l.id);
+            assert!(l.exercises.len() >= 2, "{}: give exercises", l.id);
+            assert!(!l.steps.is_empty(), "{}: no steps", l.id);
+            for s in &l.steps {
+                for (what, v) in [("title", &s.title), ("syscall", &s.syscall), ("command", &s.command), ("narration", &s.narration), ("expect", &s.expect)] {
+                    assert!(!v.trim().is_empty(), "{} step {}: empty {what}", l.id, s.id);
+                }
+            }
+            let mut ids: Vec<&str> = l.steps.iter().map(|s| s.id.as_str()).collect();
+            ids.sort();
+            ids.dedup();
+            assert_eq!(ids.len(), l.steps.len(), "{}: duplicate step ids", l.id);
+        }
+    }
+
+    #[test]
+    fn aliases_resolve() {
+        assert_eq!(find("unshare-pid").unwrap().id, "pid-ns");
+        assert!(find("nope").is_none());
+    }
+}

@@ -89,7 +89,10 @@ impl LoadedImage {
     /// A decompressing reader for layer `i` (base is 0).
     pub fn open_layer(&self, i: usize) -> Result<Box<dyn Read + Send>> {
         let p = self.layers.get(i).ok_or_else(|| {
-            Error::Invalid(format!("layer {i} out of range (image has {})", self.layers.len()))
+            Error::Invalid(format!(
+                "layer {i} out of range (image has {})",
+                self.layers.len()
+            ))
         })?;
         open_layer_file(p)
     }
@@ -217,7 +220,11 @@ fn read_json(path: &Path) -> Result<Value> {
 
 fn str_list(v: &Value) -> Vec<String> {
     v.as_array()
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -243,7 +250,11 @@ fn image_config_json(cfg: &ImageConfig, diff_ids: &[String]) -> Value {
 }
 
 fn config_from_json(v: &Value, name: &str, tag: &str) -> ImageConfig {
-    let c = v.get("config").or_else(|| v.get("Config")).cloned().unwrap_or(Value::Null);
+    let c = v
+        .get("config")
+        .or_else(|| v.get("Config"))
+        .cloned()
+        .unwrap_or(Value::Null);
     ImageConfig {
         name: name.to_string(),
         tag: tag.to_string(),
@@ -254,8 +265,15 @@ fn config_from_json(v: &Value, name: &str, tag: &str) -> ImageConfig {
 
 fn check_digest(d: &str, ctx: &Path) -> Result<String> {
     let hex = d.strip_prefix("sha256:").unwrap_or("");
-    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
-        return Err(Error::invalid_image(ctx, format!("unsupported or malformed digest {d:?}")));
+    if hex.len() != 64
+        || !hex
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    {
+        return Err(Error::invalid_image(
+            ctx,
+            format!("unsupported or malformed digest {d:?}"),
+        ));
     }
     Ok(hex.to_string())
 }
@@ -306,7 +324,8 @@ fn write_gzip_layer(dir: &Path, layer: &Path) -> Result<(String, String, u64)> {
     let digest = format!("sha256:{}", hex(&hw.hasher.finalize()));
     let size = hw.len;
     let dest = blob_path(dir, &digest)?;
-    tmp.persist(&dest).map_err(|e| Error::io("rename blob to", &dest, e.error))?;
+    tmp.persist(&dest)
+        .map_err(|e| Error::io("rename blob to", &dest, e.error))?;
     Ok((diff_id, digest, size))
 }
 
@@ -320,18 +339,24 @@ fn write_gzip_layer(dir: &Path, layer: &Path) -> Result<(String, String, u64)> {
 /// `oci:DIR:TAG` for skopeo and `DIR:TAG` for umoci.
 pub fn save_oci(layers: &[PathBuf], cfg: &ImageConfig, dir: &Path) -> Result<OciSaved> {
     if cfg.tag.is_empty() {
-        return Err(Error::Invalid("save oci image: the tag (ref name) is empty".into()));
+        return Err(Error::Invalid(
+            "save oci image: the tag (ref name) is empty".into(),
+        ));
     }
     let blobs = dir.join("blobs").join("sha256");
     fs::create_dir_all(&blobs).ctx("create directory", &blobs)?;
-    write_json_file(&dir.join("oci-layout"), &json!({"imageLayoutVersion": "1.0.0"}))?;
+    write_json_file(
+        &dir.join("oci-layout"),
+        &json!({"imageLayoutVersion": "1.0.0"}),
+    )?;
 
     let mut diff_ids = Vec::new();
     let mut layer_digests = Vec::new();
     let mut layer_descs = Vec::new();
     for l in layers {
         let (diff, digest, size) = write_gzip_layer(dir, l)?;
-        layer_descs.push(json!({"mediaType": MEDIA_TYPE_LAYER_GZIP, "digest": digest, "size": size}));
+        layer_descs
+            .push(json!({"mediaType": MEDIA_TYPE_LAYER_GZIP, "digest": digest, "size": size}));
         diff_ids.push(diff);
         layer_digests.push(digest);
     }
@@ -361,7 +386,10 @@ pub fn save_oci(layers: &[PathBuf], cfg: &ImageConfig, dir: &Path) -> Result<Oci
     let mut annotations = serde_json::Map::new();
     annotations.insert(ANNOTATION_REF_NAME.into(), json!(cfg.tag));
     if !cfg.name.is_empty() {
-        annotations.insert(ANNOTATION_IMAGE_NAME.into(), json!(format!("{}:{}", cfg.name, cfg.tag)));
+        annotations.insert(
+            ANNOTATION_IMAGE_NAME.into(),
+            json!(format!("{}:{}", cfg.name, cfg.tag)),
+        );
     }
     manifests.push(json!({
         "mediaType": MEDIA_TYPE_MANIFEST,
@@ -422,7 +450,10 @@ fn pick_platform<'a>(dir: &Path, manifests: &'a [Value]) -> Result<&'a Value> {
         })
         .or_else(|| manifests.iter().find(|m| m.get("platform").is_none()))
         .ok_or_else(|| {
-            Error::invalid_image(dir, format!("no manifest for linux/{}", host_architecture()))
+            Error::invalid_image(
+                dir,
+                format!("no manifest for linux/{}", host_architecture()),
+            )
         })
 }
 
@@ -436,7 +467,10 @@ fn pick_platform<'a>(dir: &Path, manifests: &'a [Value]) -> Result<&'a Value> {
 pub fn load_oci(dir: &Path, reference: &str) -> Result<LoadedImage> {
     let layout = read_json(&dir.join("oci-layout"))?;
     if layout["imageLayoutVersion"].as_str().is_none() {
-        return Err(Error::invalid_image(dir, "oci-layout has no imageLayoutVersion"));
+        return Err(Error::invalid_image(
+            dir,
+            "oci-layout has no imageLayoutVersion",
+        ));
     }
     let index = read_json(&dir.join("index.json"))?;
     let manifests = index["manifests"].as_array().cloned().unwrap_or_default();
@@ -475,9 +509,14 @@ pub fn load_oci(dir: &Path, reference: &str) -> Result<LoadedImage> {
     }
     let manifest_digest = desc["digest"].as_str().unwrap_or("").to_string();
     let manifest = parse_blob(dir, &manifest_digest)?;
-    let mt = manifest["mediaType"].as_str().unwrap_or(MEDIA_TYPE_MANIFEST);
+    let mt = manifest["mediaType"]
+        .as_str()
+        .unwrap_or(MEDIA_TYPE_MANIFEST);
     if mt != MEDIA_TYPE_MANIFEST && mt != DOCKER_MANIFEST {
-        return Err(Error::invalid_image(dir, format!("unsupported manifest media type {mt}")));
+        return Err(Error::invalid_image(
+            dir,
+            format!("unsupported manifest media type {mt}"),
+        ));
     }
     let config_digest = manifest["config"]["digest"].as_str().unwrap_or("");
     let raw_config: Value = parse_blob(dir, config_digest)?;
@@ -486,7 +525,11 @@ pub fn load_oci(dir: &Path, reference: &str) -> Result<LoadedImage> {
     if descs.len() != want.len() {
         return Err(Error::invalid_image(
             dir,
-            format!("manifest has {} layers but config lists {} diff_ids", descs.len(), want.len()),
+            format!(
+                "manifest has {} layers but config lists {} diff_ids",
+                descs.len(),
+                want.len()
+            ),
         ));
     }
     let mut layers = Vec::new();
@@ -495,11 +538,19 @@ pub fn load_oci(dir: &Path, reference: &str) -> Result<LoadedImage> {
         let p = blob_path(dir, digest)?;
         let actual = sha256_file(&p)?;
         if actual != digest {
-            return Err(Error::DigestMismatch { path: p, expected: digest.into(), actual });
+            return Err(Error::DigestMismatch {
+                path: p,
+                expected: digest.into(),
+                actual,
+            });
         }
         let actual = diff_id(&p)?;
         if &actual != expected_diff {
-            return Err(Error::DigestMismatch { path: p, expected: expected_diff.clone(), actual });
+            return Err(Error::DigestMismatch {
+                path: p,
+                expected: expected_diff.clone(),
+                actual,
+            });
         }
         layers.push(p);
     }
@@ -524,7 +575,9 @@ const EMPTY_CONTAINER_CONFIG: &str = r#"{"Hostname":"","Domainname":"","User":""
 /// `<config-hex>.json`, `manifest.json` and `repositories`.
 pub fn save_docker_dir(layers: &[PathBuf], cfg: &ImageConfig, dir: &Path) -> Result<DockerSaved> {
     if cfg.name.is_empty() || cfg.tag.is_empty() {
-        return Err(Error::Invalid("save docker image: name and tag must not be empty".into()));
+        return Err(Error::Invalid(
+            "save docker image: name and tag must not be empty".into(),
+        ));
     }
     fs::create_dir_all(dir).ctx("create directory", dir)?;
     let mut diff_ids = Vec::new();
@@ -577,7 +630,8 @@ pub fn save_docker_dir(layers: &[PathBuf], cfg: &ImageConfig, dir: &Path) -> Res
         }
         write_json_file(&ldir.join("json"), &j)?;
         let dest = ldir.join("layer.tar");
-        tmp.persist(&dest).map_err(|e| Error::io("rename layer to", &dest, e.error))?;
+        tmp.persist(&dest)
+            .map_err(|e| Error::io("rename layer to", &dest, e.error))?;
     }
     let repo_tag = format!("{}:{}", cfg.name, cfg.tag);
     let layer_paths: Vec<String> = ids.iter().map(|id| format!("{id}/layer.tar")).collect();
@@ -601,7 +655,11 @@ pub fn save_docker_dir(layers: &[PathBuf], cfg: &ImageConfig, dir: &Path) -> Res
 
 /// Save an image in the `docker save` shape as one tar file at `out`
 /// (`docker load -i out` / `skopeo ... docker-archive:out` read it).
-pub fn save_docker_archive(layers: &[PathBuf], cfg: &ImageConfig, out: &Path) -> Result<DockerSaved> {
+pub fn save_docker_archive(
+    layers: &[PathBuf],
+    cfg: &ImageConfig,
+    out: &Path,
+) -> Result<DockerSaved> {
     let parent = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -615,7 +673,9 @@ pub fn save_docker_archive(layers: &[PathBuf], cfg: &ImageConfig, out: &Path) ->
         .prefix(".wb-tmp-")
         .tempfile_in(&parent)
         .ctx("create temporary file in", &parent)?;
-    let mut b = tar::Builder::new(io::BufWriter::new(tmp.as_file().try_clone().ctx("dup", tmp.path())?));
+    let mut b = tar::Builder::new(io::BufWriter::new(
+        tmp.as_file().try_clone().ctx("dup", tmp.path())?,
+    ));
     let werr = |e: io::Error| Error::io("write", out, e);
     for e in crate::sys::walk(staging.path())? {
         let mut h = tar::Header::new_gnu();
@@ -628,7 +688,8 @@ pub fn save_docker_archive(layers: &[PathBuf], cfg: &ImageConfig, out: &Path) ->
             h.set_size(0);
             let mut p = e.rel.as_os_str().to_os_string();
             p.push("/");
-            b.append_data(&mut h, Path::new(&p), io::empty()).map_err(werr)?;
+            b.append_data(&mut h, Path::new(&p), io::empty())
+                .map_err(werr)?;
         } else {
             h.set_entry_type(tar::EntryType::Regular);
             h.set_mode(0o644);
@@ -640,15 +701,21 @@ pub fn save_docker_archive(layers: &[PathBuf], cfg: &ImageConfig, out: &Path) ->
     let mut w = b.into_inner().map_err(werr)?;
     w.flush().map_err(werr)?;
     drop(w);
-    tmp.persist(out).map_err(|e| Error::io("rename archive to", out, e.error))?;
+    tmp.persist(out)
+        .map_err(|e| Error::io("rename archive to", out, e.error))?;
     Ok(saved)
 }
 
 /// A path from manifest.json must stay inside the archive.
 fn inside(root: &Path, rel: &str) -> Result<PathBuf> {
     let p = Path::new(rel);
-    if p.components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir)) {
-        return Err(Error::invalid_image(root, format!("path {rel:?} leaves the archive")));
+    if p.components()
+        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return Err(Error::invalid_image(
+            root,
+            format!("path {rel:?} leaves the archive"),
+        ));
     }
     Ok(root.join(p))
 }
@@ -688,10 +755,15 @@ pub fn load_docker_archive(path: &Path, reference: &str) -> Result<LoadedImage> 
         let entry = if reference.is_empty() && entries.len() == 1 {
             entries.first()
         } else {
-            entries.iter().find(|e| str_list(&e["RepoTags"]).contains(&want))
+            entries
+                .iter()
+                .find(|e| str_list(&e["RepoTags"]).contains(&want))
         };
         let Some(entry) = entry else {
-            let available: Vec<String> = entries.iter().flat_map(|e| str_list(&e["RepoTags"])).collect();
+            let available: Vec<String> = entries
+                .iter()
+                .flat_map(|e| str_list(&e["RepoTags"]))
+                .collect();
             return Err(Error::NotFound {
                 reference: reference.into(),
                 path: path.into(),
@@ -702,25 +774,42 @@ pub fn load_docker_archive(path: &Path, reference: &str) -> Result<LoadedImage> 
         let cfg_path = inside(&root, cfg_rel)?;
         let bytes = fs::read(&cfg_path).ctx("read", &cfg_path)?;
         // Config files are named after their digest (`<hex>.json` or `blobs/sha256/<hex>`).
-        let stem = cfg_path.file_name().and_then(|s| s.to_str()).unwrap_or("").to_string();
+        let stem = cfg_path
+            .file_name()
+            .and_then(|s| s.to_str())
+            .unwrap_or("")
+            .to_string();
         let stem = stem.strip_suffix(".json").unwrap_or(&stem).to_string();
         if stem.len() == 64 && stem.bytes().all(|b| b.is_ascii_hexdigit()) {
             let actual = sha256_digest(&bytes);
             if actual != format!("sha256:{stem}") {
-                return Err(Error::DigestMismatch { path: cfg_path, expected: format!("sha256:{stem}"), actual });
+                return Err(Error::DigestMismatch {
+                    path: cfg_path,
+                    expected: format!("sha256:{stem}"),
+                    actual,
+                });
             }
         }
-        let raw: Value = serde_json::from_slice(&bytes).map_err(|e| Error::Json { path: cfg_path.clone(), source: e })?;
+        let raw: Value = serde_json::from_slice(&bytes).map_err(|e| Error::Json {
+            path: cfg_path.clone(),
+            source: e,
+        })?;
         let layers = str_list(&entry["Layers"])
             .iter()
             .map(|l| inside(&root, l))
             .collect::<Result<Vec<_>>>()?;
         let rt = if reference.is_empty() {
-            str_list(&entry["RepoTags"]).into_iter().next().unwrap_or_default()
+            str_list(&entry["RepoTags"])
+                .into_iter()
+                .next()
+                .unwrap_or_default()
         } else {
             want.clone()
         };
-        let (n, t) = rt.rsplit_once(':').map(|(a, b)| (a.to_string(), b.to_string())).unwrap_or_default();
+        let (n, t) = rt
+            .rsplit_once(':')
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .unwrap_or_default();
         (layers, raw, n, t, true)
     } else {
         let repos = read_json(&root.join("repositories"))?;
@@ -730,7 +819,11 @@ pub fn load_docker_archive(path: &Path, reference: &str) -> Result<LoadedImage> 
             for (n, tags) in obj {
                 for (t, id) in tags.as_object().into_iter().flatten() {
                     let rt = format!("{n}:{t}");
-                    if rt == want || (reference.is_empty() && obj.len() == 1 && tags.as_object().map_or(0, |m| m.len()) == 1) {
+                    if rt == want
+                        || (reference.is_empty()
+                            && obj.len() == 1
+                            && tags.as_object().map_or(0, |m| m.len()) == 1)
+                    {
                         top = id.as_str().map(|s| (s.to_string(), n.clone(), t.clone()));
                     }
                     all.push(rt);
@@ -738,7 +831,11 @@ pub fn load_docker_archive(path: &Path, reference: &str) -> Result<LoadedImage> 
             }
         }
         let Some((mut id, n, t)) = top else {
-            return Err(Error::NotFound { reference: reference.into(), path: path.into(), available: all.join(", ") });
+            return Err(Error::NotFound {
+                reference: reference.into(),
+                path: path.into(),
+                available: all.join(", "),
+            });
         };
         let mut layers = Vec::new();
         let mut top_json = None;
@@ -766,12 +863,20 @@ pub fn load_docker_archive(path: &Path, reference: &str) -> Result<LoadedImage> 
         if declared.len() != diff_ids.len() {
             return Err(Error::invalid_image(
                 path,
-                format!("manifest.json lists {} layers but the config has {} diff_ids", diff_ids.len(), declared.len()),
+                format!(
+                    "manifest.json lists {} layers but the config has {} diff_ids",
+                    diff_ids.len(),
+                    declared.len()
+                ),
             ));
         }
         for ((l, got), exp) in layers.iter().zip(&diff_ids).zip(&declared) {
             if got != exp {
-                return Err(Error::DigestMismatch { path: l.clone(), expected: exp.clone(), actual: got.clone() });
+                return Err(Error::DigestMismatch {
+                    path: l.clone(),
+                    expected: exp.clone(),
+                    actual: got.clone(),
+                });
             }
         }
     }
@@ -797,7 +902,10 @@ mod tests {
         assert!(check_digest("sha256:../../etc/passwd", d).is_err());
         assert!(check_digest(&format!("sha256:{}", "A".repeat(64)), d).is_err());
         assert!(check_digest(&format!("sha512:{}", "a".repeat(64)), d).is_err());
-        assert_eq!(check_digest(&format!("sha256:{}", "a".repeat(64)), d).unwrap(), "a".repeat(64));
+        assert_eq!(
+            check_digest(&format!("sha256:{}", "a".repeat(64)), d).unwrap(),
+            "a".repeat(64)
+        );
     }
 
     #[test]
@@ -812,19 +920,30 @@ mod tests {
     fn default_tag_is_latest() {
         assert_eq!(with_default_tag("busybox"), "busybox:latest");
         assert_eq!(with_default_tag("busybox:1.36"), "busybox:1.36");
-        assert_eq!(with_default_tag("localhost:5000/busybox"), "localhost:5000/busybox:latest");
+        assert_eq!(
+            with_default_tag("localhost:5000/busybox"),
+            "localhost:5000/busybox:latest"
+        );
     }
 
     #[test]
     fn manifest_paths_stay_inside() {
         assert!(inside(Path::new("/r"), "../x").is_err());
         assert!(inside(Path::new("/r"), "/etc/passwd").is_err());
-        assert_eq!(inside(Path::new("/r"), "ab/layer.tar").unwrap(), PathBuf::from("/r/ab/layer.tar"));
+        assert_eq!(
+            inside(Path::new("/r"), "ab/layer.tar").unwrap(),
+            PathBuf::from("/r/ab/layer.tar")
+        );
     }
 
     #[test]
     fn config_json_has_the_oci_fields() {
-        let cfg = ImageConfig { name: "n".into(), tag: "t".into(), cmd: vec!["/bin/sh".into()], env: vec!["A=1".into()] };
+        let cfg = ImageConfig {
+            name: "n".into(),
+            tag: "t".into(),
+            cmd: vec!["/bin/sh".into()],
+            env: vec!["A=1".into()],
+        };
         let v = image_config_json(&cfg, &["sha256:aa".to_string()]);
         assert_eq!(v["rootfs"]["type"], "layers");
         assert_eq!(v["rootfs"]["diff_ids"][0], "sha256:aa");

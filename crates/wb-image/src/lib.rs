@@ -20,4 +20,6 @@ pub use image::{
     ImageConfig, LoadedImage, OciSaved,
 };
 pub use layer::{apply_layer, upper_to_layer, ApplyMode, ApplyReport};
-pub use overlay::{classic_command, is_opaque, is_whiteout, render_tree, tree, OverlaySpec, TreeEntry};
+pub use overlay::{
+    classic_command, is_opaque, is_whiteout, render_tree, tree, OverlaySpec, TreeEntry,
+};

@@ -55,8 +55,7 @@ fn escape_opt(p: &Path) -> String {
 /// Quote a word for a POSIX shell only if it needs it.
 fn shell_quote(s: &str) -> String {
     let safe = !s.is_empty()
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"/._-,:=+@%".contains(&b));
     if safe {
         s.to_string()
@@ -87,9 +86,16 @@ impl OverlaySpec {
         let lowers = if n_lowers == 1 {
             vec![base.join("lower")]
         } else {
-            (1..=n_lowers).map(|i| base.join(format!("lower{i}"))).collect()
+            (1..=n_lowers)
+                .map(|i| base.join(format!("lower{i}")))
+                .collect()
         };
-        OverlaySpec::new(lowers, base.join("upper"), base.join("work"), base.join("merged"))
+        OverlaySpec::new(
+            lowers,
+            base.join("upper"),
+            base.join("work"),
+            base.join("merged"),
+        )
     }
 
     /// `mkdir -p` every directory of the spec.
@@ -363,10 +369,7 @@ fn label(name: &str, e: Option<&TreeEntry>) -> String {
     match e.kind.as_str() {
         "dir" if e.opaque => format!("{name}/ (opaque)"),
         "dir" => format!("{name}/"),
-        "symlink" => format!(
-            "{name} -> {}",
-            e.link_target.as_deref().unwrap_or("?")
-        ),
+        "symlink" => format!("{name} -> {}", e.link_target.as_deref().unwrap_or("?")),
         "whiteout" => format!("{name} (whiteout c 0/0)"),
         "char" | "block" => {
             let (ma, mi) = e.device.unwrap_or((0, 0));
@@ -477,18 +480,34 @@ mod tests {
     #[test]
     fn under_names_the_classic_dirs() {
         let s = OverlaySpec::under(Path::new("/t"), 2);
-        assert_eq!(s.lowers, vec![PathBuf::from("/t/lower1"), PathBuf::from("/t/lower2")]);
+        assert_eq!(
+            s.lowers,
+            vec![PathBuf::from("/t/lower1"), PathBuf::from("/t/lower2")]
+        );
         assert_eq!(s.merged, PathBuf::from("/t/merged"));
-        assert_eq!(OverlaySpec::under(Path::new("/t"), 1).lowers, vec![PathBuf::from("/t/lower")]);
+        assert_eq!(
+            OverlaySpec::under(Path::new("/t"), 1).lowers,
+            vec![PathBuf::from("/t/lower")]
+        );
     }
 
     #[test]
     fn mount_rejects_no_lowers_and_huge_options() {
         let s = OverlaySpec::new(vec![], "/u", "/w", "/m");
-        assert!(s.mount().unwrap_err().to_string().contains("at least one lower"));
-        let long: Vec<PathBuf> = (0..100).map(|i| PathBuf::from(format!("/{}/{i}", "x".repeat(60)))).collect();
+        assert!(s
+            .mount()
+            .unwrap_err()
+            .to_string()
+            .contains("at least one lower"));
+        let long: Vec<PathBuf> = (0..100)
+            .map(|i| PathBuf::from(format!("/{}/{i}", "x".repeat(60))))
+            .collect();
         let s = OverlaySpec::new(long, "/u", "/w", "/m");
-        assert!(s.mount().unwrap_err().to_string().contains("4095-byte limit"));
+        assert!(s
+            .mount()
+            .unwrap_err()
+            .to_string()
+            .contains("4095-byte limit"));
     }
 
     #[test]
@@ -567,7 +586,10 @@ mod tests {
 
     #[test]
     fn render_tree_detailed_snapshot() {
-        let entries: Vec<TreeEntry> = fixture().into_iter().filter(|e| e.path.starts_with("etc") || e.path.starts_with("var/")).collect();
+        let entries: Vec<TreeEntry> = fixture()
+            .into_iter()
+            .filter(|e| e.path.starts_with("etc") || e.path.starts_with("var/"))
+            .collect();
         insta::assert_snapshot!(render_tree_detailed(&entries), @r"
         .
         |-- [drwxr-xr-x 0:0] etc/ (opaque)

@@ -35,7 +35,13 @@ pub(crate) fn lchown(path: &Path, uid: u32, gid: u32) -> io::Result<()> {
 }
 
 /// `mknod(2)` of a character or block device.
-pub(crate) fn mknod(path: &Path, kind: libc::mode_t, perm: u32, major: u32, minor: u32) -> io::Result<()> {
+pub(crate) fn mknod(
+    path: &Path,
+    kind: libc::mode_t,
+    perm: u32,
+    major: u32,
+    minor: u32,
+) -> io::Result<()> {
     let c = cpath(path)?;
     let dev = libc::makedev(major, minor);
     // SAFETY: c is a valid nul-terminated string.
@@ -59,7 +65,12 @@ pub(crate) fn set_mtime(path: &Path, mtime: i64) -> io::Result<()> {
     let times = [ts, ts];
     // SAFETY: c is valid, times points at two timespecs.
     check(unsafe {
-        libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), libc::AT_SYMLINK_NOFOLLOW)
+        libc::utimensat(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
     })
 }
 

@@ -354,3 +354,33 @@ fn symlinks_on_the_way_resolve_inside_the_destination() {
         Path::new("/usr/lib")
     );
 }
+
+#[test]
+fn long_names_and_link_targets_survive_a_round_trip() {
+    let t = tempdir();
+    let upper = t.path().join("upper");
+    let deep = format!("{}/{}", "d".repeat(90), "e".repeat(90));
+    let long_target = format!("../{}", "t".repeat(150));
+    write_file(&upper.join(&deep).join("file"), "deep\n", 0o644);
+    symlink(&long_target, upper.join("long-link")).unwrap();
+    fs::hard_link(upper.join(&deep).join("file"), upper.join("z-hard")).unwrap();
+    let bytes = upper_to_layer(&upper, Vec::new()).unwrap();
+    let back = t.path().join("back");
+    apply_layer(&bytes[..], &back, ApplyMode::Flatten).unwrap();
+    assert_eq!(
+        fs::read_to_string(back.join(&deep).join("file")).unwrap(),
+        "deep\n"
+    );
+    assert_eq!(
+        fs::read_link(back.join("long-link")).unwrap(),
+        Path::new(&long_target)
+    );
+    assert_eq!(
+        describe(&tree(&back).unwrap()),
+        describe(&tree(&upper).unwrap())
+    );
+    assert_eq!(
+        hardlink_groups(&back),
+        vec![vec![format!("{deep}/file"), "z-hard".to_string()]]
+    );
+}

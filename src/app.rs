@@ -85,6 +85,10 @@ fn dispatch(cmd: Command, style: Style) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Tour(t) => tour(t.json, style),
+        Command::Doctor(d) if d.host_state => {
+            println!("{}", serde_json::to_string_pretty(&crate::hoststate::capture())?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Doctor(d) => {
             let host = Host::probe();
             let findings = doctor::checks(&host);

@@ -79,6 +79,10 @@ pub struct DoctorArgs {
     /// Print the checks as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Instead of the checks, print a JSON snapshot of the host state workbench
+    /// could touch (links, netns, routes, firewall, mounts, cgroups, run files).
+    #[arg(long)]
+    pub host_state: bool,
 }
 
 #[derive(Debug, Args)]

@@ -4,7 +4,8 @@
 //! lesson a *static* one. Debian's `busybox` and `busybox-static` packages
 //! conflict, so `scripts/setup` installs the static one and unpacks the
 //! dynamic one under /var/lib/workbench; either may also be named with
-//! `WORKBENCH_BUSYBOX_STATIC` / `WORKBENCH_BUSYBOX_DYNAMIC`.
+//! `WORKBENCH_BUSYBOX_STATIC` / `WORKBENCH_BUSYBOX_DYNAMIC`, and the search
+//! list replaced with `WORKBENCH_BUSYBOX_PATHS` (colon-separated).
 
 use std::path::{Path, PathBuf};
 
@@ -35,7 +36,11 @@ impl Host {
                 candidates.push(PathBuf::from(p));
             }
         }
-        candidates.extend(BUSYBOX_CANDIDATES.iter().map(PathBuf::from));
+        match std::env::var("WORKBENCH_BUSYBOX_PATHS") {
+            // Replaces the default search list (for unusual hosts, and for tests).
+            Ok(list) => candidates.extend(list.split(':').filter(|s| !s.is_empty()).map(PathBuf::from)),
+            Err(_) => candidates.extend(BUSYBOX_CANDIDATES.iter().map(PathBuf::from)),
+        }
         for c in candidates {
             let Ok(real) = std::fs::canonicalize(&c) else { continue };
             match rootfs_builder::elf::is_dynamic(&real) {

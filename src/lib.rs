@@ -18,3 +18,4 @@ pub mod lessons;
 pub mod app;
 pub mod cli;
 pub mod doctor;
+pub mod hoststate;

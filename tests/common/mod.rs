@@ -1,0 +1,77 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard};
+
+use serde_json::Value;
+
+/// Tests that compare host state before and after must not overlap.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+pub fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Skip (pass with a message) unless root.
+#[macro_export]
+macro_rules! require_root {
+    () => {
+        if !common::is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+    };
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_workbench")
+}
+
+pub fn workbench(args: &[&str]) -> Output {
+    Command::new(bin()).args(args).env("NO_COLOR", "1").output().expect("run workbench")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Run a lesson with --json and return (exit code, step objects, summary).
+pub fn run_json(lesson: &str, extra: &[&str]) -> (i32, Vec<Value>, Value) {
+    let mut args = vec!["lesson", lesson, "--json"];
+    args.extend_from_slice(extra);
+    let o = workbench(&args);
+    let lines: Vec<Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}\nstderr: {}", stderr(&o))))
+        .collect();
+    let (summary, steps): (Vec<Value>, Vec<Value>) = lines.into_iter().partition(|v| v["type"] == "summary");
+    assert_eq!(summary.len(), 1, "one summary expected; stderr: {}", stderr(&o));
+    (o.status.code().unwrap_or(-1), steps, summary.into_iter().next().unwrap())
+}
+
+/// The step object with id `id`.
+pub fn step<'a>(steps: &'a [Value], id: &str) -> &'a Value {
+    steps.iter().find(|s| s["id"] == id).unwrap_or_else(|| panic!("no step {id}"))
+}
+
+/// The diff row `key` of section `section` in a step.
+pub fn row<'a>(step: &'a Value, section: &str, key: &str) -> &'a Value {
+    let sec = step["diff"].as_array().unwrap().iter().find(|s| s["name"] == section).unwrap_or_else(|| panic!("no section {section} in {}", step["id"]));
+    sec["rows"].as_array().unwrap().iter().find(|r| r["key"] == key).unwrap_or_else(|| panic!("no row {key} in {section}"))
+}
+
+/// Assert the host looks exactly as before.
+pub fn assert_host_unchanged(before: &workbench::hoststate::HostState, what: &str) {
+    let after = workbench::hoststate::capture();
+    let d = workbench::hoststate::differences(before, &after);
+    assert!(d.is_empty(), "{what} changed the host:\n{}", d.join("\n"));
+}

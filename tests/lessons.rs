@@ -1,0 +1,98 @@
+//! Root integration tests: run each lesson as a learner would (`--json`) and
+//! assert the kernel effects it reports, then that the host is unchanged.
+
+mod common;
+
+use common::{row, run_json, step};
+
+#[test]
+fn pid_ns_child_is_pid_1_in_new_namespaces() {
+    require_root!();
+    let _g = common::serial();
+    let before = workbench::hoststate::capture();
+    let (code, steps, summary) = run_json("pid-ns", &[]);
+    assert_eq!(code, 0, "summary: {summary}");
+    assert_eq!(summary["pass"], true);
+    let clone = step(&steps, "clone");
+    for kind in ["pid", "uts", "ipc", "mnt"] {
+        assert_eq!(row(clone, "namespaces", kind)["change"], "changed", "{kind} should be new");
+    }
+    for kind in ["net", "user", "cgroup"] {
+        assert_eq!(row(clone, "namespaces", kind)["change"], "same", "{kind} should be shared");
+    }
+    let pid = step(&steps, "child-pid");
+    assert_eq!(row(pid, "facts", "getpid() inside")["after"], "1");
+    let host_pid = row(pid, "facts", "PID seen by the parent")["after"].as_str().unwrap().parse::<i32>().unwrap();
+    assert!(host_pid > 1);
+    assert_eq!(row(pid, "facts", "NSpid (host, inside)")["after"], format!("{host_pid} 1"));
+    let hn = step(&steps, "hostname");
+    assert_eq!(row(hn, "facts", "hostname inside")["after"], "In Namespace");
+    assert_eq!(row(hn, "facts", "hostname on the host")["change"], "same");
+    // The child is gone: its PID no longer names our process.
+    let cmdline = std::fs::read_to_string(format!("/proc/{host_pid}/cmdline")).unwrap_or_default();
+    assert!(!cmdline.contains("workbench"), "the namespace child {host_pid} outlived the lesson");
+    common::assert_host_unchanged(&before, "pid-ns");
+}
+
+#[test]
+fn pid_ns_takes_a_hostname_option() {
+    require_root!();
+    let _g = common::serial();
+    let (code, steps, _) = run_json("unshare-pid", &["--hostname", "box42"]);
+    assert_eq!(code, 0);
+    assert_eq!(row(step(&steps, "hostname"), "facts", "hostname inside")["after"], "box42");
+}
+
+#[test]
+fn mount_proc_shows_only_namespace_processes_and_leaves_host_mounts() {
+    require_root!();
+    let _g = common::serial();
+    let before = workbench::hoststate::capture();
+    let (code, steps, summary) = run_json("mount-proc", &[]);
+    assert_eq!(code, 0, "summary: {summary}");
+    let m = step(&steps, "mount-proc");
+    let proc_row = row(m, "mounts", "/proc");
+    assert_eq!(proc_row["change"], "added");
+    assert!(proc_row["after"].as_str().unwrap().starts_with("proc "));
+    let ps = step(&steps, "ps-inside");
+    let out = ps["transcript"][0]["output"].as_str().unwrap();
+    let pids: Vec<i32> = out.lines().filter_map(|l| l.split_whitespace().next()?.parse().ok()).collect();
+    assert!(pids.contains(&1), "ps output: {out}");
+    assert!(pids.iter().all(|p| *p < 10), "host processes visible: {out}");
+    assert_eq!(step(&steps, "host-unchanged")["pass"], true);
+    common::assert_host_unchanged(&before, "mount-proc");
+}
+
+#[test]
+fn chroot_busybox_fails_without_loader_then_works() {
+    require_root!();
+    let _g = common::serial();
+    let before = workbench::hoststate::capture();
+    let (code, steps, summary) = run_json("chroot-busybox", &[]);
+    assert_eq!(code, 0, "summary: {summary}");
+    let fails = step(&steps, "chroot-fails");
+    assert!(fails["transcript"][0]["output"].as_str().unwrap().contains("No such file or directory"));
+    let works = step(&steps, "chroot-works");
+    assert!(works["transcript"][0]["output"].as_str().unwrap().contains("hello from the chroot"));
+    assert_eq!(row(works, "facts", "root directory (readlink /proc/PID/root)")["change"], "changed");
+    let iso = step(&steps, "not-isolation");
+    for kind in ["pid", "uts", "ipc", "net", "user", "cgroup"] {
+        assert_eq!(row(iso, "namespaces", kind)["change"], "same", "chroot must not change the {kind} namespace");
+    }
+    common::assert_host_unchanged(&before, "chroot-busybox");
+}
+
+#[test]
+fn tour_runs_every_lesson() {
+    require_root!();
+    let _g = common::serial();
+    let before = workbench::hoststate::capture();
+    let o = common::workbench(&["tour"]);
+    let out = common::stdout(&o);
+    assert!(o.status.success(), "tour failed:\n{out}\n{}", common::stderr(&o));
+    for id in ["chroot-busybox", "pid-ns", "mount-proc"] {
+        assert!(out.contains(&format!("lesson {id}: ")), "no summary for {id}");
+    }
+    assert!(out.contains("Tour summary"));
+    common::assert_host_unchanged(&before, "tour");
+}

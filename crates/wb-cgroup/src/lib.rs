@@ -5,7 +5,7 @@
 //! they may charge before the OOM killer steps in, how many tasks they may
 //! fork. The whole interface is a filesystem: a group is a directory, a knob
 //! is a file. This crate detects whether the host speaks cgroup v1, v2 or a
-//! hybrid of both ([`detect`]), creates groups only below a `workbench/`
+//! hybrid of both ([`detect()`]), creates groups only below a `workbench/`
 //! parent ([`create`]), and offers one set of operations over both APIs
 //! ([`Group`]) so lessons never name a cgroup file directly.
 //!

@@ -90,8 +90,11 @@ pub fn checks(host: &Host) -> Vec<Finding> {
     let kinds: Vec<&str> = crate::kernel::ns::KINDS.iter().map(|(k, _, _)| *k).filter(|k| Path::new("/proc/self/ns").join(k).exists()).collect();
     let all = crate::kernel::ns::KINDS.len();
     v.push(finding("namespaces", kinds.len() == all, true, format!("{} of {all}: {}", kinds.len(), kinds.join(" ")), "use a kernel built with CONFIG_NAMESPACES and all CONFIG_*_NS options (any distribution kernel has them)"));
-    let layout = cgroup_layout();
-    v.push(finding("cgroup layout", !layout.starts_with("none"), true, layout, "mount cgroup2 at /sys/fs/cgroup (systemd does this by default)"));
+    let (ok, detail) = match crate::cgroupview::layout_line() {
+        Ok(l) => (true, l),
+        Err(e) => (false, format!("{} ({e})", cgroup_layout())),
+    };
+    v.push(finding("cgroup layout", ok, true, detail, "mount cgroup2 at /sys/fs/cgroup (systemd does this by default)"));
     for (name, config, module, required) in [("overlayfs", "CONFIG_OVERLAY_FS", "overlay", false), ("veth", "CONFIG_VETH", "veth", false), ("bridge", "CONFIG_BRIDGE", "bridge", false)] {
         let how = kernel_feature(config, module);
         v.push(finding(name, how.is_some(), required, how.clone().unwrap_or_else(|| "not found".into()), "install your distribution's full kernel modules package (e.g. linux-modules-extra on Ubuntu), then modprobe it"));

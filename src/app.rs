@@ -159,7 +159,7 @@ fn run_lesson(name: &str, flags: &LessonFlags, style: Style) -> anyhow::Result<E
         step: flags.step,
         shell: flags.shell,
         style,
-        lesson: LessonOptions { hostname: flags.hostname.clone() },
+        lesson: flags.lesson_options(),
     };
     let summary = runner::run(def, &opts)?;
     Ok(if summary.pass { ExitCode::SUCCESS } else { ExitCode::from(1) })

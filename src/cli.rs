@@ -65,6 +65,47 @@ pub struct LessonFlags {
     /// Hostname to set inside the UTS namespace (pid-ns).
     #[arg(long, value_parser = parse_hostname)]
     pub hostname: Option<String>,
+    /// CPU quota in microseconds per period (cgroup-cpu-quota), e.g. 50000.
+    #[arg(long)]
+    pub quota: Option<u64>,
+    /// CFS period in microseconds (cgroup-cpu-quota), default 100000.
+    #[arg(long)]
+    pub period: Option<u64>,
+    /// Relative CPU weights of the two competing hogs (cpu-shares), e.g. 2:1.
+    #[arg(long)]
+    pub weights: Option<String>,
+    /// Memory limit (memory-oom), e.g. 64M.
+    #[arg(long)]
+    pub memory: Option<String>,
+    /// Maximum number of tasks in the group (pids-limit).
+    #[arg(long)]
+    pub pids_max: Option<u64>,
+    /// Container subnet (network lessons), e.g. 10.213.0.0/24.
+    #[arg(long)]
+    pub subnet: Option<String>,
+    /// Host port of the port mapping (nat-port-map).
+    #[arg(long)]
+    pub host_port: Option<u16>,
+    /// Container port of the port mapping (nat-port-map).
+    #[arg(long)]
+    pub container_port: Option<u16>,
+}
+
+impl LessonFlags {
+    /// The options handed to the lesson.
+    pub fn lesson_options(&self) -> crate::lesson::LessonOptions {
+        crate::lesson::LessonOptions {
+            hostname: self.hostname.clone(),
+            quota_us: self.quota,
+            period_us: self.period,
+            weights: self.weights.clone(),
+            memory: self.memory.clone(),
+            pids_max: self.pids_max,
+            subnet: self.subnet.clone(),
+            host_port: self.host_port,
+            container_port: self.container_port,
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -16,11 +16,28 @@ pub use report::StepReport;
 
 use crate::host::Host;
 
-/// Options a learner can give any lesson.
+/// Options a learner can give a lesson. Each lesson reads the ones it
+/// understands and validates them in its `preflight`, before anything is created.
 #[derive(Debug, Clone, Default)]
 pub struct LessonOptions {
     /// Hostname the UTS lessons set inside (default "In Namespace").
     pub hostname: Option<String>,
+    /// CPU quota in microseconds per period (cgroup-cpu-quota).
+    pub quota_us: Option<u64>,
+    /// CFS period in microseconds (cgroup-cpu-quota).
+    pub period_us: Option<u64>,
+    /// Relative CPU weights of two competing hogs, "A:B" (cpu-shares).
+    pub weights: Option<String>,
+    /// Memory limit such as "64M" (memory-oom).
+    pub memory: Option<String>,
+    /// Maximum number of tasks (pids-limit).
+    pub pids_max: Option<u64>,
+    /// Container subnet such as "10.213.0.0/24" (network lessons).
+    pub subnet: Option<String>,
+    /// Host port of a port mapping (nat-port-map).
+    pub host_port: Option<u16>,
+    /// Container port of a port mapping (nat-port-map).
+    pub container_port: Option<u16>,
 }
 
 /// What a lesson's code gets to work with.
@@ -48,7 +65,8 @@ pub struct LessonDef {
     pub id: &'static str,
     /// The step ids the code implements, in order (checked against the text).
     pub steps: &'static [&'static str],
-    /// Checks made before anything is created (root, tools, kernel features).
-    pub preflight: fn(&Host) -> anyhow::Result<()>,
+    /// Checks made before anything is created (root, tools, kernel features,
+    /// option values). An error here is a one-line message and exit status 2.
+    pub preflight: fn(&Host, &LessonOptions) -> anyhow::Result<()>,
     pub new: fn() -> Box<dyn Lesson>,
 }

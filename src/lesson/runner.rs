@@ -65,7 +65,7 @@ pub struct Summary {
 pub fn run(def: &LessonDef, opts: &RunOptions) -> anyhow::Result<Summary> {
     let text = text::find(def.id).ok_or_else(|| anyhow::anyhow!("lesson {} has no text in lessons/", def.id))?;
     let host = Host::probe();
-    (def.preflight)(&host)?;
+    (def.preflight)(&host, &opts.lesson)?;
 
     let run = state::begin(def.id)?;
     let mut cx = Cx { workdir: run.workdir.clone(), run_id: run.run_id.clone(), host, options: opts.lesson.clone() };

@@ -27,7 +27,7 @@ pub const DEF: LessonDef = LessonDef {
     new: || Box::new(ChrootBusybox::default()),
 };
 
-fn preflight(host: &Host) -> anyhow::Result<()> {
+fn preflight(host: &Host, _opts: &crate::lesson::LessonOptions) -> anyhow::Result<()> {
     host.require_root("chroot(2) and mount(2) need CAP_SYS_ADMIN and CAP_SYS_CHROOT")?;
     host.require_dynamic_busybox()?;
     Ok(())

@@ -25,7 +25,7 @@ pub const DEF: LessonDef = LessonDef {
     new: || Box::new(MountProc::default()),
 };
 
-fn preflight(host: &Host) -> anyhow::Result<()> {
+fn preflight(host: &Host, _opts: &crate::lesson::LessonOptions) -> anyhow::Result<()> {
     host.require_root("clone(CLONE_NEWPID|CLONE_NEWNS) and mount(2) need CAP_SYS_ADMIN")?;
     host.require_static_busybox()?;
     Ok(())

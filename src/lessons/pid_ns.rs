@@ -23,7 +23,7 @@ pub const DEF: LessonDef = LessonDef {
 /// The hostname of the classic tutorial.
 pub const DEFAULT_HOSTNAME: &str = "In Namespace";
 
-fn preflight(host: &Host) -> anyhow::Result<()> {
+fn preflight(host: &Host, _opts: &crate::lesson::LessonOptions) -> anyhow::Result<()> {
     host.require_root("clone(CLONE_NEWPID|CLONE_NEWUTS|...) needs CAP_SYS_ADMIN")?;
     host.require_static_busybox()?;
     Ok(())

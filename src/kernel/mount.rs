@@ -49,7 +49,7 @@ pub fn root_propagation() -> Option<String> {
 /// Pure part of [`root_propagation`].
 pub fn root_propagation_of(mountinfo: &str) -> Option<String> {
     // The last line whose mount point is "/" is the one that is visible.
-    let line = mountinfo.lines().filter(|l| l.split_whitespace().nth(4) == Some("/")).last()?;
+    let line = mountinfo.lines().rfind(|l| l.split_whitespace().nth(4) == Some("/"))?;
     let fields: Vec<&str> = line.split_whitespace().collect();
     let dash = fields.iter().position(|f| *f == "-")?;
     let opt: Vec<&str> = fields[6..dash].to_vec();

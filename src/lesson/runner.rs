@@ -83,50 +83,37 @@ pub fn run(def: &LessonDef, opts: &RunOptions) -> anyhow::Result<Summary> {
         if !opts.json {
             print_step_header(out, n, total, st, opts.style);
         }
-        let result = lesson.run_step(&st.id, &mut cx);
-        let step = match result {
-            Ok(rep) => {
-                let d = match (&rep.before, &rep.after) {
-                    (Some(b), Some(a)) => diff(b, a),
-                    _ => vec![],
-                };
-                let pass = rep.passed() && !rep.checks.is_empty();
-                StepResult {
-                    kind: "step",
-                    lesson: def.id.into(),
-                    number: n,
-                    id: st.id.clone(),
-                    title: st.title.clone(),
-                    syscall: st.syscall.clone(),
-                    command: st.command.clone(),
-                    expect: st.expect.clone(),
-                    transcript: rep.transcript,
-                    before: rep.before.map(|s| s.label),
-                    after: rep.after.map(|s| s.label),
-                    diff: d,
-                    checks: rep.checks,
-                    pass,
-                    error: None,
-                }
-            }
-            Err(e) => StepResult {
-                kind: "step",
-                lesson: def.id.into(),
-                number: n,
-                id: st.id.clone(),
-                title: st.title.clone(),
-                syscall: st.syscall.clone(),
-                command: st.command.clone(),
-                expect: st.expect.clone(),
-                transcript: vec![],
-                before: None,
-                after: None,
-                diff: vec![],
-                checks: vec![],
-                pass: false,
-                error: Some(format!("{e:#}")),
-            },
+        let mut step = StepResult {
+            kind: "step",
+            lesson: def.id.into(),
+            number: n,
+            id: st.id.clone(),
+            title: st.title.clone(),
+            syscall: st.syscall.clone(),
+            command: st.command.clone(),
+            expect: st.expect.clone(),
+            transcript: vec![],
+            before: None,
+            after: None,
+            diff: vec![],
+            checks: vec![],
+            pass: false,
+            error: None,
         };
+        match lesson.run_step(&st.id, &mut cx) {
+            Ok(rep) => {
+                if let (Some(b), Some(a)) = (&rep.before, &rep.after) {
+                    step.diff = diff(b, a);
+                }
+                // A step with no check proves nothing: it does not pass.
+                step.pass = rep.passed() && !rep.checks.is_empty();
+                step.transcript = rep.transcript;
+                step.before = rep.before.map(|s| s.label);
+                step.after = rep.after.map(|s| s.label);
+                step.checks = rep.checks;
+            }
+            Err(e) => step.error = Some(format!("{e:#}")),
+        }
         if opts.json {
             let _ = writeln!(out, "{}", serde_json::to_string(&step).expect("step serialises"));
         } else {

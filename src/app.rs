@@ -85,6 +85,7 @@ fn dispatch(cmd: Command, style: Style) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Tour(t) => tour(t.json, style),
+        Command::Run(a) => crate::run::main(&a),
         Command::Doctor(d) if d.host_state => {
             println!("{}", serde_json::to_string_pretty(&crate::hoststate::capture())?);
             Ok(ExitCode::SUCCESS)

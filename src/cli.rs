@@ -37,6 +37,8 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Remove whatever runs that were killed left behind.
     Cleanup(CleanupArgs),
+    /// Run a command in a container: namespaces, pivot_root, cgroup limits, network.
+    Run(crate::run::RunArgs),
     /// `workbench <lesson>` is short for `workbench lesson <lesson>`.
     #[command(external_subcommand)]
     External(Vec<String>),

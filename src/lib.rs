@@ -19,3 +19,4 @@ pub mod app;
 pub mod cli;
 pub mod doctor;
 pub mod hoststate;
+pub mod run;

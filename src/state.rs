@@ -46,6 +46,8 @@ pub enum Resource {
     Link { name: String },
     /// A named network namespace (`/run/netns/NAME`).
     Netns { name: String },
+    /// An nftables table (`nft delete table FAMILY NAME`), e.g. the port mappings of `workbench run`.
+    NftTable { family: String, name: String },
 }
 
 impl std::fmt::Display for Resource {
@@ -57,6 +59,7 @@ impl std::fmt::Display for Resource {
             Resource::Cgroup { path } => write!(f, "cgroup {}", path.display()),
             Resource::Link { name } => write!(f, "link {name}"),
             Resource::Netns { name } => write!(f, "netns {name}"),
+            Resource::NftTable { family, name } => write!(f, "nft table {family} {name}"),
         }
     }
 }
@@ -335,6 +338,7 @@ pub fn remove(r: &Resource) -> Result<(), String> {
         Resource::Cgroup { path } => crate::cgroupview::remove_group(path),
         Resource::Link { name } => crate::netview::delete_link(name),
         Resource::Netns { name } => crate::netview::delete_netns(name),
+        Resource::NftTable { family, name } => crate::run::net::delete_table(family, name),
     }
 }
 

@@ -133,6 +133,16 @@ pub fn random_id() -> String {
 
 /// Start a run: write its state file and create its private working directory.
 pub fn begin(lesson: &str) -> Result<Run, StateError> {
+    let run = begin_bare(lesson)?;
+    make_workdir(&run)?;
+    Ok(run)
+}
+
+/// Start a run without creating its working directory yet (`Run::workdir`
+/// names it; [`make_workdir`] creates it). `workbench run` only needs one for
+/// images and overlays, and on hosts where /run is not a tmpfs every
+/// directory costs real time.
+pub fn begin_bare(lesson: &str) -> Result<Run, StateError> {
     let root = run_root();
     create_private_dir(&root)?;
     create_private_dir(&runs_dir())?;
@@ -144,12 +154,15 @@ pub fn begin(lesson: &str) -> Result<Run, StateError> {
     state.persist().map_err(ioerr("write", &state.path()))?;
     *guard = Some(state);
     drop(guard);
-    // The working directory: a random name, mode 0700, recorded before it exists.
     let workdir = tmp_dir().join(format!("{PREFIX}-{run_id}-{lesson}"));
-    record(Resource::Dir { path: workdir.clone() })?;
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new().mode(0o700).create(&workdir).map_err(ioerr("mkdir", &workdir))?;
     Ok(Run { run_id, workdir })
+}
+
+/// Create the run's working directory: a random name, mode 0700, recorded before it exists.
+pub fn make_workdir(run: &Run) -> Result<(), StateError> {
+    record(Resource::Dir { path: run.workdir.clone() })?;
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().mode(0o700).create(&run.workdir).map_err(ioerr("mkdir", &run.workdir))
 }
 
 /// What a lesson gets from [`begin`].

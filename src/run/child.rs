@@ -150,7 +150,15 @@ unsafe fn child_main(go_fd: RawFd, go_w: RawFd, err_r: RawFd, err_fd: RawFd, ops
     let mut empty = libc::sigset_t::default_zeroed();
     libc::sigemptyset(&mut empty);
     libc::sigprocmask(libc::SIG_SETMASK, &empty, ptr::null_mut());
-    // Wait for the parent: one byte means go, EOF means it gave up or died.
+    // Build the container's filesystem while the parent records us and sets
+    // up the cgroup and the network (on a multi-core machine, at the same time).
+    for (i, op) in ops.iter().enumerate() {
+        if let Err(e) = run_op(op) {
+            fail(err_fd, i as u32, e);
+        }
+    }
+    // Wait for the parent before running anything: one byte means go, EOF
+    // means it gave up or died.
     let mut b = 0u8;
     loop {
         let n = libc::read(go_fd, (&mut b as *mut u8).cast(), 1);
@@ -163,12 +171,6 @@ unsafe fn child_main(go_fd: RawFd, go_w: RawFd, err_r: RawFd, err_fd: RawFd, ops
         libc::_exit(125);
     }
     libc::close(go_fd);
-
-    for (i, op) in ops.iter().enumerate() {
-        if let Err(e) = run_op(op) {
-            fail(err_fd, i as u32, e);
-        }
-    }
 
     let mut last = libc::ENOENT;
     for path in &exec.candidates {

@@ -233,7 +233,9 @@ pub fn environment(hostname: &str, tty: bool, image_env: &[String], extra: &[(St
 /// `workbench run`: validate, create, run, wait, remove; exit with the command's status.
 pub fn main(args: &RunArgs) -> anyhow::Result<ExitCode> {
     use std::io::IsTerminal;
-    let spec = RunSpec::from_args(args, &HostFacts::probe(), std::io::stdin().is_terminal())?;
+    // Cores and memory size matter only for the limits (probing reads several files).
+    let facts = if args.memory.is_some() || args.cpus.is_some() { HostFacts::probe() } else { HostFacts { cores: u32::MAX, mem_total: u64::MAX } };
+    let spec = RunSpec::from_args(args, &facts, std::io::stdin().is_terminal())?;
     if !nix::unistd::geteuid().is_root() {
         return Err(UsageError("this needs root (clone(2) with namespace flags, mount(2), cgroups): run it with sudo".into()).into());
     }
@@ -245,7 +247,7 @@ pub fn main(args: &RunArgs) -> anyhow::Result<ExitCode> {
     }
     let image = load_image(&spec, None, spec.verbose)?;
     let trace = Trace::new();
-    let run = state::begin("run")?;
+    let run = state::begin_bare("run")?;
     trace.mark("state begun");
     let outcome = launch(&spec, image, &run);
     trace.mark("launch returned");
@@ -449,11 +451,20 @@ fn launch(spec: &RunSpec, image: Option<wb_image::LoadedImage>, run: &state::Run
     let v = spec.verbose;
     let hostname = spec.hostname.clone().or_else(|| spec.name.clone()).unwrap_or_else(|| format!("wb-{id}"));
     if v {
-        eprintln!("workbench run: container {hostname} (run {id}, {}), working directory {}", spec.source.describe(), run.workdir.display());
+        eprintln!("workbench run: container {hostname} (run {id}, {})", spec.source.describe());
     }
+    // A read-only bind needs no directory of its own: the rootfs is bind-mounted
+    // onto itself (in the container's mount namespace) and becomes the new root.
+    let merged = match &spec.source {
+        Source::Rootfs(rootfs) if !spec.overlay => rootfs.clone(),
+        _ => {
+            state::make_workdir(run)?;
+            let m = run.workdir.join("merged");
+            mkdir(&m)?;
+            m
+        }
+    };
     let root = prepare_root(spec, image, &run.workdir, v)?;
-    let merged = run.workdir.join("merged");
-    mkdir(&merged)?;
     trace.mark("rootfs ready");
 
     let cg_name = match &spec.name {
@@ -496,17 +507,31 @@ fn launch(spec: &RunSpec, image: Option<wb_image::LoadedImage>, run: &state::Run
     trace.mark("clone");
     show(v, "host", &format!("unshare --pid --mount --uts --ipc --net --fork   # pid {pid}"), &format!("clone({}|SIGCHLD)", crate::kernel::ns::flag_names(flags)));
 
-    if let Some(g) = &group {
-        g.add_process(pid)?;
-        for p in g.paths() {
-            show(v, "host", &format!("echo {pid} > {}/cgroup.procs", p.display()), "write(2)");
+    let parent_side = (|| -> anyhow::Result<()> {
+        if let Some(g) = &group {
+            g.add_process(pid)?;
+            for p in g.paths() {
+                show(v, "host", &format!("echo {pid} > {}/cgroup.procs", p.display()), "write(2)");
+            }
         }
-    }
-    if let Some(np) = &net_plan {
-        net::setup(np, pid)?;
-        for c in np.commands(pid) {
-            show(v, "host", &c, "netlink RTM_NEWLINK/RTM_NEWADDR/RTM_NEWROUTE");
+        if let Some(np) = &net_plan {
+            net::setup(np, pid)?;
+            for c in np.commands(pid) {
+                show(v, "host", &c, "netlink RTM_NEWLINK/RTM_NEWADDR/RTM_NEWROUTE");
+            }
         }
+        Ok(())
+    })();
+    if let Err(e) = parent_side {
+        // The child may have failed first (and taken its namespaces with it):
+        // its own report says more.
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        let _ = wait_for(pid);
+        if let Some(report) = child::read_error(&spawned.errors) {
+            report_child_failure(report, &ops, &root.argv[0]);
+            return Ok(125);
+        }
+        return Err(e);
     }
     if v {
         for op in &ops {
@@ -517,32 +542,33 @@ fn launch(spec: &RunSpec, image: Option<wb_image::LoadedImage>, run: &state::Run
     }
     trace.mark("parent setup");
 
-    // Release the child.
-    nix::unistd::write(&spawned.go, b"g").context("write to the go pipe")?;
+    // Release the child. If it already failed (and exited), the write fails
+    // with EPIPE and its report is read from the error pipe below.
+    let _ = nix::unistd::write(&spawned.go, b"g");
     drop(spawned.go);
     let status = wait_for(pid)?;
     trace.mark("exited");
-    let failure = child::read_error(&spawned.errors);
-    let code = match failure {
-        Some((step, errno)) => {
-            let err = std::io::Error::from_raw_os_error(errno);
-            let err = strip_os_error(&err);
-            if step == child::EXEC_STEP {
-                eprintln!("workbench: error: exec {} in the container: {err}", root.argv[0]);
-            } else {
-                let what = ops.get(step as usize).map(|o| o.command()).unwrap_or_default();
-                eprintln!("workbench: error: container setup failed at `{what}`: {err}");
-            }
-            status.code()
-        }
-        None => status.code(),
-    };
+    if let Some(report) = child::read_error(&spawned.errors) {
+        report_child_failure(report, &ops, &root.argv[0]);
+    }
+    let code = status.code();
     if let (Some(g), ExitStatus::Signaled(9)) = (&group, status) {
         if spec.memory.is_some() && g.oom_kill_count().unwrap_or(0) > 0 {
             eprintln!("workbench: the command was killed by the OOM killer (--memory {})", spec.memory_text.as_deref().unwrap_or("?"));
         }
     }
     Ok(code)
+}
+
+/// Print what the child wrote into the error pipe.
+fn report_child_failure((step, errno): (u32, i32), ops: &[plan::Op], argv0: &str) {
+    let err = strip_os_error(&std::io::Error::from_raw_os_error(errno));
+    if step == child::EXEC_STEP {
+        eprintln!("workbench: error: exec {argv0} in the container: {err}");
+    } else {
+        let what = ops.get(step as usize).map(|o| o.command()).unwrap_or_default();
+        eprintln!("workbench: error: container setup failed at `{what}`: {err}");
+    }
 }
 
 /// With -t: make the terminal visible inside as /dev/console and at its own

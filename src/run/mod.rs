@@ -516,8 +516,8 @@ fn launch(spec: &RunSpec, image: Option<wb_image::LoadedImage>, run: &state::Run
         }
         if let Some(np) = &net_plan {
             net::setup(np, pid)?;
-            for c in np.commands(pid) {
-                show(v, "host", &c, "netlink RTM_NEWLINK/RTM_NEWADDR/RTM_NEWROUTE");
+            for (c, sys) in np.commands(pid) {
+                show(v, "host", &c, sys);
             }
         }
         Ok(())

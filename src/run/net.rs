@@ -85,24 +85,25 @@ impl NetPlan {
         t
     }
 
-    /// The classic commands, for `--verbose`.
-    pub fn commands(&self, pid: i32) -> Vec<String> {
+    /// The classic commands and the kernel interface each uses, for `--verbose`.
+    pub fn commands(&self, pid: i32) -> Vec<(String, &'static str)> {
+        const LINK: &str = "netlink RTM_NEWLINK";
         let mut v = vec![
-            format!("ip link add {} type bridge", self.bridge),
-            format!("ip link add {} type veth peer name {}", self.host_veth, self.peer_veth),
-            format!("ip link set {} master {}", self.host_veth, self.bridge),
-            format!("ip addr add {}/{} dev {}", self.gateway, self.prefix, self.bridge),
-            format!("ip link set {} up; ip link set {} up", self.bridge, self.host_veth),
-            format!("ip link set {} netns {pid}", self.peer_veth),
-            format!("nsenter -t {pid} -n ip link set {} name eth0", self.peer_veth),
-            format!("nsenter -t {pid} -n ip addr add {}/{} dev eth0", self.address, self.prefix),
-            format!("nsenter -t {pid} -n ip link set eth0 up"),
-            format!("nsenter -t {pid} -n ip route add default via {}", self.gateway),
+            (format!("ip link add {} type bridge", self.bridge), LINK),
+            (format!("ip link add {} type veth peer name {}", self.host_veth, self.peer_veth), LINK),
+            (format!("ip link set {} master {}", self.host_veth, self.bridge), LINK),
+            (format!("ip addr add {}/{} dev {}", self.gateway, self.prefix, self.bridge), "netlink RTM_NEWADDR"),
+            (format!("ip link set {} up; ip link set {} up", self.bridge, self.host_veth), LINK),
+            (format!("ip link set {} netns {pid}", self.peer_veth), "netlink RTM_NEWLINK with IFLA_NET_NS_PID"),
+            (format!("nsenter -t {pid} -n ip link set {} name eth0", self.peer_veth), "setns(CLONE_NEWNET) + RTM_NEWLINK"),
+            (format!("nsenter -t {pid} -n ip addr add {}/{} dev eth0", self.address, self.prefix), "setns(CLONE_NEWNET) + RTM_NEWADDR"),
+            (format!("nsenter -t {pid} -n ip link set eth0 up"), "setns(CLONE_NEWNET) + RTM_NEWLINK"),
+            (format!("nsenter -t {pid} -n ip route add default via {}", self.gateway), "setns(CLONE_NEWNET) + RTM_NEWROUTE"),
         ];
         if !self.ports.is_empty() {
-            v.push(format!("sysctl -w net.ipv4.conf.{}.route_localnet=1", self.bridge));
+            v.push((format!("sysctl -w net.ipv4.conf.{}.route_localnet=1", self.bridge), "write(2) to /proc/sys/net/ipv4/conf/*/route_localnet"));
         }
-        v.push(format!("nft -f - <<'EOF'\n{}EOF", self.ruleset()));
+        v.push((format!("nft -f - <<'EOF'\n{}EOF", self.ruleset()), "netlink NFNL_SUBSYS_NFTABLES (via nft)"));
         v
     }
 }

@@ -52,19 +52,35 @@ fn s(c: &CString) -> String {
 }
 
 /// Mount flags by name, for the descriptions.
+const MOUNT_FLAGS: [(c_ulong, &str, &str); 9] = [
+    (libc::MS_BIND, "bind", "MS_BIND"),
+    (libc::MS_REC, "rec", "MS_REC"),
+    (libc::MS_REMOUNT, "remount", "MS_REMOUNT"),
+    (libc::MS_RDONLY, "ro", "MS_RDONLY"),
+    (libc::MS_NOSUID, "nosuid", "MS_NOSUID"),
+    (libc::MS_NODEV, "nodev", "MS_NODEV"),
+    (libc::MS_NOEXEC, "noexec", "MS_NOEXEC"),
+    (libc::MS_STRICTATIME, "strictatime", "MS_STRICTATIME"),
+    (libc::MS_PRIVATE, "private", "MS_PRIVATE"),
+];
+
+/// Mount flags by their `mount -o` names.
 fn flag_names(flags: c_ulong) -> Vec<&'static str> {
-    let known: [(c_ulong, &str); 9] = [
-        (libc::MS_BIND, "bind"),
-        (libc::MS_REC, "rec"),
-        (libc::MS_REMOUNT, "remount"),
-        (libc::MS_RDONLY, "ro"),
-        (libc::MS_NOSUID, "nosuid"),
-        (libc::MS_NODEV, "nodev"),
-        (libc::MS_NOEXEC, "noexec"),
-        (libc::MS_STRICTATIME, "strictatime"),
-        (libc::MS_PRIVATE, "private"),
-    ];
-    known.iter().filter(|(f, _)| flags & f != 0).map(|(_, n)| *n).collect()
+    MOUNT_FLAGS.iter().filter(|(f, _, _)| flags & f != 0).map(|(_, n, _)| *n).collect()
+}
+
+/// Mount flags by their C names.
+fn flag_c_names(flags: c_ulong) -> Vec<&'static str> {
+    MOUNT_FLAGS.iter().filter(|(f, _, _)| flags & f != 0).map(|(_, _, n)| *n).collect()
+}
+
+/// A C string argument, or NULL when empty.
+fn c_arg(c: &CString) -> String {
+    if c.as_bytes().is_empty() {
+        "NULL".into()
+    } else {
+        format!("{:?}", s(c))
+    }
 }
 
 impl Op {
@@ -73,10 +89,9 @@ impl Op {
         match self {
             Op::MakeRprivate => r#"mount(NULL, "/", NULL, MS_REC|MS_PRIVATE, NULL)"#.into(),
             Op::Mount { source, target, fstype, flags, data } => {
-                let f: Vec<String> = flag_names(*flags).iter().map(|n| format!("MS_{}", n.to_uppercase())).collect();
-                let fstype = if fstype.as_bytes().is_empty() { "NULL".into() } else { format!("{:?}", s(fstype)) };
-                let data = data.as_ref().map(|d| format!("{:?}", s(d))).unwrap_or_else(|| "NULL".into());
-                format!("mount({:?}, {:?}, {fstype}, {}, {data})", s(source), s(target), if f.is_empty() { "0".into() } else { f.join("|") })
+                let f = flag_c_names(*flags);
+                let data = data.as_ref().map(c_arg).unwrap_or_else(|| "NULL".into());
+                format!("mount({}, {}, {}, {}, {data})", c_arg(source), c_arg(target), c_arg(fstype), if f.is_empty() { "0".into() } else { f.join("|") })
             }
             Op::Mkdir { path, mode } => format!("mkdir({:?}, {mode:#o})", s(path)),
             Op::Mknod { path, mode, major, minor } => format!("mknod({:?}, S_IFCHR|{mode:#o}, makedev({major}, {minor}))", s(path)),
@@ -277,6 +292,7 @@ mod tests {
         let ops = build(&input(RootMode::ReadOnlyBind { rootfs: "/r".into(), has_tmp: false }));
         assert_eq!(ops[1].syscall(), r#"mount("/r", "/run/wb/merged", NULL, MS_BIND|MS_REC, NULL)"#);
         assert_eq!(ops[0].syscall(), r#"mount(NULL, "/", NULL, MS_REC|MS_PRIVATE, NULL)"#);
+        assert_eq!(ops[2].syscall(), r#"mount(NULL, "/run/wb/merged", NULL, MS_BIND|MS_REMOUNT|MS_RDONLY, NULL)"#);
     }
 
     #[test]

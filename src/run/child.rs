@@ -54,6 +54,9 @@ impl Exec {
     }
 }
 
+/// The child's stack until it execs (in .bss: no mmap/munmap per run).
+static mut CHILD_STACK: [u8; 128 << 10] = [0; 128 << 10];
+
 /// The parent's ends of the two pipes, and the child's PID.
 pub struct Spawned {
     pub pid: i32,
@@ -73,13 +76,15 @@ pub fn spawn(flags: CloneFlags, ops: &[Op], exec: &Exec) -> Result<Spawned, crat
     let (go_r, go_w) = pipe_cloexec().map_err(|e| sys(e, "go pipe"))?;
     let (err_r, err_w) = pipe_cloexec().map_err(|e| sys(e, "error pipe"))?;
     let (go_fd, go_w_fd, err_r_fd, err_fd) = (go_r.as_raw_fd(), go_w.as_raw_fd(), err_r.as_raw_fd(), err_w.as_raw_fd());
-    let mut stack = vec![0u8; 256 << 10];
+    // SAFETY: one container per process; the stack is only used by the child,
+    // which has its own copy of this memory after clone (no CLONE_VM).
+    let stack: &mut [u8] = unsafe { &mut *std::ptr::addr_of_mut!(CHILD_STACK) };
     let cb = Box::new(move || -> isize {
         // SAFETY: only system calls on memory prepared before clone.
         unsafe { child_main(go_fd, go_w_fd, err_r_fd, err_fd, ops, exec) }
     });
     // SAFETY: the child runs `child_main` only, which ends in execve or _exit.
-    let pid = unsafe { nix::sched::clone(cb, &mut stack, flags, Some(libc::SIGCHLD)) }.map_err(|source| crate::kernel::KernelError::Sys {
+    let pid = unsafe { nix::sched::clone(cb, stack, flags, Some(libc::SIGCHLD)) }.map_err(|source| crate::kernel::KernelError::Sys {
         call: "clone",
         what: crate::kernel::ns::flag_names(flags),
         source,
@@ -147,9 +152,11 @@ unsafe fn child_main(go_fd: RawFd, go_w: RawFd, err_r: RawFd, err_fd: RawFd, ops
     for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGPIPE, libc::SIGQUIT] {
         libc::signal(sig, libc::SIG_DFL);
     }
-    let mut empty = libc::sigset_t::default_zeroed();
+    let mut empty: libc::sigset_t = std::mem::zeroed();
     libc::sigemptyset(&mut empty);
     libc::sigprocmask(libc::SIG_SETMASK, &empty, ptr::null_mut());
+    // The modes in the recipe are meant exactly; the command gets the usual 022.
+    libc::umask(0);
     // Build the container's filesystem while the parent records us and sets
     // up the cgroup and the network (on a multi-core machine, at the same time).
     for (i, op) in ops.iter().enumerate() {
@@ -171,6 +178,7 @@ unsafe fn child_main(go_fd: RawFd, go_w: RawFd, err_r: RawFd, err_fd: RawFd, ops
         libc::_exit(125);
     }
     libc::close(go_fd);
+    libc::umask(0o022);
 
     let mut last = libc::ENOENT;
     for path in &exec.candidates {
@@ -182,16 +190,6 @@ unsafe fn child_main(go_fd: RawFd, go_w: RawFd, err_r: RawFd, err_fd: RawFd, ops
         }
     }
     fail(err_fd, EXEC_STEP, last)
-}
-
-trait Zeroed {
-    fn default_zeroed() -> Self;
-}
-impl Zeroed for libc::sigset_t {
-    fn default_zeroed() -> Self {
-        // SAFETY: sigset_t is plain data.
-        unsafe { std::mem::zeroed() }
-    }
 }
 
 /// One step; `Err(errno)` on failure.
@@ -210,11 +208,9 @@ unsafe fn run_op(op: &Op) -> Result<(), c_int> {
             if libc::mkdir(path.as_ptr(), *mode) < 0 && errno() != libc::EEXIST {
                 return Err(errno());
             }
-            // mkdir applies the umask; the modes here are meant exactly.
-            check(libc::chmod(path.as_ptr(), *mode))
+            Ok(())
         }
-        Op::Mknod { path, mode, major, minor } => check(libc::mknod(path.as_ptr(), libc::S_IFCHR | *mode, libc::makedev(*major, *minor)))
-            .and_then(|_| check(libc::chmod(path.as_ptr(), *mode))),
+        Op::Mknod { path, mode, major, minor } => check(libc::mknod(path.as_ptr(), libc::S_IFCHR | *mode, libc::makedev(*major, *minor))),
         Op::Touch { path } => {
             let fd = libc::open(path.as_ptr(), libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC, 0o600);
             check(fd)?;

@@ -240,16 +240,12 @@ pub fn main(args: &RunArgs) -> anyhow::Result<ExitCode> {
         return Err(UsageError("this needs root (clone(2) with namespace flags, mount(2), cgroups): run it with sudo".into()).into());
     }
     preflight_host(&spec)?;
-    crate::signals::install()?;
-    if spec.tty {
-        // Ctrl-C on the terminal is for the command, not for workbench.
-        crate::signals::set_interactive(true);
-    }
+    let signals = Signals::block()?;
     let image = load_image(&spec, None, spec.verbose)?;
     let trace = Trace::new();
     let run = state::begin_bare("run")?;
     trace.mark("state begun");
-    let outcome = launch(&spec, image, &run);
+    let outcome = launch(&spec, image, &run, &signals);
     trace.mark("launch returned");
     let problems = state::finish();
     trace.mark("state finished");
@@ -259,11 +255,90 @@ pub fn main(args: &RunArgs) -> anyhow::Result<ExitCode> {
     match outcome {
         Ok(code) => Ok(ExitCode::from(code)),
         Err(e) if e.is::<UsageError>() => Err(e),
+        Err(e) if e.is::<Interrupted>() => Ok(ExitCode::from(e.downcast::<Interrupted>().map(|i| i.code()).unwrap_or(130))),
         Err(e) => {
             eprintln!("workbench: error: {e:#}");
             Ok(ExitCode::from(125))
         }
     }
+}
+
+/// Ctrl-C, SIGTERM or SIGHUP arrived: the run stops and removes what it created.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted by signal {0}")]
+pub struct Interrupted(pub i32);
+
+impl Interrupted {
+    /// Exit status as a shell reports it: 128 + the signal number.
+    pub fn code(&self) -> u8 {
+        (128 + self.0) as u8
+    }
+}
+
+/// `workbench run` handles its signals without a thread: it blocks SIGINT,
+/// SIGTERM, SIGHUP and SIGCHLD, and then waits for whichever comes first —
+/// the container's exit or a request to stop. A stop that arrives while the
+/// container is being set up stays pending and is picked up between steps.
+pub struct Signals {
+    set: nix::sys::signal::SigSet,
+    /// With -t, Ctrl-C on the terminal is for the command, not for workbench.
+    ignore_int: bool,
+}
+
+impl Signals {
+    fn block() -> anyhow::Result<Signals> {
+        use nix::sys::signal::{SigSet, Signal};
+        let mut set = SigSet::empty();
+        for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGCHLD] {
+            set.add(s);
+        }
+        set.thread_block().context("block signals")?;
+        Ok(Signals { set, ignore_int: false })
+    }
+
+    fn is_stop(&self, sig: i32) -> bool {
+        sig == libc::SIGTERM || sig == libc::SIGHUP || (sig == libc::SIGINT && !self.ignore_int)
+    }
+
+    /// Take pending signals off the queue; `Err(Interrupted)` if one asks to stop.
+    fn check(&self) -> Result<(), Interrupted> {
+        let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        loop {
+            // SAFETY: sigtimedwait on a valid set, no siginfo wanted.
+            let sig = unsafe { libc::sigtimedwait(self.set.as_ref(), std::ptr::null_mut(), &zero) };
+            if sig < 0 {
+                return Ok(()); // EAGAIN: nothing pending
+            }
+            if self.is_stop(sig) {
+                announce(sig);
+                return Err(Interrupted(sig));
+            }
+        }
+    }
+
+    /// Wait until `pid` exits (reaping it), or a stop signal arrives.
+    fn wait_child(&self, pid: i32) -> anyhow::Result<Result<ExitStatus, Interrupted>> {
+        use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+        let p = nix::unistd::Pid::from_raw(pid);
+        loop {
+            match waitpid(p, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(_, c)) => return Ok(Ok(ExitStatus::Exited(c))),
+                Ok(WaitStatus::Signaled(_, s, _)) => return Ok(Ok(ExitStatus::Signaled(s as i32))),
+                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(anyhow::anyhow!("waitpid {pid}: {e}")),
+            }
+            let sig = self.set.wait().context("sigwait")? as i32;
+            if self.is_stop(sig) {
+                announce(sig);
+                return Ok(Err(Interrupted(sig)));
+            }
+        }
+    }
+}
+
+fn announce(sig: i32) {
+    let name = nix::sys::signal::Signal::try_from(sig).map(|s| s.as_str()).unwrap_or("a signal");
+    eprintln!("workbench: caught {name}, removing what this run created");
 }
 
 /// Host prerequisites of the options, checked before anything is created.
@@ -444,7 +519,8 @@ fn make_cgroup(spec: &RunSpec, name: &str, verbose: bool) -> anyhow::Result<Opti
 }
 
 /// Create everything, run the command, wait; returns its exit status.
-fn launch(spec: &RunSpec, image: Option<wb_image::LoadedImage>, run: &state::Run) -> anyhow::Result<u8> {
+fn launch(spec: &RunSpec, image: Option<wb_image::LoadedImage>, run: &state::Run, signals: &Signals) -> anyhow::Result<u8> {
+    let signals = &Signals { set: signals.set, ignore_int: spec.tty };
     let trace = Trace::new();
     trace.mark("begin");
     let id = &run.run_id;
@@ -465,6 +541,7 @@ fn launch(spec: &RunSpec, image: Option<wb_image::LoadedImage>, run: &state::Run
         }
     };
     let root = prepare_root(spec, image, &run.workdir, v)?;
+    signals.check()?;
     trace.mark("rootfs ready");
 
     let cg_name = match &spec.name {
@@ -472,6 +549,7 @@ fn launch(spec: &RunSpec, image: Option<wb_image::LoadedImage>, run: &state::Run
         None => format!("run-{id}"),
     };
     let group = make_cgroup(spec, &cg_name, v)?;
+    signals.check()?;
     trace.mark("cgroup");
 
     let net_plan = match spec.net {
@@ -520,6 +598,7 @@ fn launch(spec: &RunSpec, image: Option<wb_image::LoadedImage>, run: &state::Run
                 show(v, "host", &c, sys);
             }
         }
+        signals.check()?;
         Ok(())
     })();
     if let Err(e) = parent_side {
@@ -527,6 +606,9 @@ fn launch(spec: &RunSpec, image: Option<wb_image::LoadedImage>, run: &state::Run
         // its own report says more.
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
         let _ = wait_for(pid);
+        if e.is::<Interrupted>() {
+            return Err(e);
+        }
         if let Some(report) = child::read_error(&spawned.errors) {
             report_child_failure(report, &ops, &root.argv[0]);
             return Ok(125);
@@ -546,7 +628,15 @@ fn launch(spec: &RunSpec, image: Option<wb_image::LoadedImage>, run: &state::Run
     // with EPIPE and its report is read from the error pipe below.
     let _ = nix::unistd::write(&spawned.go, b"g");
     drop(spawned.go);
-    let status = wait_for(pid)?;
+    let status = match signals.wait_child(pid)? {
+        Ok(status) => status,
+        Err(stop) => {
+            // The container dies with its PID 1; finish() removes the rest.
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            let _ = wait_for(pid);
+            return Err(stop.into());
+        }
+    };
     trace.mark("exited");
     if let Some(report) = child::read_error(&spawned.errors) {
         report_child_failure(report, &ops, &root.argv[0]);

@@ -409,3 +409,32 @@ fn sigkill_leaves_nothing_that_cleanup_cannot_remove() {
     assert!(common::stdout(&o).contains("nft table ip wb-"), "{}", common::stdout(&o));
     common::assert_host_unchanged(&before, "workbench run killed with SIGKILL, then workbench cleanup");
 }
+
+#[test]
+fn user_namespace_root_is_an_unprivileged_host_uid() {
+    require_root!();
+    let _g = common::serial();
+    let t = rootfs();
+    let r = root_of(&t);
+    let before = workbench::hoststate::capture();
+    // With the directory at 0700, uid 100000 could not even reach the rootfs.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let o = run(&["--userns", &r, "true"]);
+    assert_eq!(code(&o), 2, "{}", common::stderr(&o));
+    assert!(common::stderr(&o).contains("chmod o+x"), "{}", common::stderr(&o));
+    std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let o = run(&["--userns", &r, "/bin/sh", "-c", "id -u; cat /proc/self/uid_map; stat -c %u /bin/busybox; echo x >/dev/null && echo dev-ok"]);
+    assert_eq!(code(&o), 0, "{}", common::stderr(&o));
+    let out: Vec<String> = common::stdout(&o).lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect();
+    assert_eq!(out, vec!["0", "0 100000 65536", "65534", "dev-ok"], "root inside; the host's root is unmapped (nobody)");
+    let bg = start(&["--userns", &r, "sleep", "30"]);
+    let pid = container_pid(&bg);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap().split_whitespace().skip(1).collect::<Vec<_>>().join(" ");
+    assert_eq!(uid_line, "100000 100000 100000 100000", "seen from the host");
+    let o = finish(bg, Signal::SIGTERM);
+    assert_eq!(code(&o), 143);
+    assert!(process_gone(pid));
+    common::assert_host_unchanged(&before, "workbench run --userns");
+}

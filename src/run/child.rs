@@ -70,8 +70,10 @@ fn pipe_cloexec() -> nix::Result<(OwnedFd, OwnedFd)> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
 }
 
-/// `clone(flags|SIGCHLD)` a child that will run `ops` then `exec`.
-pub fn spawn(flags: CloneFlags, ops: &[Op], exec: &Exec) -> Result<Spawned, crate::kernel::KernelError> {
+/// `clone(flags|SIGCHLD)` a child that will run `ops` then `exec`. With
+/// `wait_first` it waits for the parent's go before the recipe rather than
+/// after it (a user namespace needs its uid/gid maps before anything else).
+pub fn spawn(flags: CloneFlags, ops: &[Op], exec: &Exec, wait_first: bool) -> Result<Spawned, crate::kernel::KernelError> {
     let sys = |e: nix::Error, what: &str| crate::kernel::KernelError::Sys { call: "pipe2", what: what.into(), source: e };
     let (go_r, go_w) = pipe_cloexec().map_err(|e| sys(e, "go pipe"))?;
     let (err_r, err_w) = pipe_cloexec().map_err(|e| sys(e, "error pipe"))?;
@@ -81,7 +83,7 @@ pub fn spawn(flags: CloneFlags, ops: &[Op], exec: &Exec) -> Result<Spawned, crat
     let stack: &mut [u8] = unsafe { &mut *std::ptr::addr_of_mut!(CHILD_STACK) };
     let cb = Box::new(move || -> isize {
         // SAFETY: only system calls on memory prepared before clone.
-        unsafe { child_main(go_fd, go_w_fd, err_r_fd, err_fd, ops, exec) }
+        unsafe { child_main(go_fd, go_w_fd, err_r_fd, err_fd, ops, exec, wait_first) }
     });
     // SAFETY: the child runs `child_main` only, which ends in execve or _exit.
     let pid = unsafe { nix::sched::clone(cb, stack, flags, Some(libc::SIGCHLD)) }.map_err(|source| crate::kernel::KernelError::Sys {
@@ -141,7 +143,22 @@ fn opt(c: &CStr) -> *const c_char {
     }
 }
 
-unsafe fn child_main(go_fd: RawFd, go_w: RawFd, err_r: RawFd, err_fd: RawFd, ops: &[Op], exec: &Exec) -> isize {
+unsafe fn wait_for_go(go_fd: RawFd) {
+    let mut b = 0u8;
+    loop {
+        let n = libc::read(go_fd, (&mut b as *mut u8).cast(), 1);
+        if n == 1 {
+            break;
+        }
+        if n < 0 && errno() == libc::EINTR {
+            continue;
+        }
+        libc::_exit(125);
+    }
+    libc::close(go_fd);
+}
+
+unsafe fn child_main(go_fd: RawFd, go_w: RawFd, err_r: RawFd, err_fd: RawFd, ops: &[Op], exec: &Exec, wait_first: bool) -> isize {
     // The parent's ends are not ours.
     libc::close(go_w);
     libc::close(err_r);
@@ -157,6 +174,9 @@ unsafe fn child_main(go_fd: RawFd, go_w: RawFd, err_r: RawFd, err_fd: RawFd, ops
     libc::sigprocmask(libc::SIG_SETMASK, &empty, ptr::null_mut());
     // The modes in the recipe are meant exactly; the command gets the usual 022.
     libc::umask(0);
+    if wait_first {
+        wait_for_go(go_fd);
+    }
     // Build the container's filesystem while the parent records us and sets
     // up the cgroup and the network (on a multi-core machine, at the same time).
     for (i, op) in ops.iter().enumerate() {
@@ -166,18 +186,9 @@ unsafe fn child_main(go_fd: RawFd, go_w: RawFd, err_r: RawFd, err_fd: RawFd, ops
     }
     // Wait for the parent before running anything: one byte means go, EOF
     // means it gave up or died.
-    let mut b = 0u8;
-    loop {
-        let n = libc::read(go_fd, (&mut b as *mut u8).cast(), 1);
-        if n == 1 {
-            break;
-        }
-        if n < 0 && errno() == libc::EINTR {
-            continue;
-        }
-        libc::_exit(125);
+    if !wait_first {
+        wait_for_go(go_fd);
     }
-    libc::close(go_fd);
     libc::umask(0o022);
 
     let mut last = libc::ENOENT;
@@ -227,6 +238,11 @@ unsafe fn run_op(op: &Op) -> Result<(), c_int> {
             check(libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) as c_int)?;
             check(libc::umount2(c".".as_ptr(), libc::MNT_DETACH))?;
             check(libc::chdir(c"/".as_ptr()))
+        }
+        Op::BecomeRoot => {
+            check(libc::setresgid(0, 0, 0))?;
+            check(libc::setgroups(0, ptr::null()))?;
+            check(libc::setresuid(0, 0, 0))
         }
         Op::StdinFromNull => {
             let fd = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);

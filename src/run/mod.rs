@@ -100,6 +100,10 @@ pub struct RunArgs {
     /// Hand this terminal to the command (Ctrl-C goes to it); implies -i.
     #[arg(short = 't', long)]
     pub tty: bool,
+    /// Also a user namespace: root inside is uid 100000 on the host and has no privileges there
+    /// (a rootfs directory in its read-only mode only).
+    #[arg(long)]
+    pub userns: bool,
     /// Print every kernel operation (the classic command and the system call) as it is done.
     #[arg(short = 'v', long)]
     pub verbose: bool,
@@ -129,10 +133,30 @@ pub struct RunSpec {
     pub keep_stdin: bool,
     pub tty: bool,
     pub verbose: bool,
+    pub userns: bool,
 }
 
 /// The default PATH inside the container (Docker's).
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// With `--userns`, container uids/gids 0..65535 are host ids 100000..165535.
+pub const USERNS_BASE: u32 = 100_000;
+pub const USERNS_SIZE: u32 = 65_536;
+
+/// The first directory from `/` down to `path` that others may not search
+/// (mode without o+x): the container's root in a user namespace could not reach `path`.
+pub fn unsearchable_ancestor(path: &Path) -> Option<(PathBuf, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut p = PathBuf::from("/");
+    for c in path.components().skip(1) {
+        p.push(c);
+        let mode = std::fs::metadata(&p).ok()?.permissions().mode();
+        if mode & 0o001 == 0 {
+            return Some((p, mode & 0o7777));
+        }
+    }
+    None
+}
 
 impl RunSpec {
     /// Check every option; `stdin_tty` tells whether stdin is a terminal (for -t).
@@ -182,6 +206,20 @@ impl RunSpec {
         if a.command.is_empty() && !source.is_image() {
             return Err(u(format!("no command given: workbench run [OPTIONS] {} CMD [ARG...], e.g. /bin/sh", a.source)));
         }
+        if a.userns {
+            match &source {
+                Source::Rootfs(real) if !a.overlay => {
+                    if let Some((dir, mode)) = unsearchable_ancestor(real) {
+                        return Err(u(format!(
+                            "--userns: {} (mode {mode:o}) is not searchable by others, and the container's root is uid {USERNS_BASE} on the host: chmod o+x {}",
+                            dir.display(),
+                            dir.display()
+                        )));
+                    }
+                }
+                _ => return Err(u("--userns works with a rootfs directory in its read-only mode, not with images or --overlay".into())),
+            }
+        }
         if let Some(bad) = a.command.first().filter(|c| c.is_empty()) {
             return Err(u(format!("the command {bad:?} is empty")));
         }
@@ -200,12 +238,18 @@ impl RunSpec {
             keep_stdin: a.interactive || a.tty,
             tty: a.tty,
             verbose: a.verbose,
+            userns: a.userns,
         })
     }
 
     /// The namespaces of the child.
     pub fn clone_flags(&self) -> CloneFlags {
-        CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWNET
+        let f = CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWNET;
+        if self.userns {
+            f | CloneFlags::CLONE_NEWUSER
+        } else {
+            f
+        }
     }
 }
 
@@ -568,6 +612,11 @@ fn launch(spec: &RunSpec, image: Option<wb_image::LoadedImage>, run: &state::Run
         devpts: false,
         sysfs: root.sysfs,
         keep_stdin: spec.keep_stdin,
+        userns: spec.userns,
+        keep_flags: match &root.mode {
+            plan::RootMode::ReadOnlyBind { rootfs, .. } => plan::mount_flags_of(rootfs),
+            plan::RootMode::Overlay { .. } => 0,
+        },
     });
     if spec.tty {
         add_terminal(&mut ops, &merged);
@@ -576,16 +625,26 @@ fn launch(spec: &RunSpec, image: Option<wb_image::LoadedImage>, run: &state::Run
     trace.mark("plan");
 
     let spawned = state::track(|| -> anyhow::Result<_> {
-        let s = child::spawn(flags, &ops, &exec)?;
+        let s = child::spawn(flags, &ops, &exec, spec.userns)?;
         let start = crate::kernel::proc::start_time(s.pid).unwrap_or(0);
         let r = Resource::Process { pid: s.pid, start_time: start };
         Ok((s, r))
     })?;
     let pid = spawned.pid;
     trace.mark("clone");
-    show(v, "host", &format!("unshare --pid --mount --uts --ipc --net --fork   # pid {pid}"), &format!("clone({}|SIGCHLD)", crate::kernel::ns::flag_names(flags)));
+    let user = if spec.userns { " --user" } else { "" };
+    show(v, "host", &format!("unshare{user} --pid --mount --uts --ipc --net --fork   # pid {pid}"), &format!("clone({}|SIGCHLD)", crate::kernel::ns::flag_names(flags)));
 
     let parent_side = (|| -> anyhow::Result<()> {
+        if spec.userns {
+            // Only a process outside the namespace can write its maps (once each).
+            let map = format!("0 {USERNS_BASE} {USERNS_SIZE}\n");
+            for f in ["uid_map", "gid_map"] {
+                let p = format!("/proc/{pid}/{f}");
+                std::fs::write(&p, &map).with_context(|| format!("write {p}"))?;
+                show(v, "host", &format!("echo '{}' > {p}", map.trim()), "write(2)");
+            }
+        }
         if let Some(g) = &group {
             g.add_process(pid)?;
             for p in g.paths() {
@@ -804,6 +863,7 @@ mod tests {
             vec!["-t", r, "sh"],
             vec!["/", "sh"],
             vec![r, ""],
+            vec!["--userns", "--overlay", r, "sh"],
         ];
         for c in cases {
             let e = RunSpec::from_args(&parse(&c), &FACTS, false).unwrap_err().0;

@@ -36,6 +36,9 @@ pub enum Op {
     PivotRoot { new_root: CString },
     /// Replace stdin with `/dev/null` (of the new root).
     StdinFromNull,
+    /// `setresgid(0,0,0); setgroups(0, NULL); setresuid(0,0,0)`: become root
+    /// of the new user namespace (once the parent has written its uid/gid maps).
+    BecomeRoot,
 }
 
 fn c(s: impl AsRef<[u8]>) -> CString {
@@ -52,7 +55,7 @@ fn s(c: &CString) -> String {
 }
 
 /// Mount flags by name, for the descriptions.
-const MOUNT_FLAGS: [(c_ulong, &str, &str); 9] = [
+const MOUNT_FLAGS: [(c_ulong, &str, &str); 12] = [
     (libc::MS_BIND, "bind", "MS_BIND"),
     (libc::MS_REC, "rec", "MS_REC"),
     (libc::MS_REMOUNT, "remount", "MS_REMOUNT"),
@@ -62,6 +65,9 @@ const MOUNT_FLAGS: [(c_ulong, &str, &str); 9] = [
     (libc::MS_NOEXEC, "noexec", "MS_NOEXEC"),
     (libc::MS_STRICTATIME, "strictatime", "MS_STRICTATIME"),
     (libc::MS_PRIVATE, "private", "MS_PRIVATE"),
+    (libc::MS_NOATIME, "noatime", "MS_NOATIME"),
+    (libc::MS_NODIRATIME, "nodiratime", "MS_NODIRATIME"),
+    (libc::MS_RELATIME, "relatime", "MS_RELATIME"),
 ];
 
 /// Mount flags by their `mount -o` names.
@@ -101,6 +107,7 @@ impl Op {
             Op::LoopbackUp => r#"ioctl(sock, SIOCSIFFLAGS, {"lo", IFF_UP})"#.into(),
             Op::PivotRoot { new_root } => format!(r#"chdir({:?}); pivot_root(".", "."); umount2(".", MNT_DETACH); chdir("/")"#, s(new_root)),
             Op::StdinFromNull => r#"dup2(open("/dev/null"), 0)"#.into(),
+            Op::BecomeRoot => "setresgid(0, 0, 0); setgroups(0, NULL); setresuid(0, 0, 0)".into(),
         }
     }
 
@@ -133,6 +140,7 @@ impl Op {
             Op::LoopbackUp => "ip link set lo up".into(),
             Op::PivotRoot { new_root } => format!("cd {}; pivot_root . .; umount -l .; cd /", s(new_root)),
             Op::StdinFromNull => "exec </dev/null".into(),
+            Op::BecomeRoot => "setpriv --reuid=0 --regid=0 --clear-groups   # root of the user namespace".into(),
         }
     }
 }
@@ -164,6 +172,34 @@ pub struct PlanInput {
     pub sysfs: bool,
     /// Keep the caller's stdin (-i / -t); otherwise it is /dev/null.
     pub keep_stdin: bool,
+    /// The child is in a new user namespace: become its root first, and
+    /// bind-mount the host's device nodes (mknod is not allowed there).
+    pub userns: bool,
+    /// Flags of the mount the rootfs lives on (nosuid, nodev, noexec, atime
+    /// flags) that a read-only remount must keep: in a user namespace the
+    /// kernel refuses to drop them.
+    pub keep_flags: c_ulong,
+}
+
+/// `statvfs(2)` flags of the filesystem holding `path`, as `MS_*` mount flags.
+pub fn mount_flags_of(path: &Path) -> c_ulong {
+    use nix::sys::statvfs::FsFlags;
+    let Ok(st) = nix::sys::statvfs::statvfs(path) else { return 0 };
+    let f = st.flags();
+    let mut out = 0;
+    for (fs, ms) in [
+        (FsFlags::ST_NOSUID, libc::MS_NOSUID),
+        (FsFlags::ST_NODEV, libc::MS_NODEV),
+        (FsFlags::ST_NOEXEC, libc::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, libc::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, libc::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, libc::MS_RELATIME),
+    ] {
+        if f.contains(fs) {
+            out |= ms;
+        }
+    }
+    out
 }
 
 /// Character devices every container gets on its private /dev (mode 0666).
@@ -186,12 +222,13 @@ pub fn build(input: &PlanInput) -> Vec<Op> {
         flags,
         data: data.map(c),
     };
-    let mut ops = vec![Op::MakeRprivate];
+    let mut ops = if input.userns { vec![Op::BecomeRoot, Op::MakeRprivate] } else { vec![Op::MakeRprivate] };
     let writable = matches!(input.root, RootMode::Overlay { .. });
     match &input.root {
         RootMode::ReadOnlyBind { rootfs, has_tmp } => {
             ops.push(Op::Mount { source: cp(rootfs), target: cp(m), fstype: c(""), flags: libc::MS_BIND | libc::MS_REC, data: None });
-            ops.push(Op::Mount { source: c(""), target: cp(m), fstype: c(""), flags: libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY, data: None });
+            let flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | input.keep_flags;
+            ops.push(Op::Mount { source: c(""), target: cp(m), fstype: c(""), flags, data: None });
             if *has_tmp {
                 ops.push(mount("tmpfs", at("tmp"), "tmpfs", libc::MS_NOSUID | libc::MS_NODEV, Some("mode=1777")));
             }
@@ -209,7 +246,14 @@ pub fn build(input: &PlanInput) -> Vec<Op> {
     ops.push(mount("proc", at("proc"), "proc", libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC, None));
     ops.push(mount("tmpfs", at("dev"), "tmpfs", libc::MS_NOSUID | libc::MS_STRICTATIME, Some("mode=755,size=65536k")));
     for (name, major, minor) in DEVICES {
-        ops.push(Op::Mknod { path: at(&format!("dev/{name}")), mode: 0o666, major: *major, minor: *minor });
+        let path = at(&format!("dev/{name}"));
+        if input.userns {
+            // A user namespace may not create device nodes, but may bind the host's.
+            ops.push(Op::Touch { path: path.clone() });
+            ops.push(Op::Mount { source: c(format!("/dev/{name}")), target: path, fstype: c(""), flags: libc::MS_BIND, data: None });
+        } else {
+            ops.push(Op::Mknod { path, mode: 0o666, major: *major, minor: *minor });
+        }
     }
     for (target, link) in [("/proc/self/fd", "fd"), ("/proc/self/fd/0", "stdin"), ("/proc/self/fd/1", "stdout"), ("/proc/self/fd/2", "stderr")] {
         ops.push(Op::Symlink { target: c(target), link: at(&format!("dev/{link}")) });
@@ -251,7 +295,30 @@ mod tests {
     use super::*;
 
     fn input(root: RootMode) -> PlanInput {
-        PlanInput { root, merged: "/run/wb/merged".into(), hostname: "box".into(), new_netns: true, devpts: false, sysfs: true, keep_stdin: false }
+        PlanInput {
+            root,
+            merged: "/run/wb/merged".into(),
+            hostname: "box".into(),
+            new_netns: true,
+            devpts: false,
+            sysfs: true,
+            keep_stdin: false,
+            userns: false,
+            keep_flags: 0,
+        }
+    }
+
+    #[test]
+    fn user_namespace_recipe() {
+        let mut i = input(RootMode::ReadOnlyBind { rootfs: "/r".into(), has_tmp: false });
+        i.userns = true;
+        i.keep_flags = libc::MS_NOSUID | libc::MS_RELATIME;
+        let ops = build(&i);
+        assert_eq!(ops[0], Op::BecomeRoot);
+        assert_eq!(ops[3].command(), "mount -o bind,remount,ro,nosuid,relatime /run/wb/merged");
+        let cmds: Vec<String> = ops.iter().map(Op::command).collect();
+        assert!(!cmds.iter().any(|c| c.starts_with("mknod")));
+        assert!(cmds.contains(&"mount --bind /dev/null /run/wb/merged/dev/null".to_string()));
     }
 
     #[test]

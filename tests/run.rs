@@ -438,3 +438,59 @@ fn user_namespace_root_is_an_unprivileged_host_uid() {
     assert!(process_gone(pid));
     common::assert_host_unchanged(&before, "workbench run --userns");
 }
+
+/// Not a test on its own: when started with WB_ESCAPE=1 (inside a chroot or a
+/// container, see below) it performs the classic chroot escape and prints
+/// what `/` then contains.
+#[test]
+fn escape_helper() {
+    if std::env::var_os("WB_ESCAPE").is_none() {
+        return;
+    }
+    // chroot into a subdirectory but stay (cwd) outside it, climb with "..",
+    // then make wherever we ended up the root.
+    std::fs::create_dir_all("/tmp/escape-x").unwrap();
+    nix::unistd::chroot("/tmp/escape-x").unwrap();
+    for _ in 0..64 {
+        let _ = nix::unistd::chdir("..");
+    }
+    nix::unistd::chroot(".").unwrap();
+    let mut names: Vec<String> = std::fs::read_dir("/").unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    println!("ROOT-AFTER-ESCAPE {}", names.join(","));
+}
+
+#[test]
+fn chroot_can_be_escaped_but_pivot_root_cannot() {
+    require_root!();
+    let _g = common::serial();
+    let t = rootfs();
+    let r = root_of(&t);
+    // This very test binary is the escape tool: copy it and its libraries in.
+    let me = std::env::current_exe().unwrap();
+    rootfs_builder::build::copy_libraries(&me, Path::new(&r), &rootfs_builder::libs::LibSearch::host()).unwrap();
+    std::fs::copy(&me, Path::new(&r).join("escape")).unwrap();
+    let args = ["escape_helper", "--exact", "--nocapture", "--test-threads=1"];
+    let escaped = |o: &Output| -> Vec<String> {
+        let out = common::stdout(o);
+        let line = out.lines().find_map(|l| l.split_once("ROOT-AFTER-ESCAPE ").map(|x| x.1)).unwrap_or_else(|| panic!("no result: {out}{}", common::stderr(o)));
+        line.split(',').map(str::to_string).collect()
+    };
+    let mut host_root: Vec<String> = std::fs::read_dir("/").unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    host_root.sort();
+
+    // Plain chroot (what the chroot-busybox lesson does): the escape reaches the host's /.
+    let o = Command::new("chroot").arg(&r).arg("/escape").args(args).env("WB_ESCAPE", "1").output().unwrap();
+    assert_eq!(escaped(&o), host_root, "out of a chroot, root walks back to the host's /");
+
+    // workbench run: after pivot_root and unmounting the old root there is nothing to climb to.
+    let before = workbench::hoststate::capture();
+    let mut v = vec!["-e", "WB_ESCAPE=1", &r, "/escape"];
+    v.extend_from_slice(&args);
+    let o = run(&v);
+    assert_eq!(code(&o), 0, "{}", common::stderr(&o));
+    let inside = escaped(&o);
+    assert!(inside.contains(&"marker-of-the-rootfs".to_string()), "still in the container's rootfs: {inside:?}");
+    assert_ne!(inside, host_root);
+    common::assert_host_unchanged(&before, "workbench run with an escape attempt");
+}

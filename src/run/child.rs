@@ -2,9 +2,10 @@
 //! the recipe from [`super::plan`], then `execve(2)` the user's command as
 //! PID 1 of the new PID namespace.
 //!
-//! The child is cloned from a multi-threaded parent, so between `clone` and
-//! `execve` it only makes system calls on data the parent prepared: no
-//! memory allocation, no locks. Two pipes connect the two sides, the classic
+//! Between `clone` and `execve` the child only makes system calls on data
+//! the parent prepared: no memory allocation, no locks. (After `clone` only
+//! the calling thread exists in the child; had another thread of the parent
+//! held the allocator's lock at that moment, `malloc` would deadlock.) Two pipes connect the two sides, the classic
 //! way: the child blocks reading the *go* pipe until the parent has put it
 //! into its cgroup and network (and recorded its PID); the close-on-exec
 //! *error* pipe stays silent when `execve` succeeds and otherwise carries

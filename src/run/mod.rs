@@ -79,7 +79,7 @@ pub struct RunArgs {
     /// Publish a container TCP port on the host, HOST:CONTAINER (e.g. -p 8080:80); needs the bridge network.
     #[arg(short = 'p', long = "publish", value_name = "HOST:CONTAINER")]
     pub publish: Vec<String>,
-    /// Hostname inside the container (default: the container's name, or wb-<run id>).
+    /// Hostname inside the container (default: the container's name, or `wb-<run id>`).
     #[arg(long)]
     pub hostname: Option<String>,
     /// A name for the container (letters, digits, '.', '_', '-'), used in its cgroup name.
@@ -107,8 +107,8 @@ pub struct RunArgs {
     /// Print every kernel operation (the classic command and the system call) as it is done.
     #[arg(short = 'v', long)]
     pub verbose: bool,
-    /// A rootfs directory, an OCI layout (oci:DIR[:TAG] or DIR:TAG) or a docker-save archive
-    /// (a .tar file, or docker-archive:FILE[:NAME:TAG]).
+    /// A rootfs directory, an OCI layout (`oci:DIR[:TAG]` or `DIR:TAG`) or a docker-save archive
+    /// (a .tar file, or `docker-archive:FILE[:NAME:TAG]`).
     #[arg(value_name = "IMAGE|ROOTFS")]
     pub source: String,
     /// The command and its arguments (for an image, default: the image's Cmd).

@@ -5,8 +5,7 @@
 //! C string), the child walks it with bare system calls, and `--verbose`
 //! prints it with the classic shell command for each step. Keeping it as data
 //! makes the recipe testable without root and lets the child run without
-//! allocating memory, which matters in a process cloned from a
-//! multi-threaded parent.
+//! allocating memory (see [`super::child`]).
 
 use std::ffi::CString;
 use std::path::{Path, PathBuf};

@@ -112,14 +112,28 @@ pub fn render_checks(checks: &[Check], style: Style) -> String {
     format!("{t}\n")
 }
 
-/// A two-column table from rows of strings (used by `list` and `doctor`).
+/// A table from rows of strings (used by `list`, `doctor` and the tour).
+/// Cells reading ok/pass, warn, FAIL are coloured green, yellow, red.
 pub fn render_rows(header: &[&str], rows: &[Vec<String>], style: Style) -> String {
     let mut t = table(style);
     t.set_header(header.to_vec());
     for r in rows {
-        t.add_row(r.clone());
+        t.add_row(r.iter().map(|c| status_cell(c, style)).collect::<Vec<_>>());
     }
     format!("{t}\n")
+}
+
+fn status_cell(text: &str, style: Style) -> Cell {
+    let cell = Cell::new(text);
+    if !style.color {
+        return cell;
+    }
+    match text {
+        "ok" | "pass" | "PASS" => cell.fg(Color::Green),
+        "warn" => cell.fg(Color::Yellow),
+        "FAIL" => cell.fg(Color::Red).add_attribute(Attribute::Bold),
+        _ => cell,
+    }
 }
 
 #[cfg(test)]

@@ -26,6 +26,7 @@ use crate::host::Host;
 use crate::kernel::child::{NsChild, Request};
 use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, StepReport};
 use crate::observe::{Capture, MountEntry, Snapshot};
+use crate::state::Resource;
 
 pub const DEF: LessonDef = LessonDef {
     id: "image-layers",
@@ -92,6 +93,31 @@ fn find_tool(name: &str) -> Option<PathBuf> {
         .map(|d| Path::new(d).join(name))
         .find(|p| p.is_file());
     found
+}
+
+/// Run an external tool (skopeo, umoci) to completion, recorded in the state
+/// file while it runs and killed with workbench, so that Ctrl-C never leaves
+/// it writing into a directory being removed.
+fn run_tool(cmd: &mut Command) -> anyhow::Result<std::process::Output> {
+    use std::os::unix::process::CommandExt;
+    let prog = cmd.get_program().to_string_lossy().into_owned();
+    cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    // SAFETY: prctl(2) is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+            Ok(())
+        });
+    }
+    let (child, res) = crate::state::track(|| -> anyhow::Result<_> {
+        let child = cmd.spawn().with_context(|| format!("run {prog}"))?;
+        let pid = child.id() as i32;
+        let r = Resource::Process { pid, start_time: crate::kernel::proc::start_time(pid).unwrap_or(0) };
+        Ok(((child, r.clone()), r))
+    })?;
+    let out = child.wait_with_output().with_context(|| format!("wait for {prog}"));
+    crate::state::forget(&res);
+    out
 }
 
 fn read_json(path: &Path) -> anyhow::Result<serde_json::Value> {
@@ -344,7 +370,7 @@ impl Lesson for ImageLayers {
                 match find_tool("skopeo") {
                     Some(skopeo) => {
                         let target = format!("oci:{}:{TAG}", self.oci_dir.display());
-                        let out = Command::new(&skopeo).args(["inspect", &target]).output().with_context(|| format!("run {}", skopeo.display()))?;
+                        let out = run_tool(Command::new(&skopeo).args(["inspect", &target]))?;
                         let text = String::from_utf8_lossy(&out.stdout).into_owned();
                         let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
                         let shown = format!("Digest: {}\nLayers: {}\nArchitecture: {}  Os: {}", v["Digest"].as_str().unwrap_or("?"), v["Layers"].as_array().map(|l| l.len()).unwrap_or(0), v["Architecture"].as_str().unwrap_or("?"), v["Os"].as_str().unwrap_or("?"));
@@ -369,10 +395,12 @@ impl Lesson for ImageLayers {
                 }
                 let spec = OverlaySpec::new(lowers.clone(), dir.join("upper"), dir.join("work"), dir.join("merged"));
                 spec.create_dirs().context("create the loaded image's overlay directories")?;
-                let mut child = spawn_child(CloneFlags::CLONE_NEWNS)?;
+                let flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
+                let mut child = spawn_child(flags)?;
                 let pid = child.pid();
                 child.act(&Request::MakeRprivate)?;
-                r.say("parent", "clone(..., CLONE_NEWNS|SIGCHLD); mount --make-rprivate /", format!("clone() = {pid}"));
+                child.act(&Request::SetHostname("container".into()))?;
+                r.say("parent", "clone(..., CLONE_NEWNS|CLONE_NEWPID|CLONE_NEWUTS|CLONE_NEWIPC|SIGCHLD); mount --make-rprivate /; hostname container", format!("clone() = {pid}"));
                 let before = child_snapshot(&child, Capture::MOUNTS)?;
                 child.act(&Request::MountOverlay { lowers: spec.lowers.clone(), upper: spec.upper.clone(), work: spec.work.clone(), merged: spec.merged.clone() })?;
                 let after = child_snapshot(&child, Capture::MOUNTS)?;
@@ -390,7 +418,7 @@ impl Lesson for ImageLayers {
                     Some(umoci) => {
                         let bundle = dir.join("umoci-bundle");
                         let image = format!("{}:{TAG}", self.oci_dir.display());
-                        let out = Command::new(&umoci).args(["unpack", "--image", &image]).arg(&bundle).output().with_context(|| format!("run {}", umoci.display()))?;
+                        let out = run_tool(Command::new(&umoci).args(["unpack", "--image", &image]).arg(&bundle))?;
                         let shown = format!("umoci unpack --image image/oci:{TAG} loaded/umoci-bundle && diff <(tree container's view) <(tree loaded/umoci-bundle/rootfs)");
                         if out.status.success() {
                             let flat = wb_image::tree(&bundle.join("rootfs"))?;
@@ -436,7 +464,9 @@ impl Lesson for ImageLayers {
     fn shell(&mut self, _cx: &mut Cx) -> anyhow::Result<()> {
         let spec = self.loaded_spec.clone().ok_or_else(|| anyhow::anyhow!("no loaded image: the load step did not run"))?;
         let child = self.loader.as_mut().ok_or_else(|| anyhow::anyhow!("no loaded image: the load step did not run"))?;
+        // Like `docker run -it workbench/busybox:demo sh`: the image as root, its own /proc.
         child.act(&Request::Chroot(spec.merged.clone()))?;
+        child.act(&Request::MountProc(PathBuf::from("/proc")))?;
         child.call(&Request::Interactive { argv: vec!["/bin/sh".into()], env: shell_env("image-layers") })?;
         Ok(())
     }

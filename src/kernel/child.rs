@@ -37,6 +37,16 @@ pub enum Request {
     MountProc(PathBuf),
     Unmount(PathBuf),
     Chroot(PathBuf),
+    /// `mount -t overlay overlay -o lowerdir=L1:L2,upperdir=U,workdir=W MERGED`
+    /// (lower dirs top-most first, as overlayfs lists them).
+    MountOverlay { lowers: Vec<PathBuf>, upper: PathBuf, work: PathBuf, merged: PathBuf },
+    /// `echo TEXT > PATH` (or `>> PATH` with `append`), done by the child itself
+    /// so that the write goes through the child's mounts.
+    WriteFile { path: PathBuf, contents: String, append: bool },
+    /// `rm PATH`, or `rm -r PATH` with `recursive`.
+    Remove { path: PathBuf, recursive: bool },
+    /// `mkdir -m MODE PATH`.
+    Mkdir { path: PathBuf, mode: u32 },
     /// Run a command inside, capturing its output.
     Run { argv: Vec<String> },
     /// Run an interactive command on the terminal (for `--shell`).
@@ -258,6 +268,12 @@ fn serve(req: Request) -> Reply {
             sys(nix::unistd::chroot(&dir), "chroot", dir.display().to_string())
                 .and_then(|_| sys(nix::unistd::chdir("/"), "chdir", "/")),
         ),
+        Request::MountOverlay { lowers, upper, work, merged } => {
+            done(super::mount::mount_overlay(&wb_image::OverlaySpec::new(lowers, upper, work, merged)))
+        }
+        Request::WriteFile { path, contents, append } => done(write_file(&path, &contents, append)),
+        Request::Remove { path, recursive } => done(remove_path(&path, recursive)),
+        Request::Mkdir { path, mode } => done(make_dir(&path, mode)),
         Request::Run { argv } => run_captured(&argv),
         Request::Interactive { argv, env } => {
             let Some((prog, args)) = argv.split_first() else {
@@ -282,6 +298,28 @@ fn serve(req: Request) -> Reply {
             }
         }
     }
+}
+
+fn write_file(path: &std::path::Path, contents: &str, append: bool) -> Result<()> {
+    let what = format!("{} {}", if append { "append to" } else { "write" }, path.display());
+    let mut f = io(std::fs::OpenOptions::new().create(true).write(true).append(append).truncate(!append).open(path), what.clone())?;
+    io(f.write_all(contents.as_bytes()), what)
+}
+
+fn remove_path(path: &std::path::Path, recursive: bool) -> Result<()> {
+    let is_dir = io(std::fs::symlink_metadata(path), format!("lstat {}", path.display()))?.is_dir();
+    match (is_dir, recursive) {
+        (true, true) => io(std::fs::remove_dir_all(path), format!("rm -r {}", path.display())),
+        (true, false) => io(std::fs::remove_dir(path), format!("rmdir {}", path.display())),
+        (false, _) => io(std::fs::remove_file(path), format!("unlink {}", path.display())),
+    }
+}
+
+fn make_dir(path: &std::path::Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    io(std::fs::DirBuilder::new().mode(mode).create(path), format!("mkdir {}", path.display()))?;
+    // The umask may have cleared bits of `mode`: set them exactly.
+    io(std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)), format!("chmod {}", path.display()))
 }
 
 fn run_captured(argv: &[String]) -> Reply {

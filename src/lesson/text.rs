@@ -42,6 +42,8 @@ pub const FILES: &[(&str, &str)] = &[
     ("chroot-busybox.toml", include_str!("../../lessons/chroot-busybox.toml")),
     ("pid-ns.toml", include_str!("../../lessons/pid-ns.toml")),
     ("mount-proc.toml", include_str!("../../lessons/mount-proc.toml")),
+    ("overlay-demo.toml", include_str!("../../lessons/overlay-demo.toml")),
+    ("image-layers.toml", include_str!("../../lessons/image-layers.toml")),
 ];
 
 /// Parse every lesson text, ordered by `order`.

@@ -1,7 +1,9 @@
 //! The lessons' actions, one module per lesson, and the registry.
 
 pub mod chroot_busybox;
+pub mod image_layers;
 pub mod mount_proc;
+pub mod overlay_demo;
 pub mod pid_ns;
 
 use std::collections::BTreeMap;
@@ -15,7 +17,7 @@ use crate::observe::{capture, Capture, Snapshot};
 use crate::state::{self, Resource};
 
 /// Every lesson, in tour order.
-pub const ALL: &[LessonDef] = &[chroot_busybox::DEF, pid_ns::DEF, mount_proc::DEF];
+pub const ALL: &[LessonDef] = &[chroot_busybox::DEF, pid_ns::DEF, mount_proc::DEF, overlay_demo::DEF, image_layers::DEF];
 
 /// Find a lesson by id or alias.
 pub fn find(name: &str) -> Option<&'static LessonDef> {

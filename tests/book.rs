@@ -458,7 +458,7 @@ fn every_workbench_command_in_the_book_is_valid() {
                 Some(Ok(())) => {
                     checked += 1;
                     let words = shell_words(&line);
-                    if words.iter().any(|w| *w == stem) || lessons.iter().find(|l| l.id == stem).is_some_and(|l| l.aliases.iter().any(|a| words.contains(a))) {
+                    if words.contains(&stem) || lessons.iter().find(|l| l.id == stem).is_some_and(|l| l.aliases.iter().any(|a| words.contains(a))) {
                         runs_own_lesson.insert(stem.clone());
                     }
                 }

@@ -18,6 +18,8 @@
 //! generate without root — a stub chapter and a SUMMARY.md entry for a lesson
 //! that has none, the cgroup file list — instead of failing.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -547,6 +549,60 @@ fn transcripts_are_recorded_from_the_current_lesson_text() {
         }
     }
     assert!(problems.is_empty(), "transcripts in book/src/transcripts/ need recording (run sudo scripts/book, then commit them):\n{}", problems.join("\n"));
+}
+
+// ---- the record mode itself ----------------------------------------------------------
+
+#[test]
+fn record_mode_excludes_interactive_and_json_output() {
+    assert!(Cli::try_parse_from(["workbench", "lesson", "pid-ns", "--markdown"]).is_ok());
+    for other in ["--json", "--step", "--shell"] {
+        assert!(Cli::try_parse_from(["workbench", "lesson", "pid-ns", "--markdown", other]).is_err(), "--markdown with {other}");
+    }
+    assert!(Cli::try_parse_from(["workbench", "doctor", "--markdown", "--json"]).is_err());
+}
+
+#[test]
+fn record_mode_writes_a_real_run_as_markdown() {
+    require_root!();
+    let _g = common::serial();
+    let before = workbench::hoststate::capture();
+    let o = common::workbench(&["lesson", "pid-ns", "--markdown"]);
+    assert!(o.status.success(), "exit {:?}: {}", o.status.code(), common::stderr(&o));
+    let page = common::stdout(&o);
+    let l = text::find("pid-ns").unwrap();
+    let toml = read(&root().join("lessons/pid-ns.toml"));
+    assert_eq!(page.lines().next(), Some(markdown_stamp("pid-ns", &text_fingerprint(&toml)).as_str()));
+    let n = l.steps.len();
+    let want: Vec<String> = l.steps.iter().enumerate().map(|(i, s)| format!("### Step {}/{n}: {}", i + 1, md_escape(&s.title))).collect();
+    assert_eq!(step_headings(&page), want);
+    for s in &l.steps {
+        let body = anchored(&page, &format!("step-{}", s.id)).unwrap_or_else(|| panic!("no anchor step-{}", s.id));
+        assert!(body.contains("| check | expected | actual | result |") && body.contains("**PASS**"), "step {} has no passing checks:\n{body}", s.id);
+    }
+    // The kernel's answers are in the tables: new pid namespace, PID 1 inside.
+    let clone = anchored(&page, "step-clone").unwrap();
+    assert!(clone.lines().any(|r| r.starts_with("| pid | ") && r.ends_with("| **CHANGED** |")), "{clone}");
+    assert!(clone.lines().any(|r| r.starts_with("| net | ") && r.ends_with("| same |")), "{clone}");
+    assert!(anchored(&page, "step-child-pid").unwrap().contains("| getpid() inside | - | `1` | **ADDED** |"));
+    assert!(!page.contains('\u{1b}'), "no terminal colours in Markdown");
+    assert!(page.contains(&format!("**lesson pid-ns: {n}/{n} steps passed")));
+    common::assert_host_unchanged(&before, "pid-ns --markdown");
+}
+
+#[test]
+fn doctor_markdown_lists_every_check_with_a_remedy() {
+    let o = common::workbench(&["doctor", "--markdown"]);
+    let out = common::stdout(&o);
+    let rows: Vec<&str> = out.lines().filter(|l| l.starts_with("| ")).collect();
+    assert_eq!(rows[0], "| check | needed | on the recording host | remedy |");
+    let checks = workbench::doctor::checks(&workbench::host::Host::probe());
+    assert_eq!(rows.len() - 1, checks.len(), "{out}");
+    for r in &rows[1..] {
+        let cells: Vec<&str> = r.trim_matches('|').split(" | ").collect();
+        assert_eq!(cells.len(), 4, "a | inside a cell is not escaped: {r}");
+        assert!(!cells[3].trim().is_empty(), "no remedy: {r}");
+    }
 }
 
 // ---- pages generated from code ------------------------------------------------------

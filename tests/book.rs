@@ -102,16 +102,11 @@ fn insert_summary_entry(summary: &str, entry: &str, earlier_ids: &[&str]) -> Str
     }
     if at.is_none() {
         if let Some(i) = lines.iter().position(|l| l.trim() == "# Lessons") {
-            let mut j = i + 1;
-            while j < lines.len() && lines[j].trim().is_empty() {
-                j += 1;
-            }
-            // Under the heading, before the first entry (keeping one blank line).
-            at = Some(if j == i + 1 { i + 1 } else { j });
-            if j == i + 1 {
+            // Right under the heading and its blank line, before any other entry.
+            if !lines.get(i + 1).is_some_and(|l| l.trim().is_empty()) {
                 lines.insert(i + 1, String::new());
-                at = Some(i + 2);
             }
+            at = Some(i + 2);
         }
     }
     match at {
@@ -157,14 +152,34 @@ fn every_lesson_has_a_chapter_listed_in_summary() {
     assert!(missing.is_empty(), "lessons without a chapter in the book: {}.\nRun scripts/book: it writes a stub chapter from book/templates/lesson.md and the SUMMARY.md entry.", missing.join(", "));
 }
 
+/// SUMMARY.md with the lesson entries (lines linking `<id>.md`) moved into
+/// tour order, other lines untouched.
+fn reorder_lessons(summary: &str, ordered_ids: &[&str]) -> String {
+    let entry_of = |id: &str| summary.lines().find(|l| l.contains(&format!("]({id}.md)"))).map(str::to_string);
+    let entries: Vec<(&str, String)> = ordered_ids.iter().filter_map(|id| entry_of(id).map(|e| (*id, e))).collect();
+    let mut out: String = summary.lines().filter(|l| !entries.iter().any(|(_, e)| e == l)).map(|l| format!("{l}\n")).collect();
+    for (i, (_, e)) in entries.iter().enumerate() {
+        let earlier: Vec<&str> = entries[..i].iter().map(|(id, _)| *id).collect();
+        out = insert_summary_entry(&out, e, &earlier);
+    }
+    out
+}
+
 #[test]
 fn lesson_chapters_follow_the_tour_order() {
-    let summary = read(&src().join("SUMMARY.md"));
+    let path = src().join("SUMMARY.md");
+    let summary = read(&path);
     let lessons = text::all();
     let ids: BTreeSet<String> = lessons.iter().map(|l| format!("{}.md", l.id)).collect();
     let listed: Vec<String> = summary_targets(&summary).into_iter().filter(|t| ids.contains(t)).collect();
     let expected: Vec<String> = lessons.iter().map(|l| format!("{}.md", l.id)).filter(|t| listed.contains(t)).collect();
-    assert_eq!(listed, expected, "SUMMARY.md lists the lesson chapters out of tour order (the `order` field of lessons/*.toml)");
+    if listed != expected && bless() {
+        let ordered: Vec<&str> = lessons.iter().map(|l| l.id.as_str()).collect();
+        std::fs::write(&path, reorder_lessons(&summary, &ordered)).unwrap();
+        eprintln!("reordered the lessons of {}", rel(&path));
+        return;
+    }
+    assert_eq!(listed, expected, "SUMMARY.md lists the lesson chapters out of tour order (the `order` field of lessons/*.toml); scripts/book reorders them");
 }
 
 #[test]
@@ -178,6 +193,9 @@ fn summary_entries_are_inserted_in_tour_order() {
     assert_eq!(out, "# Summary\n\n# Lessons\n\n- [z](z.md)\n");
     let out = insert_summary_entry("# Summary\n", "- [z](z.md)", &["nope"]);
     assert_eq!(out, "# Summary\n- [z](z.md)\n");
+    let shuffled = "# Summary\n\n# Lessons\n\n- [c](c.md)\n- [a](a.md)\n\n# Reference\n\n- [b](b.md)\n- [G](glossary.md)\n";
+    let out = reorder_lessons(shuffled, &["a", "b", "c"]);
+    assert_eq!(out, "# Summary\n\n# Lessons\n\n- [a](a.md)\n- [b](b.md)\n- [c](c.md)\n\n# Reference\n\n- [G](glossary.md)\n");
 }
 
 // ---- includes ----------------------------------------------------------------

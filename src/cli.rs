@@ -62,6 +62,9 @@ pub struct LessonFlags {
     /// At the end, drop into a shell inside the lesson's namespaces.
     #[arg(long, conflicts_with = "json")]
     pub shell: bool,
+    /// Record mode: print the run as one Markdown page (the book's transcripts).
+    #[arg(long, conflicts_with_all = ["json", "step", "shell"])]
+    pub markdown: bool,
     /// Hostname to set inside the UTS namespace (pid-ns).
     #[arg(long, value_parser = parse_hostname)]
     pub hostname: Option<String>,
@@ -120,6 +123,9 @@ pub struct DoctorArgs {
     /// Print the checks as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Print the checks as a Markdown table, every remedy included (the book's troubleshooting chapter).
+    #[arg(long, conflicts_with = "json")]
+    pub markdown: bool,
     /// Instead of the checks, print a JSON snapshot of the host state workbench
     /// could touch (links, netns, routes, firewall, mounts, cgroups, run files).
     #[arg(long)]

@@ -15,11 +15,13 @@ pub struct Finding {
     /// Required for the lessons of issue scope; optional ones only warn.
     pub required: bool,
     pub detail: String,
+    /// What to do if the check fails (kept for passing checks too, so the
+    /// book's troubleshooting table lists every remedy).
     pub remedy: String,
 }
 
 fn finding(check: &str, ok: bool, required: bool, detail: impl Into<String>, remedy: &str) -> Finding {
-    Finding { check: check.into(), ok, required, detail: detail.into(), remedy: if ok { String::new() } else { remedy.into() } }
+    Finding { check: check.into(), ok, required, detail: detail.into(), remedy: remedy.into() }
 }
 
 /// How the kernel offers a feature: built in, a loaded module, a module file, or not at all.

@@ -42,6 +42,7 @@ pub const FILES: &[(&str, &str)] = &[
     ("chroot-busybox.toml", include_str!("../../lessons/chroot-busybox.toml")),
     ("pid-ns.toml", include_str!("../../lessons/pid-ns.toml")),
     ("mount-proc.toml", include_str!("../../lessons/mount-proc.toml")),
+    ("cgroup-cpu-quota.toml", include_str!("../../lessons/cgroup-cpu-quota.toml")),
 ];
 
 /// Parse every lesson text, ordered by `order`.

@@ -1,6 +1,9 @@
 //! The lessons' actions, one module per lesson, and the registry.
 
+pub mod cg;
+pub mod cgroup_cpu_quota;
 pub mod chroot_busybox;
+pub mod hog;
 pub mod mount_proc;
 pub mod pid_ns;
 
@@ -15,7 +18,7 @@ use crate::observe::{capture, Capture, Snapshot};
 use crate::state::{self, Resource};
 
 /// Every lesson, in tour order.
-pub const ALL: &[LessonDef] = &[chroot_busybox::DEF, pid_ns::DEF, mount_proc::DEF];
+pub const ALL: &[LessonDef] = &[chroot_busybox::DEF, pid_ns::DEF, mount_proc::DEF, cgroup_cpu_quota::DEF];
 
 /// Find a lesson by id or alias.
 pub fn find(name: &str) -> Option<&'static LessonDef> {

@@ -43,6 +43,9 @@ pub const FILES: &[(&str, &str)] = &[
     ("pid-ns.toml", include_str!("../../lessons/pid-ns.toml")),
     ("mount-proc.toml", include_str!("../../lessons/mount-proc.toml")),
     ("cgroup-cpu-quota.toml", include_str!("../../lessons/cgroup-cpu-quota.toml")),
+    ("cpu-shares.toml", include_str!("../../lessons/cpu-shares.toml")),
+    ("memory-oom.toml", include_str!("../../lessons/memory-oom.toml")),
+    ("pids-limit.toml", include_str!("../../lessons/pids-limit.toml")),
 ];
 
 /// Parse every lesson text, ordered by `order`.

@@ -221,13 +221,13 @@ impl Drop for Hog {
 }
 
 /// How a shell would report an exit status: "exit status 2", "killed by
-/// SIGKILL (a shell shows exit status 137)".
+/// SIGKILL, exit status 137 in a shell".
 pub fn describe_status(st: &ExitStatus) -> String {
     match (st.code(), st.signal()) {
         (Some(c), _) => format!("exit status {c}"),
         (None, Some(s)) => {
             let name = nix::sys::signal::Signal::try_from(s).map(|s| s.as_str().to_string()).unwrap_or_else(|_| format!("signal {s}"));
-            format!("killed by {name} (a shell shows exit status {})", 128 + s)
+            format!("killed by {name}, exit status {} in a shell", 128 + s)
         }
         _ => "unknown".into(),
     }
@@ -272,7 +272,7 @@ mod tests {
     #[test]
     fn statuses_read_like_a_shell() {
         assert_eq!(describe_status(&ExitStatus::from_raw(2 << 8)), "exit status 2");
-        assert_eq!(describe_status(&ExitStatus::from_raw(libc::SIGKILL)), "killed by SIGKILL (a shell shows exit status 137)");
+        assert_eq!(describe_status(&ExitStatus::from_raw(libc::SIGKILL)), "killed by SIGKILL, exit status 137 in a shell");
     }
 
     #[test]

@@ -3,9 +3,12 @@
 pub mod cg;
 pub mod cgroup_cpu_quota;
 pub mod chroot_busybox;
+pub mod cpu_shares;
 pub mod hog;
+pub mod memory_oom;
 pub mod mount_proc;
 pub mod pid_ns;
+pub mod pids_limit;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -18,7 +21,7 @@ use crate::observe::{capture, Capture, Snapshot};
 use crate::state::{self, Resource};
 
 /// Every lesson, in tour order.
-pub const ALL: &[LessonDef] = &[chroot_busybox::DEF, pid_ns::DEF, mount_proc::DEF, cgroup_cpu_quota::DEF];
+pub const ALL: &[LessonDef] = &[chroot_busybox::DEF, pid_ns::DEF, mount_proc::DEF, cgroup_cpu_quota::DEF, cpu_shares::DEF, memory_oom::DEF, pids_limit::DEF];
 
 /// Find a lesson by id or alias.
 pub fn find(name: &str) -> Option<&'static LessonDef> {

@@ -172,17 +172,34 @@ impl Lesson for CpuShares {
             "join" => {
                 self.need_groups()?;
                 self.need_hogs()?;
+                let cpu = self.cpu;
                 let snapshot = |s: &Self| -> std::collections::BTreeMap<String, String> {
-                    NAMES.iter().zip(s.hogs.iter().zip(&s.groups)).map(|(n, (h, g))| (format!("hog {n} (pid {}): cpu cgroup", h.pid()), cg::membership(h.pid(), g, Controller::Cpu))).collect()
+                    let mut f = std::collections::BTreeMap::new();
+                    for (n, (h, g)) in NAMES.iter().zip(s.hogs.iter().zip(&s.groups)) {
+                        f.insert(format!("hog {n} (pid {}): cpu cgroup", h.pid()), cg::membership(h.pid(), g, Controller::Cpu));
+                        f.insert(format!("hog {n}: Cpus_allowed_list"), crate::kernel::proc::status_field(h.pid(), "Cpus_allowed_list").unwrap_or_default());
+                    }
+                    f
                 };
                 let before = snapshot(self);
                 for (h, g) in self.hogs.iter().zip(&self.groups) {
                     g.add_process(h.pid())?;
                     cg::say_each(&mut r, "host", &g.paths().iter().map(|p| format!("echo {} > {}", h.pid(), p.join(wb_cgroup::files::CGROUP_PROCS).display())).collect::<Vec<_>>().join("\n"), "");
                 }
+                // On cgroup v2 the move may also change the hog's cpuset (when the
+                // cpuset controller is on), and older kernels then reset its CPU
+                // affinity to the new cpuset's CPUs: pin it again.
+                for (n, h) in NAMES.iter().zip(&self.hogs) {
+                    let now = crate::kernel::proc::status_field(h.pid(), "Cpus_allowed_list").unwrap_or_default();
+                    if now != cpu.to_string() {
+                        hog::pin(h.pid(), cpu)?;
+                        r.say("host", format!("taskset -p -c {cpu} {}    # hog {n}", h.pid()), format!("the move reset its affinity to {now} (it joined another cpuset); pinned to CPU {cpu} again"));
+                    }
+                }
                 let after = snapshot(self);
                 for (n, (h, g)) in NAMES.iter().zip(self.hogs.iter().zip(&self.groups)) {
                     r.check_eq(format!("hog {n} is in group {n} (/proc/PID/cgroup)"), cg::proc_path(g), cg::membership(h.pid(), g, Controller::Cpu));
+                    r.check_eq(format!("hog {n} still runs only on CPU {cpu}"), cpu.to_string(), crate::kernel::proc::status_field(h.pid(), "Cpus_allowed_list").unwrap_or_default());
                 }
                 r.observe(cg::facts_snapshot("before", before), cg::facts_snapshot("after", after));
             }

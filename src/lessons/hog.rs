@@ -29,8 +29,9 @@ pub enum Program {
     /// `workbench internal-hog --threads N --seconds S`: N threads spinning
     /// in `while (1) {}` until S seconds have passed.
     Cpu { threads: u32, seconds: u32 },
-    /// `/bin/sh -c SCRIPT` of the static busybox, chrooted into `rootfs`.
-    Shell { rootfs: PathBuf, script: String },
+    /// `sh -c SCRIPT` of the static busybox: chrooted into `rootfs` (whose
+    /// /bin/sh is that busybox) when given, else the host's `busybox` itself.
+    Shell { busybox: PathBuf, rootfs: Option<PathBuf>, script: String },
 }
 
 /// How to start a hog.
@@ -42,7 +43,8 @@ pub struct Spec {
     /// Wait for [`Hog::release`] before doing anything (needs a script that
     /// starts with `read go`, or the CPU hog's `--wait`).
     pub gated: bool,
-    /// Pin to this CPU (`sched_setaffinity`), inherited by every thread.
+    /// Pin to this CPU (`sched_setaffinity`), inherited by every thread. (On
+    /// cgroup v2 a later move into a group of another cpuset may reset it.)
     pub pin_cpu: Option<usize>,
     /// RLIMIT_CPU in seconds: the kernel sends SIGXCPU, then SIGKILL.
     pub cpu_seconds: u64,
@@ -79,8 +81,15 @@ impl Hog {
                 }
                 c
             }
-            Program::Shell { script, .. } => {
-                let mut c = Command::new("/bin/sh");
+            Program::Shell { busybox, rootfs, script } => {
+                let mut c = match rootfs {
+                    Some(_) => Command::new("/bin/sh"),
+                    None => {
+                        let mut c = Command::new(busybox);
+                        c.arg("sh");
+                        c
+                    }
+                };
                 c.args(["-c", script]).env_clear().env("PATH", "/bin:/sbin:/usr/bin:/usr/sbin").env("HOME", "/");
                 c
             }
@@ -91,8 +100,8 @@ impl Hog {
         // only async-signal-safe system calls run in the child.
         let parent = nix::unistd::getpid().as_raw();
         let root = match &spec.program {
-            Program::Shell { rootfs, .. } => Some(CString::new(rootfs.as_os_str().as_bytes()).context("rootfs path contains NUL")?),
-            Program::Cpu { .. } => None,
+            Program::Shell { rootfs: Some(rootfs), .. } => Some(CString::new(rootfs.as_os_str().as_bytes()).context("rootfs path contains NUL")?),
+            _ => None,
         };
         let cpuset = spec.pin_cpu.map(|cpu| {
             // SAFETY: cpu_set_t is plain data; CPU_SET only sets a bit (cpu < CPU_SETSIZE checked below).
@@ -143,7 +152,8 @@ impl Hog {
         }
         let what = match &spec.program {
             Program::Cpu { .. } => "workbench internal-hog".to_string(),
-            Program::Shell { rootfs, .. } => format!("/bin/sh in {}", rootfs.display()),
+            Program::Shell { rootfs: Some(rootfs), .. } => format!("/bin/sh in {}", rootfs.display()),
+            Program::Shell { busybox, .. } => format!("{} sh", busybox.display()),
         };
         state::track(|| -> anyhow::Result<_> {
             let child = cmd.spawn().with_context(|| format!("start the hog ({what})"))?;
@@ -255,6 +265,13 @@ pub fn busy_loop(threads: u32, seconds: u32, wait: bool) {
     for t in others {
         let _ = t.join();
     }
+}
+
+/// Pin a (single-threaded) process to one CPU, like `taskset -p -c CPU PID`.
+pub fn pin(pid: i32, cpu: usize) -> anyhow::Result<()> {
+    let mut set = nix::sched::CpuSet::new();
+    set.set(cpu).with_context(|| format!("cpu {cpu}"))?;
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(pid), &set).with_context(|| format!("sched_setaffinity({pid}, {{{cpu}}})"))
 }
 
 /// CPUs workbench may run on (its affinity mask), in ascending order.

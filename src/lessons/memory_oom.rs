@@ -185,12 +185,12 @@ impl Lesson for MemoryOom {
             "start-hog" => {
                 let busybox = cx.host.require_static_busybox()?.to_path_buf();
                 let rootfs: PathBuf = cx.workdir.join("rootfs");
-                build_rootfs(&RootfsSpec { busybox, copy_libraries: false, hostname: "container".into() }, &rootfs).with_context(|| format!("build rootfs in {}", rootfs.display()))?;
+                build_rootfs(&RootfsSpec { busybox: busybox.clone(), copy_libraries: false, hostname: "container".into() }, &rootfs).with_context(|| format!("build rootfs in {}", rootfs.display()))?;
                 r.say("host", format!("rootfs-builder build --busybox /bin/busybox {}", rootfs.display()), "static busybox + applet links");
                 let script = hog_script(self.limit);
                 let spec = Spec {
                     name: "memory-hog".into(),
-                    program: Program::Shell { rootfs: rootfs.clone(), script: script.clone() },
+                    program: Program::Shell { busybox, rootfs: Some(rootfs.clone()), script: script.clone() },
                     gated: true,
                     pin_cpu: None,
                     cpu_seconds: 60,

@@ -6,11 +6,8 @@
 //! counts the refusal in pids.events. It is the cgroup answer to fork bombs.
 //! The files have the same names on cgroup v1 and v2.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
-use rootfs_builder::build::{build_rootfs, RootfsSpec};
 use wb_cgroup::{Controller, Group, Resource as Watch};
 
 use super::cg;
@@ -105,14 +102,14 @@ impl Lesson for PidsLimit {
                 r.observe(cg::facts_snapshot("before", before), cg::facts_snapshot("limit set", after));
             }
             "start-shell" => {
+                // No chroot here: busybox sh opens /dev/null for every background
+                // job, and a rootfs under /run (a nodev tmpfs on systemd hosts)
+                // cannot offer a usable one.
                 let busybox = cx.host.require_static_busybox()?.to_path_buf();
-                let rootfs: PathBuf = cx.workdir.join("rootfs");
-                build_rootfs(&RootfsSpec { busybox, copy_libraries: false, hostname: "container".into() }, &rootfs).with_context(|| format!("build rootfs in {}", rootfs.display()))?;
-                r.say("host", format!("rootfs-builder build --busybox /bin/busybox {}", rootfs.display()), "static busybox + applet links");
                 let script = fork_script(self.max + 2);
                 let spec = Spec {
                     name: "fork-shell".into(),
-                    program: Program::Shell { rootfs: rootfs.clone(), script: script.clone() },
+                    program: Program::Shell { busybox: busybox.clone(), rootfs: None, script: script.clone() },
                     gated: true,
                     pin_cpu: None,
                     cpu_seconds: 30,
@@ -122,7 +119,7 @@ impl Lesson for PidsLimit {
                 let h = Hog::spawn(&spec)?;
                 let pid = h.pid();
                 self.shell = Some(h);
-                r.say("host", format!("chroot {} /bin/sh -c '...' &    # waits on stdin before it starts", rootfs.display()), format!("[1] {pid}\n{}", script.trim_end()));
+                r.say("host", format!("{} sh -c '...' &    # waits on stdin before it starts", busybox.display()), format!("[1] {pid}\n{}", script.trim_end()));
                 let g = self.group()?.clone();
                 let files = g.files_for(Watch::Pids);
                 let mut before = capture(format!("shell (pid {pid})"), pid, Capture { cgroups: true, ..Capture::FACTS })?;
@@ -158,7 +155,7 @@ impl Lesson for PidsLimit {
                     shown.push_str(err.trim_end());
                 }
                 shown.push_str(&format!("\n[{}]", hog::describe_status(&status)));
-                r.say("chroot", format!("for i in $(seq {}); do sleep {SLEEP_SECONDS} & done", max + 2), shown);
+                r.say("sh", format!("for i in $(seq {}); do sleep {SLEEP_SECONDS} & done", max + 2), shown);
                 let mut after = cg::facts("", &files);
                 after.insert(SHELL_FACT.into(), hog::describe_status(&status));
                 after.insert(STARTED_FACT.into(), started.to_string());

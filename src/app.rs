@@ -85,6 +85,10 @@ fn dispatch(cmd: Command, style: Style) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Tour(t) => tour(t.json, style),
+        Command::InternalHog(h) => {
+            lessons::hog::busy_loop(h.threads, h.seconds, h.wait);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Doctor(d) if d.host_state => {
             println!("{}", serde_json::to_string_pretty(&crate::hoststate::capture())?);
             Ok(ExitCode::SUCCESS)

@@ -37,6 +37,10 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Remove whatever runs that were killed left behind.
     Cleanup(CleanupArgs),
+    /// The CPU hog of the cgroup lessons: threads spinning in a busy loop
+    /// (started by workbench itself, not meant to be typed).
+    #[command(hide = true)]
+    InternalHog(HogArgs),
     /// `workbench <lesson>` is short for `workbench lesson <lesson>`.
     #[command(external_subcommand)]
     External(Vec<String>),
@@ -109,6 +113,19 @@ impl LessonFlags {
             container_port: self.container_port,
         }
     }
+}
+
+#[derive(Debug, Args)]
+pub struct HogArgs {
+    /// Number of spinning threads.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub threads: u32,
+    /// Stop after this many seconds.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(0..=3600))]
+    pub seconds: u32,
+    /// Read one line from stdin before starting.
+    #[arg(long)]
+    pub wait: bool,
 }
 
 #[derive(Debug, Args)]

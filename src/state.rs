@@ -175,6 +175,18 @@ pub fn track<T, E: From<StateError>>(create: impl FnOnce() -> Result<(T, Resourc
     Ok(value)
 }
 
+/// Record several resources, then create them, all under the state lock: the
+/// state file names them before they exist, and a signal cannot tear the run
+/// down while they are half made. If `create` fails the records stay (removing
+/// something that does not exist is not an error).
+pub fn record_and_create<T, E: From<StateError>>(resources: Vec<Resource>, create: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
+    let mut guard = CURRENT.lock().unwrap_or_else(|e| e.into_inner());
+    let state = guard.as_mut().ok_or(StateError::NoRun)?;
+    state.resources.extend(resources);
+    state.persist().map_err(|e| StateError::Io { what: "write", path: state.path(), source: e })?;
+    create()
+}
+
 /// Remove one resource now (the lesson is done with it) and forget it.
 pub fn release(r: &Resource) -> Result<(), String> {
     let mut guard = CURRENT.lock().unwrap_or_else(|e| e.into_inner());

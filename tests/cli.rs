@@ -55,7 +55,7 @@ fn list_shows_every_lesson() {
     let o = common::workbench(&["list"]);
     assert!(o.status.success());
     let out = common::stdout(&o);
-    for id in ["chroot-busybox", "pid-ns", "mount-proc"] {
+    for id in ["chroot-busybox", "pid-ns", "mount-proc", "cgroup-cpu-quota", "cpu-shares", "memory-oom", "pids-limit"] {
         assert!(out.contains(id), "{id} missing from list");
     }
 }

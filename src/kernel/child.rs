@@ -41,6 +41,14 @@ pub enum Request {
     Run { argv: Vec<String> },
     /// Run an interactive command on the terminal (for `--shell`).
     Interactive { argv: Vec<String>, env: Vec<(String, String)> },
+    /// Start a long-running command inside (a server such as `httpd -f`) and
+    /// answer at once with its PID as the child sees it. Its standard streams
+    /// are /dev/null. It dies with the child's PID namespace, so only send
+    /// this to a child cloned with `CLONE_NEWPID`.
+    Spawn { argv: Vec<String> },
+    /// `setns(open(path), CLONE_NEWNET)`: join the network namespace behind a
+    /// namespace file such as `/proc/PID/ns/net` (what `nsenter -t PID -n` does).
+    SetnsNet(PathBuf),
 }
 
 /// The child's answer.
@@ -49,6 +57,8 @@ pub enum Reply {
     Done,
     Whoami { pid: i32, ppid: i32, hostname: String },
     Ran(RunOutput),
+    /// [`Request::Spawn`] started a process with this PID (inside the child's PID namespace).
+    Spawned { pid: i32 },
     Failed(String),
 }
 
@@ -158,6 +168,15 @@ impl NsChild {
         }
     }
 
+    /// Start a long-running command inside; returns its PID as the child sees it.
+    pub fn spawn_inside(&mut self, argv: &[&str]) -> Result<i32> {
+        match self.call(&Request::Spawn { argv: argv.iter().map(|s| s.to_string()).collect() })? {
+            Reply::Spawned { pid } => Ok(pid),
+            Reply::Failed(e) => Err(KernelError::Child(e)),
+            other => Err(KernelError::Child(format!("unexpected reply {other:?}"))),
+        }
+    }
+
     /// `getpid()`, `getppid()` and the hostname inside.
     pub fn whoami(&mut self) -> Result<(i32, i32, String)> {
         match self.call(&Request::Whoami)? {
@@ -259,6 +278,8 @@ fn serve(req: Request) -> Reply {
                 .and_then(|_| sys(nix::unistd::chdir("/"), "chdir", "/")),
         ),
         Request::Run { argv } => run_captured(&argv),
+        Request::Spawn { argv } => spawn_background(&argv),
+        Request::SetnsNet(path) => done(setns_net(&path)),
         Request::Interactive { argv, env } => {
             let Some((prog, args)) = argv.split_first() else {
                 return Reply::Failed("empty command".into());
@@ -282,6 +303,32 @@ fn serve(req: Request) -> Reply {
             }
         }
     }
+}
+
+fn spawn_background(argv: &[String]) -> Reply {
+    let Some((prog, args)) = argv.split_first() else {
+        return Reply::Failed("empty command".into());
+    };
+    let spawned = Command::new(prog)
+        .args(args)
+        .env_clear()
+        .env("PATH", PATH)
+        .env("HOME", "/root")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    match spawned {
+        // The handle is dropped: the process runs on, and is reaped by nobody
+        // until the namespace's init (this child) dies and takes it along.
+        Ok(c) => Reply::Spawned { pid: c.id() as i32 },
+        Err(e) => Reply::Failed(format!("execve {prog}: {}", strip_os_error(&e))),
+    }
+}
+
+fn setns_net(path: &std::path::Path) -> Result<()> {
+    let file = io(std::fs::File::open(path), format!("open {}", path.display()))?;
+    sys(nix::sched::setns(&file, CloneFlags::CLONE_NEWNET), "setns", format!("{} (CLONE_NEWNET)", path.display()))
 }
 
 fn run_captured(argv: &[String]) -> Reply {

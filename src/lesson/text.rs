@@ -42,6 +42,9 @@ pub const FILES: &[(&str, &str)] = &[
     ("chroot-busybox.toml", include_str!("../../lessons/chroot-busybox.toml")),
     ("pid-ns.toml", include_str!("../../lessons/pid-ns.toml")),
     ("mount-proc.toml", include_str!("../../lessons/mount-proc.toml")),
+    ("veth-bridge.toml", include_str!("../../lessons/veth-bridge.toml")),
+    ("nat-port-map.toml", include_str!("../../lessons/nat-port-map.toml")),
+    ("net-modes.toml", include_str!("../../lessons/net-modes.toml")),
 ];
 
 /// Parse every lesson text, ordered by `order`.

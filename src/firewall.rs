@@ -59,21 +59,40 @@ fn tool_works(prog: &str, args: &[&str]) -> bool {
     Command::new(prog).args(args).output().is_ok_and(|o| o.status.success())
 }
 
+/// Is `iptables` the nf_tables variant (`iptables v1.8.9 (nf_tables)`)? Its
+/// rules live in nft tables `ip nat` / `ip filter` that it creates on demand.
+pub fn iptables_is_nft_variant() -> bool {
+    Command::new("iptables").arg("--version").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("nf_tables"))
+}
+
+fn nft_works() -> bool {
+    tool_works("nft", &["list", "tables"])
+}
+
 /// Pick the backend: `WORKBENCH_FIREWALL=nft|iptables` if set, else nft when
-/// it works, else iptables. The error is a one-line remedy.
+/// it works, else legacy iptables. The error is a one-line remedy.
 pub fn detect() -> Result<Backend, String> {
+    let iptables = || -> Result<Backend, String> {
+        if !tool_works("iptables", &["--version"]) {
+            return Err("iptables does not work on this host: run scripts/setup, or apt-get install nftables".into());
+        }
+        // iptables-nft creates base chains it never removes; only nft can.
+        if iptables_is_nft_variant() && !nft_works() {
+            return Err("iptables here is the nf_tables variant and nft is missing, so workbench could not remove the chains iptables creates: apt-get install nftables".into());
+        }
+        Ok(Backend::Iptables)
+    };
     match std::env::var("WORKBENCH_FIREWALL").ok().as_deref() {
-        Some("nft") => return Ok(Backend::Nft),
-        Some("iptables") => return Ok(Backend::Iptables),
+        Some("nft") if nft_works() => return Ok(Backend::Nft),
+        Some("nft") => return Err("WORKBENCH_FIREWALL=nft but `nft list tables` fails: apt-get install nftables".into()),
+        Some("iptables") => return iptables(),
         Some(other) if !other.is_empty() => return Err(format!("WORKBENCH_FIREWALL must be nft or iptables, not {other:?}")),
         _ => {}
     }
-    if tool_works("nft", &["list", "tables"]) {
+    if nft_works() {
         Ok(Backend::Nft)
-    } else if tool_works("iptables", &["--version"]) {
-        Ok(Backend::Iptables)
     } else {
-        Err("neither nft nor iptables works on this host: run scripts/setup, or apt-get install nftables".into())
+        iptables().map_err(|_| "neither nft nor iptables works on this host: run scripts/setup, or apt-get install nftables".to_string())
     }
 }
 
@@ -285,6 +304,13 @@ impl Firewall {
             }
             Backend::Iptables => {
                 let (table, chain) = rule.hook.iptables_place();
+                // iptables-nft creates the nft table and base chain on first
+                // use and never deletes them: record them for removal (when
+                // empty again) if they do not exist yet.
+                if iptables_is_nft_variant() && !tool_works("nft", &["list", "chain", "ip", table, chain]) {
+                    let drop_table = !tool_works("nft", &["list", "table", "ip", table]);
+                    state::record(Resource::XtablesChain { table: table.into(), chain: chain.into(), drop_table })?;
+                }
                 let spec = rule.iptables_args(&self.table);
                 state::record(Resource::IptablesRule { table: table.into(), chain: chain.into(), spec: spec.clone() })?;
                 // Inserted first in the chain: the rule only matches our own
@@ -395,6 +421,40 @@ pub fn remove_iptables_rule(table: &str, chain: &str, spec: &[String]) -> Result
     run("iptables", &del).map(drop).map_err(|e| e.to_string())
 }
 
+/// Delete a base chain iptables-nft created for our rules, if no rule is
+/// left in it — and its table, if that was created too and is now empty.
+pub fn remove_xtables_chain(table: &str, chain: &str, drop_table: bool) -> Result<(), String> {
+    let known = matches!((table, chain), ("nat", "PREROUTING" | "OUTPUT" | "POSTROUTING" | "INPUT") | ("filter", "FORWARD" | "INPUT" | "OUTPUT"));
+    if !known {
+        return Err(format!("refusing to delete chain ip {table} {chain}: not an iptables built-in chain"));
+    }
+    let listing = |args: &[&str]| Command::new("nft").args(args).output().ok().filter(|o| o.status.success()).map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+    if let Some(text) = listing(&["list", "chain", "ip", table, chain]) {
+        if chain_rule_count(&text) > 0 {
+            return Ok(()); // someone else's rules arrived meanwhile: leave it
+        }
+        run("nft", &strings(&["delete", "chain", "ip", table, chain])).map_err(|e| e.to_string())?;
+    }
+    if drop_table {
+        if let Some(text) = listing(&["list", "table", "ip", table]) {
+            if !text.lines().any(|l| l.trim_start().starts_with("chain ")) {
+                run("nft", &strings(&["delete", "table", "ip", table])).map_err(|e| e.to_string())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Rules in an `nft list chain` listing (lines that are not the table/chain
+/// headers, the `type ... hook` line or closing braces).
+pub fn chain_rule_count(listing: &str) -> usize {
+    listing
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && *l != "}" && !l.starts_with("table ") && !l.starts_with("chain ") && !l.starts_with("type "))
+        .count()
+}
+
 /// Chains hooked at `forward` whose policy drops packets, from `nft list
 /// ruleset` text: `["ip filter FORWARD"]`. Tables named `wb…` are ours and skipped.
 pub fn forward_drop_chains(ruleset: &str) -> Vec<String> {
@@ -497,6 +557,16 @@ mod tests {
         assert_eq!(c[0].1, 0);
         assert_eq!(c[1].1, 7);
         assert!(c[1].0.starts_with("-A PREROUTING"));
+    }
+
+    #[test]
+    fn counts_rules_in_a_chain_listing() {
+        let empty = "table ip nat {\n\tchain PREROUTING {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n\t}\n}\n";
+        assert_eq!(chain_rule_count(empty), 0);
+        let one = "table ip nat {\n\tchain PREROUTING {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n\t\ttcp dport 80 counter packets 0 bytes 0 dnat to 10.0.0.2\n\t}\n}\n";
+        assert_eq!(chain_rule_count(one), 1);
+        assert!(remove_xtables_chain("nat", "DOCKER", false).unwrap_err().starts_with("refusing"));
+        assert!(remove_xtables_chain("mangle", "PREROUTING", true).unwrap_err().starts_with("refusing"));
     }
 
     #[test]

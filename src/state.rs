@@ -50,6 +50,9 @@ pub enum Resource {
     NftTable { family: String, name: String },
     /// An iptables rule tagged with a `wb…` comment, deleted by its exact specification.
     IptablesRule { table: String, chain: String, spec: Vec<String> },
+    /// A built-in chain (and maybe its table) that iptables-nft created in nft
+    /// for our rules; deleted once no rule is left in it.
+    XtablesChain { table: String, chain: String, drop_table: bool },
     /// A kernel parameter (`/proc/sys/KEY`) we changed: its old value, and the
     /// old values of the keys the kernel changed along with it, put back in that order.
     Sysctl {
@@ -71,6 +74,7 @@ impl std::fmt::Display for Resource {
             Resource::Netns { name } => write!(f, "netns {name}"),
             Resource::NftTable { family, name } => write!(f, "nft table {family} {name}"),
             Resource::IptablesRule { table, chain, spec } => write!(f, "iptables -t {table} {chain} {}", spec.join(" ")),
+            Resource::XtablesChain { table, chain, .. } => write!(f, "nft chain ip {table} {chain} (made by iptables-nft)"),
             Resource::Sysctl { key, previous, .. } => write!(f, "sysctl {} (back to {previous})", crate::sysctl::dotted(key)),
         }
     }
@@ -352,6 +356,7 @@ pub fn remove(r: &Resource) -> Result<(), String> {
         Resource::Netns { name } => crate::netview::delete_netns(name),
         Resource::NftTable { family, name } => crate::firewall::remove_nft_table(family, name),
         Resource::IptablesRule { table, chain, spec } => crate::firewall::remove_iptables_rule(table, chain, spec),
+        Resource::XtablesChain { table, chain, drop_table } => crate::firewall::remove_xtables_chain(table, chain, *drop_table),
         Resource::Sysctl { key, previous, side_effects } => crate::sysctl::restore(key, previous, side_effects),
     }
 }

@@ -183,6 +183,7 @@ impl Lesson for NatPortMap {
                 ops.extend(netlab::veth_ops(&host_end, &peer, &self.bridge));
                 ops.extend(netlab::inside_ops(&peer, &ns, pid, &p.sub.peer_cidr(), Some(&p.sub.host_ip())));
                 netlab::apply_ops(&mut r, &ops)?;
+                netlab::wait_oper_up(pid, "eth0", Duration::from_secs(3))?;
                 let after = netlab::lab_snapshot("host + container", &sides)?;
                 r.observe(before, after);
                 let out = netlab::host_busybox(cx, &netlab::ping_argv(&p.sub.peer_ip()), Duration::from_secs(5))?;
@@ -234,6 +235,7 @@ impl Lesson for NatPortMap {
                 ];
                 ops.extend(netlab::inside_ops(&out_peer, &ns, pid, &out_sub.peer_cidr(), None));
                 netlab::apply_ops(&mut r, &ops)?;
+                netlab::wait_oper_up(pid, "eth0", Duration::from_secs(3))?;
                 let after = netlab::lab_snapshot("host + outside", &sides)?;
                 r.observe(before, after);
                 let ping = self.in_outside(&netlab::ping_argv(&out_sub.host_ip()))?;
@@ -267,7 +269,7 @@ impl Lesson for NatPortMap {
                 r.observe(before, after);
                 r.check_eq("net.ipv4.ip_forward", "1".to_string(), sysctl::read(key)?);
                 let drops = self.fw()?.counters()?.iter().filter(|(rule, _)| rule.contains("drop") || rule.contains("DROP")).count();
-                r.check_eq("fence rules in our own table", 2, drops);
+                r.check_eq("our fence rules", 2, drops);
             }
             "masquerade" => {
                 let (sub, out_sub) = self.subs()?;
@@ -360,7 +362,7 @@ impl Lesson for NatPortMap {
                         r.check(format!("used: {rule}"), "at least 1 packet", format!("{n} packets"), *n >= 1);
                     }
                 }
-                r.check_eq("rules in our table", 7, counters.len());
+                r.check_eq("our rules", 7, counters.len());
             }
             other => anyhow::bail!("unknown step {other}"),
         }

@@ -147,6 +147,7 @@ impl Lesson for NetModes {
                 ops.extend(netlab::veth_ops(&host_end, &peer, &bridge));
                 ops.extend(netlab::inside_ops(&peer, &ns, pid, &sub.peer_cidr(), Some(&sub.host_ip())));
                 netlab::apply_ops(&mut r, &ops)?;
+                netlab::wait_oper_up(pid, "eth0", std::time::Duration::from_secs(3))?;
                 // A server only its own network namespace can reach: bound to 127.0.0.1.
                 let inner = child.spawn_inside(&["/bin/busybox", "httpd", "-f", "-p", "127.0.0.1:80", "-h", "/www"])?;
                 r.say("bridge-mode", "httpd -f -p 127.0.0.1:80 -h /www &   (loopback only)", format!("[1] {inner}"));

@@ -442,6 +442,13 @@ pub fn wait_until(within: Duration, mut probe: impl FnMut() -> anyhow::Result<bo
     }
 }
 
+/// Wait until link `name` in the namespace of `pid` is operationally UP.
+/// The kernel sets IFF_UP at once but updates the operational state (and
+/// attaches the queueing discipline) a moment later, from its linkwatch work.
+pub fn wait_oper_up(pid: i32, name: &str, within: Duration) -> anyhow::Result<bool> {
+    wait_until(within, || Ok(wb_net::snapshot_of_pid(pid)?.link(name).is_some_and(|l| l.state == "UP")))
+}
+
 /// Is a TCP port open at `ip`? (a plain connect from workbench, bounded)
 pub fn tcp_open(ip: &str, port: u16) -> bool {
     let Ok(addr) = format!("{ip}:{port}").parse::<std::net::SocketAddr>() else { return false };

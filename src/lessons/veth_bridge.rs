@@ -59,11 +59,17 @@ impl VethBridge {
 
     /// Do `ops`, showing the host's and the container's network before and after.
     fn wire(&self, r: &mut StepReport, ops: &[(Place, Op)]) -> anyhow::Result<()> {
+        self.wire_then(r, ops, || Ok(()))
+    }
+
+    /// Like [`Self::wire`], running `settle` before the "after" snapshot.
+    fn wire_then(&self, r: &mut StepReport, ops: &[(Place, Op)], settle: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<()> {
         let pid = self.pid()?;
         let me = crate::kernel::proc::self_pid();
         let sides = [("host", me), ("container", pid)];
         let before = netlab::lab_snapshot("host + container", &sides)?;
         netlab::apply_ops(r, ops)?;
+        settle()?;
         let after = netlab::lab_snapshot("host + container", &sides)?;
         r.observe(before, after);
         Ok(())
@@ -174,7 +180,9 @@ impl Lesson for VethBridge {
             "up" => {
                 let sub = self.sub()?;
                 let ns = self.ns()?;
-                self.wire(&mut r, &[(ns.clone(), Op::SetUp { link: "lo".into() }), (ns, Op::SetUp { link: "eth0".into() })])?;
+                let pid = self.pid()?;
+                // The operational state follows IFF_UP a moment later (linkwatch).
+                self.wire_then(&mut r, &[(ns.clone(), Op::SetUp { link: "lo".into() }), (ns, Op::SetUp { link: "eth0".into() })], || netlab::wait_oper_up(pid, "eth0", std::time::Duration::from_secs(3)).map(drop))?;
                 let inside = self.inside()?;
                 let eth0 = inside.link("eth0");
                 r.check("eth0 operational state", "UP", eth0.map(|l| l.state.clone()).unwrap_or_else(|| "absent".into()), eth0.is_some_and(|l| l.state == "UP"));

@@ -484,8 +484,8 @@ mod tests {
         };
         NetSnapshot {
             links: vec![],
-            addresses: vec![wb_net::Address { link: "eth0".into(), cidr: "192.0.2.2/24".into(), family: "inet".into() }, wb_net::Address { link: "wg0".into(), cidr: "10.213.1.9/32".into(), family: "inet".into() }],
-            routes: vec![route("default", "eth0"), route("192.0.2.0/24", "eth0"), route("10.213.0.0/24", "docker1")],
+            addresses: vec![wb_net::Address { link: "eth0".into(), cidr: "192.168.1.2/24".into(), family: "inet".into() }, wb_net::Address { link: "wg0".into(), cidr: "10.213.1.9/32".into(), family: "inet".into() }],
+            routes: vec![route("default", "eth0"), route("192.168.1.0/24", "eth0"), route("10.213.0.0/24", "docker1")],
         }
     }
 
@@ -531,8 +531,10 @@ mod tests {
         assert_eq!(outside.cidr(), "10.214.0.0/24");
         let e = choose_subnet(&h, Some("10.213.0.0/16"), CONTAINER_SUBNETS, &[]).unwrap_err();
         assert_eq!(e, "--subnet 10.213.0.0/16 overlaps the host's route 10.213.0.0/24 dev docker1: choose a free one such as 10.213.2.0/24");
-        let e = choose_subnet(&h, Some("192.0.2.0/24"), CONTAINER_SUBNETS, &[]).unwrap_err();
-        assert!(e.contains("route 192.0.2.0/24 dev eth0"), "{e}");
+        let e = choose_subnet(&h, Some("192.168.0.0/16"), CONTAINER_SUBNETS, &[]).unwrap_err();
+        assert!(e.contains("route 192.168.1.0/24 dev eth0"), "{e}");
+        let e = choose_subnet(&h, Some("10.213.1.0/28"), CONTAINER_SUBNETS, &[]).unwrap_err();
+        assert!(e.contains("address 10.213.1.9/32 on wg0"), "{e}");
         assert_eq!(choose_subnet(&h, Some("10.99.0.0/24"), CONTAINER_SUBNETS, &[]).unwrap().cidr(), "10.99.0.0/24");
         assert!(choose_subnet(&h, None, &["10.213.0.0/24"], &[]).unwrap_err().contains("--subnet"));
     }

@@ -172,3 +172,27 @@ fn a_subnet_held_by_a_paused_run_is_refused() {
     assert!(!sub.starts_with(&taken), "the second run reused {taken}: {sub}");
     interrupt(run, Signal::SIGINT, 130, &before, "veth-bridge interrupted by SIGINT");
 }
+
+#[test]
+fn sigkill_during_nat_port_map_then_cleanup_restores_the_host() {
+    require_root!();
+    let _g = common::serial();
+    // Leftovers of earlier killed runs would be cleaned below too: clear them first.
+    let _ = common::workbench(&["cleanup"]);
+    let before = workbench::hoststate::capture();
+    let mut run = start_paused("nat-port-map", 6);
+    let procs = descendants(run.child.id() as i32);
+    kill(Pid::from_raw(run.child.id() as i32), Signal::SIGKILL).unwrap();
+    let _ = run.child.wait();
+    // The namespaces die with workbench (PR_SET_PDEATHSIG, then their PID namespaces)...
+    assert!(wait_gone(&procs), "processes {procs:?} survived SIGKILL of workbench");
+    // ...but the bridge, the nft table and ip_forward=1 wait for `cleanup`.
+    let left = workbench::hoststate::capture();
+    assert!(section(&left, "sysctl").contains(&"net.ipv4.ip_forward = 1".to_string()));
+    assert!(section(&left, "nft").iter().any(|l| l.starts_with("table ip wb")));
+    let o = common::workbench(&["cleanup"]);
+    assert!(o.status.success(), "cleanup failed: {}", common::stderr(&o));
+    let out = common::stdout(&o);
+    assert!(out.contains("removed nft table ip wb") && out.contains("removed sysctl net.ipv4.ip_forward"), "{out}");
+    common::assert_host_unchanged(&before, "nat-port-map killed, then cleanup");
+}

@@ -269,3 +269,24 @@ fn bad_network_options_fail_before_anything_is_created() {
     drop(listener);
     common::assert_host_unchanged(&before, "lessons refused in preflight");
 }
+
+#[test]
+fn veth_bridge_shell_reaches_the_bridge() {
+    require_root!();
+    let _g = common::serial();
+    use std::io::Write;
+    let before = workbench::hoststate::capture();
+    let mut child = std::process::Command::new(common::bin())
+        .args(["lesson", "veth-bridge", "--shell", "--color", "never", "--subnet", "10.213.9.0/24"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.as_mut().unwrap().write_all(b"ping -c 1 -w 2 10.213.9.1 >/dev/null && echo marker-$(hostname)-$(ip -4 route | grep -c default)\nexit\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    let out = common::stdout(&o);
+    assert!(o.status.success(), "{out}\n{}", common::stderr(&o));
+    assert!(out.lines().any(|l| l == "marker-container-1"), "no marker in:\n{out}");
+    common::assert_host_unchanged(&before, "veth-bridge --shell");
+}

@@ -122,8 +122,14 @@ impl Lesson for NetModes {
                 r.observe(ns_facts("workbench (host)", me), ns_facts(&format!("host-mode (pid {pid})"), pid));
                 r.check("net namespace vs the host's", "same", same(inode(me, "net"), inode(pid, "net")), inode(me, "net") == inode(pid, "net"));
                 r.check("pid namespace vs the host's", "different", same(inode(me, "pid"), inode(pid, "pid")), inode(me, "pid") != inode(pid, "pid"));
-                let host_links = netlab::link_names(me)?;
-                let its = netlab::link_names(pid)?;
+                // Both lists at (nearly) the same moment: other programs may add links meanwhile.
+                let (mut host_links, mut its) = (netlab::link_names(me)?, netlab::link_names(pid)?);
+                for _ in 0..5 {
+                    if host_links == its {
+                        break;
+                    }
+                    (host_links, its) = (netlab::link_names(me)?, netlab::link_names(pid)?);
+                }
                 r.check("links it sees", host_links.join(" "), its.join(" "), host_links == its && its.len() > 1);
                 self.host = Some(child);
             }

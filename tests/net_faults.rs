@@ -139,7 +139,7 @@ fn sigint_during_nat_port_map_restores_forwarding_and_removes_the_rules() {
 }
 
 #[test]
-fn sigterm_during_veth_bridge_and_net_modes_cleans_up() {
+fn signals_during_veth_bridge_net_modes_and_vxlan_overlay_clean_up() {
     require_root!();
     let _g = common::serial();
     let before = workbench::hoststate::capture();
@@ -149,6 +149,10 @@ fn sigterm_during_veth_bridge_and_net_modes_cleans_up() {
     let run = start_paused("net-modes", 4);
     assert!(descendants(run.child.id() as i32).len() >= 4, "four containers expected");
     interrupt(run, Signal::SIGINT, 130, &before, "net-modes interrupted by SIGINT");
+    // vxlan-overlay after "underlay": both veth ends live in the two "hosts".
+    let run = start_paused("vxlan-overlay", 2);
+    assert_eq!(descendants(run.child.id() as i32).len(), 2, "two host namespaces expected");
+    interrupt(run, Signal::SIGTERM, 143, &before, "vxlan-overlay interrupted by SIGTERM");
 }
 
 #[test]

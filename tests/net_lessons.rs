@@ -290,3 +290,29 @@ fn veth_bridge_shell_reaches_the_bridge() {
     assert!(out.lines().any(|l| l == "marker-container-1"), "no marker in:\n{out}");
     common::assert_host_unchanged(&before, "veth-bridge --shell");
 }
+
+#[test]
+fn vxlan_overlay_tunnels_pings_in_udp() {
+    require_root!();
+    let _g = common::serial();
+    let before = workbench::hoststate::capture();
+    let (code, steps, summary) = run_json("vxlan-overlay", &[]);
+    assert_all_passed(code, &steps, &summary);
+    let u = step(&steps, "underlay");
+    assert!(received(&output_of(u, "host-a", "ping")) >= 1);
+    let v = step(&steps, "vxlan");
+    for side in ["host-a", "host-b"] {
+        let l = row(v, "links", &format!("{side}: vxlan42"));
+        assert_eq!(l["change"], "added");
+        assert!(l["after"].as_str().unwrap().contains("type vxlan") && l["after"].as_str().unwrap().ends_with("mtu 1450"), "{l}");
+    }
+    let p = step(&steps, "ping");
+    let n = received(&output_of(p, "host-a", "ping -c 2 -i 0.2 -w 3 10.216.0.2"));
+    assert!(n >= 1);
+    // host-b's UDP counter grew by at least one datagram per echo request.
+    let rows = p["diff"].as_array().unwrap().iter().find(|s| s["name"] == "facts").unwrap()["rows"].as_array().unwrap().clone();
+    let udp = rows.iter().find(|r| r["key"].as_str().unwrap().ends_with("Udp InDatagrams")).unwrap();
+    let grew = udp["after"].as_str().unwrap().parse::<u64>().unwrap() - udp["before"].as_str().unwrap().parse::<u64>().unwrap();
+    assert!(grew >= n as u64, "{udp}");
+    common::assert_host_unchanged(&before, "vxlan-overlay");
+}

@@ -45,6 +45,7 @@ pub const FILES: &[(&str, &str)] = &[
     ("veth-bridge.toml", include_str!("../../lessons/veth-bridge.toml")),
     ("nat-port-map.toml", include_str!("../../lessons/nat-port-map.toml")),
     ("net-modes.toml", include_str!("../../lessons/net-modes.toml")),
+    ("vxlan-overlay.toml", include_str!("../../lessons/vxlan-overlay.toml")),
 ];
 
 /// Parse every lesson text, ordered by `order`.

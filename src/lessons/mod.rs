@@ -7,6 +7,7 @@ pub mod net_modes;
 pub mod netlab;
 pub mod pid_ns;
 pub mod veth_bridge;
+pub mod vxlan_overlay;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -19,7 +20,7 @@ use crate::observe::{capture, Capture, Snapshot};
 use crate::state::{self, Resource};
 
 /// Every lesson, in tour order.
-pub const ALL: &[LessonDef] = &[chroot_busybox::DEF, pid_ns::DEF, mount_proc::DEF, veth_bridge::DEF, nat_port_map::DEF, net_modes::DEF];
+pub const ALL: &[LessonDef] = &[chroot_busybox::DEF, pid_ns::DEF, mount_proc::DEF, veth_bridge::DEF, nat_port_map::DEF, net_modes::DEF, vxlan_overlay::DEF];
 
 /// Find a lesson by id or alias.
 pub fn find(name: &str) -> Option<&'static LessonDef> {

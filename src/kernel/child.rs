@@ -51,6 +51,14 @@ pub enum Request {
     Run { argv: Vec<String> },
     /// Run an interactive command on the terminal (for `--shell`).
     Interactive { argv: Vec<String>, env: Vec<(String, String)> },
+    /// Start a long-running command inside (a server such as `httpd -f`) and
+    /// answer at once with its PID as the child sees it. Its standard streams
+    /// are /dev/null. It dies with the child's PID namespace, so only send
+    /// this to a child cloned with `CLONE_NEWPID`.
+    Spawn { argv: Vec<String> },
+    /// `setns(open(path), CLONE_NEWNET)`: join the network namespace behind a
+    /// namespace file such as `/proc/PID/ns/net` (what `nsenter -t PID -n` does).
+    SetnsNet(PathBuf),
 }
 
 /// The child's answer.
@@ -59,6 +67,8 @@ pub enum Reply {
     Done,
     Whoami { pid: i32, ppid: i32, hostname: String },
     Ran(RunOutput),
+    /// [`Request::Spawn`] started a process with this PID (inside the child's PID namespace).
+    Spawned { pid: i32 },
     Failed(String),
 }
 
@@ -163,6 +173,15 @@ impl NsChild {
     pub fn run(&mut self, argv: &[&str]) -> Result<RunOutput> {
         match self.call(&Request::Run { argv: argv.iter().map(|s| s.to_string()).collect() })? {
             Reply::Ran(out) => Ok(out),
+            Reply::Failed(e) => Err(KernelError::Child(e)),
+            other => Err(KernelError::Child(format!("unexpected reply {other:?}"))),
+        }
+    }
+
+    /// Start a long-running command inside; returns its PID as the child sees it.
+    pub fn spawn_inside(&mut self, argv: &[&str]) -> Result<i32> {
+        match self.call(&Request::Spawn { argv: argv.iter().map(|s| s.to_string()).collect() })? {
+            Reply::Spawned { pid } => Ok(pid),
             Reply::Failed(e) => Err(KernelError::Child(e)),
             other => Err(KernelError::Child(format!("unexpected reply {other:?}"))),
         }
@@ -275,6 +294,8 @@ fn serve(req: Request) -> Reply {
         Request::Remove { path, recursive } => done(remove_path(&path, recursive)),
         Request::Mkdir { path, mode } => done(make_dir(&path, mode)),
         Request::Run { argv } => run_captured(&argv),
+        Request::Spawn { argv } => spawn_background(&argv),
+        Request::SetnsNet(path) => done(setns_net(&path)),
         Request::Interactive { argv, env } => {
             let Some((prog, args)) = argv.split_first() else {
                 return Reply::Failed("empty command".into());
@@ -320,6 +341,32 @@ fn make_dir(path: &std::path::Path, mode: u32) -> Result<()> {
     io(std::fs::DirBuilder::new().mode(mode).create(path), format!("mkdir {}", path.display()))?;
     // The umask may have cleared bits of `mode`: set them exactly.
     io(std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)), format!("chmod {}", path.display()))
+}
+
+fn spawn_background(argv: &[String]) -> Reply {
+    let Some((prog, args)) = argv.split_first() else {
+        return Reply::Failed("empty command".into());
+    };
+    let spawned = Command::new(prog)
+        .args(args)
+        .env_clear()
+        .env("PATH", PATH)
+        .env("HOME", "/root")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    match spawned {
+        // The handle is dropped: the process runs on, and is reaped by nobody
+        // until the namespace's init (this child) dies and takes it along.
+        Ok(c) => Reply::Spawned { pid: c.id() as i32 },
+        Err(e) => Reply::Failed(format!("execve {prog}: {}", strip_os_error(&e))),
+    }
+}
+
+fn setns_net(path: &std::path::Path) -> Result<()> {
+    let file = io(std::fs::File::open(path), format!("open {}", path.display()))?;
+    sys(nix::sched::setns(&file, CloneFlags::CLONE_NEWNET), "setns", format!("{} (CLONE_NEWNET)", path.display()))
 }
 
 fn run_captured(argv: &[String]) -> Reply {

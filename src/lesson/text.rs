@@ -48,6 +48,10 @@ pub const FILES: &[(&str, &str)] = &[
     ("pids-limit.toml", include_str!("../../lessons/pids-limit.toml")),
     ("overlay-demo.toml", include_str!("../../lessons/overlay-demo.toml")),
     ("image-layers.toml", include_str!("../../lessons/image-layers.toml")),
+    ("veth-bridge.toml", include_str!("../../lessons/veth-bridge.toml")),
+    ("nat-port-map.toml", include_str!("../../lessons/nat-port-map.toml")),
+    ("net-modes.toml", include_str!("../../lessons/net-modes.toml")),
+    ("vxlan-overlay.toml", include_str!("../../lessons/vxlan-overlay.toml")),
 ];
 
 /// Parse every lesson text, ordered by `order`.

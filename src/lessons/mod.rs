@@ -8,9 +8,14 @@ pub mod hog;
 pub mod image_layers;
 pub mod memory_oom;
 pub mod mount_proc;
+pub mod nat_port_map;
+pub mod net_modes;
+pub mod netlab;
 pub mod overlay_demo;
 pub mod pid_ns;
 pub mod pids_limit;
+pub mod veth_bridge;
+pub mod vxlan_overlay;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -33,6 +38,10 @@ pub const ALL: &[LessonDef] = &[
     pids_limit::DEF,
     overlay_demo::DEF,
     image_layers::DEF,
+    veth_bridge::DEF,
+    nat_port_map::DEF,
+    net_modes::DEF,
+    vxlan_overlay::DEF,
 ];
 
 /// Find a lesson by id or alias.

@@ -406,7 +406,7 @@ fn sigkill_leaves_nothing_that_cleanup_cannot_remove() {
     assert!(!workbench::hoststate::differences(&before, &after_kill).is_empty(), "SIGKILL left the bridge, cgroup and state file");
     let o = common::workbench(&["cleanup"]);
     assert!(o.status.success(), "{}{}", common::stdout(&o), common::stderr(&o));
-    assert!(common::stdout(&o).contains("nft table ip wb-"), "{}", common::stdout(&o));
+    assert!(common::stdout(&o).contains("nft table ip wbrun"), "{}", common::stdout(&o));
     common::assert_host_unchanged(&before, "workbench run killed with SIGKILL, then workbench cleanup");
 }
 

@@ -528,26 +528,11 @@ fn make_cgroup(spec: &RunSpec, name: &str, verbose: bool) -> anyhow::Result<Opti
         return Ok(None);
     }
     let layout = wb_cgroup::detect_system()?;
-    // Every place the group could be created, recorded before creating it.
-    let mut candidates: Vec<PathBuf> = Vec::new();
-    for c in &ctrls {
-        for h in c.v1_hierarchies() {
-            if let Some(d) = layout.hierarchy(h) {
-                candidates.push(d.join(wb_cgroup::PARENT).join(name));
-            }
-        }
-    }
-    if let Some(u) = layout.unified() {
-        candidates.push(u.join(wb_cgroup::PARENT).join(name));
-    }
-    for p in &candidates {
-        state::record(Resource::Cgroup { path: p.clone() })?;
-    }
-    let group = wb_cgroup::create(&layout, name, &ctrls)?;
+    // Every directory of the group is in the state file before it exists.
+    let planned = wb_cgroup::planned_paths(&layout, name, &ctrls)?;
+    let records = planned.iter().map(|p| Resource::Cgroup { path: p.clone() }).collect();
+    let group = state::record_and_create(records, || -> anyhow::Result<_> { Ok(wb_cgroup::create(&layout, name, &ctrls)?) })?;
     let used = group.paths();
-    for p in candidates.iter().filter(|p| !used.contains(p)) {
-        state::forget(&Resource::Cgroup { path: p.clone() });
-    }
     for p in &used {
         show(verbose, "host", &format!("mkdir {}", p.display()), &format!("mkdir({:?})", p.display().to_string()));
     }

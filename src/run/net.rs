@@ -57,12 +57,14 @@ impl NetPlan {
             gateway: format!("{base}1"),
             address: format!("{base}2"),
             prefix: 24,
-            table: format!("wb-{run_id}"),
+            table: format!("wbrun{run_id}"),
             ports: ports.to_vec(),
         }
     }
 
-    /// The nftables ruleset of this run (`nft -f -`).
+    /// The nftables ruleset of this run (`nft -f -`): one table of its own,
+    /// named with letters and digits only (what workbench's firewall cleanup
+    /// accepts), so that removing it is `nft delete table ip wbrun<id>`.
     pub fn ruleset(&self) -> String {
         let mut dnat = String::new();
         for p in &self.ports {
@@ -162,26 +164,6 @@ pub fn nft_apply(ruleset: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Delete an nftables table workbench created (`nft delete table FAMILY NAME`).
-pub fn delete_table(family: &str, name: &str) -> Result<(), String> {
-    let ok_name = name.starts_with(state::PREFIX) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
-    if !ok_name || !matches!(family, "ip" | "ip6" | "inet") {
-        return Err(format!("refusing to delete nft table {family} {name}: not a workbench table"));
-    }
-    let listed = Command::new("nft").args(["list", "table", family, name]).stdout(Stdio::null()).stderr(Stdio::null()).status();
-    match listed {
-        Ok(s) if !s.success() => return Ok(()), // already gone
-        Err(e) => return Err(format!("nft: {e}")),
-        _ => {}
-    }
-    let out = Command::new("nft").args(["delete", "table", family, name]).output().map_err(|e| format!("nft: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!("nft delete table {family} {name}: {}", String::from_utf8_lossy(&out.stderr).trim()))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,19 +196,12 @@ mod tests {
     fn ruleset_maps_ports_and_blocks_forwarding() {
         let p = NetPlan::new("a1b2c3", "10.231.7.0/24", &[PortMap { host: 8080, container: 80 }]);
         let r = p.ruleset();
-        assert!(r.starts_with("table ip wb-a1b2c3 {"));
+        assert!(r.starts_with("table ip wbruna1b2c3 {"));
         assert_eq!(r.matches("tcp dport 8080 dnat to 10.231.7.2:80").count(), 2);
         assert!(r.contains("ip saddr 127.0.0.0/8 ip daddr 10.231.7.2 masquerade"));
         assert!(r.contains(r#"iifname "wbra1b2c3" ct state != { established, related } drop"#));
         let none = NetPlan::new("a1b2c3", "10.231.7.0/24", &[]).ruleset();
         assert!(!none.contains("nat"));
         assert!(none.contains("hook forward"));
-    }
-
-    #[test]
-    fn refuses_foreign_tables() {
-        assert!(delete_table("ip", "filter").is_err());
-        assert!(delete_table("ip", "wb-x;flush ruleset").is_err());
-        assert!(delete_table("bridge", "wb-x").is_err());
     }
 }

@@ -157,7 +157,8 @@ pub fn begin(lesson: &str) -> Result<Run, StateError> {
 /// Start a run without creating its working directory yet (`Run::workdir`
 /// names it; [`make_workdir`] creates it). `workbench run` only needs one for
 /// images and overlays, and on hosts where /run is not a tmpfs every
-/// directory costs real time.
+/// directory costs real time. The state file itself is written by the first
+/// [`record`]/[`track`]: until then the run has created nothing to clean up.
 pub fn begin_bare(lesson: &str) -> Result<Run, StateError> {
     let root = run_root();
     create_private_dir(&root)?;
@@ -167,7 +168,6 @@ pub fn begin_bare(lesson: &str) -> Result<Run, StateError> {
     let mut guard = CURRENT.lock().unwrap_or_else(|e| e.into_inner());
     let run_id = random_id();
     let state = RunState { run_id: run_id.clone(), lesson: lesson.to_string(), owner_pid: me, owner_start: start_time(me).unwrap_or(0), resources: vec![] };
-    state.persist().map_err(ioerr("write", &state.path()))?;
     *guard = Some(state);
     drop(guard);
     let workdir = tmp_dir().join(format!("{PREFIX}-{run_id}-{lesson}"));

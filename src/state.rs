@@ -146,7 +146,30 @@ pub fn begin(lesson: &str) -> Result<Run, StateError> {
     record(Resource::Dir { path: workdir.clone() })?;
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new().mode(0o700).create(&workdir).map_err(ioerr("mkdir", &workdir))?;
+    if workdir_needs_own_tmpfs(&workdir) {
+        record(Resource::Mount { target: workdir.clone() })?;
+        mount_workdir_tmpfs(&workdir)?;
+    }
     Ok(Run { run_id, workdir })
+}
+
+/// Lessons build root filesystems in the working directory, execute their
+/// binaries after chroot(2) and open their `/dev/null`. Most hosts mount
+/// `/run` `nodev` (systemd) and often `noexec` too (initramfs-tools), which
+/// makes both fail with EACCES; such a working directory gets a tmpfs of its
+/// own (see [`mount_workdir_tmpfs`]).
+pub fn workdir_needs_own_tmpfs(dir: &Path) -> bool {
+    use nix::sys::statvfs::{statvfs, FsFlags};
+    statvfs(dir).is_ok_and(|st| st.flags().intersects(FsFlags::ST_NODEV | FsFlags::ST_NOEXEC))
+}
+
+/// `mount -t tmpfs -o mode=0700,nosuid wb-workdir DIR` then `mount --make-private DIR`,
+/// so mounts below it never propagate to the host's other mount namespaces.
+fn mount_workdir_tmpfs(dir: &Path) -> Result<(), StateError> {
+    use nix::mount::{mount, MsFlags};
+    let err = |e: nix::Error| StateError::Io { what: "mount tmpfs on", path: dir.to_path_buf(), source: std::io::Error::from(e) };
+    mount(Some("wb-workdir"), dir, Some("tmpfs"), MsFlags::MS_NOSUID, Some("mode=0700")).map_err(err)?;
+    mount(None::<&str>, dir, None::<&str>, MsFlags::MS_PRIVATE, None::<&str>).map_err(err)
 }
 
 /// What a lesson gets from [`begin`].

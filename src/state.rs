@@ -191,8 +191,9 @@ pub fn record(r: Resource) -> Result<(), StateError> {
 /// arriving in between cannot tear down a half-recorded run.
 pub fn track<T, E: From<StateError>>(create: impl FnOnce() -> Result<(T, Resource), E>) -> Result<T, E> {
     let mut guard = CURRENT.lock().unwrap_or_else(|e| e.into_inner());
-    let (value, r) = create()?;
+    // No run (e.g. a signal's teardown just ended it): create nothing that could not be recorded.
     let state = guard.as_mut().ok_or(StateError::NoRun)?;
+    let (value, r) = create()?;
     state.resources.push(r);
     state.persist().map_err(|e| StateError::Io { what: "write", path: state.path(), source: e })?;
     Ok(value)

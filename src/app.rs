@@ -12,7 +12,7 @@ use clap::Parser;
 use crate::cli::{Cli, ColorChoice, Command, LessonFlags};
 use crate::lesson::runner::{self, RunOptions};
 use crate::lesson::LessonOptions;
-use crate::observe::render::{render_rows, Style};
+use crate::observe::render::{markdown_rows, render_rows, Style};
 use crate::{doctor, host::Host, lessons, state};
 
 /// A failure before anything ran: bad input or missing prerequisite (exit 2).
@@ -88,6 +88,10 @@ fn dispatch(cmd: Command, style: Style) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Tour(t) => tour(t.json, style),
+        Command::InternalHog(h) => {
+            lessons::hog::busy_loop(h.threads, h.seconds, h.wait);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Doctor(d) if d.host_state => {
             println!("{}", serde_json::to_string_pretty(&crate::hoststate::capture())?);
             Ok(ExitCode::SUCCESS)
@@ -97,6 +101,12 @@ fn dispatch(cmd: Command, style: Style) -> anyhow::Result<ExitCode> {
             let findings = doctor::checks(&host);
             if d.json {
                 println!("{}", serde_json::to_string_pretty(&findings)?);
+            } else if d.markdown {
+                let rows: Vec<Vec<String>> = findings
+                    .iter()
+                    .map(|f| vec![f.check.clone(), if f.required { "required".into() } else { "optional".into() }, format!("{}: {}", if f.ok { "ok" } else { "not ok" }, f.detail), if f.remedy.is_empty() { "nothing to do".into() } else { f.remedy.clone() }])
+                    .collect();
+                print!("{}", markdown_rows(&["check", "needed", "on the recording host", "remedy"], &rows));
             } else {
                 let rows: Vec<Vec<String>> = findings
                     .iter()
@@ -106,7 +116,8 @@ fn dispatch(cmd: Command, style: Style) -> anyhow::Result<ExitCode> {
                             (false, true) => "FAIL",
                             (false, false) => "warn",
                         };
-                        vec![f.check.clone(), status.to_string(), f.detail.clone(), f.remedy.clone()]
+                        let remedy = if f.ok { String::new() } else { f.remedy.clone() };
+                        vec![f.check.clone(), status.to_string(), f.detail.clone(), remedy]
                     })
                     .collect();
                 print!("{}", render_rows(&["check", "status", "detail", "remedy"], &rows, style));
@@ -159,6 +170,7 @@ fn run_lesson(name: &str, flags: &LessonFlags, style: Style) -> anyhow::Result<E
     crate::signals::install()?;
     let opts = RunOptions {
         json: flags.json,
+        markdown: flags.markdown,
         step: flags.step,
         shell: flags.shell,
         style,
@@ -173,7 +185,7 @@ fn tour(json: bool, style: Style) -> anyhow::Result<ExitCode> {
     let mut rows = Vec::new();
     let mut all = true;
     for def in lessons::ALL {
-        let opts = RunOptions { json, step: false, shell: false, style, lesson: LessonOptions::default() };
+        let opts = RunOptions { json, markdown: false, step: false, shell: false, style, lesson: LessonOptions::default() };
         let summary = runner::run(def, &opts).with_context(|| format!("lesson {}", def.id))?;
         all &= summary.pass;
         rows.push(vec![def.id.to_string(), format!("{}/{}", summary.steps_passed, summary.steps), if summary.pass { "pass".into() } else { "FAIL".into() }]);

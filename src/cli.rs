@@ -37,6 +37,10 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Remove whatever runs that were killed left behind.
     Cleanup(CleanupArgs),
+    /// The CPU hog of the cgroup lessons: threads spinning in a busy loop
+    /// (started by workbench itself, not meant to be typed).
+    #[command(hide = true)]
+    InternalHog(HogArgs),
     /// `workbench <lesson>` is short for `workbench lesson <lesson>`.
     #[command(external_subcommand)]
     External(Vec<String>),
@@ -62,6 +66,9 @@ pub struct LessonFlags {
     /// At the end, drop into a shell inside the lesson's namespaces.
     #[arg(long, conflicts_with = "json")]
     pub shell: bool,
+    /// Record mode: print the run as one Markdown page (the book's transcripts).
+    #[arg(long, conflicts_with_all = ["json", "step", "shell"])]
+    pub markdown: bool,
     /// Hostname to set inside the UTS namespace (pid-ns).
     #[arg(long, value_parser = parse_hostname)]
     pub hostname: Option<String>,
@@ -109,6 +116,19 @@ impl LessonFlags {
 }
 
 #[derive(Debug, Args)]
+pub struct HogArgs {
+    /// Number of spinning threads.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub threads: u32,
+    /// Stop after this many seconds.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(0..=3600))]
+    pub seconds: u32,
+    /// Read one line from stdin before starting.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct TourArgs {
     /// Print JSON lines instead of tables.
     #[arg(long)]
@@ -120,6 +140,9 @@ pub struct DoctorArgs {
     /// Print the checks as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Print the checks as a Markdown table, every remedy included (the book's troubleshooting chapter).
+    #[arg(long, conflicts_with = "json")]
+    pub markdown: bool,
     /// Instead of the checks, print a JSON snapshot of the host state workbench
     /// could touch (links, netns, routes, firewall, mounts, cgroups, run files).
     #[arg(long)]

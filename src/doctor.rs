@@ -15,11 +15,13 @@ pub struct Finding {
     /// Required for the lessons of issue scope; optional ones only warn.
     pub required: bool,
     pub detail: String,
+    /// What to do if the check fails (kept for passing checks too, so the
+    /// book's troubleshooting table lists every remedy).
     pub remedy: String,
 }
 
 fn finding(check: &str, ok: bool, required: bool, detail: impl Into<String>, remedy: &str) -> Finding {
-    Finding { check: check.into(), ok, required, detail: detail.into(), remedy: if ok { String::new() } else { remedy.into() } }
+    Finding { check: check.into(), ok, required, detail: detail.into(), remedy: remedy.into() }
 }
 
 /// How the kernel offers a feature: built in, a loaded module, a module file, or not at all.
@@ -119,6 +121,19 @@ pub fn checks(host: &Host) -> Vec<Finding> {
         let found = which(tool);
         v.push(finding(&format!("tool {tool}"), found.is_some(), false, found.unwrap_or_else(|| "not found".into()), "run scripts/setup, or apt-get install iproute2 iptables nftables"));
     }
+    let (ok, detail) = match crate::firewall::detect() {
+        Ok(b) => (true, b.name().to_string()),
+        Err(e) => (false, e),
+    };
+    v.push(finding("firewall for nat-port-map", ok, false, detail, "apt-get install nftables"));
+    let blockers = crate::firewall::host_forward_blockers();
+    v.push(finding(
+        "forwarded packets allowed (nat-port-map)",
+        blockers.is_empty(),
+        false,
+        if blockers.is_empty() { "no forward chain with policy drop".to_string() } else { format!("policy drop in {}", blockers.join(", ")) },
+        "nat-port-map needs a host whose forward chains accept by default (docker and ufw set DROP); use a lab VM without them",
+    ));
     let leftovers = leftover_runs();
     v.push(finding("leftovers of killed runs", leftovers == 0, false, format!("{leftovers} run(s) with a dead owner"), "run `workbench cleanup`"));
     v

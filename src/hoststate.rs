@@ -76,6 +76,7 @@ pub fn capture() -> HostState {
     let root = crate::state::run_root();
     s.insert("state files".into(), sorted_dir(&root.join("runs")));
     s.insert("working dirs".into(), sorted_dir(&root.join("tmp")));
+    s.insert("sysctl".into(), net_sysctls());
     if let Some(t) = tool_output("iptables-save", &[]) {
         s.insert("iptables".into(), lines_of(&t).into_iter().filter(|l| !l.starts_with('#')).map(strip_counters).collect());
     }
@@ -83,6 +84,22 @@ pub fn capture() -> HostState {
         s.insert("nft".into(), lines_of(&t));
     }
     HostState { sections: s }
+}
+
+/// The IPv4 forwarding switches the network lessons flip and restore:
+/// `net.ipv4.ip_forward` and, per interface (workbench's own `wb…` links
+/// excepted), `forwarding`, `route_localnet` and `accept_redirects`.
+fn net_sysctls() -> Vec<String> {
+    let root = Path::new("/proc/sys/net/ipv4");
+    let read = |p: &Path| std::fs::read_to_string(p).map(|v| v.trim().to_string()).unwrap_or_else(|_| "?".into());
+    let mut v = vec![format!("net.ipv4.ip_forward = {}", read(&root.join("ip_forward")))];
+    for dev in sorted_dir(&root.join("conf")).into_iter().filter(|d| !d.starts_with(crate::state::PREFIX)) {
+        for key in ["forwarding", "route_localnet", "accept_redirects"] {
+            v.push(format!("net.ipv4.conf.{dev}.{key} = {}", read(&root.join("conf").join(&dev).join(key))));
+        }
+    }
+    v.sort();
+    v
 }
 
 /// `:INPUT ACCEPT [12:345]` → `:INPUT ACCEPT` (packet counters change on their own).

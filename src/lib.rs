@@ -8,6 +8,8 @@
 
 pub mod kernel;
 pub mod netview;
+pub mod firewall;
+pub mod sysctl;
 pub mod observe;
 pub mod cgroupview;
 pub mod signals;

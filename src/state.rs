@@ -46,6 +46,21 @@ pub enum Resource {
     Link { name: String },
     /// A named network namespace (`/run/netns/NAME`).
     Netns { name: String },
+    /// An nftables table of our own (`nft delete table FAMILY NAME` removes it with all its rules).
+    NftTable { family: String, name: String },
+    /// An iptables rule tagged with a `wb…` comment, deleted by its exact specification.
+    IptablesRule { table: String, chain: String, spec: Vec<String> },
+    /// A built-in chain (and maybe its table) that iptables-nft created in nft
+    /// for our rules; deleted once no rule is left in it.
+    XtablesChain { table: String, chain: String, drop_table: bool },
+    /// A kernel parameter (`/proc/sys/KEY`) we changed: its old value, and the
+    /// old values of the keys the kernel changed along with it, put back in that order.
+    Sysctl {
+        key: String,
+        previous: String,
+        #[serde(default)]
+        side_effects: Vec<(String, String)>,
+    },
 }
 
 impl std::fmt::Display for Resource {
@@ -57,6 +72,10 @@ impl std::fmt::Display for Resource {
             Resource::Cgroup { path } => write!(f, "cgroup {}", path.display()),
             Resource::Link { name } => write!(f, "link {name}"),
             Resource::Netns { name } => write!(f, "netns {name}"),
+            Resource::NftTable { family, name } => write!(f, "nft table {family} {name}"),
+            Resource::IptablesRule { table, chain, spec } => write!(f, "iptables -t {table} {chain} {}", spec.join(" ")),
+            Resource::XtablesChain { table, chain, .. } => write!(f, "nft chain ip {table} {chain} (made by iptables-nft)"),
+            Resource::Sysctl { key, previous, .. } => write!(f, "sysctl {} (back to {previous})", crate::sysctl::dotted(key)),
         }
     }
 }
@@ -197,6 +216,18 @@ pub fn track<T, E: From<StateError>>(create: impl FnOnce() -> Result<(T, Resourc
     state.resources.push(r);
     state.persist().map_err(|e| StateError::Io { what: "write", path: state.path(), source: e })?;
     Ok(value)
+}
+
+/// Record several resources, then create them, all under the state lock: the
+/// state file names them before they exist, and a signal cannot tear the run
+/// down while they are half made. If `create` fails the records stay (removing
+/// something that does not exist is not an error).
+pub fn record_and_create<T, E: From<StateError>>(resources: Vec<Resource>, create: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
+    let mut guard = CURRENT.lock().unwrap_or_else(|e| e.into_inner());
+    let state = guard.as_mut().ok_or(StateError::NoRun)?;
+    state.resources.extend(resources);
+    state.persist().map_err(|e| StateError::Io { what: "write", path: state.path(), source: e })?;
+    create()
 }
 
 /// Remove one resource now (the lesson is done with it) and forget it.
@@ -359,6 +390,10 @@ pub fn remove(r: &Resource) -> Result<(), String> {
         Resource::Cgroup { path } => crate::cgroupview::remove_group(path),
         Resource::Link { name } => crate::netview::delete_link(name),
         Resource::Netns { name } => crate::netview::delete_netns(name),
+        Resource::NftTable { family, name } => crate::firewall::remove_nft_table(family, name),
+        Resource::IptablesRule { table, chain, spec } => crate::firewall::remove_iptables_rule(table, chain, spec),
+        Resource::XtablesChain { table, chain, drop_table } => crate::firewall::remove_xtables_chain(table, chain, *drop_table),
+        Resource::Sysctl { key, previous, side_effects } => crate::sysctl::restore(key, previous, side_effects),
     }
 }
 
@@ -372,6 +407,13 @@ mod tests {
         assert_eq!(serde_json::to_string(&r).unwrap(), r#"{"kind":"process","pid":42,"start_time":7}"#);
         let back: Resource = serde_json::from_str(r#"{"kind":"link","name":"wbbr0"}"#).unwrap();
         assert_eq!(back, Resource::Link { name: "wbbr0".into() });
+        let r = Resource::Sysctl { key: "net/ipv4/ip_forward".into(), previous: "0".into(), side_effects: vec![("net/ipv4/conf/all/forwarding".into(), "0".into())] };
+        let text = serde_json::to_string(&r).unwrap();
+        assert!(text.starts_with(r#"{"kind":"sysctl","key":"net/ipv4/ip_forward""#), "{text}");
+        assert_eq!(serde_json::from_str::<Resource>(&text).unwrap(), r);
+        assert_eq!(r.to_string(), "sysctl net.ipv4.ip_forward (back to 0)");
+        let back: Resource = serde_json::from_str(r#"{"kind":"nft_table","family":"ip","name":"wbab12cd"}"#).unwrap();
+        assert_eq!(back.to_string(), "nft table ip wbab12cd");
     }
 
     #[test]

@@ -55,7 +55,7 @@ fn list_shows_every_lesson() {
     let o = common::workbench(&["list"]);
     assert!(o.status.success());
     let out = common::stdout(&o);
-    for id in ["chroot-busybox", "pid-ns", "mount-proc"] {
+    for id in ["chroot-busybox", "pid-ns", "mount-proc", "cgroup-cpu-quota", "cpu-shares", "memory-oom", "pids-limit"] {
         assert!(out.contains(id), "{id} missing from list");
     }
 }
@@ -94,4 +94,15 @@ fn doctor_reports_a_table_and_host_state_is_json() {
     let o = common::workbench(&["doctor", "--host-state"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("host state is JSON");
     assert!(v["sections"]["links"].as_array().unwrap().iter().any(|l| l == "lo"));
+}
+
+#[test]
+fn colour_follows_the_flag() {
+    let always = common::workbench(&["doctor", "--color", "always"]);
+    assert!(common::stdout(&always).contains('\u{1b}'), "--color always must colour");
+    let never = common::workbench(&["doctor", "--color", "never"]);
+    assert!(!common::stdout(&never).contains('\u{1b}'), "--color never must not colour");
+    // auto on a pipe (and NO_COLOR set by common::workbench) stays plain
+    let auto = common::workbench(&["doctor"]);
+    assert!(!common::stdout(&auto).contains('\u{1b}'));
 }

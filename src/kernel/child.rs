@@ -37,10 +37,28 @@ pub enum Request {
     MountProc(PathBuf),
     Unmount(PathBuf),
     Chroot(PathBuf),
+    /// `mount -t overlay overlay -o lowerdir=L1:L2,upperdir=U,workdir=W MERGED`
+    /// (lower dirs top-most first, as overlayfs lists them).
+    MountOverlay { lowers: Vec<PathBuf>, upper: PathBuf, work: PathBuf, merged: PathBuf },
+    /// `echo TEXT > PATH` (or `>> PATH` with `append`), done by the child itself
+    /// so that the write goes through the child's mounts.
+    WriteFile { path: PathBuf, contents: String, append: bool },
+    /// `rm PATH`, or `rm -r PATH` with `recursive`.
+    Remove { path: PathBuf, recursive: bool },
+    /// `mkdir -m MODE PATH`.
+    Mkdir { path: PathBuf, mode: u32 },
     /// Run a command inside, capturing its output.
     Run { argv: Vec<String> },
     /// Run an interactive command on the terminal (for `--shell`).
     Interactive { argv: Vec<String>, env: Vec<(String, String)> },
+    /// Start a long-running command inside (a server such as `httpd -f`) and
+    /// answer at once with its PID as the child sees it. Its standard streams
+    /// are /dev/null. It dies with the child's PID namespace, so only send
+    /// this to a child cloned with `CLONE_NEWPID`.
+    Spawn { argv: Vec<String> },
+    /// `setns(open(path), CLONE_NEWNET)`: join the network namespace behind a
+    /// namespace file such as `/proc/PID/ns/net` (what `nsenter -t PID -n` does).
+    SetnsNet(PathBuf),
 }
 
 /// The child's answer.
@@ -49,6 +67,8 @@ pub enum Reply {
     Done,
     Whoami { pid: i32, ppid: i32, hostname: String },
     Ran(RunOutput),
+    /// [`Request::Spawn`] started a process with this PID (inside the child's PID namespace).
+    Spawned { pid: i32 },
     Failed(String),
 }
 
@@ -158,6 +178,15 @@ impl NsChild {
         }
     }
 
+    /// Start a long-running command inside; returns its PID as the child sees it.
+    pub fn spawn_inside(&mut self, argv: &[&str]) -> Result<i32> {
+        match self.call(&Request::Spawn { argv: argv.iter().map(|s| s.to_string()).collect() })? {
+            Reply::Spawned { pid } => Ok(pid),
+            Reply::Failed(e) => Err(KernelError::Child(e)),
+            other => Err(KernelError::Child(format!("unexpected reply {other:?}"))),
+        }
+    }
+
     /// `getpid()`, `getppid()` and the hostname inside.
     pub fn whoami(&mut self) -> Result<(i32, i32, String)> {
         match self.call(&Request::Whoami)? {
@@ -258,7 +287,15 @@ fn serve(req: Request) -> Reply {
             sys(nix::unistd::chroot(&dir), "chroot", dir.display().to_string())
                 .and_then(|_| sys(nix::unistd::chdir("/"), "chdir", "/")),
         ),
+        Request::MountOverlay { lowers, upper, work, merged } => {
+            done(super::mount::mount_overlay(&wb_image::OverlaySpec::new(lowers, upper, work, merged)))
+        }
+        Request::WriteFile { path, contents, append } => done(write_file(&path, &contents, append)),
+        Request::Remove { path, recursive } => done(remove_path(&path, recursive)),
+        Request::Mkdir { path, mode } => done(make_dir(&path, mode)),
         Request::Run { argv } => run_captured(&argv),
+        Request::Spawn { argv } => spawn_background(&argv),
+        Request::SetnsNet(path) => done(setns_net(&path)),
         Request::Interactive { argv, env } => {
             let Some((prog, args)) = argv.split_first() else {
                 return Reply::Failed("empty command".into());
@@ -282,6 +319,54 @@ fn serve(req: Request) -> Reply {
             }
         }
     }
+}
+
+fn write_file(path: &std::path::Path, contents: &str, append: bool) -> Result<()> {
+    let what = format!("{} {}", if append { "append to" } else { "write" }, path.display());
+    let mut f = io(std::fs::OpenOptions::new().create(true).write(true).append(append).truncate(!append).open(path), what.clone())?;
+    io(f.write_all(contents.as_bytes()), what)
+}
+
+fn remove_path(path: &std::path::Path, recursive: bool) -> Result<()> {
+    let is_dir = io(std::fs::symlink_metadata(path), format!("lstat {}", path.display()))?.is_dir();
+    match (is_dir, recursive) {
+        (true, true) => io(std::fs::remove_dir_all(path), format!("rm -r {}", path.display())),
+        (true, false) => io(std::fs::remove_dir(path), format!("rmdir {}", path.display())),
+        (false, _) => io(std::fs::remove_file(path), format!("unlink {}", path.display())),
+    }
+}
+
+fn make_dir(path: &std::path::Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    io(std::fs::DirBuilder::new().mode(mode).create(path), format!("mkdir {}", path.display()))?;
+    // The umask may have cleared bits of `mode`: set them exactly.
+    io(std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)), format!("chmod {}", path.display()))
+}
+
+fn spawn_background(argv: &[String]) -> Reply {
+    let Some((prog, args)) = argv.split_first() else {
+        return Reply::Failed("empty command".into());
+    };
+    let spawned = Command::new(prog)
+        .args(args)
+        .env_clear()
+        .env("PATH", PATH)
+        .env("HOME", "/root")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    match spawned {
+        // The handle is dropped: the process runs on, and is reaped by nobody
+        // until the namespace's init (this child) dies and takes it along.
+        Ok(c) => Reply::Spawned { pid: c.id() as i32 },
+        Err(e) => Reply::Failed(format!("execve {prog}: {}", strip_os_error(&e))),
+    }
+}
+
+fn setns_net(path: &std::path::Path) -> Result<()> {
+    let file = io(std::fs::File::open(path), format!("open {}", path.display()))?;
+    sys(nix::sched::setns(&file, CloneFlags::CLONE_NEWNET), "setns", format!("{} (CLONE_NEWNET)", path.display()))
 }
 
 fn run_captured(argv: &[String]) -> Reply {

@@ -35,6 +35,23 @@ pub fn mount_proc(target: &Path) -> Result<()> {
     )
 }
 
+/// `mount -t overlay overlay -o lowerdir=...,upperdir=...,workdir=... MERGED`.
+///
+/// Like every mount here, it is meant to be made inside a private mount
+/// namespace, so that the host's mount table never sees it.
+pub fn mount_overlay(spec: &wb_image::OverlaySpec) -> Result<()> {
+    let what = wb_image::classic_command(spec);
+    let what = what.strip_prefix("mount ").unwrap_or(&what).to_string();
+    if spec.lowers.is_empty() {
+        return Err(super::KernelError::Child(format!("mount {what}: at least one lower dir is required")));
+    }
+    let opts = spec.options_string();
+    if opts.len() >= 4096 {
+        return Err(super::KernelError::Child(format!("mount {what}: the options are {} bytes, over the 4095-byte limit of mount(2)", opts.len())));
+    }
+    sys(nix::mount::mount(Some("overlay"), &spec.merged, Some("overlay"), MsFlags::empty(), Some(opts.as_str())), "mount", what)
+}
+
 /// `umount -l TARGET` (lazy, so a busy mount still leaves the tree at once).
 pub fn unmount(target: &Path) -> Result<()> {
     sys(nix::mount::umount2(target, MntFlags::MNT_DETACH), "umount", target.display().to_string())
@@ -49,7 +66,7 @@ pub fn root_propagation() -> Option<String> {
 /// Pure part of [`root_propagation`].
 pub fn root_propagation_of(mountinfo: &str) -> Option<String> {
     // The last line whose mount point is "/" is the one that is visible.
-    let line = mountinfo.lines().filter(|l| l.split_whitespace().nth(4) == Some("/")).last()?;
+    let line = mountinfo.lines().rfind(|l| l.split_whitespace().nth(4) == Some("/"))?;
     let fields: Vec<&str> = line.split_whitespace().collect();
     let dash = fields.iter().position(|f| *f == "-")?;
     let opt: Vec<&str> = fields[6..dash].to_vec();

@@ -35,6 +35,37 @@ pub fn parse_ns_pids(status: &str) -> Option<Vec<i32>> {
     line["NSpid:".len()..].split_whitespace().map(|s| s.parse().ok()).collect()
 }
 
+/// CPU time used by all threads of a process so far, in nanoseconds: `utime`
+/// + `stime` of `/proc/PID/stat` (what `top` turns into %CPU).
+pub fn cpu_time_ns(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let ticks = parse_cpu_ticks(&stat)?;
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok().flatten().filter(|h| *h > 0).unwrap_or(100) as u64;
+    Some(ticks.saturating_mul(1_000_000_000) / hz)
+}
+
+/// Pure parser for [`cpu_time_ns`]: `utime + stime` (fields 14 and 15) in clock ticks.
+pub fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+    let after = &stat[stat.rfind(')')? + 1..];
+    let mut f = after.split_whitespace().skip(11);
+    let utime: u64 = f.next()?.parse().ok()?;
+    let stime: u64 = f.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// One field of `/proc/PID/status`, e.g. `Threads` or `Cpus_allowed_list`.
+pub fn status_field(pid: i32, key: &str) -> Option<String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    parse_status_field(&status, key)
+}
+
+pub fn parse_status_field(status: &str, key: &str) -> Option<String> {
+    status.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        (k == key).then(|| v.trim().to_string())
+    })
+}
+
 /// Our own PID as the host sees it.
 pub fn self_pid() -> i32 {
     std::process::id() as i32
@@ -56,6 +87,22 @@ mod tests {
         let status = "Name:\tsh\nNSpid:\t4711\t1\nNSpgid:\t4711\t1\n";
         assert_eq!(parse_ns_pids(status), Some(vec![4711, 1]));
         assert_eq!(parse_ns_pids("Name:\tsh\n"), None);
+    }
+
+    #[test]
+    fn cpu_ticks_are_utime_plus_stime() {
+        // pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime ...
+        let stat = "4711 (work bench) R 1 4711 4711 0 -1 4194304 90 0 0 0 150 50 0 0 20 0 3 0 123 4096 100";
+        assert_eq!(parse_cpu_ticks(stat), Some(200));
+        assert_eq!(parse_cpu_ticks("4711 (x) R 1"), None);
+    }
+
+    #[test]
+    fn status_fields() {
+        let status = "Name:\tworkbench\nThreads:\t3\nCpus_allowed_list:\t1\n";
+        assert_eq!(parse_status_field(status, "Threads").as_deref(), Some("3"));
+        assert_eq!(parse_status_field(status, "Cpus_allowed_list").as_deref(), Some("1"));
+        assert_eq!(parse_status_field(status, "Cpus_allowed"), None);
     }
 
     #[test]

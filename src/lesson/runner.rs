@@ -9,7 +9,7 @@ use super::text::{self, LessonText, StepText};
 use super::{Cx, LessonDef, LessonOptions};
 use crate::host::Host;
 use crate::observe::diff::{diff, SectionDiff};
-use crate::observe::render::{render_checks, render_diff, Check, Style};
+use crate::observe::render::{markdown_checks, markdown_diff, md_code, md_escape, md_fence, render_checks, render_diff, Check, Style};
 use crate::{signals, state};
 
 /// How the learner asked to run the lesson.
@@ -17,6 +17,8 @@ use crate::{signals, state};
 pub struct RunOptions {
     /// Machine-readable output: one JSON object per step, then a summary.
     pub json: bool,
+    /// Record mode: the run as one Markdown page (for the book).
+    pub markdown: bool,
     /// Wait for Enter between steps.
     pub step: bool,
     /// Drop into a shell inside the lesson's namespaces at the end.
@@ -72,7 +74,9 @@ pub fn run(def: &LessonDef, opts: &RunOptions) -> anyhow::Result<Summary> {
     let mut lesson = (def.new)();
     let out = &mut std::io::stdout();
 
-    if !opts.json {
+    if opts.markdown {
+        let _ = write!(out, "{}", markdown_intro(&text));
+    } else if !opts.json {
         print_intro(out, &text, opts.style);
     }
     let total = text.steps.len();
@@ -80,55 +84,44 @@ pub fn run(def: &LessonDef, opts: &RunOptions) -> anyhow::Result<Summary> {
     let mut all_ok = true;
     for (i, st) in text.steps.iter().enumerate() {
         let n = i + 1;
-        if !opts.json {
+        if !opts.json && !opts.markdown {
             print_step_header(out, n, total, st, opts.style);
         }
-        let result = lesson.run_step(&st.id, &mut cx);
-        let step = match result {
-            Ok(rep) => {
-                let d = match (&rep.before, &rep.after) {
-                    (Some(b), Some(a)) => diff(b, a),
-                    _ => vec![],
-                };
-                let pass = rep.passed() && !rep.checks.is_empty();
-                StepResult {
-                    kind: "step",
-                    lesson: def.id.into(),
-                    number: n,
-                    id: st.id.clone(),
-                    title: st.title.clone(),
-                    syscall: st.syscall.clone(),
-                    command: st.command.clone(),
-                    expect: st.expect.clone(),
-                    transcript: rep.transcript,
-                    before: rep.before.map(|s| s.label),
-                    after: rep.after.map(|s| s.label),
-                    diff: d,
-                    checks: rep.checks,
-                    pass,
-                    error: None,
-                }
-            }
-            Err(e) => StepResult {
-                kind: "step",
-                lesson: def.id.into(),
-                number: n,
-                id: st.id.clone(),
-                title: st.title.clone(),
-                syscall: st.syscall.clone(),
-                command: st.command.clone(),
-                expect: st.expect.clone(),
-                transcript: vec![],
-                before: None,
-                after: None,
-                diff: vec![],
-                checks: vec![],
-                pass: false,
-                error: Some(format!("{e:#}")),
-            },
+        let mut step = StepResult {
+            kind: "step",
+            lesson: def.id.into(),
+            number: n,
+            id: st.id.clone(),
+            title: st.title.clone(),
+            syscall: st.syscall.clone(),
+            command: st.command.clone(),
+            expect: st.expect.clone(),
+            transcript: vec![],
+            before: None,
+            after: None,
+            diff: vec![],
+            checks: vec![],
+            pass: false,
+            error: None,
         };
+        match lesson.run_step(&st.id, &mut cx) {
+            Ok(rep) => {
+                if let (Some(b), Some(a)) = (&rep.before, &rep.after) {
+                    step.diff = diff(b, a);
+                }
+                // A step with no check proves nothing: it does not pass.
+                step.pass = rep.passed() && !rep.checks.is_empty();
+                step.transcript = rep.transcript;
+                step.before = rep.before.map(|s| s.label);
+                step.after = rep.after.map(|s| s.label);
+                step.checks = rep.checks;
+            }
+            Err(e) => step.error = Some(format!("{e:#}")),
+        }
         if opts.json {
             let _ = writeln!(out, "{}", serde_json::to_string(&step).expect("step serialises"));
+        } else if opts.markdown {
+            let _ = write!(out, "{}", markdown_step(n, total, st, &step));
         } else {
             print_step_result(out, &step, opts.style);
         }
@@ -147,7 +140,7 @@ pub fn run(def: &LessonDef, opts: &RunOptions) -> anyhow::Result<Summary> {
     }
 
     if opts.shell && all_ok {
-        if !opts.json {
+        if !opts.json && !opts.markdown {
             let _ = writeln!(out, "\n{}", paint("Dropping you into a shell inside the lesson. Type `exit` to finish and clean up.", opts.style, |s| s.bold()));
         }
         signals::set_interactive(true);
@@ -171,6 +164,8 @@ pub fn run(def: &LessonDef, opts: &RunOptions) -> anyhow::Result<Summary> {
     };
     if opts.json {
         let _ = writeln!(out, "{}", serde_json::to_string(&summary).expect("summary serialises"));
+    } else if opts.markdown {
+        let _ = write!(out, "{}", markdown_summary(&summary, &text));
     } else {
         print_summary(out, &summary, &text, opts.style);
     }
@@ -239,6 +234,95 @@ fn print_summary(out: &mut impl Write, s: &Summary, t: &LessonText, style: Style
     }
 }
 
+// ---- `--markdown`: the run recorded as a page of the book ------------------
+//
+// The page carries mdBook anchors (`<!-- ANCHOR: name -->`, invisible HTML
+// comments) so a chapter can include any part of it: `goal`, `tutorial`,
+// `intro`, `watch`, `steps`, `step-<id>` for each step, `summary`,
+// `exercises`. The first line names the lesson text's SHA-256, so a test can
+// tell a transcript recorded from older text.
+
+/// The SHA-256 of a lesson's text as the record mode stamps it
+/// (`sha256:<hex>` of the TOML file's bytes).
+pub fn text_fingerprint(toml_source: &str) -> String {
+    wb_image::image::sha256_digest(toml_source.as_bytes())
+}
+
+/// The stamp line at the top of a recorded page, e.g.
+/// `<!-- lessons/pid-ns.toml sha256:ab12… -->`. Tests and scripts/book read it.
+pub fn markdown_stamp(id: &str, fingerprint: &str) -> String {
+    format!("<!-- lessons/{id}.toml {fingerprint} -->")
+}
+
+fn anchored(name: &str, body: &str) -> String {
+    // The blank line ends a table or list before the closing comment.
+    format!("<!-- ANCHOR: {name} -->\n{}\n\n<!-- ANCHOR_END: {name} -->\n", body.trim_end())
+}
+
+/// The top of the recorded page: stamp, title, goal, tutorial, intro, watch list.
+pub fn markdown_intro(t: &LessonText) -> String {
+    let source = text::FILES.iter().find(|(n, _)| *n == format!("{}.toml", t.id)).map(|(_, s)| *s).unwrap_or("");
+    let mut out = markdown_stamp(&t.id, &text_fingerprint(source));
+    out.push('\n');
+    out.push_str(&format!(
+        "<!-- Recorded by `sudo scripts/book` from `workbench lesson {} --markdown` (workbench {}): do not edit by hand. -->\n\n",
+        t.id,
+        env!("CARGO_PKG_VERSION")
+    ));
+    out.push_str(&format!("# Lesson {}: {}\n\n", t.order, md_escape(&t.id)));
+    out.push_str(&anchored("goal", &format!("**{}.** {}", md_escape(t.title.trim_end_matches('.')), md_escape(&t.goal))));
+    out.push('\n');
+    out.push_str(&anchored("tutorial", &md_escape(&t.tutorial)));
+    out.push('\n');
+    out.push_str(&anchored("intro", t.intro.trim()));
+    out.push('\n');
+    let watch: Vec<String> = t.watch.iter().map(|w| format!("- {w}")).collect();
+    out.push_str(&anchored("watch", &watch.join("\n")));
+    out.push_str("\n<!-- ANCHOR: steps -->\n");
+    out
+}
+
+/// One step of the recorded page: heading, narration, syscall/shell/expect,
+/// the transcript, the before/after tables and the checks.
+pub fn markdown_step(n: usize, total: usize, st: &StepText, step: &StepResult) -> String {
+    let mut body = format!("### Step {n}/{total}: {}\n\n{}\n\n", md_escape(&st.title), st.narration.trim());
+    body.push_str(&format!("- **syscall:** {}\n- **shell:** {}\n- **expect:** {}\n", md_code(&st.syscall), md_code(&st.command), md_escape(&st.expect)));
+    if !step.transcript.is_empty() {
+        let text: Vec<String> = step
+            .transcript
+            .iter()
+            .map(|ex| if ex.output.is_empty() { format!("[{}] $ {}", ex.place, ex.command) } else { format!("[{}] $ {}\n{}", ex.place, ex.command, ex.output) })
+            .collect();
+        body.push('\n');
+        body.push_str(&md_fence("text", &text.join("\n\n")));
+    }
+    if !step.diff.is_empty() {
+        body.push('\n');
+        body.push_str(&markdown_diff(&step.diff, step.before.as_deref().unwrap_or("before"), step.after.as_deref().unwrap_or("after")));
+    }
+    if let Some(e) = &step.error {
+        body.push_str(&format!("\n> **step failed:** {}\n", md_escape(e)));
+    } else if !step.checks.is_empty() {
+        body.push('\n');
+        body.push_str(&markdown_checks(&step.checks));
+    }
+    format!("\n{}", anchored(&format!("step-{}", st.id), &body))
+}
+
+/// The end of the recorded page: the result line and the exercises.
+pub fn markdown_summary(s: &Summary, t: &LessonText) -> String {
+    let mut out = String::from("<!-- ANCHOR_END: steps -->\n\n");
+    let mut line = format!("**lesson {}: {}/{} steps passed{}**", md_escape(&s.lesson), s.steps_passed, s.steps, if s.cleanup_problems.is_empty() { ", everything it created is removed" } else { "" });
+    for p in &s.cleanup_problems {
+        line.push_str(&format!("\n\n> **cleanup problem:** {}", md_escape(p)));
+    }
+    out.push_str(&anchored("summary", &line));
+    out.push('\n');
+    let ex: Vec<String> = t.exercises.iter().map(|e| format!("- {e}")).collect();
+    out.push_str(&anchored("exercises", &ex.join("\n")));
+    out
+}
+
 fn wait_for_enter(next: usize, total: usize) {
     eprint!("\n── press Enter for step {next}/{total} (Ctrl-C stops and cleans up) ──");
     let _ = std::io::stderr().flush();
@@ -246,4 +330,116 @@ fn wait_for_enter(next: usize, total: usize) {
     let _ = std::io::stdin().lock().read_line(&mut line);
     // Ctrl-C together with end of input: do not start the next step.
     signals::stop_if_caught();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lesson::report::Exchange;
+    use crate::observe::diff::diff_pairs;
+
+    fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+        v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    }
+
+    fn fixture_text() -> LessonText {
+        LessonText {
+            id: "demo-ns".into(),
+            order: 7,
+            aliases: vec![],
+            title: "A demo lesson".into(),
+            goal: "Show the record mode: <tables> & *checks*.".into(),
+            tutorial: "A tutorial section".into(),
+            intro: "Some `intro` text\nover two lines.\n".into(),
+            watch: vec!["the `pid` row".into(), "the checks".into()],
+            exercises: vec!["Run `workbench lesson demo-ns --shell`.".into(), "Think.".into()],
+            steps: vec![StepText {
+                id: "clone".into(),
+                title: "clone() a child".into(),
+                syscall: "clone(CLONE_NEWPID|CLONE_NEWNS)".into(),
+                command: "unshare --pid --fork sh".into(),
+                narration: "The child is *new*.\n".into(),
+                expect: "pid differs".into(),
+            }],
+        }
+    }
+
+    fn fixture_step(t: &LessonText) -> StepResult {
+        let st = &t.steps[0];
+        StepResult {
+            kind: "step",
+            lesson: t.id.clone(),
+            number: 1,
+            id: st.id.clone(),
+            title: st.title.clone(),
+            syscall: st.syscall.clone(),
+            command: st.command.clone(),
+            expect: st.expect.clone(),
+            transcript: vec![
+                Exchange { place: "parent".into(), command: "clone(...)".into(), output: "clone() = 4242".into() },
+                Exchange { place: "child".into(), command: "hostname x".into(), output: String::new() },
+                Exchange { place: "child".into(), command: "cat notes".into(), output: "a ``` fence\nand a | pipe".into() },
+            ],
+            before: Some("host (pid 100)".into()),
+            after: Some("child (pid 4242)".into()),
+            diff: vec![
+                diff_pairs("namespaces", &pairs(&[("net", "4026531840"), ("pid", "4026531836")]), &pairs(&[("net", "4026531840"), ("pid", "4026532203")])),
+                diff_pairs("mounts", &pairs(&[("/", "ext4 /dev/vda (rw) shared:1")]), &pairs(&[("/", "ext4 /dev/vda (rw) shared:1"), ("/proc", "proc proc (rw) private")])),
+            ],
+            checks: vec![
+                Check { name: "new pid namespace".into(), expected: "differs".into(), actual: "differs".into(), pass: true },
+                Check { name: "a|b_c".into(), expected: "1".into(), actual: "2".into(), pass: false },
+            ],
+            pass: false,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn markdown_page_of_a_run() {
+        let t = fixture_text();
+        let step = fixture_step(&t);
+        let summary = Summary { kind: "summary", lesson: t.id.clone(), run_id: "wb-000000".into(), steps: 1, steps_passed: 0, pass: false, cleanup_problems: vec![] };
+        let page = format!("{}{}{}", markdown_intro(&t), markdown_step(1, 1, &t.steps[0], &step), markdown_summary(&summary, &t));
+        // The fixture lesson has no file in lessons/: its stamp is the hash of "".
+        assert!(page.starts_with(&markdown_stamp("demo-ns", &text_fingerprint(""))), "{page}");
+        insta::assert_snapshot!(page);
+    }
+
+    #[test]
+    fn anchors_are_balanced_and_nested() {
+        let t = fixture_text();
+        let step = fixture_step(&t);
+        let summary = Summary { kind: "summary", lesson: t.id.clone(), run_id: "x".into(), steps: 1, steps_passed: 1, pass: true, cleanup_problems: vec!["rmdir x: busy".into()] };
+        let page = format!("{}{}{}", markdown_intro(&t), markdown_step(1, 1, &t.steps[0], &step), markdown_summary(&summary, &t));
+        let mut open: Vec<String> = vec![];
+        for line in page.lines() {
+            if let Some(name) = line.strip_prefix("<!-- ANCHOR: ").and_then(|l| l.strip_suffix(" -->")) {
+                open.push(name.to_string());
+            } else if let Some(name) = line.strip_prefix("<!-- ANCHOR_END: ").and_then(|l| l.strip_suffix(" -->")) {
+                assert_eq!(open.pop().as_deref(), Some(name), "anchor {name} closed out of order");
+            }
+        }
+        assert!(open.is_empty(), "unclosed anchors {open:?}");
+        for a in ["goal", "tutorial", "intro", "watch", "steps", "step-clone", "summary", "exercises"] {
+            assert!(page.contains(&format!("<!-- ANCHOR: {a} -->")), "anchor {a} missing");
+        }
+        assert!(page.contains("> **cleanup problem:** rmdir x: busy"));
+    }
+
+    #[test]
+    fn failed_step_says_why_instead_of_checks() {
+        let t = fixture_text();
+        let mut step = fixture_step(&t);
+        step.error = Some("clone: Operation not permitted".into());
+        let md = markdown_step(1, 1, &t.steps[0], &step);
+        assert!(md.contains("> **step failed:** clone: Operation not permitted"), "{md}");
+        assert!(!md.contains("| check |"), "{md}");
+    }
+
+    #[test]
+    fn fingerprint_is_sha256_of_the_file() {
+        // Known answer: sha256("abc").
+        assert_eq!(text_fingerprint("abc"), "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
 }

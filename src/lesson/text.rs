@@ -42,6 +42,16 @@ pub const FILES: &[(&str, &str)] = &[
     ("chroot-busybox.toml", include_str!("../../lessons/chroot-busybox.toml")),
     ("pid-ns.toml", include_str!("../../lessons/pid-ns.toml")),
     ("mount-proc.toml", include_str!("../../lessons/mount-proc.toml")),
+    ("cgroup-cpu-quota.toml", include_str!("../../lessons/cgroup-cpu-quota.toml")),
+    ("cpu-shares.toml", include_str!("../../lessons/cpu-shares.toml")),
+    ("memory-oom.toml", include_str!("../../lessons/memory-oom.toml")),
+    ("pids-limit.toml", include_str!("../../lessons/pids-limit.toml")),
+    ("overlay-demo.toml", include_str!("../../lessons/overlay-demo.toml")),
+    ("image-layers.toml", include_str!("../../lessons/image-layers.toml")),
+    ("veth-bridge.toml", include_str!("../../lessons/veth-bridge.toml")),
+    ("nat-port-map.toml", include_str!("../../lessons/nat-port-map.toml")),
+    ("net-modes.toml", include_str!("../../lessons/net-modes.toml")),
+    ("vxlan-overlay.toml", include_str!("../../lessons/vxlan-overlay.toml")),
 ];
 
 /// Parse every lesson text, ordered by `order`.

@@ -1,8 +1,21 @@
 //! The lessons' actions, one module per lesson, and the registry.
 
+pub mod cg;
+pub mod cgroup_cpu_quota;
 pub mod chroot_busybox;
+pub mod cpu_shares;
+pub mod hog;
+pub mod image_layers;
+pub mod memory_oom;
 pub mod mount_proc;
+pub mod nat_port_map;
+pub mod net_modes;
+pub mod netlab;
+pub mod overlay_demo;
 pub mod pid_ns;
+pub mod pids_limit;
+pub mod veth_bridge;
+pub mod vxlan_overlay;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -15,7 +28,21 @@ use crate::observe::{capture, Capture, Snapshot};
 use crate::state::{self, Resource};
 
 /// Every lesson, in tour order.
-pub const ALL: &[LessonDef] = &[chroot_busybox::DEF, pid_ns::DEF, mount_proc::DEF];
+pub const ALL: &[LessonDef] = &[
+    chroot_busybox::DEF,
+    pid_ns::DEF,
+    mount_proc::DEF,
+    cgroup_cpu_quota::DEF,
+    cpu_shares::DEF,
+    memory_oom::DEF,
+    pids_limit::DEF,
+    overlay_demo::DEF,
+    image_layers::DEF,
+    veth_bridge::DEF,
+    nat_port_map::DEF,
+    net_modes::DEF,
+    vxlan_overlay::DEF,
+];
 
 /// Find a lesson by id or alias.
 pub fn find(name: &str) -> Option<&'static LessonDef> {
@@ -105,6 +132,13 @@ mod tests {
             let ids: Vec<&str> = t.steps.iter().map(|s| s.id.as_str()).collect();
             assert_eq!(ids, def.steps, "{}: steps in lessons/{}.toml and in the code differ", def.id, def.id);
         }
+    }
+
+    #[test]
+    fn tour_order_follows_the_order_field() {
+        let by_order: Vec<String> = crate::lesson::text::all().into_iter().map(|t| t.id).collect();
+        let tour: Vec<&str> = ALL.iter().map(|d| d.id).collect();
+        assert_eq!(tour, by_order, "ALL must list lessons in the `order` of their text files");
     }
 
     #[test]

@@ -148,8 +148,8 @@ mod tests {
 
     #[test]
     fn new_proc_mount_shows_as_added() {
-        let root = MountEntry { mount_point: "/".into(), fs_type: "ext4".into(), source: "/dev/vda".into(), root: "/".into(), options: "rw".into(), propagation: String::new() };
-        let proc_ = MountEntry { mount_point: "/proc".into(), fs_type: "proc".into(), source: "proc".into(), root: "/".into(), options: "rw".into(), propagation: String::new() };
+        let root = MountEntry { mount_point: "/".into(), fs_type: "ext4".into(), source: "/dev/vda".into(), root: "/".into(), options: "rw".into(), propagation: String::new(), layers: String::new() };
+        let proc_ = MountEntry { mount_point: "/proc".into(), fs_type: "proc".into(), source: "proc".into(), root: "/".into(), options: "rw".into(), propagation: String::new(), layers: String::new() };
         let a = Snapshot { mounts: vec![root.clone()], ..Default::default() };
         let b = Snapshot { mounts: vec![root, proc_], ..Default::default() };
         let d = diff(&a, &b);

@@ -58,6 +58,10 @@ pub struct MountEntry {
     pub options: String,
     /// "shared:1", "master:3", "" for private.
     pub propagation: String,
+    /// For overlay mounts, the layers from the superblock options:
+    /// "lowerdir=...,upperdir=...,workdir=..."; empty for other filesystems.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub layers: String,
 }
 
 impl MountEntry {
@@ -69,6 +73,9 @@ impl MountEntry {
         }
         s.push_str(if self.propagation.is_empty() { " private" } else { " " });
         s.push_str(&self.propagation);
+        if !self.layers.is_empty() {
+            s.push_str(&format!(" [{}]", self.layers));
+        }
         s
     }
 }
@@ -119,7 +126,17 @@ pub fn parse_mountinfo(text: &str) -> Result<Vec<MountEntry>, ParseError> {
                 })
                 .collect::<Vec<_>>()
                 .join(" ");
+            let layers = if m.fs_type == "overlay" {
+                ["lowerdir", "upperdir", "workdir"]
+                    .iter()
+                    .filter_map(|k| m.super_options.get(*k).and_then(|v| v.as_ref()).map(|v| format!("{k}={}", unescape_octal(v))))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            } else {
+                String::new()
+            };
             MountEntry {
+                layers,
                 mount_point: unescape_octal(&m.mount_point.to_string_lossy()),
                 fs_type: m.fs_type,
                 source: m.mount_source.unwrap_or_else(|| "none".into()),
@@ -137,7 +154,7 @@ pub fn unescape_octal(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() + 0 && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
             let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
             out.push(v);
             i += 4;
@@ -190,8 +207,19 @@ mod tests {
             root: "/".into(),
             options: "nosuid,rw".into(),
             propagation: String::new(),
+            layers: String::new(),
         };
         assert_eq!(e.describe(), "proc proc (nosuid,rw) private");
+    }
+
+    #[test]
+    fn overlay_mounts_show_their_layers() {
+        let line = "90 27 0:50 / /m rw,relatime - overlay overlay rw,lowerdir=/l2:/l1,upperdir=/u,workdir=/w\n";
+        let m = parse_mountinfo(line).unwrap();
+        assert_eq!(m[0].layers, "lowerdir=/l2:/l1,upperdir=/u,workdir=/w");
+        assert!(m[0].describe().ends_with("private [lowerdir=/l2:/l1,upperdir=/u,workdir=/w]"));
+        let plain = parse_mountinfo("1 0 0:1 / / rw - ext4 /dev/vda rw,discard\n").unwrap();
+        assert_eq!(plain[0].layers, "");
     }
 
     #[test]

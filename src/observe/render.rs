@@ -53,13 +53,20 @@ fn change_cell(c: Change, style: Style) -> Cell {
 /// namespaces did *not* change is half of the lesson.
 const SHOW_ALL: &[&str] = &["namespaces", "facts"];
 
+/// The rows of a section worth showing, whether all rows are shown, and how
+/// many rows did not change (the terminal and the Markdown record agree).
+fn shown_rows(sec: &SectionDiff) -> (Vec<&super::diff::Row>, bool, usize) {
+    let show_all = SHOW_ALL.contains(&sec.name.as_str());
+    let rows: Vec<_> = sec.rows.iter().filter(|r| show_all || r.change != Change::Same).collect();
+    let unchanged = sec.rows.len() - sec.changed().count();
+    (rows, show_all, unchanged)
+}
+
 /// Draw the diff of a step: one table per section that has rows to show.
 pub fn render_diff(sections: &[SectionDiff], before_label: &str, after_label: &str, style: Style) -> String {
     let mut out = String::new();
     for sec in sections {
-        let show_all = SHOW_ALL.contains(&sec.name.as_str());
-        let rows: Vec<_> = sec.rows.iter().filter(|r| show_all || r.change != Change::Same).collect();
-        let unchanged = sec.rows.len() - sec.changed().count();
+        let (rows, show_all, unchanged) = shown_rows(sec);
         if rows.is_empty() {
             out.push_str(&format!("{}: no change ({} entries)\n", sec.name, sec.rows.len()));
             continue;
@@ -112,14 +119,158 @@ pub fn render_checks(checks: &[Check], style: Style) -> String {
     format!("{t}\n")
 }
 
-/// A two-column table from rows of strings (used by `list` and `doctor`).
+/// A table from rows of strings (used by `list`, `doctor` and the tour).
+/// Cells reading ok/pass, warn, FAIL are coloured green, yellow, red.
 pub fn render_rows(header: &[&str], rows: &[Vec<String>], style: Style) -> String {
     let mut t = table(style);
     t.set_header(header.to_vec());
     for r in rows {
-        t.add_row(r.clone());
+        t.add_row(r.iter().map(|c| status_cell(c, style)).collect::<Vec<_>>());
     }
     format!("{t}\n")
+}
+
+fn status_cell(text: &str, style: Style) -> Cell {
+    let cell = Cell::new(text);
+    if !style.color {
+        return cell;
+    }
+    match text {
+        "ok" | "pass" | "PASS" => cell.fg(Color::Green),
+        "warn" => cell.fg(Color::Yellow),
+        "FAIL" => cell.fg(Color::Red).add_attribute(Attribute::Bold),
+        _ => cell,
+    }
+}
+
+// ---- Markdown (the `--markdown` record mode that feeds the book) ----------
+
+/// Escape prose for Markdown: every ASCII punctuation character that could
+/// start emphasis, a link, HTML or a table cell boundary gets a backslash.
+pub fn md_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '#' | '~' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '\n' => out.push(' '),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// Escape prose but keep its `code spans` (text between single backticks)
+/// as code; `|` is escaped everywhere so the text fits in a table cell.
+pub fn md_escape_prose(s: &str) -> String {
+    let parts: Vec<&str> = s.split('`').collect();
+    if parts.len() % 2 == 0 {
+        // An unmatched backtick: treat it all as prose.
+        return md_escape(s);
+    }
+    parts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| if i % 2 == 1 { md_code(p).replace('|', "\\|") } else { md_escape(p) })
+        .collect()
+}
+
+/// An inline code span holding `s` verbatim, with a fence longer than any
+/// run of backticks inside (CommonMark). In a table cell, escape `|` after.
+pub fn md_code(s: &str) -> String {
+    if s.is_empty() {
+        return String::new();
+    }
+    let longest = s.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let fence = "`".repeat(longest + 1);
+    let pad = if s.starts_with('`') || s.ends_with('`') { " " } else { "" };
+    format!("{fence}{pad}{s}{pad}{fence}")
+}
+
+/// A fenced code block holding `body` verbatim (fence longer than any
+/// backtick run in the body).
+pub fn md_fence(info: &str, body: &str) -> String {
+    let longest = body.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let fence = "`".repeat(longest.max(2) + 1);
+    format!("{fence}{info}\n{}\n{fence}\n", body.trim_end_matches('\n'))
+}
+
+/// A value cell: each line a code span, lines joined by `<br>`; `-` if absent.
+fn md_value(v: Option<&str>) -> String {
+    match v {
+        None => "-".into(),
+        Some(v) if v.trim().is_empty() => "(empty)".into(),
+        // GFM: a `|` in a table cell is escaped even inside a code span.
+        Some(v) => v.lines().map(|l| md_code(l).replace('|', "\\|")).collect::<Vec<_>>().join("<br>"),
+    }
+}
+
+fn md_table(header: &[String], rows: &[Vec<String>]) -> String {
+    let mut out = format!("| {} |\n", header.join(" | "));
+    out.push_str(&format!("|{}\n", "---|".repeat(header.len())));
+    for r in rows {
+        out.push_str(&format!("| {} |\n", r.join(" | ")));
+    }
+    out
+}
+
+/// The diff of a step as Markdown tables: the same rows as [`render_diff`].
+pub fn markdown_diff(sections: &[SectionDiff], before_label: &str, after_label: &str) -> String {
+    let mut out = String::new();
+    for sec in sections {
+        let (rows, show_all, unchanged) = shown_rows(sec);
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        if rows.is_empty() {
+            out.push_str(&format!("*{}: no change ({} entries)*\n", md_escape(&sec.name), sec.rows.len()));
+            continue;
+        }
+        let header = [md_escape(&sec.name), format!("before: {}", md_escape(before_label)), format!("after: {}", md_escape(after_label)), "change".into()];
+        let rows: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| {
+                let change = match r.change {
+                    Change::Same => "same".to_string(),
+                    Change::Changed => "**CHANGED**".into(),
+                    Change::Added => "**ADDED**".into(),
+                    Change::Removed => "**REMOVED**".into(),
+                };
+                vec![md_escape(&r.key), md_value(r.before.as_deref()), md_value(r.after.as_deref()), change]
+            })
+            .collect();
+        out.push_str(&md_table(&header, &rows));
+        if !show_all && unchanged > 0 {
+            out.push_str(&format!("\n*({unchanged} more {} unchanged)*\n", md_escape(&sec.name)));
+        }
+    }
+    out
+}
+
+/// The checks of a step as a Markdown table.
+pub fn markdown_checks(checks: &[Check]) -> String {
+    if checks.is_empty() {
+        return String::new();
+    }
+    let header = ["check", "expected", "actual", "result"].map(String::from);
+    let rows: Vec<Vec<String>> = checks
+        .iter()
+        .map(|c| vec![md_escape(&c.name), md_escape(&c.expected), md_escape(&c.actual), if c.pass { "**PASS**".into() } else { "**FAIL**".into() }])
+        .collect();
+    md_table(&header, &rows)
+}
+
+/// A Markdown table from rows of prose (escaped, `code spans` kept), e.g.
+/// `doctor --markdown`.
+pub fn markdown_rows(header: &[&str], rows: &[Vec<String>]) -> String {
+    let header: Vec<String> = header.iter().map(|h| md_escape(h)).collect();
+    let rows: Vec<Vec<String>> = rows.iter().map(|r| r.iter().map(|c| md_escape_prose(c)).collect()).collect();
+    md_table(&header, &rows)
 }
 
 #[cfg(test)]
@@ -160,6 +311,29 @@ mod tests {
     fn says_no_change() {
         let d = diff_pairs("mounts", &pairs(&[("/", "x")]), &pairs(&[("/", "x")]));
         assert_eq!(render_diff(&[d], "a", "b", Style::PLAIN), "mounts: no change (1 entries)\n");
+    }
+
+    #[test]
+    fn markdown_code_spans_survive_backticks_and_pipes() {
+        assert_eq!(md_code("a|b"), "`a|b`");
+        assert_eq!(md_code("echo `x`"), "`` echo `x` ``");
+        assert_eq!(md_code("``"), "``` `` ```");
+        assert_eq!(md_fence("text", "a\n```\nb\n"), "````text\na\n```\nb\n````\n");
+        assert_eq!(md_escape("a_b *c* <d> | [e]"), "a\\_b \\*c\\* &lt;d&gt; \\| \\[e\\]");
+        assert_eq!(md_escape_prose("run `workbench cleanup` or a|b_c"), "run `workbench cleanup` or a\\|b\\_c");
+        assert_eq!(md_escape_prose("`a|b`"), "`a\\|b`");
+        assert_eq!(md_escape_prose("one ` tick"), "one \\` tick");
+    }
+
+    #[test]
+    fn markdown_diff_hides_like_the_terminal() {
+        let d = diff_pairs("mounts", &pairs(&[("/", "x")]), &pairs(&[("/", "x")]));
+        assert_eq!(markdown_diff(&[d], "a", "b"), "*mounts: no change (1 entries)*\n");
+        let d = diff_pairs("facts", &pairs(&[("cpu.max", "max 100000"), ("multi", "l1\nl2")]), &pairs(&[("cpu.max", "20000 100000"), ("multi", "l1\nl2")]));
+        let md = markdown_diff(&[d], "before", "after");
+        assert!(md.contains("| cpu.max | `max 100000` | `20000 100000` | **CHANGED** |"), "{md}");
+        assert!(md.contains("| multi | `l1`<br>`l2` | `l1`<br>`l2` | same |"), "{md}");
+        insta::assert_snapshot!(markdown_checks(&[Check { name: "x|y".into(), expected: "1".into(), actual: "1".into(), pass: true }]));
     }
 
     #[test]

@@ -338,6 +338,26 @@ fn enable_in_parent(parent: &Path, ctrls: &[Controller]) -> Result<()> {
     fsio::write(&stc, &missing.join(" "))
 }
 
+/// The directories [`create`] would make for `workbench/<name>` (v1 ones
+/// deduplicated, then the v2 one, as [`Group::paths`] lists them), computed
+/// without creating or writing anything, so a caller can record them (e.g. in
+/// a state file for crash cleanup) before they exist. The `workbench/` parents
+/// are not listed; removing a group removes an empty parent too.
+pub fn planned_paths(
+    layout: &Layout,
+    name: &str,
+    controllers: &[Controller],
+) -> Result<Vec<PathBuf>> {
+    let bp = blueprint(layout, name, controllers)?;
+    let g = Group {
+        name: name.to_string(),
+        v1: bp.v1,
+        v2: bp.v2.map(|(_, d, _)| d),
+        routes: bp.routes,
+    };
+    Ok(g.paths())
+}
+
 /// Attach to an existing `workbench/<name>` (e.g. created by an earlier run).
 pub fn open(layout: &Layout, name: &str, controllers: &[Controller]) -> Result<Group> {
     let bp = blueprint(layout, name, controllers)?;

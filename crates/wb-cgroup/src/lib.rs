@@ -37,8 +37,9 @@ pub use detect::{
 };
 pub use error::{Error, Result};
 pub use group::{
-    check_owned_path, create, list_owned, open, read_watched, remove_by_path, remove_by_path_in,
-    validate_name, Group, RemoveOnDrop, Resource, Version, WatchedFile, MAX_NAME_LEN, PARENT,
+    check_owned_path, create, list_owned, open, planned_paths, read_watched, remove_by_path,
+    remove_by_path_in, validate_name, Group, RemoveOnDrop, Resource, Version, WatchedFile,
+    MAX_NAME_LEN, PARENT,
 };
 pub use parse::{
     format_cpu_max, from_shares, parse_cpu_max, parse_flat_keyed, parse_proc_cgroup, parse_size,

@@ -813,3 +813,46 @@ fn summaries() {
     let mem = s.controllers.iter().find(|c| c.name == "memory").unwrap();
     assert!(mem.enabled_at_root);
 }
+
+// ---------------------------------------------------------------- planning
+
+/// `planned_paths` names exactly the directories `create` then makes, and
+/// touches nothing (so they can be recorded for cleanup before they exist).
+#[test]
+fn planned_paths_match_create_and_touch_nothing() {
+    // v1: one directory per hierarchy, cpuacct joined for cpu.
+    let t = fake_v1(true);
+    let l = detect(t.path()).unwrap();
+    let planned = planned_paths(&l, "plan", &[Controller::Cpu, Controller::Memory]).unwrap();
+    let dir = |h: &str| t.path().join(h).join("workbench/plan");
+    assert_eq!(planned, vec![dir("cpu"), dir("cpuacct"), dir("memory")]);
+    assert!(
+        !t.path().join("cpu/workbench").exists(),
+        "planning created a directory"
+    );
+    let g = create(&l, "plan", &[Controller::Cpu, Controller::Memory]).unwrap();
+    assert_eq!(g.paths(), planned);
+
+    // v2: one directory; neither the parent nor its subtree_control is written.
+    let t = fake_v2("cpu memory pids\n");
+    let r = t.path();
+    v2_parent(r, "cpu memory pids\n");
+    let l = detect(r).unwrap();
+    let planned = planned_paths(&l, "plan", &[Controller::Pids]).unwrap();
+    assert_eq!(planned, vec![r.join("workbench/plan")]);
+    assert_eq!(get(&r.join("workbench/cgroup.subtree_control")), "\n");
+    assert!(!r.join("workbench/plan").exists());
+    let g = create(&l, "plan", &[Controller::Pids]).unwrap();
+    assert_eq!(g.paths(), planned);
+
+    // The same validation as create: bad names and unusable controllers.
+    assert!(matches!(
+        planned_paths(&l, "a/b", &[Controller::Pids]),
+        Err(Error::InvalidName { .. })
+    ));
+    put(&r.join("cgroup.subtree_control"), "cpu\n");
+    assert!(matches!(
+        planned_paths(&l, "x", &[Controller::Memory]),
+        Err(Error::NotEnabledAtRoot { .. })
+    ));
+}

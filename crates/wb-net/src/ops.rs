@@ -19,7 +19,7 @@ use std::os::fd::AsRawFd;
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::address::{AddressAttribute, AddressMessage, AddressScope};
 use netlink_packet_route::link::{
-    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    InfoData, InfoKind, InfoVeth, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
@@ -70,6 +70,9 @@ impl fmt::Display for Nexthop {
 pub enum Op {
     CreateBridge { name: String },
     CreateVeth { name: String, peer: String },
+    /// A VXLAN tunnel endpoint: Ethernet frames sent to it travel inside UDP
+    /// datagrams from `local` to `remote` (IPv4) on port `port`, over `dev`.
+    CreateVxlan { name: String, vni: u32, local: String, remote: String, dev: String, port: u16 },
     SetMaster { link: String, bridge: String },
     SetNomaster { link: String },
     MoveToNetnsPid { link: String, pid: i32 },
@@ -93,6 +96,7 @@ impl Op {
         match self {
             Op::CreateBridge { name } => format!("create bridge {name}"),
             Op::CreateVeth { name, peer } => format!("create veth {name} peer {peer}"),
+            Op::CreateVxlan { name, vni, .. } => format!("create vxlan {name} id {vni}"),
             Op::SetMaster { link, bridge } => format!("set {link} master {bridge}"),
             Op::SetNomaster { link } => format!("set {link} nomaster"),
             Op::MoveToNetnsPid { link, pid } => format!("move {link} to netns of pid {pid}"),
@@ -119,6 +123,9 @@ impl Op {
             Op::CreateVeth { name, peer } => {
                 format!("ip link add {name} type veth peer name {peer}")
             }
+            Op::CreateVxlan { name, vni, local, remote, dev, port } => format!(
+                "ip link add {name} type vxlan id {vni} local {local} remote {remote} dev {dev} dstport {port}"
+            ),
             Op::SetMaster { link, bridge } => format!("ip link set {link} master {bridge}"),
             Op::SetNomaster { link } => format!("ip link set {link} nomaster"),
             Op::MoveToNetnsPid { link, pid } => format!("ip link set {link} netns {pid}"),
@@ -336,6 +343,28 @@ pub fn apply(op: &Op) -> Result<bool> {
             ]));
             nl.ack(RouteNetlinkMessage::NewLink(m), create, d)?;
         }
+        Op::CreateVxlan { name, vni, local, remote, dev, port } => {
+            let v4 = |s: &str| match parse_ip(s)? {
+                IpAddr::V4(a) => Ok(a),
+                IpAddr::V6(_) => Err(Error::InvalidAddress { input: s.to_string() }),
+            };
+            let (local, remote) = (v4(local)?, v4(remote)?);
+            let lower = require(nl, dev, d)?;
+            let mut m = LinkMessage::default();
+            m.attributes.push(LinkAttribute::IfName(name.clone()));
+            m.attributes.push(LinkAttribute::LinkInfo(vec![
+                LinkInfo::Kind(InfoKind::Vxlan),
+                LinkInfo::Data(InfoData::Vxlan(vec![
+                    InfoVxlan::Id(*vni),
+                    // a unicast remote travels in IFLA_VXLAN_GROUP, as with iproute2
+                    InfoVxlan::Group(remote),
+                    InfoVxlan::Local(local),
+                    InfoVxlan::Link(lower),
+                    InfoVxlan::Port(*port),
+                ])),
+            ]));
+            nl.ack(RouteNetlinkMessage::NewLink(m), create, d)?;
+        }
         Op::SetMaster { link, bridge } => {
             let idx = require(nl, link, d)?;
             let br = require(nl, bridge, d)?;
@@ -506,6 +535,7 @@ fn validate(op: &Op) -> Result<()> {
     let names: Vec<&str> = match op {
         Op::CreateBridge { name } | Op::DeleteLink { name } => vec![name],
         Op::CreateVeth { name, peer } => vec![name, peer],
+        Op::CreateVxlan { name, dev, .. } => vec![name, dev],
         Op::SetMaster { link, bridge } => vec![link, bridge],
         Op::Rename { link, new_name } => vec![link, new_name],
         Op::SetNomaster { link }
@@ -600,6 +630,17 @@ mod tests {
                     peer: "veth1".into(),
                 },
                 "ip link add veth0 type veth peer name veth1",
+            ),
+            (
+                Op::CreateVxlan {
+                    name: "vxlan42".into(),
+                    vni: 42,
+                    local: "10.215.0.1".into(),
+                    remote: "10.215.0.2".into(),
+                    dev: "eth0".into(),
+                    port: 4789,
+                },
+                "ip link add vxlan42 type vxlan id 42 local 10.215.0.1 remote 10.215.0.2 dev eth0 dstport 4789",
             ),
             (
                 Op::SetMaster {

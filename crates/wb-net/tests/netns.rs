@@ -567,3 +567,45 @@ fn veth_bridge_between_host_and_netns() {
         "host changed"
     );
 }
+
+/// A VXLAN endpoint created through netlink carries the id, addresses,
+/// lower device and UDP port that iproute2 reads back.
+#[test]
+fn vxlan_endpoint_matches_iproute2() {
+    if !is_root() {
+        return;
+    }
+    let ns = ChildNs::new();
+    let pid = ns.pid();
+    let id = rand_id(6);
+    let (va, vb) = (format!("wbxa{id}"), format!("wbxb{id}"));
+    in_netns_of(pid, || {
+        create_veth(&va, &vb)?;
+        add_address(&va, "10.77.9.1/24")?;
+        apply(&Op::CreateVxlan {
+            name: "vxlan42".into(),
+            vni: 42,
+            local: "10.77.9.1".into(),
+            remote: "10.77.9.2".into(),
+            dev: va.clone(),
+            port: 4789,
+        })?;
+        Ok(())
+    })
+    .unwrap();
+    let snap = snapshot_of_pid(pid).unwrap();
+    assert_eq!(snap.link("vxlan42").unwrap().kind.as_deref(), Some("vxlan"));
+    let j = ip_json(pid, &["-j", "-d", "link", "show", "vxlan42"]);
+    let data = &j[0]["linkinfo"]["info_data"];
+    assert_eq!(data["id"], 42, "{j}");
+    assert_eq!(data["remote"], "10.77.9.2", "{j}");
+    assert_eq!(data["local"], "10.77.9.1", "{j}");
+    assert_eq!(data["link"], va.as_str(), "{j}");
+    assert_eq!(data["port"], 4789, "{j}");
+    // IPv6 endpoints are refused before the kernel is asked.
+    let e = in_netns_of(pid, || {
+        apply(&Op::CreateVxlan { name: "vxlan43".into(), vni: 43, local: "fd00::1".into(), remote: "10.77.9.2".into(), dev: va.clone(), port: 4789 })
+    })
+    .unwrap_err();
+    assert!(matches!(e, Error::InvalidAddress { .. }), "{e}");
+}

@@ -1,0 +1,286 @@
+//! What the cgroup lessons share: finding a usable hierarchy, creating groups
+//! that are recorded before they exist, turning watched cgroup files into
+//! snapshot facts, and measuring CPU use over a time window.
+//!
+//! A control group is a directory in a cgroup filesystem; its files are the
+//! knobs and counters. The lessons never spell those file names: the
+//! `wb-cgroup` crate knows which files stand for a resource on cgroup v1
+//! (`cpu.cfs_quota_us`, `memory.limit_in_bytes`...) and on v2 (`cpu.max`,
+//! `memory.max`...), and the lesson shows whichever ones this host has.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use wb_cgroup::{Controller, Group, Layout, Version, WatchedFile};
+
+use crate::host::Host;
+use crate::observe::Snapshot;
+use crate::state::{self, Resource};
+
+/// How long CPU use is sampled.
+pub const WINDOW: Duration = Duration::from_millis(1500);
+
+/// Preflight of every cgroup lesson: root, a cgroup filesystem, and the
+/// controllers usable below a `workbench/` parent. Returns the layout.
+pub fn require(host: &Host, controllers: &[Controller]) -> anyhow::Result<Layout> {
+    host.require_root("creating cgroups under /sys/fs/cgroup and moving processes into them")?;
+    let layout = wb_cgroup::detect_system().map_err(|e| anyhow::anyhow!("{e}: mount the cgroup filesystems (systemd does) and try again"))?;
+    let summary = layout.summary();
+    for c in controllers {
+        match summary.workbench.get(c.name()) {
+            Some(Ok(_)) => {}
+            Some(Err(why)) => anyhow::bail!("the {c} cgroup controller is not usable: {why}"),
+            None => anyhow::bail!("the {c} cgroup controller is unknown to this host"),
+        }
+    }
+    Ok(layout)
+}
+
+/// "v1", "v2" or "hybrid (v1 controllers)" for narration.
+pub fn layout_label(layout: &Layout) -> String {
+    match layout {
+        Layout::Hybrid { .. } => "hybrid (this lesson uses the v1 controller hierarchies)".into(),
+        other => other.version_label().to_string(),
+    }
+}
+
+/// Create `workbench/<name>`: every directory is written into the state file
+/// first, then created, under the state lock.
+pub fn create_group(layout: &Layout, name: &str, controllers: &[Controller]) -> anyhow::Result<Group> {
+    let planned = wb_cgroup::planned_paths(layout, name, controllers)?;
+    let records = planned.iter().map(|p| Resource::Cgroup { path: p.clone() }).collect();
+    state::record_and_create(records, || -> anyhow::Result<Group> { Ok(wb_cgroup::create(layout, name, controllers)?) })
+}
+
+/// Remove a group now (killing what is left in it) and drop it from the state file.
+pub fn remove_group(g: &Group) -> Vec<String> {
+    g.paths().into_iter().filter_map(|p| state::release(&Resource::Cgroup { path: p }).err()).collect()
+}
+
+/// The shell commands that make a group, as a learner would type them. On
+/// cgroup v2 the controllers are first enabled in workbench's own parent
+/// (controllers are handed down top-down, and a group that hands them down
+/// may hold no processes itself: processes live only in the leaves).
+pub fn mkdir_commands(g: &Group) -> String {
+    let mut lines = Vec::new();
+    let v2: Vec<String> = g.controllers().into_iter().filter(|c| g.version_of(*c) == Some(Version::V2)).map(|c| format!("+{c}")).collect();
+    for p in g.paths() {
+        let is_v2 = !v2.is_empty() && g.paths().last() == Some(&p);
+        match p.parent() {
+            Some(parent) if is_v2 => {
+                lines.push(format!("mkdir -p {}", parent.display()));
+                lines.push(format!("echo '{}' > {}", v2.join(" "), parent.join(wb_cgroup::files::CGROUP_SUBTREE_CONTROL).display()));
+                lines.push(format!("mkdir {}", p.display()));
+            }
+            _ => lines.push(format!("mkdir -p {}", p.display())),
+        }
+    }
+    lines.join("\n")
+}
+
+/// Facts from watched files, keyed `<prefix><file>`; flat-keyed files such as
+/// cpu.stat or memory.events become one fact per key (`cpu.stat nr_throttled`).
+pub fn facts(prefix: &str, files: &[WatchedFile]) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for (label, value) in wb_cgroup::read_watched(files) {
+        let lines: Vec<&str> = value.lines().collect();
+        let flat = lines.len() > 1 && lines.iter().all(|l| l.split_whitespace().count() == 2);
+        if flat {
+            for l in lines {
+                let mut it = l.split_whitespace();
+                let (k, v) = (it.next().unwrap_or_default(), it.next().unwrap_or_default());
+                out.insert(format!("{prefix}{label} {k}"), v.to_string());
+            }
+        } else {
+            out.insert(format!("{prefix}{label}"), value.lines().collect::<Vec<_>>().join(" "));
+        }
+    }
+    out
+}
+
+/// `echo VALUE > FILE` for every watched file whose value changed: the
+/// classic commands equal to what the step just did, on this host's files.
+pub fn echo_commands(files: &[WatchedFile], before: &BTreeMap<String, String>, after: &BTreeMap<String, String>, prefix: &str) -> String {
+    files
+        .iter()
+        .filter_map(|f| {
+            let key = format!("{prefix}{}", f.label);
+            let (b, a) = (before.get(&key), after.get(&key)?);
+            (b != Some(a)).then(|| {
+                let v = if a.contains(' ') { format!("'{a}'") } else { a.clone() };
+                format!("echo {v} > {}", f.path.display())
+            })
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Record several shell commands (one per line of `commands`) as transcript,
+/// `output` going with the last one.
+pub fn say_each(r: &mut crate::lesson::StepReport, place: &str, commands: &str, output: impl Into<String>) {
+    let lines: Vec<&str> = commands.lines().filter(|l| !l.trim().is_empty()).collect();
+    let output = output.into();
+    for (i, l) in lines.iter().enumerate() {
+        r.say(place, *l, if i + 1 == lines.len() { output.clone() } else { String::new() });
+    }
+    if lines.is_empty() && !output.is_empty() {
+        r.say(place, "", output);
+    }
+}
+
+/// Scheduler state of every thread of a process ('R' running or runnable,
+/// 'S' sleeping...), from /proc/PID/task/TID/stat.
+pub fn thread_states(pid: i32) -> Vec<(i32, char)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten() {
+        let Ok(tid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        if let Some(state) = stat.rfind(')').and_then(|i| stat[i + 1..].split_whitespace().next()).and_then(|s| s.chars().next()) {
+            out.push((tid, state));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// What each watched file means, for the transcript.
+pub fn meanings(files: &[WatchedFile]) -> String {
+    files.iter().map(|f| format!("{:<28} {}", f.label, f.meaning)).collect::<Vec<_>>().join("\n")
+}
+
+/// "present" / "absent" for each group directory.
+pub fn dir_facts(paths: &[PathBuf]) -> BTreeMap<String, String> {
+    paths.iter().map(|p| (p.display().to_string(), if p.is_dir() { "present".to_string() } else { "absent".to_string() })).collect()
+}
+
+/// A snapshot holding only facts.
+pub fn facts_snapshot(label: impl Into<String>, facts: BTreeMap<String, String>) -> Snapshot {
+    Snapshot { label: label.into(), facts, ..Default::default() }
+}
+
+/// Sample counters (nanoseconds of CPU time) at the start and end of `window`;
+/// returns each one's use in percent of one CPU.
+pub fn measure(window: Duration, counters: &[&dyn Fn() -> anyhow::Result<u64>]) -> anyhow::Result<Vec<f64>> {
+    let start: Vec<u64> = counters.iter().map(|c| c()).collect::<anyhow::Result<_>>()?;
+    let t0 = Instant::now();
+    std::thread::sleep(window);
+    let end: Vec<u64> = counters.iter().map(|c| c()).collect::<anyhow::Result<_>>()?;
+    let elapsed = t0.elapsed().as_nanos() as f64;
+    Ok(start.iter().zip(&end).map(|(a, b)| b.saturating_sub(*a) as f64 * 100.0 / elapsed).collect())
+}
+
+/// CPU time of a process from /proc (what `top` uses), as a counter for [`measure`].
+pub fn proc_cpu(pid: i32) -> impl Fn() -> anyhow::Result<u64> {
+    move || crate::kernel::proc::cpu_time_ns(pid).with_context(|| format!("read /proc/{pid}/stat"))
+}
+
+/// `49.8%`.
+pub fn pct(p: f64) -> String {
+    format!("{p:.1}%")
+}
+
+/// The leading number of a fact such as "49.8%" or "2.01 : 1".
+pub fn leading_number(s: &str) -> Option<f64> {
+    let end = s.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-')).unwrap_or(s.len());
+    s[..end].parse().ok()
+}
+
+/// Where `pid` sits for `controller`: the v1 hierarchy's path, or the v2 one.
+pub fn membership(pid: i32, g: &Group, controller: Controller) -> String {
+    let Ok(m) = wb_cgroup::read_proc_cgroup(pid) else { return "(process gone)".into() };
+    let v2 = g.version_of(controller) == Some(Version::V2);
+    m.iter()
+        .find(|e| if v2 { e.is_unified() } else { e.controllers.iter().any(|c| c == controller.name()) })
+        .map(|e| e.path.clone())
+        .unwrap_or_else(|| "(not listed)".into())
+}
+
+/// The group's path as /proc/PID/cgroup shows it: `/workbench/<name>`.
+pub fn proc_path(g: &Group) -> String {
+    format!("/{}/{}", wb_cgroup::PARENT, g.name())
+}
+
+/// Try to rmdir a group directory that still has processes: the kernel
+/// refuses with EBUSY. Returns the error text (or "removed" if it was not busy).
+pub fn rmdir_while_populated(dir: &Path) -> (String, Option<i32>) {
+    match std::fs::remove_dir(dir) {
+        Ok(()) => ("removed".into(), None),
+        Err(e) => {
+            let code = e.raw_os_error();
+            let msg = code.map(|c| nix::errno::Errno::from_raw(c).desc().to_string()).unwrap_or_else(|| e.to_string());
+            (format!("rmdir: failed to remove '{}': {msg}", dir.display()), code)
+        }
+    }
+}
+
+/// The pids of every thread of a process, and the cgroup path each thread is in for `controller`.
+pub fn thread_memberships(pid: i32, g: &Group, controller: Controller) -> Vec<(i32, String)> {
+    let v2 = g.version_of(controller) == Some(Version::V2);
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten() {
+        let Ok(tid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let text = std::fs::read_to_string(e.path().join("cgroup")).unwrap_or_default();
+        let path = wb_cgroup::parse_proc_cgroup(&text)
+            .ok()
+            .and_then(|m| m.into_iter().find(|e| if v2 { e.is_unified() } else { e.controllers.iter().any(|c| c == controller.name()) }))
+            .map(|e| e.path)
+            .unwrap_or_default();
+        out.push((tid, path));
+    }
+    out.sort();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wf(dir: &Path, name: &str) -> WatchedFile {
+        WatchedFile { path: dir.join(name), label: name.into(), meaning: "m".into() }
+    }
+
+    #[test]
+    fn flat_keyed_files_become_one_fact_per_key() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("cpu.stat"), "nr_periods 12\nnr_throttled 9\nthrottled_time 812\n").unwrap();
+        std::fs::write(t.path().join("cpu.cfs_quota_us"), "50000\n").unwrap();
+        std::fs::write(t.path().join("cpu.max"), "50000 100000\n").unwrap();
+        let files = [wf(t.path(), "cpu.stat"), wf(t.path(), "cpu.cfs_quota_us"), wf(t.path(), "cpu.max"), wf(t.path(), "gone")];
+        let f = facts("A: ", &files);
+        assert_eq!(f["A: cpu.stat nr_throttled"], "9");
+        assert_eq!(f["A: cpu.stat nr_periods"], "12");
+        assert_eq!(f["A: cpu.cfs_quota_us"], "50000");
+        assert_eq!(f["A: cpu.max"], "50000 100000");
+        assert_eq!(f["A: gone"], "(missing)");
+        assert!(!f.contains_key("A: cpu.stat"));
+    }
+
+    #[test]
+    fn echo_commands_name_changed_files_only() {
+        let d = Path::new("/sys/fs/cgroup/x");
+        let files = [wf(d, "cpu.cfs_quota_us"), wf(d, "cpu.cfs_period_us"), wf(d, "cpu.max")];
+        let before: BTreeMap<String, String> = [("cpu.cfs_quota_us".into(), "-1".into()), ("cpu.cfs_period_us".into(), "100000".into()), ("cpu.max".into(), "max 100000".into())].into();
+        let after: BTreeMap<String, String> = [("cpu.cfs_quota_us".into(), "50000".into()), ("cpu.cfs_period_us".into(), "100000".into()), ("cpu.max".into(), "50000 100000".into())].into();
+        assert_eq!(echo_commands(&files, &before, &after, ""), "echo 50000 > /sys/fs/cgroup/x/cpu.cfs_quota_us\necho '50000 100000' > /sys/fs/cgroup/x/cpu.max");
+    }
+
+    #[test]
+    fn leading_numbers() {
+        assert_eq!(leading_number("49.8%"), Some(49.8));
+        assert_eq!(leading_number("2.01 : 1"), Some(2.01));
+        assert_eq!(leading_number("abc"), None);
+    }
+
+    #[test]
+    fn measure_reports_percent_of_one_cpu() {
+        // A counter that grows by exactly the elapsed time is 100% of one CPU.
+        let t0 = Instant::now();
+        let wall = move || -> anyhow::Result<u64> { Ok(t0.elapsed().as_nanos() as u64) };
+        let idle = || -> anyhow::Result<u64> { Ok(7) };
+        let v = measure(Duration::from_millis(50), &[&wall, &idle]).unwrap();
+        assert!((95.0..=100.5).contains(&v[0]), "{v:?}");
+        assert_eq!(v[1], 0.0);
+    }
+}

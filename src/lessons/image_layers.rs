@@ -1,0 +1,539 @@
+//! image-layers: a base layer, a container's changes as a diff layer, and the
+//! image saved, loaded and mounted again.
+//!
+//! An image is a stack of layer tars. The base layer is a root filesystem
+//! packed with numeric owners; a container runs on an overlay whose lower dir
+//! is that layer, and its upper dir — only what changed — becomes the next
+//! layer, with deletions spelled as `.wh.NAME` files and recreated directories
+//! as `.wh..wh..opq` markers. Saved as `docker save` or OCI layout, loaded,
+//! and unpacked one directory per layer, the stack mounts back to the same tree.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::Context;
+use nix::sched::CloneFlags;
+use rootfs_builder::build::{build_rootfs, RootfsSpec};
+use wb_image::layer::{list_layer, LayerEntry};
+use wb_image::{ImageConfig, OverlaySpec, TreeEntry};
+
+use super::overlay_demo::{describe, mountinfo_lines, no_options, require_overlayfs, tree_text, xattr_value};
+use super::{child_snapshot, host_snapshot, shell_env, spawn_child};
+use crate::host::Host;
+use crate::kernel::child::{NsChild, Request};
+use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, StepReport};
+use crate::observe::{Capture, MountEntry, Snapshot};
+use crate::state::Resource;
+
+pub const DEF: LessonDef = LessonDef {
+    id: "image-layers",
+    steps: &["base-layer", "run-container", "commit", "save-docker", "save-oci", "load", "host-unchanged"],
+    preflight,
+    new: || Box::new(ImageLayers::default()),
+};
+
+/// Image name and tag as `repositories` and `index.json` record them.
+const IMAGE: &str = "workbench/busybox";
+const TAG: &str = "demo";
+
+fn preflight(host: &Host, opts: &LessonOptions) -> anyhow::Result<()> {
+    no_options("image-layers", opts)?;
+    host.require_root("mount(2) of overlays, chroot(2), mknod of whiteouts and trusted.* xattrs need CAP_SYS_ADMIN")?;
+    host.require_static_busybox()?;
+    require_overlayfs()?;
+    Ok(())
+}
+
+/// `tar -tv`-like line of one layer entry: "-rw-r--r-- 0/0      12 hello.txt".
+pub fn tar_line(e: &LayerEntry) -> String {
+    let kind = match e.kind {
+        "hardlink" => "file",
+        k => k,
+    };
+    let mut s = format!("{} {}/{} {:>8} {}", wb_image::overlay::mode_string(kind, e.mode), e.uid, e.gid, e.size, e.path);
+    match (e.kind, &e.link) {
+        ("symlink", Some(l)) => s.push_str(&format!(" -> {l}")),
+        ("hardlink", Some(l)) => s.push_str(&format!(" link to {l}")),
+        _ => {}
+    }
+    s
+}
+
+/// The differences between two trees, at most `max` lines ("only in a: x", "differs: y").
+pub fn tree_differences(a: &[TreeEntry], b: &[TreeEntry], max: usize) -> Vec<String> {
+    let ma: BTreeMap<&str, &TreeEntry> = a.iter().map(|e| (e.path.as_str(), e)).collect();
+    let mb: BTreeMap<&str, &TreeEntry> = b.iter().map(|e| (e.path.as_str(), e)).collect();
+    let mut out = Vec::new();
+    for (p, e) in &ma {
+        match mb.get(p) {
+            None => out.push(format!("only in the first: {p}")),
+            Some(f) if f != e => out.push(format!("differs: {p} ({} {:o} {}:{} {} vs {} {:o} {}:{} {})", e.kind, e.mode, e.uid, e.gid, e.size, f.kind, f.mode, f.uid, f.gid, f.size)),
+            _ => {}
+        }
+    }
+    for p in mb.keys() {
+        if !ma.contains_key(p) {
+            out.push(format!("only in the second: {p}"));
+        }
+    }
+    out.truncate(max);
+    out
+}
+
+/// A program on PATH (or in the usual directories), if installed.
+fn find_tool(name: &str) -> Option<PathBuf> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    let found = path
+        .split(':')
+        .chain(["/usr/local/bin", "/usr/bin", "/bin", "/usr/sbin", "/sbin"])
+        .filter(|d| !d.is_empty())
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file());
+    found
+}
+
+/// Run an external tool (skopeo, umoci) to completion, recorded in the state
+/// file while it runs and killed with workbench, so that Ctrl-C never leaves
+/// it writing into a directory being removed.
+fn run_tool(cmd: &mut Command) -> anyhow::Result<std::process::Output> {
+    use std::os::unix::process::CommandExt;
+    let prog = cmd.get_program().to_string_lossy().into_owned();
+    cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    // SAFETY: prctl(2) is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+            Ok(())
+        });
+    }
+    let (child, res) = crate::state::track(|| -> anyhow::Result<_> {
+        let child = cmd.spawn().with_context(|| format!("run {prog}"))?;
+        let pid = child.id() as i32;
+        let r = Resource::Process { pid, start_time: crate::kernel::proc::start_time(pid).unwrap_or(0) };
+        Ok(((child, r.clone()), r))
+    })?;
+    let out = child.wait_with_output().with_context(|| format!("wait for {prog}"));
+    crate::state::forget(&res);
+    out
+}
+
+fn read_json(path: &Path) -> anyhow::Result<serde_json::Value> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parse {}", path.display()))
+}
+
+fn file_size(path: &Path) -> String {
+    match std::fs::metadata(path) {
+        Ok(m) => format!("{} bytes", m.len()),
+        Err(_) => "absent".into(),
+    }
+}
+
+#[derive(Default)]
+struct ImageLayers {
+    /// The run's working directory: every path below is shown relative to it.
+    base: PathBuf,
+    base_layer: PathBuf,
+    diff_layer: PathBuf,
+    container: Option<NsChild>,
+    container_spec: Option<OverlaySpec>,
+    container_tree: Vec<TreeEntry>,
+    docker_dir: PathBuf,
+    oci_dir: PathBuf,
+    diff_ids: Vec<String>,
+    loader: Option<NsChild>,
+    loaded_spec: Option<OverlaySpec>,
+    host_mounts_at_start: Vec<MountEntry>,
+}
+
+impl ImageLayers {
+    fn rel(&self, p: &Path) -> String {
+        p.strip_prefix(&self.base).map(|p| p.display().to_string()).unwrap_or_else(|_| p.display().to_string())
+    }
+
+    fn container_spec(&self) -> anyhow::Result<OverlaySpec> {
+        self.container_spec.clone().ok_or_else(|| anyhow::anyhow!("no container: the run-container step did not run"))
+    }
+
+    /// Facts about the container's layers: upper as on disk, merged as the container sees it.
+    fn container_facts(&self, label: &str, merged_view: Option<&Path>) -> anyhow::Result<Snapshot> {
+        let spec = self.container_spec()?;
+        let mut facts = BTreeMap::new();
+        for n in ["hello.txt", "etc/hosts", "var", "var/run"] {
+            facts.insert(format!("upper/{n}"), describe(&spec.upper.join(n)));
+            if let Some(m) = merged_view {
+                facts.insert(format!("merged/{n} (container's view)"), describe(&m.join(n)));
+            }
+        }
+        Ok(Snapshot { label: label.into(), facts, ..Default::default() })
+    }
+}
+
+impl Lesson for ImageLayers {
+    fn run_step(&mut self, step: &str, cx: &mut Cx) -> anyhow::Result<StepReport> {
+        let mut r = StepReport::new();
+        match step {
+            "base-layer" => {
+                self.host_mounts_at_start = host_snapshot(Capture::MOUNTS)?.mounts;
+                self.base = cx.workdir.clone();
+                let busybox = cx.host.require_static_busybox()?.to_path_buf();
+                let rootfs = cx.workdir.join("rootfs");
+                let layers = cx.workdir.join("layers");
+                self.base_layer = layers.join("base.tar.gz");
+                let before = Snapshot { label: "before".into(), facts: [("layers/base.tar.gz".to_string(), file_size(&self.base_layer))].into(), ..Default::default() };
+                r.say("host", format!("cd {}", cx.workdir.display()), "");
+                let spec = RootfsSpec { busybox: busybox.clone(), copy_libraries: false, hostname: "container".into() };
+                let built = build_rootfs(&spec, &rootfs).with_context(|| format!("build rootfs in {}", rootfs.display()))?;
+                r.say("host", format!("rootfs-builder build --busybox {} rootfs", busybox.display()), format!("static busybox, {} applet links, /etc, /dev", built.applets.len()));
+                std::fs::create_dir_all(&layers).with_context(|| format!("mkdir {}", layers.display()))?;
+                let f = std::fs::File::create(&self.base_layer).with_context(|| format!("create {}", self.base_layer.display()))?;
+                rootfs_builder::pack::pack_tar_gz(&rootfs, std::io::BufWriter::new(f)).with_context(|| format!("pack {}", rootfs.display()))?;
+                r.say("host", "tar --numeric-owner --sort=name -C rootfs -czf layers/base.tar.gz .", "");
+                let entries = list_layer(wb_image::image::open_layer_file(&self.base_layer)?)?;
+                let mut listing: Vec<String> = entries.iter().take(12).map(tar_line).collect();
+                listing.push(format!("... ({} entries)", entries.len()));
+                r.say("host", "tar -tvzf layers/base.tar.gz | head -12", listing.join("\n"));
+                // Owner names in the headers: numeric owners leave them empty.
+                let mut named = 0;
+                let mut archive = tar::Archive::new(wb_image::image::open_layer_file(&self.base_layer)?);
+                for e in archive.entries().context("read layers/base.tar.gz")? {
+                    let e = e.context("read layers/base.tar.gz")?;
+                    let h = e.header();
+                    if h.username_bytes().is_some_and(|u| !u.is_empty()) || h.groupname_bytes().is_some_and(|g| !g.is_empty()) {
+                        named += 1;
+                    }
+                }
+                let on_disk = wb_image::tree(&rootfs)?.len();
+                let mut magic = [0u8; 2];
+                std::fs::File::open(&self.base_layer)?.read_exact(&mut magic)?;
+                let after = Snapshot {
+                    label: "after".into(),
+                    facts: [("layers/base.tar.gz".to_string(), format!("{}, gzip, {} entries", file_size(&self.base_layer), entries.len()))].into(),
+                    ..Default::default()
+                };
+                r.check_eq("gzip magic bytes", "1f8b".to_string(), format!("{:02x}{:02x}", magic[0], magic[1]));
+                r.check_eq("entries in the layer = files in the rootfs", on_disk, entries.len());
+                r.check_eq("entries carrying owner names (numeric owners only)", 0, named);
+                let bb = entries.iter().find(|e| e.path == "bin/busybox");
+                r.check("bin/busybox in the layer", "file 0755 0/0", bb.map(|e| format!("{} {:04o} {}/{}", e.kind, e.mode, e.uid, e.gid)).unwrap_or_else(|| "missing".into()), bb.is_some_and(|e| e.kind == "file" && e.mode == 0o755 && e.uid == 0 && e.gid == 0));
+                r.observe(before, after);
+            }
+            "run-container" => {
+                let dir = cx.workdir.join("container");
+                let spec = OverlaySpec::under(&dir, 1);
+                self.container_spec = Some(spec.clone());
+                let report = wb_image::layer::apply_layer_file(&self.base_layer, &spec.lowers[0], wb_image::ApplyMode::Overlay)?;
+                r.say("host", "mkdir -p container/lower && tar --numeric-owner -xzf layers/base.tar.gz -C container/lower", format!("{} entries", report.entries));
+                spec.create_dirs().context("create the container's overlay directories")?;
+                r.say("host", "mkdir container/upper container/work container/merged", "");
+                let flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
+                let mut child = spawn_child(flags)?;
+                let pid = child.pid();
+                r.say("parent", "clone(..., CLONE_NEWNS|CLONE_NEWPID|CLONE_NEWUTS|CLONE_NEWIPC|SIGCHLD)", format!("clone() = {pid}"));
+                child.act(&Request::MakeRprivate)?;
+                child.act(&Request::SetHostname("container".into()))?;
+                r.say("child", "mount --make-rprivate / && hostname container", "");
+                let mut before = child_snapshot(&child, Capture::MOUNTS)?;
+                child.act(&Request::MountOverlay { lowers: spec.lowers.clone(), upper: spec.upper.clone(), work: spec.work.clone(), merged: spec.merged.clone() })?;
+                let mut after = child_snapshot(&child, Capture::MOUNTS)?;
+                r.say("child", wb_image::classic_command(&OverlaySpec::under(Path::new("container"), 1)), "");
+                r.say("host", format!("grep ' container/merged ' /proc/{pid}/mountinfo"), mountinfo_lines(pid, &spec.merged));
+                child.act(&Request::Chroot(spec.merged.clone()))?;
+                r.say("child", "cd container/merged && chroot . /bin/sh", "");
+                self.container = Some(child);
+                let view = PathBuf::from(format!("/proc/{pid}/root/."));
+                before.facts = self.container_facts("before", Some(&view))?.facts;
+                let child = self.container.as_mut().expect("just set");
+                let mut ok = true;
+                for (shown, argv) in [
+                    ("echo 'hello from the container' > /hello.txt", vec!["/bin/sh", "-c", "echo 'hello from the container' > /hello.txt"]),
+                    ("rm /etc/hosts", vec!["/bin/rm", "/etc/hosts"]),
+                    ("rm -r /var && mkdir -p /var/log && echo started > /var/log/app.log", vec!["/bin/sh", "-c", "rm -r /var && mkdir -p /var/log && echo started > /var/log/app.log"]),
+                    ("ls -A / /var", vec!["/bin/ls", "-A", "/", "/var"]),
+                ] {
+                    let out = child.run(&argv)?;
+                    ok &= out.success();
+                    r.ran("container", shown, &out);
+                }
+                r.say("host", "tree container/upper", tree_text(&spec.upper));
+                after.facts = self.container_facts("after", Some(&view))?.facts;
+                self.container_tree = wb_image::tree(&view)?;
+                r.check_eq("commands in the container exited 0", true, ok);
+                r.check_eq("upper/hello.txt (a new file)", "file \"hello from the container\"".to_string(), describe(&spec.upper.join("hello.txt")));
+                let wh = std::fs::symlink_metadata(spec.upper.join("etc/hosts")).ok();
+                let wh_kind = match &wh {
+                    Some(m) if m.file_type().is_char_device() => format!("char device {}/{}", libc::major(m.rdev()), libc::minor(m.rdev())),
+                    Some(_) => "not a char device".into(),
+                    None => "absent".into(),
+                };
+                r.check_eq("upper/etc/hosts (deleted: a whiteout)", "char device 0/0".to_string(), wh_kind);
+                r.check_eq("trusted.overlay.opaque on upper/var (recreated)", "y".to_string(), xattr_value(&spec.upper.join("var"), wb_image::overlay::OPAQUE_XATTR).unwrap_or_else(|| "(not set)".into()));
+                r.check_eq("merged/var/run (base layer's, hidden by the opaque var)", "absent".to_string(), describe(&view.join("var/run")));
+                r.observe(before, after);
+            }
+            "commit" => {
+                let spec = self.container_spec()?;
+                let mut child = self.container.take().ok_or_else(|| anyhow::anyhow!("no container: the run-container step did not run"))?;
+                let pid = child.pid();
+                let alive = |pid: i32| if Path::new(&format!("/proc/{pid}/root")).exists() { "running".to_string() } else { "gone".to_string() };
+                let mut before = Snapshot { label: "before".into(), ..Default::default() };
+                before.facts.insert(format!("container (pid {pid})"), alive(pid));
+                before.facts.insert("layers/diff.tar".into(), file_size(&cx.workdir.join("layers/diff.tar")));
+                child.kill();
+                drop(child);
+                r.say("host", format!("kill -9 {pid}   (the container stops; its mount namespace and the overlay go with it)"), "");
+                self.diff_layer = cx.workdir.join("layers/diff.tar");
+                wb_image::layer::upper_to_layer_file(&spec.upper, &self.diff_layer)?;
+                r.say("host", "tar --numeric-owner -C container/upper -cf layers/diff.tar .   (whiteouts become .wh.NAME, opaque dirs get .wh..wh..opq)", "");
+                let entries = list_layer(wb_image::image::open_layer_file(&self.diff_layer)?)?;
+                r.say("host", "tar -tvf layers/diff.tar", entries.iter().map(tar_line).collect::<Vec<_>>().join("\n"));
+                let mut after = Snapshot { label: "after".into(), ..Default::default() };
+                after.facts.insert(format!("container (pid {pid})"), alive(pid));
+                after.facts.insert("layers/diff.tar".into(), format!("{}, {} entries", file_size(&self.diff_layer), entries.len()));
+                let find = |p: &str| entries.iter().find(|e| e.path.trim_end_matches('/') == p);
+                let wh = find("etc/.wh.hosts");
+                r.check("etc/.wh.hosts in the layer (the whiteout)", "empty file", wh.map(|e| format!("{} of {} bytes", e.kind, e.size)).unwrap_or_else(|| "missing".into()), wh.is_some_and(|e| e.kind == "file" && e.size == 0));
+                let opq = find("var/.wh..wh..opq");
+                r.check("var/.wh..wh..opq in the layer (the opaque dir)", "empty file", opq.map(|e| format!("{} of {} bytes", e.kind, e.size)).unwrap_or_else(|| "missing".into()), opq.is_some_and(|e| e.kind == "file" && e.size == 0));
+                r.check_eq("hello.txt in the layer", true, find("hello.txt").is_some());
+                r.check_eq("bin/busybox in the layer (unchanged: only in the base)", false, find("bin/busybox").is_some());
+                let upper_entries = wb_image::tree(&spec.upper)?;
+                let opaque_dirs = upper_entries.iter().filter(|e| e.opaque).count();
+                r.check_eq("entries = upper's entries + one marker per opaque dir", upper_entries.len() + opaque_dirs, entries.len());
+                r.check_eq("the container's process", "gone".to_string(), alive(pid));
+                r.observe(before, after);
+            }
+            "save-docker" => {
+                self.docker_dir = cx.workdir.join("image/docker-save");
+                let cfg = image_config();
+                let layers = vec![self.base_layer.clone(), self.diff_layer.clone()];
+                let before = Snapshot { label: "before".into(), facts: [("image/docker-save".to_string(), dir_summary(&self.docker_dir))].into(), ..Default::default() };
+                let saved = wb_image::save_docker_dir(&layers, &cfg, &self.docker_dir)?;
+                let archive = cx.workdir.join("image/busybox-demo.tar");
+                wb_image::save_docker_archive(&layers, &cfg, &archive)?;
+                self.diff_ids = saved.diff_ids.clone();
+                r.say("host", format!("(docker save {IMAGE}:{TAG} | tar -x -C image/docker-save)"), "");
+                r.say("host", "tree image/docker-save", tree_text(&self.docker_dir));
+                let repos = std::fs::read_to_string(self.docker_dir.join("repositories")).unwrap_or_default();
+                r.say("host", "cat image/docker-save/repositories", repos.trim_end());
+                let top = saved.layer_ids.last().cloned().unwrap_or_default();
+                let base_id = saved.layer_ids.first().cloned().unwrap_or_default();
+                let top_json = read_json(&self.docker_dir.join(&top).join("json"))?;
+                r.say("host", format!("cat image/docker-save/{}…/json", &top[..12.min(top.len())]), serde_json::to_string_pretty(&top_json).unwrap_or_default());
+                r.say("host", format!("docker save -o image/busybox-demo.tar {IMAGE}:{TAG}   (the same files as one tar)"), file_size(&archive));
+                let mut complete = 0;
+                for id in &saved.layer_ids {
+                    let d = self.docker_dir.join(id);
+                    let version = std::fs::read_to_string(d.join("VERSION")).unwrap_or_default();
+                    if version.trim() == "1.0" && d.join("json").is_file() && d.join("layer.tar").is_file() {
+                        complete += 1;
+                    }
+                }
+                let after = Snapshot {
+                    label: "after".into(),
+                    facts: [
+                        ("image/docker-save".to_string(), dir_summary(&self.docker_dir)),
+                        ("image/busybox-demo.tar".to_string(), file_size(&archive)),
+                    ]
+                    .into(),
+                    ..Default::default()
+                };
+                r.check_eq("layer dirs with VERSION 1.0, json and layer.tar", 2, complete);
+                let repo_top = serde_json::from_str::<serde_json::Value>(&repos).ok().and_then(|v| v[IMAGE][TAG].as_str().map(str::to_string)).unwrap_or_default();
+                r.check_eq(format!("repositories: {IMAGE}:{TAG} names the top layer"), top.clone(), repo_top);
+                r.check_eq("top layer's json names the base as parent", base_id, top_json["parent"].as_str().unwrap_or("").to_string());
+                let top_sha = wb_image::image::sha256_file(&self.docker_dir.join(&top).join("layer.tar"))?;
+                let diff_sha = wb_image::image::sha256_file(&self.diff_layer)?;
+                r.check_eq("top layer.tar is layers/diff.tar (sha256)", diff_sha, top_sha);
+                r.observe(before, after);
+            }
+            "save-oci" => {
+                self.oci_dir = cx.workdir.join("image/oci");
+                let before = Snapshot { label: "before".into(), facts: [("image/oci".to_string(), dir_summary(&self.oci_dir))].into(), ..Default::default() };
+                let saved = wb_image::save_oci(&[self.base_layer.clone(), self.diff_layer.clone()], &image_config(), &self.oci_dir)?;
+                r.say("host", format!("(skopeo copy docker-archive:image/busybox-demo.tar oci:image/oci:{TAG})"), "");
+                r.say("host", "tree image/oci", tree_text(&self.oci_dir));
+                let index = read_json(&self.oci_dir.join("index.json"))?;
+                r.say("host", "cat image/oci/index.json", serde_json::to_string_pretty(&index).unwrap_or_default());
+                let mhex = saved.manifest_digest.trim_start_matches("sha256:");
+                let manifest = read_json(&self.oci_dir.join("blobs/sha256").join(mhex))?;
+                r.say("host", format!("cat image/oci/blobs/sha256/{}…   (the manifest)", &mhex[..12]), serde_json::to_string_pretty(&manifest).unwrap_or_default());
+                let after = Snapshot { label: "after".into(), facts: [("image/oci".to_string(), dir_summary(&self.oci_dir))].into(), ..Default::default() };
+                let ref_name = index["manifests"][0]["annotations"][wb_image::image::ANNOTATION_REF_NAME].as_str().unwrap_or("").to_string();
+                r.check_eq("index.json names the image", TAG.to_string(), ref_name);
+                r.check_eq("OCI diff_ids equal the docker-save ones", same_ids(&self.diff_ids, &self.diff_ids), same_ids(&self.diff_ids, &saved.diff_ids));
+                let layer_types: Vec<String> = manifest["layers"].as_array().map(|v| v.iter().map(|l| l["mediaType"].as_str().unwrap_or("").to_string()).collect()).unwrap_or_default();
+                r.check_eq("manifest layers (gzip tars, base first)", 2, layer_types.iter().filter(|t| *t == wb_image::image::MEDIA_TYPE_LAYER_GZIP).count());
+                match find_tool("skopeo") {
+                    Some(skopeo) => {
+                        let target = format!("oci:{}:{TAG}", self.oci_dir.display());
+                        let out = run_tool(Command::new(&skopeo).args(["inspect", &target]))?;
+                        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+                        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+                        let shown = format!("Digest: {}\nLayers: {}\nArchitecture: {}  Os: {}", v["Digest"].as_str().unwrap_or("?"), v["Layers"].as_array().map(|l| l.len()).unwrap_or(0), v["Architecture"].as_str().unwrap_or("?"), v["Os"].as_str().unwrap_or("?"));
+                        let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
+                        r.say("host", format!("skopeo inspect oci:image/oci:{TAG}"), if out.status.success() { shown } else { err.clone() });
+                        let digest = v["Digest"].as_str().unwrap_or("").to_string();
+                        r.check("skopeo inspect accepts the layout", format!("exit 0, digest {}…", &saved.manifest_digest[..19]), if out.status.success() { format!("exit 0, digest {}…", &digest[..19.min(digest.len())]) } else { err }, out.status.success() && digest == saved.manifest_digest);
+                    }
+                    None => r.say("host", format!("skopeo inspect oci:image/oci:{TAG}"), "skopeo is not installed (scripts/setup installs it): this check is skipped"),
+                }
+                r.observe(before, after);
+            }
+            "load" => {
+                let from_oci = wb_image::load_oci(&self.oci_dir, TAG)?;
+                let from_docker = wb_image::load_docker_archive(&self.docker_dir, &format!("{IMAGE}:{TAG}"))?;
+                r.say("host", format!("load image/oci:{TAG} and image/docker-save {IMAGE}:{TAG} (every layer checked against its diff_id)"), format!("{} layers, {}/{}", from_oci.layers.len(), from_oci.os, from_oci.architecture));
+                let dir = cx.workdir.join("loaded");
+                let lowers = from_oci.unpack_for_overlay(&dir.join("layers"))?;
+                r.say("host", "for each layer, base first: mkdir loaded/layers/NN-<diff_id> && tar -xf LAYER -C it   (.wh. files become whiteouts again)", lowers.iter().rev().map(|l| self.rel(l)).collect::<Vec<_>>().join("\n"));
+                if let Some(top) = lowers.first() {
+                    r.say("host", format!("tree {}", self.rel(top)), tree_text(top));
+                }
+                let spec = OverlaySpec::new(lowers.clone(), dir.join("upper"), dir.join("work"), dir.join("merged"));
+                spec.create_dirs().context("create the loaded image's overlay directories")?;
+                let flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
+                let mut child = spawn_child(flags)?;
+                let pid = child.pid();
+                child.act(&Request::MakeRprivate)?;
+                child.act(&Request::SetHostname("container".into()))?;
+                r.say("parent", "clone(..., CLONE_NEWNS|CLONE_NEWPID|CLONE_NEWUTS|CLONE_NEWIPC|SIGCHLD); mount --make-rprivate /; hostname container", format!("clone() = {pid}"));
+                let before = child_snapshot(&child, Capture::MOUNTS)?;
+                child.act(&Request::MountOverlay { lowers: spec.lowers.clone(), upper: spec.upper.clone(), work: spec.work.clone(), merged: spec.merged.clone() })?;
+                let after = child_snapshot(&child, Capture::MOUNTS)?;
+                let rel_spec = OverlaySpec::new(lowers.iter().map(|l| PathBuf::from(self.rel(l))).collect(), "loaded/upper", "loaded/work", "loaded/merged");
+                r.say("child", wb_image::classic_command(&rel_spec), "");
+                r.say("host", format!("grep ' loaded/merged ' /proc/{pid}/mountinfo"), mountinfo_lines(pid, &spec.merged));
+                let view = PathBuf::from(format!("/proc/{pid}/root")).join(spec.merged.strip_prefix("/").unwrap_or(&spec.merged));
+                let loaded_tree = wb_image::tree(&view)?;
+                let diffs = tree_differences(&self.container_tree, &loaded_tree, 10);
+                r.say("host", "diff <(tree container's merged view) <(tree loaded/merged)", if diffs.is_empty() { format!("(no differences: {} entries each)", loaded_tree.len()) } else { diffs.join("\n") });
+                self.loader = Some(child);
+                self.loaded_spec = Some(spec);
+                // An independent implementation: umoci flattens the layers itself.
+                let umoci_diffs = match find_tool("umoci") {
+                    Some(umoci) => {
+                        let bundle = dir.join("umoci-bundle");
+                        let image = format!("{}:{TAG}", self.oci_dir.display());
+                        let out = run_tool(Command::new(&umoci).args(["unpack", "--image", &image]).arg(&bundle))?;
+                        let shown = format!("umoci unpack --image image/oci:{TAG} loaded/umoci-bundle && diff <(tree container's view) <(tree loaded/umoci-bundle/rootfs)");
+                        if out.status.success() {
+                            let flat = wb_image::tree(&bundle.join("rootfs"))?;
+                            let d = tree_differences(&self.container_tree, &flat, 10);
+                            r.say("host", shown, if d.is_empty() { format!("(no differences: {} entries each)", flat.len()) } else { d.join("\n") });
+                            Some(d.len())
+                        } else {
+                            let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
+                            r.say("host", shown, err);
+                            Some(usize::MAX)
+                        }
+                    }
+                    None => {
+                        r.say("host", format!("umoci unpack --image image/oci:{TAG} loaded/umoci-bundle"), "umoci is not installed (scripts/setup installs it): this check is skipped");
+                        None
+                    }
+                };
+                let want = same_ids(&self.diff_ids, &self.diff_ids);
+                let (oci, docker) = (same_ids(&self.diff_ids, &from_oci.diff_ids), same_ids(&self.diff_ids, &from_docker.diff_ids));
+                let ok = oci == want && docker == want;
+                r.check("diff_ids read back from OCI and docker-save = saved", format!("{want} (both)"), if ok { format!("{want} (both)") } else { format!("oci: {oci}; docker-save: {docker}") }, ok);
+                let top = lowers.first().cloned().unwrap_or_default();
+                r.check_eq("top layer dir: etc/hosts", "whiteout (char device 0/0)".to_string(), describe(&top.join("etc/hosts")));
+                r.check_eq("top layer dir: trusted.overlay.opaque on var", "y".to_string(), xattr_value(&top.join("var"), wb_image::overlay::OPAQUE_XATTR).unwrap_or_else(|| "(not set)".into()));
+                r.check("the loaded image's tree equals the container's merged view", format!("{} entries, identical", self.container_tree.len()), if diffs.is_empty() { format!("{} entries, identical", loaded_tree.len()) } else { format!("{} differences", diffs.len()) }, diffs.is_empty() && !loaded_tree.is_empty());
+                if let Some(n) = umoci_diffs {
+                    r.check("umoci unpack of the OCI layout equals the container's view", "identical", if n == 0 { "identical".to_string() } else if n == usize::MAX { "umoci failed".to_string() } else { format!("{n} differences") }, n == 0);
+                }
+                r.observe(before, after);
+            }
+            "host-unchanged" => {
+                let before = Snapshot { label: "host mounts at the start".into(), mounts: self.host_mounts_at_start.clone(), ..Default::default() };
+                let after = host_snapshot(Capture::MOUNTS)?;
+                let same = before.mounts == after.mounts;
+                r.check("host mountinfo equals the one at the start", "identical", if same { "identical" } else { "differs" }, same);
+                r.observe(before, after);
+            }
+            other => anyhow::bail!("unknown step {other}"),
+        }
+        Ok(r)
+    }
+
+    fn shell(&mut self, _cx: &mut Cx) -> anyhow::Result<()> {
+        let spec = self.loaded_spec.clone().ok_or_else(|| anyhow::anyhow!("no loaded image: the load step did not run"))?;
+        let child = self.loader.as_mut().ok_or_else(|| anyhow::anyhow!("no loaded image: the load step did not run"))?;
+        // Like `docker run -it workbench/busybox:demo sh`: the image as root, its own /proc.
+        child.act(&Request::Chroot(spec.merged.clone()))?;
+        child.act(&Request::MountProc(PathBuf::from("/proc")))?;
+        child.call(&Request::Interactive { argv: vec!["/bin/sh".into()], env: shell_env("image-layers") })?;
+        Ok(())
+    }
+}
+
+/// "2 diff_ids, equal" or the first differing pair, shortened.
+fn same_ids(want: &[String], got: &[String]) -> String {
+    if want == got {
+        return format!("{} diff_ids, equal", want.len());
+    }
+    let short = |s: &str| s.trim_start_matches("sha256:").chars().take(12).collect::<String>();
+    match want.iter().zip(got).position(|(a, b)| a != b) {
+        Some(i) => format!("layer {i}: {} ≠ {}", short(&want[i]), short(&got[i])),
+        None => format!("{} vs {} layers", want.len(), got.len()),
+    }
+}
+
+/// "dir with N entries" / "absent": a short fact for a directory.
+fn dir_summary(path: &Path) -> String {
+    match std::fs::read_dir(path) {
+        Ok(d) => format!("dir with {} entries", d.count()),
+        Err(_) => "absent".into(),
+    }
+}
+
+fn image_config() -> ImageConfig {
+    ImageConfig { name: IMAGE.into(), tag: TAG.into(), cmd: vec!["/bin/sh".into()], env: vec!["PATH=/usr/sbin:/usr/bin:/sbin:/bin".into()] }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(path: &str, kind: &'static str, mode: u32, size: u64, link: Option<&str>) -> LayerEntry {
+        LayerEntry { path: path.into(), kind, mode, uid: 0, gid: 0, size, mtime: 0, link: link.map(str::to_string) }
+    }
+
+    #[test]
+    fn tar_lines_look_like_tar_tv() {
+        assert_eq!(tar_line(&entry("etc/", "dir", 0o755, 0, None)), "drwxr-xr-x 0/0        0 etc/");
+        assert_eq!(tar_line(&entry("etc/.wh.hosts", "file", 0, 0, None)), "---------- 0/0        0 etc/.wh.hosts");
+        assert_eq!(tar_line(&entry("bin/sh", "symlink", 0o777, 0, Some("busybox"))), "lrwxrwxrwx 0/0        0 bin/sh -> busybox");
+        assert_eq!(tar_line(&entry("b", "hardlink", 0o644, 0, Some("a"))), "-rw-r--r-- 0/0        0 b link to a");
+    }
+
+    fn te(path: &str, size: u64) -> TreeEntry {
+        TreeEntry { path: path.into(), kind: "file".into(), mode: 0o644, uid: 0, gid: 0, size, link_target: None, opaque: false, device: None }
+    }
+
+    #[test]
+    fn tree_differences_name_each_path() {
+        let a = vec![te("a", 1), te("b", 2), te("c", 3)];
+        let b = vec![te("a", 1), te("b", 5), te("d", 4)];
+        assert_eq!(
+            tree_differences(&a, &b, 10),
+            vec!["differs: b (file 644 0:0 2 vs file 644 0:0 5)", "only in the first: c", "only in the second: d"]
+        );
+        assert!(tree_differences(&a, &a, 10).is_empty());
+        assert_eq!(tree_differences(&a, &b, 1).len(), 1);
+    }
+
+    #[test]
+    fn diff_id_comparison_is_short() {
+        let a = vec!["sha256:aaaaaaaaaaaaaaaa".to_string(), "sha256:bbbbbbbbbbbbbbbb".to_string()];
+        let b = vec!["sha256:aaaaaaaaaaaaaaaa".to_string(), "sha256:cccccccccccccccc".to_string()];
+        assert_eq!(same_ids(&a, &a), "2 diff_ids, equal");
+        assert_eq!(same_ids(&a, &b), "layer 1: bbbbbbbbbbbb ≠ cccccccccccc");
+        assert_eq!(same_ids(&a, &a[..1]), "2 vs 1 layers");
+    }
+}

@@ -1,0 +1,320 @@
+//! memory-oom: a memory limit, a hog that doubles a string, and the OOM killer.
+//!
+//! The memory controller charges every page a group's processes touch to the
+//! group. When a charge would go over the limit the kernel first tries to
+//! reclaim (drop caches, swap out — which we forbid here by giving the group
+//! no swap); when nothing can be reclaimed it runs the OOM killer *inside the
+//! group*: it picks a process of that group, SIGKILLs it and counts the kill.
+//! v1 calls the limit memory.limit_in_bytes (plus memory.memsw.limit_in_bytes
+//! for memory+swap), v2 memory.max (plus memory.swap.max).
+
+use std::io::{Read, Seek};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use rootfs_builder::build::{build_rootfs, RootfsSpec};
+use wb_cgroup::{Controller, Group, Resource as Watch};
+
+use super::cg;
+use super::hog::{self, Hog, Program, Spec};
+use crate::host::Host;
+use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, StepReport};
+use crate::observe::{capture, Capture};
+
+pub const DEF: LessonDef = LessonDef {
+    id: "memory-oom",
+    steps: &["create-group", "set-limit", "start-hog", "oom", "remove"],
+    preflight,
+    new: || Box::new(MemoryOom::default()),
+};
+
+pub const DEFAULT_MEMORY: &str = "64M";
+pub const MIN_MEMORY: u64 = 4 << 20;
+pub const MAX_MEMORY: u64 = 256 << 20;
+/// How long the hog may take to reach the limit.
+const OOM_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Validate `--memory`: a size like 64M between 4M and 256M.
+pub fn memory_limit(opts: &LessonOptions) -> anyhow::Result<u64> {
+    let text = opts.memory.as_deref().unwrap_or(DEFAULT_MEMORY);
+    let bytes = wb_cgroup::parse_size(text).map_err(|e| anyhow::anyhow!("--memory: {e}"))?;
+    if bytes < MIN_MEMORY {
+        anyhow::bail!("--memory {text} is too small: use at least 4M (the shell and the kernel's own charges need room)");
+    }
+    if bytes > MAX_MEMORY {
+        anyhow::bail!("--memory {text} is more than this lesson needs: use at most 256M");
+    }
+    Ok(bytes)
+}
+
+/// Doublings the hog may do: enough to pass the limit for sure (the string
+/// alone reaches at least the limit), few enough to stay bounded should the
+/// limit not hold (then it stops at 2–4 × the limit).
+pub fn doublings(limit: u64) -> u32 {
+    64 - (limit - 1).leading_zeros() + 1
+}
+
+/// The tutorial's hog, bounded: `x=a; while :; do x=$x$x; done`.
+pub fn hog_script(limit: u64) -> String {
+    let n = doublings(limit);
+    format!(
+        "read go\nx=a\ni=0\nwhile [ $i -lt {n} ]; do\n  x=$x$x\n  i=$((i+1))\n  echo \"doubling $i: ${{#x}} bytes\"\ndone\necho \"survived {n} doublings: the limit did not hold\"\nexit 3\n"
+    )
+}
+
+fn swap_active() -> bool {
+    std::fs::read_to_string("/proc/swaps").map(|s| s.lines().count() > 1).unwrap_or(false)
+}
+
+fn preflight(host: &Host, opts: &LessonOptions) -> anyhow::Result<()> {
+    memory_limit(opts)?;
+    let layout = cg::require(host, &[Controller::Memory])?;
+    host.require_static_busybox()?;
+    if swap_active() && layout.summary().swap_accounting == Some(false) {
+        anyhow::bail!("swap is on but the kernel does not account it per cgroup, so the hog would swap instead of being OOM-killed: boot with swapaccount=1 or run `swapoff -a` first");
+    }
+    Ok(())
+}
+
+#[derive(Default)]
+struct MemoryOom {
+    group: Option<Group>,
+    hog: Option<Hog>,
+    limit: u64,
+    /// The limit as the kernel stores it (rounded down to whole pages).
+    effective: u64,
+}
+
+impl MemoryOom {
+    fn group(&self) -> anyhow::Result<&Group> {
+        self.group.as_ref().ok_or_else(|| anyhow::anyhow!("no group: the create-group step did not run"))
+    }
+}
+
+/// Facts about the group's memory: every watched file, flat-keyed ones split.
+fn memory_facts(g: &Group) -> std::collections::BTreeMap<String, String> {
+    let mut f = cg::facts("", &g.files_for(Watch::Memory));
+    f.extend(cg::facts("", &g.files_for(Watch::MemoryEvents)));
+    f
+}
+
+const HOG_FACT: &str = "hog";
+const OOM_FACT: &str = "OOM kills in the group";
+
+/// Kernel log records written after the reader was opened (`dmesg` lines).
+struct Kmsg(Option<std::fs::File>);
+
+impl Kmsg {
+    fn open() -> Kmsg {
+        let f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open("/dev/kmsg").ok().map(|mut f| {
+            let _ = f.seek(std::io::SeekFrom::End(0));
+            f
+        });
+        Kmsg(f)
+    }
+
+    /// The message part of each new record ("6,1234,5678,-;text" → "text").
+    fn read_new(&mut self) -> Option<Vec<String>> {
+        let f = self.0.as_mut()?;
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 8192];
+        loop {
+            match f.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    let rec = String::from_utf8_lossy(&buf[..n]);
+                    let first = rec.lines().next().unwrap_or_default();
+                    out.push(first.split_once(';').map_or(first, |(_, m)| m).to_string());
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue, // overwritten records
+                Err(_) => break,                                             // EAGAIN: no more
+            }
+        }
+        Some(out)
+    }
+}
+
+impl Lesson for MemoryOom {
+    fn run_step(&mut self, step: &str, cx: &mut Cx) -> anyhow::Result<StepReport> {
+        let mut r = StepReport::new();
+        match step {
+            "create-group" => {
+                self.limit = memory_limit(&cx.options)?;
+                let layout = wb_cgroup::detect_system()?;
+                let name = format!("wb-{}-mem", cx.run_id);
+                let planned = wb_cgroup::planned_paths(&layout, &name, &[Controller::Memory])?;
+                let before = cg::facts_snapshot("before", cg::dir_facts(&planned));
+                let g = cg::create_group(&layout, &name, &[Controller::Memory])?;
+                cg::say_each(&mut r, "host", &cg::mkdir_commands(&g), format!("cgroup layout: {}", cg::layout_label(&layout)));
+                let files = g.files_for(Watch::Memory);
+                r.say("host", format!("# the memory files in {}", g.paths()[0].display()), cg::meanings(&files));
+                let mut facts = cg::dir_facts(&planned);
+                facts.extend(memory_facts(&g));
+                for p in &planned {
+                    r.check(format!("{} exists", p.display()), "directory", if p.is_dir() { "directory" } else { "missing" }, p.is_dir());
+                }
+                r.check_eq("memory charged to the new group, bytes", 0, g.memory_current()?);
+                r.observe(before, cg::facts_snapshot("group created", facts));
+                self.group = Some(g);
+            }
+            "set-limit" => {
+                let limit = self.limit;
+                let g = self.group()?;
+                let files = g.files_for(Watch::Memory);
+                let before = memory_facts(g);
+                g.set_memory_limit(limit, Some(0))?;
+                let after = memory_facts(g);
+                cg::say_each(&mut r, "host", &cg::echo_commands(&files, &before, &after, ""), String::new());
+                let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE).ok().flatten().unwrap_or(4096) as u64;
+                self.effective = limit / page * page;
+                // The first watched memory file is the limit on both versions.
+                let limit_file = files.first().map(|f| f.label.clone()).unwrap_or_default();
+                let got = after.get(&limit_file).cloned().unwrap_or_default();
+                r.check(format!("{limit_file} reads back the limit (whole pages)"), self.effective.to_string(), got.clone(), got == self.effective.to_string());
+                // With swap accounting, no swap on top of the limit: hitting it means OOM.
+                for f in files.iter().filter(|f| f.label.contains("memsw") || f.label.contains("swap")) {
+                    let v = after.get(&f.label).cloned().unwrap_or_default();
+                    let ok = v == "0" || v == self.effective.to_string();
+                    r.check(format!("{} leaves no room for swap", f.label), format!("0 (v2) or {} (v1: memory+swap = memory)", self.effective), v, ok);
+                }
+                r.observe(cg::facts_snapshot("before", before), cg::facts_snapshot("limit set", after));
+            }
+            "start-hog" => {
+                let busybox = cx.host.require_static_busybox()?.to_path_buf();
+                let rootfs: PathBuf = cx.workdir.join("rootfs");
+                build_rootfs(&RootfsSpec { busybox: busybox.clone(), copy_libraries: false, hostname: "container".into() }, &rootfs).with_context(|| format!("build rootfs in {}", rootfs.display()))?;
+                r.say("host", format!("rootfs-builder build --busybox /bin/busybox {}", rootfs.display()), "static busybox + applet links");
+                let script = hog_script(self.limit);
+                let spec = Spec {
+                    name: "memory-hog".into(),
+                    program: Program::Shell { busybox, rootfs: Some(rootfs.clone()), script: script.clone() },
+                    gated: true,
+                    pin_cpu: None,
+                    cpu_seconds: 60,
+                    address_space: Some(8 * self.limit + (64 << 20)),
+                    output_dir: cx.workdir.clone(),
+                };
+                let h = Hog::spawn(&spec)?;
+                let pid = h.pid();
+                self.hog = Some(h);
+                r.say("host", format!("chroot {} /bin/sh -c '...' &    # waits on stdin before it starts", rootfs.display()), format!("[1] {pid}\n{}", script.trim_end()));
+                let g = self.group()?.clone();
+                let files = g.files_for(Watch::Procs);
+                let mut before = capture(format!("hog (pid {pid})"), pid, Capture { cgroups: true, ..Capture::FACTS })?;
+                before.facts = cg::facts("", &files);
+                g.add_process(pid)?;
+                let mut after = capture(format!("hog (pid {pid})"), pid, Capture { cgroups: true, ..Capture::FACTS })?;
+                after.facts = cg::facts("", &files);
+                cg::say_each(&mut r, "host", &g.paths().iter().map(|p| format!("echo {pid} > {}", p.join(wb_cgroup::files::CGROUP_PROCS).display())).collect::<Vec<_>>().join("\n"), String::new());
+                let procs = g.procs()?;
+                r.check("only the hog is in the group (the OOM killer chooses among its members)", format!("[{pid}]"), format!("{procs:?}"), procs == vec![pid]);
+                let member = cg::membership(pid, &g, Controller::Memory);
+                r.check_eq("/proc/PID/cgroup: the hog's memory cgroup", cg::proc_path(&g), member);
+                r.observe(before, after);
+            }
+            "oom" => {
+                let g = self.group()?.clone();
+                let h = self.hog.as_mut().ok_or_else(|| anyhow::anyhow!("no hog: the start-hog step did not run"))?;
+                let pid = h.pid();
+                let mut before = memory_facts(&g);
+                let kills_before = g.oom_kill_count()?;
+                before.insert(OOM_FACT.into(), kills_before.to_string());
+                before.insert(HOG_FACT.into(), format!("pid {pid}, waiting"));
+                let mut kmsg = Kmsg::open();
+                h.release()?;
+                let status = h.wait_timeout(OOM_TIMEOUT);
+                let status = match status {
+                    Some(st) => st,
+                    None => {
+                        r.say("host", format!("# still running after {} s: kill -KILL {pid}", OOM_TIMEOUT.as_secs()), "");
+                        h.kill();
+                        anyhow::bail!("the hog was not OOM-killed within {} s (killed it)", OOM_TIMEOUT.as_secs());
+                    }
+                };
+                let (out, err) = h.output();
+                let tail: Vec<&str> = out.lines().rev().take(3).collect::<Vec<_>>().into_iter().rev().collect();
+                let mut shown = tail.join("\n");
+                if !err.trim().is_empty() {
+                    shown.push('\n');
+                    shown.push_str(err.trim_end());
+                }
+                shown.push_str(&format!("\n[{}]", hog::describe_status(&status)));
+                r.say("chroot", "x=a; while :; do x=$x$x; done    # (bounded, with a progress line per doubling)", shown);
+                let kills_after = g.oom_kill_count()?;
+                let mut after = memory_facts(&g);
+                after.insert(OOM_FACT.into(), kills_after.to_string());
+                after.insert(HOG_FACT.into(), hog::describe_status(&status));
+                let lines = kmsg.read_new();
+                if let Some(lines) = &lines {
+                    let oom: Vec<&String> = lines.iter().filter(|l| l.contains("out of memory") || l.contains("Killed process") || l.contains("oom-kill")).collect();
+                    r.say("host", "dmesg | grep -i -e 'out of memory' -e 'killed process' -e oom-kill", oom.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n"));
+                    let killed: Vec<i32> = oom.iter().filter_map(|l| l.split("Killed process ").nth(1)?.split_whitespace().next()?.parse().ok()).collect();
+                    if !killed.is_empty() {
+                        r.check("the kernel log names only the hog as killed", format!("[{pid}]"), format!("{killed:?}"), killed.iter().all(|k| *k == pid));
+                    }
+                }
+                r.check("the hog was killed by SIGKILL (exit status 137 in a shell)", "killed by SIGKILL", hog::describe_status(&status), status.signal() == Some(libc::SIGKILL));
+                r.check("OOM kills counted by the group: exactly one more (only the hog)", (kills_before + 1).to_string(), kills_after.to_string(), kills_after == kills_before + 1);
+                let progress: Vec<u64> = out.lines().filter_map(|l| l.split(": ").nth(1)?.split_whitespace().next()?.parse().ok()).collect();
+                let reached = progress.last().copied().unwrap_or(0);
+                r.check("the string grew until it approached the limit", format!("≥ {} bytes (a quarter of the limit)", self.effective / 4), format!("{reached} bytes"), reached >= self.effective / 4 && !out.contains("survived"));
+                if let Some(peak) = g.memory_peak()? {
+                    after.insert("peak memory charged".into(), peak.to_string());
+                    r.check("peak memory stayed within the limit and came close to it", format!("{}..={} bytes", self.effective / 2, self.effective), peak.to_string(), peak <= self.effective && peak >= self.effective / 2);
+                }
+                r.check("the group is empty again", "[]", format!("{:?}", g.procs()?), g.procs()?.is_empty());
+                r.observe(cg::facts_snapshot("before the hog runs", before), cg::facts_snapshot("after", after));
+            }
+            "remove" => {
+                let g = self.group()?.clone();
+                let paths = g.paths();
+                let before = cg::dir_facts(&paths);
+                let problems = cg::remove_group(&g);
+                cg::say_each(&mut r, "host", &paths.iter().map(|p| format!("rmdir {}", p.display())).collect::<Vec<_>>().join("\n"), problems.join("\n"));
+                let after = cg::dir_facts(&paths);
+                let left: Vec<String> = paths.iter().filter(|p| p.exists()).map(|p| p.display().to_string()).collect();
+                r.check("group directories removed", "none left", if left.is_empty() { "none left".into() } else { left.join(", ") }, left.is_empty() && problems.is_empty());
+                r.observe(cg::facts_snapshot("before", before), cg::facts_snapshot("after", after));
+                self.group = None;
+            }
+            other => anyhow::bail!("unknown step {other}"),
+        }
+        Ok(r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(m: &str) -> LessonOptions {
+        LessonOptions { memory: Some(m.into()), ..Default::default() }
+    }
+
+    #[test]
+    fn memory_option() {
+        assert_eq!(memory_limit(&LessonOptions::default()).unwrap(), 64 << 20);
+        assert_eq!(memory_limit(&opts("32M")).unwrap(), 32 << 20);
+        assert_eq!(memory_limit(&opts("4M")).unwrap(), 4 << 20);
+        for (bad, why) in [("abc", "invalid size"), ("0", "invalid size"), ("3M", "at least 4M"), ("1G", "at most 256M"), ("64Q", "unknown unit"), ("-5M", "invalid size")] {
+            let e = memory_limit(&opts(bad)).unwrap_err().to_string();
+            assert!(e.contains(why) && e.starts_with("--memory"), "{bad}: {e}");
+            assert!(!e.contains('\n'));
+        }
+    }
+
+    #[test]
+    fn the_hog_passes_the_limit_but_stays_bounded() {
+        for limit in [4u64 << 20, (4 << 20) + 1, 64 << 20, 100_000_000, 256 << 20] {
+            let n = doublings(limit);
+            let last_but_one = 1u64 << (n - 1);
+            assert!(last_but_one >= limit, "{limit}: the string never reaches the limit");
+            assert!(1u64 << n <= 4 * limit, "{limit}: {n} doublings go too far");
+        }
+        let s = hog_script(64 << 20);
+        assert!(s.starts_with("read go\n") && s.contains("-lt 27 ") && s.contains("x=$x$x"), "{s}");
+    }
+}

@@ -1,0 +1,603 @@
+//! The network lab shared by veth-bridge, nat-port-map and net-modes.
+//!
+//! A container's network is a network namespace: its own links, addresses
+//! and routing table. At birth (`clone(CLONE_NEWNET)`) it holds only a
+//! loopback device that is down — Docker's `--network none`. Wiring it to
+//! the host takes a veth pair (two virtual Ethernet devices joined like a
+//! cable): one end stays on the host, plugged into a bridge (a software
+//! switch, Docker's `docker0`), the other end moves into the namespace.
+//! This module holds the pieces: subnets that never clash with the host's
+//! routes, `wb…` link names, the container itself, the wiring operations
+//! (each with its classic `ip` command), and ping/HTTP helpers with timeouts.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use nix::sched::CloneFlags;
+use rootfs_builder::build::{build_rootfs, RootfsSpec};
+use wb_net::{IpNet, NetSnapshot, Op};
+
+use super::spawn_child;
+use crate::kernel::child::{NsChild, Request, RunOutput};
+use crate::lesson::{Cx, LessonOptions, StepReport};
+use crate::observe::{NetState, Snapshot};
+use crate::state::{self, Resource};
+
+/// Candidate container subnets, tried in order; the first that clashes with
+/// no host route or address wins.
+pub const CONTAINER_SUBNETS: &[&str] = &[
+    "10.213.0.0/24",
+    "10.213.1.0/24",
+    "10.213.2.0/24",
+    "10.213.3.0/24",
+    "10.213.4.0/24",
+    "172.29.213.0/24",
+    "192.168.213.0/24",
+];
+
+/// Candidate subnets for the "outside world" link of nat-port-map.
+pub const OUTSIDE_SUBNETS: &[&str] = &["10.214.0.0/24", "10.214.1.0/24", "10.214.2.0/24", "172.29.214.0/24", "192.168.214.0/24"];
+
+/// The default port mapping: host port 8080 → container port 80.
+pub const DEFAULT_HOST_PORT: u16 = 8080;
+pub const DEFAULT_CONTAINER_PORT: u16 = 80;
+
+/// Namespaces of a container in the bridge (and none) network mode.
+pub fn container_flags() -> CloneFlags {
+    CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC
+}
+
+/// An IPv4 lab subnet: `.1` is the host's side, `.2` the namespace's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subnet {
+    pub network: Ipv4Addr,
+    pub prefix: u8,
+}
+
+impl Subnet {
+    fn nth(&self, n: u32) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.network) + n)
+    }
+    /// `10.213.0.0/24`
+    pub fn cidr(&self) -> String {
+        format!("{}/{}", self.network, self.prefix)
+    }
+    /// The host's (bridge's) address, the container's gateway: `10.213.0.1`.
+    pub fn host_ip(&self) -> String {
+        self.nth(1).to_string()
+    }
+    pub fn host_cidr(&self) -> String {
+        format!("{}/{}", self.nth(1), self.prefix)
+    }
+    /// The namespace's address: `10.213.0.2`.
+    pub fn peer_ip(&self) -> String {
+        self.nth(2).to_string()
+    }
+    pub fn peer_cidr(&self) -> String {
+        format!("{}/{}", self.nth(2), self.prefix)
+    }
+    fn as_ipnet(&self) -> IpNet {
+        wb_net::parse_cidr(&self.cidr()).expect("a subnet prints as a valid cidr")
+    }
+    pub fn overlaps(&self, other: &Subnet) -> bool {
+        wb_net::networks_overlap(&self.as_ipnet(), &other.as_ipnet())
+    }
+}
+
+fn is_private(a: Ipv4Addr, prefix: u8) -> bool {
+    let o = a.octets();
+    (o[0] == 10 && prefix >= 8) || (o[0] == 172 && (16..=31).contains(&o[1]) && prefix >= 12) || (o[0] == 192 && o[1] == 168 && prefix >= 16)
+}
+
+/// Parse and validate a `--subnet` value (pure): an IPv4 subnet inside the
+/// private ranges with room for two addresses. Host bits are dropped
+/// (`10.213.0.7/24` means `10.213.0.0/24`).
+pub fn parse_subnet(s: &str) -> Result<Subnet, String> {
+    let net = wb_net::parse_cidr(s.trim()).map_err(|e| format!("--subnet: {e}: give a subnet such as 10.213.0.0/24"))?;
+    let IpNet::V4(v4) = net.trunc() else {
+        return Err(format!("--subnet must be an IPv4 subnet such as 10.213.0.0/24, not {s}"));
+    };
+    let prefix = v4.prefix_len();
+    if !(8..=30).contains(&prefix) {
+        return Err(format!("--subnet prefix must be between /8 and /30 (the host and the container each need an address), not /{prefix}"));
+    }
+    let network = v4.network();
+    if !is_private(network, prefix) {
+        return Err(format!("--subnet must lie inside a private range (10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16), not {}/{prefix}", network));
+    }
+    Ok(Subnet { network, prefix })
+}
+
+/// The host route or address `sub` clashes with, described (`10.0.0.0/8 dev eth1`).
+pub fn clash(host: &NetSnapshot, sub: &Subnet) -> Option<String> {
+    let me = sub.as_ipnet();
+    for r in &host.routes {
+        if let Ok(Some(net)) = wb_net::parse_route_dst(&r.dst) {
+            if wb_net::networks_overlap(&net, &me) {
+                return Some(format!("route {}{}", r.dst, r.dev.as_ref().map(|d| format!(" dev {d}")).unwrap_or_default()));
+            }
+        }
+    }
+    for a in &host.addresses {
+        if let Ok(net) = wb_net::parse_cidr(&a.cidr) {
+            if wb_net::networks_overlap(&net.trunc(), &me) {
+                return Some(format!("address {} on {}", a.cidr, a.link));
+            }
+        }
+    }
+    None
+}
+
+/// The container subnet: `--subnet` if given (refused when it clashes with a
+/// host route or address), else the first free candidate not in `avoid`.
+pub fn choose_subnet(host: &NetSnapshot, given: Option<&str>, candidates: &[&str], avoid: &[Subnet]) -> Result<Subnet, String> {
+    let free = candidates.iter().filter_map(|c| parse_subnet(c).ok()).find(|s| clash(host, s).is_none() && !avoid.iter().any(|a| a.overlaps(s)));
+    if let Some(g) = given {
+        let sub = parse_subnet(g)?;
+        if let Some(c) = clash(host, &sub) {
+            let hint = free.map(|f| format!(": choose a free one such as {}", f.cidr())).unwrap_or_default();
+            return Err(format!("--subnet {} overlaps the host's {c}{hint}", sub.cidr()));
+        }
+        return Ok(sub);
+    }
+    free.ok_or_else(|| format!("none of the lab subnets ({}) is free on this host: give one with --subnet", candidates.join(", ")))
+}
+
+/// Validate the port options of nat-port-map (pure part).
+pub fn check_ports(opts: &LessonOptions) -> Result<(u16, u16), String> {
+    let host = opts.host_port.unwrap_or(DEFAULT_HOST_PORT);
+    let cont = opts.container_port.unwrap_or(DEFAULT_CONTAINER_PORT);
+    if host == 0 {
+        return Err("--host-port must be between 1024 and 65535, not 0".into());
+    }
+    if host < 1024 {
+        return Err(format!("--host-port {host} is a privileged port that host services use (ssh is 22): choose one between 1024 and 65535"));
+    }
+    if cont == 0 {
+        return Err("--container-port must be between 1 and 65535, not 0".into());
+    }
+    Ok((host, cont))
+}
+
+/// Ports with a TCP socket in LISTEN state, from `/proc/net/tcp` or `tcp6` text.
+pub fn listening_ports(proc_net_tcp: &str) -> Vec<u16> {
+    let mut v: Vec<u16> = proc_net_tcp
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let local = f.nth(1)?;
+            let state = f.nth(1)?;
+            (state == "0A").then_some(())?;
+            u16::from_str_radix(local.rsplit(':').next()?, 16).ok()
+        })
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// Is something on the host listening on TCP `port`?
+pub fn host_port_in_use(port: u16) -> bool {
+    ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|p| listening_ports(&std::fs::read_to_string(p).unwrap_or_default()).contains(&port))
+}
+
+/// `wb` + run id + suffix: a link name of this run (at most 15 bytes).
+pub fn link_name(run_id: &str, suffix: &str) -> anyhow::Result<String> {
+    let name = format!("{}{run_id}{suffix}", state::PREFIX);
+    wb_net::validate_ifname(&name)?;
+    Ok(name)
+}
+
+/// Where a wiring operation runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Place {
+    /// workbench's own (the host's) network namespace.
+    Host,
+    /// The network namespace of process `pid`, shown as `label`.
+    Ns { pid: i32, label: String },
+}
+
+/// Create a bridge with the gateway address, up.
+pub fn bridge_ops(bridge: &str, sub: &Subnet) -> Vec<(Place, Op)> {
+    vec![
+        (Place::Host, Op::CreateBridge { name: bridge.into() }),
+        (Place::Host, Op::AddAddress { link: bridge.into(), cidr: sub.host_cidr() }),
+        (Place::Host, Op::SetUp { link: bridge.into() }),
+    ]
+}
+
+/// A veth pair whose host end is plugged into `bridge` and up.
+pub fn veth_ops(host_end: &str, peer: &str, bridge: &str) -> Vec<(Place, Op)> {
+    vec![
+        (Place::Host, Op::CreateVeth { name: host_end.into(), peer: peer.into() }),
+        (Place::Host, Op::SetMaster { link: host_end.into(), bridge: bridge.into() }),
+        (Place::Host, Op::SetUp { link: host_end.into() }),
+    ]
+}
+
+/// Move `peer` into the namespace, name it eth0, address it, bring it and
+/// lo up and (with a gateway) add the default route.
+pub fn inside_ops(peer: &str, ns: &Place, pid: i32, cidr: &str, gateway: Option<&str>) -> Vec<(Place, Op)> {
+    let mut v = vec![
+        (Place::Host, Op::MoveToNetnsPid { link: peer.into(), pid }),
+        (ns.clone(), Op::Rename { link: peer.into(), new_name: "eth0".into() }),
+        (ns.clone(), Op::AddAddress { link: "eth0".into(), cidr: cidr.into() }),
+        (ns.clone(), Op::SetUp { link: "lo".into() }),
+        (ns.clone(), Op::SetUp { link: "eth0".into() }),
+    ];
+    if let Some(gw) = gateway {
+        v.push((ns.clone(), Op::AddRouteDefault { gateway: gw.into() }));
+    }
+    v
+}
+
+/// The classic command for an operation at a place.
+pub fn command_at(place: &Place, op: &Op) -> String {
+    match place {
+        Place::Host => op.classic_command(),
+        Place::Ns { pid, .. } => wb_net::classic_command_in_netns(op, *pid),
+    }
+}
+
+/// Perform operations in order through netlink, printing each classic
+/// command. Links are recorded in the state file before they are created
+/// (and a name already taken is refused, so we never delete a stranger's link).
+pub fn apply_ops(r: &mut StepReport, ops: &[(Place, Op)]) -> anyhow::Result<()> {
+    for (place, op) in ops {
+        let new_links: Vec<&String> = match op {
+            Op::CreateBridge { name } => vec![name],
+            Op::CreateVeth { name, peer } => vec![name, peer],
+            _ => vec![],
+        };
+        for name in new_links {
+            if wb_net::link_exists(name)? {
+                anyhow::bail!("link {name} already exists on the host: run `workbench cleanup`, or remove it with `ip link del {name}` if it is not yours");
+            }
+            state::record(Resource::Link { name: name.clone() })?;
+        }
+        let res = match place {
+            Place::Host => wb_net::apply(op),
+            Place::Ns { pid, .. } => wb_net::in_netns_of(*pid, || wb_net::apply(op)),
+        };
+        res.with_context(|| command_at(place, op))?;
+        let where_ = match place {
+            Place::Host => "host".to_string(),
+            Place::Ns { label, .. } => label.clone(),
+        };
+        r.say(&where_, command_at(place, op), "");
+    }
+    Ok(())
+}
+
+/// Network state of the host and of a namespace in one view: every key is
+/// prefixed with `host:` or `LABEL:`, so one diff shows both sides.
+pub fn lab_state(sides: &[(&str, i32)]) -> anyhow::Result<NetState> {
+    let mut all = NetState::default();
+    for (label, pid) in sides {
+        let s = crate::netview::net_state_of(*pid)?;
+        let pre = |m: BTreeMap<String, String>| m.into_iter().map(|(k, v)| (format!("{label}: {k}"), v)).collect::<BTreeMap<_, _>>();
+        all.links.extend(pre(s.links));
+        all.addresses.extend(pre(s.addresses));
+        all.routes.extend(pre(s.routes));
+    }
+    Ok(all)
+}
+
+/// A snapshot of the host's and a namespace's network, for diffs.
+pub fn lab_snapshot(label: &str, sides: &[(&str, i32)]) -> anyhow::Result<Snapshot> {
+    Ok(Snapshot { label: label.into(), net: Some(lab_state(sides)?), ..Default::default() })
+}
+
+/// The page and the CGI program every lab container serves.
+pub const INDEX_HTML: &str = "hello from the container\n";
+pub const WHOAMI_CGI: &str = "#!/bin/sh\necho 'Content-Type: text/plain'\necho\necho \"$REMOTE_ADDR\"\n";
+
+/// Write a web root: `index.html` and `cgi-bin/whoami` (prints the client's address).
+pub fn write_web_root(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir.join("cgi-bin")).with_context(|| format!("mkdir {}", dir.display()))?;
+    std::fs::write(dir.join("index.html"), INDEX_HTML).with_context(|| format!("write {}/index.html", dir.display()))?;
+    let cgi = dir.join("cgi-bin/whoami");
+    std::fs::write(&cgi, WHOAMI_CGI).with_context(|| format!("write {}", cgi.display()))?;
+    std::fs::set_permissions(&cgi, std::fs::Permissions::from_mode(0o755)).with_context(|| format!("chmod {}", cgi.display()))?;
+    Ok(())
+}
+
+/// Build a static-busybox rootfs with a web root at `/www` under the run's
+/// working directory.
+pub fn build_container_rootfs(cx: &Cx, name: &str, hostname: &str) -> anyhow::Result<PathBuf> {
+    let busybox = cx.host.require_static_busybox()?.to_path_buf();
+    let rootfs = cx.workdir.join(format!("{name}-rootfs"));
+    let spec = RootfsSpec { busybox, copy_libraries: false, hostname: hostname.into() };
+    build_rootfs(&spec, &rootfs).with_context(|| format!("build rootfs in {}", rootfs.display()))?;
+    write_web_root(&rootfs.join("www"))?;
+    Ok(rootfs)
+}
+
+/// Start a container: clone a child with `flags`, optionally join another
+/// process's network namespace (`setns`, before the chroot hides the host's
+/// /proc), make mounts private, set the hostname, chroot into `rootfs` and
+/// mount a fresh /proc. Returns the child and (place, command) pairs for the transcript.
+pub fn start_container(flags: CloneFlags, rootfs: &Path, hostname: &str, join_net: Option<&Path>) -> anyhow::Result<(NsChild, Vec<(&'static str, String)>)> {
+    let mut child = spawn_child(flags)?;
+    let mut said = vec![("parent", format!("clone(..., {}) = {}", crate::kernel::ns::flag_names(flags), child.pid()))];
+    if let Some(ns) = join_net {
+        child.act(&Request::SetnsNet(ns.to_path_buf()))?;
+        said.push(("child", format!("setns(open(\"{}\"), CLONE_NEWNET)   # nsenter --net={}", ns.display(), ns.display())));
+    }
+    child.act(&Request::MakeRprivate)?;
+    child.act(&Request::SetHostname(hostname.into()))?;
+    child.act(&Request::Chroot(rootfs.to_path_buf()))?;
+    child.act(&Request::MountProc(PathBuf::from("/proc")))?;
+    said.push(("child", format!("mount --make-rprivate /; hostname {hostname}; chroot {}; mount -t proc proc /proc", rootfs.display())));
+    Ok((child, said))
+}
+
+/// `ping -c 2 -i 0.2 -w 3 IP`: bounded by `-w`, so it never hangs.
+pub fn ping_argv(ip: &str) -> Vec<String> {
+    ["ping", "-c", "2", "-i", "0.2", "-w", "3", ip].iter().map(|s| s.to_string()).collect()
+}
+
+/// `timeout SECS wget -q -O - URL` (busybox's own `wget -T` crashes in
+/// Debian's static build, so the `timeout` applet bounds it).
+pub fn wget_argv(url: &str, secs: u32) -> Vec<String> {
+    ["timeout", &secs.to_string(), "wget", "-q", "-O", "-", url].iter().map(|s| s.to_string()).collect()
+}
+
+/// Packets received, from ping's summary line.
+pub fn ping_received(out: &str) -> u32 {
+    out.lines()
+        .find(|l| l.contains("packets transmitted"))
+        .and_then(|l| l.split(',').find(|p| p.contains("received")))
+        .and_then(|p| p.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// `[::ffff:10.214.0.2]` (busybox httpd's REMOTE_ADDR on a dual-stack socket) → `10.214.0.2`.
+pub fn client_address(out: &str) -> String {
+    let s = out.trim().trim_start_matches('[').trim_end_matches(']');
+    s.strip_prefix("::ffff:").unwrap_or(s).to_string()
+}
+
+/// Run a busybox applet command inside a namespace child. `busybox` is the
+/// binary's path as the child sees it (`/bin/busybox` after the chroot).
+pub fn run_in(child: &mut NsChild, busybox: &str, argv: &[String]) -> anyhow::Result<RunOutput> {
+    let mut full = vec![busybox.to_string()];
+    let mut argv = argv.to_vec();
+    // `timeout N prog ...` must name busybox again to run the applet.
+    if argv.first().is_some_and(|a| a == "timeout") && argv.len() > 2 {
+        argv.insert(2, busybox.to_string());
+    }
+    full.extend(argv);
+    let refs: Vec<&str> = full.iter().map(String::as_str).collect();
+    Ok(child.run(&refs)?)
+}
+
+/// Run a command on the host (in workbench's namespaces), killed after
+/// `timeout`; it also dies if workbench does (PR_SET_PDEATHSIG).
+pub fn host_run(argv: &[String], timeout: Duration) -> anyhow::Result<RunOutput> {
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    use std::process::{Command, Stdio};
+    let (prog, args) = argv.split_first().context("empty command")?;
+    let mut cmd = Command::new(prog);
+    cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    // SAFETY: prctl is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => return Ok(RunOutput { spawn_error: Some((e.to_string(), e.raw_os_error().unwrap_or(0))), ..Default::default() }),
+    };
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(st) = child.try_wait()? {
+            break st;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            break child.wait()?;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    use std::io::Read;
+    if let Some(mut o) = child.stdout.take() {
+        let _ = o.read_to_string(&mut stdout);
+    }
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut stderr);
+    }
+    Ok(RunOutput { code: status.code(), signal: status.signal(), stdout, stderr, spawn_error: None })
+}
+
+/// Run a busybox applet on the host, bounded by `timeout`.
+pub fn host_busybox(cx: &Cx, argv: &[String], timeout: Duration) -> anyhow::Result<RunOutput> {
+    let bb = cx.host.require_static_busybox()?.display().to_string();
+    let mut full = vec![bb];
+    full.extend(argv.iter().cloned());
+    host_run(&full, timeout)
+}
+
+/// Poll `probe` until it succeeds or `within` has passed (servers need a
+/// moment to bind their port).
+pub fn wait_until(within: Duration, mut probe: impl FnMut() -> anyhow::Result<bool>) -> anyhow::Result<bool> {
+    let deadline = Instant::now() + within;
+    loop {
+        if probe()? {
+            return Ok(true);
+        }
+        if Instant::now() >= deadline {
+            return Ok(false);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Wait until link `name` in the namespace of `pid` is operationally UP.
+/// The kernel sets IFF_UP at once but updates the operational state (and
+/// attaches the queueing discipline) a moment later, from its linkwatch work.
+pub fn wait_oper_up(pid: i32, name: &str, within: Duration) -> anyhow::Result<bool> {
+    wait_until(within, || Ok(wb_net::snapshot_of_pid(pid)?.link(name).is_some_and(|l| l.state == "UP")))
+}
+
+/// Is a TCP port open at `ip`? (a plain connect from workbench, bounded)
+pub fn tcp_open(ip: &str, port: u16) -> bool {
+    let Ok(addr) = format!("{ip}:{port}").parse::<std::net::SocketAddr>() else { return false };
+    std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_ok()
+}
+
+/// The `/proc/PID/ns/net` inode of a process (`net:[4026531840]` → number).
+pub fn net_inode(pid: i32) -> u64 {
+    std::fs::metadata(format!("/proc/{pid}/ns/net")).map(|m| std::os::unix::fs::MetadataExt::ino(&m)).unwrap_or(0)
+}
+
+/// The names of the links in the network namespace of `pid`.
+pub fn link_names(pid: i32) -> anyhow::Result<Vec<String>> {
+    Ok(wb_net::snapshot_of_pid(pid)?.links.into_iter().map(|l| l.name).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host() -> NetSnapshot {
+        let route = |dst: &str, dev: &str| wb_net::Route {
+            family: "inet".into(),
+            dst: dst.into(),
+            gateway: None,
+            dev: Some(dev.into()),
+            src: None,
+            table: 254,
+            protocol: "kernel".into(),
+            scope: "link".into(),
+            kind: "unicast".into(),
+            metric: None,
+        };
+        NetSnapshot {
+            links: vec![],
+            addresses: vec![wb_net::Address { link: "eth0".into(), cidr: "192.168.1.2/24".into(), family: "inet".into() }, wb_net::Address { link: "wg0".into(), cidr: "10.213.1.9/32".into(), family: "inet".into() }],
+            routes: vec![route("default", "eth0"), route("192.168.1.0/24", "eth0"), route("10.213.0.0/24", "docker1")],
+        }
+    }
+
+    #[test]
+    fn subnets_parse_and_name_their_addresses() {
+        let s = parse_subnet("10.213.0.7/24").unwrap();
+        assert_eq!(s.cidr(), "10.213.0.0/24");
+        assert_eq!(s.host_cidr(), "10.213.0.1/24");
+        assert_eq!(s.peer_cidr(), "10.213.0.2/24");
+        assert_eq!(s.host_ip(), "10.213.0.1");
+        assert_eq!(parse_subnet("192.168.7.0/30").unwrap().peer_ip(), "192.168.7.2");
+        assert_eq!(parse_subnet("172.20.0.0/16").unwrap().prefix, 16);
+    }
+
+    #[test]
+    fn bad_subnets_are_refused_with_a_reason() {
+        for (bad, why) in [
+            ("abc", "give a subnet such as"),
+            ("10.213.0.0", "missing /prefix"),
+            ("10.213.0.0/33", "above 32"),
+            ("fd00::/64", "must be an IPv4 subnet"),
+            ("10.213.0.0/31", "between /8 and /30"),
+            ("10.0.0.0/7", "between /8 and /30"),
+            ("8.8.8.0/24", "private range"),
+            ("172.32.0.0/24", "private range"),
+            ("0.0.0.0/8", "private range"),
+        ] {
+            let e = parse_subnet(bad).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+            assert!(e.starts_with("--subnet"), "{bad}: {e}");
+            assert!(!e.contains('\n'));
+        }
+    }
+
+    #[test]
+    fn chooses_a_subnet_that_clashes_with_nothing() {
+        let h = host();
+        // 10.213.0.0/24 is routed, 10.213.1.0/24 holds an address: the third is free.
+        let got = choose_subnet(&h, None, CONTAINER_SUBNETS, &[]).unwrap();
+        assert_eq!(got.cidr(), "10.213.2.0/24");
+        // ...and the outside world avoids the container's subnet.
+        let outside = choose_subnet(&h, None, &["10.213.2.0/24", "10.214.0.0/24"], &[got]).unwrap();
+        assert_eq!(outside.cidr(), "10.214.0.0/24");
+        let e = choose_subnet(&h, Some("10.213.0.0/16"), CONTAINER_SUBNETS, &[]).unwrap_err();
+        assert_eq!(e, "--subnet 10.213.0.0/16 overlaps the host's route 10.213.0.0/24 dev docker1: choose a free one such as 10.213.2.0/24");
+        let e = choose_subnet(&h, Some("192.168.0.0/16"), CONTAINER_SUBNETS, &[]).unwrap_err();
+        assert!(e.contains("route 192.168.1.0/24 dev eth0"), "{e}");
+        let e = choose_subnet(&h, Some("10.213.1.0/28"), CONTAINER_SUBNETS, &[]).unwrap_err();
+        assert!(e.contains("address 10.213.1.9/32 on wg0"), "{e}");
+        assert_eq!(choose_subnet(&h, Some("10.99.0.0/24"), CONTAINER_SUBNETS, &[]).unwrap().cidr(), "10.99.0.0/24");
+        assert!(choose_subnet(&h, None, &["10.213.0.0/24"], &[]).unwrap_err().contains("--subnet"));
+    }
+
+    #[test]
+    fn ports_are_validated() {
+        let o = |h: Option<u16>, c: Option<u16>| LessonOptions { host_port: h, container_port: c, ..Default::default() };
+        assert_eq!(check_ports(&o(None, None)).unwrap(), (8080, 80));
+        assert_eq!(check_ports(&o(Some(9000), Some(8000))).unwrap(), (9000, 8000));
+        assert!(check_ports(&o(Some(0), None)).unwrap_err().contains("not 0"));
+        assert!(check_ports(&o(Some(22), None)).unwrap_err().contains("privileged"));
+        assert!(check_ports(&o(None, Some(0))).unwrap_err().starts_with("--container-port"));
+    }
+
+    #[test]
+    fn parses_listening_sockets() {
+        let tcp = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0 100 0 0 10 0\n   1: 0100007F:0016 0100007F:C350 01 00000000:00000000 00:00000000 00000000     0        0 2 1 0 100 0 0 10 0\n";
+        assert_eq!(listening_ports(tcp), vec![8080]);
+        let tcp6 = "  sl  local_address                         remote_address                        st\n   0: 00000000000000000000000000000000:0050 00000000000000000000000000000000:0000 0A 00000000:00000000\n";
+        assert_eq!(listening_ports(tcp6), vec![80]);
+    }
+
+    #[test]
+    fn wiring_commands_read_like_the_tutorial() {
+        let sub = parse_subnet("10.213.0.0/24").unwrap();
+        let ns = Place::Ns { pid: 42, label: "container".into() };
+        let mut ops = bridge_ops("wbab12cdbr", &sub);
+        ops.extend(veth_ops("wbab12cdh0", "wbab12cdc0", "wbab12cdbr"));
+        ops.extend(inside_ops("wbab12cdc0", &ns, 42, &sub.peer_cidr(), Some(&sub.host_ip())));
+        let cmds: Vec<String> = ops.iter().map(|(p, o)| command_at(p, o)).collect();
+        assert_eq!(
+            cmds,
+            vec![
+                "ip link add wbab12cdbr type bridge",
+                "ip addr add 10.213.0.1/24 dev wbab12cdbr",
+                "ip link set wbab12cdbr up",
+                "ip link add wbab12cdh0 type veth peer name wbab12cdc0",
+                "ip link set wbab12cdh0 master wbab12cdbr",
+                "ip link set wbab12cdh0 up",
+                "ip link set wbab12cdc0 netns 42",
+                "nsenter -t 42 -n ip link set wbab12cdc0 name eth0",
+                "nsenter -t 42 -n ip addr add 10.213.0.2/24 dev eth0",
+                "nsenter -t 42 -n ip link set lo up",
+                "nsenter -t 42 -n ip link set eth0 up",
+                "nsenter -t 42 -n ip route add default via 10.213.0.1",
+            ]
+        );
+    }
+
+    #[test]
+    fn link_names_fit_ifnamsiz() {
+        assert_eq!(link_name("ab12cd", "br").unwrap(), "wbab12cdbr");
+        assert!(link_name("ab12cd", "toolongsuffix").is_err());
+    }
+
+    #[test]
+    fn reads_ping_and_httpd_output() {
+        let out = "PING 10.213.0.1 (10.213.0.1): 56 data bytes\n64 bytes from 10.213.0.1: seq=0 ttl=64 time=0.1 ms\n\n--- 10.213.0.1 ping statistics ---\n2 packets transmitted, 2 packets received, 0% packet loss\n";
+        assert_eq!(ping_received(out), 2);
+        assert_eq!(ping_received("2 packets transmitted, 0 packets received, 100% packet loss"), 0);
+        assert_eq!(ping_received(""), 0);
+        assert_eq!(client_address("[::ffff:10.214.0.2]\n"), "10.214.0.2");
+        assert_eq!(client_address("10.1.2.3"), "10.1.2.3");
+        assert_eq!(wget_argv("http://x/", 3).join(" "), "timeout 3 wget -q -O - http://x/");
+    }
+}

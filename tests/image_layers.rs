@@ -1,0 +1,214 @@
+//! image-layers as root: the diff layer holds only the container's changes
+//! with `.wh.` whiteouts and the opaque marker; the docker-save directory and
+//! the OCI layout have the expected shape and are accepted by skopeo; the
+//! loaded image mounts back to the container's tree; Ctrl-C cleans up.
+
+mod common;
+#[path = "support/paused.rs"]
+mod paused;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{run_json, step};
+use nix::sys::signal::Signal;
+use paused::{char_device, mounts_of, wait_gone, xattr, Paused};
+
+fn step_no(id: &str) -> usize {
+    let t = workbench::lesson::text::find("image-layers").unwrap();
+    t.steps.iter().position(|s| s.id == id).unwrap() + 1
+}
+
+/// (path, entry type, size) of every entry of a tar file (gzip or plain).
+fn tar_entries(path: &Path) -> Vec<(String, tar::EntryType, u64)> {
+    let mut raw = Vec::new();
+    std::fs::File::open(path).unwrap().read_to_end(&mut raw).unwrap();
+    let r: Box<dyn Read> = if raw.starts_with(&[0x1f, 0x8b]) { Box::new(flate2::read::GzDecoder::new(&raw[..])) } else { Box::new(&raw[..]) };
+    let mut a = tar::Archive::new(r);
+    a.entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (e.path().unwrap().display().to_string(), e.header().entry_type(), e.header().size().unwrap())
+        })
+        .collect()
+}
+
+fn tool(name: &str) -> bool {
+    Command::new(name).arg("--version").output().is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn layers_images_and_the_loaded_tree_are_real() {
+    require_root!();
+    let _g = common::serial();
+    let before = workbench::hoststate::capture();
+    let mut run = Paused::start(common::bin(), "image-layers", step_no("run-container"));
+    let wd = run.workdir();
+
+    // The base layer: gzip, numeric owners only.
+    let mut a = tar::Archive::new(flate2::read::GzDecoder::new(std::fs::File::open(wd.join("layers/base.tar.gz")).unwrap()));
+    let mut n = 0;
+    for e in a.entries().unwrap() {
+        let e = e.unwrap();
+        let h = e.header();
+        assert!(h.username().ok().flatten().unwrap_or("").is_empty(), "owner name in {:?}", e.path());
+        n += 1;
+    }
+    assert!(n > 100, "base layer has only {n} entries");
+
+    // The running container: its changes are in upper, its view is the overlay.
+    let upper = wd.join("container/upper");
+    assert_eq!(char_device(&upper.join("etc/hosts")), Some((0, 0)), "etc/hosts is not a whiteout");
+    assert_eq!(xattr(&upper.join("var"), "trusted.overlay.opaque").as_deref(), Some(&b"y"[..]));
+    assert_eq!(std::fs::read_to_string(upper.join("hello.txt")).unwrap(), "hello from the container\n");
+    assert!(!upper.join("bin").exists(), "unchanged files must not be copied up");
+    let kids = run.children();
+    assert_eq!(kids.len(), 1);
+    let container = kids[0];
+    let root = PathBuf::from(format!("/proc/{container}/root"));
+    assert!(root.join("hello.txt").is_file() && root.join("bin/busybox").is_file());
+    assert!(!root.join("etc/hosts").exists() && !root.join("var/run").exists());
+    // The container is chrooted into merged: its only visible mount is the overlay at "/".
+    assert!(mounts_of(&container.to_string()).iter().any(|(p, t)| p == "/" && t == "overlay"));
+    let merged = wd.join("container/merged").display().to_string();
+    assert!(!mounts_of("self").iter().any(|(p, _)| *p == merged), "the overlay leaked into the host's mount namespace");
+
+    // The diff layer: only the changes, in the image spelling.
+    run.next();
+    assert_eq!(run.steps_done(), step_no("commit"));
+    assert!(wait_gone(&kids), "the container survived the commit step");
+    let diff = tar_entries(&wd.join("layers/diff.tar"));
+    let names: Vec<&str> = diff.iter().map(|(p, _, _)| p.trim_end_matches('/')).collect();
+    assert_eq!(names, vec!["etc", "etc/.wh.hosts", "hello.txt", "var", "var/.wh..wh..opq", "var/log", "var/log/app.log"]);
+    for (p, t, size) in &diff {
+        if p.contains(".wh.") {
+            assert!(t.is_file() && *size == 0, "{p} should be an empty regular file");
+        }
+    }
+
+    // docker save shape, then the OCI layout.
+    run.next();
+    run.next();
+    assert_eq!(run.steps_done(), step_no("save-oci"));
+    let docker = wd.join("image/docker-save");
+    let repos: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(docker.join("repositories")).unwrap()).unwrap();
+    let top = repos["workbench/busybox"]["demo"].as_str().unwrap().to_string();
+    let top_json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(docker.join(&top).join("json")).unwrap()).unwrap();
+    let base_id = top_json["parent"].as_str().unwrap().to_string();
+    for id in [&top, &base_id] {
+        assert_eq!(std::fs::read_to_string(docker.join(id).join("VERSION")).unwrap().trim(), "1.0");
+        assert!(docker.join(id).join("layer.tar").is_file());
+    }
+    assert_eq!(std::fs::read(docker.join(&top).join("layer.tar")).unwrap(), std::fs::read(wd.join("layers/diff.tar")).unwrap());
+    let oci = wd.join("image/oci");
+    assert!(oci.join("oci-layout").is_file() && oci.join("index.json").is_file());
+    if tool("skopeo") {
+        let o = Command::new("skopeo").args(["inspect", &format!("oci:{}:demo", oci.display())]).output().unwrap();
+        assert!(o.status.success(), "skopeo inspect: {}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["Layers"].as_array().unwrap().len(), 2);
+    } else {
+        eprintln!("skopeo not installed: skipping its part of the test");
+    }
+
+    // Loaded and mounted: the same files as in the container.
+    run.next();
+    assert_eq!(run.steps_done(), step_no("load"));
+    let kids = run.children();
+    assert_eq!(kids.len(), 1, "one child holding the loaded image's overlay");
+    let merged = wd.join("loaded/merged");
+    let view = PathBuf::from(format!("/proc/{}/root", kids[0])).join(merged.strip_prefix("/").unwrap());
+    assert_eq!(std::fs::read_to_string(view.join("hello.txt")).unwrap(), "hello from the container\n");
+    assert_eq!(std::fs::read_to_string(view.join("var/log/app.log")).unwrap(), "started\n");
+    assert!(view.join("bin/busybox").is_file() && view.join("etc/passwd").is_file());
+    assert!(!view.join("etc/hosts").exists(), "the whiteout did not survive save and load");
+    assert!(!view.join("var/run").exists(), "the opaque dir did not survive save and load");
+    assert_eq!(std::fs::read_dir(&merged).unwrap().count(), 0, "the host sees the loaded overlay");
+
+    let (status, out) = run.finish();
+    assert_eq!(status.code(), Some(0), "{out}");
+    assert!(out.contains("7/7 steps passed"), "{out}");
+    assert!(!wd.exists());
+    assert!(wait_gone(&kids));
+    common::assert_host_unchanged(&before, "image-layers");
+}
+
+#[test]
+fn json_run_passes_every_check() {
+    require_root!();
+    let _g = common::serial();
+    let before = workbench::hoststate::capture();
+    let (code, steps, summary) = run_json("image-layers", &[]);
+    assert_eq!(code, 0, "summary: {summary}");
+    assert_eq!(summary["steps_passed"], 7);
+    let commit = step(&steps, "commit");
+    let listing = commit["transcript"].as_array().unwrap().iter().find(|t| t["command"] == "tar -tvf layers/diff.tar").unwrap()["output"].as_str().unwrap().to_string();
+    assert!(listing.contains("etc/.wh.hosts") && listing.contains("var/.wh..wh..opq"), "{listing}");
+    let load = step(&steps, "load");
+    let same = load["checks"].as_array().unwrap().iter().find(|c| c["name"] == "the loaded image's tree equals the container's merged view").unwrap();
+    assert_eq!(same["pass"], true, "{same}");
+    if tool("skopeo") {
+        let oci = step(&steps, "save-oci");
+        assert!(oci["checks"].as_array().unwrap().iter().any(|c| c["name"] == "skopeo inspect accepts the layout" && c["pass"] == true));
+    }
+    common::assert_host_unchanged(&before, "image-layers");
+}
+
+#[test]
+fn bad_input_and_missing_busybox_are_refused() {
+    require_root!();
+    let _g = common::serial();
+    let before = workbench::hoststate::capture();
+    let o = common::workbench(&["lesson", "image-layers", "--memory", "abc"]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = common::stderr(&o);
+    assert_eq!(e.lines().filter(|l| !l.trim().is_empty()).count(), 1, "{e}");
+    assert!(e.contains("image-layers takes no options (got --memory)"), "{e}");
+    let o = Command::new(common::bin()).args(["lesson", "image-layers"]).env("WORKBENCH_BUSYBOX_PATHS", "/nonexistent/busybox").output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(common::stderr(&o).contains("busybox found"), "{}", common::stderr(&o));
+    common::assert_host_unchanged(&before, "refused image-layers runs");
+}
+
+#[test]
+fn ctrl_c_with_the_container_running_cleans_up() {
+    require_root!();
+    let _g = common::serial();
+    let before = workbench::hoststate::capture();
+    let run = Paused::start(common::bin(), "image-layers", step_no("run-container"));
+    let kids = run.children();
+    let wd = run.workdir();
+    assert_eq!(kids.len(), 1);
+    assert_eq!(run.signal(Signal::SIGINT).code(), Some(130));
+    assert!(wait_gone(&kids), "the container {kids:?} survived Ctrl-C");
+    assert!(!wd.exists(), "{} survived Ctrl-C", wd.display());
+    common::assert_host_unchanged(&before, "image-layers interrupted by SIGINT");
+}
+
+#[test]
+fn shell_opens_inside_the_loaded_image() {
+    require_root!();
+    let _g = common::serial();
+    use std::io::Write;
+    let before = workbench::hoststate::capture();
+    let mut child = Command::new(common::bin())
+        .args(["lesson", "image-layers", "--shell", "--color", "never"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.as_mut().unwrap().write_all(b"echo marker-$(wc -c < /hello.txt)-$(hostname)-$(ls /etc | grep -c hosts)-$(ps | wc -l)\nexit\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    let out = common::stdout(&o);
+    assert!(o.status.success(), "{out}\n{}", common::stderr(&o));
+    let marker = out.lines().find(|l| l.starts_with("marker-")).unwrap_or_else(|| panic!("no marker in:\n{out}"));
+    // hello.txt from the diff layer, the UTS name set for the container, no etc/hosts, and
+    // ps (a fresh /proc) showing only header, PID 1, sh, the subshell and ps.
+    let parts: Vec<&str> = marker.split('-').collect();
+    assert_eq!(&parts[1..4], &["25", "container", "0"], "{marker}");
+    assert!(parts[4].trim().parse::<usize>().unwrap() <= 6, "the shell sees host processes: {marker}");
+    common::assert_host_unchanged(&before, "image-layers --shell");
+}

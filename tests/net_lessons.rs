@@ -1,0 +1,318 @@
+//! Root integration tests of the network lessons (veth-bridge, nat-port-map,
+//! net-modes): real pings and HTTP requests through the bridge and the port
+//! map, read from the lessons' JSON, and a host — links, routes, firewall
+//! rules, sysctls — identical afterwards. Bad options fail before anything
+//! is created.
+
+mod common;
+
+use common::{row, run_json, step};
+use serde_json::Value;
+
+/// Every transcript entry of a step: (place, command, output).
+fn transcript(step: &Value) -> Vec<(String, String, String)> {
+    step["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["place"].as_str().unwrap().to_string(), e["command"].as_str().unwrap().to_string(), e["output"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+/// The output of the first command run at `place` whose text contains `needle`.
+fn output_of(step: &Value, place: &str, needle: &str) -> String {
+    transcript(step)
+        .into_iter()
+        .find(|(p, c, _)| p == place && c.contains(needle))
+        .map(|(_, _, o)| o)
+        .unwrap_or_else(|| panic!("no `{needle}` run at {place} in step {}: {:#?}", step["id"], transcript(step)))
+}
+
+/// Every output of commands at `place` containing `needle`.
+fn outputs_of(step: &Value, place: &str, needle: &str) -> Vec<String> {
+    transcript(step).into_iter().filter(|(p, c, _)| p == place && c.contains(needle)).map(|(_, _, o)| o).collect()
+}
+
+fn received(ping_output: &str) -> u32 {
+    let line = ping_output.lines().find(|l| l.contains("packets received")).unwrap_or_else(|| panic!("no ping summary in {ping_output:?}"));
+    line.split(',').find(|p| p.contains("received")).unwrap().split_whitespace().next().unwrap().parse().unwrap()
+}
+
+/// The keys of a diff section that changed in a given way.
+fn keys_with(step: &Value, section: &str, change: &str) -> Vec<String> {
+    step["diff"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["name"] == section)
+        .flat_map(|s| s["rows"].as_array().unwrap().iter())
+        .filter(|r| r["change"] == change)
+        .map(|r| r["key"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn assert_all_passed(code: i32, steps: &[Value], summary: &Value) {
+    for s in steps {
+        assert_eq!(s["pass"], true, "step {} failed: {}", s["id"], serde_json::to_string_pretty(s).unwrap());
+    }
+    assert_eq!(code, 0, "summary: {summary}");
+    assert_eq!(summary["pass"], true, "summary: {summary}");
+    assert!(summary["cleanup_problems"].as_array().unwrap().is_empty(), "{summary}");
+}
+
+#[test]
+fn veth_bridge_pings_both_ways_and_leaves_the_host_unchanged() {
+    require_root!();
+    let _g = common::serial();
+    let before = workbench::hoststate::capture();
+    let (code, steps, summary) = run_json("veth-bridge", &[]);
+    assert_all_passed(code, &steps, &summary);
+
+    // none mode: the child's namespace holds only lo, down.
+    let c = step(&steps, "container");
+    assert_eq!(row(c, "namespaces", "net")["change"], "changed");
+    assert_eq!(row(c, "links", "lo")["after"].as_str().unwrap().split_whitespace().nth(1), Some("down"));
+    assert!(!keys_with(c, "links", "removed").is_empty(), "the host's links should be absent in the container");
+
+    // The bridge appears on the host with the gateway address.
+    let b = step(&steps, "bridge");
+    let added = keys_with(b, "links", "added");
+    let bridge = added.iter().find(|k| k.starts_with("host: wb") && k.ends_with("br")).unwrap_or_else(|| panic!("no bridge added: {added:?}")).trim_start_matches("host: ").to_string();
+    assert!(row(b, "links", &format!("host: {bridge}"))["after"].as_str().unwrap().contains("type bridge"));
+    assert_eq!(row(b, "addresses", &format!("host: {bridge} 10.213.0.1/24"))["change"], "added");
+
+    // Moving the peer: gone from the host, present in the container.
+    let m = step(&steps, "move");
+    let peer = bridge.trim_end_matches("br").to_string() + "c0";
+    assert_eq!(row(m, "links", &format!("host: {peer}"))["change"], "removed");
+    assert_eq!(row(m, "links", &format!("container: {peer}"))["change"], "added");
+
+    // The default route via the bridge's address.
+    let rt = step(&steps, "route");
+    let default = row(rt, "routes", "container: inet table 254 default dev eth0");
+    assert_eq!(default["change"], "added");
+    assert!(default["after"].as_str().unwrap().starts_with("default via 10.213.0.1 dev eth0"));
+
+    // Real pings, both ways.
+    let p = step(&steps, "ping");
+    assert!(received(&output_of(p, "container", "ping")) >= 1);
+    assert!(received(&output_of(p, "host", "ping")) >= 1);
+
+    // Nothing left: the bridge is gone and the host is as before.
+    assert!(!std::path::Path::new("/sys/class/net").join(&bridge).exists(), "{bridge} outlived the lesson");
+    common::assert_host_unchanged(&before, "veth-bridge");
+}
+
+#[test]
+fn veth_bridge_uses_the_subnet_option() {
+    require_root!();
+    let _g = common::serial();
+    let before = workbench::hoststate::capture();
+    let (code, steps, summary) = run_json("veth-bridge", &["--subnet", "192.168.77.0/28"]);
+    assert_all_passed(code, &steps, &summary);
+    let p = step(&steps, "ping");
+    let inside = output_of(p, "container", "ping -c 2 -i 0.2 -w 3 192.168.77.1");
+    assert!(received(&inside) >= 1, "{inside}");
+    let host = output_of(p, "host", "192.168.77.2");
+    assert!(received(&host) >= 1, "{host}");
+    let a = step(&steps, "address");
+    assert_eq!(row(a, "addresses", "container: eth0 192.168.77.2/28")["change"], "added");
+    common::assert_host_unchanged(&before, "veth-bridge --subnet");
+}
+
+fn check_nat_port_map(steps: &[Value], host_port: u16, container_port: u16) {
+    let page = "hello from the container";
+    // The container's own server, fetched by the host at the container's address.
+    let h = step(steps, "httpd");
+    assert_eq!(output_of(h, "host", &format!("wget -q -O - http://10.213.0.2:{container_port}/")), page);
+    // Before any rule the outside world is refused on the host port.
+    let o = step(steps, "outside-world");
+    assert!(output_of(o, "outside", &format!(":{host_port}/")).contains("Connection refused"));
+    // MASQUERADE: no reply first, then the outside world sees the host's address.
+    let m = step(steps, "masquerade");
+    assert_eq!(received(&output_of(m, "container", "ping -c 1 -w 1")), 0);
+    assert_eq!(output_of(m, "container", "whoami").trim(), "[::ffff:10.214.0.1]");
+    // DNAT from the outside world: the container's page, and the real client's address.
+    let d = step(steps, "dnat");
+    assert_eq!(output_of(d, "outside", &format!("http://10.214.0.1:{host_port}/")), page);
+    assert_eq!(output_of(d, "outside", "whoami").trim(), "[::ffff:10.214.0.2]");
+    // The host itself (OUTPUT chain), then 127.0.0.1 (route_localnet + MASQUERADE).
+    let f = step(steps, "from-host");
+    assert_eq!(output_of(f, "host", &format!("http://10.214.0.1:{host_port}/")), page);
+    let l = step(steps, "localhost");
+    let local = outputs_of(l, "host", &format!("http://127.0.0.1:{host_port}/"));
+    assert_eq!(local.len(), 3, "{local:?}");
+    assert!(local[0].contains("no answer"), "DNAT alone should not reach the container: {local:?}");
+    assert_eq!(local[1], page);
+    assert_eq!(row(l, "facts", "net.ipv4.conf.wbXX.route_localnet".replace("wbXX", &bridge_of(steps)).as_str())["after"], "1");
+    // Every rule matched packets, the fence none.
+    let r = step(steps, "rules");
+    assert!(r["checks"].as_array().unwrap().iter().filter(|c| c["name"].as_str().unwrap().starts_with("fence")).count() == 2);
+}
+
+fn bridge_of(steps: &[Value]) -> String {
+    let c = step(steps, "container");
+    keys_with(c, "links", "added").into_iter().find(|k| k.starts_with("host: wb") && k.ends_with("br")).expect("bridge").trim_start_matches("host: ").to_string()
+}
+
+#[test]
+fn nat_port_map_serves_http_through_masquerade_and_dnat_and_restores_the_host() {
+    require_root!();
+    let _g = common::serial();
+    let before = workbench::hoststate::capture();
+    let (code, steps, summary) = run_json("nat-port-map", &[]);
+    assert_all_passed(code, &steps, &summary);
+    check_nat_port_map(&steps, 8080, 80);
+    // ip_forward went to 1 during the run (from whatever it was)...
+    let fwd = step(&steps, "forwarding");
+    assert_eq!(row(fwd, "facts", "net.ipv4.ip_forward")["after"], "1");
+    // ...our own nft table held the rules...
+    let rules = output_of(step(&steps, "rules"), "host", "nft list table ip wb");
+    assert!(rules.starts_with("table ip wb"), "{rules}");
+    assert!(rules.contains("dnat to 10.213.0.2:80") && rules.contains("masquerade"), "{rules}");
+    // ...and the host's links, routes, sysctls and firewall are exactly as before.
+    common::assert_host_unchanged(&before, "nat-port-map");
+}
+
+#[test]
+fn nat_port_map_with_iptables_and_other_ports() {
+    require_root!();
+    let _g = common::serial();
+    let before = workbench::hoststate::capture();
+    let o = std::process::Command::new(common::bin())
+        .args(["lesson", "nat-port-map", "--json", "--host-port", "9090", "--container-port", "8000"])
+        .env("WORKBENCH_FIREWALL", "iptables")
+        .output()
+        .unwrap();
+    let lines: Vec<Value> = common::stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let (summary, steps): (Vec<Value>, Vec<Value>) = lines.into_iter().partition(|v| v["type"] == "summary");
+    assert_all_passed(o.status.code().unwrap(), &steps, &summary[0]);
+    check_nat_port_map(&steps, 9090, 8000);
+    let rules = output_of(step(&steps, "rules"), "host", "iptables-save");
+    assert!(rules.contains("-j DNAT --to-destination 10.213.0.2:8000") && rules.contains("--dport 9090"), "{rules}");
+    common::assert_host_unchanged(&before, "nat-port-map with iptables");
+}
+
+#[test]
+fn net_modes_compare_namespace_inodes() {
+    require_root!();
+    let _g = common::serial();
+    let before = workbench::hoststate::capture();
+    let (code, steps, summary) = run_json("net-modes", &[]);
+    assert_all_passed(code, &steps, &summary);
+    let inode = |s: &Value, key: &str| row(s, "facts", key)["after"].as_str().unwrap().to_string();
+    let before_inode = |s: &Value, key: &str| row(s, "facts", key)["before"].as_str().unwrap().to_string();
+    let host_net = std::fs::metadata("/proc/self/ns/net").map(|m| std::os::unix::fs::MetadataExt::ino(&m)).unwrap().to_string();
+    let none = step(&steps, "none");
+    assert_ne!(inode(none, "net namespace inode"), host_net);
+    assert_eq!(before_inode(none, "net namespace inode"), host_net);
+    let host = step(&steps, "host");
+    assert_eq!(inode(host, "net namespace inode"), host_net);
+    assert_ne!(inode(host, "pid namespace inode"), before_inode(host, "pid namespace inode"));
+    let joined = step(&steps, "container");
+    assert_eq!(row(joined, "facts", "net namespace inode")["change"], "same");
+    assert_eq!(row(joined, "facts", "pid namespace inode")["change"], "changed");
+    assert_eq!(output_of(joined, "joined", "wget"), "hello from the container");
+    let bridge = step(&steps, "bridge");
+    assert!(received(&output_of(bridge, "bridge-mode", "ping")) >= 1);
+    let side = step(&steps, "side-by-side");
+    let rows: Vec<String> = ["1 none", "3 bridge", "4 container:bridge"].iter().map(|k| inode(side, k)).collect();
+    let net_of = |r: &str| r.split_whitespace().next().unwrap().to_string();
+    assert_ne!(net_of(&rows[0]), net_of(&rows[1]));
+    assert_eq!(net_of(&rows[1]), net_of(&rows[2]));
+    assert!(rows[0].contains("links lo(down)"), "{}", rows[0]);
+    common::assert_host_unchanged(&before, "net-modes");
+}
+
+fn one_line_error(o: &std::process::Output) -> String {
+    let e = common::stderr(o);
+    let lines: Vec<&str> = e.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected one line of error, got:\n{e}");
+    lines[0].to_string()
+}
+
+#[test]
+fn bad_network_options_fail_before_anything_is_created() {
+    require_root!();
+    let _g = common::serial();
+    let before = workbench::hoststate::capture();
+    // A port something really listens on.
+    let listener = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let busy = listener.local_addr().unwrap().port().to_string();
+    let cases: Vec<(&str, Vec<String>, &str)> = vec![
+        ("veth-bridge", vec!["--subnet".into(), "abc".into()], "--subnet"),
+        ("veth-bridge", vec!["--subnet".into(), "8.8.8.0/24".into()], "private range"),
+        ("net-modes", vec!["--subnet".into(), "10.213.0.0/31".into()], "between /8 and /30"),
+        ("nat-port-map", vec!["--host-port".into(), "0".into()], "--host-port"),
+        ("nat-port-map", vec!["--host-port".into(), "22".into()], "privileged"),
+        ("nat-port-map", vec!["--container-port".into(), "0".into()], "--container-port"),
+        ("nat-port-map", vec!["--host-port".into(), busy.clone()], "already listens"),
+        ("nat-port-map", vec!["--host-port".into(), "abc".into()], "invalid value"),
+        ("nat-port-map", vec!["--host-port".into(), "70000".into()], "invalid value"),
+    ];
+    for (lesson, args, needle) in &cases {
+        let mut argv = vec!["lesson", lesson];
+        argv.extend(args.iter().map(String::as_str));
+        let o = common::workbench(&argv);
+        assert_eq!(o.status.code(), Some(2), "{lesson} {args:?}: {}", common::stderr(&o));
+        let stderr = common::stderr(&o);
+        if needle == &"invalid value" {
+            assert!(stderr.contains(needle), "{lesson} {args:?}: {stderr}"); // clap's own message
+        } else {
+            let e = one_line_error(&o);
+            assert!(e.contains(needle), "{lesson} {args:?}: {e}");
+        }
+    }
+    let o = std::process::Command::new(common::bin()).args(["lesson", "nat-port-map"]).env("WORKBENCH_FIREWALL", "pf").output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(one_line_error(&o).contains("WORKBENCH_FIREWALL must be nft or iptables"));
+    drop(listener);
+    common::assert_host_unchanged(&before, "lessons refused in preflight");
+}
+
+#[test]
+fn veth_bridge_shell_reaches_the_bridge() {
+    require_root!();
+    let _g = common::serial();
+    use std::io::Write;
+    let before = workbench::hoststate::capture();
+    let mut child = std::process::Command::new(common::bin())
+        .args(["lesson", "veth-bridge", "--shell", "--color", "never", "--subnet", "10.213.9.0/24"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.as_mut().unwrap().write_all(b"ping -c 1 -w 2 10.213.9.1 >/dev/null && echo marker-$(hostname)-$(ip -4 route | grep -c default)\nexit\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    let out = common::stdout(&o);
+    assert!(o.status.success(), "{out}\n{}", common::stderr(&o));
+    assert!(out.lines().any(|l| l == "marker-container-1"), "no marker in:\n{out}");
+    common::assert_host_unchanged(&before, "veth-bridge --shell");
+}
+
+#[test]
+fn vxlan_overlay_tunnels_pings_in_udp() {
+    require_root!();
+    let _g = common::serial();
+    let before = workbench::hoststate::capture();
+    let (code, steps, summary) = run_json("vxlan-overlay", &[]);
+    assert_all_passed(code, &steps, &summary);
+    let u = step(&steps, "underlay");
+    assert!(received(&output_of(u, "host-a", "ping")) >= 1);
+    let v = step(&steps, "vxlan");
+    for side in ["host-a", "host-b"] {
+        let l = row(v, "links", &format!("{side}: vxlan42"));
+        assert_eq!(l["change"], "added");
+        assert!(l["after"].as_str().unwrap().contains("type vxlan") && l["after"].as_str().unwrap().ends_with("mtu 1450"), "{l}");
+    }
+    let p = step(&steps, "ping");
+    let n = received(&output_of(p, "host-a", "ping -c 2 -i 0.2 -w 3 10.216.0.2"));
+    assert!(n >= 1);
+    // host-b's UDP counter grew by at least one datagram per echo request.
+    let rows = p["diff"].as_array().unwrap().iter().find(|s| s["name"] == "facts").unwrap()["rows"].as_array().unwrap().clone();
+    let udp = rows.iter().find(|r| r["key"].as_str().unwrap().ends_with("Udp InDatagrams")).unwrap();
+    let grew = udp["after"].as_str().unwrap().parse::<u64>().unwrap() - udp["before"].as_str().unwrap().parse::<u64>().unwrap();
+    assert!(grew >= n as u64, "{udp}");
+    common::assert_host_unchanged(&before, "vxlan-overlay");
+}

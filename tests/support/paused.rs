@@ -1,0 +1,192 @@
+//! A lesson run with `--step`, paused between steps so that a test can look
+//! at the kernel objects it made (the layer directories, the namespace
+//! child's mounts) from outside, then continue, signal or abandon it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+pub struct Paused {
+    child: Child,
+    prompts: Receiver<usize>,
+    seen: usize,
+    stdout: Arc<Mutex<String>>,
+}
+
+impl Paused {
+    /// Start `workbench lesson LESSON --step` and wait until it pauses after `steps` steps.
+    pub fn start(bin: &str, lesson: &str, steps: usize) -> Paused {
+        let mut child = Command::new(bin)
+            .args(["lesson", lesson, "--step", "--color", "never"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start workbench");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            // The prompt has no newline: read byte chunks.
+            let mut r = BufReader::new(stderr);
+            let mut seen = String::new();
+            loop {
+                let buf = match r.fill_buf() {
+                    Ok(b) if !b.is_empty() => b.to_vec(),
+                    _ => break,
+                };
+                r.consume(buf.len());
+                seen.push_str(&String::from_utf8_lossy(&buf));
+                let _ = tx.send(seen.matches("press Enter").count());
+            }
+        });
+        // Drain stdout so that a long transcript never blocks the lesson.
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let mut out = child.stdout.take().unwrap();
+        let sink = stdout.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = out.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        let mut p = Paused { child, prompts: rx, seen: 0, stdout };
+        p.wait_prompts(1);
+        while p.seen < steps {
+            p.next();
+        }
+        p
+    }
+
+    fn wait_prompts(&mut self, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.seen < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.prompts.recv_timeout(left) {
+                Ok(k) => self.seen = self.seen.max(k),
+                Err(_) => panic!("the lesson did not pause after step {n}; output so far:\n{}", self.output()),
+            }
+        }
+    }
+
+    /// Press Enter: run one more step and wait for the next pause.
+    pub fn next(&mut self) {
+        self.child.stdin.as_mut().unwrap().write_all(b"\n").unwrap();
+        let n = self.seen + 1;
+        self.wait_prompts(n);
+    }
+
+    /// Steps done so far.
+    pub fn steps_done(&self) -> usize {
+        self.seen
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Everything printed on stdout so far.
+    pub fn output(&self) -> String {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    /// Direct children of workbench (its namespace children).
+    pub fn children(&self) -> Vec<i32> {
+        let pid = self.pid();
+        let text = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+        text.split_whitespace().filter_map(|s| s.parse().ok()).collect()
+    }
+
+    /// The run's working directory, from its state file.
+    pub fn workdir(&self) -> PathBuf {
+        let runs = workbench::state::run_root().join("runs");
+        for e in std::fs::read_dir(&runs).unwrap().flatten() {
+            let Ok(text) = std::fs::read_to_string(e.path()) else { continue };
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else { continue };
+            if v["owner_pid"] == self.pid() {
+                let dir = v["resources"].as_array().unwrap().iter().find(|r| r["kind"] == "dir").expect("a working directory");
+                return PathBuf::from(dir["path"].as_str().unwrap());
+            }
+        }
+        panic!("no state file of run {}", self.pid());
+    }
+
+    /// Send a signal and wait for the exit.
+    pub fn signal(mut self, sig: Signal) -> ExitStatus {
+        kill(Pid::from_raw(self.pid()), sig).unwrap();
+        self.child.wait().unwrap()
+    }
+
+    /// Let the rest of the lesson run (EOF on stdin answers every prompt) and wait.
+    pub fn finish(mut self) -> (ExitStatus, String) {
+        drop(self.child.stdin.take());
+        let st = self.child.wait().unwrap();
+        // Give the reader thread a moment to take the last bytes.
+        std::thread::sleep(Duration::from_millis(50));
+        (st, self.output())
+    }
+}
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Have all of `pids` exited (or become zombies) within a few seconds?
+pub fn wait_gone(pids: &[i32]) -> bool {
+    let gone = |p: &i32| std::fs::read_to_string(format!("/proc/{p}/stat")).map(|s| s.contains(") Z ")).unwrap_or(true);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if pids.iter().all(gone) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// The value of an extended attribute, read with lgetxattr(2).
+pub fn xattr(path: &std::path::Path, name: &str) -> Option<Vec<u8>> {
+    use std::os::unix::ffi::OsStrExt;
+    let p = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    let n = std::ffi::CString::new(name).unwrap();
+    let mut buf = vec![0u8; 256];
+    // SAFETY: nul-terminated strings and a buffer of buf.len() bytes.
+    let len = unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    (len >= 0).then(|| {
+        buf.truncate(len as usize);
+        buf
+    })
+}
+
+/// (is a char device, major, minor) of `path` itself.
+pub fn char_device(path: &std::path::Path) -> Option<(u32, u32)> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let m = std::fs::symlink_metadata(path).ok()?;
+    m.file_type().is_char_device().then(|| (libc::major(m.rdev()), libc::minor(m.rdev())))
+}
+
+/// Mount points in /proc/PID/mountinfo with their file system type.
+pub fn mounts_of(pid: &str) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let dash = f.iter().position(|x| *x == "-")?;
+            Some((f.get(4)?.to_string(), f.get(dash + 1)?.to_string()))
+        })
+        .collect()
+}

@@ -25,9 +25,38 @@ fn runs_dir() -> PathBuf {
     run_root().join("runs")
 }
 
-/// Parent of the per-run working directories.
+/// The second place for working directories, on the root filesystem.
+pub const VAR_TMP_DIR: &str = "/var/lib/workbench/tmp";
+
+/// Parent of the per-run working directories. Lessons build root filesystems
+/// there, execute their binaries after chroot(2) and open their `/dev/null`,
+/// which a filesystem mounted `nodev` or `noexec` refuses with EACCES — and
+/// most hosts mount `/run` `nodev` (systemd), often `noexec` too
+/// (initramfs-tools). So: `<run root>/tmp` if its filesystem allows both,
+/// else `/var/lib/workbench/tmp` if that one does, else `<run root>/tmp` with a
+/// tmpfs per run (see [`begin`]). `WORKBENCH_RUN_DIR` pins `<run root>/tmp`.
 pub fn tmp_dir() -> PathBuf {
-    run_root().join("tmp")
+    let run_tmp = run_root().join("tmp");
+    if std::env::var_os("WORKBENCH_RUN_DIR").is_some() {
+        return run_tmp;
+    }
+    choose_tmp_dir(&[run_tmp, PathBuf::from(VAR_TMP_DIR)], |d| fs_restricted(&nearest_existing(d)))
+}
+
+/// The first candidate that is not restricted; the first one if all are.
+pub fn choose_tmp_dir(candidates: &[PathBuf], restricted: impl Fn(&Path) -> bool) -> PathBuf {
+    candidates.iter().find(|c| !restricted(c)).unwrap_or(&candidates[0]).clone()
+}
+
+/// `dir` or its closest existing ancestor.
+fn nearest_existing(dir: &Path) -> PathBuf {
+    dir.ancestors().find(|a| a.exists()).unwrap_or(Path::new("/")).to_path_buf()
+}
+
+/// Is the filesystem of `dir` mounted `nodev` or `noexec`?
+pub fn fs_restricted(dir: &Path) -> bool {
+    use nix::sys::statvfs::{statvfs, FsFlags};
+    statvfs(dir).is_ok_and(|st| st.flags().intersects(FsFlags::ST_NODEV | FsFlags::ST_NOEXEC))
 }
 
 /// A host object created by a run.
@@ -152,7 +181,11 @@ pub fn begin(lesson: &str) -> Result<Run, StateError> {
     let root = run_root();
     create_private_dir(&root)?;
     create_private_dir(&runs_dir())?;
-    create_private_dir(&tmp_dir())?;
+    let tmp = tmp_dir();
+    if let Some(parent) = tmp.parent() {
+        std::fs::create_dir_all(parent).map_err(ioerr("mkdir", parent))?;
+    }
+    create_private_dir(&tmp)?;
     let me = self_pid();
     let mut guard = CURRENT.lock().unwrap_or_else(|e| e.into_inner());
     let run_id = random_id();
@@ -161,25 +194,18 @@ pub fn begin(lesson: &str) -> Result<Run, StateError> {
     *guard = Some(state);
     drop(guard);
     // The working directory: a random name, mode 0700, recorded before it exists.
-    let workdir = tmp_dir().join(format!("{PREFIX}-{run_id}-{lesson}"));
+    let workdir = tmp.join(format!("{PREFIX}-{run_id}-{lesson}"));
     record(Resource::Dir { path: workdir.clone() })?;
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new().mode(0o700).create(&workdir).map_err(ioerr("mkdir", &workdir))?;
-    if workdir_needs_own_tmpfs(&workdir) {
+    // No unrestricted place (see tmp_dir): the run's own tmpfs. It is a host
+    // mount for the length of the run, which concurrent runs comparing the
+    // host's mount table would notice; hence the last resort.
+    if fs_restricted(&workdir) {
         record(Resource::Mount { target: workdir.clone() })?;
         mount_workdir_tmpfs(&workdir)?;
     }
     Ok(Run { run_id, workdir })
-}
-
-/// Lessons build root filesystems in the working directory, execute their
-/// binaries after chroot(2) and open their `/dev/null`. Most hosts mount
-/// `/run` `nodev` (systemd) and often `noexec` too (initramfs-tools), which
-/// makes both fail with EACCES; such a working directory gets a tmpfs of its
-/// own (see [`mount_workdir_tmpfs`]).
-pub fn workdir_needs_own_tmpfs(dir: &Path) -> bool {
-    use nix::sys::statvfs::{statvfs, FsFlags};
-    statvfs(dir).is_ok_and(|st| st.flags().intersects(FsFlags::ST_NODEV | FsFlags::ST_NOEXEC))
 }
 
 /// `mount -t tmpfs -o mode=0700,nosuid wb-workdir DIR` then `mount --make-private DIR`,
@@ -343,7 +369,8 @@ fn mounts_below(dir: &Path) -> Vec<PathBuf> {
 
 fn ensure_under_root(p: &Path) -> Result<(), String> {
     let root = run_root();
-    if p.starts_with(&root) && !p.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+    let inside = p.starts_with(&root) || p.starts_with(VAR_TMP_DIR);
+    if inside && !p.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
         Ok(())
     } else {
         Err(StateError::Outside(p.display().to_string(), root.display().to_string()).to_string())
@@ -430,5 +457,25 @@ mod tests {
         let inside = run_root().join("tmp/x/../../../etc");
         assert!(ensure_under_root(&inside).is_err());
         assert!(ensure_under_root(&run_root().join("tmp/wb-1")).is_ok());
+        assert!(ensure_under_root(&Path::new(VAR_TMP_DIR).join("wb-1")).is_ok());
+        assert!(ensure_under_root(Path::new("/var/lib/workbench/busybox-dynamic")).is_err());
+        assert!(ensure_under_root(&Path::new(VAR_TMP_DIR).join("../busybox-dynamic")).is_err());
+    }
+
+    #[test]
+    fn working_directories_go_to_the_first_unrestricted_place() {
+        let run = PathBuf::from("/run/workbench/tmp");
+        let var = PathBuf::from(VAR_TMP_DIR);
+        let both = [run.clone(), var.clone()];
+        assert_eq!(choose_tmp_dir(&both, |_| false), run);
+        assert_eq!(choose_tmp_dir(&both, |d| d.starts_with("/run")), var);
+        // Nowhere unrestricted: the first place, where the run mounts its own tmpfs.
+        assert_eq!(choose_tmp_dir(&both, |_| true), run);
+    }
+
+    #[test]
+    fn the_closest_existing_ancestor_is_probed() {
+        assert_eq!(nearest_existing(Path::new("/proc/self/no/such/dir")), PathBuf::from("/proc/self"));
+        assert_eq!(nearest_existing(Path::new("/")), PathBuf::from("/"));
     }
 }

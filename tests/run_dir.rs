@@ -1,8 +1,10 @@
 //! The run directory on a restricted filesystem. Most hosts mount `/run`
 //! `nodev` (systemd) and often `noexec` too (initramfs-tools), so a rootfs
 //! built in `/run/workbench/tmp/...` could neither execute its busybox nor
-//! open its `/dev/null`. Workbench then gives the working directory a tmpfs of
-//! its own; these tests put the run directory on such a filesystem on purpose.
+//! open its `/dev/null`. Workbench then works in `/var/lib/workbench/tmp`, or,
+//! as a last resort, gives each working directory a tmpfs of its own. These
+//! tests pin the run directory (WORKBENCH_RUN_DIR) to such a filesystem to
+//! exercise the last resort.
 
 mod common;
 
@@ -64,11 +66,11 @@ fn restricted_filesystems_are_detected() {
     require_root!();
     let _g = common::serial();
     let nodev = TestTmpfs::new(MsFlags::MS_NODEV);
-    assert!(workbench::state::workdir_needs_own_tmpfs(nodev.path()));
+    assert!(workbench::state::fs_restricted(nodev.path()));
     let noexec = TestTmpfs::new(MsFlags::MS_NOEXEC);
-    assert!(workbench::state::workdir_needs_own_tmpfs(noexec.path()));
+    assert!(workbench::state::fs_restricted(noexec.path()));
     let plain = TestTmpfs::new(MsFlags::MS_NOSUID);
-    assert!(!workbench::state::workdir_needs_own_tmpfs(plain.path()));
+    assert!(!workbench::state::fs_restricted(plain.path()));
 }
 
 #[test]

@@ -31,7 +31,10 @@ pub fn main() -> ExitCode {
     };
     let style = style_for(cli.color);
     colored::control::set_override(style.color);
-    match dispatch(cli.command, style) {
+    let result = dispatch(cli.command, style);
+    // A signal's teardown may be under way: its exit status wins.
+    crate::signals::stop_if_caught();
+    match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("workbench: error: {e:#}");

@@ -75,7 +75,11 @@ pub fn capture() -> HostState {
     s.insert("cgroups under workbench/".into(), workbench_cgroups(Path::new("/sys/fs/cgroup")));
     let root = crate::state::run_root();
     s.insert("state files".into(), sorted_dir(&root.join("runs")));
-    s.insert("working dirs".into(), sorted_dir(&root.join("tmp")));
+    let mut work: Vec<String> = Vec::new();
+    for dir in [root.join("tmp"), std::path::PathBuf::from(crate::state::VAR_TMP_DIR)] {
+        work.extend(sorted_dir(&dir).into_iter().map(|e| dir.join(e).display().to_string()));
+    }
+    s.insert("working dirs".into(), work);
     s.insert("sysctl".into(), net_sysctls());
     if let Some(t) = tool_output("iptables-save", &[]) {
         s.insert("iptables".into(), lines_of(&t).into_iter().filter(|l| !l.starts_with('#')).map(strip_counters).collect());

@@ -4,12 +4,37 @@
 //! lock — so it never races a half-finished creation — removes every recorded
 //! object and exits with 128+signal, as a shell would report.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 static INTERACTIVE: AtomicBool = AtomicBool::new(false);
+
+/// The signal being handled (0: none). Set before the teardown starts.
+static CAUGHT: AtomicI32 = AtomicI32::new(0);
+
+/// Has a signal started the teardown? The main thread must then stop: a
+/// Ctrl-C often arrives together with end of input (a closed terminal, a
+/// parent closing our stdin), and a main thread that read EOF would carry on
+/// with the next step — creating objects behind the teardown's back — and
+/// exit with the lesson's status instead of 128+signal.
+pub fn caught() -> bool {
+    CAUGHT.load(Ordering::SeqCst) != 0
+}
+
+/// Called by the main thread where it could go on after a signal (after a
+/// read, before exiting): wait for the signal thread, which exits the process
+/// when its teardown is done.
+pub fn stop_if_caught() {
+    let sig = CAUGHT.load(Ordering::SeqCst);
+    if sig == 0 {
+        return;
+    }
+    // The teardown takes milliseconds; a minute means it hangs: exit anyway.
+    std::thread::sleep(std::time::Duration::from_secs(60));
+    std::process::exit(128 + sig);
+}
 
 /// While a `--shell` runs, Ctrl-C belongs to the shell, not to workbench.
 pub fn set_interactive(on: bool) {
@@ -29,6 +54,7 @@ pub fn install() -> anyhow::Result<()> {
                 SIGTERM => "SIGTERM",
                 _ => "SIGHUP",
             };
+            CAUGHT.store(sig, Ordering::SeqCst);
             eprintln!("\nworkbench: caught {name}, removing what this run created");
             let problems = crate::state::finish();
             for p in &problems {

@@ -328,6 +328,8 @@ fn wait_for_enter(next: usize, total: usize) {
     let _ = std::io::stderr().flush();
     let mut line = String::new();
     let _ = std::io::stdin().lock().read_line(&mut line);
+    // Ctrl-C together with end of input: do not start the next step.
+    signals::stop_if_caught();
 }
 
 #[cfg(test)]

@@ -279,8 +279,10 @@ mod tests {
         let t0 = Instant::now();
         let wall = move || -> anyhow::Result<u64> { Ok(t0.elapsed().as_nanos() as u64) };
         let idle = || -> anyhow::Result<u64> { Ok(7) };
-        let v = measure(Duration::from_millis(50), &[&wall, &idle]).unwrap();
-        assert!((95.0..=100.5).contains(&v[0]), "{v:?}");
+        // The counters are read just before and after the clock; on a slow or
+        // emulated CPU (scripts/v2-vm) that gap is a fraction of a millisecond.
+        let v = measure(Duration::from_millis(200), &[&wall, &idle]).unwrap();
+        assert!((97.0..=103.0).contains(&v[0]), "{v:?}");
         assert_eq!(v[1], 0.0);
     }
 }

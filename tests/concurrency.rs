@@ -15,13 +15,7 @@ const RUNS: usize = 8;
 
 /// Lessons that cannot yet run eight at once on one host, and why. Each entry
 /// is a known defect (issue 7), not a design choice; remove it once fixed.
-const NOT_YET: &[(&str, &str)] = &[
-    ("memory-oom", "its kernel-log check counts the other runs' OOM kills"),
-    ("veth-bridge", "concurrent runs can pick the same free subnet"),
-    ("nat-port-map", "the outside-world subnet is fixed, so concurrent runs clash"),
-    ("net-modes", "concurrent runs can pick the same free subnet"),
-    ("vxlan-overlay", "not yet checked for concurrent runs"),
-];
+const NOT_YET: &[(&str, &str)] = &[];
 
 fn extra_args(lesson: &str, i: usize) -> Vec<String> {
     match lesson {

@@ -47,9 +47,11 @@ fn eight_runs_of_each_lesson_at_once() {
                     .expect("start workbench")
             })
             .collect();
+        // Wait for every run before judging any: a failed assertion must not
+        // leave the others running into the next test's host snapshot.
+        let outputs: Vec<_> = children.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
         let mut run_ids = Vec::new();
-        for c in children {
-            let o = c.wait_with_output().unwrap();
+        for o in outputs {
             let out = common::stdout(&o);
             let failed: Vec<String> = out
                 .lines()

@@ -112,7 +112,17 @@ impl Lesson for CpuQuota {
                 let pid = hog.pid();
                 self.hog = Some(hog);
                 r.say("host", format!("workbench internal-hog --threads {THREADS} &    # {THREADS} threads, each: while (1) {{}}"), format!("[1] {pid}"));
-                std::thread::sleep(Duration::from_millis(200));
+                // Until every thread runs (a busy or emulated machine may take a
+                // while to schedule the new process), at least 200 ms.
+                let started = std::time::Instant::now();
+                loop {
+                    std::thread::sleep(Duration::from_millis(50));
+                    let n = crate::kernel::proc::status_field(pid, "Threads").and_then(|t| t.parse::<usize>().ok());
+                    let waited = started.elapsed();
+                    if (n == Some(THREADS as usize) && waited >= Duration::from_millis(200)) || waited >= Duration::from_secs(5) {
+                        break;
+                    }
+                }
                 let used = cg::measure(cg::WINDOW, &[&cg::proc_cpu(pid)])?[0];
                 self.unconfined = Some(used);
                 let threads = crate::kernel::proc::status_field(pid, "Threads").unwrap_or_default();

@@ -88,6 +88,7 @@ fn dispatch(cmd: Command, style: Style) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Tour(t) => tour(t.json, style),
+        Command::Run(a) => crate::run::main(&a),
         Command::InternalHog(h) => {
             lessons::hog::busy_loop(h.threads, h.seconds, h.wait);
             Ok(ExitCode::SUCCESS)

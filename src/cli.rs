@@ -37,6 +37,8 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Remove whatever runs that were killed left behind.
     Cleanup(CleanupArgs),
+    /// Run a command in a container: namespaces, pivot_root, cgroup limits, network.
+    Run(crate::run::RunArgs),
     /// The CPU hog of the cgroup lessons: threads spinning in a busy loop
     /// (started by workbench itself, not meant to be typed).
     #[command(hide = true)]

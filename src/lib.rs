@@ -21,3 +21,4 @@ pub mod app;
 pub mod cli;
 pub mod doctor;
 pub mod hoststate;
+pub mod run;

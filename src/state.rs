@@ -90,6 +90,10 @@ pub enum Resource {
         #[serde(default)]
         side_effects: Vec<(String, String)>,
     },
+    /// A lab subnet this run holds, so concurrent runs pick different ones
+    /// (see [`reserve`]). Nothing on the host to remove: the reservation
+    /// ends with the run's state file, or when its owner dies.
+    Subnet { cidr: String },
 }
 
 impl std::fmt::Display for Resource {
@@ -105,6 +109,7 @@ impl std::fmt::Display for Resource {
             Resource::IptablesRule { table, chain, spec } => write!(f, "iptables -t {table} {chain} {}", spec.join(" ")),
             Resource::XtablesChain { table, chain, .. } => write!(f, "nft chain ip {table} {chain} (made by iptables-nft)"),
             Resource::Sysctl { key, previous, .. } => write!(f, "sysctl {} (back to {previous})", crate::sysctl::dotted(key)),
+            Resource::Subnet { cidr } => write!(f, "subnet reservation {cidr}"),
         }
     }
 }
@@ -178,6 +183,17 @@ pub fn random_id() -> String {
 
 /// Start a run: write its state file and create its private working directory.
 pub fn begin(lesson: &str) -> Result<Run, StateError> {
+    let run = begin_bare(lesson)?;
+    make_workdir(&run)?;
+    Ok(run)
+}
+
+/// Start a run without creating its working directory yet (`Run::workdir`
+/// names it; [`make_workdir`] creates it). `workbench run` only needs one for
+/// images and overlays, and on hosts where /run is not a tmpfs every
+/// directory costs real time. The state file itself is written by the first
+/// [`record`]/[`track`]: until then the run has created nothing to clean up.
+pub fn begin_bare(lesson: &str) -> Result<Run, StateError> {
     let root = run_root();
     create_private_dir(&root)?;
     create_private_dir(&runs_dir())?;
@@ -190,22 +206,25 @@ pub fn begin(lesson: &str) -> Result<Run, StateError> {
     let mut guard = CURRENT.lock().unwrap_or_else(|e| e.into_inner());
     let run_id = random_id();
     let state = RunState { run_id: run_id.clone(), lesson: lesson.to_string(), owner_pid: me, owner_start: start_time(me).unwrap_or(0), resources: vec![] };
-    state.persist().map_err(ioerr("write", &state.path()))?;
     *guard = Some(state);
     drop(guard);
-    // The working directory: a random name, mode 0700, recorded before it exists.
     let workdir = tmp.join(format!("{PREFIX}-{run_id}-{lesson}"));
-    record(Resource::Dir { path: workdir.clone() })?;
+    Ok(Run { run_id, workdir })
+}
+
+/// Create the run's working directory: a random name, mode 0700, recorded before it exists.
+pub fn make_workdir(run: &Run) -> Result<(), StateError> {
+    record(Resource::Dir { path: run.workdir.clone() })?;
     use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new().mode(0o700).create(&workdir).map_err(ioerr("mkdir", &workdir))?;
+    std::fs::DirBuilder::new().mode(0o700).create(&run.workdir).map_err(ioerr("mkdir", &run.workdir))?;
     // No unrestricted place (see tmp_dir): the run's own tmpfs. It is a host
     // mount for the length of the run, which concurrent runs comparing the
     // host's mount table would notice; hence the last resort.
-    if fs_restricted(&workdir) {
-        record(Resource::Mount { target: workdir.clone() })?;
-        mount_workdir_tmpfs(&workdir)?;
+    if fs_restricted(&run.workdir) {
+        record(Resource::Mount { target: run.workdir.clone() })?;
+        mount_workdir_tmpfs(&run.workdir)?;
     }
-    Ok(Run { run_id, workdir })
+    Ok(())
 }
 
 /// `mount -t tmpfs -o mode=0700,nosuid wb-workdir DIR` then `mount --make-private DIR`,
@@ -256,6 +275,67 @@ pub fn record_and_create<T, E: From<StateError>>(resources: Vec<Resource>, creat
     create()
 }
 
+/// The state files of live runs owned by other processes than this one
+/// (unreadable or half-written files are skipped: they hold nothing yet).
+/// Reads no state of this process, so it is safe while a teardown runs.
+pub fn other_live_runs() -> Vec<RunState> {
+    let me = self_pid();
+    let Ok(entries) = std::fs::read_dir(runs_dir()) else { return vec![] };
+    entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .filter_map(|p| serde_json::from_str::<RunState>(&std::fs::read_to_string(p).ok()?).ok())
+        .filter(|s| s.owner_pid != me && s.owner_alive())
+        .collect()
+}
+
+/// Run `f` holding an exclusive host-wide lock (`flock` on
+/// `/run/workbench/NAME.lock`), so concurrent runs choose or change shared
+/// things — a free subnet, a global sysctl — one at a time.
+pub fn reserve<T>(name: &str, f: impl FnOnce() -> T) -> Result<T, StateError> {
+    locked(name, None, f)
+}
+
+/// Like [`reserve`], but wait at most `patience` for the lock and then run
+/// `f` anyway: for teardown, which must not hang (a signal can arrive while
+/// this very process holds the lock).
+pub fn reserve_or_go<T>(name: &str, patience: std::time::Duration, f: impl FnOnce() -> T) -> T {
+    match locked(name, Some(std::time::Instant::now() + patience), f) {
+        Ok(v) => v,
+        Err(_) => unreachable!("locked runs f when the lock cannot be had before the deadline"),
+    }
+}
+
+fn locked<T>(name: &str, deadline: Option<std::time::Instant>, f: impl FnOnce() -> T) -> Result<T, StateError> {
+    use std::os::fd::AsRawFd;
+    let root = run_root();
+    let path = root.join(format!("{name}.lock"));
+    let file = create_private_dir(&root).and_then(|()| std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(ioerr("open", &path)));
+    let file = match (file, deadline) {
+        (Ok(f), _) => f,
+        (Err(_), Some(_)) => return Ok(f()),
+        (Err(e), None) => return Err(e),
+    };
+    let op = if deadline.is_some() { libc::LOCK_EX | libc::LOCK_NB } else { libc::LOCK_EX };
+    loop {
+        // SAFETY: flock on a descriptor we own; it is released when `file` closes.
+        if unsafe { libc::flock(file.as_raw_fd(), op) } == 0 {
+            break;
+        }
+        let e = std::io::Error::last_os_error();
+        match (e.raw_os_error(), deadline) {
+            (Some(libc::EINTR), _) => continue,
+            (Some(libc::EWOULDBLOCK), Some(d)) if std::time::Instant::now() < d => std::thread::sleep(std::time::Duration::from_millis(10)),
+            (_, Some(_)) => return Ok(f()),
+            (_, None) => return Err(ioerr("flock", &path)(e)),
+        }
+    }
+    let out = f();
+    drop(file);
+    Ok(out)
+}
+
 /// Remove one resource now (the lesson is done with it) and forget it.
 pub fn release(r: &Resource) -> Result<(), String> {
     let mut guard = CURRENT.lock().unwrap_or_else(|e| e.into_inner());
@@ -289,10 +369,30 @@ pub fn finish() -> Vec<String> {
 }
 
 /// Remove a run's resources, newest first; returns what could not be removed.
+///
+/// A kernel parameter is shared by every run on the host: it is restored
+/// (or left to a later run still holding it) under the host-wide `sysctl`
+/// lock, and its record leaves the state file before the lock does, so of
+/// two runs ending at once exactly one — the last — puts it back.
 pub fn teardown(state: &RunState) -> Vec<String> {
     let mut problems = Vec::new();
+    let mut left = state.clone();
     for r in state.resources.iter().rev() {
-        if let Err(e) = remove(r) {
+        let done = if matches!(r, Resource::Sysctl { .. }) {
+            reserve_or_go("sysctl", std::time::Duration::from_secs(2), || {
+                let done = remove(r);
+                if done.is_ok() {
+                    if let Some(i) = left.resources.iter().rposition(|x| x == r) {
+                        left.resources.remove(i);
+                        let _ = left.persist();
+                    }
+                }
+                done
+            })
+        } else {
+            remove(r)
+        };
+        if let Err(e) = done {
             problems.push(format!("remove {r}: {e}"));
         }
     }
@@ -420,7 +520,8 @@ pub fn remove(r: &Resource) -> Result<(), String> {
         Resource::NftTable { family, name } => crate::firewall::remove_nft_table(family, name),
         Resource::IptablesRule { table, chain, spec } => crate::firewall::remove_iptables_rule(table, chain, spec),
         Resource::XtablesChain { table, chain, drop_table } => crate::firewall::remove_xtables_chain(table, chain, *drop_table),
-        Resource::Sysctl { key, previous, side_effects } => crate::sysctl::restore(key, previous, side_effects),
+        Resource::Sysctl { key, previous, side_effects } => crate::sysctl::restore_shared(key, previous, side_effects),
+        Resource::Subnet { .. } => Ok(()),
     }
 }
 

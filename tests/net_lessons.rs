@@ -316,3 +316,92 @@ fn vxlan_overlay_tunnels_pings_in_udp() {
     assert!(grew >= n as u64, "{udp}");
     common::assert_host_unchanged(&before, "vxlan-overlay");
 }
+
+/// Removes a state file when dropped.
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn subnets_another_live_run_holds_are_skipped_or_refused() {
+    require_root!();
+    let _g = common::serial();
+    // Play another live run (owned by this test process) that holds two subnets.
+    let me = std::process::id() as i32;
+    let held = workbench::state::RunState {
+        run_id: workbench::state::random_id(),
+        lesson: "veth-bridge".into(),
+        owner_pid: me,
+        owner_start: workbench::kernel::proc::start_time(me).unwrap(),
+        resources: vec![workbench::state::Resource::Subnet { cidr: "10.213.0.0/24".into() }, workbench::state::Resource::Subnet { cidr: "10.213.9.0/24".into() }],
+    };
+    let runs = workbench::state::run_root().join("runs");
+    std::fs::create_dir_all(&runs).unwrap();
+    let path = runs.join(format!("{}.json", held.run_id));
+    std::fs::write(&path, serde_json::to_vec(&held).unwrap()).unwrap();
+    let _rm = RemoveOnDrop(path);
+    let before = workbench::hoststate::capture();
+    // Asked for explicitly: refused in preflight, one line, exit 2.
+    let o = common::workbench(&["lesson", "veth-bridge", "--subnet", "10.213.9.0/24"]);
+    assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
+    let stderr = common::stderr(&o);
+    assert!(stderr.contains(&format!("--subnet 10.213.9.0/24 overlaps 10.213.9.0/24 held by run {} (veth-bridge)", held.run_id)), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    // Chosen by workbench: the held first candidate is skipped.
+    let o = common::workbench(&["lesson", "veth-bridge", "--json"]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let out = common::stdout(&o);
+    assert!(!out.contains("10.213.0.0/24: bridge (gateway)"), "{out}");
+    assert!(out.contains("10.213.1.0/24: bridge (gateway) 10.213.1.1"), "{out}");
+    common::assert_host_unchanged(&before, "veth-bridge next to a run holding subnets");
+}
+
+/// Plays a live run that changed a kernel parameter: removes its state file
+/// and puts the parameter back when dropped.
+struct HeldSysctl(std::path::PathBuf, String, String, Vec<(String, String)>);
+
+impl Drop for HeldSysctl {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+        let _ = workbench::sysctl::restore(&self.1, &self.2, &self.3);
+    }
+}
+
+#[test]
+fn ip_forward_held_by_another_live_run_is_left_to_it() {
+    require_root!();
+    let _g = common::serial();
+    let key = "net/ipv4/ip_forward";
+    let original = workbench::sysctl::read(key).unwrap();
+    if original != "0" {
+        eprintln!("skipped: ip_forward is already {original} on this host");
+        return;
+    }
+    let before = workbench::hoststate::capture();
+    let saved: Vec<(String, String)> = workbench::sysctl::ip_forward_side_effects().into_iter().filter_map(|k| Some((k.clone(), workbench::sysctl::read(&k).ok()?))).collect();
+    let me = std::process::id() as i32;
+    let held = workbench::state::RunState {
+        run_id: workbench::state::random_id(),
+        lesson: "nat-port-map".into(),
+        owner_pid: me,
+        owner_start: workbench::kernel::proc::start_time(me).unwrap(),
+        resources: vec![workbench::state::Resource::Sysctl { key: key.into(), previous: original.clone(), side_effects: saved.clone() }],
+    };
+    let runs = workbench::state::run_root().join("runs");
+    std::fs::create_dir_all(&runs).unwrap();
+    let path = runs.join(format!("{}.json", held.run_id));
+    std::fs::write(&path, serde_json::to_vec(&held).unwrap()).unwrap();
+    // The other run turned forwarding on; this one must not turn it off under it.
+    workbench::sysctl::write(key, "1").unwrap();
+    let guard = HeldSysctl(path, key.into(), original, saved);
+    let o = common::workbench(&["lesson", "nat-port-map", "--json", "--host-port", "18180"]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    assert_eq!(workbench::sysctl::read(key).unwrap(), "1", "nat-port-map turned ip_forward off while another run held it");
+    drop(guard);
+    assert_eq!(workbench::sysctl::read(key).unwrap(), "0");
+    common::assert_host_unchanged(&before, "nat-port-map next to a run holding ip_forward");
+}

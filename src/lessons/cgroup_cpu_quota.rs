@@ -150,10 +150,12 @@ impl Lesson for CpuQuota {
                     all_r,
                 );
                 r.check(
-                    "the hog burns CPU (on an idle machine about 100% per thread)",
-                    format!("> {} (at most {})", cg::pct(self.demand / 10.0), cg::pct(self.demand)),
+                    // A busy machine (a class running this at once) shares the CPUs
+                    // out, so only a hog that barely runs at all fails this.
+                    "the hog burns CPU (on an idle machine about 100% per thread; a busy one shares it out)",
+                    format!("> {} (at most {})", cg::pct(self.demand / 40.0), cg::pct(self.demand)),
                     cg::pct(used),
-                    used > self.demand / 10.0,
+                    used > self.demand / 40.0,
                 );
                 r.observe(before, after);
             }

@@ -137,6 +137,35 @@ impl Kmsg {
     }
 }
 
+/// One `oom-kill:` record of the kernel log: whom the OOM killer of a
+/// memory cgroup chose (`oom_memcg=` the group over its limit, `task_memcg=`
+/// the victim's group, `pid=` the victim).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OomKill {
+    pub pid: i32,
+    pub task_memcg: String,
+}
+
+fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    line.split(',').find_map(|kv| kv.trim().strip_prefix(key)?.strip_prefix('='))
+}
+
+/// The OOM kills the kernel log records for the memory cgroup `memcg`
+/// (`/workbench/wb-…-mem`), ignoring every other group's (pure).
+pub fn own_oom_kills(lines: &[String], memcg: &str) -> Vec<OomKill> {
+    lines
+        .iter()
+        .filter_map(|l| l.split_once("oom-kill:").map(|(_, rest)| rest))
+        .filter(|rest| field(rest, "oom_memcg") == Some(memcg))
+        .filter_map(|rest| Some(OomKill { pid: field(rest, "pid")?.parse().ok()?, task_memcg: field(rest, "task_memcg")?.to_string() }))
+        .collect()
+}
+
+/// `Memory cgroup out of memory: Killed process 4636 (sh) …` → 4636.
+fn killed_pid(line: &str) -> Option<i32> {
+    line.split("Killed process ").nth(1)?.split_whitespace().next()?.parse().ok()
+}
+
 impl Lesson for MemoryOom {
     fn run_step(&mut self, step: &str, cx: &mut Cx) -> anyhow::Result<StepReport> {
         let mut r = StepReport::new();
@@ -249,11 +278,25 @@ impl Lesson for MemoryOom {
                 after.insert(HOG_FACT.into(), hog::describe_status(&status));
                 let lines = kmsg.read_new();
                 if let Some(lines) = &lines {
-                    let oom: Vec<&String> = lines.iter().filter(|l| l.contains("out of memory") || l.contains("Killed process") || l.contains("oom-kill")).collect();
-                    r.say("host", "dmesg | grep -i -e 'out of memory' -e 'killed process' -e oom-kill", oom.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n"));
-                    let killed: Vec<i32> = oom.iter().filter_map(|l| l.split("Killed process ").nth(1)?.split_whitespace().next()?.parse().ok()).collect();
-                    if !killed.is_empty() {
-                        r.check("the kernel log names only the hog as killed", format!("[{pid}]"), format!("{killed:?}"), killed.iter().all(|k| *k == pid));
+                    // Other runs (a class on one host) OOM-kill in their own
+                    // groups at the same time: only this group's records count.
+                    let memcg = cg::proc_path(&g);
+                    let own = own_oom_kills(lines, &memcg);
+                    let own_pids: Vec<i32> = own.iter().map(|k| k.pid).collect();
+                    let shown: Vec<&str> = lines
+                        .iter()
+                        .filter(|l| (l.contains("oom-kill:") && l.contains(&format!("oom_memcg={memcg},"))) || killed_pid(l).is_some_and(|k| own_pids.contains(&k) || k == pid))
+                        .map(|s| s.as_str())
+                        .collect();
+                    r.say("host", format!("dmesg | grep -e 'oom_memcg={memcg},' -e 'Killed process {pid} '"), shown.join("\n"));
+                    if !own.is_empty() {
+                        let outside: Vec<String> = own.iter().filter(|k| k.task_memcg != memcg).map(|k| format!("pid {} in {}", k.pid, k.task_memcg)).collect();
+                        r.check(format!("the kernel log names only the hog as killed for {memcg}"), format!("[{pid}]"), format!("{own_pids:?}"), own_pids.iter().all(|k| *k == pid));
+                        r.check(format!("no process outside {memcg} was killed for it"), "none", if outside.is_empty() { "none".into() } else { outside.join(", ") }, outside.is_empty());
+                    } else if lines.iter().any(|l| killed_pid(l) == Some(pid)) {
+                        // The kernel rate-limits the oom-kill summary line; the
+                        // "Killed process" line is always printed.
+                        r.check("the kernel log names the hog as killed", format!("Killed process {pid}"), format!("Killed process {pid}"), true);
                     }
                 }
                 r.check("the hog was killed by SIGKILL (exit status 137 in a shell)", "killed by SIGKILL", hog::describe_status(&status), status.signal() == Some(libc::SIGKILL));
@@ -316,5 +359,27 @@ mod tests {
         }
         let s = hog_script(64 << 20);
         assert!(s.starts_with("read go\n") && s.contains("-lt 27 ") && s.contains("x=$x$x"), "{s}");
+    }
+
+    #[test]
+    fn only_this_groups_oom_kills_count() {
+        let log: Vec<String> = [
+            "sh invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0",
+            "oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/workbench/wb-b38f8f-mem,task_memcg=/workbench/wb-b38f8f-mem,task=sh,pid=4637,uid=0",
+            "Memory cgroup out of memory: Killed process 4637 (sh) total-vm:100580kB, anon-rss:65316kB",
+            "oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/workbench/wb-e24926-mem,task_memcg=/workbench/wb-e24926-mem,task=sh,pid=4636,uid=0",
+            "oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/workbench/wb-e24926-mem-x,task_memcg=/workbench/wb-e24926-mem-x,task=sh,pid=9,uid=0",
+            "oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/workbench/wb-e24926-mem,task_memcg=/user.slice,task=bash,pid=77,uid=0",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(own_oom_kills(&log, "/workbench/wb-b38f8f-mem"), vec![OomKill { pid: 4637, task_memcg: "/workbench/wb-b38f8f-mem".into() }]);
+        let other = own_oom_kills(&log, "/workbench/wb-e24926-mem");
+        assert_eq!(other.iter().map(|k| k.pid).collect::<Vec<_>>(), vec![4636, 77]);
+        assert_eq!(other[1].task_memcg, "/user.slice");
+        assert!(own_oom_kills(&log, "/workbench/wb-000000-mem").is_empty());
+        assert_eq!(killed_pid(&log[2]), Some(4637));
+        assert_eq!(killed_pid(&log[0]), None);
     }
 }

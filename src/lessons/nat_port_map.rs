@@ -42,19 +42,33 @@ struct Plan {
     backend: firewall::Backend,
 }
 
-fn plan(opts: &LessonOptions) -> Result<Plan, String> {
+fn no_outside() -> String {
+    format!("no free subnet for the outside-world link among {}: free one of them, or pick a --subnet outside them", netlab::OUTSIDE_SUBNETS.join(", "))
+}
+
+/// The plan; with `reserve`, both subnets are also reserved host-wide for
+/// this run (so concurrent runs get different ones).
+fn plan(opts: &LessonOptions, reserve: bool) -> Result<Plan, String> {
     let (host_port, container_port) = netlab::check_ports(opts)?;
     let backend = firewall::detect()?;
-    let host = wb_net::snapshot_current().map_err(|e| e.to_string())?;
-    let sub = netlab::choose_subnet(&host, opts.subnet.as_deref(), netlab::CONTAINER_SUBNETS, &[])?;
-    let outside = netlab::choose_subnet(&host, None, netlab::OUTSIDE_SUBNETS, &[sub]).map_err(|_| format!("no free subnet for the outside-world link among {}: free one of them, or pick a --subnet outside them", netlab::OUTSIDE_SUBNETS.join(", ")))?;
+    let (sub, outside) = if reserve {
+        let sub = netlab::reserve_subnet(opts.subnet.as_deref(), netlab::CONTAINER_SUBNETS, &[]).map_err(|e| e.to_string())?;
+        let outside = netlab::reserve_subnet(None, netlab::OUTSIDE_SUBNETS, &[sub]).map_err(|_| no_outside())?;
+        (sub, outside)
+    } else {
+        let host = wb_net::snapshot_current().map_err(|e| e.to_string())?;
+        let held = netlab::held_elsewhere();
+        let sub = netlab::choose_subnet(&host, opts.subnet.as_deref(), netlab::CONTAINER_SUBNETS, &[], &held)?;
+        let outside = netlab::choose_subnet(&host, None, netlab::OUTSIDE_SUBNETS, &[sub], &held).map_err(|_| no_outside())?;
+        (sub, outside)
+    };
     Ok(Plan { sub, outside, host_port, container_port, backend })
 }
 
 fn preflight(host: &Host, opts: &LessonOptions) -> anyhow::Result<()> {
     host.require_root("netlink link changes, sysctl and netfilter rules need CAP_NET_ADMIN")?;
     host.require_static_busybox()?;
-    let p = plan(opts).map_err(anyhow::Error::msg)?;
+    let p = plan(opts, false).map_err(anyhow::Error::msg)?;
     if netlab::host_port_in_use(p.host_port) {
         anyhow::bail!("--host-port {}: a program on this host already listens on it: choose another with --host-port", p.host_port);
     }
@@ -159,7 +173,7 @@ impl Lesson for NatPortMap {
         let me = crate::kernel::proc::self_pid();
         match step {
             "container" => {
-                let p = plan(&cx.options).map_err(anyhow::Error::msg)?;
+                let p = plan(&cx.options, true).map_err(anyhow::Error::msg)?;
                 self.sub = Some(p.sub);
                 self.out_sub = Some(p.outside);
                 self.host_port = p.host_port;

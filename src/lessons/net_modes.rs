@@ -30,7 +30,7 @@ fn preflight(host: &Host, opts: &LessonOptions) -> anyhow::Result<()> {
     host.require_root("clone(CLONE_NEWNET), setns(2) and netlink link changes need CAP_SYS_ADMIN and CAP_NET_ADMIN")?;
     host.require_static_busybox()?;
     let snap = wb_net::snapshot_current()?;
-    netlab::choose_subnet(&snap, opts.subnet.as_deref(), netlab::CONTAINER_SUBNETS, &[]).map_err(anyhow::Error::msg)?;
+    netlab::choose_subnet(&snap, opts.subnet.as_deref(), netlab::CONTAINER_SUBNETS, &[], &netlab::held_elsewhere()).map_err(anyhow::Error::msg)?;
     Ok(())
 }
 
@@ -135,8 +135,7 @@ impl Lesson for NetModes {
             }
             "bridge" => {
                 let rootfs = self.rootfs(cx)?;
-                let host = wb_net::snapshot_current()?;
-                let sub = netlab::choose_subnet(&host, cx.options.subnet.as_deref(), netlab::CONTAINER_SUBNETS, &[]).map_err(anyhow::Error::msg)?;
+                let sub = netlab::reserve_subnet(cx.options.subnet.as_deref(), netlab::CONTAINER_SUBNETS, &[])?;
                 self.sub = Some(sub);
                 let (mut child, said) = netlab::start_container(netlab::container_flags(), &rootfs, "bridge-mode", None)?;
                 for (place, s) in said {

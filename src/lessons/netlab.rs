@@ -34,12 +34,38 @@ pub const CONTAINER_SUBNETS: &[&str] = &[
     "10.213.2.0/24",
     "10.213.3.0/24",
     "10.213.4.0/24",
+    "10.213.5.0/24",
+    "10.213.6.0/24",
+    "10.213.7.0/24",
+    "10.213.8.0/24",
+    "10.213.9.0/24",
+    "10.213.10.0/24",
+    "10.213.11.0/24",
+    "10.213.12.0/24",
+    "10.213.13.0/24",
+    "10.213.14.0/24",
+    "10.213.15.0/24",
     "172.29.213.0/24",
     "192.168.213.0/24",
 ];
 
 /// Candidate subnets for the "outside world" link of nat-port-map.
-pub const OUTSIDE_SUBNETS: &[&str] = &["10.214.0.0/24", "10.214.1.0/24", "10.214.2.0/24", "172.29.214.0/24", "192.168.214.0/24"];
+pub const OUTSIDE_SUBNETS: &[&str] = &[
+    "10.214.0.0/24",
+    "10.214.1.0/24",
+    "10.214.2.0/24",
+    "10.214.3.0/24",
+    "10.214.4.0/24",
+    "10.214.5.0/24",
+    "10.214.6.0/24",
+    "10.214.7.0/24",
+    "10.214.8.0/24",
+    "10.214.9.0/24",
+    "10.214.10.0/24",
+    "10.214.11.0/24",
+    "172.29.214.0/24",
+    "192.168.214.0/24",
+];
 
 /// The default port mapping: host port 8080 → container port 80.
 pub const DEFAULT_HOST_PORT: u16 = 8080;
@@ -132,18 +158,53 @@ pub fn clash(host: &NetSnapshot, sub: &Subnet) -> Option<String> {
 }
 
 /// The container subnet: `--subnet` if given (refused when it clashes with a
-/// host route or address), else the first free candidate not in `avoid`.
-pub fn choose_subnet(host: &NetSnapshot, given: Option<&str>, candidates: &[&str], avoid: &[Subnet]) -> Result<Subnet, String> {
-    let free = candidates.iter().filter_map(|c| parse_subnet(c).ok()).find(|s| clash(host, s).is_none() && !avoid.iter().any(|a| a.overlaps(s)));
+/// host route or address, or another live run holds it), else the first free
+/// candidate not in `avoid` and not `held` by another run (pure).
+pub fn choose_subnet(host: &NetSnapshot, given: Option<&str>, candidates: &[&str], avoid: &[Subnet], held: &[(Subnet, String)]) -> Result<Subnet, String> {
+    let free = candidates.iter().filter_map(|c| parse_subnet(c).ok()).find(|s| clash(host, s).is_none() && !avoid.iter().any(|a| a.overlaps(s)) && !held.iter().any(|(h, _)| h.overlaps(s)));
+    let hint = || free.map(|f| format!(": choose a free one such as {}", f.cidr())).unwrap_or_default();
     if let Some(g) = given {
         let sub = parse_subnet(g)?;
         if let Some(c) = clash(host, &sub) {
-            let hint = free.map(|f| format!(": choose a free one such as {}", f.cidr())).unwrap_or_default();
-            return Err(format!("--subnet {} overlaps the host's {c}{hint}", sub.cidr()));
+            return Err(format!("--subnet {} overlaps the host's {c}{}", sub.cidr(), hint()));
+        }
+        if let Some((h, who)) = held.iter().find(|(h, _)| h.overlaps(&sub)) {
+            return Err(format!("--subnet {} overlaps {} held by {who}{}, or wait until it ends", sub.cidr(), h.cidr(), hint()));
         }
         return Ok(sub);
     }
-    free.ok_or_else(|| format!("none of the lab subnets ({}) is free on this host: give one with --subnet", candidates.join(", ")))
+    free.ok_or_else(|| format!("none of the lab subnets ({}) is free on this host or unheld by other runs: give one with --subnet", candidates.join(", ")))
+}
+
+/// The subnets other live runs hold (their state files' `subnet`
+/// reservations), each with who holds it (`run 1a2b3c (veth-bridge)`).
+pub fn held_elsewhere() -> Vec<(Subnet, String)> {
+    let mut out = Vec::new();
+    for run in state::other_live_runs() {
+        for r in &run.resources {
+            if let Resource::Subnet { cidr } = r {
+                if let Ok(s) = parse_subnet(cidr) {
+                    out.push((s, format!("run {} ({})", run.run_id, run.lesson)));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Choose a subnet as [`choose_subnet`] does and reserve it for this run,
+/// host-wide: under an exclusive lock, look at the host's routes and
+/// addresses and at the other live runs' reservations, then record the
+/// choice in this run's state file. Two runs started at once cannot pick the
+/// same one (the host's routes alone would not tell them: a run's routes
+/// appear only once its links are up).
+pub fn reserve_subnet(given: Option<&str>, candidates: &[&str], avoid: &[Subnet]) -> anyhow::Result<Subnet> {
+    state::reserve("subnets", || -> anyhow::Result<Subnet> {
+        let host = wb_net::snapshot_current()?;
+        let sub = choose_subnet(&host, given, candidates, avoid, &held_elsewhere()).map_err(anyhow::Error::msg)?;
+        state::record(Resource::Subnet { cidr: sub.cidr() })?;
+        Ok(sub)
+    })?
 }
 
 /// Validate the port options of nat-port-map (pure part).
@@ -524,19 +585,25 @@ mod tests {
     fn chooses_a_subnet_that_clashes_with_nothing() {
         let h = host();
         // 10.213.0.0/24 is routed, 10.213.1.0/24 holds an address: the third is free.
-        let got = choose_subnet(&h, None, CONTAINER_SUBNETS, &[]).unwrap();
+        let got = choose_subnet(&h, None, CONTAINER_SUBNETS, &[], &[]).unwrap();
         assert_eq!(got.cidr(), "10.213.2.0/24");
         // ...and the outside world avoids the container's subnet.
-        let outside = choose_subnet(&h, None, &["10.213.2.0/24", "10.214.0.0/24"], &[got]).unwrap();
+        let outside = choose_subnet(&h, None, &["10.213.2.0/24", "10.214.0.0/24"], &[got], &[]).unwrap();
         assert_eq!(outside.cidr(), "10.214.0.0/24");
-        let e = choose_subnet(&h, Some("10.213.0.0/16"), CONTAINER_SUBNETS, &[]).unwrap_err();
+        let e = choose_subnet(&h, Some("10.213.0.0/16"), CONTAINER_SUBNETS, &[], &[]).unwrap_err();
         assert_eq!(e, "--subnet 10.213.0.0/16 overlaps the host's route 10.213.0.0/24 dev docker1: choose a free one such as 10.213.2.0/24");
-        let e = choose_subnet(&h, Some("192.168.0.0/16"), CONTAINER_SUBNETS, &[]).unwrap_err();
+        let e = choose_subnet(&h, Some("192.168.0.0/16"), CONTAINER_SUBNETS, &[], &[]).unwrap_err();
         assert!(e.contains("route 192.168.1.0/24 dev eth0"), "{e}");
-        let e = choose_subnet(&h, Some("10.213.1.0/28"), CONTAINER_SUBNETS, &[]).unwrap_err();
+        let e = choose_subnet(&h, Some("10.213.1.0/28"), CONTAINER_SUBNETS, &[], &[]).unwrap_err();
         assert!(e.contains("address 10.213.1.9/32 on wg0"), "{e}");
-        assert_eq!(choose_subnet(&h, Some("10.99.0.0/24"), CONTAINER_SUBNETS, &[]).unwrap().cidr(), "10.99.0.0/24");
-        assert!(choose_subnet(&h, None, &["10.213.0.0/24"], &[]).unwrap_err().contains("--subnet"));
+        assert_eq!(choose_subnet(&h, Some("10.99.0.0/24"), CONTAINER_SUBNETS, &[], &[]).unwrap().cidr(), "10.99.0.0/24");
+        assert!(choose_subnet(&h, None, &["10.213.0.0/24"], &[], &[]).unwrap_err().contains("--subnet"));
+        // Subnets other live runs hold are skipped, and refused when asked for.
+        let held = vec![(parse_subnet("10.213.2.0/24").unwrap(), "run 1a2b3c (veth-bridge)".to_string())];
+        assert_eq!(choose_subnet(&h, None, CONTAINER_SUBNETS, &[], &held).unwrap().cidr(), "10.213.3.0/24");
+        let e = choose_subnet(&h, Some("10.213.2.128/25"), CONTAINER_SUBNETS, &[], &held).unwrap_err();
+        assert_eq!(e, "--subnet 10.213.2.128/25 overlaps 10.213.2.0/24 held by run 1a2b3c (veth-bridge): choose a free one such as 10.213.3.0/24, or wait until it ends");
+        assert!(!e.contains('\n'));
     }
 
     #[test]

@@ -31,7 +31,7 @@ fn preflight(host: &Host, opts: &LessonOptions) -> anyhow::Result<()> {
     host.require_root("clone(CLONE_NEWNET) and netlink link changes need CAP_SYS_ADMIN and CAP_NET_ADMIN")?;
     host.require_static_busybox()?;
     let snap = wb_net::snapshot_current()?;
-    netlab::choose_subnet(&snap, opts.subnet.as_deref(), netlab::CONTAINER_SUBNETS, &[]).map_err(anyhow::Error::msg)?;
+    netlab::choose_subnet(&snap, opts.subnet.as_deref(), netlab::CONTAINER_SUBNETS, &[], &netlab::held_elsewhere()).map_err(anyhow::Error::msg)?;
     Ok(())
 }
 
@@ -116,8 +116,8 @@ impl Lesson for VethBridge {
                 let host = wb_net::snapshot_current()?;
                 let routes: Vec<String> = host.routes.iter().filter(|x| x.family == "inet").map(|x| format!("{}{}{}", x.dst, x.gateway.as_ref().map(|g| format!(" via {g}")).unwrap_or_default(), x.dev.as_ref().map(|d| format!(" dev {d}")).unwrap_or_default())).collect();
                 r.say("host", "ip -4 route", routes.join("\n"));
-                let sub = netlab::choose_subnet(&host, cx.options.subnet.as_deref(), netlab::CONTAINER_SUBNETS, &[]).map_err(anyhow::Error::msg)?;
-                let origin = if cx.options.subnet.is_some() { "given with --subnet" } else { "the first free lab subnet" };
+                let sub = netlab::reserve_subnet(cx.options.subnet.as_deref(), netlab::CONTAINER_SUBNETS, &[])?;
+                let origin = if cx.options.subnet.is_some() { "given with --subnet" } else { "the first free lab subnet no other run holds" };
                 r.say("workbench", format!("pick a subnet ({origin})"), format!("{}: bridge (gateway) {}, container {}", sub.cidr(), sub.host_ip(), sub.peer_ip()));
                 let clash = netlab::clash(&host, &sub);
                 r.check("overlap with the host's routes and addresses", "none", clash.clone().unwrap_or_else(|| "none".into()), clash.is_none());

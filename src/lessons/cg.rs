@@ -279,10 +279,12 @@ mod tests {
         let t0 = Instant::now();
         let wall = move || -> anyhow::Result<u64> { Ok(t0.elapsed().as_nanos() as u64) };
         let idle = || -> anyhow::Result<u64> { Ok(7) };
-        // The counters are read just before and after the clock; on a slow or
-        // emulated CPU (scripts/v2-vm) that gap is a fraction of a millisecond.
+        // The counters are read just before and after the clock; on a busy or
+        // emulated CPU (scripts/v2-vm) the thread may lose the CPU in between
+        // for a scheduler tick or two, hence the margin (a wrong unit or factor
+        // would still be far off).
         let v = measure(Duration::from_millis(200), &[&wall, &idle]).unwrap();
-        assert!((97.0..=103.0).contains(&v[0]), "{v:?}");
+        assert!((90.0..=110.0).contains(&v[0]), "{v:?}");
         assert_eq!(v[1], 0.0);
     }
 }

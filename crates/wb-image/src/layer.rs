@@ -399,6 +399,9 @@ pub fn apply_layer<R: Read>(input: R, dest: &Path, mode: ApplyMode) -> Result<Ap
                 sys::remove_any(&target)?;
                 if mode == ApplyMode::Overlay {
                     crate::overlay::make_whiteout(&target)?;
+                    // The `.wh.` entry carries the whiteout's mtime: restore it,
+                    // or a round trip differs whenever it crosses a second.
+                    sys::set_mtime(&target, meta.mtime).ctx("utimensat", &target)?;
                 }
             }
             continue;

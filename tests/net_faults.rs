@@ -4,80 +4,14 @@
 //! Also: a subnet a paused run holds is refused to a second run.
 
 mod common;
+#[path = "support/paused.rs"]
+mod paused;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use nix::sys::signal::Signal;
+use paused::{wait_gone, Paused};
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
-
-/// A workbench run that is ended (SIGTERM) if the test fails before it does.
-struct Run {
-    child: Child,
-    stdout: Arc<Mutex<String>>,
-}
-
-impl Drop for Run {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// Start a lesson with --step and wait until it pauses after `steps` steps.
-fn start_paused(lesson: &str, steps: usize) -> Run {
-    let mut child = Command::new(common::bin())
-        .args(["lesson", lesson, "--step", "--color", "never"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start workbench");
-    // Drain stdout (network diffs are long; a full pipe would block the run).
-    let stdout = Arc::new(Mutex::new(String::new()));
-    let mut out = child.stdout.take().unwrap();
-    let sink = stdout.clone();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 8192];
-        while let Ok(n) = out.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    });
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut r = BufReader::new(stderr);
-        let mut seen = String::new();
-        loop {
-            let buf = match r.fill_buf() {
-                Ok(b) if !b.is_empty() => b.to_vec(),
-                _ => break,
-            };
-            r.consume(buf.len());
-            seen.push_str(&String::from_utf8_lossy(&buf));
-            let _ = tx.send(seen.matches("press Enter").count());
-        }
-    });
-    let mut run = Run { child, stdout };
-    let mut paused = 0;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while paused < steps {
-        let n = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).unwrap_or_else(|_| panic!("{lesson} did not pause in time; output so far:\n{}", run.stdout.lock().unwrap()));
-        if n > paused {
-            paused = n;
-            if paused < steps {
-                run.child.stdin.as_mut().unwrap().write_all(b"\n").unwrap();
-            }
-        }
-    }
-    run
+fn start_paused(lesson: &str, steps: usize) -> Paused {
+    Paused::start(common::bin(), lesson, steps)
 }
 
 /// Every descendant of `pid` (namespace children and what they started).
@@ -96,26 +30,13 @@ fn descendants(pid: i32) -> Vec<i32> {
     out
 }
 
-fn wait_gone(pids: &[i32]) -> bool {
-    let alive = |p: &i32| std::fs::read_to_string(format!("/proc/{p}/stat")).map(|s| !s.contains(") Z ")).unwrap_or(false);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        if !pids.iter().any(alive) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
-}
-
 fn section(s: &workbench::hoststate::HostState, name: &str) -> Vec<String> {
     s.sections.get(name).cloned().unwrap_or_default()
 }
 
-fn interrupt(mut run: Run, sig: Signal, code: i32, before: &workbench::hoststate::HostState, what: &str) {
-    let procs = descendants(run.child.id() as i32);
-    kill(Pid::from_raw(run.child.id() as i32), sig).unwrap();
-    let status = run.child.wait().unwrap();
+fn interrupt(run: Paused, sig: Signal, code: i32, before: &workbench::hoststate::HostState, what: &str) {
+    let procs = descendants(run.pid());
+    let status = run.signal(sig);
     assert_eq!(status.code(), Some(code), "exit status after {sig}");
     assert!(wait_gone(&procs), "processes {procs:?} of the run survived {sig}");
     common::assert_host_unchanged(before, what);
@@ -133,7 +54,7 @@ fn sigint_during_nat_port_map_restores_forwarding_and_removes_the_rules() {
     assert!(section(&during, "sysctl").contains(&"net.ipv4.ip_forward = 1".to_string()), "ip_forward should be on while paused");
     assert!(section(&during, "nft").iter().any(|l| l.starts_with("table ip wb")), "our nft table should exist while paused");
     assert!(section(&during, "links").iter().filter(|l| l.starts_with("wb")).count() >= 3, "bridge, veth and outside link should exist");
-    let procs = descendants(run.child.id() as i32);
+    let procs = descendants(run.pid());
     assert!(procs.len() >= 4, "two namespace children and their httpd: {procs:?}");
     interrupt(run, Signal::SIGINT, 130, &before, "nat-port-map interrupted by SIGINT");
 }
@@ -147,11 +68,11 @@ fn signals_during_veth_bridge_net_modes_and_vxlan_overlay_clean_up() {
     assert!(!workbench::hoststate::differences(&before, &workbench::hoststate::capture()).is_empty());
     interrupt(run, Signal::SIGTERM, 143, &before, "veth-bridge interrupted by SIGTERM");
     let run = start_paused("net-modes", 4);
-    assert!(descendants(run.child.id() as i32).len() >= 4, "four containers expected");
+    assert!(descendants(run.pid()).len() >= 4, "four containers expected");
     interrupt(run, Signal::SIGINT, 130, &before, "net-modes interrupted by SIGINT");
     // vxlan-overlay after "underlay": both veth ends live in the two "hosts".
     let run = start_paused("vxlan-overlay", 2);
-    assert_eq!(descendants(run.child.id() as i32).len(), 2, "two host namespaces expected");
+    assert_eq!(descendants(run.pid()).len(), 2, "two host namespaces expected");
     interrupt(run, Signal::SIGTERM, 143, &before, "vxlan-overlay interrupted by SIGTERM");
 }
 
@@ -161,7 +82,7 @@ fn a_subnet_held_by_a_paused_run_is_refused() {
     let _g = common::serial();
     let before = workbench::hoststate::capture();
     let run = start_paused("veth-bridge", 3);
-    let out = run.stdout.lock().unwrap().clone();
+    let out = run.output();
     // "10.213.0.0/24: bridge (gateway) 10.213.0.1, container 10.213.0.2"
     let taken = out.lines().find_map(|l| l.trim().split_once(": bridge (gateway)").map(|(s, _)| s.to_string())).unwrap_or_else(|| panic!("no subnet line in:\n{out}"));
     let o = common::workbench(&["lesson", "veth-bridge", "--subnet", &taken]);
@@ -184,10 +105,9 @@ fn sigkill_during_nat_port_map_then_cleanup_restores_the_host() {
     // Leftovers of earlier killed runs would be cleaned below too: clear them first.
     let _ = common::workbench(&["cleanup"]);
     let before = workbench::hoststate::capture();
-    let mut run = start_paused("nat-port-map", 6);
-    let procs = descendants(run.child.id() as i32);
-    kill(Pid::from_raw(run.child.id() as i32), Signal::SIGKILL).unwrap();
-    let _ = run.child.wait();
+    let run = start_paused("nat-port-map", 6);
+    let procs = descendants(run.pid());
+    run.signal(Signal::SIGKILL);
     // The namespaces die with workbench (PR_SET_PDEATHSIG, then their PID namespaces)...
     assert!(wait_gone(&procs), "processes {procs:?} survived SIGKILL of workbench");
     // ...but the bridge, the nft table and ip_forward=1 wait for `cleanup`.

@@ -147,7 +147,11 @@ impl Drop for Paused {
 
 /// Have all of `pids` exited (or become zombies) within a few seconds?
 pub fn wait_gone(pids: &[i32]) -> bool {
-    let gone = |p: &i32| std::fs::read_to_string(format!("/proc/{p}/stat")).map(|s| s.contains(") Z ")).unwrap_or(true);
+    // Gone: reaped, or a zombie/dead entry waiting for its parent.
+    let gone = |p: &i32| match std::fs::read_to_string(format!("/proc/{p}/stat")) {
+        Ok(s) => s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z') || r.starts_with('X')),
+        Err(_) => true,
+    };
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
         if pids.iter().all(gone) {

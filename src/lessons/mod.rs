@@ -89,6 +89,17 @@ pub fn host_snapshot(what: Capture) -> anyhow::Result<Snapshot> {
     capture(format!("host (workbench, pid {me})"), me, what)
 }
 
+/// The last step of the mount lessons: the host's mount table equals the one
+/// captured at the start (everything was mounted in a private namespace).
+pub fn check_host_mounts_unchanged(r: &mut crate::lesson::StepReport, at_start: &[crate::observe::MountEntry]) -> anyhow::Result<()> {
+    let before = Snapshot { label: "host mounts at the start".into(), mounts: at_start.to_vec(), ..Default::default() };
+    let after = host_snapshot(Capture::MOUNTS)?;
+    let same = before.mounts == after.mounts;
+    r.check("host mountinfo equals the one at the start", "identical", if same { "identical" } else { "differs" }, same);
+    r.observe(before, after);
+    Ok(())
+}
+
 /// A snapshot of a namespace child.
 pub fn child_snapshot(child: &NsChild, what: Capture) -> anyhow::Result<Snapshot> {
     capture(format!("child (pid {})", child.pid()), child.pid(), what)

@@ -124,11 +124,7 @@ impl Lesson for MountProc {
                 r.check("workbench's host PID is visible", "no", if pids.contains(&me) { "yes" } else { "no" }, !pids.contains(&me));
             }
             "host-unchanged" => {
-                let before = Snapshot { label: "host mounts at the start".into(), mounts: self.host_mounts_at_start.clone(), ..Default::default() };
-                let after = host_snapshot(Capture::MOUNTS)?;
-                let same = before.mounts == after.mounts;
-                r.check("host mountinfo equals the one at the start", "identical", if same { "identical".to_string() } else { "differs".to_string() }, same);
-                r.observe(before, after);
+                super::check_host_mounts_unchanged(&mut r, &self.host_mounts_at_start)?;
             }
             other => anyhow::bail!("unknown step {other}"),
         }

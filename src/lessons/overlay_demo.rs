@@ -462,11 +462,7 @@ impl Lesson for OverlayDemo {
                 r.observe(before, after);
             }
             "host-unchanged" => {
-                let before = Snapshot { label: "host mounts at the start".into(), mounts: self.host_mounts_at_start.clone(), ..Default::default() };
-                let after = host_snapshot(Capture::MOUNTS)?;
-                let same = before.mounts == after.mounts;
-                r.check("host mountinfo equals the one at the start", "identical", if same { "identical" } else { "differs" }, same);
-                r.observe(before, after);
+                super::check_host_mounts_unchanged(&mut r, &self.host_mounts_at_start)?;
             }
             other => anyhow::bail!("unknown step {other}"),
         }

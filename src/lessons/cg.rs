@@ -150,6 +150,13 @@ pub fn meanings(files: &[WatchedFile]) -> String {
     files.iter().map(|f| format!("{:<28} {}", f.label, f.meaning)).collect::<Vec<_>>().join("\n")
 }
 
+/// The check every cgroup lesson ends with: none of the group's directories
+/// is left, and removing them reported no problem.
+pub fn check_removed(r: &mut crate::lesson::StepReport, paths: &[PathBuf], problems: &[String]) {
+    let left: Vec<String> = paths.iter().filter(|p| p.exists()).map(|p| p.display().to_string()).collect();
+    r.check("group directories removed", "none left", if left.is_empty() { "none left".into() } else { left.join(", ") }, left.is_empty() && problems.is_empty());
+}
+
 /// "present" / "absent" for each group directory.
 pub fn dir_facts(paths: &[PathBuf]) -> BTreeMap<String, String> {
     paths.iter().map(|p| (p.display().to_string(), if p.is_dir() { "present".to_string() } else { "absent".to_string() })).collect()

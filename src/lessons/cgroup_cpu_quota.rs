@@ -297,8 +297,7 @@ impl Lesson for CpuQuota {
                 cg::say_each(&mut r, "host", &paths.iter().map(|p| format!("rmdir {}", p.display())).collect::<Vec<_>>().join("\n"), problems.join("\n"));
                 let mut after = cg::dir_facts(&paths);
                 after.insert(HOG_FACT.into(), format!("gone: {}", hog::describe_status(&st)));
-                let left: Vec<String> = paths.iter().filter(|p| p.exists()).map(|p| p.display().to_string()).collect();
-                r.check("group directories removed", "none left", if left.is_empty() { "none left".into() } else { left.join(", ") }, left.is_empty() && problems.is_empty());
+                cg::check_removed(&mut r, &paths, &problems);
                 let alive = std::path::Path::new(&format!("/proc/{pid}")).exists();
                 r.check("the hog is gone", "gone", if alive { "still running" } else { "gone" }, !alive);
                 r.observe(cg::facts_snapshot("before", before), cg::facts_snapshot("after", after));

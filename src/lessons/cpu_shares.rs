@@ -259,8 +259,7 @@ impl Lesson for CpuShares {
                 cg::say_each(&mut r, "host", &paths.iter().map(|p| format!("rmdir {}", p.display())).collect::<Vec<_>>().join("\n"), problems.join("\n"));
                 let mut after = cg::dir_facts(&paths);
                 after.extend(after_hogs);
-                let left: Vec<String> = paths.iter().filter(|p| p.exists()).map(|p| p.display().to_string()).collect();
-                r.check("group directories removed", "none left", if left.is_empty() { "none left".into() } else { left.join(", ") }, left.is_empty() && problems.is_empty());
+                cg::check_removed(&mut r, &paths, &problems);
                 let alive: Vec<i32> = pids.iter().copied().filter(|p| std::path::Path::new(&format!("/proc/{p}")).exists()).collect();
                 r.check("both hogs are gone", "[]", format!("{alive:?}"), alive.is_empty());
                 r.observe(cg::facts_snapshot("before", before), cg::facts_snapshot("after", after));

@@ -318,8 +318,7 @@ impl Lesson for MemoryOom {
                 let problems = cg::remove_group(&g);
                 cg::say_each(&mut r, "host", &paths.iter().map(|p| format!("rmdir {}", p.display())).collect::<Vec<_>>().join("\n"), problems.join("\n"));
                 let after = cg::dir_facts(&paths);
-                let left: Vec<String> = paths.iter().filter(|p| p.exists()).map(|p| p.display().to_string()).collect();
-                r.check("group directories removed", "none left", if left.is_empty() { "none left".into() } else { left.join(", ") }, left.is_empty() && problems.is_empty());
+                cg::check_removed(&mut r, &paths, &problems);
                 r.observe(cg::facts_snapshot("before", before), cg::facts_snapshot("after", after));
                 self.group = None;
             }

@@ -180,8 +180,7 @@ impl Lesson for PidsLimit {
                 let mut after = cg::dir_facts(&paths);
                 let alive: Vec<i32> = left_procs.iter().copied().filter(|p| running(*p)).collect();
                 after.insert("processes in the group".into(), format!("{alive:?}"));
-                let left: Vec<String> = paths.iter().filter(|p| p.exists()).map(|p| p.display().to_string()).collect();
-                r.check("group directories removed", "none left", if left.is_empty() { "none left".into() } else { left.join(", ") }, left.is_empty() && problems.is_empty());
+                cg::check_removed(&mut r, &paths, &problems);
                 r.check("the orphaned sleeps are gone", "[]", format!("{alive:?}"), alive.is_empty());
                 r.observe(cg::facts_snapshot("before", before), cg::facts_snapshot("after", after));
                 self.group = None;

@@ -183,6 +183,7 @@ fn paint(s: &str, style: Style, f: impl Fn(&str) -> colored::ColoredString) -> S
 fn print_intro(out: &mut impl Write, t: &LessonText, style: Style) {
     let _ = writeln!(out, "{}", paint(&format!("Lesson {} — {}", t.id, t.title), style, |s| s.bold().cyan()));
     let _ = writeln!(out, "{}", paint(&format!("Reproduces: {}", t.tutorial), style, |s| s.dimmed()));
+    let _ = writeln!(out, "{}", paint(&format!("Read it at: {}", t.tutorial_url), style, |s| s.dimmed()));
     let _ = writeln!(out, "\n{}", t.intro.trim());
     let _ = writeln!(out, "\nWatch for:");
     for w in &t.watch {
@@ -272,7 +273,7 @@ pub fn markdown_intro(t: &LessonText) -> String {
     out.push_str(&format!("# Lesson {}: {}\n\n", t.order, md_escape(&t.id)));
     out.push_str(&anchored("goal", &format!("**{}.** {}", md_escape(t.title.trim_end_matches('.')), md_escape(&t.goal))));
     out.push('\n');
-    out.push_str(&anchored("tutorial", &md_escape(&t.tutorial)));
+    out.push_str(&anchored("tutorial", &format!("[{}]({})", md_escape(&t.tutorial), t.tutorial_url)));
     out.push('\n');
     out.push_str(&anchored("intro", t.intro.trim()));
     out.push('\n');
@@ -350,6 +351,7 @@ mod tests {
             title: "A demo lesson".into(),
             goal: "Show the record mode: <tables> & *checks*.".into(),
             tutorial: "A tutorial section".into(),
+            tutorial_url: "https://example.org/tutorial#section".into(),
             intro: "Some `intro` text\nover two lines.\n".into(),
             watch: vec!["the `pid` row".into(), "the checks".into()],
             exercises: vec!["Run `workbench lesson demo-ns --shell`.".into(), "Think.".into()],

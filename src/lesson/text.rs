@@ -15,7 +15,10 @@ pub struct LessonText {
     pub aliases: Vec<String>,
     pub title: String,
     pub goal: String,
+    /// Which section of which classic tutorial the lesson reproduces, in words.
     pub tutorial: String,
+    /// Where to read that tutorial (an https URL; the book links it, the CLI prints it).
+    pub tutorial_url: String,
     pub intro: String,
     pub watch: Vec<String>,
     pub exercises: Vec<String>,
@@ -97,6 +100,8 @@ mod tests {
         for (name, _) in FILES {
             let l = all.iter().find(|l| format!("{}.toml", l.id) == *name).unwrap_or_else(|| panic!("{name}: id does not match file name"));
             assert!(!l.goal.is_empty() && !l.intro.trim().is_empty() && !l.tutorial.is_empty(), "{}: empty goal/intro/tutorial", l.id);
+            let url = &l.tutorial_url;
+            assert!(url.starts_with("https://") && url.len() > 12 && !url.contains(char::is_whitespace) && !url.contains(['(', ')', '<', '>']), "{}: tutorial_url must be one https URL, got {url:?}", l.id);
             assert!(l.watch.len() >= 2, "{}: say what to watch", l.id);
             assert!(l.exercises.len() >= 2, "{}: give exercises", l.id);
             assert!(!l.steps.is_empty(), "{}: no steps", l.id);

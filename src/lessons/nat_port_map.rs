@@ -68,6 +68,7 @@ fn plan(opts: &LessonOptions, reserve: bool) -> Result<Plan, String> {
 fn preflight(host: &Host, opts: &LessonOptions) -> anyhow::Result<()> {
     host.require_root("netlink link changes, sysctl and netfilter rules need CAP_NET_ADMIN")?;
     host.require_static_busybox()?;
+    netlab::require_link_kinds(&["veth", "bridge"])?;
     let p = plan(opts, false).map_err(anyhow::Error::msg)?;
     if netlab::host_port_in_use(p.host_port) {
         anyhow::bail!("--host-port {}: a program on this host already listens on it: choose another with --host-port", p.host_port);

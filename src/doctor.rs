@@ -97,6 +97,13 @@ pub fn checks(host: &Host) -> Vec<Finding> {
         Err(e) => (false, format!("{} ({e})", cgroup_layout())),
     };
     v.push(finding("cgroup layout", ok, true, detail, "mount cgroup2 at /sys/fs/cgroup (systemd does this by default)"));
+    if let Ok(layout) = wb_cgroup::detect_system() {
+        let (ok, detail) = match crate::lessons::cg::require_writable(&layout, &[wb_cgroup::Controller::Cpu, wb_cgroup::Controller::Memory, wb_cgroup::Controller::Pids]) {
+            Ok(()) => (true, "writable".to_string()),
+            Err(e) => (false, e.to_string().split(" (").next().unwrap_or_default().to_string()),
+        };
+        v.push(finding("cgroup mounts writable", ok, true, detail, "run workbench on a host or VM whose /sys/fs/cgroup is writable (not inside a container)"));
+    }
     for (name, config, module, required) in [("overlayfs", "CONFIG_OVERLAY_FS", "overlay", false), ("veth", "CONFIG_VETH", "veth", false), ("bridge", "CONFIG_BRIDGE", "bridge", false)] {
         let how = kernel_feature(config, module);
         v.push(finding(name, how.is_some(), required, how.clone().unwrap_or_else(|| "not found".into()), "install your distribution's full kernel modules package (e.g. linux-modules-extra on Ubuntu), then modprobe it"));

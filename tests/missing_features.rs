@@ -61,6 +61,11 @@ fn a_read_only_cgroup_mount_is_refused_before_anything_is_created() {
         let o = in_private_mounts(RO_CGROUPS, args);
         assert_refused(&o, &args.join(" "), "read-only cgroup mount");
     }
+    // workbench doctor names the problem too (and exits non-zero: a required check failed).
+    let o = in_private_mounts(RO_CGROUPS, &["doctor"]);
+    let row = common::stdout(&o).lines().find(|l| l.contains("cgroup mounts writable")).map(str::to_string).unwrap_or_default();
+    assert!(row.contains("FAIL") && row.contains("read-only"), "doctor's row: {row:?}\n{}", common::stdout(&o));
+    assert!(!o.status.success(), "doctor should fail with a read-only cgroup mount");
     common::assert_host_unchanged(&before, "runs on a read-only cgroup mount");
     // The same lessons work with the host's writable mounts: the refusal came from the remount.
     let o = common::workbench(&["lesson", "pids-limit", "--json"]);

@@ -291,6 +291,36 @@ fn veth_bridge_shell_reaches_the_bridge() {
     common::assert_host_unchanged(&before, "veth-bridge --shell");
 }
 
+/// The joined container's PID 1 (workbench's child) ran `timeout wget`
+/// probes whose helper processes outlive them; while the shell runs it reaps
+/// them, as a container's init must, so `ps` inside shows no zombies.
+#[test]
+fn net_modes_shell_has_no_zombies() {
+    require_root!();
+    let _g = common::serial();
+    use std::io::Write;
+    let before = workbench::hoststate::capture();
+    let mut child = std::process::Command::new(common::bin())
+        .args(["lesson", "net-modes", "--shell", "--color", "never"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // busybox `timeout` leaves a helper that exits up to a second after its
+    // command: wait for it, then list every process's state.
+    child.stdin.as_mut().unwrap().write_all(b"sleep 2; for f in /proc/[0-9]*/status; do grep '^State' $f; done; echo states-listed\nexit\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    let out = common::stdout(&o);
+    assert!(o.status.success(), "{out}\n{}", common::stderr(&o));
+    assert!(out.contains("states-listed"), "the shell did not run the commands:\n{out}");
+    let states: Vec<&str> = out.lines().filter(|l| l.starts_with("State:")).collect();
+    assert!(states.len() >= 2, "expected the states of PID 1 and the shell:\n{out}");
+    let zombies: Vec<&&str> = states.iter().filter(|l| l.contains("zombie")).collect();
+    assert!(zombies.is_empty(), "zombies in the joined container's PID namespace: {zombies:?}");
+    common::assert_host_unchanged(&before, "net-modes --shell");
+}
+
 #[test]
 fn vxlan_overlay_tunnels_pings_in_udp() {
     require_root!();

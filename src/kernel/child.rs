@@ -309,14 +309,33 @@ fn serve(req: Request) -> Reply {
                 // The shell should react to Ctrl-C itself.
                 let _ = nix::sys::signal::signal(Signal::SIGINT, nix::sys::signal::SigHandler::SigDfl);
             }
-            let r = cmd.status();
+            let r = cmd.spawn().map(|c| wait_reaping(Pid::from_raw(c.id() as i32)));
             unsafe {
                 let _ = nix::sys::signal::signal(Signal::SIGINT, nix::sys::signal::SigHandler::SigIgn);
             }
             match r {
-                Ok(st) => Reply::Ran(RunOutput { code: st.code(), signal: st.signal(), ..Default::default() }),
+                Ok(Ok(WaitStatus::Exited(_, code))) => Reply::Ran(RunOutput { code: Some(code), ..Default::default() }),
+                Ok(Ok(WaitStatus::Signaled(_, sig, _))) => Reply::Ran(RunOutput { signal: Some(sig as i32), ..Default::default() }),
+                Ok(Ok(other)) => Reply::Failed(format!("waitpid {prog}: unexpected status {other:?}")),
+                Ok(Err(e)) => Reply::Failed(format!("waitpid {prog}: {e}")),
                 Err(e) => Reply::Failed(format!("execve {prog}: {e}")),
             }
+        }
+    }
+}
+
+/// Wait for `pid` the way the init of a PID namespace must: every other
+/// child that exits meanwhile is reaped too — the helper that busybox
+/// `timeout` leaves behind, processes orphaned inside the namespace — so no
+/// zombie lingers in the shell's `ps`. Background processes started with
+/// [`Request::Spawn`] are waited for by nobody else, so reaping them steals
+/// no one's exit status.
+fn wait_reaping(pid: Pid) -> nix::Result<WaitStatus> {
+    loop {
+        match waitpid(None::<Pid>, None) {
+            Ok(st) if st.pid() == Some(pid) => return Ok(st),
+            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e),
         }
     }
 }

@@ -122,4 +122,18 @@ mod tests {
         assert_eq!(find("unshare-pid").unwrap().id, "pid-ns");
         assert!(find("nope").is_none());
     }
+
+    #[test]
+    fn every_name_means_one_lesson() {
+        // `find` takes the first match: a name two lessons claim would
+        // silently run the earlier one.
+        let mut seen: std::collections::BTreeMap<String, String> = Default::default();
+        for l in all() {
+            for name in std::iter::once(&l.id).chain(&l.aliases) {
+                if let Some(other) = seen.insert(name.clone(), l.id.clone()) {
+                    panic!("\"{name}\" names both {other} and {}", l.id);
+                }
+            }
+        }
+    }
 }

@@ -8,6 +8,8 @@
 //!   missing anchor);
 //! - every transcript was recorded from the lesson's current text (its stamp is
 //!   the SHA-256 of `lessons/<id>.toml`) and shows every step, all passed;
+//! - every lesson chapter is finished: no stub, each step's output included,
+//!   a diagram, notes on the tables, the tutorial link and a `--shell` exercise;
 //! - pages generated from code (the cgroup file list from `wb-cgroup`, the
 //!   doctor table) agree with the code;
 //! - the built HTML (`book/book`, when present) has no broken relative link or
@@ -567,6 +569,67 @@ fn transcripts_are_recorded_from_the_current_lesson_text() {
         }
     }
     assert!(problems.is_empty(), "transcripts in book/src/transcripts/ need recording (run sudo scripts/book, then commit them):\n{}", problems.join("\n"));
+}
+
+/// What a finished lesson chapter has, judged on its source with the
+/// includes expanded: the issue's list (goal, commands, real output, notes
+/// on the tables, a diagram, the --shell exercise, the tutorial link).
+fn chapter_gaps(id: &str, steps: &[&str], chapter: &str, expanded: &str) -> Vec<String> {
+    let mut gaps = Vec::new();
+    if chapter.contains("Stub chapter written by scripts/book") {
+        gaps.push("still the stub (finish it, then delete the stub comment)".to_string());
+    }
+    for (what, ok) in [
+        ("goal (transcripts/ID.md:goal)", chapter.contains(&format!("transcripts/{id}.md:goal"))),
+        ("tutorial link (transcripts/ID.md:tutorial)", chapter.contains(&format!("transcripts/{id}.md:tutorial"))),
+        ("watch list (transcripts/ID.md:watch)", chapter.contains(&format!("transcripts/{id}.md:watch"))),
+        ("exercises (transcripts/ID.md:exercises)", chapter.contains(&format!("transcripts/{id}.md:exercises"))),
+        ("diagram (a ```text block of its own)", chapter.contains("```text")),
+        ("notes on the before/after tables (> **Notice:**)", chapter.contains("**Notice:**")),
+        ("`sudo workbench lesson ID --shell` command", chapter.contains(&format!("workbench lesson {id} --shell"))),
+    ] {
+        if !ok {
+            gaps.push(format!("no {}", what.replace("ID", id)));
+        }
+    }
+    let all_steps = chapter.contains(&format!("transcripts/{id}.md:steps"));
+    for s in steps {
+        if !all_steps && !chapter.contains(&format!("transcripts/{id}.md:step-{s}}}}}")) {
+            gaps.push(format!("step {s} is not included (transcripts/{id}.md:step-{s})"));
+        }
+    }
+    if !expanded.contains("### Step 1/") {
+        gaps.push("no recorded output once the includes are expanded".to_string());
+    }
+    gaps
+}
+
+#[test]
+fn every_lesson_chapter_is_finished() {
+    let mut problems = Vec::new();
+    for l in text::all() {
+        let path = src().join(format!("{}.md", l.id));
+        let Ok(chapter) = std::fs::read_to_string(&path) else { continue }; // every_lesson_has_a_chapter_listed_in_summary says so
+        let steps: Vec<&str> = l.steps.iter().map(|s| s.id.as_str()).collect();
+        for g in chapter_gaps(&l.id, &steps, &chapter, &expand(&path, 0)) {
+            problems.push(format!("{}: {g}", rel(&path)));
+        }
+    }
+    assert!(problems.is_empty(), "unfinished lesson chapters (see book/src/pid-ns.md for a finished one):\n{}", problems.join("\n"));
+}
+
+#[test]
+fn chapter_gaps_can_be_found() {
+    let stub = read(&root().join("book/templates/lesson.md")).replace("@ID@", "demo").replace("@TITLE@", "Demo");
+    let gaps = chapter_gaps("demo", &["one"], &stub, "### Step 1/1: One");
+    assert!(gaps.iter().any(|g| g.contains("stub")), "{gaps:?}");
+    assert!(gaps.iter().any(|g| g.contains("diagram")), "{gaps:?}");
+    assert!(gaps.iter().any(|g| g.contains("--shell")), "{gaps:?}");
+    let done = "{{#include transcripts/demo.md:goal}} {{#include transcripts/demo.md:tutorial}} {{#include transcripts/demo.md:watch}}\n\
+        {{#include transcripts/demo.md:step-one}}\n> **Notice:** x\n```text\n+--+\n```\n```sh\nsudo workbench lesson demo --shell\n```\n\
+        {{#include transcripts/demo.md:exercises}}";
+    assert_eq!(chapter_gaps("demo", &["one"], done, "### Step 1/1: One"), Vec::<String>::new());
+    assert!(chapter_gaps("demo", &["one", "two"], done, "### Step 1/2: One").iter().any(|g| g.contains("step two")));
 }
 
 // ---- the record mode itself ----------------------------------------------------------

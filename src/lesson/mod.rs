@@ -69,4 +69,8 @@ pub struct LessonDef {
     /// option values). An error here is a one-line message and exit status 2.
     pub preflight: fn(&Host, &LessonOptions) -> anyhow::Result<()>,
     pub new: fn() -> Box<dyn Lesson>,
+    /// `--shell`: where the lesson's shell runs, for the line printed before
+    /// it starts ("inside the lesson"); `None` if [`Lesson::shell`] is not
+    /// implemented, and then `--shell` is refused before anything is created.
+    pub shell: Option<&'static str>,
 }

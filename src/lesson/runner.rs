@@ -66,6 +66,9 @@ pub struct Summary {
 /// is reported in the returned summary.
 pub fn run(def: &LessonDef, opts: &RunOptions) -> anyhow::Result<Summary> {
     let text = text::find(def.id).ok_or_else(|| anyhow::anyhow!("lesson {} has no text in lessons/", def.id))?;
+    if opts.shell && def.shell.is_none() {
+        anyhow::bail!("lesson {} has no shell to drop into: run it without --shell", def.id);
+    }
     let host = Host::probe();
     (def.preflight)(&host, &opts.lesson)?;
 
@@ -141,7 +144,9 @@ pub fn run(def: &LessonDef, opts: &RunOptions) -> anyhow::Result<Summary> {
 
     if opts.shell && all_ok {
         if !opts.json && !opts.markdown {
-            let _ = writeln!(out, "\n{}", paint("Dropping you into a shell inside the lesson. Type `exit` to finish and clean up.", opts.style, |s| s.bold()));
+            let place = def.shell.unwrap_or("inside the lesson");
+            let _ = writeln!(out, "\n{}", paint(&format!("Dropping you into a shell {place}. Type `exit` to finish and clean up."), opts.style, |s| s.bold()));
+            let _ = out.flush();
         }
         signals::set_interactive(true);
         let r = lesson.shell(&mut cx);
@@ -437,6 +442,20 @@ mod tests {
         let md = markdown_step(1, 1, &t.steps[0], &step);
         assert!(md.contains("> **step failed:** clone: Operation not permitted"), "{md}");
         assert!(!md.contains("| check |"), "{md}");
+    }
+
+    #[test]
+    fn shell_is_refused_before_anything_when_the_lesson_has_none() {
+        fn no_preflight(_: &Host, _: &LessonOptions) -> anyhow::Result<()> {
+            panic!("preflight ran for a refused --shell")
+        }
+        fn no_lesson() -> Box<dyn crate::lesson::Lesson> {
+            panic!("a lesson was made for a refused --shell")
+        }
+        let def = LessonDef { id: "pid-ns", steps: &[], preflight: no_preflight, new: no_lesson, shell: None };
+        let opts = RunOptions { json: false, markdown: false, step: false, shell: true, style: Style { color: false, width: 80 }, lesson: LessonOptions::default() };
+        let e = run(&def, &opts).unwrap_err().to_string();
+        assert_eq!(e, "lesson pid-ns has no shell to drop into: run it without --shell");
     }
 
     #[test]

@@ -254,6 +254,173 @@ pub fn thread_memberships(pid: i32, g: &Group, controller: Controller) -> Vec<(i
     out
 }
 
+// ---- `--shell`: an interactive shell inside a limited group --------------------
+//
+// The tutorials hand the learner a shell *inside* the cgroup (`echo $$ >
+// .../cgroup.procs`, then run a hog from it). `--shell` does that at the end
+// of a cgroup lesson: a fresh group under workbench's parent with the lesson's
+// limit, recorded in the state file like every group; /bin/sh started in it
+// (it writes itself into cgroup.procs between fork and exec, before it runs
+// anything); and when the shell exits — or workbench is signalled — the group
+// is removed, killing whatever the learner left running in it.
+
+/// The shell of `--shell`.
+pub const SHELL: &str = "/bin/sh";
+
+/// What a cgroup lesson's `--shell` starts the shell in, and what it tells the learner.
+pub struct ShellSpec {
+    pub lesson: &'static str,
+    /// Every group made for the shell, all removed when it exits; the shell starts in the first.
+    pub groups: Vec<Group>,
+    /// Names for group directories in the shell's environment (`CG`, or `A` and `B`).
+    pub env: Vec<(String, String)>,
+    /// Pin the shell, and so everything it starts, to this CPU.
+    pub pin_cpu: Option<usize>,
+    /// Printed before the shell starts: where it is, what to try.
+    pub lines: Vec<String>,
+}
+
+/// A group `workbench/wb-<run>-<suffix>` for the shell, recorded before it is made.
+pub fn shell_group(run_id: &str, suffix: &str, controllers: &[Controller]) -> anyhow::Result<Group> {
+    let layout = wb_cgroup::detect_system()?;
+    create_group(&layout, &format!("wb-{run_id}-{suffix}"), controllers)
+}
+
+/// The directory of a group that holds a resource's files: on v1 the
+/// controller's own hierarchy (cpu, not cpuacct), on v2 the group's one directory.
+pub fn dir_of(g: &Group, what: wb_cgroup::Resource) -> PathBuf {
+    g.files_for(what).first().and_then(|f| f.path.parent().map(Path::to_path_buf)).unwrap_or_else(|| g.paths()[0].clone())
+}
+
+/// "cpu.max 50000 100000" or "cpu.cfs_quota_us 50000, cpu.cfs_period_us 100000":
+/// the files behind `what` with their values, as this host names them.
+pub fn file_values(g: &Group, what: wb_cgroup::Resource) -> String {
+    wb_cgroup::read_watched(&g.files_for(what)).into_iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+}
+
+/// The prompt of a cgroup lesson's shell. dash (Debian's /bin/sh) expands no
+/// backslash escapes in PS1, only parameters, so this one has none.
+pub fn shell_prompt(lesson: &str) -> String {
+    format!("[workbench {lesson}] $PWD# ")
+}
+
+/// Start the shell in the first group, wait for it, then remove every group
+/// of the spec (killing what is left in them) and say so.
+pub fn run_shell(spec: ShellSpec) -> anyhow::Result<()> {
+    use std::io::Write;
+    let first = spec.groups.first().context("no group for the shell")?;
+    let mut env: Vec<(String, String)> = super::shell_env(spec.lesson).into_iter().filter(|(k, _)| k != "PS1").collect();
+    env.push(("PS1".into(), shell_prompt(spec.lesson)));
+    env.extend(spec.env.iter().cloned());
+    let procs: Vec<PathBuf> = first.paths().iter().map(|p| p.join(wb_cgroup::files::CGROUP_PROCS)).collect();
+    let mut out = std::io::stdout();
+    for l in &spec.lines {
+        let _ = writeln!(out, "{l}");
+    }
+    let _ = out.flush();
+    let (mut child, record) = spawn_in_group(&procs, &env, spec.pin_cpu)?;
+    let shell_pid = child.id() as i32;
+    let status = child.wait();
+    // SIGTERM or SIGHUP meanwhile: the signal thread is removing the group; let it finish.
+    crate::signals::stop_if_caught();
+    state::forget(&record);
+    reclaim_terminal(shell_pid);
+    let left: std::collections::BTreeSet<i32> = spec.groups.iter().flat_map(|g| g.procs().unwrap_or_default()).collect();
+    let mut problems = Vec::new();
+    for g in &spec.groups {
+        problems.extend(remove_group(g));
+    }
+    let status = match status {
+        Ok(st) => super::hog::describe_status(&st),
+        Err(e) => format!("wait: {e}"),
+    };
+    let killed = match left.len() {
+        0 => String::new(),
+        n => format!("killed what was left in it (pid{} {}), ", if n == 1 { "" } else { "s" }, left.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(" ")),
+    };
+    let dirs: Vec<String> = spec.groups.iter().flat_map(|g| g.paths()).map(|p| p.display().to_string()).collect();
+    let _ = writeln!(out, "workbench: the shell ended ({status}); {killed}removed {}", dirs.join(", "));
+    anyhow::ensure!(problems.is_empty(), "removing the shell's groups: {}", problems.join("; "));
+    Ok(())
+}
+
+/// fork; in the child write "0" (the writer itself) to each `cgroup.procs`,
+/// pin it to a CPU if asked, then exec the shell: it is in the group before
+/// it runs a single instruction of its own. Recorded in the state file.
+fn spawn_in_group(procs: &[PathBuf], env: &[(String, String)], pin: Option<usize>) -> anyhow::Result<(std::process::Child, Resource)> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::process::CommandExt;
+    let files: Vec<std::ffi::CString> = procs.iter().map(|p| std::ffi::CString::new(p.as_os_str().as_bytes())).collect::<Result<_, _>>().context("a cgroup path contains NUL")?;
+    if let Some(cpu) = pin {
+        anyhow::ensure!(cpu < libc::CPU_SETSIZE as usize, "cpu {cpu} is beyond CPU_SETSIZE");
+    }
+    let cpuset = pin.map(|cpu| {
+        // SAFETY: cpu_set_t is plain data; CPU_SET only sets a bit (cpu < CPU_SETSIZE checked above).
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        unsafe { libc::CPU_SET(cpu, &mut set) };
+        set
+    });
+    let parent = nix::unistd::getpid().as_raw();
+    let mut cmd = std::process::Command::new(SHELL);
+    cmd.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    // SAFETY: the closure runs in the forked child and makes only raw system
+    // calls (prctl, getppid, open, write, close, sched_setaffinity), which are
+    // async-signal-safe; nothing allocates.
+    unsafe {
+        cmd.pre_exec(move || {
+            // Die with workbench, even after a `kill -9`.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            // echo 0 > cgroup.procs: PID 0 means "the writing process".
+            for f in &files {
+                let fd = libc::open(f.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                if fd < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                let n = libc::write(fd, c"0".as_ptr().cast(), 1);
+                let err = std::io::Error::last_os_error();
+                libc::close(fd);
+                if n != 1 {
+                    return Err(err);
+                }
+            }
+            if let Some(set) = &cpuset {
+                if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    let into = procs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
+    state::track(|| -> anyhow::Result<_> {
+        let child = cmd.spawn().with_context(|| format!("start {SHELL} with its PID written to {into}"))?;
+        let pid = child.id() as i32;
+        let r = Resource::Process { pid, start_time: crate::kernel::proc::start_time(pid).unwrap_or(0) };
+        Ok(((child, r.clone()), r))
+    })
+}
+
+/// An interactive shell with job control makes its own process group the
+/// terminal's foreground group. If it died without handing the terminal back
+/// (the OOM killer may pick it), take it back for workbench's last lines.
+fn reclaim_terminal(shell_pid: i32) {
+    // SAFETY: plain terminal ioctls on fd 0; SIGTTOU is ignored around
+    // tcsetpgrp because a background process changing the foreground gets it.
+    unsafe {
+        if libc::isatty(0) != 1 || libc::tcgetpgrp(0) != shell_pid {
+            return;
+        }
+        let old = libc::signal(libc::SIGTTOU, libc::SIG_IGN);
+        libc::tcsetpgrp(0, libc::getpgrp());
+        libc::signal(libc::SIGTTOU, old);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,6 +452,13 @@ mod tests {
         let before: BTreeMap<String, String> = [("cpu.cfs_quota_us".into(), "-1".into()), ("cpu.cfs_period_us".into(), "100000".into()), ("cpu.max".into(), "max 100000".into())].into();
         let after: BTreeMap<String, String> = [("cpu.cfs_quota_us".into(), "50000".into()), ("cpu.cfs_period_us".into(), "100000".into()), ("cpu.max".into(), "50000 100000".into())].into();
         assert_eq!(echo_commands(&files, &before, &after, ""), "echo 50000 > /sys/fs/cgroup/x/cpu.cfs_quota_us\necho '50000 100000' > /sys/fs/cgroup/x/cpu.max");
+    }
+
+    #[test]
+    fn shell_prompt_needs_no_backslash_escapes() {
+        let p = shell_prompt("pids-limit");
+        assert_eq!(p, "[workbench pids-limit] $PWD# ");
+        assert!(!p.contains('\\'), "dash would print a backslash escape literally: {p}");
     }
 
     #[test]

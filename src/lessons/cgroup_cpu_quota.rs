@@ -22,6 +22,7 @@ pub const DEF: LessonDef = LessonDef {
     steps: &["start-hog", "create-group", "set-quota", "join", "measure", "remove"],
     preflight,
     new: || Box::new(CpuQuota::default()),
+    shell: Some("in a new cgroup with the lesson's limit"),
 };
 
 /// Busy threads of the hog, as in the tutorial.
@@ -306,6 +307,18 @@ impl Lesson for CpuQuota {
             other => anyhow::bail!("unknown step {other}"),
         }
         Ok(r)
+    }
+
+    /// `--shell`: a new group with the lesson's quota and a shell in it.
+    fn shell(&mut self, cx: &mut Cx) -> anyhow::Result<()> {
+        let g = cg::shell_group(&cx.run_id, "shell", &[Controller::Cpu])?;
+        g.set_cpu_quota(self.quota, self.period)?;
+        let dir = cg::dir_of(&g, Watch::CpuQuota);
+        let lines = vec![
+            format!("This shell runs in the cgroup {} ($CG): {} = {} of one CPU.", dir.display(), cg::file_values(&g, Watch::CpuQuota), cg::pct(self.quota_pct())),
+            "Try: `while :; do :; done &`, then `cat $CG/cpu.stat` twice (nr_throttled grows) or `top` in a second terminal; a second loop shares the same quota.".to_string(),
+        ];
+        cg::run_shell(cg::ShellSpec { lesson: DEF.id, groups: vec![g], env: vec![("CG".into(), dir.display().to_string())], pin_cpu: None, lines })
     }
 }
 

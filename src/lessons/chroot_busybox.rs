@@ -25,6 +25,7 @@ pub const DEF: LessonDef = LessonDef {
     steps: &["build-rootfs", "chroot-fails", "find-libraries", "copy-libraries", "chroot-works", "not-isolation"],
     preflight,
     new: || Box::new(ChrootBusybox::default()),
+    shell: Some("inside the lesson"),
 };
 
 fn preflight(host: &Host, _opts: &crate::lesson::LessonOptions) -> anyhow::Result<()> {

@@ -19,6 +19,7 @@ pub const DEF: LessonDef = LessonDef {
     steps: &["create-groups", "set-weights", "start-hogs", "join", "measure", "remove"],
     preflight,
     new: || Box::new(CpuShares::default()),
+    shell: Some("in a new cgroup weighted like the lesson's group A"),
 };
 
 pub const DEFAULT_WEIGHTS: &str = "2:1";
@@ -268,6 +269,30 @@ impl Lesson for CpuShares {
             other => anyhow::bail!("unknown step {other}"),
         }
         Ok(r)
+    }
+
+    /// `--shell`: two new groups weighted like A and B, a shell in A pinned
+    /// to the lesson's CPU (everything it starts inherits both).
+    fn shell(&mut self, cx: &mut Cx) -> anyhow::Result<()> {
+        let (a, b) = self.parts;
+        let cpu = self.cpu;
+        let ga = cg::shell_group(&cx.run_id, "shell-a", &[Controller::Cpu])?;
+        let gb = cg::shell_group(&cx.run_id, "shell-b", &[Controller::Cpu])?;
+        ga.set_cpu_weight(a * WEIGHT_UNIT)?;
+        gb.set_cpu_weight(b * WEIGHT_UNIT)?;
+        let (da, db) = (cg::dir_of(&ga, Watch::CpuWeight), cg::dir_of(&gb, Watch::CpuWeight));
+        let lines = vec![
+            format!(
+                "This shell runs in group A, {} ($A, {}), pinned to CPU {cpu} like everything it starts; group B, {} ($B, {}), is empty.",
+                da.display(),
+                cg::file_values(&ga, Watch::CpuWeight),
+                db.display(),
+                cg::file_values(&gb, Watch::CpuWeight)
+            ),
+            format!("Try: `while :; do :; done & while :; do :; done & echo $! > $B/cgroup.procs`, then `top`: the two loops split CPU {cpu} about {a}:{b}."),
+        ];
+        let env = vec![("A".into(), da.display().to_string()), ("B".into(), db.display().to_string())];
+        cg::run_shell(cg::ShellSpec { lesson: DEF.id, groups: vec![ga, gb], env, pin_cpu: Some(cpu), lines })
     }
 }
 

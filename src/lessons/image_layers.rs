@@ -33,6 +33,7 @@ pub const DEF: LessonDef = LessonDef {
     steps: &["base-layer", "run-container", "commit", "save-docker", "save-oci", "load", "host-unchanged"],
     preflight,
     new: || Box::new(ImageLayers::default()),
+    shell: Some("inside the lesson"),
 };
 
 /// Image name and tag as `repositories` and `index.json` record them.

@@ -29,6 +29,7 @@ pub const DEF: LessonDef = LessonDef {
     steps: &["create-group", "set-limit", "start-hog", "oom", "remove"],
     preflight,
     new: || Box::new(MemoryOom::default()),
+    shell: Some("in a new cgroup with the lesson's limit"),
 };
 
 pub const DEFAULT_MEMORY: &str = "64M";
@@ -325,6 +326,24 @@ impl Lesson for MemoryOom {
             other => anyhow::bail!("unknown step {other}"),
         }
         Ok(r)
+    }
+
+    /// `--shell`: a new group with the lesson's limit (and no swap) and a shell in it.
+    fn shell(&mut self, cx: &mut Cx) -> anyhow::Result<()> {
+        let g = cg::shell_group(&cx.run_id, "shell", &[Controller::Memory])?;
+        g.set_memory_limit(self.limit, Some(0))?;
+        let dir = cg::dir_of(&g, Watch::Memory);
+        let limits: Vec<String> = wb_cgroup::read_watched(&g.files_for(Watch::Memory))
+            .into_iter()
+            .filter(|(k, _)| k.contains("limit") || k.ends_with(".max"))
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        let oom = g.files_for(Watch::MemoryEvents).first().map(|f| f.label.clone()).unwrap_or_default();
+        let lines = vec![
+            format!("This shell runs in the cgroup {} ($CG): {} (no room for swap).", dir.display(), limits.join(", ")),
+            format!("Try: `tail /dev/zero; echo $?` (tail keeps one endless line in memory: OOM-killed, 137), then `cat $CG/{oom}`. The shell survives: the OOM killer picks the biggest process in the group."),
+        ];
+        cg::run_shell(cg::ShellSpec { lesson: DEF.id, groups: vec![g], env: vec![("CG".into(), dir.display().to_string())], pin_cpu: None, lines })
     }
 }
 

@@ -23,6 +23,7 @@ pub const DEF: LessonDef = LessonDef {
     steps: &["clone", "make-private", "chroot", "mount-proc", "ps-inside", "host-unchanged"],
     preflight,
     new: || Box::new(MountProc::default()),
+    shell: Some("inside the lesson"),
 };
 
 fn preflight(host: &Host, _opts: &crate::lesson::LessonOptions) -> anyhow::Result<()> {

@@ -28,6 +28,7 @@ pub const DEF: LessonDef = LessonDef {
     steps: &["container", "httpd", "outside-world", "forwarding", "masquerade", "dnat", "from-host", "localhost", "rules"],
     preflight,
     new: || Box::new(NatPortMap::default()),
+    shell: Some("inside the lesson"),
 };
 
 /// The port the outside world's own web server listens on.

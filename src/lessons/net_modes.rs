@@ -24,6 +24,7 @@ pub const DEF: LessonDef = LessonDef {
     steps: &["none", "host", "bridge", "container", "side-by-side"],
     preflight,
     new: || Box::new(NetModes::default()),
+    shell: Some("inside the lesson"),
 };
 
 fn preflight(host: &Host, opts: &LessonOptions) -> anyhow::Result<()> {

@@ -27,6 +27,7 @@ pub const DEF: LessonDef = LessonDef {
     steps: &["layout", "private-ns", "mount", "merged-view", "copy-up", "whiteout", "opaque", "stack", "unmount", "host-unchanged"],
     preflight,
     new: || Box::new(OverlayDemo::default()),
+    shell: Some("inside the lesson"),
 };
 
 fn preflight(host: &Host, opts: &LessonOptions) -> anyhow::Result<()> {

@@ -18,6 +18,7 @@ pub const DEF: LessonDef = LessonDef {
     steps: &["clone", "child-pid", "hostname", "ps-sees-host"],
     preflight,
     new: || Box::new(PidNs::default()),
+    shell: Some("inside the lesson"),
 };
 
 /// The hostname of the classic tutorial.

@@ -21,6 +21,7 @@ pub const DEF: LessonDef = LessonDef {
     steps: &["create-group", "set-max", "start-shell", "fork", "remove"],
     preflight,
     new: || Box::new(PidsLimit::default()),
+    shell: Some("in a new cgroup with the lesson's limit"),
 };
 
 pub const DEFAULT_PIDS_MAX: u64 = 5;
@@ -188,6 +189,19 @@ impl Lesson for PidsLimit {
             other => anyhow::bail!("unknown step {other}"),
         }
         Ok(r)
+    }
+
+    /// `--shell`: a new group with the lesson's pids.max and a shell in it.
+    fn shell(&mut self, cx: &mut Cx) -> anyhow::Result<()> {
+        let max = self.max;
+        let g = cg::shell_group(&cx.run_id, "shell", &[Controller::Pids])?;
+        g.set_pids_max(max)?;
+        let dir = cg::dir_of(&g, Watch::Pids);
+        let lines = vec![
+            format!("This shell runs in the cgroup {} ($CG): pids.max {max}, and the shell itself is one of those tasks.", dir.display()),
+            format!("Try: `i=0; while [ $i -lt {max} ]; do sleep 100 & i=$((i+1)); done` (fork number {max} fails), then `read n < $CG/pids.current; echo $n` (cat would need a fork too)."),
+        ];
+        cg::run_shell(cg::ShellSpec { lesson: DEF.id, groups: vec![g], env: vec![("CG".into(), dir.display().to_string())], pin_cpu: None, lines })
     }
 }
 

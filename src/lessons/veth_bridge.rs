@@ -22,6 +22,7 @@ pub const DEF: LessonDef = LessonDef {
     steps: &["container", "subnet", "bridge", "veth", "move", "rename", "address", "up", "route", "ping"],
     preflight,
     new: || Box::new(VethBridge::default()),
+    shell: Some("inside the lesson"),
 };
 
 /// Namespaces and the network view, for the first step's comparison.

@@ -25,6 +25,7 @@ pub const DEF: LessonDef = LessonDef {
     steps: &["hosts", "underlay", "vxlan", "overlay", "ping"],
     preflight,
     new: || Box::new(VxlanOverlay::default()),
+    shell: Some("inside the lesson"),
 };
 
 /// The VXLAN network id and the IANA port of the tunnel.

@@ -11,14 +11,22 @@ use signal_hook::iterator::Signals;
 
 static INTERACTIVE: AtomicBool = AtomicBool::new(false);
 
-/// The signal being handled (0: none). Set before the teardown starts.
+/// The signal being handled (0: none), stored by the signal handler itself.
+///
+/// Not by the signal thread: a Ctrl-C often arrives together with end of
+/// input (a closed terminal, a parent that signals and then closes our stdin,
+/// as Rust's `Child::wait` does), and the main thread may read that EOF before
+/// the signal thread has even been scheduled. The handler, however, has run
+/// by then: the kernel delivers a process-directed signal to the main thread
+/// when it does not block it, and a thread runs its pending handler before
+/// its interrupted read(2) can return.
 static CAUGHT: AtomicI32 = AtomicI32::new(0);
 
-/// Has a signal started the teardown? The main thread must then stop: a
-/// Ctrl-C often arrives together with end of input (a closed terminal, a
-/// parent closing our stdin), and a main thread that read EOF would carry on
-/// with the next step — creating objects behind the teardown's back — and
-/// exit with the lesson's status instead of 128+signal.
+/// Has a signal started the teardown? The main thread must then stop: a main
+/// thread that read EOF would carry on with the next step — creating objects
+/// behind the teardown's back (files in the working directory the teardown is
+/// removing: "Directory not empty") — and exit with the lesson's status
+/// instead of 128+signal.
 pub fn caught() -> bool {
     CAUGHT.load(Ordering::SeqCst) != 0
 }
@@ -43,6 +51,16 @@ pub fn set_interactive(on: bool) {
 
 /// Start the signal thread.
 pub fn install() -> anyhow::Result<()> {
+    for sig in [SIGINT, SIGTERM, SIGHUP] {
+        // SAFETY: the action only reads and writes atomics (async-signal-safe).
+        unsafe {
+            signal_hook::low_level::register(sig, move || {
+                if !(sig == SIGINT && INTERACTIVE.load(Ordering::SeqCst)) {
+                    let _ = CAUGHT.compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst);
+                }
+            })?;
+        }
+    }
     let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])?;
     std::thread::Builder::new().name("signals".into()).spawn(move || {
         for sig in signals.forever() {
@@ -54,7 +72,8 @@ pub fn install() -> anyhow::Result<()> {
                 SIGTERM => "SIGTERM",
                 _ => "SIGHUP",
             };
-            CAUGHT.store(sig, Ordering::SeqCst);
+            // Normally the handler has stored it already (see CAUGHT).
+            let _ = CAUGHT.compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst);
             eprintln!("\nworkbench: caught {name}, removing what this run created");
             let problems = crate::state::finish();
             for p in &problems {

@@ -484,10 +484,15 @@ pub fn remove(r: &Resource) -> Result<(), String> {
             if is_same_process(*pid, *start_time) {
                 let p = nix::unistd::Pid::from_raw(*pid);
                 let _ = nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGKILL);
-                // Reap it if it is our child; otherwise wait for it to vanish.
+                // Reap it if it is our child; otherwise wait for it to exit
+                // (its zombie is left to its parent).
                 for _ in 0..200 {
                     let _ = nix::sys::wait::waitpid(p, Some(nix::sys::wait::WaitPidFlag::WNOHANG));
                     if !is_same_process(*pid, *start_time) {
+                        if crate::kernel::proc::start_time(*pid) == Some(*start_time) {
+                            // Our child may have died between waitpid and the check: reap it too.
+                            let _ = nix::sys::wait::waitpid(p, Some(nix::sys::wait::WaitPidFlag::WNOHANG));
+                        }
                         return Ok(());
                     }
                     std::thread::sleep(std::time::Duration::from_millis(10));

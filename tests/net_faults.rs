@@ -1,7 +1,7 @@
-//! The network lessons under faults: Ctrl-C or SIGTERM in the middle of a
-//! run removes the links, the nft table, restores ip_forward and kills every
-//! process of the run (namespace children and the servers inside them).
-//! Also: a subnet a paused run holds is refused to a second run.
+//! The network lessons under faults, beyond what tests/fault_matrix.rs checks
+//! for every lesson, pause point and signal: a subnet a paused run holds is
+//! refused to a second run, and a SIGKILLed nat-port-map leaves ip_forward on
+//! and its nft table for `workbench cleanup`, which names and restores them.
 
 mod common;
 #[path = "support/paused.rs"]
@@ -40,40 +40,6 @@ fn interrupt(run: Paused, sig: Signal, code: i32, before: &workbench::hoststate:
     assert_eq!(status.code(), Some(code), "exit status after {sig}");
     assert!(wait_gone(&procs), "processes {procs:?} of the run survived {sig}");
     common::assert_host_unchanged(before, what);
-}
-
-#[test]
-fn sigint_during_nat_port_map_restores_forwarding_and_removes_the_rules() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::hoststate::capture();
-    // Paused after "masquerade": ip_forward is on, our table holds rules,
-    // two namespaces run a web server each.
-    let run = start_paused("nat-port-map", 5);
-    let during = workbench::hoststate::capture();
-    assert!(section(&during, "sysctl").contains(&"net.ipv4.ip_forward = 1".to_string()), "ip_forward should be on while paused");
-    assert!(section(&during, "nft").iter().any(|l| l.starts_with("table ip wb")), "our nft table should exist while paused");
-    assert!(section(&during, "links").iter().filter(|l| l.starts_with("wb")).count() >= 3, "bridge, veth and outside link should exist");
-    let procs = descendants(run.pid());
-    assert!(procs.len() >= 4, "two namespace children and their httpd: {procs:?}");
-    interrupt(run, Signal::SIGINT, 130, &before, "nat-port-map interrupted by SIGINT");
-}
-
-#[test]
-fn signals_during_veth_bridge_net_modes_and_vxlan_overlay_clean_up() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::hoststate::capture();
-    let run = start_paused("veth-bridge", 5);
-    assert!(!workbench::hoststate::differences(&before, &workbench::hoststate::capture()).is_empty());
-    interrupt(run, Signal::SIGTERM, 143, &before, "veth-bridge interrupted by SIGTERM");
-    let run = start_paused("net-modes", 4);
-    assert!(descendants(run.pid()).len() >= 4, "four containers expected");
-    interrupt(run, Signal::SIGINT, 130, &before, "net-modes interrupted by SIGINT");
-    // vxlan-overlay after "underlay": both veth ends live in the two "hosts".
-    let run = start_paused("vxlan-overlay", 2);
-    assert_eq!(descendants(run.pid()).len(), 2, "two host namespaces expected");
-    interrupt(run, Signal::SIGTERM, 143, &before, "vxlan-overlay interrupted by SIGTERM");
 }
 
 #[test]

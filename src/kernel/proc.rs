@@ -20,8 +20,17 @@ pub fn parse_start_time(stat: &str) -> Option<u64> {
 }
 
 /// Is the process `pid` alive and the same one that started at `start`?
+/// A zombie is not alive: it has exited and released its namespaces, memory
+/// and files, and only waits for its parent to read its status — which may
+/// take a while when the parent is not workbench (an orphan waits for init).
 pub fn is_same_process(pid: i32, start: u64) -> bool {
-    start_time(pid) == Some(start)
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| parse_start_time(&stat) == Some(start) && !parse_exited(&stat))
+}
+
+/// Pure parser: does the state field of `/proc/PID/stat` (after the command
+/// name's last `)`) say the process has exited — Z (zombie) or X (dead)?
+pub fn parse_exited(stat: &str) -> bool {
+    stat.rfind(')').and_then(|i| stat[i + 1..].split_whitespace().next()).is_some_and(|s| s == "Z" || s == "X")
 }
 
 /// The `NSpid:` line of `/proc/PID/status`: the PID in each namespace, outermost first.
@@ -111,5 +120,14 @@ mod tests {
         let st = start_time(me).expect("own start time");
         assert!(is_same_process(me, st));
         assert!(!is_same_process(me, st + 1));
+    }
+
+    #[test]
+    fn zombies_and_dead_entries_have_exited() {
+        assert!(parse_exited("4711 (sh) Z 1 4711 4711 0 -1 4227084 0 0 0 0 0 0 0 0 20 0 1 0 123 0 0"));
+        assert!(parse_exited("4711 (a) b) X 1"));
+        assert!(!parse_exited("4711 (Z) S 1 4711"));
+        assert!(!parse_exited("4711 (x) R 1"));
+        assert!(!parse_exited("garbage"));
     }
 }

@@ -86,6 +86,8 @@ pub fn run(def: &LessonDef, opts: &RunOptions) -> anyhow::Result<Summary> {
     let mut passed = 0;
     let mut all_ok = true;
     for (i, st) in text.steps.iter().enumerate() {
+        // A signal's teardown is under way: start nothing more (it exits the process).
+        signals::stop_if_caught();
         let n = i + 1;
         if !opts.json && !opts.markdown {
             print_step_header(out, n, total, st, opts.style);

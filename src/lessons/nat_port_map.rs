@@ -165,8 +165,11 @@ fn ok_text(out: &RunOutput) -> String {
     }
 }
 
+/// One echo request, given up after a second. `-W 1` matters: once its
+/// `-c` requests are sent, busybox ping waits `-W` seconds (default 10) for
+/// a reply, whatever `-w` says.
 fn ping1(ip: &str) -> Vec<String> {
-    ["ping", "-c", "1", "-w", "1", ip].map(String::from).to_vec()
+    ["ping", "-c", "1", "-w", "1", "-W", "1", ip].map(String::from).to_vec()
 }
 
 impl Lesson for NatPortMap {

@@ -533,6 +533,14 @@ pub fn wait_oper_up(pid: i32, name: &str, within: Duration) -> anyhow::Result<bo
     wait_until(within, || Ok(wb_net::snapshot_of_pid(pid)?.link(name).is_some_and(|l| l.state == "UP")))
 }
 
+/// Wait until link `name` in the namespace of `pid` is up, for a device
+/// without a carrier of its own (vxlan): the kernel never runs linkwatch for
+/// it, so its operational state stays UNKNOWN once IFF_UP is set — waiting
+/// for UP would only time out.
+pub fn wait_carrierless_up(pid: i32, name: &str, within: Duration) -> anyhow::Result<bool> {
+    wait_until(within, || Ok(wb_net::snapshot_of_pid(pid)?.link(name).is_some_and(|l| l.up && (l.state == "UP" || l.state == "UNKNOWN"))))
+}
+
 /// Is a TCP port open at `ip`? (a plain connect from workbench, bounded)
 pub fn tcp_open(ip: &str, port: u16) -> bool {
     let Ok(addr) = format!("{ip}:{port}").parse::<std::net::SocketAddr>() else { return false };

@@ -18,6 +18,9 @@ pub struct Paused {
     prompts: Receiver<usize>,
     seen: usize,
     stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+    /// Set when stderr reached end of file.
+    stderr_eof: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Paused {
@@ -32,19 +35,24 @@ impl Paused {
             .expect("start workbench");
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
+        let errors = Arc::new(Mutex::new(String::new()));
+        let err_sink = errors.clone();
+        let eof = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let eof_flag = eof.clone();
         std::thread::spawn(move || {
             // The prompt has no newline: read byte chunks.
             let mut r = BufReader::new(stderr);
-            let mut seen = String::new();
             loop {
                 let buf = match r.fill_buf() {
                     Ok(b) if !b.is_empty() => b.to_vec(),
                     _ => break,
                 };
                 r.consume(buf.len());
+                let mut seen = err_sink.lock().unwrap();
                 seen.push_str(&String::from_utf8_lossy(&buf));
                 let _ = tx.send(seen.matches("press Enter").count());
             }
+            eof_flag.store(true, std::sync::atomic::Ordering::SeqCst);
         });
         // Drain stdout so that a long transcript never blocks the lesson.
         let stdout = Arc::new(Mutex::new(String::new()));
@@ -59,7 +67,7 @@ impl Paused {
                 sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
             }
         });
-        let mut p = Paused { child, prompts: rx, seen: 0, stdout };
+        let mut p = Paused { child, prompts: rx, seen: 0, stdout, stderr: errors, stderr_eof: eof };
         p.wait_prompts(1);
         while p.seen < steps {
             p.next();
@@ -99,6 +107,11 @@ impl Paused {
         self.stdout.lock().unwrap().clone()
     }
 
+    /// Everything printed on stderr so far (the prompts, a teardown's problems).
+    pub fn errors(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
     /// Direct children of workbench (its namespace children).
     pub fn children(&self) -> Vec<i32> {
         let pid = self.pid();
@@ -121,9 +134,51 @@ impl Paused {
     }
 
     /// Send a signal and wait for the exit.
-    pub fn signal(mut self, sig: Signal) -> ExitStatus {
+    pub fn signal(self, sig: Signal) -> ExitStatus {
+        self.signal_and_report(sig).0
+    }
+
+    /// Send a signal, wait for the exit, and return what workbench printed on
+    /// stderr after its last prompt (e.g. the teardown's problems).
+    pub fn signal_and_report(mut self, sig: Signal) -> (ExitStatus, String) {
         kill(Pid::from_raw(self.pid()), sig).unwrap();
-        self.child.wait().unwrap()
+        let st = self.child.wait().unwrap();
+        // Let the reader thread take the last bytes (a process that outlived
+        // workbench may hold the pipe open: wait a little, not for ever).
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while !self.stderr_eof.load(std::sync::atomic::Ordering::SeqCst) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let all = self.errors();
+        let tail = all.rfind("press Enter").and_then(|i| all[i..].find('\n').map(|j| all[i + j + 1..].to_string())).unwrap_or(all);
+        (st, tail)
+    }
+
+    /// Press Enter once more and wait for the exit with stdin left open, so
+    /// that a pause after that step shows: another prompt, or no exit within
+    /// `within`. Returns the exit status and stdout, or what went wrong.
+    pub fn enter_and_expect_exit(mut self, within: Duration) -> Result<(ExitStatus, String), String> {
+        let prompts = self.seen;
+        self.child.stdin.as_mut().unwrap().write_all(b"\n").unwrap();
+        let deadline = Instant::now() + within;
+        let st = loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                break st;
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("no exit within {within:?} after Enter at the last pause; output:\n{}", self.output()));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        // Give the reader threads a moment to take the last bytes.
+        std::thread::sleep(Duration::from_millis(50));
+        while let Ok(k) = self.prompts.try_recv() {
+            self.seen = self.seen.max(k);
+        }
+        if self.seen > prompts {
+            return Err(format!("paused again after step {}; output:\n{}", prompts + 1, self.output()));
+        }
+        Ok((st, self.output()))
     }
 
     /// Let the rest of the lesson run (EOF on stdin answers every prompt) and wait.

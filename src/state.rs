@@ -513,10 +513,20 @@ pub fn remove(r: &Resource) -> Result<(), String> {
             for m in mounts_below(path) {
                 crate::kernel::mount::unmount(&m).map_err(|e| e.to_string())?;
             }
-            match std::fs::remove_dir_all(path) {
-                Ok(()) => Ok(()),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                Err(e) => Err(format!("rm -r {}: {e}", path.display())),
+            // A signal's teardown runs while the main thread may still be
+            // finishing a step that writes into the directory ("Directory not
+            // empty"): try again a few times before giving up.
+            let mut tries = 0;
+            loop {
+                match std::fs::remove_dir_all(path) {
+                    Ok(()) => return Ok(()),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                    Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty && tries < 20 => {
+                        tries += 1;
+                        std::thread::sleep(std::time::Duration::from_millis(25));
+                    }
+                    Err(e) => return Err(format!("rm -r {}: {e}", path.display())),
+                }
             }
         }
         Resource::Cgroup { path } => crate::cgroupview::remove_group(path),

@@ -521,7 +521,7 @@ pub fn remove(r: &Resource) -> Result<(), String> {
                 match std::fs::remove_dir_all(path) {
                     Ok(()) => return Ok(()),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-                    Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty && tries < 20 => {
+                    Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) && tries < 20 => {
                         tries += 1;
                         std::thread::sleep(std::time::Duration::from_millis(25));
                     }

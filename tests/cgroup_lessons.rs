@@ -203,13 +203,6 @@ fn pids_limit_refuses_forks() {
     }
 }
 
-fn one_line_error(o: &std::process::Output) -> String {
-    let e = common::stderr(o);
-    let lines: Vec<&str> = e.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "expected one line of error, got:\n{e}");
-    lines[0].to_string()
-}
-
 #[test]
 fn bad_options_fail_before_anything_is_created() {
     let _g = common::serial();
@@ -237,7 +230,7 @@ fn bad_options_fail_before_anything_is_created() {
         a.extend_from_slice(args);
         let o = common::workbench(&a);
         assert_eq!(o.status.code(), Some(2), "{lesson} {args:?}: {}", common::stderr(&o));
-        let e = one_line_error(&o);
+        let e = common::one_line_error(&o);
         assert!(e.contains(want), "{lesson} {args:?}: {e}");
         assert!(e.starts_with("workbench: error: "), "{e}");
     }
@@ -259,7 +252,7 @@ fn cgroup_lessons_need_root() {
     for lesson in ["cgroup-cpu-quota", "cpu-shares", "memory-oom", "pids-limit"] {
         let o = std::process::Command::new(common::bin()).args(["lesson", lesson]).uid(65534).gid(65534).env("NO_COLOR", "1").output().unwrap();
         assert_eq!(o.status.code(), Some(2), "{lesson}");
-        let e = one_line_error(&o);
+        let e = common::one_line_error(&o);
         assert!(e.contains("needs root") && e.contains("sudo"), "{e}");
     }
     common::assert_host_unchanged(&before, "non-root cgroup lessons");

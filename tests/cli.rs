@@ -5,18 +5,11 @@ mod common;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
-fn one_line_error(o: &std::process::Output) -> String {
-    let e = common::stderr(o);
-    let lines: Vec<&str> = e.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "expected one line of error, got:\n{e}");
-    lines[0].to_string()
-}
-
 #[test]
 fn unknown_lesson_suggests_the_closest() {
     let o = common::workbench(&["lesson", "pid-nss"]);
     assert_eq!(o.status.code(), Some(2));
-    let e = one_line_error(&o);
+    let e = common::one_line_error(&o);
     assert!(e.contains("unknown lesson 'pid-nss'") && e.contains("did you mean 'pid-ns'"), "{e}");
 }
 
@@ -25,7 +18,7 @@ fn lesson_names_with_slashes_or_dots_are_unknown() {
     for bad in ["../etc", "pid-ns/..", "/bin/sh", ".."] {
         let o = common::workbench(&["lesson", bad]);
         assert_eq!(o.status.code(), Some(2), "{bad}");
-        assert!(one_line_error(&o).contains("unknown lesson"), "{bad}");
+        assert!(common::one_line_error(&o).contains("unknown lesson"), "{bad}");
     }
 }
 
@@ -33,7 +26,7 @@ fn lesson_names_with_slashes_or_dots_are_unknown() {
 fn shorthand_subcommand_runs_the_lesson_parser() {
     let o = common::workbench(&["no-such-lesson"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(one_line_error(&o).contains("unknown lesson 'no-such-lesson'"));
+    assert!(common::one_line_error(&o).contains("unknown lesson 'no-such-lesson'"));
 }
 
 #[test]
@@ -67,7 +60,7 @@ fn not_root_is_a_clear_error_and_creates_nothing() {
     let before = workbench::hoststate::capture();
     let o = Command::new(common::bin()).args(["lesson", "pid-ns"]).uid(65534).gid(65534).env("NO_COLOR", "1").output().unwrap();
     assert_eq!(o.status.code(), Some(2));
-    let e = one_line_error(&o);
+    let e = common::one_line_error(&o);
     assert!(e.contains("needs root") && e.contains("sudo"), "{e}");
     common::assert_host_unchanged(&before, "a non-root run");
 }
@@ -80,7 +73,7 @@ fn missing_busybox_is_a_clear_error_and_creates_nothing() {
     for lesson in ["pid-ns", "chroot-busybox"] {
         let o = Command::new(common::bin()).args(["lesson", lesson]).env("WORKBENCH_BUSYBOX_PATHS", "/nonexistent/busybox").output().unwrap();
         assert_eq!(o.status.code(), Some(2), "{lesson}");
-        let e = one_line_error(&o);
+        let e = common::one_line_error(&o);
         assert!(e.contains("busybox found") && e.contains("scripts/setup"), "{e}");
     }
     common::assert_host_unchanged(&before, "runs without busybox");

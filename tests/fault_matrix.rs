@@ -57,7 +57,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
-use paused::Paused;
+use paused::{descendants, Paused};
 use workbench::lesson::LessonDef;
 use workbench::state::{Resource, RunState};
 
@@ -119,22 +119,6 @@ fn survivors(procs: &[Proc]) -> Vec<Proc> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-/// Every descendant of `pid` (namespace children, hogs, servers inside namespaces).
-fn descendants(pid: i32) -> Vec<i32> {
-    let mut out = Vec::new();
-    let mut stack = vec![pid];
-    while let Some(p) = stack.pop() {
-        for task in std::fs::read_dir(format!("/proc/{p}/task")).into_iter().flatten().flatten() {
-            let text = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
-            for c in text.split_whitespace().filter_map(|s| s.parse::<i32>().ok()) {
-                out.push(c);
-                stack.push(c);
-            }
-        }
-    }
-    out
 }
 
 /// Members of a cgroup and of the groups below it.

@@ -8,26 +8,10 @@ mod common;
 mod paused;
 
 use nix::sys::signal::Signal;
-use paused::{wait_gone, Paused};
+use paused::{descendants, wait_gone, Paused};
 
 fn start_paused(lesson: &str, steps: usize) -> Paused {
     Paused::start(common::bin(), lesson, steps)
-}
-
-/// Every descendant of `pid` (namespace children and what they started).
-fn descendants(pid: i32) -> Vec<i32> {
-    let mut out = Vec::new();
-    let mut stack = vec![pid];
-    while let Some(p) = stack.pop() {
-        for task in std::fs::read_dir(format!("/proc/{p}/task")).into_iter().flatten().flatten() {
-            let text = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
-            for c in text.split_whitespace().filter_map(|s| s.parse::<i32>().ok()) {
-                out.push(c);
-                stack.push(c);
-            }
-        }
-    }
-    out
 }
 
 fn section(s: &workbench::hoststate::HostState, name: &str) -> Vec<String> {

@@ -224,13 +224,6 @@ fn net_modes_compare_namespace_inodes() {
     common::assert_host_unchanged(&before, "net-modes");
 }
 
-fn one_line_error(o: &std::process::Output) -> String {
-    let e = common::stderr(o);
-    let lines: Vec<&str> = e.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "expected one line of error, got:\n{e}");
-    lines[0].to_string()
-}
-
 #[test]
 fn bad_network_options_fail_before_anything_is_created() {
     require_root!();
@@ -259,13 +252,13 @@ fn bad_network_options_fail_before_anything_is_created() {
         if needle == &"invalid value" {
             assert!(stderr.contains(needle), "{lesson} {args:?}: {stderr}"); // clap's own message
         } else {
-            let e = one_line_error(&o);
+            let e = common::one_line_error(&o);
             assert!(e.contains(needle), "{lesson} {args:?}: {e}");
         }
     }
     let o = std::process::Command::new(common::bin()).args(["lesson", "nat-port-map"]).env("WORKBENCH_FIREWALL", "pf").output().unwrap();
     assert_eq!(o.status.code(), Some(2));
-    assert!(one_line_error(&o).contains("WORKBENCH_FIREWALL must be nft or iptables"));
+    assert!(common::one_line_error(&o).contains("WORKBENCH_FIREWALL must be nft or iptables"));
     drop(listener);
     common::assert_host_unchanged(&before, "lessons refused in preflight");
 }

@@ -70,6 +70,14 @@ pub fn row<'a>(step: &'a Value, section: &str, key: &str) -> &'a Value {
 }
 
 /// Assert the host looks exactly as before.
+/// The one line a refused command prints on stderr (fails unless it is exactly one).
+pub fn one_line_error(o: &Output) -> String {
+    let e = stderr(o);
+    let lines: Vec<&str> = e.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected one line of error, got:\n{e}");
+    lines[0].to_string()
+}
+
 pub fn assert_host_unchanged(before: &workbench::hoststate::HostState, what: &str) {
     let after = workbench::hoststate::capture();
     let d = workbench::hoststate::differences(before, &after);

@@ -200,6 +200,22 @@ impl Drop for Paused {
     }
 }
 
+/// Every descendant of `pid` (namespace children, hogs, servers inside namespaces).
+pub fn descendants(pid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    let mut stack = vec![pid];
+    while let Some(p) = stack.pop() {
+        for task in std::fs::read_dir(format!("/proc/{p}/task")).into_iter().flatten().flatten() {
+            let text = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            for c in text.split_whitespace().filter_map(|s| s.parse::<i32>().ok()) {
+                out.push(c);
+                stack.push(c);
+            }
+        }
+    }
+    out
+}
+
 /// Have all of `pids` exited (or become zombies) within a few seconds?
 pub fn wait_gone(pids: &[i32]) -> bool {
     // Gone: reaped, or a zombie/dead entry waiting for its parent.

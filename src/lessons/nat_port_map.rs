@@ -163,8 +163,11 @@ fn ok_text(out: &RunOutput) -> String {
     }
 }
 
+/// One ping that is expected to get no reply, bounded to a second: BusyBox's
+/// ping waits `-W` (default 10 s) for a reply once its `-c` packets are sent,
+/// whatever `-w` says.
 fn ping1(ip: &str) -> Vec<String> {
-    ["ping", "-c", "1", "-w", "1", ip].map(String::from).to_vec()
+    ["ping", "-c", "1", "-W", "1", "-w", "1", ip].map(String::from).to_vec()
 }
 
 impl Lesson for NatPortMap {

@@ -510,6 +510,12 @@ pub fn wait_oper_up(pid: i32, name: &str, within: Duration) -> anyhow::Result<bo
     wait_until(within, || Ok(wb_net::snapshot_of_pid(pid)?.link(name).is_some_and(|l| l.state == "UP")))
 }
 
+/// The same for a link without carrier detection (vxlan, tun): once up, its
+/// operational state goes from DOWN to UNKNOWN, never to UP.
+pub fn wait_oper_unknown(pid: i32, name: &str, within: Duration) -> anyhow::Result<bool> {
+    wait_until(within, || Ok(wb_net::snapshot_of_pid(pid)?.link(name).is_some_and(|l| l.state == "UNKNOWN" || l.state == "UP")))
+}
+
 /// Is a TCP port open at `ip`? (a plain connect from workbench, bounded)
 pub fn tcp_open(ip: &str, port: u16) -> bool {
     let Ok(addr) = format!("{ip}:{port}").parse::<std::net::SocketAddr>() else { return false };

@@ -198,8 +198,8 @@ impl Lesson for VxlanOverlay {
                     (pb, Op::SetUp { link: VXLAN_DEV.into() }),
                 ];
                 self.wire(&mut r, &ops, false, || {
-                    netlab::wait_oper_up(a, VXLAN_DEV, Duration::from_secs(3))?;
-                    netlab::wait_oper_up(b, VXLAN_DEV, Duration::from_secs(3)).map(drop)
+                    netlab::wait_oper_unknown(a, VXLAN_DEV, Duration::from_secs(3))?;
+                    netlab::wait_oper_unknown(b, VXLAN_DEV, Duration::from_secs(3)).map(drop)
                 })?;
                 for (name, pid) in [("host-a", a), ("host-b", b)] {
                     let snap = wb_net::snapshot_of_pid(pid)?;

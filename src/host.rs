@@ -41,8 +41,17 @@ impl Host {
             Ok(list) => candidates.extend(list.split(':').filter(|s| !s.is_empty()).map(PathBuf::from)),
             Err(_) => candidates.extend(BUSYBOX_CANDIDATES.iter().map(PathBuf::from)),
         }
+        let mut seen: Vec<PathBuf> = Vec::new();
         for c in candidates {
+            if h.busybox_static.is_some() && h.busybox_dynamic.is_some() {
+                break;
+            }
             let Ok(real) = std::fs::canonicalize(&c) else { continue };
+            // /bin/busybox and /usr/bin/busybox are one file on a merged-/usr host: read it once.
+            if seen.contains(&real) {
+                continue;
+            }
+            seen.push(real.clone());
             match rootfs_builder::elf::is_dynamic(&real) {
                 Ok(true) if h.busybox_dynamic.is_none() => h.busybox_dynamic = Some(real),
                 Ok(false) if h.busybox_static.is_none() => h.busybox_static = Some(real),

@@ -57,14 +57,20 @@ pub const FILES: &[(&str, &str)] = &[
     ("vxlan-overlay.toml", include_str!("../../lessons/vxlan-overlay.toml")),
 ];
 
-/// Parse every lesson text, ordered by `order`.
+/// Parse every lesson text, ordered by `order` (once per process: a lesson
+/// run looks its text up several times).
 pub fn all() -> Vec<LessonText> {
-    let mut v: Vec<LessonText> = FILES
-        .iter()
-        .map(|(name, text)| toml::from_str(text).unwrap_or_else(|e| panic!("lessons/{name} does not parse: {e}")))
-        .collect();
-    v.sort_by_key(|l| l.order);
-    v
+    static PARSED: std::sync::OnceLock<Vec<LessonText>> = std::sync::OnceLock::new();
+    PARSED
+        .get_or_init(|| {
+            let mut v: Vec<LessonText> = FILES
+                .iter()
+                .map(|(name, text)| toml::from_str(text).unwrap_or_else(|e| panic!("lessons/{name} does not parse: {e}")))
+                .collect();
+            v.sort_by_key(|l| l.order);
+            v
+        })
+        .clone()
 }
 
 /// The text of lesson `id` (or one of its aliases).

@@ -130,7 +130,7 @@ fn check_nat_port_map(steps: &[Value], host_port: u16, container_port: u16) {
     assert!(output_of(o, "outside", &format!(":{host_port}/")).contains("Connection refused"));
     // MASQUERADE: no reply first, then the outside world sees the host's address.
     let m = step(steps, "masquerade");
-    assert_eq!(received(&output_of(m, "container", "ping -c 1 -W 1 -w 1")), 0);
+    assert_eq!(received(&output_of(m, "container", "ping -c 1 -w 1 -W 1")), 0);
     assert_eq!(output_of(m, "container", "whoami").trim(), "[::ffff:10.214.0.1]");
     // DNAT from the outside world: the container's page, and the real client's address.
     let d = step(steps, "dnat");

@@ -422,6 +422,9 @@ pub fn cleanup_leftovers() -> Result<CleanupReport, StateError> {
     for path in files {
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
+            // A live run renamed its new state over the old one, or finished,
+            // between the listing and this read: nothing left to clean.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => {
                 report.problems.push(format!("read {}: {e}", path.display()));
                 continue;
@@ -430,7 +433,18 @@ pub fn cleanup_leftovers() -> Result<CleanupReport, StateError> {
         let state: RunState = match serde_json::from_str(&text) {
             Ok(s) => s,
             Err(_) if path.extension().is_some_and(|x| x == "tmp") => {
-                let _ = std::fs::remove_file(&path);
+                // Half written: a killed run's leftover, or a live run writing
+                // it right now (leave that one alone: its state file names a
+                // live owner, or, on its first write, it has none yet but is fresh).
+                let fresh = std::fs::metadata(&path).and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok()).is_none_or(|age| age < std::time::Duration::from_secs(10));
+                let live = fresh || path
+                    .file_stem()
+                    .and_then(|stem| std::fs::read_to_string(dir.join(stem)).ok())
+                    .and_then(|t| serde_json::from_str::<RunState>(&t).ok())
+                    .is_some_and(|s| s.owner_alive());
+                if !live {
+                    let _ = std::fs::remove_file(&path);
+                }
                 continue;
             }
             Err(e) => {

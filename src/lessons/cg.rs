@@ -351,15 +351,7 @@ fn spawn_in_group(procs: &[PathBuf], env: &[(String, String)], pin: Option<usize
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::process::CommandExt;
     let files: Vec<std::ffi::CString> = procs.iter().map(|p| std::ffi::CString::new(p.as_os_str().as_bytes())).collect::<Result<_, _>>().context("a cgroup path contains NUL")?;
-    if let Some(cpu) = pin {
-        anyhow::ensure!(cpu < libc::CPU_SETSIZE as usize, "cpu {cpu} is beyond CPU_SETSIZE");
-    }
-    let cpuset = pin.map(|cpu| {
-        // SAFETY: cpu_set_t is plain data; CPU_SET only sets a bit (cpu < CPU_SETSIZE checked above).
-        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-        unsafe { libc::CPU_SET(cpu, &mut set) };
-        set
-    });
+    let cpuset = pin.map(super::hog::cpu_set).transpose()?;
     let parent = nix::unistd::getpid().as_raw();
     let mut cmd = std::process::Command::new(SHELL);
     cmd.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
@@ -368,13 +360,7 @@ fn spawn_in_group(procs: &[PathBuf], env: &[(String, String)], pin: Option<usize
     // async-signal-safe; nothing allocates.
     unsafe {
         cmd.pre_exec(move || {
-            // Die with workbench, even after a `kill -9`.
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            if libc::getppid() != parent {
-                libc::_exit(1);
-            }
+            super::hog::die_with_parent(parent)?;
             // echo 0 > cgroup.procs: PID 0 means "the writing process".
             for f in &files {
                 let fd = libc::open(f.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
@@ -389,9 +375,7 @@ fn spawn_in_group(procs: &[PathBuf], env: &[(String, String)], pin: Option<usize
                 }
             }
             if let Some(set) = &cpuset {
-                if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
+                nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), set)?;
             }
             Ok(())
         });

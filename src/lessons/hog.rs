@@ -103,15 +103,7 @@ impl Hog {
             Program::Shell { rootfs: Some(rootfs), .. } => Some(CString::new(rootfs.as_os_str().as_bytes()).context("rootfs path contains NUL")?),
             _ => None,
         };
-        let cpuset = spec.pin_cpu.map(|cpu| {
-            // SAFETY: cpu_set_t is plain data; CPU_SET only sets a bit (cpu < CPU_SETSIZE checked below).
-            let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-            unsafe { libc::CPU_SET(cpu, &mut set) };
-            set
-        });
-        if let Some(cpu) = spec.pin_cpu {
-            anyhow::ensure!(cpu < libc::CPU_SETSIZE as usize, "cpu {cpu} is beyond CPU_SETSIZE");
-        }
+        let cpuset = spec.pin_cpu.map(cpu_set).transpose()?;
         let cpu_limit = libc::rlimit { rlim_cur: spec.cpu_seconds, rlim_max: spec.cpu_seconds + 1 };
         let as_limit = spec.address_space.map(|b| libc::rlimit { rlim_cur: b, rlim_max: b });
         // SAFETY: the closure runs in the forked child and only makes raw
@@ -119,13 +111,7 @@ impl Hog {
         // chroot, chdir), which are async-signal-safe; nothing allocates.
         unsafe {
             cmd.pre_exec(move || {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                // The parent may have died before prctl: then nobody would kill us.
-                if libc::getppid() != parent {
-                    libc::_exit(1);
-                }
+                die_with_parent(parent)?;
                 if libc::setpgid(0, 0) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
@@ -138,9 +124,7 @@ impl Hog {
                     }
                 }
                 if let Some(set) = &cpuset {
-                    if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
+                    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), set)?;
                 }
                 if let Some(root) = &root {
                     if libc::chroot(root.as_ptr()) != 0 || libc::chdir(c"/".as_ptr()) != 0 {
@@ -269,9 +253,32 @@ pub fn busy_loop(threads: u32, seconds: u32, wait: bool) {
 
 /// Pin a (single-threaded) process to one CPU, like `taskset -p -c CPU PID`.
 pub fn pin(pid: i32, cpu: usize) -> anyhow::Result<()> {
-    let mut set = nix::sched::CpuSet::new();
-    set.set(cpu).with_context(|| format!("cpu {cpu}"))?;
+    let set = cpu_set(cpu)?;
     nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(pid), &set).with_context(|| format!("sched_setaffinity({pid}, {{{cpu}}})"))
+}
+
+/// The affinity mask holding only `cpu`, made before a fork so the child
+/// only has to hand it to sched_setaffinity(2).
+pub(crate) fn cpu_set(cpu: usize) -> anyhow::Result<nix::sched::CpuSet> {
+    let mut set = nix::sched::CpuSet::new();
+    set.set(cpu).with_context(|| format!("cpu {cpu} is beyond CPU_SETSIZE"))?;
+    Ok(set)
+}
+
+/// Between fork and exec: die with `parent` (SIGKILL, even after a `kill -9`
+/// of it), and exit at once if it already died before the prctl, when nobody
+/// would kill us. Raw system calls only: async-signal-safe.
+pub(crate) fn die_with_parent(parent: i32) -> std::io::Result<()> {
+    // SAFETY: prctl, getppid and _exit are plain system calls.
+    unsafe {
+        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if libc::getppid() != parent {
+            libc::_exit(1);
+        }
+    }
+    Ok(())
 }
 
 /// CPUs workbench may run on (its affinity mask), in ascending order.

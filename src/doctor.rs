@@ -24,10 +24,30 @@ fn finding(check: &str, ok: bool, required: bool, detail: impl Into<String>, rem
     Finding { check: check.into(), ok, required, detail: detail.into(), remedy: remedy.into() }
 }
 
+/// Whether the kernel offers a feature, as far as the host shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Feature {
+    /// How: built in, a loaded module, a module file.
+    Offered(String),
+    /// The kernel's config or its list of built-in modules was read and names it nowhere.
+    Absent,
+    /// Not found, but the host shows neither its kernel config nor its modules list.
+    Unknown,
+}
+
+impl Feature {
+    pub fn offered(&self) -> Option<&str> {
+        match self {
+            Feature::Offered(how) => Some(how),
+            _ => None,
+        }
+    }
+}
+
 /// How the kernel offers a feature: built in, a loaded module, a module file, or not at all.
-pub fn kernel_feature(config: &str, module: &str) -> Option<String> {
+pub fn kernel_feature(config: &str, module: &str) -> Feature {
     if Path::new("/sys/module").join(module).exists() {
-        return Some("loaded".into());
+        return Feature::Offered("loaded".into());
     }
     let release = nix::sys::utsname::uname().ok().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default();
     let configs = [format!("/boot/config-{release}")];
@@ -43,26 +63,32 @@ pub fn kernel_feature(config: &str, module: &str) -> Option<String> {
     }
     if let Some(t) = &text {
         if t.lines().any(|l| l == format!("{config}=y")) {
-            return Some("built in".into());
+            return Feature::Offered("built in".into());
         }
     }
     let moddir = Path::new("/lib/modules").join(&release);
-    if let Ok(builtin) = std::fs::read_to_string(moddir.join("modules.builtin")) {
+    let builtin = std::fs::read_to_string(moddir.join("modules.builtin"));
+    if let Ok(builtin) = &builtin {
         if builtin.lines().any(|l| l.ends_with(&format!("/{module}.ko"))) {
-            return Some("built in".into());
+            return Feature::Offered("built in".into());
         }
     }
     if let Ok(dep) = std::fs::read_to_string(moddir.join("modules.dep")) {
         if dep.lines().any(|l| l.split(':').next().is_some_and(|m| m.contains(&format!("/{module}.ko")))) {
-            return Some("module (loaded on first use)".into());
+            return Feature::Offered("module (loaded on first use)".into());
         }
     }
     if let Some(t) = &text {
         if t.lines().any(|l| l == format!("{config}=m")) {
-            return Some("module".into());
+            return Feature::Offered("module".into());
         }
     }
-    None
+    // Nothing names it: absent, if anything that would have named it was read.
+    if text.is_some() || builtin.is_ok() {
+        Feature::Absent
+    } else {
+        Feature::Unknown
+    }
 }
 
 /// The cgroup layout of the host, from the filesystem types under /sys/fs/cgroup.
@@ -106,7 +132,7 @@ pub fn checks(host: &Host) -> Vec<Finding> {
     }
     for (name, config, module, required) in [("overlayfs", "CONFIG_OVERLAY_FS", "overlay", false), ("veth", "CONFIG_VETH", "veth", false), ("bridge", "CONFIG_BRIDGE", "bridge", false)] {
         let how = kernel_feature(config, module);
-        v.push(finding(name, how.is_some(), required, how.clone().unwrap_or_else(|| "not found".into()), "install your distribution's full kernel modules package (e.g. linux-modules-extra on Ubuntu), then modprobe it"));
+        v.push(finding(name, how.offered().is_some(), required, how.offered().unwrap_or("not found"), "install your distribution's full kernel modules package (e.g. linux-modules-extra on Ubuntu), then modprobe it"));
     }
     v.push(finding(
         "busybox (static)",

@@ -125,14 +125,9 @@ fn is_private(a: Ipv4Addr, prefix: u8) -> bool {
 /// Only a kernel that can be seen to lack one is refused: when the host shows
 /// neither its kernel config nor its modules directory, the lesson runs.
 pub fn require_link_kinds(kinds: &[&str]) -> anyhow::Result<()> {
-    let release = nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default();
-    let evidence = [format!("/boot/config-{release}"), "/proc/config.gz".into(), format!("/lib/modules/{release}/modules.builtin")];
-    if !evidence.iter().any(|p| Path::new(p).is_file()) {
-        return Ok(());
-    }
     for kind in kinds {
         let config = format!("CONFIG_{}", kind.to_ascii_uppercase());
-        if crate::doctor::kernel_feature(&config, kind).is_none() {
+        if crate::doctor::kernel_feature(&config, kind) == crate::doctor::Feature::Absent {
             anyhow::bail!(
                 "this kernel cannot create {kind} links (no module {kind} loaded or installed, {config} not set): install the kernel's modules package (linux-modules-extra on Ubuntu) and run `modprobe {kind}`"
             );

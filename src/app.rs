@@ -420,7 +420,8 @@ fn tour(json: bool, style: Style) -> anyhow::Result<ExitCode> {
             .iter()
             .map(|e| {
                 let result = if e.result == "fail" { "FAIL".to_string() } else { e.result.to_string() };
-                vec![e.lesson.clone(), format!("{}/{}", e.steps_passed, e.steps), result, e.reason.clone().unwrap_or_default()]
+                let steps = if e.result == "skipped" { "-".to_string() } else { format!("{}/{}", e.steps_passed, e.steps) };
+                vec![e.lesson.clone(), steps, result, e.reason.clone().unwrap_or_default()]
             })
             .collect();
         println!("\nTour summary:");

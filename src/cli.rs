@@ -30,6 +30,7 @@ pub enum Command {
     /// List the lessons with their goals and the options each takes.
     List(ListArgs),
     /// Run one lesson, step by step.
+    #[command(after_help = "Each lesson takes only its own options (the others are refused): `workbench list` shows which.")]
     Lesson(LessonArgs),
     /// Run every lesson in order (the classroom tour).
     Tour(TourArgs),

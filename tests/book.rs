@@ -441,22 +441,21 @@ fn check_invocation(line: &str) -> Option<Result<(), String>> {
     if words.first().map(String::as_str) != Some("workbench") {
         return None;
     }
-    let known = |id: &str| -> Result<(), String> {
-        if workbench::lessons::find(id).is_some() {
-            Ok(())
-        } else {
-            Err(format!("no lesson named '{id}' (see `workbench list`)"))
-        }
+    // The lesson exists and takes the options given.
+    let known = |a: &workbench::cli::LessonArgs| -> Result<(), String> {
+        let def = workbench::lessons::find(&a.id).ok_or_else(|| format!("no lesson named '{}' (see `workbench list`)", a.id))?;
+        let takes = text::find(def.id).map(|t| t.options).unwrap_or_default();
+        a.opts.lesson_options().refuse_others(def.id, &takes).map_err(|e| e.to_string())
     };
     Some(match Cli::try_parse_from(&words) {
         Err(e) => Err(e.to_string().lines().next().unwrap_or("").to_string()),
         Ok(cli) => match cli.command {
-            Command::Lesson(a) => known(&a.id),
+            Command::Lesson(a) => known(&a),
             Command::External(args) => {
                 let mut argv = vec!["workbench".to_string(), "lesson".to_string()];
                 argv.extend(args);
                 match Cli::try_parse_from(&argv) {
-                    Ok(Cli { command: Command::Lesson(a), .. }) => known(&a.id),
+                    Ok(Cli { command: Command::Lesson(a), .. }) => known(&a),
                     Ok(_) => Err("not a lesson".into()),
                     Err(e) => Err(e.to_string().lines().next().unwrap_or("").to_string()),
                 }
@@ -507,6 +506,8 @@ fn command_checking_can_fail() {
     assert!(check_invocation("workbench lesson pid-ns --json --step").unwrap().is_err());
     assert!(check_invocation("workbench lesson pid-ns --no-such-flag").unwrap().is_err());
     assert!(check_invocation("workbench doctor --markdown").unwrap().is_ok());
+    assert!(check_invocation("workbench lesson pid-ns --hostname box").unwrap().is_ok());
+    assert!(check_invocation("workbench pid-ns --memory 64M").unwrap().is_err(), "an option the lesson does not take");
     let md = "```sh\nworkbench list\nworkbench lesson \\\n  pid-ns\n```\n```text\nworkbench nope\n```\n````sh\nworkbench doctor\n````\n";
     assert_eq!(sh_blocks(md), ["workbench list", "workbench lesson    pid-ns", "workbench doctor"]);
 }

@@ -193,6 +193,52 @@ fn tour_skips_lessons_that_cannot_start_and_ends_with_its_summary() {
     common::assert_host_unchanged(&before, "tours as nobody");
 }
 
+#[test]
+fn tour_goes_on_past_lessons_that_cannot_start_and_runs_the_others() {
+    // Without busybox, the lessons that need it cannot start; the others
+    // (the cgroup CPU lessons and overlay-demo need none) still run.
+    require_root!();
+    let _g = common::serial();
+    let before = workbench::hoststate::capture();
+    let o = Command::new(common::bin()).args(["tour", "--json"]).env("WORKBENCH_BUSYBOX_PATHS", "/nonexistent/busybox").output().unwrap();
+    let lines = json_lines(&o);
+    let tour = lines.last().unwrap();
+    assert_eq!(tour["type"], "tour", "the tour ends with its summary");
+    let entries = tour["lessons"].as_array().unwrap();
+    let ids: Vec<&str> = entries.iter().map(|e| e["lesson"].as_str().unwrap()).collect();
+    assert_eq!(ids, workbench::lessons::ALL.iter().map(|d| d.id).collect::<Vec<_>>());
+    let (mut ran, mut skipped) = (0, 0);
+    for e in entries {
+        let id = e["lesson"].as_str().unwrap();
+        let of = |t: &str| lines.iter().filter(|l| l["type"] == t && l["lesson"] == id).collect::<Vec<_>>();
+        match e["result"].as_str().unwrap() {
+            "skipped" => {
+                skipped += 1;
+                let s = of("skipped");
+                assert_eq!(s.len(), 1, "{id}");
+                assert!(s[0]["reason"].as_str().unwrap().contains("busybox found"), "{id}: {}", s[0]);
+                assert!(of("step").is_empty() && of("summary").is_empty(), "{id} was skipped yet ran");
+            }
+            result => {
+                ran += 1;
+                let s = of("summary");
+                assert_eq!(s.len(), 1, "{id}");
+                assert_eq!(result == "pass", s[0]["pass"] == true, "{id}: result {result}, summary {}", s[0]);
+                assert!(!of("step").is_empty(), "{id}: no steps");
+            }
+        }
+    }
+    assert!(ran >= 1 && skipped >= 1, "{ran} ran, {skipped} skipped");
+    assert_eq!(tour["skipped"].as_u64(), Some(skipped));
+    let results: Vec<&str> = entries.iter().map(|e| e["result"].as_str().unwrap()).collect();
+    if results.iter().all(|r| ["pass", "skipped"].contains(r)) {
+        assert_eq!((o.status.code(), tour["exit"].as_i64()), (Some(0), Some(0)), "skips alone do not fail the tour");
+    } else if results.contains(&"fail") {
+        assert_eq!((o.status.code(), tour["exit"].as_i64()), (Some(1), Some(1)));
+    }
+    common::assert_host_unchanged(&before, "a tour without busybox");
+}
+
 // ---- --json: the interface for graders -------------------------------------
 
 /// Every stdout line of `o` as JSON, each checked for the interface version.

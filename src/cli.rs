@@ -27,9 +27,10 @@ pub enum ColorChoice {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// List the lessons with their goals.
-    List,
+    /// List the lessons with their goals and the options each takes.
+    List(ListArgs),
     /// Run one lesson, step by step.
+    #[command(after_help = "Each lesson takes only its own options (the others are refused): `workbench list` shows which.")]
     Lesson(LessonArgs),
     /// Run every lesson in order (the classroom tour).
     Tour(TourArgs),
@@ -131,15 +132,22 @@ pub struct HogArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print one JSON object per lesson (JSON lines).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct TourArgs {
-    /// Print JSON lines instead of tables.
+    /// Print the lessons' JSON lines, then one `"type":"tour"` object (JSON lines).
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
-    /// Print the checks as JSON.
+    /// Print one JSON object per check, then a summary (JSON lines).
     #[arg(long)]
     pub json: bool,
     /// Print the checks as a Markdown table, every remedy included (the book's troubleshooting chapter).
@@ -153,7 +161,7 @@ pub struct DoctorArgs {
 
 #[derive(Debug, Args)]
 pub struct CleanupArgs {
-    /// Print what was removed as JSON.
+    /// Print one JSON object per removed resource and run, then a summary (JSON lines).
     #[arg(long)]
     pub json: bool,
 }
@@ -177,6 +185,24 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn lesson_option_names_are_the_cli_flags() {
+        // Every flag of LessonFlags but the ways of running (json, step, shell, markdown)
+        // is a lesson option, under the name `options` in lessons/*.toml uses.
+        let cmd = Cli::command();
+        let lesson = cmd.find_subcommand("lesson").unwrap();
+        let flags: Vec<String> = lesson.get_arguments().filter_map(|a| a.get_long()).filter(|l| !["json", "step", "shell", "markdown", "help"].contains(l)).map(str::to_string).collect();
+        assert_eq!(flags, crate::lesson::LessonOptions::NAMES);
+        // ...and each one, given, is named by `given()`.
+        let mut argv = vec!["workbench".to_string(), "lesson".into(), "x".into()];
+        for (f, v) in flags.iter().zip(["box", "5", "6", "2:1", "64M", "7", "10.0.0.0/24", "9090", "80"]) {
+            argv.push(format!("--{f}"));
+            argv.push(v.to_string());
+        }
+        let Command::Lesson(a) = Cli::try_parse_from(&argv).unwrap().command else { panic!("not a lesson") };
+        assert_eq!(a.opts.lesson_options().given(), crate::lesson::LessonOptions::NAMES);
     }
 
     #[test]

@@ -21,4 +21,5 @@ pub mod app;
 pub mod cli;
 pub mod doctor;
 pub mod hoststate;
+pub mod jsonl;
 pub mod run;

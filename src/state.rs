@@ -402,10 +402,26 @@ pub fn teardown(state: &RunState) -> Vec<String> {
 /// What `workbench cleanup` did.
 #[derive(Debug, Default, Serialize)]
 pub struct CleanupReport {
-    pub runs_cleaned: Vec<String>,
-    pub runs_alive: Vec<String>,
-    pub removed: Vec<String>,
+    pub runs_cleaned: Vec<RunRef>,
+    /// Runs whose owner still runs: left alone.
+    pub runs_alive: Vec<RunRef>,
+    pub removed: Vec<Removed>,
     pub problems: Vec<String>,
+}
+
+/// A run `workbench cleanup` found.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRef {
+    pub run_id: String,
+    pub lesson: String,
+    pub owner_pid: i32,
+}
+
+/// A resource `workbench cleanup` removed, and the run that left it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Removed {
+    pub run_id: String,
+    pub resource: String,
 }
 
 /// Remove what runs whose owner is dead left behind.
@@ -452,15 +468,16 @@ pub fn cleanup_leftovers() -> Result<CleanupReport, StateError> {
                 continue;
             }
         };
+        let run = RunRef { run_id: state.run_id.clone(), lesson: state.lesson.clone(), owner_pid: state.owner_pid };
         if state.owner_alive() {
-            report.runs_alive.push(format!("{} ({}, pid {})", state.run_id, state.lesson, state.owner_pid));
+            report.runs_alive.push(run);
             continue;
         }
         let problems = teardown(&state);
-        report.removed.extend(state.resources.iter().rev().map(|r| r.to_string()));
+        report.removed.extend(state.resources.iter().rev().map(|r| Removed { run_id: state.run_id.clone(), resource: r.to_string() }));
         if problems.is_empty() {
             let _ = std::fs::remove_file(&path);
-            report.runs_cleaned.push(format!("{} ({})", state.run_id, state.lesson));
+            report.runs_cleaned.push(run);
         } else {
             report.problems.extend(problems);
         }

@@ -441,22 +441,21 @@ fn check_invocation(line: &str) -> Option<Result<(), String>> {
     if words.first().map(String::as_str) != Some("workbench") {
         return None;
     }
-    let known = |id: &str| -> Result<(), String> {
-        if workbench::lessons::find(id).is_some() {
-            Ok(())
-        } else {
-            Err(format!("no lesson named '{id}' (see `workbench list`)"))
-        }
+    // The lesson exists and takes the options given.
+    let known = |a: &workbench::cli::LessonArgs| -> Result<(), String> {
+        let def = workbench::lessons::find(&a.id).ok_or_else(|| format!("no lesson named '{}' (see `workbench list`)", a.id))?;
+        let takes = text::find(def.id).map(|t| t.options).unwrap_or_default();
+        a.opts.lesson_options().refuse_others(def.id, &takes).map_err(|e| e.to_string())
     };
     Some(match Cli::try_parse_from(&words) {
         Err(e) => Err(e.to_string().lines().next().unwrap_or("").to_string()),
         Ok(cli) => match cli.command {
-            Command::Lesson(a) => known(&a.id),
+            Command::Lesson(a) => known(&a),
             Command::External(args) => {
                 let mut argv = vec!["workbench".to_string(), "lesson".to_string()];
                 argv.extend(args);
                 match Cli::try_parse_from(&argv) {
-                    Ok(Cli { command: Command::Lesson(a), .. }) => known(&a.id),
+                    Ok(Cli { command: Command::Lesson(a), .. }) => known(&a),
                     Ok(_) => Err("not a lesson".into()),
                     Err(e) => Err(e.to_string().lines().next().unwrap_or("").to_string()),
                 }
@@ -507,6 +506,8 @@ fn command_checking_can_fail() {
     assert!(check_invocation("workbench lesson pid-ns --json --step").unwrap().is_err());
     assert!(check_invocation("workbench lesson pid-ns --no-such-flag").unwrap().is_err());
     assert!(check_invocation("workbench doctor --markdown").unwrap().is_ok());
+    assert!(check_invocation("workbench lesson pid-ns --hostname box").unwrap().is_ok());
+    assert!(check_invocation("workbench pid-ns --memory 64M").unwrap().is_err(), "an option the lesson does not take");
     let md = "```sh\nworkbench list\nworkbench lesson \\\n  pid-ns\n```\n```text\nworkbench nope\n```\n````sh\nworkbench doctor\n````\n";
     assert_eq!(sh_blocks(md), ["workbench list", "workbench lesson    pid-ns", "workbench doctor"]);
 }
@@ -1109,4 +1110,73 @@ fn blank_screenshots_are_caught() {
         }
     }
     assert!(judge_screenshot(w, h, &no_sidebar).is_err());
+}
+
+// ---- the JSON chapter ---------------------------------------------------------------
+
+/// The JSON lines of a recorded example in book/src/generated/json/, each
+/// checked for the interface version, and their `type`s.
+fn recorded_json(name: &str) -> (String, Vec<serde_json::Value>) {
+    let path = src().join("generated/json").join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}: run sudo scripts/book (it records the --json examples)", rel(&path)));
+    let lines = text
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: not JSON ({e}): {l}", rel(&path)));
+            assert_eq!(v[workbench::jsonl::VERSION_KEY], workbench::jsonl::VERSION, "{}: recorded from another version of the JSON interface: run sudo scripts/book --record-all", rel(&path));
+            v
+        })
+        .collect();
+    (text, lines)
+}
+
+fn types(lines: &[serde_json::Value]) -> Vec<&str> {
+    let mut t: Vec<&str> = lines.iter().map(|v| v["type"].as_str().expect("a type")).collect();
+    t.dedup();
+    t
+}
+
+#[test]
+fn json_examples_are_real_current_output() {
+    let (list, lines) = recorded_json("list.jsonl");
+    assert_eq!(types(&lines), ["lesson"]);
+    let fresh = common::workbench(&["list", "--json"]);
+    assert_eq!(list, common::stdout(&fresh), "generated/json/list.jsonl is stale: run sudo scripts/book");
+    assert_eq!(types(&recorded_json("pid-ns.jsonl").1), ["step", "summary"]);
+    assert_eq!(types(&recorded_json("pid-ns-summary.jsonl").1), ["summary"]);
+    assert_eq!(types(&recorded_json("refused.jsonl").1), ["error"]);
+    assert_eq!(types(&recorded_json("tour-nobody.jsonl").1), ["skipped", "tour"]);
+    assert_eq!(types(&recorded_json("doctor.jsonl").1), ["check", "summary"]);
+    assert_eq!(recorded_json("cleanup.jsonl").1.last().expect("a summary")["type"], "summary");
+    let step: serde_json::Value = serde_json::from_str(&read(&src().join("generated/json/pid-ns-step-2.json"))).unwrap();
+    assert_eq!((step["type"].as_str(), step["id"].as_str()), (Some("step"), Some("child-pid")));
+}
+
+/// Run the chapter's grader (sh + jq) on a recorded run.
+fn grade(recorded: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = std::process::Command::new("sh")
+        .arg(src().join("examples/grade-lesson.sh"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(read(&src().join("generated/json").join(recorded)).as_bytes()).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(!common::stderr(&o).contains("not found"), "the grader needs jq: run scripts/setup\n{}", common::stderr(&o));
+    o
+}
+
+#[test]
+fn the_chapters_grader_grades_the_recorded_runs() {
+    let o = grade("pid-ns.jsonl");
+    assert_eq!(o.status.code(), Some(0), "{}{}", common::stdout(&o), common::stderr(&o));
+    // The chapter shows what it prints.
+    let page = read(&src().join("json.md"));
+    let shown = page.split("it\nprints:\n\n```text\n").nth(1).and_then(|r| r.split("```").next()).expect("json.md shows the grader's output");
+    assert_eq!(common::stdout(&o), shown, "json.md shows other output than the grader prints on generated/json/pid-ns.jsonl");
+    let o = grade("refused.jsonl");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(common::stdout(&o).starts_with("could not start: --memory does not apply to pid-ns"), "{}", common::stdout(&o));
 }

@@ -69,6 +69,7 @@ pub fn run(def: &LessonDef, opts: &RunOptions) -> anyhow::Result<Summary> {
     if opts.shell && def.shell.is_none() {
         anyhow::bail!("lesson {} has no shell to drop into: run it without --shell", def.id);
     }
+    opts.lesson.refuse_others(def.id, &text.options)?;
     let host = Host::probe();
     (def.preflight)(&host, &opts.lesson)?;
 
@@ -124,7 +125,7 @@ pub fn run(def: &LessonDef, opts: &RunOptions) -> anyhow::Result<Summary> {
             Err(e) => step.error = Some(format!("{e:#}")),
         }
         if opts.json {
-            let _ = writeln!(out, "{}", serde_json::to_string(&step).expect("step serialises"));
+            let _ = writeln!(out, "{}", crate::jsonl::line(&step));
         } else if opts.markdown {
             let _ = write!(out, "{}", markdown_step(n, total, st, &step));
         } else {
@@ -170,7 +171,7 @@ pub fn run(def: &LessonDef, opts: &RunOptions) -> anyhow::Result<Summary> {
         cleanup_problems,
     };
     if opts.json {
-        let _ = writeln!(out, "{}", serde_json::to_string(&summary).expect("summary serialises"));
+        let _ = writeln!(out, "{}", crate::jsonl::line(&summary));
     } else if opts.markdown {
         let _ = write!(out, "{}", markdown_summary(&summary, &text));
     } else {
@@ -355,6 +356,7 @@ mod tests {
             id: "demo-ns".into(),
             order: 7,
             aliases: vec![],
+            options: vec![],
             title: "A demo lesson".into(),
             goal: "Show the record mode: <tables> & *checks*.".into(),
             tutorial: "A tutorial section".into(),

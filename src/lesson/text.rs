@@ -13,6 +13,9 @@ pub struct LessonText {
     pub order: u32,
     #[serde(default)]
     pub aliases: Vec<String>,
+    /// The lesson options it takes, by flag name without `--` (one of
+    /// [`crate::lesson::LessonOptions::NAMES`]); any other is refused.
+    pub options: Vec<String>,
     pub title: String,
     pub goal: String,
     /// Which section of which classic tutorial the lesson reproduces, in words.
@@ -120,6 +123,19 @@ mod tests {
             ids.sort();
             ids.dedup();
             assert_eq!(ids.len(), l.steps.len(), "{}: duplicate step ids", l.id);
+        }
+    }
+
+    #[test]
+    fn options_name_known_flags_once() {
+        for l in all() {
+            for o in &l.options {
+                assert!(crate::lesson::LessonOptions::NAMES.contains(&o.as_str()), "{}: options names --{o}, which is not a lesson option ({:?})", l.id, crate::lesson::LessonOptions::NAMES);
+            }
+            let mut v = l.options.clone();
+            v.sort();
+            v.dedup();
+            assert_eq!(v.len(), l.options.len(), "{}: an option is listed twice", l.id);
         }
     }
 

@@ -30,33 +30,9 @@ pub const DEF: LessonDef = LessonDef {
     shell: Some("inside the lesson"),
 };
 
-fn preflight(host: &Host, opts: &LessonOptions) -> anyhow::Result<()> {
-    no_options("overlay-demo", opts)?;
+fn preflight(host: &Host, _opts: &LessonOptions) -> anyhow::Result<()> {
     host.require_root("mount(2) of an overlay, mknod of whiteouts and trusted.* xattrs need CAP_SYS_ADMIN")?;
     require_overlayfs()?;
-    Ok(())
-}
-
-/// Refuse options meant for other lessons, naming them (bad input is one line, exit 2).
-pub(super) fn no_options(lesson: &str, o: &LessonOptions) -> anyhow::Result<()> {
-    let given: Vec<&str> = [
-        ("--hostname", o.hostname.is_some()),
-        ("--quota", o.quota_us.is_some()),
-        ("--period", o.period_us.is_some()),
-        ("--weights", o.weights.is_some()),
-        ("--memory", o.memory.is_some()),
-        ("--pids-max", o.pids_max.is_some()),
-        ("--subnet", o.subnet.is_some()),
-        ("--host-port", o.host_port.is_some()),
-        ("--container-port", o.container_port.is_some()),
-    ]
-    .into_iter()
-    .filter(|(_, set)| *set)
-    .map(|(name, _)| name)
-    .collect();
-    if !given.is_empty() {
-        anyhow::bail!("{lesson} takes no options (got {}): run `workbench lesson {lesson}` without them", given.join(", "));
-    }
     Ok(())
 }
 
@@ -485,14 +461,6 @@ impl Lesson for OverlayDemo {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn options_for_other_lessons_are_refused() {
-        assert!(no_options("overlay-demo", &LessonOptions::default()).is_ok());
-        let o = LessonOptions { quota_us: Some(5), subnet: Some("abc".into()), ..Default::default() };
-        let e = no_options("overlay-demo", &o).unwrap_err().to_string();
-        assert_eq!(e, "overlay-demo takes no options (got --quota, --subnet): run `workbench lesson overlay-demo` without them");
-    }
 
     #[test]
     fn describes_files_dirs_and_absence() {

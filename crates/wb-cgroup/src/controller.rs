@@ -52,15 +52,30 @@ impl std::fmt::Display for Controller {
 impl std::str::FromStr for Controller {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "cpu" => Ok(Controller::Cpu),
-            "memory" => Ok(Controller::Memory),
-            "pids" => Ok(Controller::Pids),
-            _ => Err(Error::InvalidValue {
-                what: "controller",
-                value: s.to_string(),
-                reason: "expected cpu, memory or pids".into(),
-            }),
+        if let Some(c) = Controller::ALL.into_iter().find(|c| c.name() == s) {
+            return Ok(c);
         }
+        let names: Vec<&str> = Controller::ALL.iter().map(|c| c.name()).collect();
+        let (last, rest) = names.split_last().expect("ALL is not empty");
+        Err(Error::InvalidValue {
+            what: "controller",
+            value: s.to_string(),
+            reason: format!("expected {} or {last}", rest.join(", ")),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for c in Controller::ALL {
+            assert_eq!(c.name().parse::<Controller>().unwrap(), c);
+            assert_eq!(c.v1_hierarchies()[0], c.name());
+        }
+        let e = "cpuset".parse::<Controller>().unwrap_err().to_string();
+        assert!(e.contains("expected cpu, memory or pids"), "{e}");
     }
 }

@@ -13,7 +13,7 @@ use crate::digest::{diff_id, sha256_digest, HashWriter};
 use crate::error::{Error, IoContext, Result};
 use crate::layer::open_layer_file;
 use crate::model::{
-    config_from_json, host_architecture, image_config_json, json_bytes, read_json, str_list,
+    config_from_json, host_architecture, image_config, json_bytes, read_json, str_list,
     write_json_file, ImageConfig, LoadedImage, EPOCH,
 };
 
@@ -62,8 +62,8 @@ pub fn save_docker_dir(layers: &[PathBuf], cfg: &ImageConfig, dir: &Path) -> Res
         diff_ids.push(diff);
         ids.push(id);
     }
-    let config_json = image_config_json(cfg, &diff_ids);
-    let config = json_bytes(&config_json);
+    let image_config = image_config(cfg, &diff_ids)?;
+    let config = json_bytes(&image_config, dir)?;
     let config_digest = sha256_digest(&config);
     let config_hex = config_digest.trim_start_matches("sha256:").to_string();
     let config_file = dir.join(format!("{config_hex}.json"));
@@ -84,7 +84,10 @@ pub fn save_docker_dir(layers: &[PathBuf], cfg: &ImageConfig, dir: &Path) -> Res
             j["parent"] = json!(ids[i - 1]);
         }
         if i + 1 == ids.len() {
-            j["config"] = config_json["config"].clone();
+            j["config"] = serde_json::to_value(image_config.config()).map_err(|e| Error::Json {
+                path: ldir.join("json"),
+                source: e,
+            })?;
             j["architecture"] = json!(host_architecture());
         }
         write_json_file(&ldir.join("json"), &j)?;
@@ -209,7 +212,7 @@ pub fn load_docker_archive(path: &Path, reference: &str) -> Result<LoadedImage> 
     let want = with_default_tag(reference);
     let mf = root.join("manifest.json");
     let (layers, raw_config, name, tag, verify) = if mf.exists() {
-        let list = read_json(&mf)?;
+        let list: Value = read_json(&mf)?;
         let entries = list.as_array().cloned().unwrap_or_default();
         let entry = if reference.is_empty() && entries.len() == 1 {
             entries.first()
@@ -271,7 +274,7 @@ pub fn load_docker_archive(path: &Path, reference: &str) -> Result<LoadedImage> 
             .unwrap_or_default();
         (layers, raw, n, t, true)
     } else {
-        let repos = read_json(&root.join("repositories"))?;
+        let repos: Value = read_json(&root.join("repositories"))?;
         let mut all = Vec::new();
         let mut top = None;
         if let Some(obj) = repos.as_object() {
@@ -300,7 +303,7 @@ pub fn load_docker_archive(path: &Path, reference: &str) -> Result<LoadedImage> 
         let mut top_json = None;
         loop {
             let ldir = inside(&root, &id)?;
-            let j = read_json(&ldir.join("json"))?;
+            let j: Value = read_json(&ldir.join("json"))?;
             layers.push(ldir.join("layer.tar"));
             if top_json.is_none() {
                 top_json = Some(j.clone());

@@ -10,7 +10,14 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use serde_json::{json, Value};
+use oci_spec::image::{
+    Arch, Config, HistoryBuilder, ImageConfiguration, ImageConfigurationBuilder, Os,
+    RootFsBuilder,
+};
+use oci_spec::OciSpecError;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::error::{Error, IoContext, Result};
 use crate::layer::{apply_layer, open_layer_file, ApplyMode};
@@ -95,21 +102,36 @@ pub fn host_architecture() -> &'static str {
     }
 }
 
-pub(crate) fn write_json_file(path: &Path, v: &Value) -> Result<()> {
-    let mut bytes = serde_json::to_vec(v).map_err(|e| Error::Json {
+/// `v` as JSON bytes with every object's keys in sorted order (through a
+/// `serde_json::Value`, whose maps are sorted), however `T` orders its
+/// fields. The first writers built `Value`s; keeping their byte layout keeps
+/// the digests of the images saved before (and in the book's transcripts).
+pub(crate) fn json_bytes<T: Serialize>(v: &T, path: &Path) -> Result<Vec<u8>> {
+    let json = |source| Error::Json {
         path: path.to_path_buf(),
-        source: e,
-    })?;
+        source,
+    };
+    serde_json::to_vec(&serde_json::to_value(v).map_err(json)?).map_err(json)
+}
+
+/// Write `v` as [`json_bytes`] plus a newline.
+pub(crate) fn write_json_file<T: Serialize>(path: &Path, v: &T) -> Result<()> {
+    let mut bytes = json_bytes(v, path)?;
     bytes.push(b'\n');
     fs::write(path, bytes).ctx("write", path)
 }
 
-pub(crate) fn read_json(path: &Path) -> Result<Value> {
-    let bytes = fs::read(path).ctx("read", path)?;
-    serde_json::from_slice(&bytes).map_err(|e| Error::Json {
+/// Parse `bytes` (read from `path`) as a `T`.
+pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8], path: &Path) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| Error::Json {
         path: path.to_path_buf(),
         source: e,
     })
+}
+
+/// Read and parse a JSON file.
+pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
+    parse_json(&fs::read(path).ctx("read", path)?, path)
 }
 
 pub(crate) fn str_list(v: &Value) -> Vec<String> {
@@ -122,31 +144,58 @@ pub(crate) fn str_list(v: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-pub(crate) fn json_bytes(v: &Value) -> Vec<u8> {
-    serde_json::to_vec(v).expect("serializing a serde_json::Value cannot fail")
+/// An oci-spec builder's result; it fails only when a required field is
+/// missing, which would be a bug here, but say so as an error, not a panic.
+pub(crate) fn built<T>(r: std::result::Result<T, OciSpecError>, what: &str) -> Result<T> {
+    r.map_err(|e| Error::Invalid(format!("building the OCI {what}: {e}")))
 }
 
-pub(crate) fn image_config_json(cfg: &ImageConfig, diff_ids: &[String]) -> Value {
-    let mut c = serde_json::Map::new();
+/// The image config for `cfg` over layers with these diff_ids: created at
+/// [`EPOCH`], the host architecture, linux, one history entry per layer.
+pub(crate) fn image_config(cfg: &ImageConfig, diff_ids: &[String]) -> Result<ImageConfiguration> {
+    let mut run = Config::default();
     if !cfg.env.is_empty() {
-        c.insert("Env".into(), json!(cfg.env));
+        run.set_env(Some(cfg.env.clone()));
     }
     if !cfg.cmd.is_empty() {
-        c.insert("Cmd".into(), json!(cfg.cmd));
+        run.set_cmd(Some(cfg.cmd.clone()));
     }
-    let history: Vec<Value> = (0..diff_ids.len())
-        .map(|i| json!({"created": EPOCH, "created_by": format!("wb-image layer {}", i + 1)}))
-        .collect();
-    json!({
-        "created": EPOCH,
-        "architecture": host_architecture(),
-        "os": "linux",
-        "config": c,
-        "rootfs": {"type": "layers", "diff_ids": diff_ids},
-        "history": history,
-    })
+    let history = (1..=diff_ids.len())
+        .map(|i| {
+            HistoryBuilder::default()
+                .created(EPOCH)
+                .created_by(format!("wb-image layer {i}"))
+                .build()
+        })
+        .collect::<std::result::Result<Vec<_>, _>>();
+    let rootfs = RootFsBuilder::default()
+        .typ("layers")
+        .diff_ids(diff_ids.to_vec())
+        .build();
+    let config = ImageConfigurationBuilder::default()
+        .created(EPOCH)
+        .architecture(Arch::from(host_architecture()))
+        .os(Os::Linux)
+        .config(run)
+        .rootfs(built(rootfs, "rootfs")?)
+        .history(built(history, "history")?)
+        .build();
+    built(config, "image config")
 }
 
+/// Name, tag, command and environment of an OCI image config.
+pub(crate) fn config_from_oci(c: &ImageConfiguration, name: &str, tag: &str) -> ImageConfig {
+    let run = c.config().as_ref();
+    ImageConfig {
+        name: name.to_string(),
+        tag: tag.to_string(),
+        cmd: run.and_then(|r| r.cmd().clone()).unwrap_or_default(),
+        env: run.and_then(|r| r.env().clone()).unwrap_or_default(),
+    }
+}
+
+/// The same from a config as `docker save` stores it (`config` or, in old
+/// layer `json` files, `Config`).
 pub(crate) fn config_from_json(v: &Value, name: &str, tag: &str) -> ImageConfig {
     let c = v
         .get("config")
@@ -166,19 +215,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn config_json_has_the_oci_fields() {
+    fn config_has_the_oci_fields() {
         let cfg = ImageConfig {
             name: "n".into(),
             tag: "t".into(),
             cmd: vec!["/bin/sh".into()],
             env: vec!["A=1".into()],
         };
-        let v = image_config_json(&cfg, &["sha256:aa".to_string()]);
+        let c = image_config(&cfg, &["sha256:aa".to_string()]).unwrap();
+        let v = serde_json::to_value(&c).unwrap();
         assert_eq!(v["rootfs"]["type"], "layers");
         assert_eq!(v["rootfs"]["diff_ids"][0], "sha256:aa");
         assert_eq!(v["os"], "linux");
         assert_eq!(v["architecture"], host_architecture());
         assert_eq!(v["config"]["Cmd"][0], "/bin/sh");
+        assert_eq!(config_from_oci(&c, "n", "t"), cfg);
         assert_eq!(config_from_json(&v, "n", "t"), cfg);
+        // No command or environment: an empty `config` object, as before.
+        let bare = image_config(&ImageConfig::default(), &[]).unwrap();
+        let bytes = json_bytes(&bare, Path::new("config")).unwrap();
+        assert!(String::from_utf8(bytes).unwrap().contains(r#""config":{}"#));
     }
 }

@@ -3,18 +3,25 @@
 //! manifests pointing at a config and gzip-compressed layers. skopeo, umoci,
 //! podman and containerd read and write it.
 
+use std::collections::HashMap;
 use std::fs;
 use std::io::{self, Write};
+use std::str::FromStr;
 use std::path::{Path, PathBuf};
 
 use flate2::{Compression, GzBuilder};
-use serde_json::{json, Value};
+use oci_spec::image::{
+    Arch, Descriptor, Digest, ImageConfiguration, ImageIndex, ImageIndexBuilder, ImageManifest,
+    ImageManifestBuilder, MediaType, OciLayout, OciLayoutBuilder, Os, PlatformBuilder,
+};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use crate::digest::{check_digest, diff_id, sha256_digest, sha256_file, HashWriter};
 use crate::error::{Error, IoContext, Result};
 use crate::layer::open_layer_file;
 use crate::model::{
-    config_from_json, host_architecture, image_config_json, json_bytes, read_json, str_list,
+    built, config_from_oci, host_architecture, image_config, json_bytes, parse_json, read_json,
     write_json_file, ImageConfig, LoadedImage,
 };
 
@@ -94,69 +101,76 @@ pub fn save_oci(layers: &[PathBuf], cfg: &ImageConfig, dir: &Path) -> Result<Oci
     }
     let blobs = dir.join("blobs").join("sha256");
     fs::create_dir_all(&blobs).ctx("create directory", &blobs)?;
-    write_json_file(
-        &dir.join("oci-layout"),
-        &json!({"imageLayoutVersion": "1.0.0"}),
-    )?;
+    let layout = OciLayoutBuilder::default()
+        .image_layout_version("1.0.0")
+        .build();
+    write_json_file(&dir.join("oci-layout"), &built(layout, "oci-layout")?)?;
 
     let mut diff_ids = Vec::new();
     let mut layer_digests = Vec::new();
     let mut layer_descs = Vec::new();
     for l in layers {
         let (diff, digest, size) = write_gzip_layer(dir, l)?;
-        layer_descs
-            .push(json!({"mediaType": MEDIA_TYPE_LAYER_GZIP, "digest": digest, "size": size}));
+        layer_descs.push(descriptor(MediaType::ImageLayerGzip, &digest, size, dir)?);
         diff_ids.push(diff);
         layer_digests.push(digest);
     }
-    let config = json_bytes(&image_config_json(cfg, &diff_ids));
+    let config = json_bytes(&image_config(cfg, &diff_ids)?, &blobs)?;
     let (config_digest, config_size) = write_blob(dir, &config)?;
-    let manifest = json!({
-        "schemaVersion": 2,
-        "mediaType": MEDIA_TYPE_MANIFEST,
-        "config": {"mediaType": MEDIA_TYPE_CONFIG, "digest": config_digest, "size": config_size},
-        "layers": layer_descs,
-    });
-    let (manifest_digest, manifest_size) = write_blob(dir, &json_bytes(&manifest))?;
+    let manifest = ImageManifestBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageManifest)
+        .config(descriptor(MediaType::ImageConfig, &config_digest, config_size, dir)?)
+        .layers(layer_descs)
+        .build();
+    let manifest = json_bytes(&built(manifest, "manifest")?, &blobs)?;
+    let (manifest_digest, manifest_size) = write_blob(dir, &manifest)?;
 
     let index_path = dir.join("index.json");
-    let mut manifests: Vec<Value> = if index_path.exists() {
-        let old = read_json(&index_path)?;
-        old["manifests"]
-            .as_array()
+    let mut manifests: Vec<Descriptor> = if index_path.exists() {
+        let old: ImageIndex = read_json(&index_path)?;
+        old.manifests()
+            .iter()
+            .filter(|m| ref_names(m).0 != Some(cfg.tag.as_str()))
             .cloned()
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|m| m["annotations"][ANNOTATION_REF_NAME].as_str() != Some(cfg.tag.as_str()))
             .collect()
     } else {
         Vec::new()
     };
-    let mut annotations = serde_json::Map::new();
-    annotations.insert(ANNOTATION_REF_NAME.into(), json!(cfg.tag));
+    let mut annotations = HashMap::from([(ANNOTATION_REF_NAME.to_string(), cfg.tag.clone())]);
     if !cfg.name.is_empty() {
         annotations.insert(
             ANNOTATION_IMAGE_NAME.into(),
-            json!(format!("{}:{}", cfg.name, cfg.tag)),
+            format!("{}:{}", cfg.name, cfg.tag),
         );
     }
-    manifests.push(json!({
-        "mediaType": MEDIA_TYPE_MANIFEST,
-        "digest": manifest_digest,
-        "size": manifest_size,
-        "annotations": annotations,
-        "platform": {"architecture": host_architecture(), "os": "linux"},
-    }));
-    write_json_file(
-        &index_path,
-        &json!({"schemaVersion": 2, "mediaType": MEDIA_TYPE_INDEX, "manifests": manifests}),
-    )?;
+    let platform = PlatformBuilder::default()
+        .architecture(Arch::from(host_architecture()))
+        .os(Os::Linux)
+        .build();
+    let mut entry = descriptor(MediaType::ImageManifest, &manifest_digest, manifest_size, dir)?;
+    entry.set_annotations(Some(annotations));
+    entry.set_platform(Some(built(platform, "platform")?));
+    manifests.push(entry);
+    let index = ImageIndexBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageIndex)
+        .manifests(manifests)
+        .build();
+    write_json_file(&index_path, &built(index, "index")?)?;
     Ok(OciSaved {
         manifest_digest,
         config_digest,
         layer_digests,
         diff_ids,
     })
+}
+
+/// A descriptor of the blob `digest` (a `sha256:<hex>` computed here).
+fn descriptor(media_type: MediaType, digest: &str, size: u64, dir: &Path) -> Result<Descriptor> {
+    let d = Digest::from_str(digest)
+        .map_err(|e| Error::invalid_image(dir, format!("digest {digest:?}: {e}")))?;
+    Ok(Descriptor::new(media_type, size, d))
 }
 
 /// Read a blob and check it hashes to its digest.
@@ -174,30 +188,30 @@ fn read_blob(dir: &Path, digest: &str) -> Result<Vec<u8>> {
     Ok(data)
 }
 
-fn parse_blob(dir: &Path, digest: &str) -> Result<Value> {
-    let data = read_blob(dir, digest)?;
-    serde_json::from_slice(&data).map_err(|e| Error::Json {
-        path: blob_path(dir, digest).unwrap_or_default(),
-        source: e,
-    })
+/// Read a blob, check its digest, and parse it as a `T`.
+fn parse_blob<T: DeserializeOwned>(dir: &Path, digest: &Digest) -> Result<T> {
+    let digest = digest.to_string();
+    let data = read_blob(dir, &digest)?;
+    parse_json(&data, &blob_path(dir, &digest)?)
 }
 
-fn ref_names(m: &Value) -> (Option<&str>, Option<&str>) {
-    (
-        m["annotations"][ANNOTATION_REF_NAME].as_str(),
-        m["annotations"][ANNOTATION_IMAGE_NAME].as_str(),
-    )
+/// The ref-name and containerd image-name annotations of an index entry.
+fn ref_names(m: &Descriptor) -> (Option<&str>, Option<&str>) {
+    let get = |k| m.annotations().as_ref()?.get(k).map(String::as_str);
+    (get(ANNOTATION_REF_NAME), get(ANNOTATION_IMAGE_NAME))
 }
 
 /// Pick the manifest matching the host from an image index (multi-arch image).
-fn pick_platform<'a>(dir: &Path, manifests: &'a [Value]) -> Result<&'a Value> {
+fn pick_platform<'a>(dir: &Path, manifests: &'a [Descriptor]) -> Result<&'a Descriptor> {
+    let host = Arch::from(host_architecture());
     manifests
         .iter()
         .find(|m| {
-            m["platform"]["architecture"].as_str() == Some(host_architecture())
-                && m["platform"]["os"].as_str().unwrap_or("linux") == "linux"
+            m.platform()
+                .as_ref()
+                .is_some_and(|p| p.architecture() == &host && p.os() == &Os::Linux)
         })
-        .or_else(|| manifests.iter().find(|m| m.get("platform").is_none()))
+        .or_else(|| manifests.iter().find(|m| m.platform().is_none()))
         .ok_or_else(|| {
             Error::invalid_image(
                 dir,
@@ -214,15 +228,9 @@ fn pick_platform<'a>(dir: &Path, manifests: &'a [Value]) -> Result<&'a Value> {
 /// the host platform. Every blob is checked against its digest and every
 /// layer against its diff_id.
 pub fn load_oci(dir: &Path, reference: &str) -> Result<LoadedImage> {
-    let layout = read_json(&dir.join("oci-layout"))?;
-    if layout["imageLayoutVersion"].as_str().is_none() {
-        return Err(Error::invalid_image(
-            dir,
-            "oci-layout has no imageLayoutVersion",
-        ));
-    }
-    let index = read_json(&dir.join("index.json"))?;
-    let manifests = index["manifests"].as_array().cloned().unwrap_or_default();
+    let _: OciLayout = read_json(&dir.join("oci-layout"))?;
+    let index: ImageIndex = read_json(&dir.join("index.json"))?;
+    let manifests = index.manifests();
     let found = if reference.is_empty() && manifests.len() == 1 {
         manifests.first()
     } else {
@@ -247,30 +255,34 @@ pub fn load_oci(dir: &Path, reference: &str) -> Result<LoadedImage> {
 
     let mut desc = desc.clone();
     for _ in 0..4 {
-        let mt = desc["mediaType"].as_str().unwrap_or("");
+        let mt = desc.media_type().to_string();
         if mt != MEDIA_TYPE_INDEX && mt != DOCKER_LIST {
             break;
         }
-        let digest = desc["digest"].as_str().unwrap_or("").to_string();
-        let idx = parse_blob(dir, &digest)?;
-        let list = idx["manifests"].as_array().cloned().unwrap_or_default();
-        desc = pick_platform(dir, &list)?.clone();
+        let idx: ImageIndex = parse_blob(dir, desc.digest())?;
+        desc = pick_platform(dir, idx.manifests())?.clone();
     }
-    let manifest_digest = desc["digest"].as_str().unwrap_or("").to_string();
-    let manifest = parse_blob(dir, &manifest_digest)?;
-    let mt = manifest["mediaType"]
-        .as_str()
-        .unwrap_or(MEDIA_TYPE_MANIFEST);
+    let manifest_digest = desc.digest().to_string();
+    let manifest: ImageManifest = parse_blob(dir, desc.digest())?;
+    let mt = manifest
+        .media_type()
+        .as_ref()
+        .map_or(MEDIA_TYPE_MANIFEST.to_string(), |m| m.to_string());
     if mt != MEDIA_TYPE_MANIFEST && mt != DOCKER_MANIFEST {
         return Err(Error::invalid_image(
             dir,
             format!("unsupported manifest media type {mt}"),
         ));
     }
-    let config_digest = manifest["config"]["digest"].as_str().unwrap_or("");
-    let raw_config: Value = parse_blob(dir, config_digest)?;
-    let want: Vec<String> = str_list(&raw_config["rootfs"]["diff_ids"]);
-    let descs = manifest["layers"].as_array().cloned().unwrap_or_default();
+    // The config as stored (LoadedImage::raw_config) and typed.
+    let raw_config: Value = parse_blob(dir, manifest.config().digest())?;
+    let config: ImageConfiguration =
+        serde_json::from_value(raw_config.clone()).map_err(|e| Error::Json {
+            path: blob_path(dir, manifest.config().digest().as_ref()).unwrap_or_default(),
+            source: e,
+        })?;
+    let want = config.rootfs().diff_ids().clone();
+    let descs = manifest.layers();
     if descs.len() != want.len() {
         return Err(Error::invalid_image(
             dir,
@@ -283,13 +295,13 @@ pub fn load_oci(dir: &Path, reference: &str) -> Result<LoadedImage> {
     }
     let mut layers = Vec::new();
     for (d, expected_diff) in descs.iter().zip(&want) {
-        let digest = d["digest"].as_str().unwrap_or("");
-        let p = blob_path(dir, digest)?;
+        let digest = d.digest().to_string();
+        let p = blob_path(dir, &digest)?;
         let actual = sha256_file(&p)?;
         if actual != digest {
             return Err(Error::DigestMismatch {
                 path: p,
-                expected: digest.into(),
+                expected: digest,
                 actual,
             });
         }
@@ -306,9 +318,9 @@ pub fn load_oci(dir: &Path, reference: &str) -> Result<LoadedImage> {
     Ok(LoadedImage {
         layers,
         diff_ids: want,
-        config: config_from_json(&raw_config, &name, &tag),
-        architecture: raw_config["architecture"].as_str().unwrap_or("").into(),
-        os: raw_config["os"].as_str().unwrap_or("").into(),
+        config: config_from_oci(&config, &name, &tag),
+        architecture: config.architecture().to_string(),
+        os: config.os().to_string(),
         raw_config,
         manifest_digest: Some(manifest_digest),
         _scratch: None,

@@ -76,6 +76,19 @@ pub fn diff_id(path: &Path) -> Result<String> {
 }
 
 
+/// `Ok` when `actual` is the `expected` digest, else a
+/// [`Error::DigestMismatch`] naming the file.
+pub(crate) fn expect_digest(path: &Path, expected: &str, actual: String) -> Result<()> {
+    if actual == expected {
+        return Ok(());
+    }
+    Err(Error::DigestMismatch {
+        path: path.to_path_buf(),
+        expected: expected.to_string(),
+        actual,
+    })
+}
+
 /// The hex part of a `sha256:<64 lowercase hex>` digest; anything else
 /// (other algorithms, `../` tricks) is refused, naming `ctx`.
 pub(crate) fn check_digest(d: &str, ctx: &Path) -> Result<String> {

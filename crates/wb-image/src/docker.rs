@@ -9,7 +9,7 @@ use std::path::{Component, Path, PathBuf};
 
 use serde_json::{json, Value};
 
-use crate::digest::{diff_id, sha256_digest, HashWriter};
+use crate::digest::{diff_id, expect_digest, sha256_digest, HashWriter};
 use crate::error::{Error, IoContext, Result};
 use crate::layer::open_layer_file;
 use crate::model::{
@@ -243,14 +243,7 @@ pub fn load_docker_archive(path: &Path, reference: &str) -> Result<LoadedImage> 
             .to_string();
         let stem = stem.strip_suffix(".json").unwrap_or(&stem).to_string();
         if stem.len() == 64 && stem.bytes().all(|b| b.is_ascii_hexdigit()) {
-            let actual = sha256_digest(&bytes);
-            if actual != format!("sha256:{stem}") {
-                return Err(Error::DigestMismatch {
-                    path: cfg_path,
-                    expected: format!("sha256:{stem}"),
-                    actual,
-                });
-            }
+            expect_digest(&cfg_path, &format!("sha256:{stem}"), sha256_digest(&bytes))?;
         }
         let raw: Value = serde_json::from_slice(&bytes).map_err(|e| Error::Json {
             path: cfg_path.clone(),
@@ -333,13 +326,7 @@ pub fn load_docker_archive(path: &Path, reference: &str) -> Result<LoadedImage> 
             ));
         }
         for ((l, got), exp) in layers.iter().zip(&diff_ids).zip(&declared) {
-            if got != exp {
-                return Err(Error::DigestMismatch {
-                    path: l.clone(),
-                    expected: exp.clone(),
-                    actual: got.clone(),
-                });
-            }
+            expect_digest(l, exp, got.clone())?;
         }
     }
     Ok(LoadedImage {

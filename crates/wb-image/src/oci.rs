@@ -17,7 +17,9 @@ use oci_spec::image::{
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::digest::{check_digest, diff_id, sha256_digest, sha256_file, HashWriter};
+use crate::digest::{
+    check_digest, diff_id, expect_digest, sha256_digest, sha256_file, HashWriter,
+};
 use crate::error::{Error, IoContext, Result};
 use crate::layer::open_layer_file;
 use crate::model::{
@@ -177,14 +179,7 @@ fn descriptor(media_type: MediaType, digest: &str, size: u64, dir: &Path) -> Res
 fn read_blob(dir: &Path, digest: &str) -> Result<Vec<u8>> {
     let p = blob_path(dir, digest)?;
     let data = fs::read(&p).ctx("read", &p)?;
-    let actual = sha256_digest(&data);
-    if actual != digest {
-        return Err(Error::DigestMismatch {
-            path: p,
-            expected: digest.into(),
-            actual,
-        });
-    }
+    expect_digest(&p, digest, sha256_digest(&data))?;
     Ok(data)
 }
 
@@ -297,22 +292,8 @@ pub fn load_oci(dir: &Path, reference: &str) -> Result<LoadedImage> {
     for (d, expected_diff) in descs.iter().zip(&want) {
         let digest = d.digest().to_string();
         let p = blob_path(dir, &digest)?;
-        let actual = sha256_file(&p)?;
-        if actual != digest {
-            return Err(Error::DigestMismatch {
-                path: p,
-                expected: digest,
-                actual,
-            });
-        }
-        let actual = diff_id(&p)?;
-        if &actual != expected_diff {
-            return Err(Error::DigestMismatch {
-                path: p,
-                expected: expected_diff.clone(),
-                actual,
-            });
-        }
+        expect_digest(&p, &digest, sha256_file(&p)?)?;
+        expect_digest(&p, expected_diff, diff_id(&p)?)?;
         layers.push(p);
     }
     Ok(LoadedImage {

@@ -75,7 +75,6 @@ pub fn diff_id(path: &Path) -> Result<String> {
     Ok(hash_reader(open_layer_file(path)?).ctx("read", path)?.0)
 }
 
-
 /// `Ok` when `actual` is the `expected` digest, else a
 /// [`Error::DigestMismatch`] naming the file.
 pub(crate) fn expect_digest(path: &Path, expected: &str, actual: String) -> Result<()> {

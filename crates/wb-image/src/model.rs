@@ -11,8 +11,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use oci_spec::image::{
-    Arch, Config, HistoryBuilder, ImageConfiguration, ImageConfigurationBuilder, Os,
-    RootFsBuilder,
+    Arch, Config, HistoryBuilder, ImageConfiguration, ImageConfigurationBuilder, Os, RootFsBuilder,
 };
 use oci_spec::OciSpecError;
 use serde::de::DeserializeOwned;

@@ -6,8 +6,8 @@
 use std::collections::HashMap;
 use std::fs;
 use std::io::{self, Write};
-use std::str::FromStr;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
 use flate2::{Compression, GzBuilder};
 use oci_spec::image::{
@@ -17,9 +17,7 @@ use oci_spec::image::{
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::digest::{
-    check_digest, diff_id, expect_digest, sha256_digest, sha256_file, HashWriter,
-};
+use crate::digest::{check_digest, diff_id, expect_digest, sha256_digest, sha256_file, HashWriter};
 use crate::error::{Error, IoContext, Result};
 use crate::layer::open_layer_file;
 use crate::model::{
@@ -122,7 +120,12 @@ pub fn save_oci(layers: &[PathBuf], cfg: &ImageConfig, dir: &Path) -> Result<Oci
     let manifest = ImageManifestBuilder::default()
         .schema_version(2u32)
         .media_type(MediaType::ImageManifest)
-        .config(descriptor(MediaType::ImageConfig, &config_digest, config_size, dir)?)
+        .config(descriptor(
+            MediaType::ImageConfig,
+            &config_digest,
+            config_size,
+            dir,
+        )?)
         .layers(layer_descs)
         .build();
     let manifest = json_bytes(&built(manifest, "manifest")?, &blobs)?;
@@ -150,7 +153,12 @@ pub fn save_oci(layers: &[PathBuf], cfg: &ImageConfig, dir: &Path) -> Result<Oci
         .architecture(Arch::from(host_architecture()))
         .os(Os::Linux)
         .build();
-    let mut entry = descriptor(MediaType::ImageManifest, &manifest_digest, manifest_size, dir)?;
+    let mut entry = descriptor(
+        MediaType::ImageManifest,
+        &manifest_digest,
+        manifest_size,
+        dir,
+    )?;
     entry.set_annotations(Some(annotations));
     entry.set_platform(Some(built(platform, "platform")?));
     manifests.push(entry);

@@ -57,7 +57,10 @@ impl Cpu for V1 {
     /// Write period first, then quota (quota/period is checked against the
     /// parent's bandwidth on each write; the parent is unlimited here).
     fn set_cpu_quota(&self, d: &Dirs, quota_us: u64, period_us: u64) -> Result<()> {
-        fsio::write(&d.file("cpu", V1_CPU_CFS_PERIOD_US)?, &period_us.to_string())?;
+        fsio::write(
+            &d.file("cpu", V1_CPU_CFS_PERIOD_US)?,
+            &period_us.to_string(),
+        )?;
         fsio::write(&d.file("cpu", V1_CPU_CFS_QUOTA_US)?, &quota_us.to_string())
     }
 

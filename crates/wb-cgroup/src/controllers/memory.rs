@@ -87,7 +87,12 @@ impl Memory for V1 {
 
     fn memory_watched(&self) -> &'static [Watch] {
         const W: &[Watch] = &[
-            Watch::new(R::Memory, "memory", V1_MEMORY_LIMIT, "hard memory limit, bytes"),
+            Watch::new(
+                R::Memory,
+                "memory",
+                V1_MEMORY_LIMIT,
+                "hard memory limit, bytes",
+            ),
             Watch::new(
                 R::Memory,
                 "memory",

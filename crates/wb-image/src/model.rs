@@ -34,7 +34,8 @@ pub struct ImageConfig {
     pub env: Vec<String>,
 }
 
-/// An image found by [`load_oci`] or [`load_docker_archive`].
+/// An image found by [`crate::oci::load_oci`] or
+/// [`crate::docker::load_docker_archive`].
 #[derive(Debug)]
 pub struct LoadedImage {
     /// Layer files, base first: gzip or plain tars (use [`LoadedImage::open_layer`]).

@@ -1,9 +1,17 @@
 //! One file per controller, each with its v1 and its v2 backend.
 //!
-//! Adding a controller means: a variant of [`crate::Controller`], a file here
-//! with a trait for its knobs implemented for [`crate::backend::V1`] and
-//! [`crate::backend::V2`] (file names from `files.rs`, watched files as
-//! [`crate::backend::Watch`] tables), and its lines in [`watched`].
+//! Adding a controller (freezer, cpuset, ...) means:
+//! 1. its file names, with what they hold, in `files.rs` under a
+//!    `// ---- name (v1)` / `(v2)` section (the book's file table is generated
+//!    from there);
+//! 2. a variant of [`crate::Controller`] with its name and v1 hierarchies
+//!    (and in [`crate::Controller::ALL`]), and a [`crate::Resource`] per thing
+//!    a lesson watches;
+//! 3. a file here: a trait for its knobs, implemented for
+//!    [`crate::backend::V1`] and [`crate::backend::V2`] on a group's
+//!    [`crate::backend::Dirs`], each with a [`crate::backend::Watch`] table;
+//! 4. its two lines in [`watched`], and on [`crate::Group`] one method per
+//!    knob that picks the backend (`Group::backend`) and calls it.
 
 pub(crate) mod cpu;
 pub(crate) mod memory;

@@ -101,31 +101,12 @@ impl Cpu for V1 {
     }
 
     fn cpu_watched(&self) -> &'static [Watch] {
+        #[rustfmt::skip]
         const W: &[Watch] = &[
-            Watch::new(
-                R::CpuQuota,
-                "cpu",
-                V1_CPU_CFS_QUOTA_US,
-                "CPU time allowed per period, µs (-1 = unlimited)",
-            ),
-            Watch::new(
-                R::CpuQuota,
-                "cpu",
-                V1_CPU_CFS_PERIOD_US,
-                "length of the accounting period, µs",
-            ),
-            Watch::new(
-                R::CpuStat,
-                "cpu",
-                V1_CPU_STAT,
-                "periods, periods throttled, total throttled time (ns)",
-            ),
-            Watch::new(
-                R::CpuStat,
-                "cpuacct",
-                V1_CPUACCT_USAGE,
-                "total CPU time used, ns",
-            ),
+            Watch::new(R::CpuQuota, "cpu", V1_CPU_CFS_QUOTA_US, "CPU time allowed per period, µs (-1 = unlimited)"),
+            Watch::new(R::CpuQuota, "cpu", V1_CPU_CFS_PERIOD_US, "length of the accounting period, µs"),
+            Watch::new(R::CpuStat, "cpu", V1_CPU_STAT, "periods, periods throttled, total throttled time (ns)"),
+            Watch::new(R::CpuStat, "cpuacct", V1_CPUACCT_USAGE, "total CPU time used, ns"),
             Watch::new(R::CpuWeight, "cpu", V1_CPU_SHARES, WEIGHT_MEANING_V1),
         ];
         W
@@ -171,19 +152,10 @@ impl Cpu for V2 {
     }
 
     fn cpu_watched(&self) -> &'static [Watch] {
+        #[rustfmt::skip]
         const W: &[Watch] = &[
-            Watch::new(
-                R::CpuQuota,
-                "cpu",
-                V2_CPU_MAX,
-                "\"quota period\" in µs (max = unlimited)",
-            ),
-            Watch::new(
-                R::CpuStat,
-                "cpu",
-                V2_CPU_STAT,
-                "CPU time used and throttling counters, µs",
-            ),
+            Watch::new(R::CpuQuota, "cpu", V2_CPU_MAX, "\"quota period\" in µs (max = unlimited)"),
+            Watch::new(R::CpuStat, "cpu", V2_CPU_STAT, "CPU time used and throttling counters, µs"),
             Watch::new(R::CpuWeight, "cpu", V2_CPU_WEIGHT, WEIGHT_MEANING_V2),
         ];
         W

@@ -86,34 +86,14 @@ impl Memory for V1 {
     }
 
     fn memory_watched(&self) -> &'static [Watch] {
+        #[rustfmt::skip]
         const W: &[Watch] = &[
-            Watch::new(
-                R::Memory,
-                "memory",
-                V1_MEMORY_LIMIT,
-                "hard memory limit, bytes",
-            ),
-            Watch::new(
-                R::Memory,
-                "memory",
-                V1_MEMORY_MEMSW_LIMIT,
-                "memory+swap limit, bytes",
-            )
-            .optional(),
+            Watch::new(R::Memory, "memory", V1_MEMORY_LIMIT, "hard memory limit, bytes"),
+            Watch::new(R::Memory, "memory", V1_MEMORY_MEMSW_LIMIT, "memory+swap limit, bytes").optional(),
             Watch::new(R::Memory, "memory", V1_MEMORY_USAGE, CURRENT_MEANING),
             Watch::new(R::Memory, "memory", V1_MEMORY_MAX_USAGE, PEAK_MEANING),
-            Watch::new(
-                R::Memory,
-                "memory",
-                V1_MEMORY_FAILCNT,
-                "times the memory limit was hit",
-            ),
-            Watch::new(
-                R::MemoryEvents,
-                "memory",
-                V1_MEMORY_OOM_CONTROL,
-                "OOM killer state; oom_kill = processes killed",
-            ),
+            Watch::new(R::Memory, "memory", V1_MEMORY_FAILCNT, "times the memory limit was hit"),
+            Watch::new(R::MemoryEvents, "memory", V1_MEMORY_OOM_CONTROL, "OOM killer state; oom_kill = processes killed"),
         ];
         W
     }
@@ -170,28 +150,13 @@ impl Memory for V2 {
     }
 
     fn memory_watched(&self) -> &'static [Watch] {
+        #[rustfmt::skip]
         const W: &[Watch] = &[
-            Watch::new(
-                R::Memory,
-                "memory",
-                V2_MEMORY_MAX,
-                "hard memory limit, bytes (max = unlimited)",
-            ),
-            Watch::new(
-                R::Memory,
-                "memory",
-                V2_MEMORY_SWAP_MAX,
-                "swap limit, bytes (max = unlimited)",
-            )
-            .optional(),
+            Watch::new(R::Memory, "memory", V2_MEMORY_MAX, "hard memory limit, bytes (max = unlimited)"),
+            Watch::new(R::Memory, "memory", V2_MEMORY_SWAP_MAX, "swap limit, bytes (max = unlimited)").optional(),
             Watch::new(R::Memory, "memory", V2_MEMORY_CURRENT, CURRENT_MEANING),
             Watch::new(R::Memory, "memory", V2_MEMORY_PEAK, PEAK_MEANING).optional(),
-            Watch::new(
-                R::MemoryEvents,
-                "memory",
-                V2_MEMORY_EVENTS,
-                "limit hits (max) and OOM kills (oom_kill)",
-            ),
+            Watch::new(R::MemoryEvents, "memory", V2_MEMORY_EVENTS, "limit hits (max) and OOM kills (oom_kill)"),
         ];
         W
     }

@@ -35,13 +35,9 @@ pub(crate) trait Pids: Sync {
     }
 
     fn pids_watched(&self) -> &'static [Watch] {
+        #[rustfmt::skip]
         const W: &[Watch] = &[
-            Watch::new(
-                R::Pids,
-                "pids",
-                PIDS_MAX,
-                "most tasks allowed (max = unlimited)",
-            ),
+            Watch::new(R::Pids, "pids", PIDS_MAX, "most tasks allowed (max = unlimited)"),
             Watch::new(R::Pids, "pids", PIDS_CURRENT, "tasks in the group now"),
             Watch::new(R::Pids, "pids", PIDS_EVENTS, "forks refused by pids.max"),
         ];

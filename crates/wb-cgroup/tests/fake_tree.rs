@@ -444,6 +444,56 @@ fn v1_watched_files() {
     assert_eq!(read_watched(&pids)["pids.events"], "(missing)");
 }
 
+#[test]
+fn v2_watched_files_and_optional_ones() {
+    let t = fake_v2("cpu memory pids\n");
+    let r = t.path();
+    v2_parent(r, "cpu memory pids\n");
+    let l = detect(r).unwrap();
+    let g = create(&l, "w2", &ALL).unwrap();
+    let d = r.join("workbench/w2");
+    populate_v2(&d, false);
+
+    let labels = |res| -> Vec<String> { g.files_for(res).into_iter().map(|w| w.label).collect() };
+    assert_eq!(labels(Resource::CpuQuota), ["cpu.max"]);
+    assert_eq!(labels(Resource::CpuStat), ["cpu.stat"]);
+    assert_eq!(labels(Resource::CpuWeight), ["cpu.weight"]);
+    // memory.peak (Linux >= 5.19) is optional: absent here, so not listed.
+    assert_eq!(
+        labels(Resource::Memory),
+        ["memory.max", "memory.swap.max", "memory.current"]
+    );
+    put(&d.join("memory.peak"), "0\n");
+    assert_eq!(labels(Resource::Memory).last().unwrap(), "memory.peak");
+    fs::remove_file(d.join("memory.swap.max")).unwrap();
+    assert!(!labels(Resource::Memory).contains(&"memory.swap.max".to_string()));
+    assert_eq!(labels(Resource::MemoryEvents), ["memory.events"]);
+    assert_eq!(
+        labels(Resource::Pids),
+        ["pids.max", "pids.current", "pids.events"]
+    );
+    let procs = g.files_for(Resource::Procs);
+    assert_eq!(procs.len(), 1);
+    assert_eq!(procs[0].path, d.join("cgroup.procs"));
+    for res in [Resource::CpuQuota, Resource::Memory, Resource::Pids] {
+        for f in g.files_for(res) {
+            assert_eq!(f.path.parent().unwrap(), d, "{f:?}");
+            assert!(!f.meaning.is_empty(), "{f:?}");
+        }
+    }
+
+    // A group without the controller shows nothing for it, and its knobs
+    // say which controller is missing.
+    let p = create(&l, "only-pids", &[Controller::Pids]).unwrap();
+    assert!(p.files_for(Resource::CpuQuota).is_empty());
+    assert!(p.files_for(Resource::Memory).is_empty());
+    assert!(matches!(
+        p.set_cpu_quota(20_000, 100_000),
+        Err(Error::NotInGroup { .. })
+    ));
+    assert!(matches!(p.memory_current(), Err(Error::NotInGroup { .. })));
+}
+
 // ---------------------------------------------------------------- v2 backend
 
 #[test]

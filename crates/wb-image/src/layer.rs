@@ -13,11 +13,12 @@
 use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{symlink, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use flate2::read::MultiGzDecoder;
 use tar::{EntryType, Header};
 
 use crate::error::{Error, IoContext, Result};
@@ -513,9 +514,27 @@ pub fn apply_layer<R: Read>(input: R, dest: &Path, mode: ApplyMode) -> Result<Ap
     Ok(report)
 }
 
+/// Open a layer file for reading its tar stream, decompressing gzip
+/// (detected by its magic bytes 1f 8b). zstd layers are refused.
+pub fn open_layer_file(path: &Path) -> Result<Box<dyn Read + Send>> {
+    let f = File::open(path).ctx("open", path)?;
+    let mut r = BufReader::new(f);
+    let head = r.fill_buf().ctx("read", path)?;
+    if head.starts_with(&[0x1f, 0x8b]) {
+        Ok(Box::new(MultiGzDecoder::new(r)))
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Err(Error::InvalidEntry {
+            path: path.display().to_string(),
+            reason: "zstd-compressed layers are not supported".into(),
+        })
+    } else {
+        Ok(Box::new(r))
+    }
+}
+
 /// [`apply_layer`] from a file, gzip-compressed or plain (detected by magic bytes).
 pub fn apply_layer_file(layer: &Path, dest: &Path, mode: ApplyMode) -> Result<ApplyReport> {
-    let r = crate::image::open_layer_file(layer)?;
+    let r = open_layer_file(layer)?;
     apply_layer(r, dest, mode)
 }
 

@@ -5,12 +5,18 @@
 //! - [`layer`]: turn an overlay upper dir into a layer tar (whiteouts become
 //!   `.wh.` files) and apply layer tars back, either as overlay lower dirs or
 //!   flattened into one root filesystem.
-//! - [`image`]: save and load a stack of layers as a `docker save` archive or
-//!   an OCI image layout that skopeo and umoci understand.
+//! - [`image`]: save and load a stack of layers as a `docker save` archive
+//!   ([`docker`]) or an OCI image layout that skopeo and umoci understand
+//!   ([`oci`]); [`model`] is the image both load into, [`digest`] the
+//!   sha256 digests that name blobs and layers.
 
+pub mod digest;
+pub mod docker;
 pub mod error;
 pub mod image;
 pub mod layer;
+pub mod model;
+pub mod oci;
 pub mod overlay;
 mod sys;
 

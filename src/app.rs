@@ -2,7 +2,9 @@
 //! into one clear line and an exit code.
 //!
 //! Exit codes: 0 success; 1 a lesson check failed or doctor found a required
-//! problem; 2 bad input or a missing prerequisite (nothing was created).
+//! problem; 2 bad input or a missing prerequisite (nothing was created);
+//! 3 inconclusive: no check failed, but a lesson could not judge its effect
+//! because the host was busy (its CPUs taken by other processes).
 
 use std::process::ExitCode;
 
@@ -12,7 +14,7 @@ use clap::Parser;
 use crate::cli::{Cli, ColorChoice, Command, LessonFlags};
 use crate::lesson::runner::{self, RunOptions};
 use crate::lesson::LessonOptions;
-use crate::observe::render::{markdown_rows, render_rows, Style};
+use crate::observe::render::{markdown_rows, render_rows, Style, Verdict};
 use crate::{doctor, host::Host, lessons, state};
 
 /// A failure before anything ran: bad input or missing prerequisite (exit 2).
@@ -178,22 +180,32 @@ fn run_lesson(name: &str, flags: &LessonFlags, style: Style) -> anyhow::Result<E
         lesson: flags.lesson_options(),
     };
     let summary = runner::run(def, &opts)?;
-    Ok(if summary.pass { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(ExitCode::from(summary.exit_code()))
 }
 
 fn tour(json: bool, style: Style) -> anyhow::Result<ExitCode> {
     crate::signals::install()?;
     let mut rows = Vec::new();
-    let mut all = true;
+    let mut verdicts = Vec::new();
     for def in lessons::ALL {
         let opts = RunOptions { json, markdown: false, step: false, shell: false, style, lesson: LessonOptions::default() };
         let summary = runner::run(def, &opts).with_context(|| format!("lesson {}", def.id))?;
-        all &= summary.pass;
-        rows.push(vec![def.id.to_string(), format!("{}/{}", summary.steps_passed, summary.steps), if summary.pass { "pass".into() } else { "FAIL".into() }]);
+        verdicts.push(summary.verdict);
+        let result = match summary.verdict {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "FAIL",
+            Verdict::Inconclusive => "inconclusive",
+        };
+        rows.push(vec![def.id.to_string(), format!("{}/{}", summary.steps_passed, summary.steps), result.into()]);
     }
     if !json {
         println!("\nTour summary:");
         print!("{}", render_rows(&["lesson", "steps passed", "result"], &rows, style));
     }
-    Ok(if all { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    // Any failure: 1; else any lesson the busy host left inconclusive: 3.
+    Ok(ExitCode::from(match Verdict::combine(verdicts) {
+        Verdict::Pass => 0,
+        Verdict::Fail => 1,
+        Verdict::Inconclusive => 3,
+    }))
 }

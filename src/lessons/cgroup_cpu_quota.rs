@@ -181,6 +181,20 @@ impl Window {
     }
 }
 
+/// "the hog burns CPU" (pure): more than a 40th of its demand passes; less
+/// fails, unless the CPUs had no idle time and other processes used at least
+/// half a CPU of them: then the hog could not run, and that proves nothing.
+pub fn hog_runs_verdict(used: f64, demand: f64, idle: f64, cpus: usize) -> Verdict {
+    let others = cpus as f64 * 100.0 - idle - used;
+    if used > demand / 40.0 {
+        Verdict::Pass
+    } else if idle < TOLERANCE_POINTS && others >= 50.0 {
+        Verdict::Inconclusive
+    } else {
+        Verdict::Fail
+    }
+}
+
 /// A smaller quota the hog can fill, after a window in which it got only
 /// `used` % (pure): [`PICK_PART`] of it, at least [`MIN_QUOTA_PCT`]; `None`
 /// if that is not below `quota`.
@@ -283,7 +297,8 @@ impl Lesson for CpuQuota {
                         break;
                     }
                 }
-                let used = cg::measure(cg::WINDOW, &[&cg::proc_cpu(pid)])?[0];
+                let m = cg::measure(cg::WINDOW, &[&cg::proc_cpu(pid), &cg::cpu_idle(&hog::allowed_cpus())])?;
+                let (used, idle) = (m[0], m[1]);
                 self.unconfined = Some(used);
                 self.explicit = cx.options.quota_us.is_some() || cx.options.period_us.is_some();
                 let others = cg::other_runs_hogs();
@@ -320,13 +335,19 @@ impl Lesson for CpuQuota {
                     states.iter().map(|(t, s)| format!("{t}: {s}")).collect::<Vec<_>>().join(", "),
                     all_r,
                 );
-                r.check(
-                    // A busy machine (a class running this at once) shares the CPUs
-                    // out, so only a hog that barely runs at all fails this.
+                // A busy machine (a class running this at once) shares the CPUs
+                // out, so only a hog that barely runs at all fails this — unless
+                // other processes held every CPU: then it could not run.
+                let v = hog_runs_verdict(used, self.demand, idle, cpus);
+                let mut actual = cg::pct(used);
+                if v == Verdict::Inconclusive {
+                    actual.push_str(&format!(" (the host is busy: {} of the CPUs idle, other processes used {})", cg::pct(idle), cg::pct(cpus as f64 * 100.0 - idle - used)));
+                }
+                r.check_verdict(
                     "the hog burns CPU (on an idle machine about 100% per thread; a busy one shares it out)",
                     format!("> {} (at most {})", cg::pct(self.demand / 40.0), cg::pct(self.demand)),
-                    cg::pct(used),
-                    used > self.demand / 40.0,
+                    actual,
+                    v,
                 );
                 r.observe(before, after);
             }
@@ -567,6 +588,18 @@ mod tests {
         assert_eq!(choose_quota(true, 50_000, 100_000, 200.0, &room(2, 16.7, 10)), (50_000, None));
         // A quota already below what a busy host allows stays.
         assert_eq!(choose_quota(false, 5_000, 100_000, 200.0, &room(2, 16.7, 10)), (5_000, None));
+    }
+
+    #[test]
+    fn a_hog_that_does_not_run_fails_unless_others_held_every_cpu() {
+        assert_eq!(hog_runs_verdict(199.0, 200.0, 0.0, 2), Verdict::Pass);
+        assert_eq!(hog_runs_verdict(6.0, 200.0, 0.0, 2), Verdict::Pass);
+        // Not running on an idle host: fails.
+        assert_eq!(hog_runs_verdict(0.0, 200.0, 199.0, 2), Verdict::Fail);
+        // Nor with idle CPU left over.
+        assert_eq!(hog_runs_verdict(3.0, 200.0, 40.0, 2), Verdict::Fail);
+        // Sixteen busy threads of other runs on two CPUs: inconclusive.
+        assert_eq!(hog_runs_verdict(3.3, 200.0, 0.0, 2), Verdict::Inconclusive);
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! A bridged container has a private address nobody outside knows a route
 //! to. Two NAT rules fix both directions: MASQUERADE rewrites the source of
 //! the container's outgoing connections to the host's address, and DNAT
-//! rewrites the destination of connections to a host port (8080) to the
-//! container's address and port (80) — `docker run -p 8080:80`. Connection
+//! rewrites the destination of connections to a host port (8080, or the
+//! first free one after it when other runs hold it) to the container's
+//! address and port (80) — `docker run -p 8080:80`. Connection
 //! tracking applies each rewrite to the whole connection and reverses it for
 //! the replies. The "outside world" here is one more network namespace wired
 //! to the host by its own veth pair: no packet ever leaves the machine.

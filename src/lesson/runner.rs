@@ -513,6 +513,42 @@ mod tests {
     }
 
     #[test]
+    fn a_busy_host_is_neither_a_pass_nor_a_failure() {
+        assert_eq!(Summary::verdict_of(6, 6, 0, true), Verdict::Pass);
+        assert_eq!(Summary::verdict_of(6, 5, 1, true), Verdict::Inconclusive);
+        // A failed (or unrun) step, or a cleanup problem, outweighs it.
+        assert_eq!(Summary::verdict_of(6, 4, 1, true), Verdict::Fail);
+        assert_eq!(Summary::verdict_of(6, 5, 1, false), Verdict::Fail);
+        assert_eq!(Summary::verdict_of(6, 6, 0, false), Verdict::Fail);
+        let mut s = Summary { kind: "summary", lesson: "cgroup-cpu-quota".into(), run_id: "x".into(), steps: 6, steps_passed: 5, steps_inconclusive: 1, pass: false, verdict: Verdict::Inconclusive, cleanup_problems: vec![] };
+        assert_eq!(s.exit_code(), 3);
+        assert_eq!(summary_words(&s), "inconclusive: the host is busy — 5/6 steps passed, 1 inconclusive, everything it created is removed");
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!((json["verdict"].as_str(), json["pass"].as_bool(), json["steps_inconclusive"].as_u64()), (Some("inconclusive"), Some(false), Some(1)));
+        (s.verdict, s.steps_passed, s.steps_inconclusive, s.pass) = (Verdict::Pass, 6, 0, true);
+        assert_eq!(s.exit_code(), 0);
+        assert_eq!(summary_words(&s), "6/6 steps passed, everything it created is removed");
+        s.verdict = Verdict::Fail;
+        assert_eq!(s.exit_code(), 1);
+    }
+
+    #[test]
+    fn an_inconclusive_step_is_marked_in_the_record_and_the_json() {
+        let t = fixture_text();
+        let mut step = fixture_step(&t);
+        step.checks = vec![Check { name: "nr_throttled grew".into(), expected: "> 0".into(), actual: "0 (the host is busy)".into(), pass: false, inconclusive: true }];
+        step.verdict = Verdict::Inconclusive;
+        let md = markdown_step(1, 1, &t.steps[0], &step);
+        assert!(md.contains("| **INCONCLUSIVE** |"), "{md}");
+        let json = serde_json::to_value(&step).unwrap();
+        assert_eq!(json["verdict"], "inconclusive");
+        assert_eq!(json["checks"][0]["inconclusive"], true);
+        // A plain check keeps its old shape.
+        let plain = serde_json::to_value(&fixture_step(&t)).unwrap();
+        assert!(plain["checks"][0].get("inconclusive").is_none(), "{plain}");
+    }
+
+    #[test]
     fn fingerprint_is_sha256_of_the_file() {
         // Known answer: sha256("abc").
         assert_eq!(text_fingerprint("abc"), "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");

@@ -347,6 +347,22 @@ mod tests {
     }
 
     #[test]
+    fn inconclusive_checks_read_apart_from_failures() {
+        let c = |pass, inconclusive| Check { name: "n".into(), expected: "e".into(), actual: "a".into(), pass, inconclusive };
+        let table = render_checks(&[c(true, false), c(false, false), c(false, true)], Style::PLAIN);
+        assert!(table.contains("PASS") && table.contains("FAIL") && table.contains("INCONCLUSIVE"), "{table}");
+        assert_eq!(table.matches("FAIL").count(), 1, "{table}");
+        // In colour: yellow, not red.
+        let coloured = render_checks(&[c(false, true)], Style { color: true, width: 100 });
+        assert!(coloured.contains("\u{1b}[38;5;11m") || coloured.contains("\u{1b}[33m") || coloured.contains("\u{1b}[93m"), "{coloured:?}");
+        assert!(!coloured.contains("\u{1b}[31m") && !coloured.contains("\u{1b}[38;5;9m"), "{coloured:?}");
+        assert_eq!(Verdict::combine([Verdict::Pass, Verdict::Inconclusive]), Verdict::Inconclusive);
+        assert_eq!(Verdict::combine([Verdict::Inconclusive, Verdict::Fail, Verdict::Pass]), Verdict::Fail);
+        assert_eq!(Verdict::combine([]), Verdict::Pass);
+        assert_eq!(serde_json::to_string(&Verdict::Inconclusive).unwrap(), "\"inconclusive\"");
+    }
+
+    #[test]
     fn renders_namespace_diff_plain() {
         let d = diff_pairs(
             "namespaces",

@@ -544,7 +544,7 @@ mod tests {
         assert_eq!(json["verdict"], "inconclusive");
         assert_eq!(json["checks"][0]["inconclusive"], true);
         // A plain check keeps its old shape.
-        let plain = serde_json::to_value(&fixture_step(&t)).unwrap();
+        let plain = serde_json::to_value(fixture_step(&t)).unwrap();
         assert!(plain["checks"][0].get("inconclusive").is_none(), "{plain}");
     }
 

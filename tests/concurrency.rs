@@ -119,3 +119,29 @@ fn six_default_cpu_shares_runs_at_once_never_fail() {
     let _g = common::serial();
     six_default_runs_never_fail("cpu-shares");
 }
+
+/// Four students type the same explicit `--host-port` at once: one run maps
+/// it and passes; the others are refused with exit status 2 and one line
+/// naming that run, whether preflight saw its reservation or the run's own
+/// reservation lost the race, and print no step.
+#[test]
+fn one_explicit_host_port_four_runs_at_once() {
+    require_root!();
+    let _g = common::serial();
+    let before = workbench::hoststate::capture();
+    let children: Vec<_> = (0..4)
+        .map(|_| Command::new(common::bin()).args(["lesson", "nat-port-map", "--json", "--host-port", "9191"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start workbench"))
+        .collect();
+    let outputs: Vec<Output> = children.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
+    let winners: Vec<(String, String)> = outputs.iter().filter(|o| o.status.code() == Some(0)).map(|o| judge("nat-port-map", o).unwrap()).collect();
+    assert_eq!(winners.len(), 1, "exit codes {:?}", outputs.iter().map(|o| o.status.code()).collect::<Vec<_>>());
+    let run_id = &winners[0].0;
+    for o in outputs.iter().filter(|o| o.status.code() != Some(0)) {
+        assert_eq!(o.status.code(), Some(2), "{}", common::stderr(o));
+        let err = common::stderr(o);
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains(&format!("--host-port 9191 is mapped by run {run_id} (nat-port-map), which is still running")), "{err}");
+        assert!(common::stdout(o).is_empty(), "{}", common::stdout(o));
+    }
+    common::assert_host_unchanged(&before, "four runs on one --host-port");
+}

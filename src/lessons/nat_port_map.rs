@@ -56,14 +56,22 @@ fn no_outside() -> String {
 /// which is the same on every run. With two runs on one port, the first
 /// table whose DNAT rule sees a connection to 127.0.0.1:PORT takes it, and
 /// the other run's request lands in that run's container.
-fn plan(opts: &LessonOptions, reserve: bool) -> Result<Plan, String> {
-    let (given_port, container_port) = netlab::check_ports(opts)?;
-    let backend = firewall::detect()?;
+fn plan(opts: &LessonOptions, reserve: bool) -> anyhow::Result<Plan> {
+    let (given_port, container_port) = netlab::check_ports(opts).map_err(anyhow::Error::msg)?;
+    let backend = firewall::detect().map_err(anyhow::Error::msg)?;
+    // First, so that a port another run took since preflight refuses the run
+    // before anything else is created.
     let host_port = if reserve {
-        netlab::reserve_host_port(given_port).map_err(|e| e.to_string())?
+        netlab::reserve_host_port(given_port)?
     } else {
-        netlab::choose_host_port(given_port, netlab::host_port_in_use, &netlab::held_ports_elsewhere())?
+        netlab::choose_host_port(given_port, netlab::host_port_in_use, &netlab::held_ports_elsewhere()).map_err(anyhow::Error::msg)?
     };
+    let (sub, outside) = plan_subnets(opts, reserve).map_err(anyhow::Error::msg)?;
+    Ok(Plan { sub, outside, host_port, container_port, backend })
+}
+
+/// The container's and the outside world's subnets (reserved with `reserve`).
+fn plan_subnets(opts: &LessonOptions, reserve: bool) -> Result<(Subnet, Subnet), String> {
     let (sub, outside) = if reserve {
         let sub = netlab::reserve_subnet(opts.subnet.as_deref(), netlab::CONTAINER_SUBNETS, &[]).map_err(|e| e.to_string())?;
         let outside = netlab::reserve_subnet(None, netlab::OUTSIDE_SUBNETS, &[sub]).map_err(|_| no_outside())?;
@@ -75,14 +83,14 @@ fn plan(opts: &LessonOptions, reserve: bool) -> Result<Plan, String> {
         let outside = netlab::choose_subnet(&host, None, netlab::OUTSIDE_SUBNETS, &[sub], &held).map_err(|_| no_outside())?;
         (sub, outside)
     };
-    Ok(Plan { sub, outside, host_port, container_port, backend })
+    Ok((sub, outside))
 }
 
 fn preflight(host: &Host, opts: &LessonOptions) -> anyhow::Result<()> {
     host.require_root("netlink link changes, sysctl and netfilter rules need CAP_NET_ADMIN")?;
     host.require_static_busybox()?;
     netlab::require_link_kinds(&["veth", "bridge"])?;
-    plan(opts, false).map_err(anyhow::Error::msg)?;
+    plan(opts, false)?;
     let blockers = firewall::host_forward_blockers();
     if !blockers.is_empty() {
         anyhow::bail!(
@@ -187,7 +195,7 @@ impl Lesson for NatPortMap {
         let me = crate::kernel::proc::self_pid();
         match step {
             "container" => {
-                let p = plan(&cx.options, true).map_err(anyhow::Error::msg)?;
+                let p = plan(&cx.options, true)?;
                 self.sub = Some(p.sub);
                 self.out_sub = Some(p.outside);
                 self.host_port = p.host_port.port;

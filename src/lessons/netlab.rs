@@ -303,10 +303,12 @@ pub fn held_ports_elsewhere() -> Vec<(u16, String)> {
 /// Choose the host port as [`choose_host_port`] does and reserve it for this
 /// run, host-wide (under an exclusive lock, recorded in the state file, so
 /// two runs started at once never map the same port; the reservation ends
-/// with the run, or with its owner's death).
+/// with the run, or with its owner's death). A port that cannot be had is a
+/// [`UsageError`](crate::app::UsageError): the run was refused, like in
+/// preflight (a run started at the same moment took it in between).
 pub fn reserve_host_port(given: Option<u16>) -> anyhow::Result<HostPort> {
     state::reserve("ports", || -> anyhow::Result<HostPort> {
-        let chosen = choose_host_port(given, host_port_in_use, &held_ports_elsewhere()).map_err(anyhow::Error::msg)?;
+        let chosen = choose_host_port(given, host_port_in_use, &held_ports_elsewhere()).map_err(crate::app::UsageError)?;
         state::record(Resource::HostPort { port: chosen.port })?;
         Ok(chosen)
     })?

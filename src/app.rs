@@ -2,7 +2,9 @@
 //! into one clear line and an exit code.
 //!
 //! Exit codes: 0 success; 1 a lesson check failed or doctor found a required
-//! problem; 2 bad input or a missing prerequisite (nothing was created).
+//! problem; 2 bad input or a missing prerequisite (nothing was created);
+//! 3 inconclusive: no check failed, but a lesson could not judge its effect
+//! because the host was busy (its CPUs taken by other processes).
 //! With `--json`, a refusal is also a JSON object on stdout ([`crate::jsonl`]).
 
 use std::process::ExitCode;
@@ -13,7 +15,7 @@ use clap::Parser;
 use crate::cli::{Cli, ColorChoice, Command, LessonFlags};
 use crate::lesson::runner::{self, RunOptions};
 use crate::lesson::LessonOptions;
-use crate::observe::render::{markdown_rows, render_rows, Style};
+use crate::observe::render::{markdown_rows, render_rows, Style, Verdict};
 use crate::{doctor, host::Host, lessons, state};
 
 /// A failure before anything ran: bad input or missing prerequisite (exit 2).
@@ -204,7 +206,7 @@ fn run_lesson(name: &str, flags: &LessonFlags, style: Style) -> anyhow::Result<E
         lesson: flags.lesson_options(),
     };
     let summary = runner::run(def, &opts)?;
-    Ok(if summary.pass { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(ExitCode::from(summary.exit_code()))
 }
 
 /// `workbench list`: a table, or with `--json` one `"type":"lesson"` object per lesson.
@@ -337,8 +339,8 @@ fn closest_command(word: &str) -> Option<String> {
 #[derive(Debug, serde::Serialize)]
 struct TourEntry {
     lesson: String,
-    /// "pass", "fail" or "skipped" (it could not start on this host); a
-    /// string, so more verdicts can come.
+    /// "pass", "fail", "inconclusive" (the busy host kept a check from
+    /// judging) or "skipped" (it could not start on this host).
     result: &'static str,
     steps: usize,
     steps_passed: usize,
@@ -390,6 +392,7 @@ fn tour(json: bool, style: Style) -> anyhow::Result<ExitCode> {
         lessons: &'a [TourEntry],
         passed: usize,
         failed: usize,
+        inconclusive: usize,
         skipped: usize,
         exit: u8,
     }
@@ -398,7 +401,7 @@ fn tour(json: bool, style: Style) -> anyhow::Result<ExitCode> {
     for def in lessons::ALL {
         let opts = RunOptions { json, markdown: false, step: false, shell: false, style, lesson: LessonOptions::default() };
         let entry = match runner::run(def, &opts) {
-            Ok(summary) => TourEntry { lesson: def.id.into(), result: if summary.pass { "pass" } else { "fail" }, steps: summary.steps, steps_passed: summary.steps_passed, reason: None },
+            Ok(summary) => TourEntry { lesson: def.id.into(), result: match summary.verdict { Verdict::Pass => "pass", Verdict::Fail => "fail", Verdict::Inconclusive => "inconclusive" }, steps: summary.steps, steps_passed: summary.steps_passed, reason: None },
             Err(e) => {
                 let reason = format!("{e:#}");
                 if json {
@@ -414,7 +417,7 @@ fn tour(json: bool, style: Style) -> anyhow::Result<ExitCode> {
     let (code, line) = tour_outcome(&entries);
     if json {
         let count = |r: &str| entries.iter().filter(|e| e.result == r).count();
-        crate::jsonl::print(&TourSummary { kind: "tour", lessons: &entries, passed: count("pass"), failed: count("fail"), skipped: count("skipped"), exit: code });
+        crate::jsonl::print(&TourSummary { kind: "tour", lessons: &entries, passed: count("pass"), failed: count("fail"), inconclusive: count("inconclusive"), skipped: count("skipped"), exit: code });
     } else {
         let rows: Vec<Vec<String>> = entries
             .iter()

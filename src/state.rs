@@ -94,6 +94,9 @@ pub enum Resource {
     /// (see [`reserve`]). Nothing on the host to remove: the reservation
     /// ends with the run's state file, or when its owner dies.
     Subnet { cidr: String },
+    /// A host TCP port this run maps into its container (nat-port-map), so
+    /// concurrent runs map different ones: like a subnet, a reservation only.
+    HostPort { port: u16 },
 }
 
 impl std::fmt::Display for Resource {
@@ -110,6 +113,7 @@ impl std::fmt::Display for Resource {
             Resource::XtablesChain { table, chain, .. } => write!(f, "nft chain ip {table} {chain} (made by iptables-nft)"),
             Resource::Sysctl { key, previous, .. } => write!(f, "sysctl {} (back to {previous})", crate::sysctl::dotted(key)),
             Resource::Subnet { cidr } => write!(f, "subnet reservation {cidr}"),
+            Resource::HostPort { port } => write!(f, "host port reservation {port}"),
         }
     }
 }
@@ -567,7 +571,7 @@ pub fn remove(r: &Resource) -> Result<(), String> {
         Resource::IptablesRule { table, chain, spec } => crate::firewall::remove_iptables_rule(table, chain, spec),
         Resource::XtablesChain { table, chain, drop_table } => crate::firewall::remove_xtables_chain(table, chain, *drop_table),
         Resource::Sysctl { key, previous, side_effects } => crate::sysctl::restore_shared(key, previous, side_effects),
-        Resource::Subnet { .. } => Ok(()),
+        Resource::Subnet { .. } | Resource::HostPort { .. } => Ok(()),
     }
 }
 

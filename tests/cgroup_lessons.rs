@@ -57,13 +57,52 @@ fn pid_in(s: &str) -> i32 {
     s.split_whitespace().skip_while(|w| *w != "pid").nth(1).and_then(|p| p.trim_end_matches(',').parse().ok()).unwrap_or_else(|| panic!("no pid in {s:?}"))
 }
 
+/// The output of the transcript line whose command starts with `command`.
+fn said<'a>(st: &'a Value, command: &str) -> Option<&'a str> {
+    st["transcript"].as_array().unwrap().iter().find(|t| t["command"].as_str().unwrap().starts_with(command)).map(|t| t["output"].as_str().unwrap())
+}
+
+/// The quota and period the measure step measured with: "(quota 50000/100000 = 50.0%; …".
+fn measured_quota(m: &Value) -> (f64, f64) {
+    let line = said(m, "# CPU use").expect("the CPU use line");
+    let q = line.split("(quota ").nth(1).and_then(|r| r.split(' ').next()).expect("quota in the CPU use line");
+    let (a, b) = q.split_once('/').unwrap();
+    (a.parse().unwrap(), b.parse().unwrap())
+}
+
+/// A run the busy host left inconclusive (exit 3): no check failed, every
+/// check that did not pass is marked inconclusive and says the host was
+/// busy. Returns whether it was one (and then the effect cannot be asserted).
+fn inconclusive_on_a_busy_host(code: i32, steps: &[Value], summary: &Value) -> bool {
+    if code != 3 {
+        return false;
+    }
+    assert_eq!(summary["verdict"], "inconclusive", "{summary}");
+    assert_eq!(summary["pass"], false, "{summary}");
+    for st in steps {
+        for c in st["checks"].as_array().unwrap() {
+            if c["pass"] != true {
+                assert_eq!(c["inconclusive"], true, "a failed check in an inconclusive run: {c}");
+                assert!(c["actual"].as_str().unwrap().contains("the host is busy"), "{c}");
+            }
+        }
+    }
+    eprintln!("inconclusive: the host was busy ({})", failed_checks(steps));
+    true
+}
+
 #[test]
 fn cpu_quota_throttles_the_hog_to_its_quota() {
     require_root!();
     let _g = common::serial();
     let before = workbench::hoststate::capture();
     let (code, steps, summary) = run_json("cgroup-cpu-quota", &[]);
+    if inconclusive_on_a_busy_host(code, &steps, &summary) {
+        common::assert_host_unchanged(&before, "cgroup-cpu-quota");
+        return;
+    }
     assert_eq!(code, 0, "summary: {summary}\n{}", failed_checks(&steps));
+    assert_eq!(summary["verdict"], "pass");
 
     let start = step(&steps, "start-hog");
     let hog = pid_in(fact(start, "hog process").1);
@@ -87,8 +126,19 @@ fn cpu_quota_throttles_the_hog_to_its_quota() {
     let throttled = if has_fact(m, "cpu.stat throttled_time") { "cpu.stat throttled_time" } else { "cpu.stat throttled_usec" };
     let (a, b) = fact(m, throttled);
     assert!(num(b) > num(a), "{throttled} {a} -> {b}");
+    // 50000/100000, unless the host was busy: then the lesson said why it took a smaller one.
+    let (quota, period) = measured_quota(m);
+    let note = said(start, "# what the host leaves this run").or(said(m, "echo "));
+    match note {
+        None => assert_eq!((quota, period), (50000.0, 100000.0)),
+        Some(note) => {
+            assert!((10000.0..50000.0).contains(&quota), "{quota}");
+            assert!(note.contains("the host is busy"), "{note}");
+        }
+    }
     let used = num(fact(m, "CPU use of the hog (100% = one CPU)").1);
-    assert!((used - 50.0).abs() <= 5.0, "measured {used}% with quota 50000/100000");
+    let want = quota * 100.0 / period;
+    assert!((used - want).abs() <= 5.0, "measured {used}% with quota {quota}/{period}");
 
     assert!(gone(hog), "the hog {hog} outlived the lesson");
     common::assert_host_unchanged(&before, "cgroup-cpu-quota");
@@ -100,7 +150,8 @@ fn cpu_quota_takes_quota_and_period_options() {
     let _g = common::serial();
     let before = workbench::hoststate::capture();
     let (code, steps, summary) = run_json("cpu-quota", &["--quota", "20000", "--period", "50000"]);
-    assert_eq!(code, 0, "summary: {summary}\n{}", failed_checks(&steps));
+    let busy = inconclusive_on_a_busy_host(code, &steps, &summary);
+    assert!(busy || code == 0, "summary: {summary}\n{}", failed_checks(&steps));
     let set = step(&steps, "set-quota");
     if has_fact(set, "cpu.max") {
         assert_eq!(fact(set, "cpu.max"), ("max 100000", "20000 50000"));
@@ -108,15 +159,18 @@ fn cpu_quota_takes_quota_and_period_options() {
         assert_eq!(fact(set, "cpu.cfs_quota_us"), ("-1", "20000"));
         assert_eq!(fact(set, "cpu.cfs_period_us"), ("100000", "50000"));
     }
+    // The learner's own quota is never changed, busy host or not.
+    assert_eq!(measured_quota(step(&steps, "measure")), (20000.0, 50000.0));
     let used = num(fact(step(&steps, "measure"), "CPU use of the hog (100% = one CPU)").1);
-    assert!((used - 40.0).abs() <= 5.0, "measured {used}% with quota 20000/50000");
+    assert!(busy || (used - 40.0).abs() <= 5.0, "measured {used}% with quota 20000/50000");
     common::assert_host_unchanged(&before, "cgroup-cpu-quota --quota 20000 --period 50000");
 }
 
 fn shares_run(extra: &[&str], a: f64, b: f64) {
     let before = workbench::hoststate::capture();
     let (code, steps, summary) = run_json("cpu-shares", extra);
-    assert_eq!(code, 0, "summary: {summary}\n{}", failed_checks(&steps));
+    let busy = inconclusive_on_a_busy_host(code, &steps, &summary);
+    assert!(busy || code == 0, "summary: {summary}\n{}", failed_checks(&steps));
     let start = step(&steps, "start-hogs");
     let pins = (fact(start, "hog A: Cpus_allowed_list").1, fact(start, "hog B: Cpus_allowed_list").1);
     assert_eq!(pins.0, pins.1, "hogs pinned to different CPUs");
@@ -127,7 +181,7 @@ fn shares_run(extra: &[&str], a: f64, b: f64) {
     assert!(ua + ub <= 105.0, "pinned hogs used {ua}% + {ub}% of one CPU");
     let share = ua * 100.0 / (ua + ub);
     let want = a * 100.0 / (a + b);
-    assert!((share - want).abs() <= 5.0, "A got {share:.1}% of the CPU, weights {a}:{b} say {want:.1}%");
+    assert!(busy || (share - want).abs() <= 5.0, "A got {share:.1}% of the CPU, weights {a}:{b} say {want:.1}%");
     for h in hogs {
         assert!(gone(h), "hog {h} outlived the lesson");
     }

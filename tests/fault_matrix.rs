@@ -156,7 +156,7 @@ fn sysctl_held_by_other(key: &str, me: &str) -> bool {
     live_states().iter().filter(|s| s.run_id != me && s.owner_alive()).flat_map(|s| &s.resources).any(|r| matches!(r, Resource::Sysctl { key: k, .. } if k == key))
 }
 
-/// Is the resource present in the kernel now? `None`: nothing to look at (a subnet reservation).
+/// Is the resource present in the kernel now? `None`: nothing to look at (a subnet or port reservation).
 fn present(r: &Resource, run_id: &str) -> Option<bool> {
     Some(match r {
         Resource::Dir { path } => path.exists(),
@@ -179,7 +179,7 @@ fn present(r: &Resource, run_id: &str) -> Option<bool> {
             }
             std::iter::once((key, previous)).chain(side_effects.iter().map(|(k, v)| (k, v))).any(|(k, v)| sysctl_value(k).is_some_and(|now| now != *v))
         }
-        Resource::Subnet { .. } => return None,
+        Resource::Subnet { .. } | Resource::HostPort { .. } => return None,
     })
 }
 

@@ -383,6 +383,42 @@ fn subnets_another_live_run_holds_are_skipped_or_refused() {
     common::assert_host_unchanged(&before, "veth-bridge next to a run holding subnets");
 }
 
+#[test]
+fn host_ports_another_live_run_holds_are_skipped_or_refused() {
+    require_root!();
+    let _g = common::serial();
+    // Play another live run (owned by this test process) that maps host ports 8080 and 9090.
+    let me = std::process::id() as i32;
+    let held = workbench::state::RunState {
+        run_id: workbench::state::random_id(),
+        lesson: "nat-port-map".into(),
+        owner_pid: me,
+        owner_start: workbench::kernel::proc::start_time(me).unwrap(),
+        resources: vec![workbench::state::Resource::HostPort { port: 8080 }, workbench::state::Resource::HostPort { port: 9090 }],
+    };
+    let runs = workbench::state::run_root().join("runs");
+    std::fs::create_dir_all(&runs).unwrap();
+    let path = runs.join(format!("{}.json", held.run_id));
+    std::fs::write(&path, serde_json::to_vec(&held).unwrap()).unwrap();
+    let _rm = RemoveOnDrop(path);
+    let before = workbench::hoststate::capture();
+    // Asked for explicitly: refused in preflight, one line naming the run, exit 2, nothing created.
+    let o = common::workbench(&["lesson", "nat-port-map", "--host-port", "9090"]);
+    assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
+    let stderr = common::stderr(&o);
+    assert!(stderr.contains(&format!("--host-port 9090 is mapped by run {} (nat-port-map), which is still running", held.run_id)), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(common::stdout(&o).is_empty(), "{}", common::stdout(&o));
+    common::assert_host_unchanged(&before, "nat-port-map refused a held --host-port");
+    // Chosen by workbench: 8080 is held, so the run takes 8081, says why, and passes on it.
+    let (code, steps, summary) = run_json("nat-port-map", &[]);
+    assert_all_passed(code, &steps, &summary);
+    let plan = output_of(step(&steps, "container"), "workbench", "the plan");
+    assert!(plan.contains(&format!("port map host 8081 → container 80 (8080 is mapped by run {} (nat-port-map): 8081 is the first free port after it)", held.run_id)), "{plan}");
+    check_nat_port_map(&steps, 8081, 80);
+    common::assert_host_unchanged(&before, "nat-port-map next to a run holding 8080");
+}
+
 /// Plays a live run that changed a kernel parameter: removes its state file
 /// and puts the parameter back when dropped.
 struct HeldSysctl(std::path::PathBuf, String, String, Vec<(String, String)>);

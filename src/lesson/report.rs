@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use crate::kernel::child::RunOutput;
-use crate::observe::render::Check;
+use crate::observe::render::{Check, Verdict};
 use crate::observe::Snapshot;
 
 /// A command run during a step and what it printed.
@@ -37,7 +37,20 @@ impl StepReport {
 
     /// Record a check.
     pub fn check(&mut self, name: impl Into<String>, expected: impl Into<String>, actual: impl Into<String>, pass: bool) {
-        self.checks.push(Check { name: name.into(), expected: expected.into(), actual: actual.into(), pass });
+        self.checks.push(Check { name: name.into(), expected: expected.into(), actual: actual.into(), pass, inconclusive: false });
+    }
+
+    /// Record a check with a three-way outcome: `Verdict::Inconclusive` when
+    /// the step could not judge the effect (the host was too busy), which is
+    /// neither a pass nor a failure.
+    pub fn check_verdict(&mut self, name: impl Into<String>, expected: impl Into<String>, actual: impl Into<String>, verdict: Verdict) {
+        self.checks.push(Check {
+            name: name.into(),
+            expected: expected.into(),
+            actual: actual.into(),
+            pass: verdict == Verdict::Pass,
+            inconclusive: verdict == Verdict::Inconclusive,
+        });
     }
 
     /// Check that two values are equal.
@@ -72,5 +85,14 @@ impl StepReport {
 
     pub fn passed(&self) -> bool {
         self.checks.iter().all(|c| c.pass)
+    }
+
+    /// The step's verdict from its checks (a step without checks proves
+    /// nothing: it fails).
+    pub fn verdict(&self) -> Verdict {
+        if self.checks.is_empty() {
+            return Verdict::Fail;
+        }
+        Verdict::combine(self.checks.iter().map(Check::verdict))
     }
 }

@@ -9,7 +9,7 @@ use super::text::{self, LessonText, StepText};
 use super::{Cx, LessonDef, LessonOptions};
 use crate::host::Host;
 use crate::observe::diff::{diff, SectionDiff};
-use crate::observe::render::{markdown_checks, markdown_diff, md_code, md_escape, md_fence, render_checks, render_diff, Check, Style};
+use crate::observe::render::{markdown_checks, markdown_diff, md_code, md_escape, md_fence, render_checks, render_diff, Check, Style, Verdict};
 use crate::{signals, state};
 
 /// How the learner asked to run the lesson.
@@ -45,6 +45,8 @@ pub struct StepResult {
     pub diff: Vec<SectionDiff>,
     pub checks: Vec<Check>,
     pub pass: bool,
+    /// pass, fail, or inconclusive (a check could not judge: the host was busy).
+    pub verdict: Verdict,
     pub error: Option<String>,
 }
 
@@ -57,8 +59,45 @@ pub struct Summary {
     pub run_id: String,
     pub steps: usize,
     pub steps_passed: usize,
+    /// Steps whose effect could not be judged because the host was busy.
+    pub steps_inconclusive: usize,
+    /// Every step passed and the cleanup went well.
     pub pass: bool,
+    /// "pass"; "fail" (a step failed or did not run, or the cleanup had a
+    /// problem); "inconclusive" (no failure, but a step could not judge its
+    /// effect: the host was busy). Exit status 0, 1, 3.
+    pub verdict: Verdict,
     pub cleanup_problems: Vec<String>,
+}
+
+impl Summary {
+    /// The lesson's verdict from what its steps gave.
+    pub fn verdict_of(steps: usize, steps_passed: usize, steps_inconclusive: usize, cleanup_ok: bool) -> Verdict {
+        if !cleanup_ok || steps_passed + steps_inconclusive < steps {
+            Verdict::Fail
+        } else if steps_inconclusive > 0 {
+            Verdict::Inconclusive
+        } else {
+            Verdict::Pass
+        }
+    }
+
+    /// The exit status of `workbench lesson`: 0 pass, 1 fail, 3 inconclusive.
+    pub fn exit_code(&self) -> u8 {
+        match self.verdict {
+            Verdict::Pass => 0,
+            Verdict::Fail => 1,
+            Verdict::Inconclusive => 3,
+        }
+    }
+}
+
+/// What the summary line says after "lesson ID: ".
+fn summary_words(s: &Summary) -> String {
+    let inconclusive = if s.steps_inconclusive > 0 { format!(", {} inconclusive", s.steps_inconclusive) } else { String::new() };
+    let removed = if s.cleanup_problems.is_empty() { ", everything it created is removed" } else { "" };
+    let verdict = if s.verdict == Verdict::Inconclusive { "inconclusive: the host is busy — " } else { "" };
+    format!("{verdict}{}/{} steps passed{inconclusive}{removed}", s.steps_passed, s.steps)
 }
 
 /// Run one lesson from start to end. `Err` means it could not start (bad
@@ -85,6 +124,7 @@ pub fn run(def: &LessonDef, opts: &RunOptions) -> anyhow::Result<Summary> {
     }
     let total = text.steps.len();
     let mut passed = 0;
+    let mut inconclusive = 0;
     let mut all_ok = true;
     for (i, st) in text.steps.iter().enumerate() {
         // A signal's teardown is under way: start nothing more (it exits the process).
@@ -108,6 +148,7 @@ pub fn run(def: &LessonDef, opts: &RunOptions) -> anyhow::Result<Summary> {
             diff: vec![],
             checks: vec![],
             pass: false,
+            verdict: Verdict::Fail,
             error: None,
         };
         match lesson.run_step(&st.id, &mut cx) {
@@ -116,11 +157,20 @@ pub fn run(def: &LessonDef, opts: &RunOptions) -> anyhow::Result<Summary> {
                     step.diff = diff(b, a);
                 }
                 // A step with no check proves nothing: it does not pass.
-                step.pass = rep.passed() && !rep.checks.is_empty();
+                step.verdict = rep.verdict();
+                step.pass = step.verdict == Verdict::Pass;
                 step.transcript = rep.transcript;
                 step.before = rep.before.map(|s| s.label);
                 step.after = rep.after.map(|s| s.label);
                 step.checks = rep.checks;
+            }
+            // Refused at its start, before it created anything (a host port
+            // another run took since preflight): as if preflight had said so.
+            Err(e) if n == 1 && e.downcast_ref::<crate::app::UsageError>().is_some() => {
+                drop(lesson);
+                let problems = state::finish();
+                anyhow::ensure!(problems.is_empty(), "{e}; cleanup: {}", problems.join("; "));
+                return Err(e);
             }
             Err(e) => step.error = Some(format!("{e:#}")),
         }
@@ -132,10 +182,10 @@ pub fn run(def: &LessonDef, opts: &RunOptions) -> anyhow::Result<Summary> {
             print_step_result(out, &step, opts.style);
         }
         let _ = out.flush();
-        if step.pass {
-            passed += 1;
-        } else {
-            all_ok = false;
+        match step.verdict {
+            Verdict::Pass => passed += 1,
+            Verdict::Inconclusive => inconclusive += 1,
+            Verdict::Fail => all_ok = false,
         }
         if step.error.is_some() {
             break;
@@ -167,7 +217,9 @@ pub fn run(def: &LessonDef, opts: &RunOptions) -> anyhow::Result<Summary> {
         run_id: run.run_id,
         steps: total,
         steps_passed: passed,
+        steps_inconclusive: inconclusive,
         pass: all_ok && passed == total && cleanup_problems.is_empty(),
+        verdict: Summary::verdict_of(total, passed, inconclusive, all_ok && cleanup_problems.is_empty()),
         cleanup_problems,
     };
     if opts.json {
@@ -233,9 +285,16 @@ fn print_summary(out: &mut impl Write, s: &Summary, t: &LessonText, style: Style
     for p in &s.cleanup_problems {
         let _ = writeln!(out, "{}", paint(&format!("cleanup problem: {p}"), style, |s| s.red()));
     }
-    let line = format!("lesson {}: {}/{} steps passed{}", s.lesson, s.steps_passed, s.steps, if s.cleanup_problems.is_empty() { ", everything it created is removed" } else { "" });
-    let _ = writeln!(out, "{}", paint(&line, style, |x| if s.pass { x.green().bold() } else { x.red().bold() }));
-    if s.pass {
+    let line = format!("lesson {}: {}", s.lesson, summary_words(s));
+    let _ = writeln!(out, "{}", paint(&line, style, |x| match s.verdict {
+        Verdict::Pass => x.green().bold(),
+        Verdict::Inconclusive => x.yellow().bold(),
+        Verdict::Fail => x.red().bold(),
+    }));
+    if s.verdict == Verdict::Inconclusive {
+        let _ = writeln!(out, "{}", paint("Not a failure: other processes kept the CPUs busy, so the lesson could not measure its effect. Run it again when the host is quieter (exit status 3).", style, |x| x.yellow()));
+    }
+    if s.verdict != Verdict::Fail {
         let _ = writeln!(out, "\nTry next:");
         for e in &t.exercises {
             let _ = writeln!(out, "  • {e}");
@@ -321,7 +380,7 @@ pub fn markdown_step(n: usize, total: usize, st: &StepText, step: &StepResult) -
 /// The end of the recorded page: the result line and the exercises.
 pub fn markdown_summary(s: &Summary, t: &LessonText) -> String {
     let mut out = String::from("<!-- ANCHOR_END: steps -->\n\n");
-    let mut line = format!("**lesson {}: {}/{} steps passed{}**", md_escape(&s.lesson), s.steps_passed, s.steps, if s.cleanup_problems.is_empty() { ", everything it created is removed" } else { "" });
+    let mut line = format!("**lesson {}: {}**", md_escape(&s.lesson), summary_words(s));
     for p in &s.cleanup_problems {
         line.push_str(&format!("\n\n> **cleanup problem:** {}", md_escape(p)));
     }
@@ -398,10 +457,11 @@ mod tests {
                 diff_pairs("mounts", &pairs(&[("/", "ext4 /dev/vda (rw) shared:1")]), &pairs(&[("/", "ext4 /dev/vda (rw) shared:1"), ("/proc", "proc proc (rw) private")])),
             ],
             checks: vec![
-                Check { name: "new pid namespace".into(), expected: "differs".into(), actual: "differs".into(), pass: true },
-                Check { name: "a|b_c".into(), expected: "1".into(), actual: "2".into(), pass: false },
+                Check { name: "new pid namespace".into(), expected: "differs".into(), actual: "differs".into(), pass: true, inconclusive: false },
+                Check { name: "a|b_c".into(), expected: "1".into(), actual: "2".into(), pass: false, inconclusive: false },
             ],
             pass: false,
+            verdict: Verdict::Fail,
             error: None,
         }
     }
@@ -410,7 +470,7 @@ mod tests {
     fn markdown_page_of_a_run() {
         let t = fixture_text();
         let step = fixture_step(&t);
-        let summary = Summary { kind: "summary", lesson: t.id.clone(), run_id: "wb-000000".into(), steps: 1, steps_passed: 0, pass: false, cleanup_problems: vec![] };
+        let summary = Summary { kind: "summary", lesson: t.id.clone(), run_id: "wb-000000".into(), steps: 1, steps_passed: 0, steps_inconclusive: 0, pass: false, verdict: Verdict::Fail, cleanup_problems: vec![] };
         let page = format!("{}{}{}", markdown_intro(&t), markdown_step(1, 1, &t.steps[0], &step), markdown_summary(&summary, &t));
         // The fixture lesson has no file in lessons/: its stamp is the hash of "".
         assert!(page.starts_with(&markdown_stamp("demo-ns", &text_fingerprint(""))), "{page}");
@@ -421,7 +481,7 @@ mod tests {
     fn anchors_are_balanced_and_nested() {
         let t = fixture_text();
         let step = fixture_step(&t);
-        let summary = Summary { kind: "summary", lesson: t.id.clone(), run_id: "x".into(), steps: 1, steps_passed: 1, pass: true, cleanup_problems: vec!["rmdir x: busy".into()] };
+        let summary = Summary { kind: "summary", lesson: t.id.clone(), run_id: "x".into(), steps: 1, steps_passed: 1, steps_inconclusive: 0, pass: true, verdict: Verdict::Pass, cleanup_problems: vec!["rmdir x: busy".into()] };
         let page = format!("{}{}{}", markdown_intro(&t), markdown_step(1, 1, &t.steps[0], &step), markdown_summary(&summary, &t));
         let mut open: Vec<String> = vec![];
         for line in page.lines() {
@@ -460,6 +520,42 @@ mod tests {
         let opts = RunOptions { json: false, markdown: false, step: false, shell: true, style: Style { color: false, width: 80 }, lesson: LessonOptions::default() };
         let e = run(&def, &opts).unwrap_err().to_string();
         assert_eq!(e, "lesson pid-ns has no shell to drop into: run it without --shell");
+    }
+
+    #[test]
+    fn a_busy_host_is_neither_a_pass_nor_a_failure() {
+        assert_eq!(Summary::verdict_of(6, 6, 0, true), Verdict::Pass);
+        assert_eq!(Summary::verdict_of(6, 5, 1, true), Verdict::Inconclusive);
+        // A failed (or unrun) step, or a cleanup problem, outweighs it.
+        assert_eq!(Summary::verdict_of(6, 4, 1, true), Verdict::Fail);
+        assert_eq!(Summary::verdict_of(6, 5, 1, false), Verdict::Fail);
+        assert_eq!(Summary::verdict_of(6, 6, 0, false), Verdict::Fail);
+        let mut s = Summary { kind: "summary", lesson: "cgroup-cpu-quota".into(), run_id: "x".into(), steps: 6, steps_passed: 5, steps_inconclusive: 1, pass: false, verdict: Verdict::Inconclusive, cleanup_problems: vec![] };
+        assert_eq!(s.exit_code(), 3);
+        assert_eq!(summary_words(&s), "inconclusive: the host is busy — 5/6 steps passed, 1 inconclusive, everything it created is removed");
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!((json["verdict"].as_str(), json["pass"].as_bool(), json["steps_inconclusive"].as_u64()), (Some("inconclusive"), Some(false), Some(1)));
+        (s.verdict, s.steps_passed, s.steps_inconclusive, s.pass) = (Verdict::Pass, 6, 0, true);
+        assert_eq!(s.exit_code(), 0);
+        assert_eq!(summary_words(&s), "6/6 steps passed, everything it created is removed");
+        s.verdict = Verdict::Fail;
+        assert_eq!(s.exit_code(), 1);
+    }
+
+    #[test]
+    fn an_inconclusive_step_is_marked_in_the_record_and_the_json() {
+        let t = fixture_text();
+        let mut step = fixture_step(&t);
+        step.checks = vec![Check { name: "nr_throttled grew".into(), expected: "> 0".into(), actual: "0 (the host is busy)".into(), pass: false, inconclusive: true }];
+        step.verdict = Verdict::Inconclusive;
+        let md = markdown_step(1, 1, &t.steps[0], &step);
+        assert!(md.contains("| **INCONCLUSIVE** |"), "{md}");
+        let json = serde_json::to_value(&step).unwrap();
+        assert_eq!(json["verdict"], "inconclusive");
+        assert_eq!(json["checks"][0]["inconclusive"], true);
+        // A plain check keeps its old shape.
+        let plain = serde_json::to_value(fixture_step(&t)).unwrap();
+        assert!(plain["checks"][0].get("inconclusive").is_none(), "{plain}");
     }
 
     #[test]

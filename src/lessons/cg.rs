@@ -197,6 +197,64 @@ pub fn proc_cpu(pid: i32) -> impl Fn() -> anyhow::Result<u64> {
     move || crate::kernel::proc::cpu_time_ns(pid).with_context(|| format!("read /proc/{pid}/stat"))
 }
 
+/// Idle time of `cpus` in nanoseconds, summed (`idle` + `iowait` of their
+/// `cpuN` lines in /proc/stat), from the given /proc/stat text (pure).
+/// `None` when a CPU has no line.
+pub fn idle_ns_of(proc_stat: &str, cpus: &[usize], ticks_per_second: u64) -> Option<u64> {
+    let mut total = 0u64;
+    for cpu in cpus {
+        let name = format!("cpu{cpu}");
+        let line = proc_stat.lines().find(|l| l.split_whitespace().next() == Some(name.as_str()))?;
+        let f: Vec<u64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+        total += f.get(3).copied().unwrap_or(0) + f.get(4).copied().unwrap_or(0);
+    }
+    Some(total * 1_000_000_000 / ticks_per_second.max(1))
+}
+
+/// The idle time of `cpus` as a counter for [`measure`]: the free CPU during
+/// a window, in percent of one CPU (200% = two idle CPUs).
+pub fn cpu_idle(cpus: &[usize]) -> impl Fn() -> anyhow::Result<u64> {
+    let cpus = cpus.to_vec();
+    move || {
+        let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok().flatten().filter(|h| *h > 0).unwrap_or(100) as u64;
+        let text = std::fs::read_to_string("/proc/stat").context("read /proc/stat")?;
+        idle_ns_of(&text, &cpus, hz).with_context(|| format!("no line for CPUs {cpus:?} in /proc/stat"))
+    }
+}
+
+/// A process another live workbench run recorded that has busy threads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtherHog {
+    /// `run 1a2b3c (cgroup-cpu-quota)`
+    pub run: String,
+    pub pid: i32,
+    /// Threads in state R (running or runnable).
+    pub busy_threads: usize,
+    /// Its `Cpus_allowed_list` ("1", "0-1").
+    pub cpus: String,
+}
+
+/// The processes of other live workbench runs (from their state files) that
+/// have runnable threads now: the hogs of a class running the cgroup
+/// lessons at once. (A throttled thread is runnable too: it counts.)
+pub fn other_runs_hogs() -> Vec<OtherHog> {
+    let mut out = Vec::new();
+    for run in state::other_live_runs() {
+        for r in &run.resources {
+            let Resource::Process { pid, start_time } = r else { continue };
+            if !crate::kernel::proc::is_same_process(*pid, *start_time) {
+                continue;
+            }
+            let busy = thread_states(*pid).iter().filter(|(_, s)| *s == 'R').count();
+            if busy > 0 {
+                let cpus = crate::kernel::proc::status_field(*pid, "Cpus_allowed_list").unwrap_or_default();
+                out.push(OtherHog { run: format!("run {} ({})", run.run_id, run.lesson), pid: *pid, busy_threads: busy, cpus });
+            }
+        }
+    }
+    out
+}
+
 /// `49.8%`.
 pub fn pct(p: f64) -> String {
     format!("{p:.1}%")
@@ -443,6 +501,17 @@ mod tests {
         let p = shell_prompt("pids-limit");
         assert_eq!(p, "[workbench pids-limit] $PWD# ");
         assert!(!p.contains('\\'), "dash would print a backslash escape literally: {p}");
+    }
+
+    #[test]
+    fn idle_time_of_some_cpus() {
+        let stat = "cpu  10 0 10 900 100 0 0 0 0 0\ncpu0 5 0 5 400 50 0 0 0 0 0\ncpu1 5 0 5 500 50 0 0 0 0 0\nintr 1\n";
+        // idle + iowait, 100 ticks a second.
+        assert_eq!(idle_ns_of(stat, &[1], 100), Some(5_500_000_000));
+        assert_eq!(idle_ns_of(stat, &[0, 1], 100), Some(10_000_000_000));
+        assert_eq!(idle_ns_of(stat, &[2], 100), None);
+        // The aggregate `cpu` line is never taken for `cpu0`.
+        assert_eq!(idle_ns_of("cpu 1 1 1 999 0\ncpu0 0 0 0 1 0\n", &[0], 1), Some(1_000_000_000));
     }
 
     #[test]

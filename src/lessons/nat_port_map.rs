@@ -3,8 +3,9 @@
 //! A bridged container has a private address nobody outside knows a route
 //! to. Two NAT rules fix both directions: MASQUERADE rewrites the source of
 //! the container's outgoing connections to the host's address, and DNAT
-//! rewrites the destination of connections to a host port (8080) to the
-//! container's address and port (80) — `docker run -p 8080:80`. Connection
+//! rewrites the destination of connections to a host port (8080, or the
+//! first free one after it when other runs hold it) to the container's
+//! address and port (80) — `docker run -p 8080:80`. Connection
 //! tracking applies each rewrite to the whole connection and reverses it for
 //! the replies. The "outside world" here is one more network namespace wired
 //! to the host by its own veth pair: no packet ever leaves the machine.
@@ -38,7 +39,7 @@ const OUTSIDE_PORT: u16 = 8000;
 struct Plan {
     sub: Subnet,
     outside: Subnet,
-    host_port: u16,
+    host_port: netlab::HostPort,
     container_port: u16,
     backend: firewall::Backend,
 }
@@ -47,11 +48,30 @@ fn no_outside() -> String {
     format!("no free subnet for the outside-world link among {}: free one of them, or pick a --subnet outside them", netlab::OUTSIDE_SUBNETS.join(", "))
 }
 
-/// The plan; with `reserve`, both subnets are also reserved host-wide for
-/// this run (so concurrent runs get different ones).
-fn plan(opts: &LessonOptions, reserve: bool) -> Result<Plan, String> {
-    let (host_port, container_port) = netlab::check_ports(opts)?;
-    let backend = firewall::detect()?;
+/// The plan; with `reserve`, the host port and both subnets are also
+/// reserved host-wide for this run (so concurrent runs get different ones).
+///
+/// The host port must differ between runs: each run's rules match only its
+/// own outside link's address, except the localhost step's `127.0.0.1:PORT`,
+/// which is the same on every run. With two runs on one port, the first
+/// table whose DNAT rule sees a connection to 127.0.0.1:PORT takes it, and
+/// the other run's request lands in that run's container.
+fn plan(opts: &LessonOptions, reserve: bool) -> anyhow::Result<Plan> {
+    let (given_port, container_port) = netlab::check_ports(opts).map_err(anyhow::Error::msg)?;
+    let backend = firewall::detect().map_err(anyhow::Error::msg)?;
+    // First, so that a port another run took since preflight refuses the run
+    // before anything else is created.
+    let host_port = if reserve {
+        netlab::reserve_host_port(given_port)?
+    } else {
+        netlab::choose_host_port(given_port, netlab::host_port_in_use, &netlab::held_ports_elsewhere()).map_err(anyhow::Error::msg)?
+    };
+    let (sub, outside) = plan_subnets(opts, reserve).map_err(anyhow::Error::msg)?;
+    Ok(Plan { sub, outside, host_port, container_port, backend })
+}
+
+/// The container's and the outside world's subnets (reserved with `reserve`).
+fn plan_subnets(opts: &LessonOptions, reserve: bool) -> Result<(Subnet, Subnet), String> {
     let (sub, outside) = if reserve {
         let sub = netlab::reserve_subnet(opts.subnet.as_deref(), netlab::CONTAINER_SUBNETS, &[]).map_err(|e| e.to_string())?;
         let outside = netlab::reserve_subnet(None, netlab::OUTSIDE_SUBNETS, &[sub]).map_err(|_| no_outside())?;
@@ -63,17 +83,14 @@ fn plan(opts: &LessonOptions, reserve: bool) -> Result<Plan, String> {
         let outside = netlab::choose_subnet(&host, None, netlab::OUTSIDE_SUBNETS, &[sub], &held).map_err(|_| no_outside())?;
         (sub, outside)
     };
-    Ok(Plan { sub, outside, host_port, container_port, backend })
+    Ok((sub, outside))
 }
 
 fn preflight(host: &Host, opts: &LessonOptions) -> anyhow::Result<()> {
     host.require_root("netlink link changes, sysctl and netfilter rules need CAP_NET_ADMIN")?;
     host.require_static_busybox()?;
     netlab::require_link_kinds(&["veth", "bridge"])?;
-    let p = plan(opts, false).map_err(anyhow::Error::msg)?;
-    if netlab::host_port_in_use(p.host_port) {
-        anyhow::bail!("--host-port {}: a program on this host already listens on it: choose another with --host-port", p.host_port);
-    }
+    plan(opts, false)?;
     let blockers = firewall::host_forward_blockers();
     if !blockers.is_empty() {
         anyhow::bail!(
@@ -178,10 +195,10 @@ impl Lesson for NatPortMap {
         let me = crate::kernel::proc::self_pid();
         match step {
             "container" => {
-                let p = plan(&cx.options, true).map_err(anyhow::Error::msg)?;
+                let p = plan(&cx.options, true)?;
                 self.sub = Some(p.sub);
                 self.out_sub = Some(p.outside);
-                self.host_port = p.host_port;
+                self.host_port = p.host_port.port;
                 self.container_port = p.container_port;
                 self.fw = Some(Firewall::new(p.backend, &format!("{}{}", crate::state::PREFIX, cx.run_id))?);
                 self.bridge = netlab::link_name(&cx.run_id, "br")?;
@@ -209,7 +226,15 @@ impl Lesson for NatPortMap {
                 r.ran("host", netlab::ping_argv(&p.sub.peer_ip()).join(" "), &out);
                 let n = netlab::ping_received(&out.stdout);
                 r.check(format!("host → container {}", p.sub.peer_ip()), "replies", format!("{n} of 2 replies"), n >= 1);
-                r.say("workbench", "the plan", format!("container subnet {}, outside-world subnet {}, port map host {} → container {}, firewall: {}", p.sub.cidr(), p.outside.cidr(), p.host_port, p.container_port, p.backend.name()));
+                r.say("workbench", "the plan", format!(
+                        "container subnet {}, outside-world subnet {}, port map host {} → container {} ({}), firewall: {}",
+                        p.sub.cidr(),
+                        p.outside.cidr(),
+                        p.host_port.port,
+                        p.container_port,
+                        p.host_port.why,
+                        p.backend.name()
+                    ));
             }
             "httpd" => {
                 let (sub, _) = self.subs()?;

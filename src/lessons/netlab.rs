@@ -70,6 +70,9 @@ pub const OUTSIDE_SUBNETS: &[&str] = &[
 /// The default port mapping: host port 8080 → container port 80.
 pub const DEFAULT_HOST_PORT: u16 = 8080;
 pub const DEFAULT_CONTAINER_PORT: u16 = 80;
+/// Without `--host-port`, a run takes the first free port from 8080 on,
+/// among this many.
+pub const HOST_PORT_CANDIDATES: u16 = 100;
 
 /// Namespaces of a container in the bridge (and none) network mode.
 pub fn container_flags() -> CloneFlags {
@@ -225,20 +228,90 @@ pub fn reserve_subnet(given: Option<&str>, candidates: &[&str], avoid: &[Subnet]
     })?
 }
 
-/// Validate the port options of nat-port-map (pure part).
-pub fn check_ports(opts: &LessonOptions) -> Result<(u16, u16), String> {
-    let host = opts.host_port.unwrap_or(DEFAULT_HOST_PORT);
+/// Validate the port options of nat-port-map (pure part): the host port
+/// if given (else `None`: a free one is chosen, see [`choose_host_port`]) and
+/// the container port.
+pub fn check_ports(opts: &LessonOptions) -> Result<(Option<u16>, u16), String> {
     let cont = opts.container_port.unwrap_or(DEFAULT_CONTAINER_PORT);
-    if host == 0 {
-        return Err("--host-port must be between 1024 and 65535, not 0".into());
-    }
-    if host < 1024 {
-        return Err(format!("--host-port {host} is a privileged port that host services use (ssh is 22): choose one between 1024 and 65535"));
+    if let Some(host) = opts.host_port {
+        if host == 0 {
+            return Err("--host-port must be between 1024 and 65535, not 0".into());
+        }
+        if host < 1024 {
+            return Err(format!("--host-port {host} is a privileged port that host services use (ssh is 22): choose one between 1024 and 65535"));
+        }
     }
     if cont == 0 {
         return Err("--container-port must be between 1 and 65535, not 0".into());
     }
-    Ok((host, cont))
+    Ok((opts.host_port, cont))
+}
+
+/// The host port of a port map and why it was taken, for the plan line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPort {
+    pub port: u16,
+    pub why: String,
+}
+
+/// The host port of nat-port-map (pure). `--host-port` if given, refused
+/// when a program on the host listens on it or another live run maps it
+/// (its DNAT rules for 127.0.0.1:PORT would take this run's connections).
+/// Without it, 8080 (the post's port) when free, else the first port after
+/// it that nothing listens on and no other run holds.
+pub fn choose_host_port(given: Option<u16>, in_use: impl Fn(u16) -> bool, held: &[(u16, String)]) -> Result<HostPort, String> {
+    let holder = |p: u16| held.iter().find(|(h, _)| *h == p).map(|(_, who)| who.clone());
+    if let Some(p) = given {
+        if let Some(who) = holder(p) {
+            return Err(format!("--host-port {p} is mapped by {who}, which is still running: choose another --host-port, or leave it out to take a free port"));
+        }
+        if in_use(p) {
+            return Err(format!("--host-port {p}: a program on this host already listens on it: choose another with --host-port"));
+        }
+        return Ok(HostPort { port: p, why: "--host-port".into() });
+    }
+    let last = DEFAULT_HOST_PORT + HOST_PORT_CANDIDATES - 1;
+    let port = (DEFAULT_HOST_PORT..=last).find(|p| holder(*p).is_none() && !in_use(*p)).ok_or_else(|| {
+        format!("no free host port between {DEFAULT_HOST_PORT} and {last} (other programs listen on them or other runs map them): give one with --host-port")
+    })?;
+    let why = if port == DEFAULT_HOST_PORT {
+        format!("{port} is free: the post's port")
+    } else {
+        let taken = match holder(DEFAULT_HOST_PORT) {
+            Some(who) => format!("mapped by {who}"),
+            None => "in use on this host".to_string(),
+        };
+        format!("{DEFAULT_HOST_PORT} is {taken}: {port} is the first free port after it")
+    };
+    Ok(HostPort { port, why })
+}
+
+/// The host ports other live runs map (their state files' `host_port`
+/// reservations), each with who holds it (`run 1a2b3c (nat-port-map)`).
+pub fn held_ports_elsewhere() -> Vec<(u16, String)> {
+    let mut out = Vec::new();
+    for run in state::other_live_runs() {
+        for r in &run.resources {
+            if let Resource::HostPort { port } = r {
+                out.push((*port, format!("run {} ({})", run.run_id, run.lesson)));
+            }
+        }
+    }
+    out
+}
+
+/// Choose the host port as [`choose_host_port`] does and reserve it for this
+/// run, host-wide (under an exclusive lock, recorded in the state file, so
+/// two runs started at once never map the same port; the reservation ends
+/// with the run, or with its owner's death). A port that cannot be had is a
+/// [`UsageError`](crate::app::UsageError): the run was refused, like in
+/// preflight (a run started at the same moment took it in between).
+pub fn reserve_host_port(given: Option<u16>) -> anyhow::Result<HostPort> {
+    state::reserve("ports", || -> anyhow::Result<HostPort> {
+        let chosen = choose_host_port(given, host_port_in_use, &held_ports_elsewhere()).map_err(crate::app::UsageError)?;
+        state::record(Resource::HostPort { port: chosen.port })?;
+        Ok(chosen)
+    })?
 }
 
 /// Ports with a TCP socket in LISTEN state, from `/proc/net/tcp` or `tcp6` text.
@@ -635,11 +708,52 @@ mod tests {
     #[test]
     fn ports_are_validated() {
         let o = |h: Option<u16>, c: Option<u16>| LessonOptions { host_port: h, container_port: c, ..Default::default() };
-        assert_eq!(check_ports(&o(None, None)).unwrap(), (8080, 80));
-        assert_eq!(check_ports(&o(Some(9000), Some(8000))).unwrap(), (9000, 8000));
+        assert_eq!(check_ports(&o(None, None)).unwrap(), (None, 80));
+        assert_eq!(check_ports(&o(Some(9000), Some(8000))).unwrap(), (Some(9000), 8000));
         assert!(check_ports(&o(Some(0), None)).unwrap_err().contains("not 0"));
         assert!(check_ports(&o(Some(22), None)).unwrap_err().contains("privileged"));
         assert!(check_ports(&o(None, Some(0))).unwrap_err().starts_with("--container-port"));
+    }
+
+    #[test]
+    fn host_port_prefers_8080_and_skips_what_is_taken() {
+        let nothing = |_: u16| false;
+        // A lone run on a quiet host looks like the post.
+        let p = choose_host_port(None, nothing, &[]).unwrap();
+        assert_eq!(p, HostPort { port: 8080, why: "8080 is free: the post's port".into() });
+        // Held by other live runs: the first port after it that nobody holds.
+        let held = vec![(8080, "run 1a2b3c (nat-port-map)".to_string()), (8081, "run 4d5e6f (nat-port-map)".to_string())];
+        let p = choose_host_port(None, nothing, &held).unwrap();
+        assert_eq!(p.port, 8082);
+        assert_eq!(p.why, "8080 is mapped by run 1a2b3c (nat-port-map): 8082 is the first free port after it");
+        // Listened on by a host program: skipped too.
+        let p = choose_host_port(None, |p| p == 8082, &held).unwrap();
+        assert_eq!(p.port, 8083);
+        let p = choose_host_port(None, |p| p == 8080, &[]).unwrap();
+        assert_eq!(p.port, 8081);
+        assert_eq!(p.why, "8080 is in use on this host: 8081 is the first free port after it");
+        // Eight runs at once get eight different ports.
+        let mut held = Vec::new();
+        for i in 0..8 {
+            let p = choose_host_port(None, nothing, &held).unwrap();
+            held.push((p.port, format!("run {i}")));
+        }
+        let mut ports: Vec<u16> = held.iter().map(|(p, _)| *p).collect();
+        ports.dedup();
+        assert_eq!(ports, (8080..8088).collect::<Vec<_>>());
+        // All taken: one line naming the option.
+        let e = choose_host_port(None, |_| true, &[]).unwrap_err();
+        assert!(e.contains("between 8080 and 8179") && e.ends_with("give one with --host-port"), "{e}");
+    }
+
+    #[test]
+    fn an_explicit_host_port_another_run_holds_is_refused() {
+        let held = vec![(9090, "run 1a2b3c (nat-port-map)".to_string())];
+        let e = choose_host_port(Some(9090), |_| false, &held).unwrap_err();
+        assert_eq!(e, "--host-port 9090 is mapped by run 1a2b3c (nat-port-map), which is still running: choose another --host-port, or leave it out to take a free port");
+        let e = choose_host_port(Some(9091), |p| p == 9091, &held).unwrap_err();
+        assert!(e.contains("already listens on it"), "{e}");
+        assert_eq!(choose_host_port(Some(9091), |_| false, &held).unwrap(), HostPort { port: 9091, why: "--host-port".into() });
     }
 
     #[test]

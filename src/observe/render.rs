@@ -95,6 +95,42 @@ pub fn render_diff(sections: &[SectionDiff], before_label: &str, after_label: &s
     out
 }
 
+/// The outcome of a check, a step or a lesson. `Inconclusive`: the effect
+/// could not be judged because the host was busy (other processes held the
+/// CPUs the measurement needed); it is neither a pass nor a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Pass,
+    Fail,
+    Inconclusive,
+}
+
+impl Verdict {
+    /// "pass", "fail", "inconclusive" (as in `--json`).
+    pub fn word(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+            Verdict::Inconclusive => "inconclusive",
+        }
+    }
+
+    /// The verdict of several: any failure fails, else any inconclusive one
+    /// makes it inconclusive, else it passes (nothing at all passes).
+    pub fn combine(all: impl IntoIterator<Item = Verdict>) -> Verdict {
+        let mut out = Verdict::Pass;
+        for v in all {
+            match v {
+                Verdict::Fail => return Verdict::Fail,
+                Verdict::Inconclusive => out = Verdict::Inconclusive,
+                Verdict::Pass => {}
+            }
+        }
+        out
+    }
+}
+
 /// One checked expectation of a step.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Check {
@@ -102,6 +138,29 @@ pub struct Check {
     pub expected: String,
     pub actual: String,
     pub pass: bool,
+    /// Not passed, yet not failed either: the host was too busy to judge
+    /// (only present in `--json` when true).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub inconclusive: bool,
+}
+
+impl Check {
+    pub fn verdict(&self) -> Verdict {
+        match (self.pass, self.inconclusive) {
+            (true, _) => Verdict::Pass,
+            (false, true) => Verdict::Inconclusive,
+            (false, false) => Verdict::Fail,
+        }
+    }
+
+    /// The result column: PASS, FAIL or INCONCLUSIVE.
+    pub fn result_word(&self) -> &'static str {
+        match self.verdict() {
+            Verdict::Pass => "PASS",
+            Verdict::Fail => "FAIL",
+            Verdict::Inconclusive => "INCONCLUSIVE",
+        }
+    }
 }
 
 /// Draw the checks of a step.
@@ -112,15 +171,20 @@ pub fn render_checks(checks: &[Check], style: Style) -> String {
     let mut t = table(style);
     t.set_header(vec!["check", "expected", "actual", "result"]);
     for c in checks {
-        let res = Cell::new(if c.pass { "PASS" } else { "FAIL" });
-        let res = if style.color { res.fg(if c.pass { Color::Green } else { Color::Red }).add_attribute(Attribute::Bold) } else { res };
+        let res = Cell::new(c.result_word());
+        let color = match c.verdict() {
+            Verdict::Pass => Color::Green,
+            Verdict::Fail => Color::Red,
+            Verdict::Inconclusive => Color::Yellow,
+        };
+        let res = if style.color { res.fg(color).add_attribute(Attribute::Bold) } else { res };
         t.add_row(vec![Cell::new(&c.name), Cell::new(&c.expected), Cell::new(&c.actual), res]);
     }
     format!("{t}\n")
 }
 
 /// A table from rows of strings (used by `list`, `doctor` and the tour).
-/// Cells reading ok/pass, warn, FAIL are coloured green, yellow, red.
+/// Cells reading ok/pass, warn/inconclusive, FAIL are coloured green, yellow, red.
 pub fn render_rows(header: &[&str], rows: &[Vec<String>], style: Style) -> String {
     let mut t = table(style);
     t.set_header(header.to_vec());
@@ -137,7 +201,7 @@ fn status_cell(text: &str, style: Style) -> Cell {
     }
     match text {
         "ok" | "pass" | "PASS" => cell.fg(Color::Green),
-        "warn" => cell.fg(Color::Yellow),
+        "warn" | "inconclusive" | "INCONCLUSIVE" => cell.fg(Color::Yellow),
         "FAIL" => cell.fg(Color::Red).add_attribute(Attribute::Bold),
         _ => cell,
     }
@@ -260,7 +324,7 @@ pub fn markdown_checks(checks: &[Check]) -> String {
     let header = ["check", "expected", "actual", "result"].map(String::from);
     let rows: Vec<Vec<String>> = checks
         .iter()
-        .map(|c| vec![md_escape(&c.name), md_escape(&c.expected), md_escape(&c.actual), if c.pass { "**PASS**".into() } else { "**FAIL**".into() }])
+        .map(|c| vec![md_escape(&c.name), md_escape(&c.expected), md_escape(&c.actual), format!("**{}**", c.result_word())])
         .collect();
     md_table(&header, &rows)
 }
@@ -280,6 +344,22 @@ mod tests {
 
     fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
         v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    }
+
+    #[test]
+    fn inconclusive_checks_read_apart_from_failures() {
+        let c = |pass, inconclusive| Check { name: "n".into(), expected: "e".into(), actual: "a".into(), pass, inconclusive };
+        let table = render_checks(&[c(true, false), c(false, false), c(false, true)], Style::PLAIN);
+        assert!(table.contains("PASS") && table.contains("FAIL") && table.contains("INCONCLUSIVE"), "{table}");
+        assert_eq!(table.matches("FAIL").count(), 1, "{table}");
+        // In colour: yellow, not red.
+        let coloured = render_checks(&[c(false, true)], Style { color: true, width: 100 });
+        assert!(coloured.contains("\u{1b}[38;5;11m") || coloured.contains("\u{1b}[33m") || coloured.contains("\u{1b}[93m"), "{coloured:?}");
+        assert!(!coloured.contains("\u{1b}[31m") && !coloured.contains("\u{1b}[38;5;9m"), "{coloured:?}");
+        assert_eq!(Verdict::combine([Verdict::Pass, Verdict::Inconclusive]), Verdict::Inconclusive);
+        assert_eq!(Verdict::combine([Verdict::Inconclusive, Verdict::Fail, Verdict::Pass]), Verdict::Fail);
+        assert_eq!(Verdict::combine([]), Verdict::Pass);
+        assert_eq!(serde_json::to_string(&Verdict::Inconclusive).unwrap(), "\"inconclusive\"");
     }
 
     #[test]
@@ -333,12 +413,12 @@ mod tests {
         let md = markdown_diff(&[d], "before", "after");
         assert!(md.contains("| cpu.max | `max 100000` | `20000 100000` | **CHANGED** |"), "{md}");
         assert!(md.contains("| multi | `l1`<br>`l2` | `l1`<br>`l2` | same |"), "{md}");
-        insta::assert_snapshot!(markdown_checks(&[Check { name: "x|y".into(), expected: "1".into(), actual: "1".into(), pass: true }]));
+        insta::assert_snapshot!(markdown_checks(&[Check { name: "x|y".into(), expected: "1".into(), actual: "1".into(), pass: true, inconclusive: false }]));
     }
 
     #[test]
     fn colour_only_when_asked() {
-        let checks = vec![Check { name: "pid inside".into(), expected: "1".into(), actual: "1".into(), pass: true }];
+        let checks = vec![Check { name: "pid inside".into(), expected: "1".into(), actual: "1".into(), pass: true, inconclusive: false }];
         let plain = render_checks(&checks, Style::PLAIN);
         assert!(!plain.contains('\u{1b}'));
         let coloured = render_checks(&checks, Style { color: true, width: 100 });

@@ -118,6 +118,16 @@ fn dispatch(cmd: Command, style: Style) -> anyhow::Result<ExitCode> {
         }
         Command::Tour(t) => tour(t.json, style),
         Command::Run(a) => crate::run::main(&a),
+        Command::Completions(c) => {
+            crate::manual::completions(c.shell, &mut std::io::stdout().lock());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man(m) => {
+            for name in crate::manual::write_man_pages(&m.dir).with_context(|| format!("writing man pages into {}", m.dir.display()))? {
+                println!("{}", m.dir.join(name).display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::InternalHog(h) => {
             lessons::hog::busy_loop(h.threads, h.seconds, h.wait);
             Ok(ExitCode::SUCCESS)

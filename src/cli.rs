@@ -40,6 +40,13 @@ pub enum Command {
     Cleanup(CleanupArgs),
     /// Run a command in a container: namespaces, pivot_root, cgroup limits, network.
     Run(crate::run::RunArgs),
+    /// Print a shell completion script (lesson ids included), e.g.
+    /// `workbench completions bash > /etc/bash_completion.d/workbench`.
+    Completions(CompletionsArgs),
+    /// Write the man pages (workbench.1 and one per subcommand) into a directory
+    /// (used by scripts/package, not meant to be typed).
+    #[command(hide = true)]
+    Man(ManArgs),
     /// The CPU hog of the cgroup lessons: threads spinning in a busy loop
     /// (started by workbench itself, not meant to be typed).
     #[command(hide = true)]
@@ -164,6 +171,27 @@ pub struct CleanupArgs {
     /// Print one JSON object per removed resource and run, then a summary (JSON lines).
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: Shell,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Where to write the pages.
+    #[arg(long, default_value = ".")]
+    pub dir: std::path::PathBuf,
 }
 
 /// A hostname as sethostname(2) accepts it: 1 to 64 bytes, no `/` or control characters.

@@ -146,7 +146,7 @@ pub fn checks(host: &Host) -> Vec<Finding> {
         host.busybox_dynamic.is_some(),
         false,
         host.busybox_dynamic.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "not found".into()),
-        "run scripts/setup (it unpacks Debian's busybox into /var/lib/workbench/busybox-dynamic)",
+        "run scripts/setup (it unpacks Debian's busybox into /var/lib/workbench/busybox-dynamic), or reinstall the workbench package (it ships one in /usr/lib/workbench)",
     ));
     let prop = crate::kernel::mount::root_propagation().unwrap_or_else(|| "unknown".into());
     v.push(finding("mount propagation of /", true, false, format!("{prop} (lessons make their own namespace private before mounting)"), ""));

@@ -3,7 +3,8 @@
 //! The chroot lesson needs a *dynamically* linked busybox and every other
 //! lesson a *static* one. Debian's `busybox` and `busybox-static` packages
 //! conflict, so `scripts/setup` installs the static one and unpacks the
-//! dynamic one under /var/lib/workbench; either may also be named with
+//! dynamic one under /var/lib/workbench, and the workbench package ships it
+//! under /usr/lib/workbench (see `scripts/package`); either may also be named with
 //! `WORKBENCH_BUSYBOX_STATIC` / `WORKBENCH_BUSYBOX_DYNAMIC`, and the search
 //! list replaced with `WORKBENCH_BUSYBOX_PATHS` (colon-separated).
 
@@ -15,6 +16,8 @@ pub const BUSYBOX_CANDIDATES: &[&str] = &[
     "/usr/bin/busybox",
     "/sbin/busybox",
     "/usr/sbin/busybox",
+    // The Debian package's copy (scripts/package), then scripts/setup's.
+    "/usr/lib/workbench/busybox-dynamic/bin/busybox",
     "/var/lib/workbench/busybox-dynamic/bin/busybox",
     "/usr/lib/initramfs-tools/bin/busybox",
 ];
@@ -77,7 +80,7 @@ impl Host {
 
     pub fn require_dynamic_busybox(&self) -> anyhow::Result<&Path> {
         self.busybox_dynamic.as_deref().ok_or_else(|| {
-            anyhow::anyhow!("no dynamically linked busybox found (looked in {}): run scripts/setup, which unpacks Debian's busybox into /var/lib/workbench/busybox-dynamic", BUSYBOX_CANDIDATES.join(", "))
+            anyhow::anyhow!("no dynamically linked busybox found (looked in {}): run scripts/setup, which unpacks Debian's busybox into /var/lib/workbench/busybox-dynamic (the workbench package ships one)", BUSYBOX_CANDIDATES.join(", "))
         })
     }
 }

@@ -19,6 +19,7 @@ pub mod lesson;
 pub mod lessons;
 pub mod app;
 pub mod cli;
+pub mod manual;
 pub mod doctor;
 pub mod hoststate;
 pub mod jsonl;

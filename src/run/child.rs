@@ -5,7 +5,12 @@
 //! Between `clone` and `execve` the child only makes system calls on data
 //! the parent prepared: no memory allocation, no locks. (After `clone` only
 //! the calling thread exists in the child; had another thread of the parent
-//! held the allocator's lock at that moment, `malloc` would deadlock.) Two pipes connect the two sides, the classic
+//! held the allocator's lock at that moment, `malloc` would deadlock.) On
+//! x86_64 the child even shares the parent's memory until `execve`
+//! (`CLONE_VM`, as `posix_spawn` does): nothing to copy at `clone` and
+//! nothing to tear down at `execve`. It then makes its system calls directly,
+//! not through libc, whose `errno` it would share with the parent.
+//! Two pipes connect the two sides, the classic
 //! way: the child blocks reading the *go* pipe until the parent has put it
 //! into its cgroup and network (and recorded its PID); the close-on-exec
 //! *error* pipe stays silent when `execve` succeeds and otherwise carries
@@ -71,30 +76,71 @@ fn pipe_cloexec() -> nix::Result<(OwnedFd, OwnedFd)> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
 }
 
+/// Everything `child_main` needs, passed through `clone(2)`'s argument.
+struct ChildArgs<'a> {
+    go_fd: RawFd,
+    go_w: RawFd,
+    err_r: RawFd,
+    err_fd: RawFd,
+    ops: &'a [Op],
+    exec: &'a Exec,
+    wait_first: bool,
+}
+
+extern "C" fn child_entry(arg: *mut libc::c_void) -> c_int {
+    // SAFETY: `arg` points to the ChildArgs that `spawn` keeps alive, and the
+    // recipe it borrows outlives the child's execve (see `spawn`).
+    unsafe {
+        let a = &*(arg as *const ChildArgs);
+        child_main(a.go_fd, a.go_w, a.err_r, a.err_fd, a.ops, a.exec, a.wait_first) as c_int
+    }
+}
+
+/// Whether the child shares the parent's memory until it execs (`CLONE_VM`,
+/// like `posix_spawn`): no page tables to copy at `clone`, no copy-on-write
+/// faults afterwards on either side, and no address space for `execve` to
+/// tear down. It needs system calls that bypass libc's errno (x86_64 here).
+const SHARE_MEMORY: bool = cfg!(target_arch = "x86_64");
+
 /// `clone(flags|SIGCHLD)` a child that will run `ops` then `exec`. With
 /// `wait_first` it waits for the parent's go before the recipe rather than
 /// after it (a user namespace needs its uid/gid maps before anything else).
+///
+/// The child shares this process's memory until its `execve` (see
+/// [`SHARE_MEMORY`]): `ops` and `exec` must stay alive and unchanged until
+/// the error pipe reports that `execve` succeeded or the child has exited.
+/// `launch` reads that pipe only after the child exited, so they do.
 pub fn spawn(flags: CloneFlags, ops: &[Op], exec: &Exec, wait_first: bool) -> Result<Spawned, crate::kernel::KernelError> {
     let sys = |e: nix::Error, what: &str| crate::kernel::KernelError::Sys { call: "pipe2", what: what.into(), source: e };
     let (go_r, go_w) = pipe_cloexec().map_err(|e| sys(e, "go pipe"))?;
     let (err_r, err_w) = pipe_cloexec().map_err(|e| sys(e, "error pipe"))?;
-    let (go_fd, go_w_fd, err_r_fd, err_fd) = (go_r.as_raw_fd(), go_w.as_raw_fd(), err_r.as_raw_fd(), err_w.as_raw_fd());
-    // SAFETY: one container per process; the stack is only used by the child,
-    // which has its own copy of this memory after clone (no CLONE_VM).
+    // Leaked: the child may read it after this function returned (until its
+    // execve); 64 bytes once per `workbench run`.
+    let args: &'static mut ChildArgs<'static> = Box::leak(Box::new(ChildArgs {
+        go_fd: go_r.as_raw_fd(),
+        go_w: go_w.as_raw_fd(),
+        err_r: err_r.as_raw_fd(),
+        err_fd: err_w.as_raw_fd(),
+        // SAFETY: lifetime extended for the child only, which stops reading
+        // them at execve; the caller keeps them alive until then (see above).
+        ops: unsafe { std::mem::transmute::<&[Op], &'static [Op]>(ops) },
+        exec: unsafe { std::mem::transmute::<&Exec, &'static Exec>(exec) },
+        wait_first,
+    }));
+    // SAFETY: one container per process; the stack is only used by the child.
     let stack: &mut [u8] = unsafe { &mut *std::ptr::addr_of_mut!(CHILD_STACK) };
-    let cb = Box::new(move || -> isize {
-        // SAFETY: only system calls on memory prepared before clone.
-        unsafe { child_main(go_fd, go_w_fd, err_r_fd, err_fd, ops, exec, wait_first) }
-    });
-    // SAFETY: the child runs `child_main` only, which ends in execve or _exit.
-    let pid = unsafe { nix::sched::clone(cb, stack, flags, Some(libc::SIGCHLD)) }.map_err(|source| crate::kernel::KernelError::Sys {
-        call: "clone",
-        what: crate::kernel::ns::flag_names(flags),
-        source,
-    })?;
+    // The stack grows down from its end, 16-byte aligned.
+    let top = ((stack.as_mut_ptr() as usize + stack.len()) & !15) as *mut libc::c_void;
+    let vm = if SHARE_MEMORY { libc::CLONE_VM } else { 0 };
+    // SAFETY: the child runs `child_entry` only, which ends in execve or
+    // exit_group, using only its own stack and read-only data of ours.
+    let pid = unsafe { libc::clone(child_entry, top, flags.bits() | vm | libc::SIGCHLD, (args as *mut ChildArgs).cast()) };
+    if pid < 0 {
+        return Err(crate::kernel::KernelError::Sys { call: "clone", what: crate::kernel::ns::flag_names(flags), source: nix::errno::Errno::last() });
+    }
     drop(go_r);
     drop(err_w);
-    Ok(Spawned { pid: pid.as_raw(), go: go_w, errors: err_r })
+    Ok(Spawned { pid, go: go_w, errors: err_r })
 }
 
 /// Read the child's report: `None` when execve succeeded (EOF, nothing written).
@@ -115,15 +161,52 @@ pub fn read_error(errors: &OwnedFd) -> Option<(u32, i32)> {
     (got == 8).then(|| (u32::from_ne_bytes(buf[..4].try_into().unwrap()), i32::from_ne_bytes(buf[4..].try_into().unwrap())))
 }
 
-unsafe fn errno() -> c_int {
-    *libc::__errno_location()
+/// A system call made directly, without libc: until it execs, the child
+/// shares the parent's memory (`CLONE_VM`), libc's `errno` included, which
+/// the parent's own failing calls may write at any moment. Returns the result,
+/// or `Err(errno)`.
+#[cfg(target_arch = "x86_64")]
+unsafe fn sys(n: libc::c_long, a: usize, b: usize, c: usize, d: usize, e: usize) -> Result<usize, c_int> {
+    let ret: isize;
+    std::arch::asm!(
+        "syscall",
+        inlateout("rax") n as isize => ret,
+        in("rdi") a, in("rsi") b, in("rdx") c, in("r10") d, in("r8") e,
+        lateout("rcx") _, lateout("r11") _,
+        options(nostack),
+    );
+    if (-4095..0).contains(&ret) {
+        Err(-ret as c_int)
+    } else {
+        Ok(ret as usize)
+    }
+}
+
+/// Elsewhere the child has its own memory (no `CLONE_VM`) and libc will do.
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn sys(n: libc::c_long, a: usize, b: usize, c: usize, d: usize, e: usize) -> Result<usize, c_int> {
+    let r = libc::syscall(n, a, b, c, d, e);
+    if r < 0 {
+        Err(*libc::__errno_location())
+    } else {
+        Ok(r as usize)
+    }
+}
+
+fn p(c: &CStr) -> usize {
+    c.as_ptr() as usize
+}
+
+unsafe fn exit_now(code: c_int) -> ! {
+    let _ = sys(libc::SYS_exit_group, code as usize, 0, 0, 0, 0);
+    unreachable!("exit_group returned")
 }
 
 unsafe fn fail(err_fd: RawFd, step: u32, errno: c_int) -> ! {
     let mut buf = [0u8; 8];
     buf[..4].copy_from_slice(&step.to_ne_bytes());
     buf[4..].copy_from_slice(&errno.to_ne_bytes());
-    libc::write(err_fd, buf.as_ptr().cast(), 8);
+    let _ = sys(libc::SYS_write, err_fd as usize, buf.as_ptr() as usize, 8, 0, 0);
     let code = if step == EXEC_STEP {
         if errno == libc::ENOENT {
             127
@@ -133,48 +216,50 @@ unsafe fn fail(err_fd: RawFd, step: u32, errno: c_int) -> ! {
     } else {
         125
     };
-    libc::_exit(code)
+    exit_now(code)
 }
 
-fn opt(c: &CStr) -> *const c_char {
+fn opt(c: &CStr) -> usize {
     if c.to_bytes().is_empty() {
-        ptr::null()
+        0
     } else {
-        c.as_ptr()
+        c.as_ptr() as usize
     }
+}
+
+unsafe fn close(fd: RawFd) {
+    let _ = sys(libc::SYS_close, fd as usize, 0, 0, 0, 0);
 }
 
 unsafe fn wait_for_go(go_fd: RawFd) {
     let mut b = 0u8;
     loop {
-        let n = libc::read(go_fd, (&mut b as *mut u8).cast(), 1);
-        if n == 1 {
-            break;
+        match sys(libc::SYS_read, go_fd as usize, &mut b as *mut u8 as usize, 1, 0, 0) {
+            Ok(1) => break,
+            Err(libc::EINTR) => continue,
+            _ => exit_now(125),
         }
-        if n < 0 && errno() == libc::EINTR {
-            continue;
-        }
-        libc::_exit(125);
     }
-    libc::close(go_fd);
+    close(go_fd);
 }
 
 unsafe fn child_main(go_fd: RawFd, go_w: RawFd, err_r: RawFd, err_fd: RawFd, ops: &[Op], exec: &Exec, wait_first: bool) -> isize {
     // The parent's ends are not ours.
-    libc::close(go_w);
-    libc::close(err_r);
+    close(go_w);
+    close(err_r);
     // Die with workbench even if it is SIGKILLed; the parent's signal handlers
     // (signal-hook writes to a pipe shared with the parent) and Rust's ignored
     // SIGPIPE must not survive into the container.
-    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0);
+    let _ = sys(libc::SYS_prctl, libc::PR_SET_PDEATHSIG as usize, libc::SIGKILL as usize, 0, 0, 0);
+    // The kernel's struct sigaction: SIG_DFL (0), no flags, no restorer, empty mask.
+    let dfl = [0u64; 4];
     for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGPIPE, libc::SIGQUIT] {
-        libc::signal(sig, libc::SIG_DFL);
+        let _ = sys(libc::SYS_rt_sigaction, sig as usize, dfl.as_ptr() as usize, 0, 8, 0);
     }
-    let mut empty: libc::sigset_t = std::mem::zeroed();
-    libc::sigemptyset(&mut empty);
-    libc::sigprocmask(libc::SIG_SETMASK, &empty, ptr::null_mut());
+    let empty = 0u64;
+    let _ = sys(libc::SYS_rt_sigprocmask, libc::SIG_SETMASK as usize, &empty as *const u64 as usize, 0, 8, 0);
     // The modes in the recipe are meant exactly; the command gets the usual 022.
-    libc::umask(0);
+    let _ = sys(libc::SYS_umask, 0, 0, 0, 0, 0);
     if wait_first {
         wait_for_go(go_fd);
     }
@@ -190,12 +275,13 @@ unsafe fn child_main(go_fd: RawFd, go_w: RawFd, err_r: RawFd, err_fd: RawFd, ops
     if !wait_first {
         wait_for_go(go_fd);
     }
-    libc::umask(0o022);
+    let _ = sys(libc::SYS_umask, 0o022, 0, 0, 0, 0);
 
     let mut last = libc::ENOENT;
     for path in &exec.candidates {
-        libc::execve(path.as_ptr(), exec.argv_ptrs.as_ptr(), exec.envp_ptrs.as_ptr());
-        let e = errno();
+        let Err(e) = sys(libc::SYS_execve, p(path), exec.argv_ptrs.as_ptr() as usize, exec.envp_ptrs.as_ptr() as usize, 0, 0) else {
+            unreachable!("execve returned success")
+        };
         // Like execvp: remember a permission problem, keep looking on ENOENT.
         if e != libc::ENOENT && e != libc::ENOTDIR {
             last = e;
@@ -206,50 +292,54 @@ unsafe fn child_main(go_fd: RawFd, go_w: RawFd, err_r: RawFd, err_fd: RawFd, ops
 
 /// One step; `Err(errno)` on failure.
 unsafe fn run_op(op: &Op) -> Result<(), c_int> {
-    let check = |r: c_int| if r < 0 { Err(errno()) } else { Ok(()) };
+    const CWD: usize = libc::AT_FDCWD as isize as usize;
+    let ok = |r: Result<usize, c_int>| r.map(|_| ());
     match op {
-        Op::MakeRprivate => check(libc::mount(ptr::null(), c"/".as_ptr(), ptr::null(), libc::MS_REC | libc::MS_PRIVATE, ptr::null())),
-        Op::Mount { source, target, fstype, flags, data } => check(libc::mount(
-            opt(source),
-            target.as_ptr(),
-            opt(fstype),
-            *flags,
-            data.as_ref().map(|d| d.as_ptr().cast()).unwrap_or(ptr::null()),
-        )),
-        Op::Mkdir { path, mode } => {
-            if libc::mkdir(path.as_ptr(), *mode) < 0 && errno() != libc::EEXIST {
-                return Err(errno());
-            }
-            Ok(())
+        Op::MakeRprivate => ok(sys(libc::SYS_mount, 0, p(c"/"), 0, (libc::MS_REC | libc::MS_PRIVATE) as usize, 0)),
+        Op::Mount { source, target, fstype, flags, data } => {
+            ok(sys(libc::SYS_mount, opt(source), p(target), opt(fstype), *flags as usize, data.as_ref().map(|d| p(d)).unwrap_or(0)))
         }
-        Op::Mknod { path, mode, major, minor } => check(libc::mknod(path.as_ptr(), libc::S_IFCHR | *mode, libc::makedev(*major, *minor))),
+        Op::Mkdir { path, mode } => match sys(libc::SYS_mkdirat, CWD, p(path), *mode as usize, 0, 0) {
+            Err(libc::EEXIST) => Ok(()),
+            r => ok(r),
+        },
+        Op::Mknod { path, mode, major, minor } => {
+            ok(sys(libc::SYS_mknodat, CWD, p(path), (libc::S_IFCHR | *mode) as usize, libc::makedev(*major, *minor) as usize, 0))
+        }
         Op::Touch { path } => {
-            let fd = libc::open(path.as_ptr(), libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC, 0o600);
-            check(fd)?;
-            libc::close(fd);
+            let fd = sys(libc::SYS_openat, CWD, p(path), (libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC) as usize, 0o600, 0)?;
+            close(fd as RawFd);
             Ok(())
         }
-        Op::Symlink { target, link } => check(libc::symlink(target.as_ptr(), link.as_ptr())),
-        Op::Sethostname(h) => check(libc::sethostname(h.as_ptr(), h.to_bytes().len())),
+        Op::Symlink { target, link } => ok(sys(libc::SYS_symlinkat, p(target), CWD, p(link), 0, 0)),
+        Op::Sethostname(h) => ok(sys(libc::SYS_sethostname, p(h), h.to_bytes().len(), 0, 0, 0)),
         Op::LoopbackUp => loopback_up(),
         Op::PivotRoot { new_root } => {
-            check(libc::chdir(new_root.as_ptr()))?;
+            ok(sys(libc::SYS_chdir, p(new_root), 0, 0, 0, 0))?;
             // With new_root == put_old the old root ends up stacked on top of
             // the new one; detaching "." then removes it from this namespace.
-            check(libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) as c_int)?;
-            check(libc::umount2(c".".as_ptr(), libc::MNT_DETACH))?;
-            check(libc::chdir(c"/".as_ptr()))
+            ok(sys(libc::SYS_pivot_root, p(c"."), p(c"."), 0, 0, 0))?;
+            ok(sys(libc::SYS_umount2, p(c"."), libc::MNT_DETACH as usize, 0, 0, 0))?;
+            ok(sys(libc::SYS_chdir, p(c"/"), 0, 0, 0, 0))
         }
         Op::BecomeRoot => {
-            check(libc::setresgid(0, 0, 0))?;
-            check(libc::setgroups(0, ptr::null()))?;
-            check(libc::setresuid(0, 0, 0))
+            // Direct calls change this process only, which is all there is
+            // (libc's wrappers would also signal the parent's threads).
+            ok(sys(libc::SYS_setresgid, 0, 0, 0, 0, 0))?;
+            ok(sys(libc::SYS_setgroups, 0, 0, 0, 0, 0))?;
+            ok(sys(libc::SYS_setresuid, 0, 0, 0, 0, 0))
         }
         Op::StdinFromNull => {
-            let fd = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
-            check(fd)?;
-            check(libc::dup2(fd, 0))?;
-            libc::close(fd);
+            let fd = sys(libc::SYS_openat, CWD, p(c"/dev/null"), (libc::O_RDONLY | libc::O_CLOEXEC) as usize, 0, 0)? as RawFd;
+            if fd != 0 {
+                // dup3 clears close-on-exec on the copy.
+                let r = sys(libc::SYS_dup3, fd as usize, 0, 0, 0, 0);
+                close(fd);
+                r?;
+            } else {
+                // /dev/null became fd 0 itself: just keep it open across execve.
+                ok(sys(libc::SYS_fcntl, 0, libc::F_SETFD as usize, 0, 0, 0))?;
+            }
             Ok(())
         }
     }
@@ -257,24 +347,17 @@ unsafe fn run_op(op: &Op) -> Result<(), c_int> {
 
 /// `ip link set lo up` the old way: SIOCGIFFLAGS, set IFF_UP, SIOCSIFFLAGS.
 unsafe fn loopback_up() -> Result<(), c_int> {
-    let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
-    if fd < 0 {
-        return Err(errno());
-    }
+    let fd = sys(libc::SYS_socket, libc::AF_INET as usize, (libc::SOCK_DGRAM | libc::SOCK_CLOEXEC) as usize, 0, 0, 0)? as RawFd;
     let mut ifr: libc::ifreq = std::mem::zeroed();
     for (i, b) in b"lo".iter().enumerate() {
         ifr.ifr_name[i] = *b as c_char;
     }
     let r = (|| {
-        if libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut ifr) < 0 {
-            return Err(errno());
-        }
+        sys(libc::SYS_ioctl, fd as usize, libc::SIOCGIFFLAGS as usize, &mut ifr as *mut libc::ifreq as usize, 0, 0)?;
         ifr.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
-        if libc::ioctl(fd, libc::SIOCSIFFLAGS, &ifr) < 0 {
-            return Err(errno());
-        }
+        sys(libc::SYS_ioctl, fd as usize, libc::SIOCSIFFLAGS as usize, &ifr as *const libc::ifreq as usize, 0, 0)?;
         Ok(())
     })();
-    libc::close(fd);
+    close(fd);
     r
 }

@@ -114,7 +114,7 @@ fn which(tool: &str) -> Option<String> {
 /// Run every check.
 pub fn checks(host: &Host) -> Vec<Finding> {
     let mut v = Vec::new();
-    v.push(finding("running as root", host.is_root, true, if host.is_root { "euid 0" } else { "not root" }, "run workbench with sudo: lessons call clone(2), mount(2) and write cgroup files"));
+    v.push(finding("running as root", host.is_root, true, if host.is_root { "euid 0" } else { "not root" }, "run workbench as root (or with sudo): lessons call clone(2), mount(2) and write cgroup files"));
     let kinds: Vec<&str> = crate::kernel::ns::KINDS.iter().map(|(k, _, _)| *k).filter(|k| Path::new("/proc/self/ns").join(k).exists()).collect();
     let all = crate::kernel::ns::KINDS.len();
     v.push(finding("namespaces", kinds.len() == all, true, format!("{} of {all}: {}", kinds.len(), kinds.join(" ")), "use a kernel built with CONFIG_NAMESPACES and all CONFIG_*_NS options (any distribution kernel has them)"));

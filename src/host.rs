@@ -67,7 +67,7 @@ impl Host {
     /// Fail unless running as root, naming why the lesson needs it.
     pub fn require_root(&self, why: &str) -> anyhow::Result<()> {
         if !self.is_root {
-            anyhow::bail!("this needs root ({why}): run it with sudo");
+            anyhow::bail!("this needs root ({why}): run it in a root shell or with sudo");
         }
         Ok(())
     }

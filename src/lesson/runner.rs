@@ -333,7 +333,7 @@ pub fn markdown_intro(t: &LessonText) -> String {
     let mut out = markdown_stamp(&t.id, &text_fingerprint(source));
     out.push('\n');
     out.push_str(&format!(
-        "<!-- Recorded by `sudo scripts/book` from `workbench lesson {} --markdown` (workbench {}): do not edit by hand. -->\n\n",
+        "<!-- Recorded as root by `scripts/book` from `workbench lesson {} --markdown` (workbench {}): do not edit by hand. -->\n\n",
         t.id,
         env!("CARGO_PKG_VERSION")
     ));

@@ -379,7 +379,7 @@ impl Lesson for ImageLayers {
                         let digest = v["Digest"].as_str().unwrap_or("").to_string();
                         r.check("skopeo inspect accepts the layout", format!("exit 0, digest {}…", &saved.manifest_digest[..19]), if out.status.success() { format!("exit 0, digest {}…", &digest[..19.min(digest.len())]) } else { err }, out.status.success() && digest == saved.manifest_digest);
                     }
-                    None => r.say("host", format!("skopeo inspect oci:image/oci:{TAG}"), "skopeo is not installed (scripts/setup installs it): this check is skipped"),
+                    None => r.say("host", format!("skopeo inspect oci:image/oci:{TAG}"), "skopeo is not installed (scripts/setup --dev installs it): this check is skipped"),
                 }
                 r.observe(before, after);
             }
@@ -432,7 +432,7 @@ impl Lesson for ImageLayers {
                         }
                     }
                     None => {
-                        r.say("host", format!("umoci unpack --image image/oci:{TAG} loaded/umoci-bundle"), "umoci is not installed (scripts/setup installs it): this check is skipped");
+                        r.say("host", format!("umoci unpack --image image/oci:{TAG} loaded/umoci-bundle"), "umoci is not installed (scripts/setup --dev installs it): this check is skipped");
                         None
                     }
                 };

@@ -281,7 +281,7 @@ pub fn main(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let facts = if args.memory.is_some() || args.cpus.is_some() { HostFacts::probe() } else { HostFacts { cores: u32::MAX, mem_total: u64::MAX } };
     let spec = RunSpec::from_args(args, &facts, std::io::stdin().is_terminal())?;
     if !nix::unistd::geteuid().is_root() {
-        return Err(UsageError("this needs root (clone(2) with namespace flags, mount(2), cgroups): run it with sudo".into()).into());
+        return Err(UsageError("this needs root (clone(2) with namespace flags, mount(2), cgroups): run it in a root shell or with sudo".into()).into());
     }
     preflight_host(&spec)?;
     let signals = Signals::block()?;

@@ -17,7 +17,7 @@ macro_rules! require_tool {
     ($tool:expr, $test:expr) => {
         if which($tool).is_none() {
             eprintln!(
-                "skipping {}: {} is not installed (scripts/setup installs it)",
+                "skipping {}: {} is not installed (scripts/setup --dev installs it)",
                 $test, $tool
             );
             return;

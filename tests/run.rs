@@ -316,6 +316,49 @@ fn published_port_serves_the_containers_httpd_to_the_host() {
     common::assert_host_unchanged(&before, "workbench run -p");
 }
 
+/// Removes a file when dropped (a fake run's state file).
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn a_published_port_another_run_or_program_holds_is_refused() {
+    require_root!();
+    let _g = common::serial();
+    let t = rootfs();
+    let r = root_of(&t);
+    // Play another live run (owned by this test process) that maps a host port,
+    // as a nat-port-map run does.
+    let (held_port, listened) = (free_port(), std::net::TcpListener::bind("0.0.0.0:0").unwrap());
+    let listened_port = listened.local_addr().unwrap().port();
+    let me = std::process::id() as i32;
+    let held = workbench::state::RunState {
+        run_id: workbench::state::random_id(),
+        lesson: "nat-port-map".into(),
+        owner_pid: me,
+        owner_start: workbench::kernel::proc::start_time(me).unwrap(),
+        resources: vec![workbench::state::Resource::HostPort { port: held_port }],
+    };
+    let runs = workbench::state::run_root().join("runs");
+    std::fs::create_dir_all(&runs).unwrap();
+    let path = runs.join(format!("{}.json", held.run_id));
+    std::fs::write(&path, serde_json::to_vec(&held).unwrap()).unwrap();
+    let _rm = RemoveOnDrop(path);
+    let before = workbench::hoststate::capture();
+    for (port, why) in [(held_port, format!("is mapped by run {} (nat-port-map), which is still running", held.run_id)), (listened_port, "has a program on this host listening on it".to_string())] {
+        let o = run(&["-p", &format!("{port}:80"), &r, "true"]);
+        assert_eq!(code(&o), 2, "{}", common::stderr(&o));
+        let line = common::one_line_error(&o);
+        assert!(line.contains(&format!("-p {port}:80: host port {port} {why}: publish another host port")), "{line}");
+        common::assert_host_unchanged(&before, "workbench run -p refused a held port");
+    }
+    drop(listened);
+}
+
 fn make_images(t: &tempfile::TempDir) -> (PathBuf, PathBuf) {
     let layer = t.path().join("layer.tar.gz");
     let f = std::fs::File::create(&layer).unwrap();

@@ -563,6 +563,8 @@ fn launch(spec: &RunSpec, image: Option<wb_image::LoadedImage>, run: &state::Run
     if v {
         eprintln!("workbench run: container {hostname} (run {id}, {})", spec.source.describe());
     }
+    // Published ports first: one another run maps is refused before anything exists.
+    net::reserve_ports(&spec.ports)?;
     // A read-only bind needs no directory of its own: the rootfs is bind-mounted
     // onto itself (in the container's mount namespace) and becomes the new root.
     let merged = match &spec.source {
@@ -587,7 +589,7 @@ fn launch(spec: &RunSpec, image: Option<wb_image::LoadedImage>, run: &state::Run
     trace.mark("cgroup");
 
     let net_plan = match spec.net {
-        NetMode::Bridge => Some(net::NetPlan::new(id, &net::pick_subnet(id)?, &spec.ports)),
+        NetMode::Bridge => Some(net::NetPlan::new(id, &net::reserve_subnet(id)?, &spec.ports)),
         NetMode::None => None,
     };
 

@@ -110,12 +110,42 @@ impl NetPlan {
     }
 }
 
-/// Pick a /24 no route or address of the host overlaps.
-pub fn pick_subnet(run_id: &str) -> anyhow::Result<String> {
-    let host = wb_net::snapshot_current()?;
+/// Pick a /24 no route or address of the host overlaps and no other live
+/// run holds, and reserve it host-wide in this run's state file, as the
+/// network lessons do: two runs started at once never take the same one.
+pub fn reserve_subnet(run_id: &str) -> anyhow::Result<String> {
     let cands = candidate_subnets(run_id);
-    wb_net::first_free_subnet(&host, cands.iter().map(String::as_str))
-        .ok_or_else(|| anyhow::anyhow!("no free subnet in 10.231.0.0-10.254.255.0/24 for --net bridge"))
+    let cands: Vec<&str> = cands.iter().map(String::as_str).collect();
+    let sub = crate::lessons::netlab::reserve_subnet(None, &cands, &[])
+        .map_err(|e| anyhow::anyhow!("no free subnet in 10.231.0.0-10.254.255.0/24 for --net bridge: {e:#}"))?;
+    Ok(sub.cidr())
+}
+
+/// Reserve every published host port host-wide (recorded in this run's
+/// state file, under the same lock as nat-port-map's ports): a port another
+/// live run maps, or a program on the host listens on, is refused with one
+/// line (exit 2) before anything exists.
+pub fn reserve_ports(ports: &[PortMap]) -> anyhow::Result<()> {
+    use crate::lessons::netlab;
+    if ports.is_empty() {
+        return Ok(());
+    }
+    state::reserve("ports", || -> anyhow::Result<()> {
+        let held = netlab::held_ports_elsewhere();
+        for p in ports {
+            let refuse = |why: String| crate::app::UsageError(format!("-p {}:{}: host port {} {why}: publish another host port", p.host, p.container, p.host));
+            if let Some((_, who)) = held.iter().find(|(h, _)| *h == p.host) {
+                return Err(refuse(format!("is mapped by {who}, which is still running")).into());
+            }
+            if netlab::host_port_in_use(p.host) {
+                return Err(refuse("has a program on this host listening on it".into()).into());
+            }
+        }
+        for p in ports {
+            state::record(Resource::HostPort { port: p.host })?;
+        }
+        Ok(())
+    })?
 }
 
 fn link(name: &str) -> Resource {

@@ -141,7 +141,13 @@ fn one_explicit_host_port_four_runs_at_once() {
         let err = common::stderr(o);
         assert_eq!(err.trim().lines().count(), 1, "{err}");
         assert!(err.contains(&format!("--host-port 9191 is mapped by run {run_id} (nat-port-map), which is still running")), "{err}");
-        assert!(common::stdout(o).is_empty(), "{}", common::stdout(o));
+        // In --json mode the refusal is also one error object on stdout, and nothing else.
+        let out = common::stdout(o);
+        let objects: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect();
+        assert_eq!(objects.len(), 1, "{out}");
+        assert_eq!(objects[0]["type"], "error", "{out}");
+        assert_eq!(objects[0]["exit"], 2, "{out}");
+        assert_eq!(objects[0]["message"].as_str(), Some(err.trim().trim_start_matches("workbench: error: ")), "{out}");
     }
     common::assert_host_unchanged(&before, "four runs on one --host-port");
 }

@@ -194,7 +194,13 @@ fn a_kernel_without_veth_bridge_or_vxlan_is_refused() {
     // workbench finds them there.
     let o = in_private_mounts(&format!("{NOTHING_LOADED_OR_CONFIGURED}\n{LISTED_TREE}"), &["doctor", "--json"]);
     if !skipped(&o, "the listed tree") {
-        let checks: Vec<serde_json::Value> = serde_json::from_str(&common::stdout(&o)).unwrap_or_else(|e| panic!("doctor --json ({e}): {}", common::stderr(&o)));
+        // doctor --json: JSON lines, one "check" object per check, then a summary.
+        let checks: Vec<serde_json::Value> = common::stdout(&o)
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap_or_else(|e| panic!("doctor --json ({e}): {l}\n{}", common::stderr(&o))))
+            .filter(|v| v["type"] == "check")
+            .collect();
+        assert!(!checks.is_empty(), "doctor --json printed no check: {}", common::stdout(&o));
         for name in ["veth", "bridge"] {
             let detail = checks.iter().find(|c| c["check"] == name).map(|c| c["detail"].clone()).unwrap_or_default();
             assert_eq!(detail, "module (loaded on first use)", "doctor's {name} check with a module tree that lists it");

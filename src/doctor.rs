@@ -118,7 +118,7 @@ pub fn checks(host: &Host) -> Vec<Finding> {
     let kinds: Vec<&str> = crate::kernel::ns::KINDS.iter().map(|(k, _, _)| *k).filter(|k| Path::new("/proc/self/ns").join(k).exists()).collect();
     let all = crate::kernel::ns::KINDS.len();
     v.push(finding("namespaces", kinds.len() == all, true, format!("{} of {all}: {}", kinds.len(), kinds.join(" ")), "use a kernel built with CONFIG_NAMESPACES and all CONFIG_*_NS options (any distribution kernel has them)"));
-    let (ok, detail) = match crate::cgroupview::layout_line() {
+    let (ok, detail) = match crate::hostobj::groups::layout_line() {
         Ok(l) => (true, l),
         Err(e) => (false, format!("{} ({e})", cgroup_layout())),
     };
@@ -154,12 +154,12 @@ pub fn checks(host: &Host) -> Vec<Finding> {
         let found = which(tool);
         v.push(finding(&format!("tool {tool}"), found.is_some(), false, found.unwrap_or_else(|| "not found".into()), "run scripts/setup, or apt-get install iproute2 iptables nftables"));
     }
-    let (ok, detail) = match crate::firewall::detect() {
+    let (ok, detail) = match crate::hostobj::firewall::detect() {
         Ok(b) => (true, b.name().to_string()),
         Err(e) => (false, e),
     };
     v.push(finding("firewall for nat-port-map", ok, false, detail, "apt-get install nftables"));
-    let blockers = crate::firewall::host_forward_blockers();
+    let blockers = crate::hostobj::firewall::host_forward_blockers();
     v.push(finding(
         "forwarded packets allowed (nat-port-map)",
         blockers.is_empty(),

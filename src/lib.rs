@@ -7,11 +7,8 @@
 //! before and after what changed.
 
 pub mod kernel;
-pub mod netview;
-pub mod firewall;
-pub mod sysctl;
 pub mod observe;
-pub mod cgroupview;
+pub mod hostobj;
 pub mod signals;
 pub mod state;
 pub mod host;

@@ -11,10 +11,8 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
+use crate::hostobj::{sysctl, PREFIX};
 use crate::kernel::proc::{is_same_process, self_pid, start_time};
-
-/// Every name workbench gives to host objects starts with this.
-pub const PREFIX: &str = "wb";
 
 /// Where state files and working directories live (override for tests with `WORKBENCH_RUN_DIR`).
 pub fn run_root() -> PathBuf {
@@ -111,9 +109,20 @@ impl std::fmt::Display for Resource {
             Resource::NftTable { family, name } => write!(f, "nft table {family} {name}"),
             Resource::IptablesRule { table, chain, spec } => write!(f, "iptables -t {table} {chain} {}", spec.join(" ")),
             Resource::XtablesChain { table, chain, .. } => write!(f, "nft chain ip {table} {chain} (made by iptables-nft)"),
-            Resource::Sysctl { key, previous, .. } => write!(f, "sysctl {} (back to {previous})", crate::sysctl::dotted(key)),
+            Resource::Sysctl { key, previous, .. } => write!(f, "sysctl {} (back to {previous})", sysctl::dotted(key)),
             Resource::Subnet { cidr } => write!(f, "subnet reservation {cidr}"),
             Resource::HostPort { port } => write!(f, "host port reservation {port}"),
+        }
+    }
+}
+
+impl From<crate::hostobj::firewall::Object> for Resource {
+    fn from(o: crate::hostobj::firewall::Object) -> Resource {
+        use crate::hostobj::firewall::Object;
+        match o {
+            Object::NftTable { family, name } => Resource::NftTable { family, name },
+            Object::IptablesRule { table, chain, spec } => Resource::IptablesRule { table, chain, spec },
+            Object::XtablesChain { table, chain, drop_table } => Resource::XtablesChain { table, chain, drop_table },
         }
     }
 }
@@ -564,15 +573,62 @@ pub fn remove(r: &Resource) -> Result<(), String> {
                 }
             }
         }
-        Resource::Cgroup { path } => crate::cgroupview::remove_group(path),
-        Resource::Link { name } => crate::netview::delete_link(name),
-        Resource::Netns { name } => crate::netview::delete_netns(name),
-        Resource::NftTable { family, name } => crate::firewall::remove_nft_table(family, name),
-        Resource::IptablesRule { table, chain, spec } => crate::firewall::remove_iptables_rule(table, chain, spec),
-        Resource::XtablesChain { table, chain, drop_table } => crate::firewall::remove_xtables_chain(table, chain, *drop_table),
-        Resource::Sysctl { key, previous, side_effects } => crate::sysctl::restore_shared(key, previous, side_effects),
+        Resource::Cgroup { path } => crate::hostobj::groups::remove_group(path),
+        Resource::Link { name } => crate::hostobj::links::delete_link(name),
+        Resource::Netns { name } => crate::hostobj::links::delete_netns(name),
+        Resource::NftTable { family, name } => crate::hostobj::firewall::remove_nft_table(family, name),
+        Resource::IptablesRule { table, chain, spec } => crate::hostobj::firewall::remove_iptables_rule(table, chain, spec),
+        Resource::XtablesChain { table, chain, drop_table } => crate::hostobj::firewall::remove_xtables_chain(table, chain, *drop_table),
+        Resource::Sysctl { key, previous, side_effects } => restore_sysctl_shared(key, previous, side_effects),
         Resource::Subnet { .. } | Resource::HostPort { .. } => Ok(()),
     }
+}
+
+/// The record another live run holds for `key` (it changed the key, or
+/// holds it as we do), with the value from before any run changed it.
+fn held_elsewhere(key: &str) -> Option<(String, Vec<(String, String)>)> {
+    other_live_runs().into_iter().flat_map(|s| s.resources).find_map(|r| match r {
+        Resource::Sysctl { key: k, previous, side_effects } if k == key => Some((previous, side_effects)),
+        _ => None,
+    })
+}
+
+/// Set kernel parameter `key` to `value`, recording the old value (and the old values of
+/// `side_effects`) in the state file first. Returns the old value; when it
+/// already equals `value` nothing is written or recorded — unless another
+/// live run set it: then this run records that run's original value too, so
+/// whichever run ends last puts the host back (a host-wide lock orders runs).
+pub fn set_sysctl(key: &str, value: &str, side_effects: &[String]) -> anyhow::Result<String> {
+    reserve("sysctl", || {
+        let previous = sysctl::read(key)?;
+        if let Some((original, saved)) = held_elsewhere(key) {
+            record(Resource::Sysctl { key: key.to_string(), previous: original, side_effects: saved })?;
+        } else if previous == value {
+            return Ok(previous);
+        } else {
+            let mut saved = Vec::new();
+            for k in side_effects {
+                if let Ok(v) = sysctl::read(k) {
+                    saved.push((k.clone(), v));
+                }
+            }
+            record(Resource::Sysctl { key: key.to_string(), previous: previous.clone(), side_effects: saved })?;
+        }
+        if previous != value {
+            sysctl::write(key, value)?;
+        }
+        Ok(previous)
+    })?
+}
+
+/// Put a recorded key back unless another live run still holds it (that
+/// run, ending later, restores it). The caller holds the `sysctl` lock
+/// ([`teardown`] does). See [`sysctl::restore`].
+fn restore_sysctl_shared(key: &str, previous: &str, side_effects: &[(String, String)]) -> Result<(), String> {
+    if held_elsewhere(key).is_some() {
+        return Ok(());
+    }
+    sysctl::restore(key, previous, side_effects)
 }
 
 #[cfg(test)]

@@ -426,7 +426,7 @@ struct HeldSysctl(std::path::PathBuf, String, String, Vec<(String, String)>);
 impl Drop for HeldSysctl {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
-        let _ = workbench::sysctl::restore(&self.1, &self.2, &self.3);
+        let _ = workbench::hostobj::sysctl::restore(&self.1, &self.2, &self.3);
     }
 }
 
@@ -435,13 +435,13 @@ fn ip_forward_held_by_another_live_run_is_left_to_it() {
     require_root!();
     let _g = common::serial();
     let key = "net/ipv4/ip_forward";
-    let original = workbench::sysctl::read(key).unwrap();
+    let original = workbench::hostobj::sysctl::read(key).unwrap();
     if original != "0" {
         eprintln!("skipped: ip_forward is already {original} on this host");
         return;
     }
     let before = workbench::hoststate::capture();
-    let saved: Vec<(String, String)> = workbench::sysctl::ip_forward_side_effects().into_iter().filter_map(|k| Some((k.clone(), workbench::sysctl::read(&k).ok()?))).collect();
+    let saved: Vec<(String, String)> = workbench::hostobj::sysctl::ip_forward_side_effects().into_iter().filter_map(|k| Some((k.clone(), workbench::hostobj::sysctl::read(&k).ok()?))).collect();
     let me = std::process::id() as i32;
     let held = workbench::state::RunState {
         run_id: workbench::state::random_id(),
@@ -455,12 +455,12 @@ fn ip_forward_held_by_another_live_run_is_left_to_it() {
     let path = runs.join(format!("{}.json", held.run_id));
     std::fs::write(&path, serde_json::to_vec(&held).unwrap()).unwrap();
     // The other run turned forwarding on; this one must not turn it off under it.
-    workbench::sysctl::write(key, "1").unwrap();
+    workbench::hostobj::sysctl::write(key, "1").unwrap();
     let guard = HeldSysctl(path, key.into(), original, saved);
     let o = common::workbench(&["lesson", "nat-port-map", "--json", "--host-port", "18180"]);
     assert!(o.status.success(), "{}", common::stderr(&o));
-    assert_eq!(workbench::sysctl::read(key).unwrap(), "1", "nat-port-map turned ip_forward off while another run held it");
+    assert_eq!(workbench::hostobj::sysctl::read(key).unwrap(), "1", "nat-port-map turned ip_forward off while another run held it");
     drop(guard);
-    assert_eq!(workbench::sysctl::read(key).unwrap(), "0");
+    assert_eq!(workbench::hostobj::sysctl::read(key).unwrap(), "0");
     common::assert_host_unchanged(&before, "nat-port-map next to a run holding ip_forward");
 }

@@ -339,7 +339,7 @@ pub fn host_port_in_use(port: u16) -> bool {
 
 /// `wb` + run id + suffix: a link name of this run (at most 15 bytes).
 pub fn link_name(run_id: &str, suffix: &str) -> anyhow::Result<String> {
-    let name = format!("{}{run_id}{suffix}", state::PREFIX);
+    let name = format!("{}{run_id}{suffix}", crate::hostobj::PREFIX);
     wb_net::validate_ifname(&name)?;
     Ok(name)
 }
@@ -430,7 +430,7 @@ pub fn apply_ops(r: &mut StepReport, ops: &[(Place, Op)]) -> anyhow::Result<()> 
 pub fn lab_state(sides: &[(&str, i32)]) -> anyhow::Result<NetState> {
     let mut all = NetState::default();
     for (label, pid) in sides {
-        let s = crate::netview::net_state_of(*pid)?;
+        let s = crate::observe::net::net_state_of(*pid)?;
         let pre = |m: BTreeMap<String, String>| m.into_iter().map(|(k, v)| (format!("{label}: {k}"), v)).collect::<BTreeMap<_, _>>();
         all.links.extend(pre(s.links));
         all.addresses.extend(pre(s.addresses));

@@ -16,7 +16,8 @@ use crate::cli::{Cli, ColorChoice, Command, LessonFlags};
 use crate::lesson::runner::{self, RunOptions};
 use crate::lesson::LessonOptions;
 use crate::observe::render::{markdown_rows, render_rows, Style, Verdict};
-use crate::{doctor, host::Host, lessons, state};
+use crate::host::{doctor, Host};
+use crate::{lessons, state};
 
 /// A failure before anything ran: bad input or missing prerequisite (exit 2).
 #[derive(Debug, thiserror::Error)]
@@ -133,7 +134,7 @@ fn dispatch(cmd: Command, style: Style) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Doctor(d) if d.host_state => {
-            println!("{}", serde_json::to_string_pretty(&crate::hoststate::capture())?);
+            println!("{}", serde_json::to_string_pretty(&crate::host::snapshot::capture())?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Doctor(d) => {

@@ -17,7 +17,5 @@ pub mod lessons;
 pub mod app;
 pub mod cli;
 pub mod manual;
-pub mod doctor;
-pub mod hoststate;
 pub mod jsonl;
 pub mod run;

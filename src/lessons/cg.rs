@@ -35,21 +35,8 @@ pub fn require(host: &Host, controllers: &[Controller]) -> anyhow::Result<Layout
             None => anyhow::bail!("the {c} cgroup controller is unknown to this host"),
         }
     }
-    require_writable(&layout, controllers)?;
+    crate::host::features::require_writable_cgroups(&layout, controllers)?;
     Ok(layout)
-}
-
-/// Inside a container /sys/fs/cgroup is often mounted read-only: say so
-/// before anything is created, instead of failing at the first mkdir.
-pub fn require_writable(layout: &Layout, controllers: &[Controller]) -> anyhow::Result<()> {
-    for planned in wb_cgroup::planned_paths(layout, "wb-probe", controllers)? {
-        if let Some(dir) = planned.ancestors().skip(1).find(|p| p.is_dir()) {
-            if let Err(nix::errno::Errno::EROFS) = nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK) {
-                anyhow::bail!("{} is on a read-only cgroup mount (as inside a container): run workbench on a host or VM whose /sys/fs/cgroup is writable", dir.display());
-            }
-        }
-    }
-    Ok(())
 }
 
 /// "v1", "v2" or "hybrid (v1 controllers)" for narration.

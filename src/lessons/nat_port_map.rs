@@ -89,7 +89,7 @@ fn plan_subnets(opts: &LessonOptions, reserve: bool) -> Result<(Subnet, Subnet),
 fn preflight(host: &Host, opts: &LessonOptions) -> anyhow::Result<()> {
     host.require_root("netlink link changes, sysctl and netfilter rules need CAP_NET_ADMIN")?;
     host.require_static_busybox()?;
-    netlab::require_link_kinds(&["veth", "bridge"])?;
+    crate::host::features::require_link_kinds(&["veth", "bridge"])?;
     plan(opts, false)?;
     let blockers = firewall::host_forward_blockers();
     if !blockers.is_empty() {

@@ -121,24 +121,6 @@ fn is_private(a: Ipv4Addr, prefix: u8) -> bool {
     (o[0] == 10 && prefix >= 8) || (o[0] == 172 && (16..=31).contains(&o[1]) && prefix >= 12) || (o[0] == 192 && o[1] == 168 && prefix >= 16)
 }
 
-/// Refuse to start when the kernel cannot make the link kinds a lesson needs
-/// (`veth`, `bridge`, `vxlan`): each is a kernel module or built in. The
-/// kernel would load a module on the first netlink request, but a missing
-/// one would only fail halfway through the lesson.
-/// Only a kernel that can be seen to lack one is refused: when the host shows
-/// neither its kernel config nor its modules directory, the lesson runs.
-pub fn require_link_kinds(kinds: &[&str]) -> anyhow::Result<()> {
-    for kind in kinds {
-        let config = format!("CONFIG_{}", kind.to_ascii_uppercase());
-        if crate::doctor::kernel_feature(&config, kind) == crate::doctor::Feature::Absent {
-            anyhow::bail!(
-                "this kernel cannot create {kind} links (no module {kind} loaded or installed, {config} not set): install the kernel's modules package (linux-modules-extra on Ubuntu) and run `modprobe {kind}`"
-            );
-        }
-    }
-    Ok(())
-}
-
 /// Parse and validate a `--subnet` value (pure): an IPv4 subnet inside the
 /// private ranges with room for two addresses. Host bits are dropped
 /// (`10.213.0.7/24` means `10.213.0.0/24`).

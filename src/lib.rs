@@ -9,7 +9,6 @@
 pub mod kernel;
 pub mod observe;
 pub mod hostobj;
-pub mod signals;
 pub mod state;
 pub mod host;
 pub mod lesson;

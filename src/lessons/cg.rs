@@ -367,7 +367,7 @@ pub fn run_shell(spec: ShellSpec) -> anyhow::Result<()> {
     let shell_pid = child.id() as i32;
     let status = child.wait();
     // SIGTERM or SIGHUP meanwhile: the signal thread is removing the group; let it finish.
-    crate::signals::stop_if_caught();
+    crate::state::signals::stop_if_caught();
     state::forget(&record);
     reclaim_terminal(shell_pid);
     let left: std::collections::BTreeSet<i32> = spec.groups.iter().flat_map(|g| g.procs().unwrap_or_default()).collect();

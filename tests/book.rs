@@ -772,7 +772,7 @@ fn doctor_page_lists_every_check() {
     let rows = page.lines().filter(|l| l.starts_with("| ")).skip(1);
     let in_page: BTreeSet<String> = rows.filter_map(|l| l.split(" | ").next()).map(|c| c.trim_start_matches("| ").to_string()).collect();
     let checks: BTreeSet<String> = workbench::host::doctor::checks(&workbench::host::Host::probe()).iter().map(|f| md_escape(&f.check)).collect();
-    assert_eq!(in_page, checks, "{} lists other checks than src/doctor.rs: run scripts/book as root", rel(&path));
+    assert_eq!(in_page, checks, "{} lists other checks than src/host/doctor.rs: run scripts/book as root", rel(&path));
 }
 
 #[test]

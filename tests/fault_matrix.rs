@@ -26,7 +26,7 @@
 //!
 //! The signal is sent as a parent would: `Child::wait` closes workbench's
 //! stdin right after it, so every case also exercises a signal arriving
-//! together with end of input (see src/signals.rs).
+//! together with end of input (see src/state/signals.rs).
 //!
 //! Lessons run two at a time (each lesson's cases one after another), so a
 //! case cannot compare the whole host state before and after itself: the

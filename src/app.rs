@@ -16,7 +16,8 @@ use crate::cli::{Cli, ColorChoice, Command, LessonFlags};
 use crate::lesson::runner::{self, RunOptions};
 use crate::lesson::LessonOptions;
 use crate::observe::render::{markdown_rows, render_rows, Style, Verdict};
-use crate::{doctor, host::Host, lessons, state};
+use crate::host::{doctor, Host};
+use crate::{lessons, state};
 
 /// A failure before anything ran: bad input or missing prerequisite (exit 2).
 #[derive(Debug, thiserror::Error)]
@@ -34,7 +35,7 @@ pub fn main() -> ExitCode {
     let json = wants_json(&cli.command);
     let result = dispatch(cli.command, style);
     // A signal's teardown may be under way: its exit status wins.
-    crate::signals::stop_if_caught();
+    crate::state::signals::stop_if_caught();
     match result {
         Ok(code) => code,
         Err(e) => {
@@ -133,7 +134,7 @@ fn dispatch(cmd: Command, style: Style) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Doctor(d) if d.host_state => {
-            println!("{}", serde_json::to_string_pretty(&crate::hoststate::capture())?);
+            println!("{}", serde_json::to_string_pretty(&crate::host::snapshot::capture())?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Doctor(d) => {
@@ -206,7 +207,7 @@ pub fn resolve_lesson(name: &str) -> Result<&'static crate::lesson::LessonDef, U
 
 fn run_lesson(name: &str, flags: &LessonFlags, style: Style) -> anyhow::Result<ExitCode> {
     let def = resolve_lesson(name)?;
-    crate::signals::install()?;
+    crate::state::signals::install()?;
     let opts = RunOptions {
         json: flags.json,
         markdown: flags.markdown,
@@ -406,7 +407,7 @@ fn tour(json: bool, style: Style) -> anyhow::Result<ExitCode> {
         skipped: usize,
         exit: u8,
     }
-    crate::signals::install()?;
+    crate::state::signals::install()?;
     let mut entries = Vec::new();
     for def in lessons::ALL {
         let opts = RunOptions { json, markdown: false, step: false, shell: false, style, lesson: LessonOptions::default() };

@@ -7,12 +7,8 @@
 //! before and after what changed.
 
 pub mod kernel;
-pub mod netview;
-pub mod firewall;
-pub mod sysctl;
 pub mod observe;
-pub mod cgroupview;
-pub mod signals;
+pub mod hostobj;
 pub mod state;
 pub mod host;
 pub mod lesson;
@@ -20,7 +16,5 @@ pub mod lessons;
 pub mod app;
 pub mod cli;
 pub mod manual;
-pub mod doctor;
-pub mod hoststate;
 pub mod jsonl;
 pub mod run;

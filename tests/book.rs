@@ -648,7 +648,7 @@ fn record_mode_excludes_interactive_and_json_output() {
 fn record_mode_writes_a_real_run_as_markdown() {
     require_root!();
     let _g = common::serial();
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     let o = common::workbench(&["lesson", "pid-ns", "--markdown"]);
     assert!(o.status.success(), "exit {:?}: {}", o.status.code(), common::stderr(&o));
     let page = common::stdout(&o);
@@ -678,7 +678,7 @@ fn doctor_markdown_lists_every_check_with_a_remedy() {
     let out = common::stdout(&o);
     let rows: Vec<&str> = out.lines().filter(|l| l.starts_with("| ")).collect();
     assert_eq!(rows[0], "| check | needed | on the recording host | remedy |");
-    let checks = workbench::doctor::checks(&workbench::host::Host::probe());
+    let checks = workbench::host::doctor::checks(&workbench::host::Host::probe());
     assert_eq!(rows.len() - 1, checks.len(), "{out}");
     for r in &rows[1..] {
         let cells: Vec<&str> = r.trim_matches('|').split(" | ").collect();
@@ -771,8 +771,8 @@ fn doctor_page_lists_every_check() {
     // Table rows after the header row and the |---| line; the first cell is the check.
     let rows = page.lines().filter(|l| l.starts_with("| ")).skip(1);
     let in_page: BTreeSet<String> = rows.filter_map(|l| l.split(" | ").next()).map(|c| c.trim_start_matches("| ").to_string()).collect();
-    let checks: BTreeSet<String> = workbench::doctor::checks(&workbench::host::Host::probe()).iter().map(|f| md_escape(&f.check)).collect();
-    assert_eq!(in_page, checks, "{} lists other checks than src/doctor.rs: run scripts/book as root", rel(&path));
+    let checks: BTreeSet<String> = workbench::host::doctor::checks(&workbench::host::Host::probe()).iter().map(|f| md_escape(&f.check)).collect();
+    assert_eq!(in_page, checks, "{} lists other checks than src/host/doctor.rs: run scripts/book as root", rel(&path));
 }
 
 #[test]

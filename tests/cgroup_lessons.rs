@@ -95,7 +95,7 @@ fn inconclusive_on_a_busy_host(code: i32, steps: &[Value], summary: &Value) -> b
 fn cpu_quota_throttles_the_hog_to_its_quota() {
     require_root!();
     let _g = common::serial();
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     let (code, steps, summary) = run_json("cgroup-cpu-quota", &[]);
     if inconclusive_on_a_busy_host(code, &steps, &summary) {
         common::assert_host_unchanged(&before, "cgroup-cpu-quota");
@@ -148,7 +148,7 @@ fn cpu_quota_throttles_the_hog_to_its_quota() {
 fn cpu_quota_takes_quota_and_period_options() {
     require_root!();
     let _g = common::serial();
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     let (code, steps, summary) = run_json("cpu-quota", &["--quota", "20000", "--period", "50000"]);
     let busy = inconclusive_on_a_busy_host(code, &steps, &summary);
     assert!(busy || code == 0, "summary: {summary}\n{}", failed_checks(&steps));
@@ -167,7 +167,7 @@ fn cpu_quota_takes_quota_and_period_options() {
 }
 
 fn shares_run(extra: &[&str], a: f64, b: f64) {
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     let (code, steps, summary) = run_json("cpu-shares", extra);
     let busy = inconclusive_on_a_busy_host(code, &steps, &summary);
     assert!(busy || code == 0, "summary: {summary}\n{}", failed_checks(&steps));
@@ -200,7 +200,7 @@ fn cpu_shares_split_follows_the_weights() {
 fn memory_oom_kills_only_the_hog_with_sigkill() {
     require_root!();
     let _g = common::serial();
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     let (code, steps, summary) = run_json("memory-oom", &["--memory", "32M"]);
     assert_eq!(code, 0, "summary: {summary}\n{}", failed_checks(&steps));
     let limit = step(&steps, "set-limit");
@@ -237,7 +237,7 @@ fn pids_limit_refuses_forks() {
     require_root!();
     let _g = common::serial();
     for (max, extra) in [(5u64, vec![]), (3, vec!["--pids-max", "3"])] {
-        let before = workbench::hoststate::capture();
+        let before = workbench::host::snapshot::capture();
         let (code, steps, summary) = run_json("pids-limit", &extra);
         assert_eq!(code, 0, "summary: {summary}\n{}", failed_checks(&steps));
         let f = step(&steps, "fork");
@@ -260,7 +260,7 @@ fn pids_limit_refuses_forks() {
 #[test]
 fn bad_options_fail_before_anything_is_created() {
     let _g = common::serial();
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     let cases: &[(&str, &[&str], &str)] = &[
         ("cgroup-cpu-quota", &["--quota", "0"], "--quota must be at least 1000"),
         ("cgroup-cpu-quota", &["--quota", "999"], "--quota must be at least 1000"),
@@ -302,7 +302,7 @@ fn cgroup_lessons_need_root() {
     require_root!(); // to become someone else
     use std::os::unix::process::CommandExt;
     let _g = common::serial();
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     for lesson in ["cgroup-cpu-quota", "cpu-shares", "memory-oom", "pids-limit"] {
         let o = std::process::Command::new(common::bin()).args(["lesson", lesson]).uid(65534).gid(65534).env("NO_COLOR", "1").output().unwrap();
         assert_eq!(o.status.code(), Some(2), "{lesson}");

@@ -169,7 +169,7 @@ fn wait_gone(pid: i32) -> bool {
 fn pids_limit_shell_forks_until_pids_max() {
     require_root!();
     let _g = common::serial();
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     let mut s = Session::start("pids-limit", &[]);
     s.send("echo \"pid $$\"");
     let shell = s.number("pid ");
@@ -209,7 +209,7 @@ fn pids_limit_shell_forks_until_pids_max() {
 fn memory_oom_shell_survives_the_oom_kill_of_its_child() {
     require_root!();
     let _g = common::serial();
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     let mut s = Session::start("memory-oom", &["--memory", "32M"]);
     s.send("echo \"pid $$\"");
     let shell = s.number("pid ");
@@ -252,7 +252,7 @@ fn memory_oom_shell_survives_the_oom_kill_of_its_child() {
 fn cpu_quota_shell_throttles_its_busy_loop() {
     require_root!();
     let _g = common::serial();
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     let mut s = Session::start("cgroup-cpu-quota", &["--quota", "10000"]);
     s.send("echo \"pid $$\"");
     let shell = s.number("pid ");
@@ -288,7 +288,7 @@ fn cpu_quota_shell_throttles_its_busy_loop() {
 fn cpu_shares_shell_runs_in_group_a_pinned_to_one_cpu() {
     require_root!();
     let _g = common::serial();
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     let mut s = Session::start("cpu-shares", &["--weights", "3:1"]);
     s.send("echo \"pid $$\"");
     let shell = s.number("pid ");
@@ -326,7 +326,7 @@ fn cpu_shares_shell_runs_in_group_a_pinned_to_one_cpu() {
 fn sigterm_while_the_shell_runs_removes_its_group() {
     require_root!();
     let _g = common::serial();
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     let mut s = Session::start("pids-limit", &[]);
     s.send("sleep 100 & echo \"bg $!\"");
     let bg = s.number("bg ");

@@ -57,7 +57,7 @@ fn list_shows_every_lesson() {
 fn not_root_is_a_clear_error_and_creates_nothing() {
     require_root!(); // we need root to become someone else
     let _g = common::serial();
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     let o = Command::new(common::bin()).args(["lesson", "pid-ns"]).uid(65534).gid(65534).env("NO_COLOR", "1").output().unwrap();
     assert_eq!(o.status.code(), Some(2));
     let e = common::one_line_error(&o);
@@ -69,7 +69,7 @@ fn not_root_is_a_clear_error_and_creates_nothing() {
 fn missing_busybox_is_a_clear_error_and_creates_nothing() {
     require_root!();
     let _g = common::serial();
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     for lesson in ["pid-ns", "chroot-busybox"] {
         let o = Command::new(common::bin()).args(["lesson", lesson]).env("WORKBENCH_BUSYBOX_PATHS", "/nonexistent/busybox").output().unwrap();
         assert_eq!(o.status.code(), Some(2), "{lesson}");
@@ -105,7 +105,7 @@ fn colour_follows_the_flag() {
 #[test]
 fn an_option_the_lesson_does_not_take_is_refused_and_creates_nothing() {
     let _g = common::serial();
-    let before = common::is_root().then(workbench::hoststate::capture);
+    let before = common::is_root().then(workbench::host::snapshot::capture);
     let o = common::workbench(&["lesson", "pid-ns", "--memory", "64M"]);
     assert_eq!(o.status.code(), Some(2));
     assert_eq!(common::one_line_error(&o), "workbench: error: --memory does not apply to pid-ns (it takes: --hostname); see `workbench lesson pid-ns --help`");
@@ -159,7 +159,7 @@ fn mistyped_commands_suggest_the_command() {
 fn tour_skips_lessons_that_cannot_start_and_ends_with_its_summary() {
     require_root!(); // to become someone else, for whom no lesson can start
     let _g = common::serial();
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     let n = workbench::lessons::ALL.len();
     let nobody = |json: bool| {
         let mut args = vec!["tour"];
@@ -199,7 +199,7 @@ fn tour_goes_on_past_lessons_that_cannot_start_and_runs_the_others() {
     // (the cgroup CPU lessons and overlay-demo need none) still run.
     require_root!();
     let _g = common::serial();
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     let o = Command::new(common::bin()).args(["tour", "--json"]).env("WORKBENCH_BUSYBOX_PATHS", "/nonexistent/busybox").output().unwrap();
     let lines = json_lines(&o);
     let tour = lines.last().unwrap();

@@ -74,7 +74,7 @@ fn judge_all(lesson: &str, outputs: &[Output]) -> (Vec<String>, Vec<String>, usi
 fn eight_runs_of_each_lesson_at_once() {
     require_root!();
     let _g = common::serial();
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     let mut failures = Vec::new();
     for def in workbench::lessons::ALL {
         if let Some((_, why)) = NOT_YET.iter().find(|(id, _)| *id == def.id) {
@@ -97,7 +97,7 @@ fn eight_runs_of_each_lesson_at_once() {
 /// quota, or on a CPU, the busy host can still give it, and says so) or ends
 /// inconclusive, exit 3.
 fn six_default_runs_never_fail(lesson: &str) {
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     let outputs = run_at_once(lesson, 6);
     let (failures, run_ids, passed, inconclusive) = judge_all(lesson, &outputs);
     assert!(failures.is_empty(), "{lesson} runs failed on a busy host:\n{}", failures.join("\n"));
@@ -128,7 +128,7 @@ fn six_default_cpu_shares_runs_at_once_never_fail() {
 fn one_explicit_host_port_four_runs_at_once() {
     require_root!();
     let _g = common::serial();
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     let children: Vec<_> = (0..4)
         .map(|_| Command::new(common::bin()).args(["lesson", "nat-port-map", "--json", "--host-port", "9191"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start workbench"))
         .collect();

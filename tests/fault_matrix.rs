@@ -15,7 +15,7 @@
 //! in the kernel then and is gone afterwards (directories, mounts in
 //! /proc/self/mountinfo, cgroup directories in every hierarchy, links, named
 //! netns, nft tables, iptables rules, sysctls back to their old values); the
-//! state file is gone; no line of the host state (`workbench::hoststate`)
+//! state file is gone; no line of the host state (`workbench::host::snapshot`)
 //! names the run's id. After a SIGKILL, before `cleanup`: the state file and
 //! everything the kernel keeps when processes die (directories, mounts,
 //! cgroups, nft tables, sysctls, …) are still there; `cleanup` names each of
@@ -26,7 +26,7 @@
 //!
 //! The signal is sent as a parent would: `Child::wait` closes workbench's
 //! stdin right after it, so every case also exercises a signal arriving
-//! together with end of input (see src/signals.rs).
+//! together with end of input (see src/state/signals.rs).
 //!
 //! Lessons run two at a time (each lesson's cases one after another), so a
 //! case cannot compare the whole host state before and after itself: the
@@ -205,7 +205,7 @@ fn state_file(run_id: &str) -> PathBuf {
 
 /// Lines of the host state that name the run: `wb<id>…` links, nft tables and
 /// routes, `wb-<id>-…` directories, cgroups and mounts, its state file.
-fn lines_naming(s: &workbench::hoststate::HostState, run_id: &str) -> Vec<String> {
+fn lines_naming(s: &workbench::host::snapshot::HostState, run_id: &str) -> Vec<String> {
     let (a, b, c) = (format!("wb{run_id}"), format!("wb-{run_id}"), format!("{run_id}.json"));
     s.sections.iter().flat_map(|(k, v)| v.iter().filter(|l| l.contains(&a) || l.contains(&b) || **l == c).map(move |l| format!("{k}: {l}"))).collect()
 }
@@ -269,12 +269,12 @@ fn all_gone(seen: &Seen) -> Outcome {
     }
     ensure(still.is_empty(), || format!("left behind: {}", still.join("; ")))?;
     ensure(!state_file(id).exists(), || format!("state file {} left behind", state_file(id).display()))?;
-    let named = lines_naming(&workbench::hoststate::capture(), id);
+    let named = lines_naming(&workbench::host::snapshot::capture(), id);
     ensure(named.is_empty(), || format!("the host state still names run {id}:\n{}", named.join("\n")))
 }
 
 fn run_case(def: &LessonDef, after: usize, ending: Ending, strict_host: bool) -> Outcome {
-    let before = strict_host.then(workbench::hoststate::capture);
+    let before = strict_host.then(workbench::host::snapshot::capture);
     let run = Paused::start(common::bin(), def.id, after);
     let seen = look_at(&run)?;
     spot_checks(def.id, def.steps[after - 1], &seen)?;
@@ -321,7 +321,7 @@ fn run_case(def: &LessonDef, after: usize, ending: Ending, strict_host: bool) ->
         }
     }
     if let Some(before) = before {
-        let d = workbench::hoststate::differences(&before, &workbench::hoststate::capture());
+        let d = workbench::host::snapshot::differences(&before, &workbench::host::snapshot::capture());
         ensure(d.is_empty(), || format!("the host state changed:\n{}", d.join("\n")))?;
     }
     Ok(())
@@ -456,7 +456,7 @@ fn every_lesson_every_pause_every_signal_cleans_up() {
     let jobs = jobs();
     // Leftovers of earlier killed runs would be cleaned (and reported) below too: clear them first.
     let _ = common::workbench(&["cleanup"]);
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     let t0 = Instant::now();
     let queue: Mutex<VecDeque<&LessonDef>> = Mutex::new(lessons.iter().copied().collect());
     let results: Mutex<BTreeMap<usize, LessonResult>> = Mutex::new(BTreeMap::new());
@@ -476,7 +476,7 @@ fn every_lesson_every_pause_every_signal_cleans_up() {
     let cases: usize = results.values().map(|r| r.cases).sum();
     eprintln!("fault matrix: {} lessons, {cases} cases, {jobs} at a time, {:.1} s", results.len(), t0.elapsed().as_secs_f64());
     let failures: Vec<String> = results.into_values().flat_map(|r| r.failures).collect();
-    let d = workbench::hoststate::differences(&before, &workbench::hoststate::capture());
+    let d = workbench::host::snapshot::differences(&before, &workbench::host::snapshot::capture());
     if !failures.is_empty() || !d.is_empty() {
         // Put the host back for the tests that follow.
         let _ = common::workbench(&["cleanup"]);
@@ -492,7 +492,7 @@ fn the_runner_pauses_only_between_steps() {
     // The lesson with the fewest steps: paused before its last step, Enter runs it and the run ends.
     let def = workbench::lessons::ALL.iter().min_by_key(|d| d.steps.len()).unwrap();
     let n = def.steps.len();
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     let run = Paused::start(common::bin(), def.id, n - 1);
     let (status, out) = run.enter_and_expect_exit(Duration::from_secs(60)).unwrap_or_else(|e| panic!("{}: {e}", def.id));
     assert!(status.success(), "{}: {status}\n{out}", def.id);

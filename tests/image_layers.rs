@@ -43,7 +43,7 @@ fn tool(name: &str) -> bool {
 fn layers_images_and_the_loaded_tree_are_real() {
     require_root!();
     let _g = common::serial();
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     let mut run = Paused::start(common::bin(), "image-layers", step_no("run-container"));
     let wd = run.workdir();
 
@@ -139,7 +139,7 @@ fn layers_images_and_the_loaded_tree_are_real() {
 fn json_run_passes_every_check() {
     require_root!();
     let _g = common::serial();
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     let (code, steps, summary) = run_json("image-layers", &[]);
     assert_eq!(code, 0, "summary: {summary}");
     assert_eq!(summary["steps_passed"], 7);
@@ -160,7 +160,7 @@ fn json_run_passes_every_check() {
 fn bad_input_and_missing_busybox_are_refused() {
     require_root!();
     let _g = common::serial();
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     let o = common::workbench(&["lesson", "image-layers", "--memory", "abc"]);
     assert_eq!(o.status.code(), Some(2));
     let e = common::stderr(&o);
@@ -176,7 +176,7 @@ fn bad_input_and_missing_busybox_are_refused() {
 fn ctrl_c_with_the_container_running_cleans_up() {
     require_root!();
     let _g = common::serial();
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     let run = Paused::start(common::bin(), "image-layers", step_no("run-container"));
     let kids = run.children();
     let wd = run.workdir();
@@ -192,7 +192,7 @@ fn shell_opens_inside_the_loaded_image() {
     require_root!();
     let _g = common::serial();
     use std::io::Write;
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     let mut child = Command::new(common::bin())
         .args(["lesson", "image-layers", "--shell", "--color", "never"])
         .stdin(std::process::Stdio::piped())

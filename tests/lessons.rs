@@ -9,7 +9,7 @@ use common::{row, run_json, step};
 fn pid_ns_child_is_pid_1_in_new_namespaces() {
     require_root!();
     let _g = common::serial();
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     let (code, steps, summary) = run_json("pid-ns", &[]);
     assert_eq!(code, 0, "summary: {summary}");
     assert_eq!(summary["pass"], true);
@@ -47,7 +47,7 @@ fn pid_ns_takes_a_hostname_option() {
 fn mount_proc_shows_only_namespace_processes_and_leaves_host_mounts() {
     require_root!();
     let _g = common::serial();
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     let (code, steps, summary) = run_json("mount-proc", &[]);
     assert_eq!(code, 0, "summary: {summary}");
     let m = step(&steps, "mount-proc");
@@ -67,7 +67,7 @@ fn mount_proc_shows_only_namespace_processes_and_leaves_host_mounts() {
 fn chroot_busybox_fails_without_loader_then_works() {
     require_root!();
     let _g = common::serial();
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     let (code, steps, summary) = run_json("chroot-busybox", &[]);
     assert_eq!(code, 0, "summary: {summary}");
     let fails = step(&steps, "chroot-fails");
@@ -86,7 +86,7 @@ fn chroot_busybox_fails_without_loader_then_works() {
 fn tour_runs_every_lesson() {
     require_root!();
     let _g = common::serial();
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     let o = common::workbench(&["tour"]);
     let out = common::stdout(&o);
     assert!(o.status.success(), "tour failed:\n{out}\n{}", common::stderr(&o));

@@ -124,7 +124,7 @@ fn assert_refused(o: &Output, what: &str, needle: &str) {
 fn a_read_only_cgroup_mount_is_refused_before_anything_is_created() {
     require_root!();
     let _g = common::serial();
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     for args in [
         &["lesson", "cgroup-cpu-quota"][..],
         &["lesson", "cpu-shares"],
@@ -150,7 +150,7 @@ fn a_read_only_cgroup_mount_is_refused_before_anything_is_created() {
 fn a_kernel_without_overlayfs_is_refused() {
     require_root!();
     let _g = common::serial();
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     for (host, tree) in TREES {
         let setup = format!("{tree}\n{NO_OVERLAY_LISTED}");
         for lesson in ["overlay-demo", "image-layers"] {
@@ -169,7 +169,7 @@ fn a_kernel_without_overlayfs_is_refused() {
 fn a_kernel_without_veth_bridge_or_vxlan_is_refused() {
     require_root!();
     let _g = common::serial();
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     let mut proven = 0;
     for (host, tree) in TREES {
         let needs = if tree == NO_TREE { CONFIG_NEEDED } else { "" };

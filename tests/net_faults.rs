@@ -14,11 +14,11 @@ fn start_paused(lesson: &str, steps: usize) -> Paused {
     Paused::start(common::bin(), lesson, steps)
 }
 
-fn section(s: &workbench::hoststate::HostState, name: &str) -> Vec<String> {
+fn section(s: &workbench::host::snapshot::HostState, name: &str) -> Vec<String> {
     s.sections.get(name).cloned().unwrap_or_default()
 }
 
-fn interrupt(run: Paused, sig: Signal, code: i32, before: &workbench::hoststate::HostState, what: &str) {
+fn interrupt(run: Paused, sig: Signal, code: i32, before: &workbench::host::snapshot::HostState, what: &str) {
     let procs = descendants(run.pid());
     let status = run.signal(sig);
     assert_eq!(status.code(), Some(code), "exit status after {sig}");
@@ -30,7 +30,7 @@ fn interrupt(run: Paused, sig: Signal, code: i32, before: &workbench::hoststate:
 fn a_subnet_held_by_a_paused_run_is_refused() {
     require_root!();
     let _g = common::serial();
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     let run = start_paused("veth-bridge", 3);
     let out = run.output();
     // "10.213.0.0/24: bridge (gateway) 10.213.0.1, container 10.213.0.2"
@@ -54,14 +54,14 @@ fn sigkill_during_nat_port_map_then_cleanup_restores_the_host() {
     let _g = common::serial();
     // Leftovers of earlier killed runs would be cleaned below too: clear them first.
     let _ = common::workbench(&["cleanup"]);
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     let run = start_paused("nat-port-map", 6);
     let procs = descendants(run.pid());
     run.signal(Signal::SIGKILL);
     // The namespaces die with workbench (PR_SET_PDEATHSIG, then their PID namespaces)...
     assert!(wait_gone(&procs), "processes {procs:?} survived SIGKILL of workbench");
     // ...but the bridge, the nft table and ip_forward=1 wait for `cleanup`.
-    let left = workbench::hoststate::capture();
+    let left = workbench::host::snapshot::capture();
     assert!(section(&left, "sysctl").contains(&"net.ipv4.ip_forward = 1".to_string()));
     assert!(section(&left, "nft").iter().any(|l| l.starts_with("table ip wb")));
     let o = common::workbench(&["cleanup"]);

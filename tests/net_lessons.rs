@@ -64,7 +64,7 @@ fn assert_all_passed(code: i32, steps: &[Value], summary: &Value) {
 fn veth_bridge_pings_both_ways_and_leaves_the_host_unchanged() {
     require_root!();
     let _g = common::serial();
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     let (code, steps, summary) = run_json("veth-bridge", &[]);
     assert_all_passed(code, &steps, &summary);
 
@@ -107,7 +107,7 @@ fn veth_bridge_pings_both_ways_and_leaves_the_host_unchanged() {
 fn veth_bridge_uses_the_subnet_option() {
     require_root!();
     let _g = common::serial();
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     let (code, steps, summary) = run_json("veth-bridge", &["--subnet", "192.168.77.0/28"]);
     assert_all_passed(code, &steps, &summary);
     let p = step(&steps, "ping");
@@ -159,7 +159,7 @@ fn bridge_of(steps: &[Value]) -> String {
 fn nat_port_map_serves_http_through_masquerade_and_dnat_and_restores_the_host() {
     require_root!();
     let _g = common::serial();
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     let (code, steps, summary) = run_json("nat-port-map", &[]);
     assert_all_passed(code, &steps, &summary);
     check_nat_port_map(&steps, 8080, 80);
@@ -178,7 +178,7 @@ fn nat_port_map_serves_http_through_masquerade_and_dnat_and_restores_the_host() 
 fn nat_port_map_with_iptables_and_other_ports() {
     require_root!();
     let _g = common::serial();
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     let o = std::process::Command::new(common::bin())
         .args(["lesson", "nat-port-map", "--json", "--host-port", "9090", "--container-port", "8000"])
         .env("WORKBENCH_FIREWALL", "iptables")
@@ -197,7 +197,7 @@ fn nat_port_map_with_iptables_and_other_ports() {
 fn net_modes_compare_namespace_inodes() {
     require_root!();
     let _g = common::serial();
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     let (code, steps, summary) = run_json("net-modes", &[]);
     assert_all_passed(code, &steps, &summary);
     let inode = |s: &Value, key: &str| row(s, "facts", key)["after"].as_str().unwrap().to_string();
@@ -228,7 +228,7 @@ fn net_modes_compare_namespace_inodes() {
 fn bad_network_options_fail_before_anything_is_created() {
     require_root!();
     let _g = common::serial();
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     // A port something really listens on.
     let listener = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
     let busy = listener.local_addr().unwrap().port().to_string();
@@ -268,7 +268,7 @@ fn veth_bridge_shell_reaches_the_bridge() {
     require_root!();
     let _g = common::serial();
     use std::io::Write;
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     let mut child = std::process::Command::new(common::bin())
         .args(["lesson", "veth-bridge", "--shell", "--color", "never", "--subnet", "10.213.9.0/24"])
         .stdin(std::process::Stdio::piped())
@@ -292,7 +292,7 @@ fn net_modes_shell_has_no_zombies() {
     require_root!();
     let _g = common::serial();
     use std::io::Write;
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     let mut child = std::process::Command::new(common::bin())
         .args(["lesson", "net-modes", "--shell", "--color", "never"])
         .stdin(std::process::Stdio::piped())
@@ -318,7 +318,7 @@ fn net_modes_shell_has_no_zombies() {
 fn vxlan_overlay_tunnels_pings_in_udp() {
     require_root!();
     let _g = common::serial();
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     let (code, steps, summary) = run_json("vxlan-overlay", &[]);
     assert_all_passed(code, &steps, &summary);
     let u = step(&steps, "underlay");
@@ -367,7 +367,7 @@ fn subnets_another_live_run_holds_are_skipped_or_refused() {
     let path = runs.join(format!("{}.json", held.run_id));
     std::fs::write(&path, serde_json::to_vec(&held).unwrap()).unwrap();
     let _rm = RemoveOnDrop(path);
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     // Asked for explicitly: refused in preflight, one line, exit 2.
     let o = common::workbench(&["lesson", "veth-bridge", "--subnet", "10.213.9.0/24"]);
     assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
@@ -401,7 +401,7 @@ fn host_ports_another_live_run_holds_are_skipped_or_refused() {
     let path = runs.join(format!("{}.json", held.run_id));
     std::fs::write(&path, serde_json::to_vec(&held).unwrap()).unwrap();
     let _rm = RemoveOnDrop(path);
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     // Asked for explicitly: refused in preflight, one line naming the run, exit 2, nothing created.
     let o = common::workbench(&["lesson", "nat-port-map", "--host-port", "9090"]);
     assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
@@ -426,7 +426,7 @@ struct HeldSysctl(std::path::PathBuf, String, String, Vec<(String, String)>);
 impl Drop for HeldSysctl {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
-        let _ = workbench::sysctl::restore(&self.1, &self.2, &self.3);
+        let _ = workbench::hostobj::sysctl::restore(&self.1, &self.2, &self.3);
     }
 }
 
@@ -435,13 +435,13 @@ fn ip_forward_held_by_another_live_run_is_left_to_it() {
     require_root!();
     let _g = common::serial();
     let key = "net/ipv4/ip_forward";
-    let original = workbench::sysctl::read(key).unwrap();
+    let original = workbench::hostobj::sysctl::read(key).unwrap();
     if original != "0" {
         eprintln!("skipped: ip_forward is already {original} on this host");
         return;
     }
-    let before = workbench::hoststate::capture();
-    let saved: Vec<(String, String)> = workbench::sysctl::ip_forward_side_effects().into_iter().filter_map(|k| Some((k.clone(), workbench::sysctl::read(&k).ok()?))).collect();
+    let before = workbench::host::snapshot::capture();
+    let saved: Vec<(String, String)> = workbench::hostobj::sysctl::ip_forward_side_effects().into_iter().filter_map(|k| Some((k.clone(), workbench::hostobj::sysctl::read(&k).ok()?))).collect();
     let me = std::process::id() as i32;
     let held = workbench::state::RunState {
         run_id: workbench::state::random_id(),
@@ -455,12 +455,12 @@ fn ip_forward_held_by_another_live_run_is_left_to_it() {
     let path = runs.join(format!("{}.json", held.run_id));
     std::fs::write(&path, serde_json::to_vec(&held).unwrap()).unwrap();
     // The other run turned forwarding on; this one must not turn it off under it.
-    workbench::sysctl::write(key, "1").unwrap();
+    workbench::hostobj::sysctl::write(key, "1").unwrap();
     let guard = HeldSysctl(path, key.into(), original, saved);
     let o = common::workbench(&["lesson", "nat-port-map", "--json", "--host-port", "18180"]);
     assert!(o.status.success(), "{}", common::stderr(&o));
-    assert_eq!(workbench::sysctl::read(key).unwrap(), "1", "nat-port-map turned ip_forward off while another run held it");
+    assert_eq!(workbench::hostobj::sysctl::read(key).unwrap(), "1", "nat-port-map turned ip_forward off while another run held it");
     drop(guard);
-    assert_eq!(workbench::sysctl::read(key).unwrap(), "0");
+    assert_eq!(workbench::hostobj::sysctl::read(key).unwrap(), "0");
     common::assert_host_unchanged(&before, "nat-port-map next to a run holding ip_forward");
 }

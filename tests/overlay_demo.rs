@@ -23,7 +23,7 @@ fn step_no(id: &str) -> usize {
 fn upper_records_copy_up_whiteout_and_opaque_dir() {
     require_root!();
     let _g = common::serial();
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     let run = Paused::start(common::bin(), "overlay-demo", step_no("opaque"));
     let base = run.workdir().join("overlay");
     let kids = run.children();
@@ -66,7 +66,7 @@ fn upper_records_copy_up_whiteout_and_opaque_dir() {
 fn json_report_shows_the_mount_and_the_layers() {
     require_root!();
     let _g = common::serial();
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     let (code, steps, summary) = run_json("overlay-demo", &[]);
     assert_eq!(code, 0, "summary: {summary}");
     assert_eq!(summary["steps_passed"], 10);
@@ -96,7 +96,7 @@ fn json_report_shows_the_mount_and_the_layers() {
 fn options_of_other_lessons_and_non_root_are_refused_before_anything_is_made() {
     require_root!();
     let _g = common::serial();
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     for args in [&["--quota", "5"][..], &["--hostname", "abc"], &["--pids-max", "0"], &["--subnet", "abc"]] {
         let mut a = vec!["lesson", "overlay-demo"];
         a.extend_from_slice(args);
@@ -117,7 +117,7 @@ fn options_of_other_lessons_and_non_root_are_refused_before_anything_is_made() {
 fn ctrl_c_with_the_overlay_mounted_cleans_up() {
     require_root!();
     let _g = common::serial();
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     let run = Paused::start(common::bin(), "overlay-demo", step_no("mount"));
     let kids = run.children();
     let base = run.workdir();
@@ -135,7 +135,7 @@ fn shell_sees_the_overlay_again() {
     require_root!();
     let _g = common::serial();
     use std::io::Write;
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     let mut child = Command::new(common::bin())
         .args(["lesson", "overlay-demo", "--shell", "--color", "never"])
         .stdin(std::process::Stdio::piped())

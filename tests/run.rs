@@ -104,7 +104,7 @@ fn command_is_pid_1_and_its_exit_code_comes_back() {
     let _g = common::serial();
     let t = rootfs();
     let r = root_of(&t);
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     let o = run(&[&r, "/bin/sh", "-c", "echo $$"]);
     assert_eq!(code(&o), 0, "{}", common::stderr(&o));
     assert_eq!(common::stdout(&o), "1\n");
@@ -145,7 +145,7 @@ fn pivot_root_leaves_no_way_back_to_the_host() {
     let _g = common::serial();
     let t = rootfs();
     let r = root_of(&t);
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     let o = run(&[&r, "/bin/sh", "-c", "ls /; echo ---; cat /proc/self/mountinfo; echo ---; ls /proc/1/root/"]);
     assert_eq!(code(&o), 0, "{}", common::stderr(&o));
     let out = common::stdout(&o);
@@ -181,7 +181,7 @@ fn rootfs_stays_read_only_and_overlay_writes_vanish() {
     let _g = common::serial();
     let t = rootfs();
     let r = root_of(&t);
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     let o = run(&[&r, "/bin/sh", "-c", "touch /new-file"]);
     assert_ne!(code(&o), 0);
     assert!(common::stderr(&o).contains("Read-only file system"), "{}", common::stderr(&o));
@@ -202,7 +202,7 @@ fn memory_limit_gets_a_hog_oom_killed() {
     let _g = common::serial();
     let t = rootfs();
     let r = root_of(&t);
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     // tail keeps the whole "line" of /dev/zero (it never ends) in memory.
     let o = run(&["--memory", "16M", &r, "tail", "/dev/zero"]);
     assert_eq!(code(&o), 137, "{}", common::stderr(&o));
@@ -216,7 +216,7 @@ fn limits_are_in_the_cgroup_files() {
     let _g = common::serial();
     let t = rootfs();
     let r = root_of(&t);
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     let bg = start(&["--memory", "32M", "--cpus", "0.5", "--name", "limits", &r, "sleep", "30"]);
     let pid = container_pid(&bg);
     let memberships = wb_cgroup::read_proc_cgroup(pid).unwrap();
@@ -267,7 +267,7 @@ fn bridge_network_reaches_the_gateway() {
     let _g = common::serial();
     let t = rootfs();
     let r = root_of(&t);
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     let script = "ip -o -4 addr show eth0 | grep -q 'inet 10\\.' && gw=$(ip route | awk '/^default/ {print $3}') && echo gw=$gw && ping -c 1 -W 2 $gw >/dev/null && echo reached";
     let o = run(&["--net", "bridge", &r, "/bin/sh", "-c", script]);
     assert_eq!(code(&o), 0, "{}{}", common::stdout(&o), common::stderr(&o));
@@ -295,7 +295,7 @@ fn published_port_serves_the_containers_httpd_to_the_host() {
     let _g = common::serial();
     let t = rootfs();
     let r = root_of(&t);
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     let port = free_port();
     let map = format!("{port}:8080");
     let bg = start(&["-p", &map, &r, "httpd", "-f", "-p", "8080", "-h", "/www"]);
@@ -348,7 +348,7 @@ fn a_published_port_another_run_or_program_holds_is_refused() {
     let path = runs.join(format!("{}.json", held.run_id));
     std::fs::write(&path, serde_json::to_vec(&held).unwrap()).unwrap();
     let _rm = RemoveOnDrop(path);
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     for (port, why) in [(held_port, format!("is mapped by run {} (nat-port-map), which is still running", held.run_id)), (listened_port, "has a program on this host listening on it".to_string())] {
         let o = run(&["-p", &format!("{port}:80"), &r, "true"]);
         assert_eq!(code(&o), 2, "{}", common::stderr(&o));
@@ -377,7 +377,7 @@ fn images_run_on_an_overlay_of_their_layers() {
     let _g = common::serial();
     let t = rootfs();
     let (oci, docker) = make_images(&t);
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     let oci_ref = format!("oci:{}:v1", oci.display());
     let o = run(&[&oci_ref]);
     assert_eq!(code(&o), 0, "{}", common::stderr(&o));
@@ -398,7 +398,7 @@ fn bad_input_is_one_line_exit_2_and_creates_nothing() {
     let _g = common::serial();
     let t = rootfs();
     let r = root_of(&t);
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     let cases: Vec<Vec<&str>> = vec![
         vec!["/nonexistent/rootfs", "/bin/true"],
         vec![&r],
@@ -439,14 +439,14 @@ fn sigkill_leaves_nothing_that_cleanup_cannot_remove() {
     let _g = common::serial();
     let t = rootfs();
     let r = root_of(&t);
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     let bg = start(&["--memory", "32M", "-p", &format!("{}:80", free_port()), &r, "sleep", "30"]);
     let pid = container_pid(&bg);
     let o = finish(bg, Signal::SIGKILL);
     assert_eq!(o.status.code(), None);
     assert!(process_gone(pid), "PR_SET_PDEATHSIG killed the container with workbench");
-    let after_kill = workbench::hoststate::capture();
-    assert!(!workbench::hoststate::differences(&before, &after_kill).is_empty(), "SIGKILL left the bridge, cgroup and state file");
+    let after_kill = workbench::host::snapshot::capture();
+    assert!(!workbench::host::snapshot::differences(&before, &after_kill).is_empty(), "SIGKILL left the bridge, cgroup and state file");
     let o = common::workbench(&["cleanup"]);
     assert!(o.status.success(), "{}{}", common::stdout(&o), common::stderr(&o));
     assert!(common::stdout(&o).contains("nft table ip wbrun"), "{}", common::stdout(&o));
@@ -459,7 +459,7 @@ fn user_namespace_root_is_an_unprivileged_host_uid() {
     let _g = common::serial();
     let t = rootfs();
     let r = root_of(&t);
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     // With the directory at 0700, uid 100000 could not even reach the rootfs.
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
@@ -527,7 +527,7 @@ fn chroot_can_be_escaped_but_pivot_root_cannot() {
     assert_eq!(escaped(&o), host_root, "out of a chroot, root walks back to the host's /");
 
     // workbench run: after pivot_root and unmounting the old root there is nothing to climb to.
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     let mut v = vec!["-e", "WB_ESCAPE=1", &r, "/escape"];
     v.extend_from_slice(&args);
     let o = run(&v);

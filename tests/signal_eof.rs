@@ -54,7 +54,7 @@ fn interrupt_at_third_pause(sig: Signal) -> Option<i32> {
 fn signal_with_end_of_input_still_cleans_up_and_exits_128_plus_signal() {
     require_root!();
     let _g = common::serial();
-    let before = workbench::hoststate::capture();
+    let before = workbench::host::snapshot::capture();
     for round in 0..8 {
         let (sig, code) = if round % 2 == 0 { (Signal::SIGINT, 130) } else { (Signal::SIGTERM, 143) };
         assert_eq!(interrupt_at_third_pause(sig), Some(code), "round {round}: exit status after {sig} and EOF");

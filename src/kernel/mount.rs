@@ -65,12 +65,10 @@ pub fn root_propagation() -> Option<String> {
 
 /// Pure part of [`root_propagation`].
 pub fn root_propagation_of(mountinfo: &str) -> Option<String> {
-    // The last line whose mount point is "/" is the one that is visible.
-    let line = mountinfo.lines().rfind(|l| l.split_whitespace().nth(4) == Some("/"))?;
-    let fields: Vec<&str> = line.split_whitespace().collect();
-    let dash = fields.iter().position(|f| *f == "-")?;
-    let opt: Vec<&str> = fields[6..dash].to_vec();
-    Some(if opt.is_empty() { "private".to_string() } else { opt.join(" ") })
+    // The last mount on "/" is the one that is visible.
+    let mounts = crate::observe::parse::parse_mountinfo(mountinfo).ok()?;
+    let root = mounts.iter().rfind(|m| m.mount_point == "/")?;
+    Some(if root.propagation.is_empty() { "private".to_string() } else { root.propagation.clone() })
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use super::{Cx, LessonDef, LessonOptions};
 use crate::host::Host;
 use crate::observe::diff::{diff, SectionDiff};
 use crate::observe::render::{markdown_checks, markdown_diff, md_code, md_escape, md_fence, render_checks, render_diff, Check, Style, Verdict};
-use crate::{signals, state};
+use crate::state::{self, signals};
 
 /// How the learner asked to run the lesson.
 #[derive(Debug, Clone)]

@@ -35,21 +35,8 @@ pub fn require(host: &Host, controllers: &[Controller]) -> anyhow::Result<Layout
             None => anyhow::bail!("the {c} cgroup controller is unknown to this host"),
         }
     }
-    require_writable(&layout, controllers)?;
+    crate::host::features::require_writable_cgroups(&layout, controllers)?;
     Ok(layout)
-}
-
-/// Inside a container /sys/fs/cgroup is often mounted read-only: say so
-/// before anything is created, instead of failing at the first mkdir.
-pub fn require_writable(layout: &Layout, controllers: &[Controller]) -> anyhow::Result<()> {
-    for planned in wb_cgroup::planned_paths(layout, "wb-probe", controllers)? {
-        if let Some(dir) = planned.ancestors().skip(1).find(|p| p.is_dir()) {
-            if let Err(nix::errno::Errno::EROFS) = nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK) {
-                anyhow::bail!("{} is on a read-only cgroup mount (as inside a container): run workbench on a host or VM whose /sys/fs/cgroup is writable", dir.display());
-            }
-        }
-    }
-    Ok(())
 }
 
 /// "v1", "v2" or "hybrid (v1 controllers)" for narration.
@@ -380,7 +367,7 @@ pub fn run_shell(spec: ShellSpec) -> anyhow::Result<()> {
     let shell_pid = child.id() as i32;
     let status = child.wait();
     // SIGTERM or SIGHUP meanwhile: the signal thread is removing the group; let it finish.
-    crate::signals::stop_if_caught();
+    crate::state::signals::stop_if_caught();
     state::forget(&record);
     reclaim_terminal(shell_pid);
     let left: std::collections::BTreeSet<i32> = spec.groups.iter().flat_map(|g| g.procs().unwrap_or_default()).collect();

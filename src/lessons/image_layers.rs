@@ -83,18 +83,6 @@ pub fn tree_differences(a: &[TreeEntry], b: &[TreeEntry], max: usize) -> Vec<Str
     out
 }
 
-/// A program on PATH (or in the usual directories), if installed.
-fn find_tool(name: &str) -> Option<PathBuf> {
-    let path = std::env::var("PATH").unwrap_or_default();
-    let found = path
-        .split(':')
-        .chain(["/usr/local/bin", "/usr/bin", "/bin", "/usr/sbin", "/sbin"])
-        .filter(|d| !d.is_empty())
-        .map(|d| Path::new(d).join(name))
-        .find(|p| p.is_file());
-    found
-}
-
 /// Run an external tool (skopeo, umoci) to completion, recorded in the state
 /// file while it runs and killed with workbench, so that Ctrl-C never leaves
 /// it writing into a directory being removed.
@@ -367,7 +355,7 @@ impl Lesson for ImageLayers {
                 r.check_eq("OCI diff_ids equal the docker-save ones", same_ids(&self.diff_ids, &self.diff_ids), same_ids(&self.diff_ids, &saved.diff_ids));
                 let layer_types: Vec<String> = manifest["layers"].as_array().map(|v| v.iter().map(|l| l["mediaType"].as_str().unwrap_or("").to_string()).collect()).unwrap_or_default();
                 r.check_eq("manifest layers (gzip tars, base first)", 2, layer_types.iter().filter(|t| *t == wb_image::image::MEDIA_TYPE_LAYER_GZIP).count());
-                match find_tool("skopeo") {
+                match crate::host::features::which("skopeo") {
                     Some(skopeo) => {
                         let target = format!("oci:{}:{TAG}", self.oci_dir.display());
                         let out = run_tool(Command::new(&skopeo).args(["inspect", &target]))?;
@@ -414,7 +402,7 @@ impl Lesson for ImageLayers {
                 self.loader = Some(child);
                 self.loaded_spec = Some(spec);
                 // An independent implementation: umoci flattens the layers itself.
-                let umoci_diffs = match find_tool("umoci") {
+                let umoci_diffs = match crate::host::features::which("umoci") {
                     Some(umoci) => {
                         let bundle = dir.join("umoci-bundle");
                         let image = format!("{}:{TAG}", self.oci_dir.display());

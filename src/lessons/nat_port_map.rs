@@ -17,12 +17,12 @@ use nix::sched::CloneFlags;
 
 use super::netlab::{self, Place, Subnet};
 use super::{shell_env, spawn_child};
-use crate::firewall::{self, Action, Firewall, Hook, Rule};
+use crate::hostobj::firewall::{self, Action, Firewall, Hook, Rule};
 use crate::host::Host;
 use crate::kernel::child::{NsChild, Request, RunOutput};
 use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, StepReport};
 use crate::observe::Snapshot;
-use crate::sysctl;
+use crate::hostobj::sysctl;
 
 pub const DEF: LessonDef = LessonDef {
     id: "nat-port-map",
@@ -89,7 +89,7 @@ fn plan_subnets(opts: &LessonOptions, reserve: bool) -> Result<(Subnet, Subnet),
 fn preflight(host: &Host, opts: &LessonOptions) -> anyhow::Result<()> {
     host.require_root("netlink link changes, sysctl and netfilter rules need CAP_NET_ADMIN")?;
     host.require_static_busybox()?;
-    netlab::require_link_kinds(&["veth", "bridge"])?;
+    crate::host::features::require_link_kinds(&["veth", "bridge"])?;
     plan(opts, false)?;
     let blockers = firewall::host_forward_blockers();
     if !blockers.is_empty() {
@@ -157,7 +157,11 @@ impl NatPortMap {
 
     fn add_rules(&mut self, r: &mut StepReport, rules: &[Rule]) -> anyhow::Result<()> {
         for rule in rules {
-            for cmd in self.fw()?.add(rule)? {
+            let fw = self.fw()?;
+            for o in fw.objects_for(rule) {
+                crate::state::record(o.into())?;
+            }
+            for cmd in fw.add(rule)? {
                 r.say("host", cmd, "");
             }
         }
@@ -200,7 +204,7 @@ impl Lesson for NatPortMap {
                 self.out_sub = Some(p.outside);
                 self.host_port = p.host_port.port;
                 self.container_port = p.container_port;
-                self.fw = Some(Firewall::new(p.backend, &format!("{}{}", crate::state::PREFIX, cx.run_id))?);
+                self.fw = Some(Firewall::new(p.backend, &format!("{}{}", crate::hostobj::PREFIX, cx.run_id))?);
                 self.bridge = netlab::link_name(&cx.run_id, "br")?;
                 self.out_host = netlab::link_name(&cx.run_id, "o0")?;
                 let host_end = netlab::link_name(&cx.run_id, "h0")?;
@@ -307,7 +311,7 @@ impl Lesson for NatPortMap {
                 ];
                 self.add_rules(&mut r, &fence)?;
                 let key = "net/ipv4/ip_forward";
-                let prev = sysctl::set_recorded(key, "1", &sysctl::ip_forward_side_effects())?;
+                let prev = crate::state::set_sysctl(key, "1", &sysctl::ip_forward_side_effects())?;
                 r.say("host", "sysctl -w net.ipv4.ip_forward=1", format!("net.ipv4.ip_forward = 1   (was {prev}; restored at the end)"));
                 let after = self.facts("host")?;
                 r.observe(before, after);
@@ -381,7 +385,7 @@ impl Lesson for NatPortMap {
                 let stuck = host_wget(cx, &mut r, &format!("{base}/"), 2)?;
                 r.check("with DNAT alone, 127.0.0.1 → the container", "no answer (source 127.0.0.1 may not leave through a real link)", if stuck.success() { "answered".to_string() } else { "no answer".to_string() }, !stuck.success());
                 let key = format!("net/ipv4/conf/{}/route_localnet", self.bridge);
-                let prev = sysctl::set_recorded(&key, "1", &[])?;
+                let prev = crate::state::set_sysctl(&key, "1", &[])?;
                 r.say("host", format!("sysctl -w {}=1", sysctl::dotted(&key)), format!("{} = 1   (was {prev}; on our bridge only)", sysctl::dotted(&key)));
                 let masq = Rule { saddr: Some("127.0.0.0/8".into()), oif: Some(self.bridge.clone()), ..Rule::new(Hook::Postrouting, Action::Masquerade) };
                 self.add_rules(&mut r, &[masq])?;

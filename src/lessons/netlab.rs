@@ -121,24 +121,6 @@ fn is_private(a: Ipv4Addr, prefix: u8) -> bool {
     (o[0] == 10 && prefix >= 8) || (o[0] == 172 && (16..=31).contains(&o[1]) && prefix >= 12) || (o[0] == 192 && o[1] == 168 && prefix >= 16)
 }
 
-/// Refuse to start when the kernel cannot make the link kinds a lesson needs
-/// (`veth`, `bridge`, `vxlan`): each is a kernel module or built in. The
-/// kernel would load a module on the first netlink request, but a missing
-/// one would only fail halfway through the lesson.
-/// Only a kernel that can be seen to lack one is refused: when the host shows
-/// neither its kernel config nor its modules directory, the lesson runs.
-pub fn require_link_kinds(kinds: &[&str]) -> anyhow::Result<()> {
-    for kind in kinds {
-        let config = format!("CONFIG_{}", kind.to_ascii_uppercase());
-        if crate::doctor::kernel_feature(&config, kind) == crate::doctor::Feature::Absent {
-            anyhow::bail!(
-                "this kernel cannot create {kind} links (no module {kind} loaded or installed, {config} not set): install the kernel's modules package (linux-modules-extra on Ubuntu) and run `modprobe {kind}`"
-            );
-        }
-    }
-    Ok(())
-}
-
 /// Parse and validate a `--subnet` value (pure): an IPv4 subnet inside the
 /// private ranges with room for two addresses. Host bits are dropped
 /// (`10.213.0.7/24` means `10.213.0.0/24`).
@@ -339,7 +321,7 @@ pub fn host_port_in_use(port: u16) -> bool {
 
 /// `wb` + run id + suffix: a link name of this run (at most 15 bytes).
 pub fn link_name(run_id: &str, suffix: &str) -> anyhow::Result<String> {
-    let name = format!("{}{run_id}{suffix}", state::PREFIX);
+    let name = format!("{}{run_id}{suffix}", crate::hostobj::PREFIX);
     wb_net::validate_ifname(&name)?;
     Ok(name)
 }
@@ -430,7 +412,7 @@ pub fn apply_ops(r: &mut StepReport, ops: &[(Place, Op)]) -> anyhow::Result<()> 
 pub fn lab_state(sides: &[(&str, i32)]) -> anyhow::Result<NetState> {
     let mut all = NetState::default();
     for (label, pid) in sides {
-        let s = crate::netview::net_state_of(*pid)?;
+        let s = crate::observe::net::net_state_of(*pid)?;
         let pre = |m: BTreeMap<String, String>| m.into_iter().map(|(k, v)| (format!("{label}: {k}"), v)).collect::<BTreeMap<_, _>>();
         all.links.extend(pre(s.links));
         all.addresses.extend(pre(s.addresses));

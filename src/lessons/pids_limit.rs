@@ -208,7 +208,7 @@ impl Lesson for PidsLimit {
 /// Alive and not a zombie (killed orphans are reaped by init a moment later).
 fn running(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !matches!(stat.rsplit_once(") ").and_then(|(_, r)| r.chars().next()), Some('Z' | 'X')),
+        Ok(stat) => !crate::kernel::proc::parse_exited(&stat),
         Err(_) => false,
     }
 }

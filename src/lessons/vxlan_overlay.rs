@@ -46,7 +46,7 @@ fn subnets(opts: &LessonOptions) -> Result<(Subnet, Subnet), String> {
 fn preflight(host: &Host, opts: &LessonOptions) -> anyhow::Result<()> {
     host.require_root("clone(CLONE_NEWNET) and netlink link changes need CAP_SYS_ADMIN and CAP_NET_ADMIN")?;
     host.require_static_busybox()?;
-    netlab::require_link_kinds(&["veth", "vxlan"])?;
+    crate::host::features::require_link_kinds(&["veth", "vxlan"])?;
     subnets(opts).map_err(anyhow::Error::msg)?;
     Ok(())
 }

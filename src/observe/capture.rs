@@ -41,7 +41,7 @@ pub fn capture(label: impl Into<String>, pid: i32, what: Capture) -> anyhow::Res
         s.mounts = parse_mountinfo(&text)?;
     }
     if what.net {
-        s.net = Some(crate::netview::net_state_of(pid)?);
+        s.net = Some(crate::observe::net::net_state_of(pid)?);
     }
     Ok(s)
 }

@@ -8,6 +8,7 @@
 
 pub mod capture;
 pub mod diff;
+pub mod net;
 pub mod parse;
 pub mod render;
 

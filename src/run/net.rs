@@ -12,9 +12,6 @@
 //! whatever the container starts towards other networks, so no packet of it
 //! leaves the machine even on hosts that forward IP traffic.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use super::spec::PortMap;
 use crate::state::{self, Resource};
 
@@ -185,13 +182,7 @@ pub fn setup(plan: &NetPlan, pid: i32) -> anyhow::Result<()> {
 
 /// `nft -f -` with a ruleset on stdin.
 pub fn nft_apply(ruleset: &str) -> anyhow::Result<()> {
-    let mut child = Command::new("nft").args(["-f", "-"]).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn()?;
-    child.stdin.take().expect("piped").write_all(ruleset.as_bytes())?;
-    let out = child.wait_with_output()?;
-    if !out.status.success() {
-        anyhow::bail!("{}", String::from_utf8_lossy(&out.stderr).trim());
-    }
-    Ok(())
+    Ok(crate::hostobj::firewall::apply_ruleset(ruleset)?)
 }
 
 #[cfg(test)]

@@ -78,8 +78,8 @@ pub fn one_line_error(o: &Output) -> String {
     lines[0].to_string()
 }
 
-pub fn assert_host_unchanged(before: &workbench::hoststate::HostState, what: &str) {
-    let after = workbench::hoststate::capture();
-    let d = workbench::hoststate::differences(before, &after);
+pub fn assert_host_unchanged(before: &workbench::host::snapshot::HostState, what: &str) {
+    let after = workbench::host::snapshot::capture();
+    let d = workbench::host::snapshot::differences(before, &after);
     assert!(d.is_empty(), "{what} changed the host:\n{}", d.join("\n"));
 }

@@ -18,8 +18,6 @@
 use std::collections::BTreeSet;
 use std::process::Command;
 
-use crate::state::{self, Resource};
-
 /// Which tool programs netfilter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -51,8 +49,6 @@ pub enum FirewallError {
     Failed { command: String, status: String, stderr: String },
     #[error("firewall: {0}")]
     Invalid(String),
-    #[error(transparent)]
-    State(#[from] state::StateError),
 }
 
 fn tool_works(prog: &str, args: &[&str]) -> bool {
@@ -243,20 +239,54 @@ fn strings(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
 
-/// A shell-ready rendering of an argument list (quotes words with spaces or `;`).
+/// A shell-ready rendering of an argument list: a word with anything but
+/// letters, digits and `-_./:,=+@%!` is put in single quotes (a `'` inside as `'\''`).
 pub fn shell_words(prog: &str, args: &[String]) -> String {
     let mut s = prog.to_string();
     for a in args {
         s.push(' ');
-        if a.contains([' ', ';', '"']) {
-            s.push('\'');
-            s.push_str(a);
-            s.push('\'');
-        } else {
-            s.push_str(a);
-        }
+        s.push_str(&shell_quote(a));
     }
     s
+}
+
+fn shell_quote(a: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "-_./:,=+@%!".contains(c);
+    if !a.is_empty() && a.chars().all(safe) {
+        a.to_string()
+    } else {
+        format!("'{}'", a.replace('\'', "'\\''"))
+    }
+}
+
+/// Load an nft script (`nft -f -`) in one transaction: every command in it
+/// takes effect, or (on any error) none does.
+pub fn apply_ruleset(script: &str) -> Result<(), FirewallError> {
+    use std::io::Write;
+    let command = "nft -f -".to_string();
+    let spawn = |source| FirewallError::Spawn { command: command.clone(), source };
+    let mut child = Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(spawn)?;
+    child.stdin.take().expect("piped").write_all(script.as_bytes()).map_err(spawn)?;
+    let out = child.wait_with_output().map_err(spawn)?;
+    if !out.status.success() {
+        return Err(FirewallError::Failed { command, status: out.status.to_string(), stderr: String::from_utf8_lossy(&out.stderr).trim().to_string() });
+    }
+    Ok(())
+}
+
+/// A netfilter object that [`Firewall::add`] creates and teardown removes
+/// (`remove_nft_table`, `remove_iptables_rule`, `remove_xtables_chain`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Object {
+    NftTable { family: String, name: String },
+    IptablesRule { table: String, chain: String, spec: Vec<String> },
+    XtablesChain { table: String, chain: String, drop_table: bool },
 }
 
 /// The rules of one run.
@@ -271,48 +301,60 @@ pub struct Firewall {
 
 impl Firewall {
     pub fn new(backend: Backend, table: &str) -> Result<Firewall, FirewallError> {
-        if !table.starts_with(state::PREFIX) || table.len() > 32 || !table.chars().all(|c| c.is_ascii_alphanumeric()) {
+        if !table.starts_with(super::PREFIX) || table.len() > 32 || !table.chars().all(|c| c.is_ascii_alphanumeric()) {
             return Err(FirewallError::Invalid(format!("table name {table:?} must be wb followed by letters and digits")));
         }
         Ok(Firewall { backend, table: table.to_string(), table_made: false, chains: BTreeSet::new() })
     }
 
-    /// Add `rule` (creating our table and the hook's chain on first use);
-    /// every object is recorded in the state file before it is created.
-    /// Returns the commands run, for the transcript.
-    pub fn add(&mut self, rule: &Rule) -> Result<Vec<String>, FirewallError> {
-        let mut ran = Vec::new();
+    /// The objects [`add`](Self::add) would create for `rule` that teardown
+    /// must remove: the caller records them in the run ledger first.
+    pub fn objects_for(&self, rule: &Rule) -> Vec<Object> {
         match self.backend {
-            Backend::Nft => {
-                if !self.table_made {
-                    state::record(Resource::NftTable { family: "ip".into(), name: self.table.clone() })?;
-                    let args = strings(&["add", "table", "ip", &self.table]);
-                    run("nft", &args)?;
-                    ran.push(shell_words("nft", &args));
-                    self.table_made = true;
-                }
-                if !self.chains.contains(&rule.hook) {
-                    let args = strings(&["add", "chain", "ip", &self.table, rule.hook.nft_chain(), rule.hook.nft_chain_spec()]);
-                    run("nft", &args)?;
-                    ran.push(shell_words("nft", &args));
-                    self.chains.insert(rule.hook);
-                }
-                let mut args = strings(&["add", "rule", "ip", &self.table, rule.hook.nft_chain()]);
-                args.extend(rule.nft_words());
-                run("nft", &args)?;
-                ran.push(shell_words("nft", &args));
-            }
+            Backend::Nft if self.table_made => Vec::new(),
+            Backend::Nft => vec![Object::NftTable { family: "ip".into(), name: self.table.clone() }],
             Backend::Iptables => {
                 let (table, chain) = rule.hook.iptables_place();
+                let mut v = Vec::new();
                 // iptables-nft creates the nft table and base chain on first
                 // use and never deletes them: record them for removal (when
                 // empty again) if they do not exist yet.
                 if iptables_is_nft_variant() && !tool_works("nft", &["list", "chain", "ip", table, chain]) {
                     let drop_table = !tool_works("nft", &["list", "table", "ip", table]);
-                    state::record(Resource::XtablesChain { table: table.into(), chain: chain.into(), drop_table })?;
+                    v.push(Object::XtablesChain { table: table.into(), chain: chain.into(), drop_table });
                 }
+                v.push(Object::IptablesRule { table: table.into(), chain: chain.into(), spec: rule.iptables_args(&self.table) });
+                v
+            }
+        }
+    }
+
+    /// Add `rule` (creating our table and the hook's chain on first use).
+    /// The caller has recorded [`objects_for`](Self::objects_for) before.
+    /// Returns the commands run, for the transcript.
+    pub fn add(&mut self, rule: &Rule) -> Result<Vec<String>, FirewallError> {
+        let mut ran = Vec::new();
+        match self.backend {
+            Backend::Nft => {
+                // One transaction (`nft -f -`); the learner sees each command of it.
+                let mut commands = Vec::new();
+                if !self.table_made {
+                    commands.push(strings(&["add", "table", "ip", &self.table]));
+                }
+                if !self.chains.contains(&rule.hook) {
+                    commands.push(strings(&["add", "chain", "ip", &self.table, rule.hook.nft_chain(), rule.hook.nft_chain_spec()]));
+                }
+                let mut args = strings(&["add", "rule", "ip", &self.table, rule.hook.nft_chain()]);
+                args.extend(rule.nft_words());
+                commands.push(args);
+                apply_ruleset(&commands.iter().map(|c| c.join(" ") + "\n").collect::<String>())?;
+                self.table_made = true;
+                self.chains.insert(rule.hook);
+                ran.extend(commands.iter().map(|c| shell_words("nft", c)));
+            }
+            Backend::Iptables => {
+                let (table, chain) = rule.hook.iptables_place();
                 let spec = rule.iptables_args(&self.table);
-                state::record(Resource::IptablesRule { table: table.into(), chain: chain.into(), spec: spec.clone() })?;
                 // Inserted first in the chain: the rule only matches our own
                 // interfaces and addresses, and must not be shadowed.
                 let mut args = strings(&["-t", table, "-I", chain, "1"]);
@@ -395,7 +437,7 @@ pub fn iptables_counters(listing: &str) -> Vec<(String, u64)> {
 /// `nft delete table FAMILY NAME`, for cleanup. A missing table is fine;
 /// names without the `wb` prefix are refused.
 pub fn remove_nft_table(family: &str, name: &str) -> Result<(), String> {
-    if !name.starts_with(state::PREFIX) || !name.chars().all(|c| c.is_ascii_alphanumeric()) || !matches!(family, "ip" | "ip6" | "inet") {
+    if !name.starts_with(super::PREFIX) || !name.chars().all(|c| c.is_ascii_alphanumeric()) || !matches!(family, "ip" | "ip6" | "inet") {
         return Err(format!("refusing to delete nft table {family} {name}: not a workbench table"));
     }
     if !tool_works("nft", &["list", "table", family, name]) {
@@ -407,7 +449,7 @@ pub fn remove_nft_table(family: &str, name: &str) -> Result<(), String> {
 /// `iptables -t TABLE -D CHAIN SPEC`, for cleanup. A missing rule is fine;
 /// rules without a `wb` comment are refused.
 pub fn remove_iptables_rule(table: &str, chain: &str, spec: &[String]) -> Result<(), String> {
-    let tagged = spec.windows(2).any(|w| w[0] == "--comment" && w[1].starts_with(state::PREFIX));
+    let tagged = spec.windows(2).any(|w| w[0] == "--comment" && w[1].starts_with(super::PREFIX));
     if !tagged {
         return Err(format!("refusing to delete iptables rule in {table} {chain}: it carries no workbench comment"));
     }
@@ -467,7 +509,7 @@ pub fn forward_drop_chains(ruleset: &str) -> Vec<String> {
         } else if let Some(rest) = line.strip_prefix("chain ") {
             chain = rest.trim_end_matches('{').trim().to_string();
         } else if line.contains("hook forward") && line.contains("policy drop") {
-            let ours = table.split_whitespace().nth(1).is_some_and(|n| n.starts_with(state::PREFIX));
+            let ours = table.split_whitespace().nth(1).is_some_and(|n| n.starts_with(super::PREFIX));
             if !ours {
                 out.push(format!("{table} {chain}"));
             }
@@ -528,6 +570,13 @@ mod tests {
         let guard = Rule { iif: Some("wbx".into()), oif_not: Some("wby".into()), ..Rule::new(Hook::Forward, Action::Drop) };
         assert_eq!(guard.iptables_args("wbt").join(" "), "-i wbx ! -o wby -m comment --comment wbt -j DROP");
         assert_eq!(Hook::Forward.iptables_place(), ("filter", "FORWARD"));
+    }
+
+    #[test]
+    fn shell_words_quote_what_a_shell_would_expand() {
+        let args = strings(&["-m", "comment", "--comment", "it's $HOME", "", "a\"b", "! -o"]);
+        assert_eq!(shell_words("iptables", &args), r#"iptables -m comment --comment 'it'\''s $HOME' '' 'a"b' '! -o'"#);
+        assert_eq!(shell_words("nft", &strings(&["oifname", "!=", "wbx", "dnat", "to", "10.0.0.2:80"])), "nft oifname != wbx dnat to 10.0.0.2:80");
     }
 
     #[test]

@@ -97,7 +97,7 @@ fn net_sysctls() -> Vec<String> {
     let root = Path::new("/proc/sys/net/ipv4");
     let read = |p: &Path| std::fs::read_to_string(p).map(|v| v.trim().to_string()).unwrap_or_else(|_| "?".into());
     let mut v = vec![format!("net.ipv4.ip_forward = {}", read(&root.join("ip_forward")))];
-    for dev in sorted_dir(&root.join("conf")).into_iter().filter(|d| !d.starts_with(crate::state::PREFIX)) {
+    for dev in sorted_dir(&root.join("conf")).into_iter().filter(|d| !d.starts_with(crate::hostobj::PREFIX)) {
         for key in ["forwarding", "route_localnet", "accept_redirects"] {
             v.push(format!("net.ipv4.conf.{dev}.{key} = {}", read(&root.join("conf").join(&dev).join(key))));
         }

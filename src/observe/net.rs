@@ -52,27 +52,6 @@ pub fn net_state_of(pid: i32) -> anyhow::Result<NetState> {
     Ok(to_state(&wb_net::snapshot_of_pid(pid)?))
 }
 
-/// Delete a link workbench created (names start with the `wb` prefix).
-pub fn delete_link(name: &str) -> Result<(), String> {
-    if !name.starts_with(crate::state::PREFIX) {
-        return Err(format!("refusing to delete link {name}: not a workbench name"));
-    }
-    wb_net::delete_link(name).map(|_| ()).map_err(|e| e.to_string())
-}
-
-/// Delete a named network namespace workbench created (`ip netns del NAME`).
-pub fn delete_netns(name: &str) -> Result<(), String> {
-    if !name.starts_with(crate::state::PREFIX) || name.contains('/') || name.contains("..") {
-        return Err(format!("refusing to delete netns {name}: not a workbench name"));
-    }
-    let path = std::path::Path::new("/run/netns").join(name);
-    if !path.exists() {
-        return Ok(());
-    }
-    let _ = nix::mount::umount2(&path, nix::mount::MntFlags::MNT_DETACH);
-    std::fs::remove_file(&path).map_err(|e| format!("rm {}: {e}", path.display()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,11 +67,5 @@ mod tests {
         assert_eq!(st.links["lo"], "UNKNOWN up mtu 65536");
         assert_eq!(st.addresses["lo 127.0.0.1/8"], "inet 127.0.0.1/8");
         assert!(st.routes.is_empty());
-    }
-
-    #[test]
-    fn refuses_foreign_names() {
-        assert!(delete_link("eth0").is_err());
-        assert!(delete_netns("wb/../x").is_err());
     }
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::host::Host;
+use super::{features, Host};
 
 /// One doctor check.
 #[derive(Debug, Clone, Serialize)]
@@ -24,93 +24,6 @@ fn finding(check: &str, ok: bool, required: bool, detail: impl Into<String>, rem
     Finding { check: check.into(), ok, required, detail: detail.into(), remedy: remedy.into() }
 }
 
-/// Whether the kernel offers a feature, as far as the host shows.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Feature {
-    /// How: built in, a loaded module, a module file.
-    Offered(String),
-    /// The kernel's config or its list of built-in modules was read and names it nowhere.
-    Absent,
-    /// Not found, but the host shows neither its kernel config nor its modules list.
-    Unknown,
-}
-
-impl Feature {
-    pub fn offered(&self) -> Option<&str> {
-        match self {
-            Feature::Offered(how) => Some(how),
-            _ => None,
-        }
-    }
-}
-
-/// How the kernel offers a feature: built in, a loaded module, a module file, or not at all.
-pub fn kernel_feature(config: &str, module: &str) -> Feature {
-    if Path::new("/sys/module").join(module).exists() {
-        return Feature::Offered("loaded".into());
-    }
-    let release = nix::sys::utsname::uname().ok().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default();
-    let configs = [format!("/boot/config-{release}")];
-    let mut text = configs.iter().filter_map(|p| std::fs::read_to_string(p).ok()).next();
-    if text.is_none() {
-        if let Ok(f) = std::fs::File::open("/proc/config.gz") {
-            let mut s = String::new();
-            use std::io::Read;
-            if flate2::read::GzDecoder::new(f).read_to_string(&mut s).is_ok() {
-                text = Some(s);
-            }
-        }
-    }
-    if let Some(t) = &text {
-        if t.lines().any(|l| l == format!("{config}=y")) {
-            return Feature::Offered("built in".into());
-        }
-    }
-    let moddir = Path::new("/lib/modules").join(&release);
-    let builtin = std::fs::read_to_string(moddir.join("modules.builtin"));
-    if let Ok(builtin) = &builtin {
-        if builtin.lines().any(|l| l.ends_with(&format!("/{module}.ko"))) {
-            return Feature::Offered("built in".into());
-        }
-    }
-    if let Ok(dep) = std::fs::read_to_string(moddir.join("modules.dep")) {
-        if dep.lines().any(|l| l.split(':').next().is_some_and(|m| m.contains(&format!("/{module}.ko")))) {
-            return Feature::Offered("module (loaded on first use)".into());
-        }
-    }
-    if let Some(t) = &text {
-        if t.lines().any(|l| l == format!("{config}=m")) {
-            return Feature::Offered("module".into());
-        }
-    }
-    // Nothing names it: absent, if anything that would have named it was read.
-    if text.is_some() || builtin.is_ok() {
-        Feature::Absent
-    } else {
-        Feature::Unknown
-    }
-}
-
-/// The cgroup layout of the host, from the filesystem types under /sys/fs/cgroup.
-pub fn cgroup_layout() -> String {
-    let root = Path::new("/sys/fs/cgroup");
-    if root.join("cgroup.controllers").exists() {
-        "v2 (unified)".into()
-    } else if root.join("unified/cgroup.controllers").exists() {
-        "hybrid (v1 controllers + cgroup2 at /sys/fs/cgroup/unified)".into()
-    } else if root.join("memory").exists() || root.join("cpu").exists() {
-        "v1".into()
-    } else {
-        "none mounted".into()
-    }
-}
-
-fn which(tool: &str) -> Option<String> {
-    let path = std::env::var("PATH").unwrap_or_default();
-    let found = path.split(':').chain(["/usr/sbin", "/sbin"]).map(|d| Path::new(d).join(tool)).find(|p| p.is_file());
-    found.map(|p| p.display().to_string())
-}
-
 /// Run every check.
 pub fn checks(host: &Host) -> Vec<Finding> {
     let mut v = Vec::new();
@@ -118,20 +31,20 @@ pub fn checks(host: &Host) -> Vec<Finding> {
     let kinds: Vec<&str> = crate::kernel::ns::KINDS.iter().map(|(k, _, _)| *k).filter(|k| Path::new("/proc/self/ns").join(k).exists()).collect();
     let all = crate::kernel::ns::KINDS.len();
     v.push(finding("namespaces", kinds.len() == all, true, format!("{} of {all}: {}", kinds.len(), kinds.join(" ")), "use a kernel built with CONFIG_NAMESPACES and all CONFIG_*_NS options (any distribution kernel has them)"));
-    let (ok, detail) = match crate::cgroupview::layout_line() {
+    let (ok, detail) = match features::cgroup_layout_line() {
         Ok(l) => (true, l),
-        Err(e) => (false, format!("{} ({e})", cgroup_layout())),
+        Err(e) => (false, e),
     };
     v.push(finding("cgroup layout", ok, true, detail, "mount cgroup2 at /sys/fs/cgroup (systemd does this by default)"));
     if let Ok(layout) = wb_cgroup::detect_system() {
-        let (ok, detail) = match crate::lessons::cg::require_writable(&layout, &[wb_cgroup::Controller::Cpu, wb_cgroup::Controller::Memory, wb_cgroup::Controller::Pids]) {
+        let (ok, detail) = match features::require_writable_cgroups(&layout, &[wb_cgroup::Controller::Cpu, wb_cgroup::Controller::Memory, wb_cgroup::Controller::Pids]) {
             Ok(()) => (true, "writable".to_string()),
             Err(e) => (false, e.to_string().split(" (").next().unwrap_or_default().to_string()),
         };
         v.push(finding("cgroup mounts writable", ok, true, detail, "run workbench on a host or VM whose /sys/fs/cgroup is writable (not inside a container)"));
     }
     for (name, config, module, required) in [("overlayfs", "CONFIG_OVERLAY_FS", "overlay", false), ("veth", "CONFIG_VETH", "veth", false), ("bridge", "CONFIG_BRIDGE", "bridge", false)] {
-        let how = kernel_feature(config, module);
+        let how = features::kernel_feature(config, module);
         v.push(finding(name, how.offered().is_some(), required, how.offered().unwrap_or("not found"), "install your distribution's full kernel modules package (e.g. linux-modules-extra on Ubuntu), then modprobe it"));
     }
     v.push(finding(
@@ -151,15 +64,15 @@ pub fn checks(host: &Host) -> Vec<Finding> {
     let prop = crate::kernel::mount::root_propagation().unwrap_or_else(|| "unknown".into());
     v.push(finding("mount propagation of /", true, false, format!("{prop} (lessons make their own namespace private before mounting)"), ""));
     for tool in ["ip", "iptables", "nft"] {
-        let found = which(tool);
+        let found = features::which(tool).map(|p| p.display().to_string());
         v.push(finding(&format!("tool {tool}"), found.is_some(), false, found.unwrap_or_else(|| "not found".into()), "run scripts/setup, or apt-get install iproute2 iptables nftables"));
     }
-    let (ok, detail) = match crate::firewall::detect() {
+    let (ok, detail) = match crate::hostobj::firewall::detect() {
         Ok(b) => (true, b.name().to_string()),
         Err(e) => (false, e),
     };
     v.push(finding("firewall for nat-port-map", ok, false, detail, "apt-get install nftables"));
-    let blockers = crate::firewall::host_forward_blockers();
+    let blockers = crate::hostobj::firewall::host_forward_blockers();
     v.push(finding(
         "forwarded packets allowed (nat-port-map)",
         blockers.is_empty(),

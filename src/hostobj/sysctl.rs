@@ -4,13 +4,11 @@
 //! `/proc/sys/net/ipv4/ip_forward`. Such a switch is global to the network
 //! namespace, and some switches drag others along: turning `ip_forward` on or
 //! off rewrites every interface's `conf/*/forwarding` and
-//! `conf/all/accept_redirects`. So before workbench writes one, it records the
-//! previous value of the key *and* of everything the kernel will change with
-//! it, and restores them all when the run ends.
+//! `conf/all/accept_redirects`. So before workbench writes one, the caller records
+//! the previous value of the key *and* of everything the kernel will change
+//! with it ([`crate::state::set_sysctl`]), and teardown restores them all.
 
 use std::path::{Path, PathBuf};
-
-use crate::state::{self, Resource};
 
 /// Where the kernel parameters live (only `net/...` keys are ever written).
 pub const PROC_SYS: &str = "/proc/sys";
@@ -27,8 +25,6 @@ pub enum SysctlError {
     },
     #[error("refusing to touch sysctl {0}: only net/* keys without `..` are allowed")]
     Refused(String),
-    #[error(transparent)]
-    State(#[from] state::StateError),
 }
 
 /// `net.ipv4.ip_forward` for `net/ipv4/ip_forward` (how `sysctl` prints keys).
@@ -66,53 +62,6 @@ pub fn ip_forward_side_effects() -> Vec<String> {
     keys.sort();
     keys.push("net/ipv4/conf/all/accept_redirects".into());
     keys
-}
-
-/// The record another live run holds for `key` (it changed the key, or
-/// holds it as we do), with the value from before any run changed it.
-fn held_elsewhere(key: &str) -> Option<(String, Vec<(String, String)>)> {
-    state::other_live_runs().into_iter().flat_map(|s| s.resources).find_map(|r| match r {
-        Resource::Sysctl { key: k, previous, side_effects } if k == key => Some((previous, side_effects)),
-        _ => None,
-    })
-}
-
-/// Set `key` to `value`, recording the old value (and the old values of
-/// `side_effects`) in the state file first. Returns the old value; when it
-/// already equals `value` nothing is written or recorded — unless another
-/// live run set it: then this run records that run's original value too, so
-/// whichever run ends last puts the host back (a host-wide lock orders runs).
-pub fn set_recorded(key: &str, value: &str, side_effects: &[String]) -> Result<String, SysctlError> {
-    state::reserve("sysctl", || {
-        let previous = read(key)?;
-        if let Some((original, saved)) = held_elsewhere(key) {
-            state::record(Resource::Sysctl { key: key.to_string(), previous: original, side_effects: saved })?;
-        } else if previous == value {
-            return Ok(previous);
-        } else {
-            let mut saved = Vec::new();
-            for k in side_effects {
-                if let Ok(v) = read(k) {
-                    saved.push((k.clone(), v));
-                }
-            }
-            state::record(Resource::Sysctl { key: key.to_string(), previous: previous.clone(), side_effects: saved })?;
-        }
-        if previous != value {
-            write(key, value)?;
-        }
-        Ok(previous)
-    })?
-}
-
-/// Put a recorded key back unless another live run still holds it (that
-/// run, ending later, restores it). The caller holds the `sysctl` lock
-/// ([`state::teardown`] does). See [`restore`].
-pub fn restore_shared(key: &str, previous: &str, side_effects: &[(String, String)]) -> Result<(), String> {
-    if held_elsewhere(key).is_some() {
-        return Ok(());
-    }
-    restore(key, previous, side_effects)
 }
 
 /// Put a recorded key (then its side effects) back. Keys that vanished (the

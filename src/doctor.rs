@@ -124,7 +124,7 @@ pub fn checks(host: &Host) -> Vec<Finding> {
     };
     v.push(finding("cgroup layout", ok, true, detail, "mount cgroup2 at /sys/fs/cgroup (systemd does this by default)"));
     if let Ok(layout) = wb_cgroup::detect_system() {
-        let (ok, detail) = match crate::lessons::cg::require_writable(&layout, &[wb_cgroup::Controller::Cpu, wb_cgroup::Controller::Memory, wb_cgroup::Controller::Pids]) {
+        let (ok, detail) = match crate::kit::cg::require_writable(&layout, &[wb_cgroup::Controller::Cpu, wb_cgroup::Controller::Memory, wb_cgroup::Controller::Pids]) {
             Ok(()) => (true, "writable".to_string()),
             Err(e) => (false, e.to_string().split(" (").next().unwrap_or_default().to_string()),
         };

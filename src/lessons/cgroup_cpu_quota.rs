@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use wb_cgroup::{Controller, Group, Resource as Watch};
 
-use super::cg;
-use super::hog::{self, Hog, Program, Spec};
+use crate::kit::cg;
+use crate::kit::hog::{self, Hog, Program, Spec};
 use crate::host::Host;
 use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, StepReport};
 use crate::observe::render::Verdict;

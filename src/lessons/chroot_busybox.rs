@@ -13,7 +13,7 @@ use nix::sched::CloneFlags;
 use rootfs_builder::build::{build_rootfs, copy_libraries, RootfsSpec};
 use rootfs_builder::libs::{resolve, LibFile, LibSearch};
 
-use super::{child_snapshot, file_facts, host_snapshot, shell_env, spawn_child};
+use crate::kit::{child_snapshot, file_facts, host_snapshot, shell_env, spawn_child};
 use crate::host::Host;
 use crate::kernel::child::{NsChild, Request};
 use crate::lesson::{Cx, Lesson, LessonDef, StepReport};
@@ -152,7 +152,7 @@ impl Lesson for ChrootBusybox {
                 let hn = child.run(&["/bin/hostname"])?;
                 r.ran("chroot", "hostname", &hn);
                 let ps = child.run(&["/bin/ps"])?;
-                let pids = super::ps_pids(&ps.stdout);
+                let pids = crate::kit::ps_pids(&ps.stdout);
                 let shown: Vec<&str> = ps.stdout.lines().take(8).collect();
                 r.say("chroot", "ps | head -8", format!("{}\n... ({} processes in all)", shown.join("\n"), pids.len()));
                 r.observe(host, after.clone());

@@ -21,7 +21,7 @@ use wb_image::layer::{list_layer, LayerEntry};
 use wb_image::{ImageConfig, OverlaySpec, TreeEntry};
 
 use super::overlay_demo::{describe, mountinfo_lines, require_overlayfs, tree_text, xattr_value};
-use super::{child_snapshot, host_snapshot, shell_env, spawn_child};
+use crate::kit::{child_snapshot, host_snapshot, shell_env, spawn_child};
 use crate::host::Host;
 use crate::kernel::child::{NsChild, Request};
 use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, StepReport};
@@ -450,7 +450,7 @@ impl Lesson for ImageLayers {
                 r.observe(before, after);
             }
             "host-unchanged" => {
-                super::check_host_mounts_unchanged(&mut r, &self.host_mounts_at_start)?;
+                crate::kit::check_host_mounts_unchanged(&mut r, &self.host_mounts_at_start)?;
             }
             other => anyhow::bail!("unknown step {other}"),
         }

@@ -1,31 +1,20 @@
 //! The lessons' actions, one module per lesson, and the registry.
 
-pub mod cg;
 pub mod cgroup_cpu_quota;
 pub mod chroot_busybox;
 pub mod cpu_shares;
-pub mod hog;
 pub mod image_layers;
 pub mod memory_oom;
 pub mod mount_proc;
 pub mod nat_port_map;
 pub mod net_modes;
-pub mod netlab;
 pub mod overlay_demo;
 pub mod pid_ns;
 pub mod pids_limit;
 pub mod veth_bridge;
 pub mod vxlan_overlay;
 
-use std::collections::BTreeMap;
-use std::path::Path;
-
-use nix::sched::CloneFlags;
-
-use crate::kernel::child::{NsChild, Request};
 use crate::lesson::LessonDef;
-use crate::observe::{capture, Capture, Snapshot};
-use crate::state::{self, Resource};
 
 /// Every lesson, in tour order.
 pub const ALL: &[LessonDef] = &[
@@ -65,71 +54,6 @@ pub fn closest(name: &str) -> Option<String> {
         .map(|(_, n)| crate::lesson::text::find(&n).map(|t| t.id).unwrap_or(n))
 }
 
-/// `clone(2)` a namespace child, recorded in the state file in the same breath,
-/// then released (the end of the pipe synchronisation).
-pub fn spawn_child(flags: CloneFlags) -> anyhow::Result<NsChild> {
-    let mut child = spawn_child_held(flags)?;
-    child.act(&Request::Go)?;
-    Ok(child)
-}
-
-/// Like [`spawn_child`] but the child stays blocked until sent [`Request::Go`].
-pub fn spawn_child_held(flags: CloneFlags) -> anyhow::Result<NsChild> {
-    state::track(|| -> anyhow::Result<_> {
-        let child = NsChild::spawn(flags)?;
-        let start = crate::kernel::proc::start_time(child.pid()).unwrap_or(0);
-        let r = Resource::Process { pid: child.pid(), start_time: start };
-        Ok((child, r))
-    })
-}
-
-/// A snapshot of workbench itself, the "host" side of every comparison.
-pub fn host_snapshot(what: Capture) -> anyhow::Result<Snapshot> {
-    let me = crate::kernel::proc::self_pid();
-    capture(format!("host (workbench, pid {me})"), me, what)
-}
-
-/// The last step of the mount lessons: the host's mount table equals the one
-/// captured at the start (everything was mounted in a private namespace).
-pub fn check_host_mounts_unchanged(r: &mut crate::lesson::StepReport, at_start: &[crate::observe::MountEntry]) -> anyhow::Result<()> {
-    let before = Snapshot { label: "host mounts at the start".into(), mounts: at_start.to_vec(), ..Default::default() };
-    let after = host_snapshot(Capture::MOUNTS)?;
-    let same = before.mounts == after.mounts;
-    r.check("host mountinfo equals the one at the start", "identical", if same { "identical" } else { "differs" }, same);
-    r.observe(before, after);
-    Ok(())
-}
-
-/// A snapshot of a namespace child.
-pub fn child_snapshot(child: &NsChild, what: Capture) -> anyhow::Result<Snapshot> {
-    capture(format!("child (pid {})", child.pid()), child.pid(), what)
-}
-
-/// Facts about files in a tree: "present", "-> target" for links, or "absent".
-pub fn file_facts(root: &Path, rel: &[String]) -> BTreeMap<String, String> {
-    rel.iter()
-        .map(|r| {
-            let p = root.join(r.trim_start_matches('/'));
-            let v = match std::fs::symlink_metadata(&p) {
-                Ok(m) if m.file_type().is_symlink() => format!("-> {}", std::fs::read_link(&p).map(|t| t.display().to_string()).unwrap_or_default()),
-                Ok(m) => format!("present ({} bytes)", m.len()),
-                Err(_) => "absent".to_string(),
-            };
-            (format!("rootfs/{}", r.trim_start_matches('/')), v)
-        })
-        .collect()
-}
-
-/// PIDs from `ps` output (first column, header skipped).
-pub fn ps_pids(output: &str) -> Vec<i32> {
-    output.lines().filter_map(|l| l.split_whitespace().next()?.parse().ok()).collect()
-}
-
-/// The prompt for `--shell`.
-pub fn shell_env(lesson: &str) -> Vec<(String, String)> {
-    vec![("PS1".into(), format!("[workbench {lesson}] \\h:\\w\\$ ")), ("HOME".into(), "/root".into())]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,11 +82,5 @@ mod tests {
         assert_eq!(closest("mount_proc").as_deref(), Some("mount-proc"));
         assert_eq!(closest("zzzzzz"), None);
         assert_eq!(find("unshare-pid").unwrap().id, "pid-ns");
-    }
-
-    #[test]
-    fn parses_ps_output() {
-        let out = "PID   USER     TIME  COMMAND\n    1 root      0:00 workbench\n    7 root      0:00 ps\n";
-        assert_eq!(ps_pids(out), vec![1, 7]);
     }
 }

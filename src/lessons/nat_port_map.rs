@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use nix::sched::CloneFlags;
 
-use super::netlab::{self, Place, Subnet};
-use super::{shell_env, spawn_child};
+use crate::kit::netlab::{self, Place, Subnet};
+use crate::kit::{shell_env, spawn_child};
 use crate::firewall::{self, Action, Firewall, Hook, Rule};
 use crate::host::Host;
 use crate::kernel::child::{NsChild, Request, RunOutput};

@@ -16,7 +16,7 @@ use anyhow::Context;
 use nix::sched::CloneFlags;
 use wb_image::{OverlaySpec, TreeEntry};
 
-use super::{child_snapshot, host_snapshot, spawn_child};
+use crate::kit::{child_snapshot, host_snapshot, spawn_child};
 use crate::host::Host;
 use crate::kernel::child::{NsChild, Request};
 use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, StepReport};
@@ -439,7 +439,7 @@ impl Lesson for OverlayDemo {
                 r.observe(before, after);
             }
             "host-unchanged" => {
-                super::check_host_mounts_unchanged(&mut r, &self.host_mounts_at_start)?;
+                crate::kit::check_host_mounts_unchanged(&mut r, &self.host_mounts_at_start)?;
             }
             other => anyhow::bail!("unknown step {other}"),
         }

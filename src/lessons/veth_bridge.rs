@@ -8,9 +8,9 @@
 //! container can ping the host and the host the container. This is what
 //! Docker's bridge network driver does for every container.
 
-use super::netlab::{self, Place, Subnet};
+use crate::kit::netlab::{self, Place, Subnet};
 use super::pid_ns::check_namespaces;
-use super::{child_snapshot, host_snapshot, shell_env};
+use crate::kit::{child_snapshot, host_snapshot, shell_env};
 use crate::host::Host;
 use crate::kernel::child::{NsChild, Request};
 use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, StepReport};

@@ -12,8 +12,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::netlab::{self, Place, Subnet};
-use super::shell_env;
+use crate::kit::netlab::{self, Place, Subnet};
+use crate::kit::shell_env;
 use crate::host::Host;
 use crate::kernel::child::{NsChild, Request};
 use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, StepReport};

@@ -399,13 +399,13 @@ fn preflight_host(spec: &RunSpec) -> anyhow::Result<()> {
             return Err(UsageError("--cpus needs CFS bandwidth control (CONFIG_CFS_BANDWIDTH), which this kernel lacks".into()).into());
         }
         let wanted: Vec<wb_cgroup::Controller> = [(spec.memory.is_some(), wb_cgroup::Controller::Memory), (spec.cpus.is_some(), wb_cgroup::Controller::Cpu)].into_iter().filter(|(w, _)| *w).map(|(_, c)| c).collect();
-        crate::lessons::cg::require_writable(&layout, &wanted).map_err(|e| UsageError(format!("{e:#}")))?;
+        crate::kit::cg::require_writable(&layout, &wanted).map_err(|e| UsageError(format!("{e:#}")))?;
     }
     if spec.net == NetMode::Bridge && which("nft").is_none() {
         return Err(UsageError("--net bridge needs nft (the nftables package): run scripts/setup or apt-get install nftables".into()).into());
     }
     if spec.net == NetMode::Bridge {
-        crate::lessons::netlab::require_link_kinds(&["veth", "bridge"]).map_err(|e| UsageError(format!("--net bridge: {e:#}")))?;
+        crate::kit::netlab::require_link_kinds(&["veth", "bridge"]).map_err(|e| UsageError(format!("--net bridge: {e:#}")))?;
     }
     Ok(())
 }

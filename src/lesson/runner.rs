@@ -113,7 +113,7 @@ pub fn run(def: &LessonDef, opts: &RunOptions) -> anyhow::Result<Summary> {
     (def.preflight)(&host, &opts.lesson)?;
 
     let run = state::begin(def.id)?;
-    let mut cx = Cx { workdir: run.workdir.clone(), run_id: run.run_id.clone(), host, options: opts.lesson.clone() };
+    let mut cx = Cx { workdir: run.workdir.clone(), run_id: run.run_id.clone(), lesson: def.id, host, options: opts.lesson.clone() };
     let mut lesson = (def.new)();
     let out = &mut std::io::stdout();
 

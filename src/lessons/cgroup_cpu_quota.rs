@@ -26,11 +26,10 @@ use crate::observe::render::Verdict;
 use crate::observe::{capture, Capture};
 
 pub const DEF: LessonDef = LessonDef {
-    id: "cgroup-cpu-quota",
-    steps: &["start-hog", "create-group", "set-quota", "join", "measure", "remove"],
     preflight,
     new: || Box::new(CpuQuota::default()),
     shell: Some("in a new cgroup with the lesson's limit"),
+    ..LessonDef::BASE
 };
 
 /// Busy threads of the hog, as in the tutorial.
@@ -536,7 +535,7 @@ impl Lesson for CpuQuota {
             format!("This shell runs in the cgroup {} ($CG): {} = {} of one CPU.", dir.display(), cg::file_values(&g, Watch::CpuQuota), cg::pct(self.quota_pct())),
             "Try: `while :; do :; done &`, then `cat $CG/cpu.stat` twice (nr_throttled grows) or `top` in a second terminal; a second loop shares the same quota.".to_string(),
         ];
-        cg::run_shell(cg::ShellSpec { lesson: DEF.id, groups: vec![g], env: vec![("CG".into(), dir.display().to_string())], pin_cpu: None, lines })
+        cg::run_shell(cg::ShellSpec { lesson: cx.lesson, groups: vec![g], env: vec![("CG".into(), dir.display().to_string())], pin_cpu: None, lines })
     }
 }
 

@@ -21,11 +21,10 @@ use crate::observe::capture::root_dir;
 use crate::observe::{Capture, Snapshot};
 
 pub const DEF: LessonDef = LessonDef {
-    id: "chroot-busybox",
-    steps: &["build-rootfs", "chroot-fails", "find-libraries", "copy-libraries", "chroot-works", "not-isolation"],
     preflight,
     new: || Box::new(ChrootBusybox::default()),
     shell: Some("inside the lesson"),
+    ..LessonDef::BASE
 };
 
 fn preflight(host: &Host, _opts: &crate::lesson::LessonOptions) -> anyhow::Result<()> {

@@ -22,11 +22,10 @@ use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, StepReport};
 use crate::observe::render::Verdict;
 
 pub const DEF: LessonDef = LessonDef {
-    id: "cpu-shares",
-    steps: &["create-groups", "set-weights", "start-hogs", "join", "measure", "remove"],
     preflight,
     new: || Box::new(CpuShares::default()),
     shell: Some("in a new cgroup weighted like the lesson's group A"),
+    ..LessonDef::BASE
 };
 
 pub const DEFAULT_WEIGHTS: &str = "2:1";
@@ -344,7 +343,7 @@ impl Lesson for CpuShares {
             format!("Try: `while :; do :; done & while :; do :; done & echo $! > $B/cgroup.procs`, then `top`: the two loops split CPU {cpu} about {a}:{b}."),
         ];
         let env = vec![("A".into(), da.display().to_string()), ("B".into(), db.display().to_string())];
-        cg::run_shell(cg::ShellSpec { lesson: DEF.id, groups: vec![ga, gb], env, pin_cpu: Some(cpu), lines })
+        cg::run_shell(cg::ShellSpec { lesson: cx.lesson, groups: vec![ga, gb], env, pin_cpu: Some(cpu), lines })
     }
 }
 

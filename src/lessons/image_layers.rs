@@ -29,11 +29,10 @@ use crate::observe::{Capture, MountEntry, Snapshot};
 use crate::state::Resource;
 
 pub const DEF: LessonDef = LessonDef {
-    id: "image-layers",
-    steps: &["base-layer", "run-container", "commit", "save-docker", "save-oci", "load", "host-unchanged"],
     preflight,
     new: || Box::new(ImageLayers::default()),
     shell: Some("inside the lesson"),
+    ..LessonDef::BASE
 };
 
 /// Image name and tag as `repositories` and `index.json` record them.

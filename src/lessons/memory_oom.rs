@@ -25,11 +25,10 @@ use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, StepReport};
 use crate::observe::{capture, Capture};
 
 pub const DEF: LessonDef = LessonDef {
-    id: "memory-oom",
-    steps: &["create-group", "set-limit", "start-hog", "oom", "remove"],
     preflight,
     new: || Box::new(MemoryOom::default()),
     shell: Some("in a new cgroup with the lesson's limit"),
+    ..LessonDef::BASE
 };
 
 pub const DEFAULT_MEMORY: &str = "64M";
@@ -343,7 +342,7 @@ impl Lesson for MemoryOom {
             format!("This shell runs in the cgroup {} ($CG): {} (no room for swap).", dir.display(), limits.join(", ")),
             format!("Try: `tail /dev/zero; echo $?` (tail keeps one endless line in memory: OOM-killed, 137), then `cat $CG/{oom}`. The shell survives: the OOM killer picks the biggest process in the group."),
         ];
-        cg::run_shell(cg::ShellSpec { lesson: DEF.id, groups: vec![g], env: vec![("CG".into(), dir.display().to_string())], pin_cpu: None, lines })
+        cg::run_shell(cg::ShellSpec { lesson: cx.lesson, groups: vec![g], env: vec![("CG".into(), dir.display().to_string())], pin_cpu: None, lines })
     }
 }
 

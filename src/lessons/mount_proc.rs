@@ -19,11 +19,10 @@ use crate::observe::capture::root_dir;
 use crate::observe::{Capture, MountEntry, Snapshot};
 
 pub const DEF: LessonDef = LessonDef {
-    id: "mount-proc",
-    steps: &["clone", "make-private", "chroot", "mount-proc", "ps-inside", "host-unchanged"],
     preflight,
     new: || Box::new(MountProc::default()),
     shell: Some("inside the lesson"),
+    ..LessonDef::BASE
 };
 
 fn preflight(host: &Host, _opts: &crate::lesson::LessonOptions) -> anyhow::Result<()> {

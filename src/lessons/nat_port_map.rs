@@ -25,11 +25,10 @@ use crate::observe::Snapshot;
 use crate::sysctl;
 
 pub const DEF: LessonDef = LessonDef {
-    id: "nat-port-map",
-    steps: &["container", "httpd", "outside-world", "forwarding", "masquerade", "dnat", "from-host", "localhost", "rules"],
     preflight,
     new: || Box::new(NatPortMap::default()),
     shell: Some("inside the lesson"),
+    ..LessonDef::BASE
 };
 
 /// The port the outside world's own web server listens on.

@@ -20,11 +20,10 @@ use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, StepReport};
 use crate::observe::Snapshot;
 
 pub const DEF: LessonDef = LessonDef {
-    id: "net-modes",
-    steps: &["none", "host", "bridge", "container", "side-by-side"],
     preflight,
     new: || Box::new(NetModes::default()),
     shell: Some("inside the lesson"),
+    ..LessonDef::BASE
 };
 
 fn preflight(host: &Host, opts: &LessonOptions) -> anyhow::Result<()> {

@@ -23,11 +23,10 @@ use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, StepReport};
 use crate::observe::{Capture, MountEntry, Snapshot};
 
 pub const DEF: LessonDef = LessonDef {
-    id: "overlay-demo",
-    steps: &["layout", "private-ns", "mount", "merged-view", "copy-up", "whiteout", "opaque", "stack", "unmount", "host-unchanged"],
     preflight,
     new: || Box::new(OverlayDemo::default()),
     shell: Some("inside the lesson"),
+    ..LessonDef::BASE
 };
 
 fn preflight(host: &Host, _opts: &LessonOptions) -> anyhow::Result<()> {

@@ -14,11 +14,10 @@ use crate::lesson::{Cx, Lesson, LessonDef, StepReport};
 use crate::observe::{Capture, Snapshot};
 
 pub const DEF: LessonDef = LessonDef {
-    id: "pid-ns",
-    steps: &["clone", "child-pid", "hostname", "ps-sees-host"],
     preflight,
     new: || Box::new(PidNs::default()),
     shell: Some("inside the lesson"),
+    ..LessonDef::BASE
 };
 
 /// The hostname of the classic tutorial.

@@ -17,11 +17,10 @@ use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, StepReport};
 use crate::observe::{capture, Capture};
 
 pub const DEF: LessonDef = LessonDef {
-    id: "pids-limit",
-    steps: &["create-group", "set-max", "start-shell", "fork", "remove"],
     preflight,
     new: || Box::new(PidsLimit::default()),
     shell: Some("in a new cgroup with the lesson's limit"),
+    ..LessonDef::BASE
 };
 
 pub const DEFAULT_PIDS_MAX: u64 = 5;
@@ -201,7 +200,7 @@ impl Lesson for PidsLimit {
             format!("This shell runs in the cgroup {} ($CG): pids.max {max}, and the shell itself is one of those tasks.", dir.display()),
             format!("Try: `i=0; while [ $i -lt {max} ]; do sleep 100 & i=$((i+1)); done` (fork number {max} fails), then `read n < $CG/pids.current; echo $n` (cat would need a fork too)."),
         ];
-        cg::run_shell(cg::ShellSpec { lesson: DEF.id, groups: vec![g], env: vec![("CG".into(), dir.display().to_string())], pin_cpu: None, lines })
+        cg::run_shell(cg::ShellSpec { lesson: cx.lesson, groups: vec![g], env: vec![("CG".into(), dir.display().to_string())], pin_cpu: None, lines })
     }
 }
 

@@ -18,11 +18,10 @@ use crate::observe::Capture;
 use wb_net::Op;
 
 pub const DEF: LessonDef = LessonDef {
-    id: "veth-bridge",
-    steps: &["container", "subnet", "bridge", "veth", "move", "rename", "address", "up", "route", "ping"],
     preflight,
     new: || Box::new(VethBridge::default()),
     shell: Some("inside the lesson"),
+    ..LessonDef::BASE
 };
 
 /// Namespaces and the network view, for the first step's comparison.

@@ -21,11 +21,10 @@ use crate::observe::Snapshot;
 use wb_net::Op;
 
 pub const DEF: LessonDef = LessonDef {
-    id: "vxlan-overlay",
-    steps: &["hosts", "underlay", "vxlan", "overlay", "ping"],
     preflight,
     new: || Box::new(VxlanOverlay::default()),
     shell: Some("inside the lesson"),
+    ..LessonDef::BASE
 };
 
 /// The VXLAN network id and the IANA port of the tunnel.

@@ -113,12 +113,29 @@ pub struct LessonDef {
     /// it starts ("inside the lesson"); `None` if [`Lesson::shell`] is not
     /// implemented, and then `--shell` is refused before anything is created.
     pub shell: Option<&'static str>,
+    /// What must exist when the run is paused after a step (`step id`, what),
+    /// so the fault matrix (tests/fault_matrix.rs) is known to interrupt real
+    /// hogs, servers and rules; it runs every lesson, spots or not.
+    pub spots: &'static [(&'static str, Spot)],
+}
+
+/// Something that must exist while a lesson is paused after a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spot {
+    /// At least N processes of the run (descendants and cgroup members).
+    Procs(usize),
+    /// At least N processes inside the run's cgroups.
+    InGroups(usize),
+    /// A host sysctl has this value (e.g. ip_forward on).
+    Sysctl(&'static str, &'static str),
+    /// At least N ledger resources of this kind (`dir`, `link`, `nft_table`, …) present.
+    Present(&'static str, usize),
 }
 
 impl LessonDef {
     /// The fields a lesson module does not set: `id` and `steps` come from
     /// its text, and a lesson without `preflight` checks nothing up front.
-    pub const BASE: LessonDef = LessonDef { id: "", steps: &[], preflight: |_, _| Ok(()), new: no_code, shell: None };
+    pub const BASE: LessonDef = LessonDef { id: "", steps: &[], preflight: |_, _| Ok(()), new: no_code, shell: None, spots: &[] };
 }
 
 fn no_code() -> Box<dyn Lesson> {

@@ -21,7 +21,7 @@ use wb_cgroup::{Controller, Group, Resource as Watch};
 use crate::kit::cg;
 use crate::kit::hog::{self, Hog, Program, Spec};
 use crate::host::Host;
-use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, StepReport};
+use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, Spot, StepReport};
 use crate::observe::render::Verdict;
 use crate::observe::{capture, Capture};
 
@@ -29,6 +29,10 @@ pub const DEF: LessonDef = LessonDef {
     preflight,
     new: || Box::new(CpuQuota::default()),
     shell: Some("in a new cgroup with the lesson's limit"),
+    spots: &[
+        ("create-group", Spot::Present("cgroup", 1)),
+        ("join", Spot::InGroups(1)),
+    ],
     ..LessonDef::BASE
 };
 

@@ -16,7 +16,7 @@ use rootfs_builder::libs::{resolve, LibFile, LibSearch};
 use crate::kit::{child_snapshot, file_facts, host_snapshot, shell_env, spawn_child};
 use crate::host::Host;
 use crate::kernel::child::{NsChild, Request};
-use crate::lesson::{Cx, Lesson, LessonDef, StepReport};
+use crate::lesson::{Cx, Lesson, LessonDef, Spot, StepReport};
 use crate::observe::capture::root_dir;
 use crate::observe::{Capture, Snapshot};
 
@@ -24,6 +24,9 @@ pub const DEF: LessonDef = LessonDef {
     preflight,
     new: || Box::new(ChrootBusybox::default()),
     shell: Some("inside the lesson"),
+    spots: &[
+        ("build-rootfs", Spot::Present("dir", 1)),
+    ],
     ..LessonDef::BASE
 };
 

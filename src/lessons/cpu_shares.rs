@@ -18,13 +18,18 @@ use wb_cgroup::{Controller, Group, Resource as Watch};
 use crate::kit::cg;
 use crate::kit::hog::{self, Hog, Program, Spec};
 use crate::host::Host;
-use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, StepReport};
+use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, Spot, StepReport};
 use crate::observe::render::Verdict;
 
 pub const DEF: LessonDef = LessonDef {
     preflight,
     new: || Box::new(CpuShares::default()),
     shell: Some("in a new cgroup weighted like the lesson's group A"),
+    spots: &[
+        // Before the groups have members the hogs are only children of workbench.
+        ("start-hogs", Spot::Procs(2)),
+        ("join", Spot::InGroups(2)),
+    ],
     ..LessonDef::BASE
 };
 

@@ -21,13 +21,16 @@ use wb_cgroup::{Controller, Group, Resource as Watch};
 use crate::kit::cg;
 use crate::kit::hog::{self, Hog, Program, Spec};
 use crate::host::Host;
-use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, StepReport};
+use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, Spot, StepReport};
 use crate::observe::{capture, Capture};
 
 pub const DEF: LessonDef = LessonDef {
     preflight,
     new: || Box::new(MemoryOom::default()),
     shell: Some("in a new cgroup with the lesson's limit"),
+    spots: &[
+        ("start-hog", Spot::InGroups(1)),
+    ],
     ..LessonDef::BASE
 };
 

@@ -77,6 +77,16 @@ mod tests {
     }
 
     #[test]
+    fn spots_name_pause_points() {
+        for def in ALL {
+            for (step, _) in def.spots {
+                let i = def.steps.iter().position(|s| s == step).unwrap_or_else(|| panic!("{}: spot after unknown step {step}", def.id));
+                assert!(i + 1 < def.steps.len(), "{}/{step} is the last step: the runner does not pause after it", def.id);
+            }
+        }
+    }
+
+    #[test]
     fn tour_order_follows_the_order_field() {
         let by_order: Vec<String> = crate::lesson::text::all().into_iter().map(|t| t.id).collect();
         let tour: Vec<&str> = ALL.iter().map(|d| d.id).collect();

@@ -14,7 +14,7 @@ use rootfs_builder::build::{build_rootfs, RootfsSpec};
 use crate::kit::{child_snapshot, host_snapshot, shell_env, spawn_child};
 use crate::host::Host;
 use crate::kernel::child::{NsChild, Request};
-use crate::lesson::{Cx, Lesson, LessonDef, StepReport};
+use crate::lesson::{Cx, Lesson, LessonDef, Spot, StepReport};
 use crate::observe::capture::root_dir;
 use crate::observe::{Capture, MountEntry, Snapshot};
 
@@ -22,6 +22,9 @@ pub const DEF: LessonDef = LessonDef {
     preflight,
     new: || Box::new(MountProc::default()),
     shell: Some("inside the lesson"),
+    spots: &[
+        ("chroot", Spot::Procs(1)),
+    ],
     ..LessonDef::BASE
 };
 

@@ -20,7 +20,7 @@ use crate::kit::{shell_env, spawn_child};
 use crate::firewall::{self, Action, Firewall, Hook, Rule};
 use crate::host::Host;
 use crate::kernel::child::{NsChild, Request, RunOutput};
-use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, StepReport};
+use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, Spot, StepReport};
 use crate::observe::Snapshot;
 use crate::sysctl;
 
@@ -28,6 +28,14 @@ pub const DEF: LessonDef = LessonDef {
     preflight,
     new: || Box::new(NatPortMap::default()),
     shell: Some("inside the lesson"),
+    spots: &[
+        // Two namespaces with a web server each, the bridge, veth and outside link, our table, forwarding on.
+        ("masquerade", Spot::Procs(4)),
+        ("masquerade", Spot::Present("link", 3)),
+        ("masquerade", Spot::Present("nft_table", 1)),
+        ("masquerade", Spot::Sysctl("net/ipv4/ip_forward", "1")),
+        ("masquerade", Spot::Present("sysctl", 1)),
+    ],
     ..LessonDef::BASE
 };
 

@@ -16,13 +16,16 @@ use crate::kit::netlab::{self, Place, Subnet};
 use crate::kit::shell_env;
 use crate::host::Host;
 use crate::kernel::child::{NsChild, Request};
-use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, StepReport};
+use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, Spot, StepReport};
 use crate::observe::Snapshot;
 
 pub const DEF: LessonDef = LessonDef {
     preflight,
     new: || Box::new(NetModes::default()),
     shell: Some("inside the lesson"),
+    spots: &[
+        ("container", Spot::Procs(4)),
+    ],
     ..LessonDef::BASE
 };
 

@@ -19,13 +19,16 @@ use wb_image::{OverlaySpec, TreeEntry};
 use crate::kit::{child_snapshot, host_snapshot, spawn_child};
 use crate::host::Host;
 use crate::kernel::child::{NsChild, Request};
-use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, StepReport};
+use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, Spot, StepReport};
 use crate::observe::{Capture, MountEntry, Snapshot};
 
 pub const DEF: LessonDef = LessonDef {
     preflight,
     new: || Box::new(OverlayDemo::default()),
     shell: Some("inside the lesson"),
+    spots: &[
+        ("mount", Spot::Procs(1)),
+    ],
     ..LessonDef::BASE
 };
 

@@ -10,13 +10,16 @@ use nix::sched::CloneFlags;
 use crate::kit::{child_snapshot, host_snapshot, shell_env, spawn_child_held};
 use crate::host::Host;
 use crate::kernel::child::{NsChild, Request};
-use crate::lesson::{Cx, Lesson, LessonDef, StepReport};
+use crate::lesson::{Cx, Lesson, LessonDef, Spot, StepReport};
 use crate::observe::{Capture, Snapshot};
 
 pub const DEF: LessonDef = LessonDef {
     preflight,
     new: || Box::new(PidNs::default()),
     shell: Some("inside the lesson"),
+    spots: &[
+        ("child-pid", Spot::Procs(1)),
+    ],
     ..LessonDef::BASE
 };
 

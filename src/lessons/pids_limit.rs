@@ -13,13 +13,17 @@ use wb_cgroup::{Controller, Group, Resource as Watch};
 use crate::kit::cg;
 use crate::kit::hog::{self, Hog, Program, Spec};
 use crate::host::Host;
-use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, StepReport};
+use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, Spot, StepReport};
 use crate::observe::{capture, Capture};
 
 pub const DEF: LessonDef = LessonDef {
     preflight,
     new: || Box::new(PidsLimit::default()),
     shell: Some("in a new cgroup with the lesson's limit"),
+    spots: &[
+        // After "fork" the shell has exited; its sleeps are orphans, not our children.
+        ("fork", Spot::InGroups(4)),
+    ],
     ..LessonDef::BASE
 };
 

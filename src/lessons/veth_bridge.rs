@@ -13,7 +13,7 @@ use super::pid_ns::check_namespaces;
 use crate::kit::{child_snapshot, host_snapshot, shell_env};
 use crate::host::Host;
 use crate::kernel::child::{NsChild, Request};
-use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, StepReport};
+use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, Spot, StepReport};
 use crate::observe::Capture;
 use wb_net::Op;
 
@@ -21,6 +21,9 @@ pub const DEF: LessonDef = LessonDef {
     preflight,
     new: || Box::new(VethBridge::default()),
     shell: Some("inside the lesson"),
+    spots: &[
+        ("move", Spot::Present("link", 2)),
+    ],
     ..LessonDef::BASE
 };
 

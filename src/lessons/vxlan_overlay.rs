@@ -16,7 +16,7 @@ use crate::kit::netlab::{self, Place, Subnet};
 use crate::kit::shell_env;
 use crate::host::Host;
 use crate::kernel::child::{NsChild, Request};
-use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, StepReport};
+use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, Spot, StepReport};
 use crate::observe::Snapshot;
 use wb_net::Op;
 
@@ -24,6 +24,9 @@ pub const DEF: LessonDef = LessonDef {
     preflight,
     new: || Box::new(VxlanOverlay::default()),
     shell: Some("inside the lesson"),
+    spots: &[
+        ("underlay", Spot::Procs(2)),
+    ],
     ..LessonDef::BASE
 };
 

@@ -24,9 +24,7 @@ pub const DEF: LessonDef = LessonDef {
     preflight,
     new: || Box::new(ChrootBusybox::default()),
     shell: Some("inside the lesson"),
-    spots: &[
-        ("build-rootfs", Spot::Present("dir", 1)),
-    ],
+    spots: &[("build-rootfs", Spot::Present("dir", 1))],
     ..LessonDef::BASE
 };
 

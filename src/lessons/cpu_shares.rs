@@ -146,9 +146,7 @@ impl Lesson for CpuShares {
                 r.say("host", "# cgroup layout", cg::layout_label(&layout));
                 let mut after = cg::dir_facts(&planned);
                 after.extend(self.weight_facts());
-                for p in &planned {
-                    r.check(format!("{} exists", p.display()), "directory", if p.is_dir() { "directory" } else { "missing" }, p.is_dir());
-                }
+                cg::check_dirs_exist(&mut r, &planned);
                 let w: Vec<String> = self.groups.iter().map(|g| wb_cgroup::read_watched(&g.files_for(Watch::CpuWeight)).into_values().next().unwrap_or_default()).collect();
                 r.check("both groups start with the same default weight", "equal", w.join(" and "), w[0] == w[1] && !w[0].is_empty());
                 r.observe(before, cg::facts_snapshot("groups created", after));
@@ -309,14 +307,8 @@ impl Lesson for CpuShares {
                     r.say("host", format!("kill -KILL {}", h.pid()), hog::describe_status(&st));
                     after_hogs.push((format!("hog {n}"), format!("gone: {}", hog::describe_status(&st))));
                 }
-                let mut problems = Vec::new();
-                for g in &self.groups {
-                    problems.extend(cg::remove_group(g));
-                }
-                cg::say_each(&mut r, "host", &paths.iter().map(|p| format!("rmdir {}", p.display())).collect::<Vec<_>>().join("\n"), problems.join("\n"));
-                let mut after = cg::dir_facts(&paths);
+                let mut after = cg::remove_step(&mut r, &self.groups, None);
                 after.extend(after_hogs);
-                cg::check_removed(&mut r, &paths, &problems);
                 let alive: Vec<i32> = pids.iter().copied().filter(|p| std::path::Path::new(&format!("/proc/{p}")).exists()).collect();
                 r.check("both hogs are gone", "[]", format!("{alive:?}"), alive.is_empty());
                 r.observe(cg::facts_snapshot("before", before), cg::facts_snapshot("after", after));

@@ -22,9 +22,7 @@ pub const DEF: LessonDef = LessonDef {
     preflight,
     new: || Box::new(MountProc::default()),
     shell: Some("inside the lesson"),
-    spots: &[
-        ("chroot", Spot::Procs(1)),
-    ],
+    spots: &[("chroot", Spot::Procs(1))],
     ..LessonDef::BASE
 };
 

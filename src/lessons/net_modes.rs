@@ -23,9 +23,7 @@ pub const DEF: LessonDef = LessonDef {
     preflight,
     new: || Box::new(NetModes::default()),
     shell: Some("inside the lesson"),
-    spots: &[
-        ("container", Spot::Procs(4)),
-    ],
+    spots: &[("container", Spot::Procs(4))],
     ..LessonDef::BASE
 };
 

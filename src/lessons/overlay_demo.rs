@@ -26,9 +26,7 @@ pub const DEF: LessonDef = LessonDef {
     preflight,
     new: || Box::new(OverlayDemo::default()),
     shell: Some("inside the lesson"),
-    spots: &[
-        ("mount", Spot::Procs(1)),
-    ],
+    spots: &[("mount", Spot::Procs(1))],
     ..LessonDef::BASE
 };
 

@@ -17,9 +17,7 @@ pub const DEF: LessonDef = LessonDef {
     preflight,
     new: || Box::new(PidNs::default()),
     shell: Some("inside the lesson"),
-    spots: &[
-        ("child-pid", Spot::Procs(1)),
-    ],
+    spots: &[("child-pid", Spot::Procs(1))],
     ..LessonDef::BASE
 };
 

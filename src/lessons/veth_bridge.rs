@@ -21,9 +21,7 @@ pub const DEF: LessonDef = LessonDef {
     preflight,
     new: || Box::new(VethBridge::default()),
     shell: Some("inside the lesson"),
-    spots: &[
-        ("move", Spot::Present("link", 2)),
-    ],
+    spots: &[("move", Spot::Present("link", 2))],
     ..LessonDef::BASE
 };
 

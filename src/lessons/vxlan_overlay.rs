@@ -24,9 +24,7 @@ pub const DEF: LessonDef = LessonDef {
     preflight,
     new: || Box::new(VxlanOverlay::default()),
     shell: Some("inside the lesson"),
-    spots: &[
-        ("underlay", Spot::Procs(2)),
-    ],
+    spots: &[("underlay", Spot::Procs(2))],
     ..LessonDef::BASE
 };
 

@@ -25,16 +25,10 @@ use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, Spot, StepReport};
 use crate::observe::render::Verdict;
 use crate::observe::{capture, Capture};
 
-pub const DEF: LessonDef = LessonDef {
-    preflight,
-    new: || Box::new(CpuQuota::default()),
-    shell: Some("in a new cgroup with the lesson's limit"),
-    spots: &[
-        ("create-group", Spot::Present("cgroup", 1)),
-        ("join", Spot::InGroups(1)),
-    ],
-    ..LessonDef::BASE
-};
+pub const DEF: LessonDef = LessonDef::of::<CpuQuota>(preflight).shell("in a new cgroup with the lesson's limit").spots(&[
+    ("create-group", Spot::Present("cgroup", 1)),
+    ("join", Spot::InGroups(1)),
+]);
 
 /// Busy threads of the hog, as in the tutorial.
 pub const THREADS: u32 = 2;

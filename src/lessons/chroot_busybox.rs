@@ -20,13 +20,7 @@ use crate::lesson::{Cx, Lesson, LessonDef, Spot, StepReport};
 use crate::observe::capture::root_dir;
 use crate::observe::{Capture, Snapshot};
 
-pub const DEF: LessonDef = LessonDef {
-    preflight,
-    new: || Box::new(ChrootBusybox::default()),
-    shell: Some("inside the lesson"),
-    spots: &[("build-rootfs", Spot::Present("dir", 1))],
-    ..LessonDef::BASE
-};
+pub const DEF: LessonDef = LessonDef::of::<ChrootBusybox>(preflight).shell("inside the lesson").spots(&[("build-rootfs", Spot::Present("dir", 1))]);
 
 fn preflight(host: &Host, _opts: &crate::lesson::LessonOptions) -> anyhow::Result<()> {
     host.require_root("chroot(2) and mount(2) need CAP_SYS_ADMIN and CAP_SYS_CHROOT")?;

@@ -21,17 +21,11 @@ use crate::host::Host;
 use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, Spot, StepReport};
 use crate::observe::render::Verdict;
 
-pub const DEF: LessonDef = LessonDef {
-    preflight,
-    new: || Box::new(CpuShares::default()),
-    shell: Some("in a new cgroup weighted like the lesson's group A"),
-    spots: &[
-        // Before the groups have members the hogs are only children of workbench.
-        ("start-hogs", Spot::Procs(2)),
-        ("join", Spot::InGroups(2)),
-    ],
-    ..LessonDef::BASE
-};
+pub const DEF: LessonDef = LessonDef::of::<CpuShares>(preflight).shell("in a new cgroup weighted like the lesson's group A").spots(&[
+    // Before the groups have members the hogs are only children of workbench.
+    ("start-hogs", Spot::Procs(2)),
+    ("join", Spot::InGroups(2)),
+]);
 
 pub const DEFAULT_WEIGHTS: &str = "2:1";
 /// Each part of --weights times this is the v2 cpu.weight (default 100).

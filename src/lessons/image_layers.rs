@@ -28,12 +28,7 @@ use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, StepReport};
 use crate::observe::{Capture, MountEntry, Snapshot};
 use crate::state::Resource;
 
-pub const DEF: LessonDef = LessonDef {
-    preflight,
-    new: || Box::new(ImageLayers::default()),
-    shell: Some("inside the lesson"),
-    ..LessonDef::BASE
-};
+pub const DEF: LessonDef = LessonDef::of::<ImageLayers>(preflight).shell("inside the lesson");
 
 /// Image name and tag as `repositories` and `index.json` record them.
 const IMAGE: &str = "workbench/busybox";

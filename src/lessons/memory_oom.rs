@@ -24,13 +24,7 @@ use crate::host::Host;
 use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, Spot, StepReport};
 use crate::observe::{capture, Capture};
 
-pub const DEF: LessonDef = LessonDef {
-    preflight,
-    new: || Box::new(MemoryOom::default()),
-    shell: Some("in a new cgroup with the lesson's limit"),
-    spots: &[("start-hog", Spot::InGroups(1))],
-    ..LessonDef::BASE
-};
+pub const DEF: LessonDef = LessonDef::of::<MemoryOom>(preflight).shell("in a new cgroup with the lesson's limit").spots(&[("start-hog", Spot::InGroups(1))]);
 
 pub const DEFAULT_MEMORY: &str = "64M";
 pub const MIN_MEMORY: u64 = 4 << 20;

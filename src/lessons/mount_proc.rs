@@ -18,13 +18,7 @@ use crate::lesson::{Cx, Lesson, LessonDef, Spot, StepReport};
 use crate::observe::capture::root_dir;
 use crate::observe::{Capture, MountEntry, Snapshot};
 
-pub const DEF: LessonDef = LessonDef {
-    preflight,
-    new: || Box::new(MountProc::default()),
-    shell: Some("inside the lesson"),
-    spots: &[("chroot", Spot::Procs(1))],
-    ..LessonDef::BASE
-};
+pub const DEF: LessonDef = LessonDef::of::<MountProc>(preflight).shell("inside the lesson").spots(&[("chroot", Spot::Procs(1))]);
 
 fn preflight(host: &Host, _opts: &crate::lesson::LessonOptions) -> anyhow::Result<()> {
     host.require_root("clone(CLONE_NEWPID|CLONE_NEWNS) and mount(2) need CAP_SYS_ADMIN")?;

@@ -24,20 +24,14 @@ use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, Spot, StepReport};
 use crate::observe::Snapshot;
 use crate::sysctl;
 
-pub const DEF: LessonDef = LessonDef {
-    preflight,
-    new: || Box::new(NatPortMap::default()),
-    shell: Some("inside the lesson"),
-    spots: &[
-        // Two namespaces with a web server each, the bridge, veth and outside link, our table, forwarding on.
-        ("masquerade", Spot::Procs(4)),
-        ("masquerade", Spot::Present("link", 3)),
-        ("masquerade", Spot::Present("nft_table", 1)),
-        ("masquerade", Spot::Sysctl("net/ipv4/ip_forward", "1")),
-        ("masquerade", Spot::Present("sysctl", 1)),
-    ],
-    ..LessonDef::BASE
-};
+pub const DEF: LessonDef = LessonDef::of::<NatPortMap>(preflight).shell("inside the lesson").spots(&[
+    // Two namespaces with a web server each, the bridge, veth and outside link, our table, forwarding on.
+    ("masquerade", Spot::Procs(4)),
+    ("masquerade", Spot::Present("link", 3)),
+    ("masquerade", Spot::Present("nft_table", 1)),
+    ("masquerade", Spot::Sysctl("net/ipv4/ip_forward", "1")),
+    ("masquerade", Spot::Present("sysctl", 1)),
+]);
 
 /// The port the outside world's own web server listens on.
 const OUTSIDE_PORT: u16 = 8000;

@@ -19,13 +19,7 @@ use crate::kernel::child::{NsChild, Request};
 use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, Spot, StepReport};
 use crate::observe::Snapshot;
 
-pub const DEF: LessonDef = LessonDef {
-    preflight,
-    new: || Box::new(NetModes::default()),
-    shell: Some("inside the lesson"),
-    spots: &[("container", Spot::Procs(4))],
-    ..LessonDef::BASE
-};
+pub const DEF: LessonDef = LessonDef::of::<NetModes>(preflight).shell("inside the lesson").spots(&[("container", Spot::Procs(4))]);
 
 fn preflight(host: &Host, opts: &LessonOptions) -> anyhow::Result<()> {
     host.require_root("clone(CLONE_NEWNET), setns(2) and netlink link changes need CAP_SYS_ADMIN and CAP_NET_ADMIN")?;

@@ -22,13 +22,7 @@ use crate::kernel::child::{NsChild, Request};
 use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, Spot, StepReport};
 use crate::observe::{Capture, MountEntry, Snapshot};
 
-pub const DEF: LessonDef = LessonDef {
-    preflight,
-    new: || Box::new(OverlayDemo::default()),
-    shell: Some("inside the lesson"),
-    spots: &[("mount", Spot::Procs(1))],
-    ..LessonDef::BASE
-};
+pub const DEF: LessonDef = LessonDef::of::<OverlayDemo>(preflight).shell("inside the lesson").spots(&[("mount", Spot::Procs(1))]);
 
 fn preflight(host: &Host, _opts: &LessonOptions) -> anyhow::Result<()> {
     host.require_root("mount(2) of an overlay, mknod of whiteouts and trusted.* xattrs need CAP_SYS_ADMIN")?;

@@ -13,13 +13,7 @@ use crate::kernel::child::{NsChild, Request};
 use crate::lesson::{Cx, Lesson, LessonDef, Spot, StepReport};
 use crate::observe::{Capture, Snapshot};
 
-pub const DEF: LessonDef = LessonDef {
-    preflight,
-    new: || Box::new(PidNs::default()),
-    shell: Some("inside the lesson"),
-    spots: &[("child-pid", Spot::Procs(1))],
-    ..LessonDef::BASE
-};
+pub const DEF: LessonDef = LessonDef::of::<PidNs>(preflight).shell("inside the lesson").spots(&[("child-pid", Spot::Procs(1))]);
 
 /// The hostname of the classic tutorial.
 pub const DEFAULT_HOSTNAME: &str = "In Namespace";

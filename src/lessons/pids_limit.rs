@@ -16,16 +16,10 @@ use crate::host::Host;
 use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, Spot, StepReport};
 use crate::observe::{capture, Capture};
 
-pub const DEF: LessonDef = LessonDef {
-    preflight,
-    new: || Box::new(PidsLimit::default()),
-    shell: Some("in a new cgroup with the lesson's limit"),
-    spots: &[
-        // After "fork" the shell has exited; its sleeps are orphans, not our children.
-        ("fork", Spot::InGroups(4)),
-    ],
-    ..LessonDef::BASE
-};
+pub const DEF: LessonDef = LessonDef::of::<PidsLimit>(preflight).shell("in a new cgroup with the lesson's limit").spots(&[
+    // After "fork" the shell has exited; its sleeps are orphans, not our children.
+    ("fork", Spot::InGroups(4)),
+]);
 
 pub const DEFAULT_PIDS_MAX: u64 = 5;
 pub const MAX_PIDS_MAX: u64 = 100;

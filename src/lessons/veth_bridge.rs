@@ -17,13 +17,7 @@ use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, Spot, StepReport};
 use crate::observe::Capture;
 use wb_net::Op;
 
-pub const DEF: LessonDef = LessonDef {
-    preflight,
-    new: || Box::new(VethBridge::default()),
-    shell: Some("inside the lesson"),
-    spots: &[("move", Spot::Present("link", 2))],
-    ..LessonDef::BASE
-};
+pub const DEF: LessonDef = LessonDef::of::<VethBridge>(preflight).shell("inside the lesson").spots(&[("move", Spot::Present("link", 2))]);
 
 /// Namespaces and the network view, for the first step's comparison.
 pub const NS_NET: Capture = Capture { namespaces: true, cgroups: false, mounts: false, net: true };

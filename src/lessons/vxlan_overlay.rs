@@ -20,13 +20,7 @@ use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, Spot, StepReport};
 use crate::observe::Snapshot;
 use wb_net::Op;
 
-pub const DEF: LessonDef = LessonDef {
-    preflight,
-    new: || Box::new(VxlanOverlay::default()),
-    shell: Some("inside the lesson"),
-    spots: &[("underlay", Spot::Procs(2))],
-    ..LessonDef::BASE
-};
+pub const DEF: LessonDef = LessonDef::of::<VxlanOverlay>(preflight).shell("inside the lesson").spots(&[("underlay", Spot::Procs(2))]);
 
 /// The VXLAN network id and the IANA port of the tunnel.
 pub const VNI: u32 = 42;

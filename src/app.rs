@@ -130,7 +130,7 @@ fn dispatch(cmd: Command, style: Style) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::InternalHog(h) => {
-            lessons::hog::busy_loop(h.threads, h.seconds, h.wait);
+            crate::kit::hog::busy_loop(h.threads, h.seconds, h.wait);
             Ok(ExitCode::SUCCESS)
         }
         Command::Doctor(d) if d.host_state => {

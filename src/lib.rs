@@ -13,6 +13,7 @@ pub mod state;
 pub mod host;
 pub mod lesson;
 pub mod lessons;
+pub mod kit;
 pub mod app;
 pub mod cli;
 pub mod manual;

@@ -43,8 +43,9 @@
 //! - `WB_FAULT_VERBOSE=1` — print each case's wall time too.
 //!
 //! `cargo test --test fault_matrix -- --nocapture` prints each lesson's wall
-//! time. `SPOTS` below adds what must exist at chosen pause points (hogs in
-//! their groups, servers, forwarding on): give a new lesson one there.
+//! time. Each lesson's `DEF.spots` (src/lessons/<id>.rs) adds what must exist
+//! at chosen pause points (hogs in their groups, servers, forwarding on); a
+//! lesson without spots is still run through every pause point and ending.
 
 mod common;
 #[path = "support/paused.rs"]
@@ -58,7 +59,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use paused::{descendants, Paused};
-use workbench::lesson::LessonDef;
+use workbench::lesson::{LessonDef, Spot};
 use workbench::state::{Resource, RunState};
 
 /// How a case ends the paused run.
@@ -329,50 +330,13 @@ fn run_case(def: &LessonDef, after: usize, ending: Ending, strict_host: bool) ->
 
 // ---- spot checks ---------------------------------------------------------------------------------
 
-/// What must be there at chosen pause points, so that the matrix is known to
-/// interrupt real hogs, servers, rules and forwarding, not empty runs.
-enum Spot {
-    /// At least N processes of the run (descendants and cgroup members).
-    Procs(usize),
-    /// At least N processes inside the run's cgroups.
-    InGroups(usize),
-    /// A host sysctl has this value (e.g. ip_forward on).
-    Sysctl(&'static str, &'static str),
-    /// At least N resources of this kind (`dir`, `link`, `nft_table`, …) present.
-    Present(&'static str, usize),
-}
-
-/// (lesson, the step after which the run is paused, what must be there).
-const SPOTS: &[(&str, &str, Spot)] = &[
-    ("chroot-busybox", "build-rootfs", Spot::Present("dir", 1)),
-    ("pid-ns", "child-pid", Spot::Procs(1)),
-    ("mount-proc", "chroot", Spot::Procs(1)),
-    ("cgroup-cpu-quota", "create-group", Spot::Present("cgroup", 1)),
-    ("cgroup-cpu-quota", "join", Spot::InGroups(1)),
-    // Before the groups have members the hogs are only children of workbench.
-    ("cpu-shares", "start-hogs", Spot::Procs(2)),
-    ("cpu-shares", "join", Spot::InGroups(2)),
-    ("memory-oom", "start-hog", Spot::InGroups(1)),
-    // After "fork" the shell has exited; its sleeps are orphans, not our children.
-    ("pids-limit", "fork", Spot::InGroups(4)),
-    ("overlay-demo", "mount", Spot::Procs(1)),
-    ("veth-bridge", "move", Spot::Present("link", 2)),
-    // Two namespaces with a web server each, the bridge, veth and outside link, our table, forwarding on.
-    ("nat-port-map", "masquerade", Spot::Procs(4)),
-    ("nat-port-map", "masquerade", Spot::Present("link", 3)),
-    ("nat-port-map", "masquerade", Spot::Present("nft_table", 1)),
-    ("nat-port-map", "masquerade", Spot::Sysctl("net/ipv4/ip_forward", "1")),
-    ("nat-port-map", "masquerade", Spot::Present("sysctl", 1)),
-    ("net-modes", "container", Spot::Procs(4)),
-    ("vxlan-overlay", "underlay", Spot::Procs(2)),
-];
-
 fn kind_of(r: &Resource) -> String {
     serde_json::to_value(r).ok().and_then(|v| v["kind"].as_str().map(str::to_string)).unwrap_or_default()
 }
 
 fn spot_checks(lesson: &str, step: &str, seen: &Seen) -> Outcome {
-    for (_, _, spot) in SPOTS.iter().filter(|(l, s, _)| *l == lesson && *s == step) {
+    let def = workbench::lessons::find(lesson).expect("a lesson of ALL");
+    for (_, spot) in def.spots.iter().filter(|(s, _)| *s == step) {
         match spot {
             Spot::Procs(n) => ensure(seen.procs.len() >= *n, || format!("expected at least {n} processes of the run, found {:?}", seen.procs))?,
             Spot::InGroups(n) => {
@@ -389,15 +353,6 @@ fn spot_checks(lesson: &str, step: &str, seen: &Seen) -> Outcome {
         }
     }
     Ok(())
-}
-
-#[test]
-fn spot_checks_name_existing_lessons_and_pause_points() {
-    for (lesson, step, _) in SPOTS {
-        let def = workbench::lessons::ALL.iter().find(|d| d.id == *lesson).unwrap_or_else(|| panic!("spot check for unknown lesson {lesson}"));
-        let i = def.steps.iter().position(|s| s == step).unwrap_or_else(|| panic!("spot check for unknown step {lesson}/{step}"));
-        assert!(i + 1 < def.steps.len(), "{lesson}/{step} is the last step: the runner does not pause after it");
-    }
 }
 
 // ---- the matrix ------------------------------------------------------------------------------------

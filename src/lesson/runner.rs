@@ -113,7 +113,7 @@ pub fn run(def: &LessonDef, opts: &RunOptions) -> anyhow::Result<Summary> {
     (def.preflight)(&host, &opts.lesson)?;
 
     let run = state::begin(def.id)?;
-    let mut cx = Cx { workdir: run.workdir.clone(), run_id: run.run_id.clone(), host, options: opts.lesson.clone() };
+    let mut cx = Cx { workdir: run.workdir.clone(), run_id: run.run_id.clone(), lesson: def.id, host, options: opts.lesson.clone() };
     let mut lesson = (def.new)();
     let out = &mut std::io::stdout();
 
@@ -516,7 +516,7 @@ mod tests {
         fn no_lesson() -> Box<dyn crate::lesson::Lesson> {
             panic!("a lesson was made for a refused --shell")
         }
-        let def = LessonDef { id: "pid-ns", steps: &[], preflight: no_preflight, new: no_lesson, shell: None };
+        let def = LessonDef { id: "pid-ns", steps: &[], preflight: no_preflight, new: no_lesson, shell: None, spots: &[] };
         let opts = RunOptions { json: false, markdown: false, step: false, shell: true, style: Style { color: false, width: 80 }, lesson: LessonOptions::default() };
         let e = run(&def, &opts).unwrap_err().to_string();
         assert_eq!(e, "lesson pid-ns has no shell to drop into: run it without --shell");

@@ -18,20 +18,17 @@ use std::time::Duration;
 
 use wb_cgroup::{Controller, Group, Resource as Watch};
 
-use super::cg;
-use super::hog::{self, Hog, Program, Spec};
+use crate::kit::cg;
+use crate::kit::hog::{self, Hog, Program, Spec};
 use crate::host::Host;
-use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, StepReport};
+use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, Spot, StepReport};
 use crate::observe::render::Verdict;
 use crate::observe::{capture, Capture};
 
-pub const DEF: LessonDef = LessonDef {
-    id: "cgroup-cpu-quota",
-    steps: &["start-hog", "create-group", "set-quota", "join", "measure", "remove"],
-    preflight,
-    new: || Box::new(CpuQuota::default()),
-    shell: Some("in a new cgroup with the lesson's limit"),
-};
+pub const DEF: LessonDef = LessonDef::of::<CpuQuota>(preflight).shell("in a new cgroup with the lesson's limit").spots(&[
+    ("create-group", Spot::Present("cgroup", 1)),
+    ("join", Spot::InGroups(1)),
+]);
 
 /// Busy threads of the hog, as in the tutorial.
 pub const THREADS: u32 = 2;
@@ -353,20 +350,8 @@ impl Lesson for CpuQuota {
                 r.observe(before, after);
             }
             "create-group" => {
-                let layout = wb_cgroup::detect_system()?;
-                let name = format!("wb-{}-cpu", cx.run_id);
-                let planned = wb_cgroup::planned_paths(&layout, &name, &[Controller::Cpu])?;
-                let before = cg::facts_snapshot("before", cg::dir_facts(&planned));
-                let g = cg::create_group(&layout, &name, &[Controller::Cpu])?;
-                cg::say_each(&mut r, "host", &cg::mkdir_commands(&g), format!("cgroup layout: {}", cg::layout_label(&layout)));
-                let files = g.files_for(Watch::CpuQuota);
-                r.say("host", format!("# the CPU bandwidth files in {}", g.paths()[0].display()), cg::meanings(&files));
-                let mut facts = cg::dir_facts(&planned);
-                facts.extend(cg::facts("", &files));
+                let (g, before, facts) = cg::create_step(&mut r, &cx.run_id, "cpu", Controller::Cpu, Watch::CpuQuota, "the CPU bandwidth files")?;
                 let after = cg::facts_snapshot("group created", facts);
-                for p in &planned {
-                    r.check(format!("{} exists", p.display()), "directory", if p.is_dir() { "directory" } else { "missing" }, p.is_dir());
-                }
                 let q = g.cpu_quota()?;
                 r.check("a new group has no quota", "unlimited", q.quota_us.map_or("unlimited".to_string(), |v| v.to_string()), q.quota_us.is_none());
                 r.observe(before, after);
@@ -512,11 +497,8 @@ impl Lesson for CpuQuota {
                 r.check("rmdir of a group with processes is refused", "EBUSY (Device or resource busy)", msg, errno == Some(libc::EBUSY));
                 let st = h.kill();
                 r.say("host", format!("kill -KILL {pid}; wait {pid}"), hog::describe_status(&st));
-                let problems = cg::remove_group(&g);
-                cg::say_each(&mut r, "host", &paths.iter().map(|p| format!("rmdir {}", p.display())).collect::<Vec<_>>().join("\n"), problems.join("\n"));
-                let mut after = cg::dir_facts(&paths);
+                let mut after = cg::remove_step(&mut r, &[g], None);
                 after.insert(HOG_FACT.into(), format!("gone: {}", hog::describe_status(&st)));
-                cg::check_removed(&mut r, &paths, &problems);
                 let alive = std::path::Path::new(&format!("/proc/{pid}")).exists();
                 r.check("the hog is gone", "gone", if alive { "still running" } else { "gone" }, !alive);
                 r.observe(cg::facts_snapshot("before", before), cg::facts_snapshot("after", after));
@@ -536,7 +518,7 @@ impl Lesson for CpuQuota {
             format!("This shell runs in the cgroup {} ($CG): {} = {} of one CPU.", dir.display(), cg::file_values(&g, Watch::CpuQuota), cg::pct(self.quota_pct())),
             "Try: `while :; do :; done &`, then `cat $CG/cpu.stat` twice (nr_throttled grows) or `top` in a second terminal; a second loop shares the same quota.".to_string(),
         ];
-        cg::run_shell(cg::ShellSpec { lesson: DEF.id, groups: vec![g], env: vec![("CG".into(), dir.display().to_string())], pin_cpu: None, lines })
+        cg::shell_in(cx.lesson, g, &dir, lines)
     }
 }
 

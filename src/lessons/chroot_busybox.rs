@@ -13,20 +13,14 @@ use nix::sched::CloneFlags;
 use rootfs_builder::build::{build_rootfs, copy_libraries, RootfsSpec};
 use rootfs_builder::libs::{resolve, LibFile, LibSearch};
 
-use super::{child_snapshot, file_facts, host_snapshot, shell_env, spawn_child};
+use crate::kit::{child_snapshot, file_facts, host_snapshot, shell_env, spawn_child};
 use crate::host::Host;
 use crate::kernel::child::{NsChild, Request};
-use crate::lesson::{Cx, Lesson, LessonDef, StepReport};
+use crate::lesson::{Cx, Lesson, LessonDef, Spot, StepReport};
 use crate::observe::capture::root_dir;
 use crate::observe::{Capture, Snapshot};
 
-pub const DEF: LessonDef = LessonDef {
-    id: "chroot-busybox",
-    steps: &["build-rootfs", "chroot-fails", "find-libraries", "copy-libraries", "chroot-works", "not-isolation"],
-    preflight,
-    new: || Box::new(ChrootBusybox::default()),
-    shell: Some("inside the lesson"),
-};
+pub const DEF: LessonDef = LessonDef::of::<ChrootBusybox>(preflight).shell("inside the lesson").spots(&[("build-rootfs", Spot::Present("dir", 1))]);
 
 fn preflight(host: &Host, _opts: &crate::lesson::LessonOptions) -> anyhow::Result<()> {
     host.require_root("chroot(2) and mount(2) need CAP_SYS_ADMIN and CAP_SYS_CHROOT")?;
@@ -152,7 +146,7 @@ impl Lesson for ChrootBusybox {
                 let hn = child.run(&["/bin/hostname"])?;
                 r.ran("chroot", "hostname", &hn);
                 let ps = child.run(&["/bin/ps"])?;
-                let pids = super::ps_pids(&ps.stdout);
+                let pids = crate::kit::ps_pids(&ps.stdout);
                 let shown: Vec<&str> = ps.stdout.lines().take(8).collect();
                 r.say("chroot", "ps | head -8", format!("{}\n... ({} processes in all)", shown.join("\n"), pids.len()));
                 r.observe(host, after.clone());

@@ -15,19 +15,17 @@
 
 use wb_cgroup::{Controller, Group, Resource as Watch};
 
-use super::cg;
-use super::hog::{self, Hog, Program, Spec};
+use crate::kit::cg;
+use crate::kit::hog::{self, Hog, Program, Spec};
 use crate::host::Host;
-use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, StepReport};
+use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, Spot, StepReport};
 use crate::observe::render::Verdict;
 
-pub const DEF: LessonDef = LessonDef {
-    id: "cpu-shares",
-    steps: &["create-groups", "set-weights", "start-hogs", "join", "measure", "remove"],
-    preflight,
-    new: || Box::new(CpuShares::default()),
-    shell: Some("in a new cgroup weighted like the lesson's group A"),
-};
+pub const DEF: LessonDef = LessonDef::of::<CpuShares>(preflight).shell("in a new cgroup weighted like the lesson's group A").spots(&[
+    // Before the groups have members the hogs are only children of workbench.
+    ("start-hogs", Spot::Procs(2)),
+    ("join", Spot::InGroups(2)),
+]);
 
 pub const DEFAULT_WEIGHTS: &str = "2:1";
 /// Each part of --weights times this is the v2 cpu.weight (default 100).
@@ -142,9 +140,7 @@ impl Lesson for CpuShares {
                 r.say("host", "# cgroup layout", cg::layout_label(&layout));
                 let mut after = cg::dir_facts(&planned);
                 after.extend(self.weight_facts());
-                for p in &planned {
-                    r.check(format!("{} exists", p.display()), "directory", if p.is_dir() { "directory" } else { "missing" }, p.is_dir());
-                }
+                cg::check_dirs_exist(&mut r, &planned);
                 let w: Vec<String> = self.groups.iter().map(|g| wb_cgroup::read_watched(&g.files_for(Watch::CpuWeight)).into_values().next().unwrap_or_default()).collect();
                 r.check("both groups start with the same default weight", "equal", w.join(" and "), w[0] == w[1] && !w[0].is_empty());
                 r.observe(before, cg::facts_snapshot("groups created", after));
@@ -305,14 +301,8 @@ impl Lesson for CpuShares {
                     r.say("host", format!("kill -KILL {}", h.pid()), hog::describe_status(&st));
                     after_hogs.push((format!("hog {n}"), format!("gone: {}", hog::describe_status(&st))));
                 }
-                let mut problems = Vec::new();
-                for g in &self.groups {
-                    problems.extend(cg::remove_group(g));
-                }
-                cg::say_each(&mut r, "host", &paths.iter().map(|p| format!("rmdir {}", p.display())).collect::<Vec<_>>().join("\n"), problems.join("\n"));
-                let mut after = cg::dir_facts(&paths);
+                let mut after = cg::remove_step(&mut r, &self.groups, None);
                 after.extend(after_hogs);
-                cg::check_removed(&mut r, &paths, &problems);
                 let alive: Vec<i32> = pids.iter().copied().filter(|p| std::path::Path::new(&format!("/proc/{p}")).exists()).collect();
                 r.check("both hogs are gone", "[]", format!("{alive:?}"), alive.is_empty());
                 r.observe(cg::facts_snapshot("before", before), cg::facts_snapshot("after", after));
@@ -344,7 +334,7 @@ impl Lesson for CpuShares {
             format!("Try: `while :; do :; done & while :; do :; done & echo $! > $B/cgroup.procs`, then `top`: the two loops split CPU {cpu} about {a}:{b}."),
         ];
         let env = vec![("A".into(), da.display().to_string()), ("B".into(), db.display().to_string())];
-        cg::run_shell(cg::ShellSpec { lesson: DEF.id, groups: vec![ga, gb], env, pin_cpu: Some(cpu), lines })
+        cg::run_shell(cg::ShellSpec { lesson: cx.lesson, groups: vec![ga, gb], env, pin_cpu: Some(cpu), lines })
     }
 }
 

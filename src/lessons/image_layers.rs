@@ -21,20 +21,14 @@ use wb_image::layer::{list_layer, LayerEntry};
 use wb_image::{ImageConfig, OverlaySpec, TreeEntry};
 
 use super::overlay_demo::{describe, mountinfo_lines, require_overlayfs, tree_text, xattr_value};
-use super::{child_snapshot, host_snapshot, shell_env, spawn_child};
+use crate::kit::{child_snapshot, host_snapshot, shell_env, spawn_child};
 use crate::host::Host;
 use crate::kernel::child::{NsChild, Request};
 use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, StepReport};
 use crate::observe::{Capture, MountEntry, Snapshot};
 use crate::state::Resource;
 
-pub const DEF: LessonDef = LessonDef {
-    id: "image-layers",
-    steps: &["base-layer", "run-container", "commit", "save-docker", "save-oci", "load", "host-unchanged"],
-    preflight,
-    new: || Box::new(ImageLayers::default()),
-    shell: Some("inside the lesson"),
-};
+pub const DEF: LessonDef = LessonDef::of::<ImageLayers>(preflight).shell("inside the lesson");
 
 /// Image name and tag as `repositories` and `index.json` record them.
 const IMAGE: &str = "workbench/busybox";
@@ -438,7 +432,7 @@ impl Lesson for ImageLayers {
                 r.observe(before, after);
             }
             "host-unchanged" => {
-                super::check_host_mounts_unchanged(&mut r, &self.host_mounts_at_start)?;
+                crate::kit::check_host_mounts_unchanged(&mut r, &self.host_mounts_at_start)?;
             }
             other => anyhow::bail!("unknown step {other}"),
         }

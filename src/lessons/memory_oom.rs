@@ -18,19 +18,13 @@ use anyhow::Context;
 use rootfs_builder::build::{build_rootfs, RootfsSpec};
 use wb_cgroup::{Controller, Group, Resource as Watch};
 
-use super::cg;
-use super::hog::{self, Hog, Program, Spec};
+use crate::kit::cg;
+use crate::kit::hog::{self, Hog, Program, Spec};
 use crate::host::Host;
-use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, StepReport};
+use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, Spot, StepReport};
 use crate::observe::{capture, Capture};
 
-pub const DEF: LessonDef = LessonDef {
-    id: "memory-oom",
-    steps: &["create-group", "set-limit", "start-hog", "oom", "remove"],
-    preflight,
-    new: || Box::new(MemoryOom::default()),
-    shell: Some("in a new cgroup with the lesson's limit"),
-};
+pub const DEF: LessonDef = LessonDef::of::<MemoryOom>(preflight).shell("in a new cgroup with the lesson's limit").spots(&[("start-hog", Spot::InGroups(1))]);
 
 pub const DEFAULT_MEMORY: &str = "64M";
 pub const MIN_MEMORY: u64 = 4 << 20;
@@ -173,19 +167,8 @@ impl Lesson for MemoryOom {
         match step {
             "create-group" => {
                 self.limit = memory_limit(&cx.options)?;
-                let layout = wb_cgroup::detect_system()?;
-                let name = format!("wb-{}-mem", cx.run_id);
-                let planned = wb_cgroup::planned_paths(&layout, &name, &[Controller::Memory])?;
-                let before = cg::facts_snapshot("before", cg::dir_facts(&planned));
-                let g = cg::create_group(&layout, &name, &[Controller::Memory])?;
-                cg::say_each(&mut r, "host", &cg::mkdir_commands(&g), format!("cgroup layout: {}", cg::layout_label(&layout)));
-                let files = g.files_for(Watch::Memory);
-                r.say("host", format!("# the memory files in {}", g.paths()[0].display()), cg::meanings(&files));
-                let mut facts = cg::dir_facts(&planned);
+                let (g, before, mut facts) = cg::create_step(&mut r, &cx.run_id, "mem", Controller::Memory, Watch::Memory, "the memory files")?;
                 facts.extend(memory_facts(&g));
-                for p in &planned {
-                    r.check(format!("{} exists", p.display()), "directory", if p.is_dir() { "directory" } else { "missing" }, p.is_dir());
-                }
                 r.check_eq("memory charged to the new group, bytes", 0, g.memory_current()?);
                 r.observe(before, cg::facts_snapshot("group created", facts));
                 self.group = Some(g);
@@ -316,10 +299,7 @@ impl Lesson for MemoryOom {
                 let g = self.group()?.clone();
                 let paths = g.paths();
                 let before = cg::dir_facts(&paths);
-                let problems = cg::remove_group(&g);
-                cg::say_each(&mut r, "host", &paths.iter().map(|p| format!("rmdir {}", p.display())).collect::<Vec<_>>().join("\n"), problems.join("\n"));
-                let after = cg::dir_facts(&paths);
-                cg::check_removed(&mut r, &paths, &problems);
+                let after = cg::remove_step(&mut r, &[g], None);
                 r.observe(cg::facts_snapshot("before", before), cg::facts_snapshot("after", after));
                 self.group = None;
             }
@@ -343,7 +323,7 @@ impl Lesson for MemoryOom {
             format!("This shell runs in the cgroup {} ($CG): {} (no room for swap).", dir.display(), limits.join(", ")),
             format!("Try: `tail /dev/zero; echo $?` (tail keeps one endless line in memory: OOM-killed, 137), then `cat $CG/{oom}`. The shell survives: the OOM killer picks the biggest process in the group."),
         ];
-        cg::run_shell(cg::ShellSpec { lesson: DEF.id, groups: vec![g], env: vec![("CG".into(), dir.display().to_string())], pin_cpu: None, lines })
+        cg::shell_in(cx.lesson, g, &dir, lines)
     }
 }
 

@@ -11,20 +11,14 @@ use anyhow::Context;
 use nix::sched::CloneFlags;
 use rootfs_builder::build::{build_rootfs, RootfsSpec};
 
-use super::{child_snapshot, host_snapshot, shell_env, spawn_child};
+use crate::kit::{child_snapshot, host_snapshot, shell_env, spawn_child};
 use crate::host::Host;
 use crate::kernel::child::{NsChild, Request};
-use crate::lesson::{Cx, Lesson, LessonDef, StepReport};
+use crate::lesson::{Cx, Lesson, LessonDef, Spot, StepReport};
 use crate::observe::capture::root_dir;
 use crate::observe::{Capture, MountEntry, Snapshot};
 
-pub const DEF: LessonDef = LessonDef {
-    id: "mount-proc",
-    steps: &["clone", "make-private", "chroot", "mount-proc", "ps-inside", "host-unchanged"],
-    preflight,
-    new: || Box::new(MountProc::default()),
-    shell: Some("inside the lesson"),
-};
+pub const DEF: LessonDef = LessonDef::of::<MountProc>(preflight).shell("inside the lesson").spots(&[("chroot", Spot::Procs(1))]);
 
 fn preflight(host: &Host, _opts: &crate::lesson::LessonOptions) -> anyhow::Result<()> {
     host.require_root("clone(CLONE_NEWPID|CLONE_NEWNS) and mount(2) need CAP_SYS_ADMIN")?;
@@ -118,14 +112,14 @@ impl Lesson for MountProc {
                 let child = self.child()?;
                 let ps = child.run(&["/bin/ps"])?;
                 r.ran("chroot", "ps", &ps);
-                let pids = super::ps_pids(&ps.stdout);
+                let pids = crate::kit::ps_pids(&ps.stdout);
                 let me = crate::kernel::proc::self_pid();
                 r.check_eq("PID 1 (the child) is listed", true, pids.contains(&1));
                 r.check("processes visible", "2 (the child and ps)", pids.len().to_string(), pids.len() == 2);
                 r.check("workbench's host PID is visible", "no", if pids.contains(&me) { "yes" } else { "no" }, !pids.contains(&me));
             }
             "host-unchanged" => {
-                super::check_host_mounts_unchanged(&mut r, &self.host_mounts_at_start)?;
+                crate::kit::check_host_mounts_unchanged(&mut r, &self.host_mounts_at_start)?;
             }
             other => anyhow::bail!("unknown step {other}"),
         }

@@ -15,22 +15,23 @@ use std::time::Duration;
 
 use nix::sched::CloneFlags;
 
-use super::netlab::{self, Place, Subnet};
-use super::{shell_env, spawn_child};
+use crate::kit::netlab::{self, Place, Subnet};
+use crate::kit::{shell_env, spawn_child};
 use crate::hostobj::firewall::{self, Action, Firewall, Hook, Rule};
 use crate::host::Host;
 use crate::kernel::child::{NsChild, Request, RunOutput};
-use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, StepReport};
+use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, Spot, StepReport};
 use crate::observe::Snapshot;
 use crate::hostobj::sysctl;
 
-pub const DEF: LessonDef = LessonDef {
-    id: "nat-port-map",
-    steps: &["container", "httpd", "outside-world", "forwarding", "masquerade", "dnat", "from-host", "localhost", "rules"],
-    preflight,
-    new: || Box::new(NatPortMap::default()),
-    shell: Some("inside the lesson"),
-};
+pub const DEF: LessonDef = LessonDef::of::<NatPortMap>(preflight).shell("inside the lesson").spots(&[
+    // Two namespaces with a web server each, the bridge, veth and outside link, our table, forwarding on.
+    ("masquerade", Spot::Procs(4)),
+    ("masquerade", Spot::Present("link", 3)),
+    ("masquerade", Spot::Present("nft_table", 1)),
+    ("masquerade", Spot::Sysctl("net/ipv4/ip_forward", "1")),
+    ("masquerade", Spot::Present("sysctl", 1)),
+]);
 
 /// The port the outside world's own web server listens on.
 const OUTSIDE_PORT: u16 = 8000;

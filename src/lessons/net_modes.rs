@@ -12,20 +12,14 @@ use std::path::PathBuf;
 
 use nix::sched::CloneFlags;
 
-use super::netlab::{self, Place, Subnet};
-use super::shell_env;
+use crate::kit::netlab::{self, Place, Subnet};
+use crate::kit::shell_env;
 use crate::host::Host;
 use crate::kernel::child::{NsChild, Request};
-use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, StepReport};
+use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, Spot, StepReport};
 use crate::observe::Snapshot;
 
-pub const DEF: LessonDef = LessonDef {
-    id: "net-modes",
-    steps: &["none", "host", "bridge", "container", "side-by-side"],
-    preflight,
-    new: || Box::new(NetModes::default()),
-    shell: Some("inside the lesson"),
-};
+pub const DEF: LessonDef = LessonDef::of::<NetModes>(preflight).shell("inside the lesson").spots(&[("container", Spot::Procs(4))]);
 
 fn preflight(host: &Host, opts: &LessonOptions) -> anyhow::Result<()> {
     host.require_root("clone(CLONE_NEWNET), setns(2) and netlink link changes need CAP_SYS_ADMIN and CAP_NET_ADMIN")?;

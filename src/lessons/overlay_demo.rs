@@ -16,19 +16,13 @@ use anyhow::Context;
 use nix::sched::CloneFlags;
 use wb_image::{OverlaySpec, TreeEntry};
 
-use super::{child_snapshot, host_snapshot, spawn_child};
+use crate::kit::{child_snapshot, host_snapshot, spawn_child};
 use crate::host::Host;
 use crate::kernel::child::{NsChild, Request};
-use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, StepReport};
+use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, Spot, StepReport};
 use crate::observe::{Capture, MountEntry, Snapshot};
 
-pub const DEF: LessonDef = LessonDef {
-    id: "overlay-demo",
-    steps: &["layout", "private-ns", "mount", "merged-view", "copy-up", "whiteout", "opaque", "stack", "unmount", "host-unchanged"],
-    preflight,
-    new: || Box::new(OverlayDemo::default()),
-    shell: Some("inside the lesson"),
-};
+pub const DEF: LessonDef = LessonDef::of::<OverlayDemo>(preflight).shell("inside the lesson").spots(&[("mount", Spot::Procs(1))]);
 
 fn preflight(host: &Host, _opts: &LessonOptions) -> anyhow::Result<()> {
     host.require_root("mount(2) of an overlay, mknod of whiteouts and trusted.* xattrs need CAP_SYS_ADMIN")?;
@@ -439,7 +433,7 @@ impl Lesson for OverlayDemo {
                 r.observe(before, after);
             }
             "host-unchanged" => {
-                super::check_host_mounts_unchanged(&mut r, &self.host_mounts_at_start)?;
+                crate::kit::check_host_mounts_unchanged(&mut r, &self.host_mounts_at_start)?;
             }
             other => anyhow::bail!("unknown step {other}"),
         }

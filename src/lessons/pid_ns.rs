@@ -7,19 +7,13 @@
 
 use nix::sched::CloneFlags;
 
-use super::{child_snapshot, host_snapshot, shell_env, spawn_child_held};
+use crate::kit::{child_snapshot, host_snapshot, shell_env, spawn_child_held};
 use crate::host::Host;
 use crate::kernel::child::{NsChild, Request};
-use crate::lesson::{Cx, Lesson, LessonDef, StepReport};
+use crate::lesson::{Cx, Lesson, LessonDef, Spot, StepReport};
 use crate::observe::{Capture, Snapshot};
 
-pub const DEF: LessonDef = LessonDef {
-    id: "pid-ns",
-    steps: &["clone", "child-pid", "hostname", "ps-sees-host"],
-    preflight,
-    new: || Box::new(PidNs::default()),
-    shell: Some("inside the lesson"),
-};
+pub const DEF: LessonDef = LessonDef::of::<PidNs>(preflight).shell("inside the lesson").spots(&[("child-pid", Spot::Procs(1))]);
 
 /// The hostname of the classic tutorial.
 pub const DEFAULT_HOSTNAME: &str = "In Namespace";
@@ -115,9 +109,9 @@ impl Lesson for PidNs {
                 let host_pid = self.host_pid;
                 let child = self.child()?;
                 let ps = child.run(&[&busybox, "ps"])?;
-                let pids = super::ps_pids(&ps.stdout);
+                let pids = crate::kit::ps_pids(&ps.stdout);
                 let me = crate::kernel::proc::self_pid();
-                let shown: Vec<&str> = ps.stdout.lines().filter(|l| l.contains("PID") || super::ps_pids(l).first().is_some_and(|p| *p == 1 || *p == me || *p == host_pid)).collect();
+                let shown: Vec<&str> = ps.stdout.lines().filter(|l| l.contains("PID") || crate::kit::ps_pids(l).first().is_some_and(|p| *p == 1 || *p == me || *p == host_pid)).collect();
                 r.say("child", "ps   (the lines for PID 1, workbench and the child)", format!("{}\n... ({} processes in all)", shown.join("\n"), pids.len()));
                 r.check("ps inside lists workbench (a host process)", format!("pid {me}"), if pids.contains(&me) { format!("pid {me}") } else { "absent".into() }, pids.contains(&me));
                 r.check("the child appears under its host PID, not 1", format!("pid {host_pid}"), if pids.contains(&host_pid) { format!("pid {host_pid}") } else { "absent".into() }, pids.contains(&host_pid));

@@ -10,19 +10,16 @@ use std::time::Duration;
 
 use wb_cgroup::{Controller, Group, Resource as Watch};
 
-use super::cg;
-use super::hog::{self, Hog, Program, Spec};
+use crate::kit::cg;
+use crate::kit::hog::{self, Hog, Program, Spec};
 use crate::host::Host;
-use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, StepReport};
+use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, Spot, StepReport};
 use crate::observe::{capture, Capture};
 
-pub const DEF: LessonDef = LessonDef {
-    id: "pids-limit",
-    steps: &["create-group", "set-max", "start-shell", "fork", "remove"],
-    preflight,
-    new: || Box::new(PidsLimit::default()),
-    shell: Some("in a new cgroup with the lesson's limit"),
-};
+pub const DEF: LessonDef = LessonDef::of::<PidsLimit>(preflight).shell("in a new cgroup with the lesson's limit").spots(&[
+    // After "fork" the shell has exited; its sleeps are orphans, not our children.
+    ("fork", Spot::InGroups(4)),
+]);
 
 pub const DEFAULT_PIDS_MAX: u64 = 5;
 pub const MAX_PIDS_MAX: u64 = 100;
@@ -74,19 +71,7 @@ impl Lesson for PidsLimit {
         match step {
             "create-group" => {
                 self.max = pids_max(&cx.options)?;
-                let layout = wb_cgroup::detect_system()?;
-                let name = format!("wb-{}-pids", cx.run_id);
-                let planned = wb_cgroup::planned_paths(&layout, &name, &[Controller::Pids])?;
-                let before = cg::facts_snapshot("before", cg::dir_facts(&planned));
-                let g = cg::create_group(&layout, &name, &[Controller::Pids])?;
-                cg::say_each(&mut r, "host", &cg::mkdir_commands(&g), format!("cgroup layout: {}", cg::layout_label(&layout)));
-                let files = g.files_for(Watch::Pids);
-                r.say("host", format!("# the pids files in {}", g.paths()[0].display()), cg::meanings(&files));
-                let mut facts = cg::dir_facts(&planned);
-                facts.extend(cg::facts("", &files));
-                for p in &planned {
-                    r.check(format!("{} exists", p.display()), "directory", if p.is_dir() { "directory" } else { "missing" }, p.is_dir());
-                }
+                let (g, before, facts) = cg::create_step(&mut r, &cx.run_id, "pids", Controller::Pids, Watch::Pids, "the pids files")?;
                 r.check("a new group has no task limit", "max", g.pids_max()?.map_or("max".to_string(), |n| n.to_string()), g.pids_max()?.is_none());
                 r.observe(before, cg::facts_snapshot("group created", facts));
                 self.group = Some(g);
@@ -175,13 +160,10 @@ impl Lesson for PidsLimit {
                 let mut before = cg::dir_facts(&paths);
                 before.insert("processes in the group".into(), format!("{left_procs:?}"));
                 cg::say_each(&mut r, "host", &format!("cat {}", paths[0].join(wb_cgroup::files::CGROUP_PROCS).display()), left_procs.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n"));
-                let problems = cg::remove_group(&g);
-                let cmds = format!("kill -KILL $(cat {})\n{}", paths[0].join(wb_cgroup::files::CGROUP_PROCS).display(), paths.iter().map(|p| format!("rmdir {}", p.display())).collect::<Vec<_>>().join("\n"));
-                cg::say_each(&mut r, "host", &cmds, problems.join("\n"));
-                let mut after = cg::dir_facts(&paths);
+                let kill = format!("kill -KILL $(cat {})", paths[0].join(wb_cgroup::files::CGROUP_PROCS).display());
+                let mut after = cg::remove_step(&mut r, &[g], Some(kill));
                 let alive: Vec<i32> = left_procs.iter().copied().filter(|p| running(*p)).collect();
                 after.insert("processes in the group".into(), format!("{alive:?}"));
-                cg::check_removed(&mut r, &paths, &problems);
                 r.check("the orphaned sleeps are gone", "[]", format!("{alive:?}"), alive.is_empty());
                 r.observe(cg::facts_snapshot("before", before), cg::facts_snapshot("after", after));
                 self.group = None;
@@ -201,7 +183,7 @@ impl Lesson for PidsLimit {
             format!("This shell runs in the cgroup {} ($CG): pids.max {max}, and the shell itself is one of those tasks.", dir.display()),
             format!("Try: `i=0; while [ $i -lt {max} ]; do sleep 100 & i=$((i+1)); done` (fork number {max} fails), then `read n < $CG/pids.current; echo $n` (cat would need a fork too)."),
         ];
-        cg::run_shell(cg::ShellSpec { lesson: DEF.id, groups: vec![g], env: vec![("CG".into(), dir.display().to_string())], pin_cpu: None, lines })
+        cg::shell_in(cx.lesson, g, &dir, lines)
     }
 }
 

@@ -8,22 +8,16 @@
 //! container can ping the host and the host the container. This is what
 //! Docker's bridge network driver does for every container.
 
-use super::netlab::{self, Place, Subnet};
+use crate::kit::netlab::{self, Place, Subnet};
 use super::pid_ns::check_namespaces;
-use super::{child_snapshot, host_snapshot, shell_env};
+use crate::kit::{child_snapshot, host_snapshot, shell_env};
 use crate::host::Host;
 use crate::kernel::child::{NsChild, Request};
-use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, StepReport};
+use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, Spot, StepReport};
 use crate::observe::Capture;
 use wb_net::Op;
 
-pub const DEF: LessonDef = LessonDef {
-    id: "veth-bridge",
-    steps: &["container", "subnet", "bridge", "veth", "move", "rename", "address", "up", "route", "ping"],
-    preflight,
-    new: || Box::new(VethBridge::default()),
-    shell: Some("inside the lesson"),
-};
+pub const DEF: LessonDef = LessonDef::of::<VethBridge>(preflight).shell("inside the lesson").spots(&[("move", Spot::Present("link", 2))]);
 
 /// Namespaces and the network view, for the first step's comparison.
 pub const NS_NET: Capture = Capture { namespaces: true, cgroups: false, mounts: false, net: true };

@@ -12,21 +12,15 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::netlab::{self, Place, Subnet};
-use super::shell_env;
+use crate::kit::netlab::{self, Place, Subnet};
+use crate::kit::shell_env;
 use crate::host::Host;
 use crate::kernel::child::{NsChild, Request};
-use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, StepReport};
+use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, Spot, StepReport};
 use crate::observe::Snapshot;
 use wb_net::Op;
 
-pub const DEF: LessonDef = LessonDef {
-    id: "vxlan-overlay",
-    steps: &["hosts", "underlay", "vxlan", "overlay", "ping"],
-    preflight,
-    new: || Box::new(VxlanOverlay::default()),
-    shell: Some("inside the lesson"),
-};
+pub const DEF: LessonDef = LessonDef::of::<VxlanOverlay>(preflight).shell("inside the lesson").spots(&[("underlay", Spot::Procs(2))]);
 
 /// The VXLAN network id and the IANA port of the tunnel.
 pub const VNI: u32 = 42;

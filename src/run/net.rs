@@ -113,7 +113,7 @@ impl NetPlan {
 pub fn reserve_subnet(run_id: &str) -> anyhow::Result<String> {
     let cands = candidate_subnets(run_id);
     let cands: Vec<&str> = cands.iter().map(String::as_str).collect();
-    let sub = crate::lessons::netlab::reserve_subnet(None, &cands, &[])
+    let sub = crate::kit::netlab::reserve_subnet(None, &cands, &[])
         .map_err(|e| anyhow::anyhow!("no free subnet in 10.231.0.0-10.254.255.0/24 for --net bridge: {e:#}"))?;
     Ok(sub.cidr())
 }
@@ -123,7 +123,7 @@ pub fn reserve_subnet(run_id: &str) -> anyhow::Result<String> {
 /// live run maps, or a program on the host listens on, is refused with one
 /// line (exit 2) before anything exists.
 pub fn reserve_ports(ports: &[PortMap]) -> anyhow::Result<()> {
-    use crate::lessons::netlab;
+    use crate::kit::netlab;
     if ports.is_empty() {
         return Ok(());
     }

@@ -158,6 +158,46 @@ pub fn check_removed(r: &mut crate::lesson::StepReport, paths: &[PathBuf], probl
     r.check("group directories removed", "none left", if left.is_empty() { "none left".into() } else { left.join(", ") }, left.is_empty() && problems.is_empty());
 }
 
+/// The "create-group" step of a one-group lesson: mkdir the group
+/// `wb-<run>-<suffix>` (said as the commands and the layout), list the files
+/// of `watch` with their meanings (`what`: "the memory files"), and check its
+/// directories exist. Returns the group, the snapshot before it, and the facts
+/// after (its directories and the files of `watch`).
+pub fn create_step(r: &mut crate::lesson::StepReport, run_id: &str, suffix: &str, controller: Controller, watch: wb_cgroup::Resource, what: &str) -> anyhow::Result<(Group, Snapshot, BTreeMap<String, String>)> {
+    let layout = wb_cgroup::detect_system()?;
+    let name = format!("wb-{run_id}-{suffix}");
+    let planned = wb_cgroup::planned_paths(&layout, &name, &[controller])?;
+    let before = facts_snapshot("before", dir_facts(&planned));
+    let g = create_group(&layout, &name, &[controller])?;
+    say_each(r, "host", &mkdir_commands(&g), format!("cgroup layout: {}", layout_label(&layout)));
+    let files = g.files_for(watch);
+    r.say("host", format!("# {what} in {}", g.paths()[0].display()), meanings(&files));
+    let mut facts = dir_facts(&planned);
+    facts.extend(self::facts("", &files));
+    check_dirs_exist(r, &planned);
+    Ok((g, before, facts))
+}
+
+/// A check per directory that it exists.
+pub fn check_dirs_exist(r: &mut crate::lesson::StepReport, paths: &[PathBuf]) {
+    for p in paths {
+        r.check(format!("{} exists", p.display()), "directory", if p.is_dir() { "directory" } else { "missing" }, p.is_dir());
+    }
+}
+
+/// The "remove" step's common part: remove the groups and say so (`first`, a
+/// command said before the rmdirs, e.g. the kill of what is left), check no
+/// directory is left, and return the directories' facts after.
+pub fn remove_step(r: &mut crate::lesson::StepReport, groups: &[Group], first: Option<String>) -> BTreeMap<String, String> {
+    let paths: Vec<PathBuf> = groups.iter().flat_map(|g| g.paths()).collect();
+    let problems: Vec<String> = groups.iter().flat_map(remove_group).collect();
+    let commands: Vec<String> = first.into_iter().chain(paths.iter().map(|p| format!("rmdir {}", p.display()))).collect();
+    say_each(r, "host", &commands.join("\n"), problems.join("\n"));
+    let after = dir_facts(&paths);
+    check_removed(r, &paths, &problems);
+    after
+}
+
 /// "present" / "absent" for each group directory.
 pub fn dir_facts(paths: &[PathBuf]) -> BTreeMap<String, String> {
     paths.iter().map(|p| (p.display().to_string(), if p.is_dir() { "present".to_string() } else { "absent".to_string() })).collect()
@@ -329,6 +369,12 @@ pub struct ShellSpec {
 pub fn shell_group(run_id: &str, suffix: &str, controllers: &[Controller]) -> anyhow::Result<Group> {
     let layout = wb_cgroup::detect_system()?;
     create_group(&layout, &format!("wb-{run_id}-{suffix}"), controllers)
+}
+
+/// `--shell` of a one-group lesson: the shell in `g`, `$CG` its directory
+/// `dir`, `lines` printed first.
+pub fn shell_in(lesson: &'static str, g: Group, dir: &Path, lines: Vec<String>) -> anyhow::Result<()> {
+    run_shell(ShellSpec { lesson, groups: vec![g], env: vec![("CG".into(), dir.display().to_string())], pin_cpu: None, lines })
 }
 
 /// The directory of a group that holds a resource's files: on v1 the

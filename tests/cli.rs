@@ -330,5 +330,3 @@ fn cleanup_json_ends_with_a_summary_and_refuses_as_json() {
         assert!(e["message"].as_str().unwrap().contains("root"), "{e}");
     }
 }
-
-// ---- snapshots of what a learner reads -------------------------------------

@@ -340,33 +340,12 @@ fn vxlan_overlay_tunnels_pings_in_udp() {
     common::assert_host_unchanged(&before, "vxlan-overlay");
 }
 
-/// Removes a state file when dropped.
-struct RemoveOnDrop(std::path::PathBuf);
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 #[test]
 fn subnets_another_live_run_holds_are_skipped_or_refused() {
     require_root!();
     let _g = common::serial();
     // Play another live run (owned by this test process) that holds two subnets.
-    let me = std::process::id() as i32;
-    let held = workbench::state::RunState {
-        run_id: workbench::state::random_id(),
-        lesson: "veth-bridge".into(),
-        owner_pid: me,
-        owner_start: workbench::kernel::proc::start_time(me).unwrap(),
-        resources: vec![workbench::state::Resource::Subnet { cidr: "10.213.0.0/24".into() }, workbench::state::Resource::Subnet { cidr: "10.213.9.0/24".into() }],
-    };
-    let runs = workbench::state::run_root().join("runs");
-    std::fs::create_dir_all(&runs).unwrap();
-    let path = runs.join(format!("{}.json", held.run_id));
-    std::fs::write(&path, serde_json::to_vec(&held).unwrap()).unwrap();
-    let _rm = RemoveOnDrop(path);
+    let held = common::hold("veth-bridge", vec![workbench::state::Resource::Subnet { cidr: "10.213.0.0/24".into() }, workbench::state::Resource::Subnet { cidr: "10.213.9.0/24".into() }]);
     let before = workbench::hoststate::capture();
     // Asked for explicitly: refused in preflight, one line, exit 2.
     let o = common::workbench(&["lesson", "veth-bridge", "--subnet", "10.213.9.0/24"]);
@@ -388,19 +367,7 @@ fn host_ports_another_live_run_holds_are_skipped_or_refused() {
     require_root!();
     let _g = common::serial();
     // Play another live run (owned by this test process) that maps host ports 8080 and 9090.
-    let me = std::process::id() as i32;
-    let held = workbench::state::RunState {
-        run_id: workbench::state::random_id(),
-        lesson: "nat-port-map".into(),
-        owner_pid: me,
-        owner_start: workbench::kernel::proc::start_time(me).unwrap(),
-        resources: vec![workbench::state::Resource::HostPort { port: 8080 }, workbench::state::Resource::HostPort { port: 9090 }],
-    };
-    let runs = workbench::state::run_root().join("runs");
-    std::fs::create_dir_all(&runs).unwrap();
-    let path = runs.join(format!("{}.json", held.run_id));
-    std::fs::write(&path, serde_json::to_vec(&held).unwrap()).unwrap();
-    let _rm = RemoveOnDrop(path);
+    let held = common::hold("nat-port-map", vec![workbench::state::Resource::HostPort { port: 8080 }, workbench::state::Resource::HostPort { port: 9090 }]);
     let before = workbench::hoststate::capture();
     // Asked for explicitly: refused in preflight, one line naming the run, exit 2, nothing created.
     let o = common::workbench(&["lesson", "nat-port-map", "--host-port", "9090"]);
@@ -421,12 +388,17 @@ fn host_ports_another_live_run_holds_are_skipped_or_refused() {
 
 /// Plays a live run that changed a kernel parameter: removes its state file
 /// and puts the parameter back when dropped.
-struct HeldSysctl(std::path::PathBuf, String, String, Vec<(String, String)>);
+/// The other run's ip_forward, restored (and its state file removed) when dropped.
+struct HeldSysctl {
+    _run: common::HeldRun,
+    key: String,
+    previous: String,
+    side_effects: Vec<(String, String)>,
+}
 
 impl Drop for HeldSysctl {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-        let _ = workbench::sysctl::restore(&self.1, &self.2, &self.3);
+        let _ = workbench::sysctl::restore(&self.key, &self.previous, &self.side_effects);
     }
 }
 
@@ -442,21 +414,10 @@ fn ip_forward_held_by_another_live_run_is_left_to_it() {
     }
     let before = workbench::hoststate::capture();
     let saved: Vec<(String, String)> = workbench::sysctl::ip_forward_side_effects().into_iter().filter_map(|k| Some((k.clone(), workbench::sysctl::read(&k).ok()?))).collect();
-    let me = std::process::id() as i32;
-    let held = workbench::state::RunState {
-        run_id: workbench::state::random_id(),
-        lesson: "nat-port-map".into(),
-        owner_pid: me,
-        owner_start: workbench::kernel::proc::start_time(me).unwrap(),
-        resources: vec![workbench::state::Resource::Sysctl { key: key.into(), previous: original.clone(), side_effects: saved.clone() }],
-    };
-    let runs = workbench::state::run_root().join("runs");
-    std::fs::create_dir_all(&runs).unwrap();
-    let path = runs.join(format!("{}.json", held.run_id));
-    std::fs::write(&path, serde_json::to_vec(&held).unwrap()).unwrap();
+    let held = common::hold("nat-port-map", vec![workbench::state::Resource::Sysctl { key: key.into(), previous: original.clone(), side_effects: saved.clone() }]);
     // The other run turned forwarding on; this one must not turn it off under it.
     workbench::sysctl::write(key, "1").unwrap();
-    let guard = HeldSysctl(path, key.into(), original, saved);
+    let guard = HeldSysctl { _run: held, key: key.into(), previous: original, side_effects: saved };
     let o = common::workbench(&["lesson", "nat-port-map", "--json", "--host-port", "18180"]);
     assert!(o.status.success(), "{}", common::stderr(&o));
     assert_eq!(workbench::sysctl::read(key).unwrap(), "1", "nat-port-map turned ip_forward off while another run held it");

@@ -4,10 +4,10 @@ use super::*;
 
 // ---- the built book ------------------------------------------------------------------
 
-/// The values of `href="…"` and `src="…"` attributes in an HTML text.
-pub(crate) fn html_links(html: &str) -> Vec<String> {
+/// The values of the attributes `attrs` (e.g. ` href="`) in an HTML text.
+fn attr_values(html: &str, attrs: [&str; 2]) -> Vec<String> {
     let mut out = Vec::new();
-    for attr in [" href=\"", " src=\""] {
+    for attr in attrs {
         let mut rest = html;
         while let Some(i) = rest.find(attr) {
             let after = &rest[i + attr.len()..];
@@ -19,18 +19,14 @@ pub(crate) fn html_links(html: &str) -> Vec<String> {
     out
 }
 
+/// The values of `href="…"` and `src="…"` attributes in an HTML text.
+pub(crate) fn html_links(html: &str) -> Vec<String> {
+    attr_values(html, [" href=\"", " src=\""])
+}
+
+/// The `id="…"` and `name="…"` targets of `#fragment`s in an HTML text.
 pub(crate) fn html_ids(html: &str) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    for attr in [" id=\"", " name=\""] {
-        let mut rest = html;
-        while let Some(i) = rest.find(attr) {
-            let after = &rest[i + attr.len()..];
-            let Some(j) = after.find('"') else { break };
-            out.insert(after[..j].to_string());
-            rest = &after[j..];
-        }
-    }
-    out
+    attr_values(html, [" id=\"", " name=\""]).into_iter().collect()
 }
 
 pub(crate) fn percent_decode(s: &str) -> String {

@@ -267,19 +267,8 @@ fn bad_network_options_fail_before_anything_is_created() {
 fn veth_bridge_shell_reaches_the_bridge() {
     require_root!();
     let _g = common::serial();
-    use std::io::Write;
     let before = workbench::hoststate::capture();
-    let mut child = std::process::Command::new(common::bin())
-        .args(["lesson", "veth-bridge", "--shell", "--color", "never", "--subnet", "10.213.9.0/24"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.as_mut().unwrap().write_all(b"ping -c 1 -w 2 10.213.9.1 >/dev/null && echo marker-$(hostname)-$(ip -4 route | grep -c default)\nexit\n").unwrap();
-    let o = child.wait_with_output().unwrap();
-    let out = common::stdout(&o);
-    assert!(o.status.success(), "{out}\n{}", common::stderr(&o));
+    let out = common::shell("veth-bridge", &["--subnet", "10.213.9.0/24"], b"ping -c 1 -w 2 10.213.9.1 >/dev/null && echo marker-$(hostname)-$(ip -4 route | grep -c default)\nexit\n");
     assert!(out.lines().any(|l| l == "marker-container-1"), "no marker in:\n{out}");
     common::assert_host_unchanged(&before, "veth-bridge --shell");
 }
@@ -291,21 +280,10 @@ fn veth_bridge_shell_reaches_the_bridge() {
 fn net_modes_shell_has_no_zombies() {
     require_root!();
     let _g = common::serial();
-    use std::io::Write;
     let before = workbench::hoststate::capture();
-    let mut child = std::process::Command::new(common::bin())
-        .args(["lesson", "net-modes", "--shell", "--color", "never"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
     // busybox `timeout` leaves a helper that exits up to a second after its
     // command: wait for it, then list every process's state.
-    child.stdin.as_mut().unwrap().write_all(b"sleep 2; for f in /proc/[0-9]*/status; do grep '^State' $f; done; echo states-listed\nexit\n").unwrap();
-    let o = child.wait_with_output().unwrap();
-    let out = common::stdout(&o);
-    assert!(o.status.success(), "{out}\n{}", common::stderr(&o));
+    let out = common::shell("net-modes", &[], b"sleep 2; for f in /proc/[0-9]*/status; do grep '^State' $f; done; echo states-listed\nexit\n");
     assert!(out.contains("states-listed"), "the shell did not run the commands:\n{out}");
     let states: Vec<&str> = out.lines().filter(|l| l.starts_with("State:")).collect();
     assert!(states.len() >= 2, "expected the states of PID 1 and the shell:\n{out}");

@@ -62,6 +62,26 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// Run `workbench lesson LESSON --shell --color never EXTRA...` with `script`
+/// (ending in `exit`) on the shell's stdin; assert it succeeded; its stdout.
+pub fn shell(lesson: &str, extra: &[&str], script: &[u8]) -> String {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(bin())
+        .args(["lesson", lesson, "--shell", "--color", "never"])
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run workbench");
+    child.stdin.as_mut().unwrap().write_all(script).unwrap();
+    let o = child.wait_with_output().unwrap();
+    let out = stdout(&o);
+    assert!(o.status.success(), "{out}\n{}", stderr(&o));
+    out
+}
+
 /// Run a lesson with --json and return (exit code, step objects, summary).
 pub fn run_json(lesson: &str, extra: &[&str]) -> (i32, Vec<Value>, Value) {
     let mut args = vec!["lesson", lesson, "--json"];

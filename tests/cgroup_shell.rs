@@ -11,7 +11,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver};
@@ -25,10 +25,16 @@ struct Session {
     lines: Receiver<String>,
     stdout: Vec<String>,
     stderr: Arc<Mutex<String>>,
+    before: workbench::host::snapshot::HostState,
+    _serial: std::sync::MutexGuard<'static, ()>,
 }
 
 impl Session {
+    /// Start the lesson (serialised with the other tests, the host's state
+    /// captured first).
     fn start(lesson: &str, extra: &[&str]) -> Session {
+        let serial = common::serial();
+        let before = workbench::host::snapshot::capture();
         let mut child = Command::new(common::bin())
             .args(["lesson", lesson, "--shell", "--color", "never"])
             .args(extra)
@@ -48,18 +54,18 @@ impl Session {
                 }
             }
         });
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (mut err, sink) = (child.stderr.take().unwrap(), stderr.clone());
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = err.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-        Session { stdin: child.stdin.take(), child, lines, stdout: Vec::new(), stderr }
+        let stderr = common::drain(child.stderr.take().unwrap());
+        Session { stdin: child.stdin.take(), child, lines, stdout: Vec::new(), stderr, before, _serial: serial }
+    }
+
+    /// The shell's PID and its group for `controller`, checked to be
+    /// workbench's `wb-<run>-<suffix>`.
+    fn shell_group(&mut self, controller: &str, suffix: &str) -> (i32, PathBuf) {
+        self.send("echo \"pid $$\"");
+        let shell = self.number("pid ");
+        let dir = group_dir(shell, controller);
+        assert_shell_group(&dir, suffix);
+        (shell, dir)
     }
 
     fn send(&mut self, commands: &str) {
@@ -93,8 +99,9 @@ impl Session {
         l[prefix.len()..].trim().parse().unwrap_or_else(|_| panic!("no number in {l:?}"))
     }
 
-    /// Close stdin (after `exit`), wait, return the exit code and the rest of stdout.
-    fn finish(mut self) -> (Option<i32>, String) {
+    /// Close stdin (after `exit`), wait, return the exit code, the rest of
+    /// stdout, and what checks the host afterwards.
+    fn finish(mut self) -> (Option<i32>, String, Ended) {
         drop(self.stdin.take());
         let deadline = Instant::now() + Duration::from_secs(120);
         let status = loop {
@@ -108,7 +115,19 @@ impl Session {
             self.stdout.push(l);
         }
         let out = format!("{}\nstderr:\n{}", self.stdout.join("\n"), self.stderr.lock().unwrap());
-        (status.code(), out)
+        (status.code(), out, Ended { before: self.before, _serial: self._serial })
+    }
+}
+
+/// A finished session: the host's state before it, still serialised.
+struct Ended {
+    before: workbench::host::snapshot::HostState,
+    _serial: std::sync::MutexGuard<'static, ()>,
+}
+
+impl Ended {
+    fn assert_host_unchanged(&self, what: &str) {
+        common::assert_host_unchanged(&self.before, what);
     }
 }
 
@@ -168,13 +187,8 @@ fn wait_gone(pid: i32) -> bool {
 #[test]
 fn pids_limit_shell_forks_until_pids_max() {
     require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
     let mut s = Session::start("pids-limit", &[]);
-    s.send("echo \"pid $$\"");
-    let shell = s.number("pid ");
-    let dir = group_dir(shell, "pids");
-    assert_shell_group(&dir, "shell");
+    let (shell, dir) = s.shell_group("pids", "shell");
     assert_eq!(read(&dir, "pids.max"), "5");
     assert_eq!(read(&dir, "pids.current"), "1", "the shell alone");
     assert!(s.stdout.iter().any(|l| l.starts_with("This shell runs in the cgroup ") && l.contains(&dir.display().to_string()) && l.contains("pids.max 5")), "{:?}", s.stdout);
@@ -195,26 +209,21 @@ fn pids_limit_shell_forks_until_pids_max() {
     assert_eq!(s.number("current "), 4);
 
     s.send("exit");
-    let (code, out) = s.finish();
+    let (code, out, ended) = s.finish();
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("workbench: the shell ended (exit status 0); killed what was left in it (pids "), "{out}");
     assert!(!dir.exists(), "{} is left", dir.display());
     for p in sleeps.iter().chain([&shell]) {
         assert!(wait_gone(*p), "pid {p} outlived the shell's group");
     }
-    common::assert_host_unchanged(&before, "pids-limit --shell");
+    ended.assert_host_unchanged("pids-limit --shell");
 }
 
 #[test]
 fn memory_oom_shell_survives_the_oom_kill_of_its_child() {
     require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
     let mut s = Session::start("memory-oom", &["--memory", "32M"]);
-    s.send("echo \"pid $$\"");
-    let shell = s.number("pid ");
-    let dir = group_dir(shell, "memory");
-    assert_shell_group(&dir, "shell");
+    let (shell, dir) = s.shell_group("memory", "shell");
     let limit = (32u64 << 20).to_string();
     let v1 = dir.join("memory.limit_in_bytes").exists();
     if v1 {
@@ -241,23 +250,18 @@ fn memory_oom_shell_survives_the_oom_kill_of_its_child() {
     assert_eq!(procs(&dir), vec![shell]);
 
     s.send("exit");
-    let (code, out) = s.finish();
+    let (code, out, ended) = s.finish();
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("workbench: the shell ended (exit status 0); removed "), "{out}");
     assert!(!dir.exists(), "{} is left", dir.display());
-    common::assert_host_unchanged(&before, "memory-oom --shell");
+    ended.assert_host_unchanged("memory-oom --shell");
 }
 
 #[test]
 fn cpu_quota_shell_throttles_its_busy_loop() {
     require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
     let mut s = Session::start("cgroup-cpu-quota", &["--quota", "10000"]);
-    s.send("echo \"pid $$\"");
-    let shell = s.number("pid ");
-    let dir = group_dir(shell, "cpu");
-    assert_shell_group(&dir, "shell");
+    let (_shell, dir) = s.shell_group("cpu", "shell");
     if dir.join("cpu.max").exists() {
         assert_eq!(read(&dir, "cpu.max"), "10000 100000");
     } else {
@@ -276,24 +280,19 @@ fn cpu_quota_shell_throttles_its_busy_loop() {
     }
 
     s.send("exit");
-    let (code, out) = s.finish();
+    let (code, out, ended) = s.finish();
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains(&format!("killed what was left in it (pid {lp})")), "{out}");
     assert!(!dir.exists(), "{} is left", dir.display());
     assert!(wait_gone(lp), "the busy loop {lp} outlived the shell's group");
-    common::assert_host_unchanged(&before, "cgroup-cpu-quota --shell");
+    ended.assert_host_unchanged("cgroup-cpu-quota --shell");
 }
 
 #[test]
 fn cpu_shares_shell_runs_in_group_a_pinned_to_one_cpu() {
     require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
     let mut s = Session::start("cpu-shares", &["--weights", "3:1"]);
-    s.send("echo \"pid $$\"");
-    let shell = s.number("pid ");
-    let a = group_dir(shell, "cpu");
-    assert_shell_group(&a, "shell-a");
+    let (shell, a) = s.shell_group("cpu", "shell-a");
     let b = a.with_file_name(a.file_name().unwrap().to_string_lossy().replace("-shell-a", "-shell-b"));
     assert!(b.is_dir(), "no group B next to {}", a.display());
     if a.join("cpu.weight").exists() {
@@ -315,33 +314,28 @@ fn cpu_shares_shell_runs_in_group_a_pinned_to_one_cpu() {
     assert_eq!(procs(&a), vec![shell]);
 
     s.send("exit");
-    let (code, out) = s.finish();
+    let (code, out, ended) = s.finish();
     assert_eq!(code, Some(0), "{out}");
     assert!(!a.exists() && !b.exists(), "{} or {} is left", a.display(), b.display());
     assert!(wait_gone(sl), "the sleep {sl} in group B outlived the shell");
-    common::assert_host_unchanged(&before, "cpu-shares --shell");
+    ended.assert_host_unchanged("cpu-shares --shell");
 }
 
 #[test]
 fn sigterm_while_the_shell_runs_removes_its_group() {
     require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
     let mut s = Session::start("pids-limit", &[]);
     s.send("sleep 100 & echo \"bg $!\"");
     let bg = s.number("bg ");
-    s.send("echo \"pid $$\"");
-    let shell = s.number("pid ");
-    let dir = group_dir(shell, "pids");
-    assert_shell_group(&dir, "shell");
+    let (shell, dir) = s.shell_group("pids", "shell");
     assert_eq!(group_dir(bg, "pids"), dir);
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(s.child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
-    let (code, out) = s.finish();
+    let (code, out, ended) = s.finish();
     assert_eq!(code, Some(143), "{out}");
     assert!(out.contains("caught SIGTERM, removing what this run created"), "{out}");
     assert!(!dir.exists(), "{} is left", dir.display());
     for p in [bg, shell] {
         assert!(wait_gone(p), "pid {p} outlived the SIGTERM");
     }
-    common::assert_host_unchanged(&before, "pids-limit --shell, then SIGTERM");
+    ended.assert_host_unchanged("pids-limit --shell, then SIGTERM");
 }

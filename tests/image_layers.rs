@@ -191,19 +191,8 @@ fn ctrl_c_with_the_container_running_cleans_up() {
 fn shell_opens_inside_the_loaded_image() {
     require_root!();
     let _g = common::serial();
-    use std::io::Write;
     let before = workbench::host::snapshot::capture();
-    let mut child = Command::new(common::bin())
-        .args(["lesson", "image-layers", "--shell", "--color", "never"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.as_mut().unwrap().write_all(b"echo marker-$(wc -c < /hello.txt)-$(hostname)-$(ls /etc | grep -c hosts)-$(ps | wc -l)\nexit\n").unwrap();
-    let o = child.wait_with_output().unwrap();
-    let out = common::stdout(&o);
-    assert!(o.status.success(), "{out}\n{}", common::stderr(&o));
+    let out = common::shell("image-layers", &[], b"echo marker-$(wc -c < /hello.txt)-$(hostname)-$(ls /etc | grep -c hosts)-$(ps | wc -l)\nexit\n");
     let marker = out.lines().find(|l| l.starts_with("marker-")).unwrap_or_else(|| panic!("no marker in:\n{out}"));
     // hello.txt from the diff layer, the UTS name set for the container, no etc/hosts, and
     // ps (a fresh /proc) showing only header, PID 1, sh, the subshell and ps.

@@ -101,18 +101,7 @@ fn tour_runs_every_lesson() {
 fn shell_runs_inside_the_namespaces() {
     require_root!();
     let _g = common::serial();
-    use std::io::Write;
-    let mut child = std::process::Command::new(common::bin())
-        .args(["lesson", "mount-proc", "--shell", "--color", "never"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.as_mut().unwrap().write_all(b"echo marker-$(ps | wc -l)-$(cat /etc/hostname)\nexit\n").unwrap();
-    let o = child.wait_with_output().unwrap();
-    let out = common::stdout(&o);
-    assert!(o.status.success(), "{out}\n{}", common::stderr(&o));
+    let out = common::shell("mount-proc", &[], b"echo marker-$(ps | wc -l)-$(cat /etc/hostname)\nexit\n");
     // ps inside the shell: header, PID 1, sh, ps, wc → at most 6 lines; the rootfs hostname file.
     let marker = out.lines().find(|l| l.starts_with("marker-")).unwrap_or_else(|| panic!("no marker in:\n{out}"));
     let n: usize = marker.split('-').nth(1).unwrap().parse().unwrap();

@@ -267,19 +267,8 @@ fn bad_network_options_fail_before_anything_is_created() {
 fn veth_bridge_shell_reaches_the_bridge() {
     require_root!();
     let _g = common::serial();
-    use std::io::Write;
     let before = workbench::host::snapshot::capture();
-    let mut child = std::process::Command::new(common::bin())
-        .args(["lesson", "veth-bridge", "--shell", "--color", "never", "--subnet", "10.213.9.0/24"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.as_mut().unwrap().write_all(b"ping -c 1 -w 2 10.213.9.1 >/dev/null && echo marker-$(hostname)-$(ip -4 route | grep -c default)\nexit\n").unwrap();
-    let o = child.wait_with_output().unwrap();
-    let out = common::stdout(&o);
-    assert!(o.status.success(), "{out}\n{}", common::stderr(&o));
+    let out = common::shell("veth-bridge", &["--subnet", "10.213.9.0/24"], b"ping -c 1 -w 2 10.213.9.1 >/dev/null && echo marker-$(hostname)-$(ip -4 route | grep -c default)\nexit\n");
     assert!(out.lines().any(|l| l == "marker-container-1"), "no marker in:\n{out}");
     common::assert_host_unchanged(&before, "veth-bridge --shell");
 }
@@ -291,21 +280,10 @@ fn veth_bridge_shell_reaches_the_bridge() {
 fn net_modes_shell_has_no_zombies() {
     require_root!();
     let _g = common::serial();
-    use std::io::Write;
     let before = workbench::host::snapshot::capture();
-    let mut child = std::process::Command::new(common::bin())
-        .args(["lesson", "net-modes", "--shell", "--color", "never"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
     // busybox `timeout` leaves a helper that exits up to a second after its
     // command: wait for it, then list every process's state.
-    child.stdin.as_mut().unwrap().write_all(b"sleep 2; for f in /proc/[0-9]*/status; do grep '^State' $f; done; echo states-listed\nexit\n").unwrap();
-    let o = child.wait_with_output().unwrap();
-    let out = common::stdout(&o);
-    assert!(o.status.success(), "{out}\n{}", common::stderr(&o));
+    let out = common::shell("net-modes", &[], b"sleep 2; for f in /proc/[0-9]*/status; do grep '^State' $f; done; echo states-listed\nexit\n");
     assert!(out.contains("states-listed"), "the shell did not run the commands:\n{out}");
     let states: Vec<&str> = out.lines().filter(|l| l.starts_with("State:")).collect();
     assert!(states.len() >= 2, "expected the states of PID 1 and the shell:\n{out}");
@@ -340,33 +318,12 @@ fn vxlan_overlay_tunnels_pings_in_udp() {
     common::assert_host_unchanged(&before, "vxlan-overlay");
 }
 
-/// Removes a state file when dropped.
-struct RemoveOnDrop(std::path::PathBuf);
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 #[test]
 fn subnets_another_live_run_holds_are_skipped_or_refused() {
     require_root!();
     let _g = common::serial();
     // Play another live run (owned by this test process) that holds two subnets.
-    let me = std::process::id() as i32;
-    let held = workbench::state::RunState {
-        run_id: workbench::state::random_id(),
-        lesson: "veth-bridge".into(),
-        owner_pid: me,
-        owner_start: workbench::kernel::proc::start_time(me).unwrap(),
-        resources: vec![workbench::state::Resource::Subnet { cidr: "10.213.0.0/24".into() }, workbench::state::Resource::Subnet { cidr: "10.213.9.0/24".into() }],
-    };
-    let runs = workbench::state::run_root().join("runs");
-    std::fs::create_dir_all(&runs).unwrap();
-    let path = runs.join(format!("{}.json", held.run_id));
-    std::fs::write(&path, serde_json::to_vec(&held).unwrap()).unwrap();
-    let _rm = RemoveOnDrop(path);
+    let held = common::hold("veth-bridge", vec![workbench::state::Resource::Subnet { cidr: "10.213.0.0/24".into() }, workbench::state::Resource::Subnet { cidr: "10.213.9.0/24".into() }]);
     let before = workbench::host::snapshot::capture();
     // Asked for explicitly: refused in preflight, one line, exit 2.
     let o = common::workbench(&["lesson", "veth-bridge", "--subnet", "10.213.9.0/24"]);
@@ -388,19 +345,7 @@ fn host_ports_another_live_run_holds_are_skipped_or_refused() {
     require_root!();
     let _g = common::serial();
     // Play another live run (owned by this test process) that maps host ports 8080 and 9090.
-    let me = std::process::id() as i32;
-    let held = workbench::state::RunState {
-        run_id: workbench::state::random_id(),
-        lesson: "nat-port-map".into(),
-        owner_pid: me,
-        owner_start: workbench::kernel::proc::start_time(me).unwrap(),
-        resources: vec![workbench::state::Resource::HostPort { port: 8080 }, workbench::state::Resource::HostPort { port: 9090 }],
-    };
-    let runs = workbench::state::run_root().join("runs");
-    std::fs::create_dir_all(&runs).unwrap();
-    let path = runs.join(format!("{}.json", held.run_id));
-    std::fs::write(&path, serde_json::to_vec(&held).unwrap()).unwrap();
-    let _rm = RemoveOnDrop(path);
+    let held = common::hold("nat-port-map", vec![workbench::state::Resource::HostPort { port: 8080 }, workbench::state::Resource::HostPort { port: 9090 }]);
     let before = workbench::host::snapshot::capture();
     // Asked for explicitly: refused in preflight, one line naming the run, exit 2, nothing created.
     let o = common::workbench(&["lesson", "nat-port-map", "--host-port", "9090"]);
@@ -421,12 +366,17 @@ fn host_ports_another_live_run_holds_are_skipped_or_refused() {
 
 /// Plays a live run that changed a kernel parameter: removes its state file
 /// and puts the parameter back when dropped.
-struct HeldSysctl(std::path::PathBuf, String, String, Vec<(String, String)>);
+/// The other run's ip_forward, restored (and its state file removed) when dropped.
+struct HeldSysctl {
+    _run: common::HeldRun,
+    key: String,
+    previous: String,
+    side_effects: Vec<(String, String)>,
+}
 
 impl Drop for HeldSysctl {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-        let _ = workbench::hostobj::sysctl::restore(&self.1, &self.2, &self.3);
+        let _ = workbench::hostobj::sysctl::restore(&self.key, &self.previous, &self.side_effects);
     }
 }
 
@@ -442,21 +392,10 @@ fn ip_forward_held_by_another_live_run_is_left_to_it() {
     }
     let before = workbench::host::snapshot::capture();
     let saved: Vec<(String, String)> = workbench::hostobj::sysctl::ip_forward_side_effects().into_iter().filter_map(|k| Some((k.clone(), workbench::hostobj::sysctl::read(&k).ok()?))).collect();
-    let me = std::process::id() as i32;
-    let held = workbench::state::RunState {
-        run_id: workbench::state::random_id(),
-        lesson: "nat-port-map".into(),
-        owner_pid: me,
-        owner_start: workbench::kernel::proc::start_time(me).unwrap(),
-        resources: vec![workbench::state::Resource::Sysctl { key: key.into(), previous: original.clone(), side_effects: saved.clone() }],
-    };
-    let runs = workbench::state::run_root().join("runs");
-    std::fs::create_dir_all(&runs).unwrap();
-    let path = runs.join(format!("{}.json", held.run_id));
-    std::fs::write(&path, serde_json::to_vec(&held).unwrap()).unwrap();
+    let held = common::hold("nat-port-map", vec![workbench::state::Resource::Sysctl { key: key.into(), previous: original.clone(), side_effects: saved.clone() }]);
     // The other run turned forwarding on; this one must not turn it off under it.
     workbench::hostobj::sysctl::write(key, "1").unwrap();
-    let guard = HeldSysctl(path, key.into(), original, saved);
+    let guard = HeldSysctl { _run: held, key: key.into(), previous: original, side_effects: saved };
     let o = common::workbench(&["lesson", "nat-port-map", "--json", "--host-port", "18180"]);
     assert!(o.status.success(), "{}", common::stderr(&o));
     assert_eq!(workbench::hostobj::sysctl::read(key).unwrap(), "1", "nat-port-map turned ip_forward off while another run held it");

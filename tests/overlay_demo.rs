@@ -134,19 +134,8 @@ fn ctrl_c_with_the_overlay_mounted_cleans_up() {
 fn shell_sees_the_overlay_again() {
     require_root!();
     let _g = common::serial();
-    use std::io::Write;
     let before = workbench::host::snapshot::capture();
-    let mut child = Command::new(common::bin())
-        .args(["lesson", "overlay-demo", "--shell", "--color", "never"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.as_mut().unwrap().write_all(b"echo marker-$(cat merged/in_both)-$(ls merged | tr '\\n' ,)\nexit\n").unwrap();
-    let o = child.wait_with_output().unwrap();
-    let out = common::stdout(&o);
-    assert!(o.status.success(), "{out}\n{}", common::stderr(&o));
+    let out = common::shell("overlay-demo", &[], b"echo marker-$(cat merged/in_both)-$(ls merged | tr '\\n' ,)\nexit\n");
     let marker = out.lines().find(|l| l.starts_with("marker-")).unwrap_or_else(|| panic!("no marker in:\n{out}"));
     assert_eq!(marker, "marker-from upper-dir,in_both,in_lower,in_upper,");
     common::assert_host_unchanged(&before, "overlay-demo --shell");

@@ -316,15 +316,6 @@ fn published_port_serves_the_containers_httpd_to_the_host() {
     common::assert_host_unchanged(&before, "workbench run -p");
 }
 
-/// Removes a file when dropped (a fake run's state file).
-struct RemoveOnDrop(PathBuf);
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 #[test]
 fn a_published_port_another_run_or_program_holds_is_refused() {
     require_root!();
@@ -335,19 +326,7 @@ fn a_published_port_another_run_or_program_holds_is_refused() {
     // as a nat-port-map run does.
     let (held_port, listened) = (free_port(), std::net::TcpListener::bind("0.0.0.0:0").unwrap());
     let listened_port = listened.local_addr().unwrap().port();
-    let me = std::process::id() as i32;
-    let held = workbench::state::RunState {
-        run_id: workbench::state::random_id(),
-        lesson: "nat-port-map".into(),
-        owner_pid: me,
-        owner_start: workbench::kernel::proc::start_time(me).unwrap(),
-        resources: vec![workbench::state::Resource::HostPort { port: held_port }],
-    };
-    let runs = workbench::state::run_root().join("runs");
-    std::fs::create_dir_all(&runs).unwrap();
-    let path = runs.join(format!("{}.json", held.run_id));
-    std::fs::write(&path, serde_json::to_vec(&held).unwrap()).unwrap();
-    let _rm = RemoveOnDrop(path);
+    let held = common::hold("nat-port-map", vec![workbench::state::Resource::HostPort { port: held_port }]);
     let before = workbench::host::snapshot::capture();
     for (port, why) in [(held_port, format!("is mapped by run {} (nat-port-map), which is still running", held.run_id)), (listened_port, "has a program on this host listening on it".to_string())] {
         let o = run(&["-p", &format!("{port}:80"), &r, "true"]);

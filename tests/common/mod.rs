@@ -2,7 +2,8 @@
 #![allow(dead_code)]
 
 use std::process::{Command, Output};
-use std::sync::{Mutex, MutexGuard};
+use std::io::Read;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::Value;
 
@@ -11,6 +12,23 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 pub fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Read `r` to its end on a thread, appending what comes to the returned text,
+/// so that a child writing much to a pipe never blocks on it.
+pub fn drain(mut r: impl Read + Send + 'static) -> Arc<Mutex<String>> {
+    let text = Arc::new(Mutex::new(String::new()));
+    let sink = text.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = r.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    text
 }
 
 pub fn is_root() -> bool {
@@ -42,6 +60,26 @@ pub fn stdout(o: &Output) -> String {
 
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Run `workbench lesson LESSON --shell --color never EXTRA...` with `script`
+/// (ending in `exit`) on the shell's stdin; assert it succeeded; its stdout.
+pub fn shell(lesson: &str, extra: &[&str], script: &[u8]) -> String {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(bin())
+        .args(["lesson", lesson, "--shell", "--color", "never"])
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run workbench");
+    child.stdin.as_mut().unwrap().write_all(script).unwrap();
+    let o = child.wait_with_output().unwrap();
+    let out = stdout(&o);
+    assert!(o.status.success(), "{out}\n{}", stderr(&o));
+    out
 }
 
 /// Run a lesson with --json and return (exit code, step objects, summary).
@@ -82,4 +120,34 @@ pub fn assert_host_unchanged(before: &workbench::host::snapshot::HostState, what
     let after = workbench::host::snapshot::capture();
     let d = workbench::host::snapshot::differences(before, &after);
     assert!(d.is_empty(), "{what} changed the host:\n{}", d.join("\n"));
+}
+
+/// A play of another live run, owned by this test process, that holds
+/// `resources`: its state file is in workbench's run directory until this is
+/// dropped.
+pub struct HeldRun {
+    pub run_id: String,
+    path: std::path::PathBuf,
+}
+
+pub fn hold(lesson: &str, resources: Vec<workbench::state::Resource>) -> HeldRun {
+    let me = std::process::id() as i32;
+    let held = workbench::state::RunState {
+        run_id: workbench::state::random_id(),
+        lesson: lesson.into(),
+        owner_pid: me,
+        owner_start: workbench::kernel::proc::start_time(me).unwrap(),
+        resources,
+    };
+    let runs = workbench::state::run_root().join("runs");
+    std::fs::create_dir_all(&runs).unwrap();
+    let path = runs.join(format!("{}.json", held.run_id));
+    std::fs::write(&path, serde_json::to_vec(&held).unwrap()).unwrap();
+    HeldRun { run_id: held.run_id, path }
+}
+
+impl Drop for HeldRun {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }

@@ -3,7 +3,7 @@
 //! child's mounts) from outside, then continue, signal or abandon it.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::Receiver;
@@ -55,18 +55,7 @@ impl Paused {
             eof_flag.store(true, std::sync::atomic::Ordering::SeqCst);
         });
         // Drain stdout so that a long transcript never blocks the lesson.
-        let stdout = Arc::new(Mutex::new(String::new()));
-        let mut out = child.stdout.take().unwrap();
-        let sink = stdout.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 8192];
-            while let Ok(n) = out.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
+        let stdout = crate::common::drain(child.stdout.take().unwrap());
         let mut p = Paused { child, prompts: rx, seen: 0, stdout, stderr: errors, stderr_eof: eof };
         p.wait_prompts(1);
         while p.seen < steps {

@@ -16,12 +16,8 @@ use crate::cli::{Cli, ColorChoice, Command, LessonFlags};
 use crate::lesson::runner::{self, RunOptions};
 use crate::lesson::LessonOptions;
 use crate::observe::render::{markdown_rows, render_rows, Style, Verdict};
+use crate::error::UsageError;
 use crate::{doctor, host::Host, lessons, state};
-
-/// A failure before anything ran: bad input or missing prerequisite (exit 2).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);
 
 pub fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();

@@ -6,6 +6,7 @@
 //! Every lesson here performs those kernel operations for real and shows
 //! before and after what changed.
 
+pub mod error;
 pub mod kernel;
 pub mod netview;
 pub mod firewall;

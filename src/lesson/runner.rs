@@ -166,7 +166,7 @@ pub fn run(def: &LessonDef, opts: &RunOptions) -> anyhow::Result<Summary> {
             }
             // Refused at its start, before it created anything (a host port
             // another run took since preflight): as if preflight had said so.
-            Err(e) if n == 1 && e.downcast_ref::<crate::app::UsageError>().is_some() => {
+            Err(e) if n == 1 && e.downcast_ref::<crate::error::UsageError>().is_some() => {
                 drop(lesson);
                 let problems = state::finish();
                 anyhow::ensure!(problems.is_empty(), "{e}; cleanup: {}", problems.join("; "));

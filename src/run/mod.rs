@@ -59,7 +59,7 @@ use anyhow::Context;
 use clap::Args;
 use nix::sched::CloneFlags;
 
-use crate::app::UsageError;
+use crate::error::UsageError;
 use crate::state::{self, Resource};
 use spec::{CpuLimit, HostFacts, NetMode, PortMap, Source};
 

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::app::UsageError;
+use crate::error::UsageError;
 
 /// CFS period used for `--cpus`: 100 ms, the kernel's and Docker's default.
 pub const CPU_PERIOD_US: u64 = 100_000;

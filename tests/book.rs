@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use clap::Parser;
-use workbench::cli::{Cli, Command};
+use workbench::cli::args::{Cli, Command};
 use workbench::lesson::runner::{markdown_stamp, text_fingerprint};
 use workbench::lesson::text::{self, LessonText};
 use workbench::observe::render::md_escape;
@@ -442,7 +442,7 @@ fn check_invocation(line: &str) -> Option<Result<(), String>> {
         return None;
     }
     // The lesson exists and takes the options given.
-    let known = |a: &workbench::cli::LessonArgs| -> Result<(), String> {
+    let known = |a: &workbench::cli::args::LessonArgs| -> Result<(), String> {
         let def = workbench::lessons::find(&a.id).ok_or_else(|| format!("no lesson named '{}' (see `workbench list`)", a.id))?;
         let takes = text::find(def.id).map(|t| t.options).unwrap_or_default();
         a.opts.lesson_options().refuse_others(def.id, &takes).map_err(|e| e.to_string())

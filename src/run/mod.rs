@@ -795,8 +795,8 @@ mod tests {
     fn parse(args: &[&str]) -> RunArgs {
         let mut v = vec!["workbench", "run"];
         v.extend_from_slice(args);
-        match crate::cli::Cli::try_parse_from(v).unwrap().command {
-            crate::cli::Command::Run(a) => a,
+        match crate::cli::args::Cli::try_parse_from(v).unwrap().command {
+            crate::cli::args::Command::Run(a) => a,
             other => panic!("{other:?}"),
         }
     }

@@ -1,52 +1,21 @@
-//! The edge of the program: turn a parsed command line into actions, errors
-//! into one clear line and an exit code.
-//!
-//! Exit codes: 0 success; 1 a lesson check failed or doctor found a required
-//! problem; 2 bad input or a missing prerequisite (nothing was created);
-//! 3 inconclusive: no check failed, but a lesson could not judge its effect
-//! because the host was busy (its CPUs taken by other processes).
-//! With `--json`, a refusal is also a JSON object on stdout ([`crate::jsonl`]).
+//! What each command does: a parsed command line becomes actions, and a
+//! refusal becomes one line (and, with `--json`, one JSON object).
 
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
 
-use crate::cli::{Cli, ColorChoice, Command, LessonFlags};
+use super::args::{Cli, Command, LessonFlags};
 use crate::lesson::runner::{self, RunOptions};
 use crate::lesson::LessonOptions;
 use crate::observe::render::{markdown_rows, render_rows, Style, Verdict};
 use crate::error::UsageError;
 use crate::{doctor, host::Host, lessons, state};
 
-pub fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().collect();
-    let cli = match Cli::try_parse_from(&args) {
-        Ok(c) => c,
-        Err(e) => return clap_refusal(&e, crate::jsonl::requested(&args)),
-    };
-    let style = style_for(cli.color);
-    colored::control::set_override(style.color);
-    let json = wants_json(&cli.command);
-    let result = dispatch(cli.command, style);
-    // A signal's teardown may be under way: its exit status wins.
-    crate::signals::stop_if_caught();
-    match result {
-        Ok(code) => code,
-        Err(e) => {
-            let message = format!("{e:#}");
-            eprintln!("workbench: error: {message}");
-            if json {
-                crate::jsonl::error(&message, 2);
-            }
-            ExitCode::from(2)
-        }
-    }
-}
-
 /// A command line clap refused (exit 2), or `--help`/`--version` (exit 0).
 /// With `--json`, a refusal is also a JSON object on stdout.
-fn clap_refusal(e: &clap::Error, json: bool) -> ExitCode {
+pub(super) fn clap_refusal(e: &clap::Error, json: bool) -> ExitCode {
     let _ = e.print();
     if !e.use_stderr() {
         return ExitCode::SUCCESS;
@@ -59,39 +28,7 @@ fn clap_refusal(e: &clap::Error, json: bool) -> ExitCode {
     ExitCode::from(2)
 }
 
-/// Whether the command asked for `--json` (its refusals are JSON objects too).
-fn wants_json(cmd: &Command) -> bool {
-    match cmd {
-        Command::List(l) => l.json,
-        Command::Lesson(a) => a.opts.json,
-        Command::Tour(t) => t.json,
-        Command::Doctor(d) => d.json,
-        Command::Cleanup(c) => c.json,
-        Command::External(args) => args.iter().take_while(|a| *a != "--").any(|a| a == "--json"),
-        _ => false,
-    }
-}
-
-fn style_for(choice: ColorChoice) -> Style {
-    use std::io::IsTerminal;
-    let tty = std::io::stdout().is_terminal();
-    let color = match choice {
-        ColorChoice::Always => true,
-        ColorChoice::Never => false,
-        ColorChoice::Auto => tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
-    };
-    let width = if tty { terminal_width().unwrap_or(120) } else { 120 };
-    Style { color, width }
-}
-
-fn terminal_width() -> Option<u16> {
-    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
-    // SAFETY: TIOCGWINSZ writes a winsize into the pointed-to struct.
-    let r = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) };
-    (r == 0 && ws.ws_col > 20).then_some(ws.ws_col)
-}
-
-fn dispatch(cmd: Command, style: Style) -> anyhow::Result<ExitCode> {
+pub(super) fn dispatch(cmd: Command, style: Style) -> anyhow::Result<ExitCode> {
     match cmd {
         Command::List(l) => {
             list(l.json, style);
@@ -115,11 +52,11 @@ fn dispatch(cmd: Command, style: Style) -> anyhow::Result<ExitCode> {
         Command::Tour(t) => tour(t.json, style),
         Command::Run(a) => crate::run::main(&a),
         Command::Completions(c) => {
-            crate::manual::completions(c.shell, &mut std::io::stdout().lock());
+            super::manual::completions(c.shell, &mut std::io::stdout().lock());
             Ok(ExitCode::SUCCESS)
         }
         Command::Man(m) => {
-            for name in crate::manual::write_man_pages(&m.dir).with_context(|| format!("writing man pages into {}", m.dir.display()))? {
+            for name in super::manual::write_man_pages(&m.dir).with_context(|| format!("writing man pages into {}", m.dir.display()))? {
                 println!("{}", m.dir.join(name).display());
             }
             Ok(ExitCode::SUCCESS)

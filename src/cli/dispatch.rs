@@ -28,6 +28,13 @@ pub(super) fn clap_refusal(e: &clap::Error, json: bool) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// Whether a command line that did not parse asked for `--json` (its
+/// refusal is then a JSON object too). `workbench run` takes no `--json`:
+/// a `--json` after `run` belongs to the container's command.
+pub(super) fn json_requested(args: &[String]) -> bool {
+    args.iter().skip(1).take_while(|a| *a != "--" && *a != "run").any(|a| a == "--json")
+}
+
 pub(super) fn dispatch(cmd: Command, style: Style) -> anyhow::Result<ExitCode> {
     match cmd {
         Command::List(l) => {
@@ -46,7 +53,7 @@ pub(super) fn dispatch(cmd: Command, style: Style) -> anyhow::Result<ExitCode> {
             match Cli::try_parse_from(&argv) {
                 Ok(Cli { command: Command::Lesson(a), .. }) => run_lesson(&a.id, &a.opts, style),
                 Ok(_) => unreachable!("lesson subcommand parses as a lesson"),
-                Err(e) => Ok(clap_refusal(&e, crate::jsonl::requested(&argv))),
+                Err(e) => Ok(clap_refusal(&e, json_requested(&argv))),
             }
         }
         Command::Tour(t) => tour(t.json, style),
@@ -406,5 +413,15 @@ mod tests {
         assert_eq!(closest_command("pid-nss"), None);
         assert_eq!(closest_command("mount_proc"), None);
         assert_eq!(closest_command("zzzzzz"), None);
+    }
+
+    #[test]
+    fn json_is_requested_before_run_and_double_dash_only() {
+        let a = |s: &str| s.split_whitespace().map(str::to_string).collect::<Vec<_>>();
+        assert!(json_requested(&a("workbench lesson pid-ns --json --bogus")));
+        assert!(json_requested(&a("workbench lis --json")));
+        assert!(!json_requested(&a("workbench lesson pid-ns")));
+        assert!(!json_requested(&a("workbench run rootfs echo --json")));
+        assert!(!json_requested(&a("workbench x -- --json")));
     }
 }

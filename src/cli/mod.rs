@@ -22,7 +22,7 @@ pub fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let cli = match Cli::try_parse_from(&args) {
         Ok(c) => c,
-        Err(e) => return dispatch::clap_refusal(&e, crate::jsonl::requested(&args)),
+        Err(e) => return dispatch::clap_refusal(&e, dispatch::json_requested(&args)),
     };
     let style = style_for(cli.color);
     colored::control::set_override(style.color);

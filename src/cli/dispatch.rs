@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 
-use super::args::{Cli, Command, LessonFlags};
+use super::args::{Cli, Command, LessonArgs};
 use crate::lesson::runner::{self, RunOptions};
 use crate::lesson::LessonOptions;
 use crate::observe::render::{markdown_rows, render_rows, Style, Verdict};
@@ -41,7 +41,7 @@ pub(super) fn dispatch(cmd: Command, style: Style) -> anyhow::Result<ExitCode> {
             list(l.json, style);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Lesson(a) => run_lesson(&a.id, &a.opts, style),
+        Command::Lesson(a) => run_lesson(a, style),
         Command::External(args) => {
             // A mistyped command (`workbench lis`) rather than a lesson?
             if let Some(cmd) = args.first().filter(|n| lessons::find(n).is_none()).and_then(|n| closest_command(n)) {
@@ -51,7 +51,7 @@ pub(super) fn dispatch(cmd: Command, style: Style) -> anyhow::Result<ExitCode> {
             let mut argv = vec!["workbench".to_string(), "lesson".to_string()];
             argv.extend(args);
             match Cli::try_parse_from(&argv) {
-                Ok(Cli { command: Command::Lesson(a), .. }) => run_lesson(&a.id, &a.opts, style),
+                Ok(Cli { command: Command::Lesson(a), .. }) => run_lesson(a, style),
                 Ok(_) => unreachable!("lesson subcommand parses as a lesson"),
                 Err(e) => Ok(clap_refusal(&e, json_requested(&argv))),
             }
@@ -144,18 +144,11 @@ pub fn resolve_lesson(name: &str) -> Result<&'static crate::lesson::LessonDef, U
     Err(UsageError(format!("unknown lesson '{name}': {hint}run `workbench list` to see all lessons")))
 }
 
-fn run_lesson(name: &str, flags: &LessonFlags, style: Style) -> anyhow::Result<ExitCode> {
-    let def = resolve_lesson(name)?;
+fn run_lesson(a: LessonArgs, style: Style) -> anyhow::Result<ExitCode> {
+    let def = resolve_lesson(&a.id)?;
     crate::signals::install()?;
-    let opts = RunOptions {
-        json: flags.json,
-        markdown: flags.markdown,
-        step: flags.step,
-        shell: flags.shell,
-        style,
-        lesson: flags.lesson_options(),
-    };
-    let summary = runner::run(def, &opts)?;
+    let opts = RunOptions { json: a.json, markdown: a.markdown, step: a.step, shell: a.shell, style };
+    let summary = runner::run(def, &opts, a.options)?;
     Ok(ExitCode::from(summary.exit_code()))
 }
 
@@ -349,8 +342,8 @@ fn tour(json: bool, style: Style) -> anyhow::Result<ExitCode> {
     crate::signals::install()?;
     let mut entries = Vec::new();
     for def in lessons::ALL {
-        let opts = RunOptions { json, markdown: false, step: false, shell: false, style, lesson: LessonOptions::default() };
-        let entry = match runner::run(def, &opts) {
+        let opts = RunOptions { json, markdown: false, step: false, shell: false, style };
+        let entry = match runner::run(def, &opts, LessonOptions::default()) {
             Ok(summary) => TourEntry { lesson: def.id.into(), result: match summary.verdict { Verdict::Pass => "pass", Verdict::Fail => "fail", Verdict::Inconclusive => "inconclusive" }, steps: summary.steps, steps_passed: summary.steps_passed, reason: None },
             Err(e) => {
                 let reason = format!("{e:#}");

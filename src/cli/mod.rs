@@ -47,7 +47,7 @@ pub fn main() -> ExitCode {
 fn wants_json(cmd: &Command) -> bool {
     match cmd {
         Command::List(l) => l.json,
-        Command::Lesson(a) => a.opts.json,
+        Command::Lesson(a) => a.json,
         Command::Tour(t) => t.json,
         Command::Doctor(d) => d.json,
         Command::Cleanup(c) => c.json,

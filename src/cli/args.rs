@@ -39,7 +39,7 @@ pub enum Command {
     /// Remove whatever runs that were killed left behind.
     Cleanup(CleanupArgs),
     /// Run a command in a container: namespaces, pivot_root, cgroup limits, network.
-    Run(crate::run::RunArgs),
+    Run(crate::run::args::RunArgs),
     /// Print a shell completion script (lesson ids included), e.g.
     /// `workbench completions bash > /etc/bash_completion.d/workbench`.
     Completions(CompletionsArgs),

@@ -3,7 +3,8 @@
 //! `wb_json`, the version of this interface, so a grader can refuse output it
 //! does not know. A refusal is an object too: `{"type":"error",…}` on stdout
 //! (the one line for humans still goes to stderr). The book's chapter "JSON
-//! output for graders" documents every object.
+//! output for graders" documents every object. This writer is a leaf: the
+//! lesson engine and the commands both print through it.
 
 use std::io::Write;
 
@@ -49,13 +50,6 @@ pub fn error(message: &str, exit: u8) {
     print(&Error { kind: "error", message, exit });
 }
 
-/// Whether a command line that did not parse asked for `--json` (its
-/// refusal is then a JSON object too). `workbench run` takes no `--json`:
-/// a `--json` after `run` belongs to the container's command.
-pub fn requested(args: &[String]) -> bool {
-    args.iter().skip(1).take_while(|a| *a != "--" && *a != "run").any(|a| a == "--json")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,15 +61,5 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&l).unwrap();
         assert_eq!(v[VERSION_KEY], VERSION);
         assert!(!l.contains('\n'));
-    }
-
-    #[test]
-    fn json_is_requested_before_run_and_double_dash_only() {
-        let a = |s: &str| s.split_whitespace().map(str::to_string).collect::<Vec<_>>();
-        assert!(requested(&a("workbench lesson pid-ns --json --bogus")));
-        assert!(requested(&a("workbench lis --json")));
-        assert!(!requested(&a("workbench lesson pid-ns")));
-        assert!(!requested(&a("workbench run rootfs echo --json")));
-        assert!(!requested(&a("workbench x -- --json")));
     }
 }

@@ -6,6 +6,7 @@
 //! Every lesson here performs those kernel operations for real and shows
 //! before and after what changed.
 
+pub mod error;
 pub mod kernel;
 pub mod observe;
 pub mod hostobj;
@@ -14,8 +15,6 @@ pub mod host;
 pub mod lesson;
 pub mod lessons;
 pub mod kit;
-pub mod app;
 pub mod cli;
-pub mod manual;
 pub mod jsonl;
 pub mod run;

@@ -1,5 +1,5 @@
 //! `workbench`: the thin binary over the library. See `workbench --help`.
 
 fn main() -> std::process::ExitCode {
-    workbench::app::main()
+    workbench::cli::main()
 }

@@ -286,11 +286,11 @@ pub fn held_ports_elsewhere() -> Vec<(u16, String)> {
 /// run, host-wide (under an exclusive lock, recorded in the state file, so
 /// two runs started at once never map the same port; the reservation ends
 /// with the run, or with its owner's death). A port that cannot be had is a
-/// [`UsageError`](crate::app::UsageError): the run was refused, like in
+/// [`UsageError`](crate::error::UsageError): the run was refused, like in
 /// preflight (a run started at the same moment took it in between).
 pub fn reserve_host_port(given: Option<u16>) -> anyhow::Result<HostPort> {
     state::reserve("ports", || -> anyhow::Result<HostPort> {
-        let chosen = choose_host_port(given, host_port_in_use, &held_ports_elsewhere()).map_err(crate::app::UsageError)?;
+        let chosen = choose_host_port(given, host_port_in_use, &held_ports_elsewhere()).map_err(crate::error::UsageError)?;
         state::record(Resource::HostPort { port: chosen.port })?;
         Ok(chosen)
     })?

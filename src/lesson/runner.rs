@@ -24,7 +24,6 @@ pub struct RunOptions {
     /// Drop into a shell inside the lesson's namespaces at the end.
     pub shell: bool,
     pub style: Style,
-    pub lesson: LessonOptions,
 }
 
 /// One step's result, as printed with `--json`.
@@ -102,18 +101,19 @@ fn summary_words(s: &Summary) -> String {
 
 /// Run one lesson from start to end. `Err` means it could not start (bad
 /// input, not root, a missing tool) and nothing was created; a failed check
-/// is reported in the returned summary.
-pub fn run(def: &LessonDef, opts: &RunOptions) -> anyhow::Result<Summary> {
+/// is reported in the returned summary. `options` are the lesson's own
+/// (`--memory`…), handed to its code in [`Cx`].
+pub fn run(def: &LessonDef, opts: &RunOptions, options: LessonOptions) -> anyhow::Result<Summary> {
     let text = text::find(def.id).ok_or_else(|| anyhow::anyhow!("lesson {} has no text in lessons/", def.id))?;
     if opts.shell && def.shell.is_none() {
         anyhow::bail!("lesson {} has no shell to drop into: run it without --shell", def.id);
     }
-    opts.lesson.refuse_others(def.id, &text.options)?;
+    options.refuse_others(def.id, &text.options)?;
     let host = Host::probe();
-    (def.preflight)(&host, &opts.lesson)?;
+    (def.preflight)(&host, &options)?;
 
     let run = state::begin(def.id)?;
-    let mut cx = Cx { workdir: run.workdir.clone(), run_id: run.run_id.clone(), lesson: def.id, host, options: opts.lesson.clone() };
+    let mut cx = Cx { workdir: run.workdir.clone(), run_id: run.run_id.clone(), lesson: def.id, host, options };
     let mut lesson = (def.new)();
     let out = &mut std::io::stdout();
 
@@ -166,7 +166,7 @@ pub fn run(def: &LessonDef, opts: &RunOptions) -> anyhow::Result<Summary> {
             }
             // Refused at its start, before it created anything (a host port
             // another run took since preflight): as if preflight had said so.
-            Err(e) if n == 1 && e.downcast_ref::<crate::app::UsageError>().is_some() => {
+            Err(e) if n == 1 && e.downcast_ref::<crate::error::UsageError>().is_some() => {
                 drop(lesson);
                 let problems = state::finish();
                 anyhow::ensure!(problems.is_empty(), "{e}; cleanup: {}", problems.join("; "));
@@ -517,8 +517,8 @@ mod tests {
             panic!("a lesson was made for a refused --shell")
         }
         let def = LessonDef { id: "pid-ns", steps: &[], preflight: no_preflight, new: no_lesson, shell: None, spots: &[] };
-        let opts = RunOptions { json: false, markdown: false, step: false, shell: true, style: Style { color: false, width: 80 }, lesson: LessonOptions::default() };
-        let e = run(&def, &opts).unwrap_err().to_string();
+        let opts = RunOptions { json: false, markdown: false, step: false, shell: true, style: Style { color: false, width: 80 } };
+        let e = run(&def, &opts, LessonOptions::default()).unwrap_err().to_string();
         assert_eq!(e, "lesson pid-ns has no shell to drop into: run it without --shell");
     }
 

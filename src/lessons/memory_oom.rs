@@ -21,6 +21,7 @@ use wb_cgroup::{Controller, Group, Resource as Watch};
 use crate::kit::cg;
 use crate::kit::hog::{self, Hog, Program, Spec};
 use crate::host::Host;
+use crate::lesson::options::MemoryError;
 use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, Spot, StepReport};
 use crate::observe::{capture, Capture};
 
@@ -35,14 +36,11 @@ const OOM_TIMEOUT: Duration = Duration::from_secs(30);
 /// Validate `--memory`: a size like 64M between 4M and 256M.
 pub fn memory_limit(opts: &LessonOptions) -> anyhow::Result<u64> {
     let text = opts.memory.as_deref().unwrap_or(DEFAULT_MEMORY);
-    let bytes = wb_cgroup::parse_size(text).map_err(|e| anyhow::anyhow!("--memory: {e}"))?;
-    if bytes < MIN_MEMORY {
-        anyhow::bail!("--memory {text} is too small: use at least 4M (the shell and the kernel's own charges need room)");
-    }
-    if bytes > MAX_MEMORY {
-        anyhow::bail!("--memory {text} is more than this lesson needs: use at most 256M");
-    }
-    Ok(bytes)
+    crate::lesson::options::parse_memory(text, MIN_MEMORY, MAX_MEMORY).map_err(|e| match e {
+        MemoryError::Malformed(e) => anyhow::anyhow!("--memory: {e}"),
+        MemoryError::TooSmall => anyhow::anyhow!("--memory {text} is too small: use at least 4M (the shell and the kernel's own charges need room)"),
+        MemoryError::TooLarge => anyhow::anyhow!("--memory {text} is more than this lesson needs: use at most 256M"),
+    })
 }
 
 /// Doublings the hog may do: enough to pass the limit for sure (the string

@@ -130,7 +130,7 @@ pub fn reserve_ports(ports: &[PortMap]) -> anyhow::Result<()> {
     state::reserve("ports", || -> anyhow::Result<()> {
         let held = netlab::held_ports_elsewhere();
         for p in ports {
-            let refuse = |why: String| crate::app::UsageError(format!("-p {}:{}: host port {} {why}: publish another host port", p.host, p.container, p.host));
+            let refuse = |why: String| crate::error::UsageError(format!("-p {}:{}: host port {} {why}: publish another host port", p.host, p.container, p.host));
             if let Some((_, who)) = held.iter().find(|(h, _)| *h == p.host) {
                 return Err(refuse(format!("is mapped by {who}, which is still running")).into());
             }

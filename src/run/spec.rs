@@ -7,7 +7,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::app::UsageError;
+use crate::error::UsageError;
+use crate::lesson::options::MemoryError;
 
 /// CFS period used for `--cpus`: 100 ms, the kernel's and Docker's default.
 pub const CPU_PERIOD_US: u64 = 100_000;
@@ -94,14 +95,11 @@ fn usage(msg: impl Into<String>) -> UsageError {
 
 /// `--memory 64M` → bytes, between [`MIN_MEMORY`] and the machine's memory.
 pub fn parse_memory(s: &str, facts: &HostFacts) -> Result<u64, UsageError> {
-    let bytes = wb_cgroup::parse_size(s).map_err(|_| usage(format!("--memory {s:?}: expected a size like 64M, 512k or 1G")))?;
-    if bytes < MIN_MEMORY {
-        return Err(usage(format!("--memory {s}: must be at least 4M (smaller limits kill even /bin/true)")));
-    }
-    if bytes > facts.mem_total {
-        return Err(usage(format!("--memory {s}: more than this machine has ({} MiB); give a smaller limit", facts.mem_total >> 20)));
-    }
-    Ok(bytes)
+    crate::lesson::options::parse_memory(s, MIN_MEMORY, facts.mem_total).map_err(|e| match e {
+        MemoryError::Malformed(_) => usage(format!("--memory {s:?}: expected a size like 64M, 512k or 1G")),
+        MemoryError::TooSmall => usage(format!("--memory {s}: must be at least 4M (smaller limits kill even /bin/true)")),
+        MemoryError::TooLarge => usage(format!("--memory {s}: more than this machine has ({} MiB); give a smaller limit", facts.mem_total >> 20)),
+    })
 }
 
 /// `--cpus 1.5` → quota 150000 µs per 100000 µs period; more than 0, at most the cores.

@@ -99,10 +99,10 @@ pub(crate) fn check_invocation(line: &str) -> Option<Result<(), String>> {
         return None;
     }
     // The lesson exists and takes the options given.
-    let known = |a: &workbench::cli::LessonArgs| -> Result<(), String> {
+    let known = |a: &workbench::cli::args::LessonArgs| -> Result<(), String> {
         let def = workbench::lessons::find(&a.id).ok_or_else(|| format!("no lesson named '{}' (see `workbench list`)", a.id))?;
         let takes = text::find(def.id).map(|t| t.options).unwrap_or_default();
-        a.opts.lesson_options().refuse_others(def.id, &takes).map_err(|e| e.to_string())
+        a.options.refuse_others(def.id, &takes).map_err(|e| e.to_string())
     };
     Some(match Cli::try_parse_from(&words) {
         Err(e) => Err(e.to_string().lines().next().unwrap_or("").to_string()),

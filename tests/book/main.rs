@@ -35,7 +35,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use clap::Parser;
-use workbench::cli::{Cli, Command};
+use workbench::cli::args::{Cli, Command};
 use workbench::lesson::runner::{markdown_stamp, text_fingerprint};
 use workbench::lesson::text::{self, LessonText};
 use workbench::observe::render::md_escape;

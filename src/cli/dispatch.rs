@@ -1,57 +1,22 @@
-//! The edge of the program: turn a parsed command line into actions, errors
-//! into one clear line and an exit code.
-//!
-//! Exit codes: 0 success; 1 a lesson check failed or doctor found a required
-//! problem; 2 bad input or a missing prerequisite (nothing was created);
-//! 3 inconclusive: no check failed, but a lesson could not judge its effect
-//! because the host was busy (its CPUs taken by other processes).
-//! With `--json`, a refusal is also a JSON object on stdout ([`crate::jsonl`]).
+//! What each command does: a parsed command line becomes actions, and a
+//! refusal becomes one line (and, with `--json`, one JSON object).
 
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
 
-use crate::cli::{Cli, ColorChoice, Command, LessonFlags};
+use super::args::{Cli, Command, LessonArgs};
 use crate::lesson::runner::{self, RunOptions};
 use crate::lesson::LessonOptions;
 use crate::observe::render::{markdown_rows, render_rows, Style, Verdict};
+use crate::error::UsageError;
 use crate::host::{doctor, Host};
 use crate::{lessons, state};
 
-/// A failure before anything ran: bad input or missing prerequisite (exit 2).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);
-
-pub fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().collect();
-    let cli = match Cli::try_parse_from(&args) {
-        Ok(c) => c,
-        Err(e) => return clap_refusal(&e, crate::jsonl::requested(&args)),
-    };
-    let style = style_for(cli.color);
-    colored::control::set_override(style.color);
-    let json = wants_json(&cli.command);
-    let result = dispatch(cli.command, style);
-    // A signal's teardown may be under way: its exit status wins.
-    crate::state::signals::stop_if_caught();
-    match result {
-        Ok(code) => code,
-        Err(e) => {
-            let message = format!("{e:#}");
-            eprintln!("workbench: error: {message}");
-            if json {
-                crate::jsonl::error(&message, 2);
-            }
-            ExitCode::from(2)
-        }
-    }
-}
-
 /// A command line clap refused (exit 2), or `--help`/`--version` (exit 0).
 /// With `--json`, a refusal is also a JSON object on stdout.
-fn clap_refusal(e: &clap::Error, json: bool) -> ExitCode {
+pub(super) fn clap_refusal(e: &clap::Error, json: bool) -> ExitCode {
     let _ = e.print();
     if !e.use_stderr() {
         return ExitCode::SUCCESS;
@@ -64,45 +29,20 @@ fn clap_refusal(e: &clap::Error, json: bool) -> ExitCode {
     ExitCode::from(2)
 }
 
-/// Whether the command asked for `--json` (its refusals are JSON objects too).
-fn wants_json(cmd: &Command) -> bool {
-    match cmd {
-        Command::List(l) => l.json,
-        Command::Lesson(a) => a.opts.json,
-        Command::Tour(t) => t.json,
-        Command::Doctor(d) => d.json,
-        Command::Cleanup(c) => c.json,
-        Command::External(args) => args.iter().take_while(|a| *a != "--").any(|a| a == "--json"),
-        _ => false,
-    }
+/// Whether a command line that did not parse asked for `--json` (its
+/// refusal is then a JSON object too). `workbench run` takes no `--json`:
+/// a `--json` after `run` belongs to the container's command.
+pub(super) fn json_requested(args: &[String]) -> bool {
+    args.iter().skip(1).take_while(|a| *a != "--" && *a != "run").any(|a| a == "--json")
 }
 
-fn style_for(choice: ColorChoice) -> Style {
-    use std::io::IsTerminal;
-    let tty = std::io::stdout().is_terminal();
-    let color = match choice {
-        ColorChoice::Always => true,
-        ColorChoice::Never => false,
-        ColorChoice::Auto => tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
-    };
-    let width = if tty { terminal_width().unwrap_or(120) } else { 120 };
-    Style { color, width }
-}
-
-fn terminal_width() -> Option<u16> {
-    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
-    // SAFETY: TIOCGWINSZ writes a winsize into the pointed-to struct.
-    let r = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) };
-    (r == 0 && ws.ws_col > 20).then_some(ws.ws_col)
-}
-
-fn dispatch(cmd: Command, style: Style) -> anyhow::Result<ExitCode> {
+pub(super) fn dispatch(cmd: Command, style: Style) -> anyhow::Result<ExitCode> {
     match cmd {
         Command::List(l) => {
             list(l.json, style);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Lesson(a) => run_lesson(&a.id, &a.opts, style),
+        Command::Lesson(a) => run_lesson(a, style),
         Command::External(args) => {
             // A mistyped command (`workbench lis`) rather than a lesson?
             if let Some(cmd) = args.first().filter(|n| lessons::find(n).is_none()).and_then(|n| closest_command(n)) {
@@ -112,19 +52,19 @@ fn dispatch(cmd: Command, style: Style) -> anyhow::Result<ExitCode> {
             let mut argv = vec!["workbench".to_string(), "lesson".to_string()];
             argv.extend(args);
             match Cli::try_parse_from(&argv) {
-                Ok(Cli { command: Command::Lesson(a), .. }) => run_lesson(&a.id, &a.opts, style),
+                Ok(Cli { command: Command::Lesson(a), .. }) => run_lesson(a, style),
                 Ok(_) => unreachable!("lesson subcommand parses as a lesson"),
-                Err(e) => Ok(clap_refusal(&e, crate::jsonl::requested(&argv))),
+                Err(e) => Ok(clap_refusal(&e, json_requested(&argv))),
             }
         }
         Command::Tour(t) => tour(t.json, style),
         Command::Run(a) => crate::run::main(&a),
         Command::Completions(c) => {
-            crate::manual::completions(c.shell, &mut std::io::stdout().lock());
+            super::manual::completions(c.shell, &mut std::io::stdout().lock());
             Ok(ExitCode::SUCCESS)
         }
         Command::Man(m) => {
-            for name in crate::manual::write_man_pages(&m.dir).with_context(|| format!("writing man pages into {}", m.dir.display()))? {
+            for name in super::manual::write_man_pages(&m.dir).with_context(|| format!("writing man pages into {}", m.dir.display()))? {
                 println!("{}", m.dir.join(name).display());
             }
             Ok(ExitCode::SUCCESS)
@@ -205,18 +145,11 @@ pub fn resolve_lesson(name: &str) -> Result<&'static crate::lesson::LessonDef, U
     Err(UsageError(format!("unknown lesson '{name}': {hint}run `workbench list` to see all lessons")))
 }
 
-fn run_lesson(name: &str, flags: &LessonFlags, style: Style) -> anyhow::Result<ExitCode> {
-    let def = resolve_lesson(name)?;
+fn run_lesson(a: LessonArgs, style: Style) -> anyhow::Result<ExitCode> {
+    let def = resolve_lesson(&a.id)?;
     crate::state::signals::install()?;
-    let opts = RunOptions {
-        json: flags.json,
-        markdown: flags.markdown,
-        step: flags.step,
-        shell: flags.shell,
-        style,
-        lesson: flags.lesson_options(),
-    };
-    let summary = runner::run(def, &opts)?;
+    let opts = RunOptions { json: a.json, markdown: a.markdown, step: a.step, shell: a.shell, style };
+    let summary = runner::run(def, &opts, a.options)?;
     Ok(ExitCode::from(summary.exit_code()))
 }
 
@@ -410,8 +343,8 @@ fn tour(json: bool, style: Style) -> anyhow::Result<ExitCode> {
     crate::state::signals::install()?;
     let mut entries = Vec::new();
     for def in lessons::ALL {
-        let opts = RunOptions { json, markdown: false, step: false, shell: false, style, lesson: LessonOptions::default() };
-        let entry = match runner::run(def, &opts) {
+        let opts = RunOptions { json, markdown: false, step: false, shell: false, style };
+        let entry = match runner::run(def, &opts, LessonOptions::default()) {
             Ok(summary) => TourEntry { lesson: def.id.into(), result: match summary.verdict { Verdict::Pass => "pass", Verdict::Fail => "fail", Verdict::Inconclusive => "inconclusive" }, steps: summary.steps, steps_passed: summary.steps_passed, reason: None },
             Err(e) => {
                 let reason = format!("{e:#}");
@@ -474,5 +407,15 @@ mod tests {
         assert_eq!(closest_command("pid-nss"), None);
         assert_eq!(closest_command("mount_proc"), None);
         assert_eq!(closest_command("zzzzzz"), None);
+    }
+
+    #[test]
+    fn json_is_requested_before_run_and_double_dash_only() {
+        let a = |s: &str| s.split_whitespace().map(str::to_string).collect::<Vec<_>>();
+        assert!(json_requested(&a("workbench lesson pid-ns --json --bogus")));
+        assert!(json_requested(&a("workbench lis --json")));
+        assert!(!json_requested(&a("workbench lesson pid-ns")));
+        assert!(!json_requested(&a("workbench run rootfs echo --json")));
+        assert!(!json_requested(&a("workbench x -- --json")));
     }
 }

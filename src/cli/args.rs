@@ -39,7 +39,7 @@ pub enum Command {
     /// Remove whatever runs that were killed left behind.
     Cleanup(CleanupArgs),
     /// Run a command in a container: namespaces, pivot_root, cgroup limits, network.
-    Run(crate::run::RunArgs),
+    Run(crate::run::args::RunArgs),
     /// Print a shell completion script (lesson ids included), e.g.
     /// `workbench completions bash > /etc/bash_completion.d/workbench`.
     Completions(CompletionsArgs),
@@ -60,13 +60,6 @@ pub enum Command {
 pub struct LessonArgs {
     /// The lesson id (or alias), e.g. pid-ns.
     pub id: String,
-
-    #[command(flatten)]
-    pub opts: LessonFlags,
-}
-
-#[derive(Debug, Args, Clone)]
-pub struct LessonFlags {
     /// Print one JSON object per step (and a summary) instead of tables.
     #[arg(long)]
     pub json: bool,
@@ -79,50 +72,9 @@ pub struct LessonFlags {
     /// Record mode: print the run as one Markdown page (the book's transcripts).
     #[arg(long, conflicts_with_all = ["json", "step", "shell"])]
     pub markdown: bool,
-    /// Hostname to set inside the UTS namespace (pid-ns).
-    #[arg(long, value_parser = parse_hostname)]
-    pub hostname: Option<String>,
-    /// CPU quota in microseconds per period (cgroup-cpu-quota), e.g. 50000.
-    #[arg(long)]
-    pub quota: Option<u64>,
-    /// CFS period in microseconds (cgroup-cpu-quota), default 100000.
-    #[arg(long)]
-    pub period: Option<u64>,
-    /// Relative CPU weights of the two competing hogs (cpu-shares), e.g. 2:1.
-    #[arg(long)]
-    pub weights: Option<String>,
-    /// Memory limit (memory-oom), e.g. 64M.
-    #[arg(long)]
-    pub memory: Option<String>,
-    /// Maximum number of tasks in the group (pids-limit).
-    #[arg(long)]
-    pub pids_max: Option<u64>,
-    /// Container subnet (network lessons), e.g. 10.213.0.0/24.
-    #[arg(long)]
-    pub subnet: Option<String>,
-    /// Host port of the port mapping (nat-port-map).
-    #[arg(long)]
-    pub host_port: Option<u16>,
-    /// Container port of the port mapping (nat-port-map).
-    #[arg(long)]
-    pub container_port: Option<u16>,
-}
-
-impl LessonFlags {
-    /// The options handed to the lesson.
-    pub fn lesson_options(&self) -> crate::lesson::LessonOptions {
-        crate::lesson::LessonOptions {
-            hostname: self.hostname.clone(),
-            quota_us: self.quota,
-            period_us: self.period,
-            weights: self.weights.clone(),
-            memory: self.memory.clone(),
-            pids_max: self.pids_max,
-            subnet: self.subnet.clone(),
-            host_port: self.host_port,
-            container_port: self.container_port,
-        }
-    }
+    /// The lesson's own options (each lesson takes only those its text lists).
+    #[command(flatten)]
+    pub options: crate::lesson::LessonOptions,
 }
 
 #[derive(Debug, Args)]
@@ -194,17 +146,6 @@ pub struct ManArgs {
     pub dir: std::path::PathBuf,
 }
 
-/// A hostname as sethostname(2) accepts it: 1 to 64 bytes, no `/` or control characters.
-pub fn parse_hostname(s: &str) -> Result<String, String> {
-    if s.is_empty() || s.len() > 64 {
-        return Err(format!("hostname must be 1 to 64 bytes long, got {}", s.len()));
-    }
-    if s.chars().any(|c| c.is_control() || c == '/') {
-        return Err("hostname must not contain '/' or control characters".into());
-    }
-    Ok(s.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,29 +157,13 @@ mod tests {
     }
 
     #[test]
-    fn lesson_option_names_are_the_cli_flags() {
-        // Every flag of LessonFlags but the ways of running (json, step, shell, markdown)
-        // is a lesson option, under the name `options` in lessons/*.toml uses.
+    fn lesson_options_are_flattened_after_the_ways_of_running() {
+        // The lesson command's flags: the ways of running, then every lesson option.
         let cmd = Cli::command();
         let lesson = cmd.find_subcommand("lesson").unwrap();
-        let flags: Vec<String> = lesson.get_arguments().filter_map(|a| a.get_long()).filter(|l| !["json", "step", "shell", "markdown", "help"].contains(l)).map(str::to_string).collect();
-        assert_eq!(flags, crate::lesson::LessonOptions::NAMES);
-        // ...and each one, given, is named by `given()`.
-        let mut argv = vec!["workbench".to_string(), "lesson".into(), "x".into()];
-        for (f, v) in flags.iter().zip(["box", "5", "6", "2:1", "64M", "7", "10.0.0.0/24", "9090", "80"]) {
-            argv.push(format!("--{f}"));
-            argv.push(v.to_string());
-        }
-        let Command::Lesson(a) = Cli::try_parse_from(&argv).unwrap().command else { panic!("not a lesson") };
-        assert_eq!(a.opts.lesson_options().given(), crate::lesson::LessonOptions::NAMES);
-    }
-
-    #[test]
-    fn hostnames_are_validated() {
-        assert!(parse_hostname("In Namespace").is_ok());
-        assert!(parse_hostname("").is_err());
-        assert!(parse_hostname(&"x".repeat(65)).is_err());
-        assert!(parse_hostname("a/b").is_err());
+        let flags: Vec<&str> = lesson.get_arguments().filter_map(|a| a.get_long()).filter(|l| *l != "help").collect();
+        assert_eq!(flags[..4], ["json", "step", "shell", "markdown"]);
+        assert_eq!(flags[4..], *crate::lesson::LessonOptions::NAMES);
     }
 
     #[test]
@@ -247,8 +172,8 @@ mod tests {
         match cli.command {
             Command::Lesson(a) => {
                 assert_eq!(a.id, "pid-ns");
-                assert!(a.opts.json);
-                assert_eq!(a.opts.hostname.as_deref(), Some("box"));
+                assert!(a.json);
+                assert_eq!(a.options.hostname.as_deref(), Some("box"));
             }
             other => panic!("parsed as {other:?}"),
         }

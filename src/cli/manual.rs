@@ -1,6 +1,6 @@
 //! Shell completions and man pages, generated from the command line itself.
 //!
-//! Both come from clap's description of the CLI (`cli.rs`), so they cannot
+//! Both come from clap's description of the CLI (`args.rs`), so they cannot
 //! drift from it. The one addition is the lesson names: `workbench lesson`
 //! takes any string at parse time (a typo gets a "did you mean"), but for
 //! completion and the manual its argument is given the lesson ids and aliases
@@ -12,7 +12,7 @@ use std::path::Path;
 use clap::builder::{PossibleValue, PossibleValuesParser};
 use clap::CommandFactory;
 
-use crate::cli::{Cli, Shell};
+use super::args::{Cli, Shell};
 
 /// The CLI as clap describes it, without its hidden subcommands (clap_complete
 /// would offer them), and with the lesson ids and aliases as the possible

@@ -38,7 +38,12 @@ fn main() {
     let run = |c: &[String]| -> f64 {
         std::thread::sleep(settle);
         let t = Instant::now();
-        let st = Command::new(&c[1]).args(&c[2..]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status();
+        let st = Command::new(&c[1])
+            .args(&c[2..])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
         let ms = t.elapsed().as_secs_f64() * 1e3;
         match st {
             Ok(s) if s.success() => ms,
@@ -49,7 +54,11 @@ fn main() {
         }
     };
     // xorshift64, seeded from the clock: a fresh order every round.
-    let mut seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1) | 1;
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1)
+        | 1;
     let mut next = move || {
         seed ^= seed << 13;
         seed ^= seed >> 7;

@@ -19,7 +19,12 @@ fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&out)?;
     let layer = out.join("layer.tar");
     wb_image::layer::upper_to_layer_file(&tree, &layer)?;
-    let cfg = wb_image::ImageConfig { name: "bench".into(), tag, cmd: vec!["/bin/sh".into()], env: vec![] };
+    let cfg = wb_image::ImageConfig {
+        name: "bench".into(),
+        tag,
+        cmd: vec!["/bin/sh".into()],
+        env: vec![],
+    };
     let saved = wb_image::save_oci(std::slice::from_ref(&layer), &cfg, &out.join("oci"))?;
     std::fs::remove_file(&layer)?;
     println!("{}", saved.manifest_digest);

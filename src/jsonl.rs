@@ -47,7 +47,11 @@ pub struct Error<'a> {
 
 /// Print a refusal as `{"type":"error","message":…,"exit":…}`.
 pub fn error(message: &str, exit: u8) {
-    print(&Error { kind: "error", message, exit });
+    print(&Error {
+        kind: "error",
+        message,
+        exit,
+    });
 }
 
 #[cfg(test)]
@@ -56,8 +60,15 @@ mod tests {
 
     #[test]
     fn lines_carry_the_version_first() {
-        let l = line(&Error { kind: "error", message: "no \"such\" lesson", exit: 2 });
-        assert_eq!(l, r#"{"wb_json":1,"type":"error","message":"no \"such\" lesson","exit":2}"#);
+        let l = line(&Error {
+            kind: "error",
+            message: "no \"such\" lesson",
+            exit: 2,
+        });
+        assert_eq!(
+            l,
+            r#"{"wb_json":1,"type":"error","message":"no \"such\" lesson","exit":2}"#
+        );
         let v: serde_json::Value = serde_json::from_str(&l).unwrap();
         assert_eq!(v[VERSION_KEY], VERSION);
         assert!(!l.contains('\n'));

@@ -6,15 +6,15 @@
 //! Every lesson here performs those kernel operations for real and shows
 //! before and after what changed.
 
+pub mod cli;
 pub mod error;
-pub mod kernel;
-pub mod observe;
-pub mod hostobj;
-pub mod state;
 pub mod host;
+pub mod hostobj;
+pub mod jsonl;
+pub mod kernel;
+pub mod kit;
 pub mod lesson;
 pub mod lessons;
-pub mod kit;
-pub mod cli;
-pub mod jsonl;
+pub mod observe;
 pub mod run;
+pub mod state;

@@ -26,16 +26,32 @@ fn num(s: &str) -> f64 {
 }
 
 fn has_fact(st: &Value, key: &str) -> bool {
-    st["diff"].as_array().unwrap().iter().filter(|s| s["name"] == "facts").any(|s| s["rows"].as_array().unwrap().iter().any(|r| r["key"] == key))
+    st["diff"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["name"] == "facts")
+        .any(|s| s["rows"].as_array().unwrap().iter().any(|r| r["key"] == key))
 }
 
 fn failed_checks(steps: &[Value]) -> String {
     steps
         .iter()
-        .flat_map(|s| s["checks"].as_array().cloned().unwrap_or_default().into_iter().map(move |c| (s["id"].clone(), c)))
+        .flat_map(|s| {
+            s["checks"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(move |c| (s["id"].clone(), c))
+        })
         .filter(|(_, c)| c["pass"] != true)
         .map(|(id, c)| format!("{id}: {} expected {} got {}", c["name"], c["expected"], c["actual"]))
-        .chain(steps.iter().filter_map(|s| s["error"].as_str().map(|e| format!("{}: error {e}", s["id"]))))
+        .chain(
+            steps
+                .iter()
+                .filter_map(|s| s["error"].as_str().map(|e| format!("{}: error {e}", s["id"]))),
+        )
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -44,28 +60,50 @@ fn failed_checks(steps: &[Value]) -> String {
 fn gone(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Err(_) => true,
-        Ok(s) => s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z') || r.starts_with('X')),
+        Ok(s) => s
+            .rsplit_once(") ")
+            .is_some_and(|(_, r)| r.starts_with('Z') || r.starts_with('X')),
     }
 }
 
 /// The rows of a section that changed.
 fn changed<'a>(st: &'a Value, section: &str) -> Vec<&'a Value> {
-    st["diff"].as_array().unwrap().iter().filter(|s| s["name"] == section).flat_map(|s| s["rows"].as_array().unwrap().iter()).filter(|r| r["change"] != "same").collect()
+    st["diff"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["name"] == section)
+        .flat_map(|s| s["rows"].as_array().unwrap().iter())
+        .filter(|r| r["change"] != "same")
+        .collect()
 }
 
 fn pid_in(s: &str) -> i32 {
-    s.split_whitespace().skip_while(|w| *w != "pid").nth(1).and_then(|p| p.trim_end_matches(',').parse().ok()).unwrap_or_else(|| panic!("no pid in {s:?}"))
+    s.split_whitespace()
+        .skip_while(|w| *w != "pid")
+        .nth(1)
+        .and_then(|p| p.trim_end_matches(',').parse().ok())
+        .unwrap_or_else(|| panic!("no pid in {s:?}"))
 }
 
 /// The output of the transcript line whose command starts with `command`.
 fn said<'a>(st: &'a Value, command: &str) -> Option<&'a str> {
-    st["transcript"].as_array().unwrap().iter().find(|t| t["command"].as_str().unwrap().starts_with(command)).map(|t| t["output"].as_str().unwrap())
+    st["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["command"].as_str().unwrap().starts_with(command))
+        .map(|t| t["output"].as_str().unwrap())
 }
 
 /// The quota and period the measure step measured with: "(quota 50000/100000 = 50.0%; …".
 fn measured_quota(m: &Value) -> (f64, f64) {
     let line = said(m, "# CPU use").expect("the CPU use line");
-    let q = line.split("(quota ").nth(1).and_then(|r| r.split(' ').next()).expect("quota in the CPU use line");
+    let q = line
+        .split("(quota ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .expect("quota in the CPU use line");
     let (a, b) = q.split_once('/').unwrap();
     (a.parse().unwrap(), b.parse().unwrap())
 }
@@ -123,7 +161,11 @@ fn cpu_quota_throttles_the_hog_to_its_quota() {
     assert!(num(t1) > num(t0), "nr_throttled {t0} -> {t1}");
     let (p0, p1) = fact(m, "cpu.stat nr_periods");
     assert!(num(p1) > num(p0), "nr_periods {p0} -> {p1}");
-    let throttled = if has_fact(m, "cpu.stat throttled_time") { "cpu.stat throttled_time" } else { "cpu.stat throttled_usec" };
+    let throttled = if has_fact(m, "cpu.stat throttled_time") {
+        "cpu.stat throttled_time"
+    } else {
+        "cpu.stat throttled_usec"
+    };
     let (a, b) = fact(m, throttled);
     assert!(num(b) > num(a), "{throttled} {a} -> {b}");
     // 50000/100000, unless the host was busy: then the lesson said why it took a smaller one.
@@ -138,7 +180,10 @@ fn cpu_quota_throttles_the_hog_to_its_quota() {
     }
     let used = num(fact(m, "CPU use of the hog (100% = one CPU)").1);
     let want = quota * 100.0 / period;
-    assert!((used - want).abs() <= 5.0, "measured {used}% with quota {quota}/{period}");
+    assert!(
+        (used - want).abs() <= 5.0,
+        "measured {used}% with quota {quota}/{period}"
+    );
 
     assert!(gone(hog), "the hog {hog} outlived the lesson");
     common::assert_host_unchanged(&before, "cgroup-cpu-quota");
@@ -162,7 +207,10 @@ fn cpu_quota_takes_quota_and_period_options() {
     // The learner's own quota is never changed, busy host or not.
     assert_eq!(measured_quota(step(&steps, "measure")), (20000.0, 50000.0));
     let used = num(fact(step(&steps, "measure"), "CPU use of the hog (100% = one CPU)").1);
-    assert!(busy || (used - 40.0).abs() <= 5.0, "measured {used}% with quota 20000/50000");
+    assert!(
+        busy || (used - 40.0).abs() <= 5.0,
+        "measured {used}% with quota 20000/50000"
+    );
     common::assert_host_unchanged(&before, "cgroup-cpu-quota --quota 20000 --period 50000");
 }
 
@@ -172,7 +220,10 @@ fn shares_run(extra: &[&str], a: f64, b: f64) {
     let busy = inconclusive_on_a_busy_host(code, &steps, &summary);
     assert!(busy || code == 0, "summary: {summary}\n{}", failed_checks(&steps));
     let start = step(&steps, "start-hogs");
-    let pins = (fact(start, "hog A: Cpus_allowed_list").1, fact(start, "hog B: Cpus_allowed_list").1);
+    let pins = (
+        fact(start, "hog A: Cpus_allowed_list").1,
+        fact(start, "hog B: Cpus_allowed_list").1,
+    );
     assert_eq!(pins.0, pins.1, "hogs pinned to different CPUs");
     assert!(pins.0.parse::<usize>().is_ok(), "pinned to one CPU, not {:?}", pins.0);
     let hogs = [pid_in(fact(start, "hog A").1), pid_in(fact(start, "hog B").1)];
@@ -181,7 +232,10 @@ fn shares_run(extra: &[&str], a: f64, b: f64) {
     assert!(ua + ub <= 105.0, "pinned hogs used {ua}% + {ub}% of one CPU");
     let share = ua * 100.0 / (ua + ub);
     let want = a * 100.0 / (a + b);
-    assert!(busy || (share - want).abs() <= 5.0, "A got {share:.1}% of the CPU, weights {a}:{b} say {want:.1}%");
+    assert!(
+        busy || (share - want).abs() <= 5.0,
+        "A got {share:.1}% of the CPU, weights {a}:{b} say {want:.1}%"
+    );
     for h in hogs {
         assert!(gone(h), "hog {h} outlived the lesson");
     }
@@ -216,15 +270,26 @@ fn memory_oom_kills_only_the_hog_with_sigkill() {
 
     let oom = step(&steps, "oom");
     let hog = pid_in(fact(oom, "hog").0);
-    assert!(fact(oom, "hog").1.starts_with("killed by SIGKILL"), "{:?}", fact(oom, "hog"));
+    assert!(
+        fact(oom, "hog").1.starts_with("killed by SIGKILL"),
+        "{:?}",
+        fact(oom, "hog")
+    );
     // The kernel's own counter, in the file of this cgroup version.
-    let counter = if v1 { "memory.oom_control oom_kill" } else { "memory.events oom_kill" };
+    let counter = if v1 {
+        "memory.oom_control oom_kill"
+    } else {
+        "memory.events oom_kill"
+    };
     assert_eq!(fact(oom, counter), ("0", "1"), "{counter}");
     assert_eq!(fact(oom, "OOM kills in the group"), ("0", "1"));
     let peak_key = if v1 { "memory.max_usage_in_bytes" } else { "memory.peak" };
     if has_fact(oom, peak_key) {
         let peak = num(fact(oom, peak_key).1);
-        assert!(peak <= (32u64 << 20) as f64 && peak >= (16u64 << 20) as f64, "peak {peak}");
+        assert!(
+            peak <= (32u64 << 20) as f64 && peak >= (16u64 << 20) as f64,
+            "peak {peak}"
+        );
     }
     let out = oom["transcript"][0]["output"].as_str().unwrap();
     assert!(out.contains("doubling") && !out.contains("survived"), "{out}");
@@ -241,7 +306,10 @@ fn pids_limit_refuses_forks() {
         let (code, steps, summary) = run_json("pids-limit", &extra);
         assert_eq!(code, 0, "summary: {summary}\n{}", failed_checks(&steps));
         let f = step(&steps, "fork");
-        assert_eq!(fact(f, "pids.max"), (max.to_string().as_str(), max.to_string().as_str()));
+        assert_eq!(
+            fact(f, "pids.max"),
+            (max.to_string().as_str(), max.to_string().as_str())
+        );
         assert_eq!(fact(f, "pids.events"), ("max 0", "max 1"));
         assert_eq!(fact(f, "background sleeps started").1, (max - 1).to_string());
         assert!(num(fact(f, "pids.current").1) <= max as f64);
@@ -265,19 +333,51 @@ fn bad_options_fail_before_anything_is_created() {
         ("cgroup-cpu-quota", &["--quota", "0"], "--quota must be at least 1000"),
         ("cgroup-cpu-quota", &["--quota", "999"], "--quota must be at least 1000"),
         ("cgroup-cpu-quota", &["--quota", "999999999"], "use at most"),
-        ("cgroup-cpu-quota", &["--period", "999"], "--period must be between 1000 and 1000000"),
-        ("cgroup-cpu-quota", &["--period", "2000000"], "--period must be between 1000 and 1000000"),
-        ("cgroup-cpu-quota", &["--quota", "50000", "--period", "0"], "--period must be between"),
+        (
+            "cgroup-cpu-quota",
+            &["--period", "999"],
+            "--period must be between 1000 and 1000000",
+        ),
+        (
+            "cgroup-cpu-quota",
+            &["--period", "2000000"],
+            "--period must be between 1000 and 1000000",
+        ),
+        (
+            "cgroup-cpu-quota",
+            &["--quota", "50000", "--period", "0"],
+            "--period must be between",
+        ),
         ("memory-oom", &["--memory", "abc"], "--memory: invalid size"),
         ("memory-oom", &["--memory", "0"], "--memory: invalid size"),
         ("memory-oom", &["--memory", "1M"], "use at least 4M"),
         ("memory-oom", &["--memory", "10G"], "use at most 256M"),
         ("memory-oom", &["--memory", "12X"], "unknown unit"),
-        ("cpu-shares", &["--weights", "abc"], "--weights must be two whole numbers"),
-        ("cpu-shares", &["--weights", "0:1"], "--weights must be two whole numbers"),
-        ("cpu-shares", &["--weights", "1:1000"], "--weights must be two whole numbers"),
-        ("pids-limit", &["--pids-max", "0"], "--pids-max must be between 1 and 100"),
-        ("pids-limit", &["--pids-max", "100000"], "--pids-max must be between 1 and 100"),
+        (
+            "cpu-shares",
+            &["--weights", "abc"],
+            "--weights must be two whole numbers",
+        ),
+        (
+            "cpu-shares",
+            &["--weights", "0:1"],
+            "--weights must be two whole numbers",
+        ),
+        (
+            "cpu-shares",
+            &["--weights", "1:1000"],
+            "--weights must be two whole numbers",
+        ),
+        (
+            "pids-limit",
+            &["--pids-max", "0"],
+            "--pids-max must be between 1 and 100",
+        ),
+        (
+            "pids-limit",
+            &["--pids-max", "100000"],
+            "--pids-max must be between 1 and 100",
+        ),
     ];
     for (lesson, args, want) in cases {
         let mut a = vec!["lesson", lesson];
@@ -289,7 +389,11 @@ fn bad_options_fail_before_anything_is_created() {
         assert!(e.starts_with("workbench: error: "), "{e}");
     }
     // Negative numbers never reach the lesson: the parser refuses them.
-    for (lesson, flag) in [("cgroup-cpu-quota", "--quota"), ("cgroup-cpu-quota", "--period"), ("pids-limit", "--pids-max")] {
+    for (lesson, flag) in [
+        ("cgroup-cpu-quota", "--quota"),
+        ("cgroup-cpu-quota", "--period"),
+        ("pids-limit", "--pids-max"),
+    ] {
         let o = common::workbench(&["lesson", lesson, flag, "-5"]);
         assert_eq!(o.status.code(), Some(2), "{flag} -5");
         assert!(common::stderr(&o).contains("-5"), "{}", common::stderr(&o));
@@ -304,7 +408,13 @@ fn cgroup_lessons_need_root() {
     let _g = common::serial();
     let before = workbench::host::snapshot::capture();
     for lesson in ["cgroup-cpu-quota", "cpu-shares", "memory-oom", "pids-limit"] {
-        let o = std::process::Command::new(common::bin()).args(["lesson", lesson]).uid(65534).gid(65534).env("NO_COLOR", "1").output().unwrap();
+        let o = std::process::Command::new(common::bin())
+            .args(["lesson", lesson])
+            .uid(65534)
+            .gid(65534)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
         assert_eq!(o.status.code(), Some(2), "{lesson}");
         let e = common::one_line_error(&o);
         assert!(e.contains("needs root") && e.contains("sudo"), "{e}");

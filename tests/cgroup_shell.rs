@@ -55,7 +55,15 @@ impl Session {
             }
         });
         let stderr = common::drain(child.stderr.take().unwrap());
-        Session { stdin: child.stdin.take(), child, lines, stdout: Vec::new(), stderr, before, _serial: serial }
+        Session {
+            stdin: child.stdin.take(),
+            child,
+            lines,
+            stdout: Vec::new(),
+            stderr,
+            before,
+            _serial: serial,
+        }
     }
 
     /// The shell's PID and its group for `controller`, checked to be
@@ -88,7 +96,11 @@ impl Session {
                         return l;
                     }
                 }
-                Err(_) => panic!("no line starting with {prefix:?}; output so far:\n{}\nstderr:\n{}", self.stdout.join("\n"), self.stderr.lock().unwrap()),
+                Err(_) => panic!(
+                    "no line starting with {prefix:?}; output so far:\n{}\nstderr:\n{}",
+                    self.stdout.join("\n"),
+                    self.stderr.lock().unwrap()
+                ),
             }
         }
     }
@@ -96,7 +108,10 @@ impl Session {
     /// The number after `prefix` on the next line that starts with it.
     fn number(&mut self, prefix: &str) -> i32 {
         let l = self.until(prefix);
-        l[prefix.len()..].trim().parse().unwrap_or_else(|_| panic!("no number in {l:?}"))
+        l[prefix.len()..]
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("no number in {l:?}"))
     }
 
     /// Close stdin (after `exit`), wait, return the exit code, the rest of
@@ -108,14 +123,24 @@ impl Session {
             if let Some(st) = self.child.try_wait().unwrap() {
                 break st;
             }
-            assert!(Instant::now() < deadline, "workbench did not end after the shell's exit");
+            assert!(
+                Instant::now() < deadline,
+                "workbench did not end after the shell's exit"
+            );
             std::thread::sleep(Duration::from_millis(20));
         };
         while let Ok(l) = self.lines.recv_timeout(Duration::from_secs(5)) {
             self.stdout.push(l);
         }
         let out = format!("{}\nstderr:\n{}", self.stdout.join("\n"), self.stderr.lock().unwrap());
-        (status.code(), out, Ended { before: self.before, _serial: self._serial })
+        (
+            status.code(),
+            out,
+            Ended {
+                before: self.before,
+                _serial: self._serial,
+            },
+        )
     }
 }
 
@@ -137,8 +162,14 @@ fn group_dir(pid: i32, controller: &str) -> PathBuf {
     let layout = wb_cgroup::detect_system().expect("cgroup layout");
     let lines = wb_cgroup::read_proc_cgroup(pid).unwrap_or_else(|e| panic!("read /proc/{pid}/cgroup: {e}"));
     let (root, line) = match layout.hierarchy(controller) {
-        Some(mount) => (mount.to_path_buf(), lines.iter().find(|l| l.controllers.iter().any(|c| c == controller))),
-        None => (layout.unified().expect("a cgroup2 tree").to_path_buf(), lines.iter().find(|l| l.is_unified())),
+        Some(mount) => (
+            mount.to_path_buf(),
+            lines.iter().find(|l| l.controllers.iter().any(|c| c == controller)),
+        ),
+        None => (
+            layout.unified().expect("a cgroup2 tree").to_path_buf(),
+            lines.iter().find(|l| l.is_unified()),
+        ),
     };
     let line = line.unwrap_or_else(|| panic!("no {controller} line in /proc/{pid}/cgroup: {lines:?}"));
     root.join(line.path.trim_start_matches('/'))
@@ -147,29 +178,48 @@ fn group_dir(pid: i32, controller: &str) -> PathBuf {
 /// `workbench/wb-<run>-<suffix>`: a group of the shell, under workbench's parent.
 fn assert_shell_group(dir: &Path, suffix: &str) {
     let name = dir.file_name().unwrap().to_string_lossy();
-    assert!(name.starts_with("wb-") && name.ends_with(&format!("-{suffix}")), "the shell is in {}", dir.display());
-    assert_eq!(dir.parent().unwrap().file_name().unwrap(), "workbench", "{}", dir.display());
+    assert!(
+        name.starts_with("wb-") && name.ends_with(&format!("-{suffix}")),
+        "the shell is in {}",
+        dir.display()
+    );
+    assert_eq!(
+        dir.parent().unwrap().file_name().unwrap(),
+        "workbench",
+        "{}",
+        dir.display()
+    );
 }
 
 fn read(dir: &Path, file: &str) -> String {
-    std::fs::read_to_string(dir.join(file)).unwrap_or_else(|e| panic!("read {}: {e}", dir.join(file).display())).trim().to_string()
+    std::fs::read_to_string(dir.join(file))
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.join(file).display()))
+        .trim()
+        .to_string()
 }
 
 /// The value of `key` in a flat-keyed file such as cpu.stat or memory.events.
 fn key(dir: &Path, file: &str, key: &str) -> u64 {
     let text = read(dir, file);
-    text.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok()).unwrap_or_else(|| panic!("no {key} in {file}: {text}"))
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in {file}: {text}"))
 }
 
 fn procs(dir: &Path) -> Vec<i32> {
-    read(dir, "cgroup.procs").lines().filter_map(|l| l.trim().parse().ok()).collect()
+    read(dir, "cgroup.procs")
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
 }
 
 /// No process with this PID any more (or only a zombie about to be reaped).
 fn gone(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Err(_) => true,
-        Ok(s) => s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z') || r.starts_with('X')),
+        Ok(s) => s
+            .rsplit_once(") ")
+            .is_some_and(|(_, r)| r.starts_with('Z') || r.starts_with('X')),
     }
 }
 
@@ -191,7 +241,13 @@ fn pids_limit_shell_forks_until_pids_max() {
     let (shell, dir) = s.shell_group("pids", "shell");
     assert_eq!(read(&dir, "pids.max"), "5");
     assert_eq!(read(&dir, "pids.current"), "1", "the shell alone");
-    assert!(s.stdout.iter().any(|l| l.starts_with("This shell runs in the cgroup ") && l.contains(&dir.display().to_string()) && l.contains("pids.max 5")), "{:?}", s.stdout);
+    assert!(
+        s.stdout.iter().any(|l| l.starts_with("This shell runs in the cgroup ")
+            && l.contains(&dir.display().to_string())
+            && l.contains("pids.max 5")),
+        "{:?}",
+        s.stdout
+    );
 
     // A child shell forks sleeps until the kernel refuses: shell + child
     // shell + 3 sleeps = 5 tasks. (In a non-interactive shell a failed fork
@@ -199,7 +255,11 @@ fn pids_limit_shell_forks_until_pids_max() {
     s.send("sh -c 'i=0; while [ $i -lt 10 ]; do sleep 100 & i=$((i+1)); done'; echo \"forks ended $?\"");
     let status = s.number("forks ended ");
     assert_ne!(status, 0, "every fork succeeded");
-    assert_eq!(key(&dir, "pids.events", "max"), 1, "pids.events counts the refused fork");
+    assert_eq!(
+        key(&dir, "pids.events", "max"),
+        1,
+        "pids.events counts the refused fork"
+    );
     let left = procs(&dir);
     let sleeps: Vec<i32> = left.iter().copied().filter(|p| *p != shell).collect();
     assert_eq!(sleeps.len(), 3, "the shell and 3 sleeps stay in the group: {left:?}");
@@ -211,7 +271,10 @@ fn pids_limit_shell_forks_until_pids_max() {
     s.send("exit");
     let (code, out, ended) = s.finish();
     assert_eq!(code, Some(0), "{out}");
-    assert!(out.contains("workbench: the shell ended (exit status 0); killed what was left in it (pids "), "{out}");
+    assert!(
+        out.contains("workbench: the shell ended (exit status 0); killed what was left in it (pids "),
+        "{out}"
+    );
     assert!(!dir.exists(), "{} is left", dir.display());
     for p in sleeps.iter().chain([&shell]) {
         assert!(wait_gone(*p), "pid {p} outlived the shell's group");
@@ -252,7 +315,10 @@ fn memory_oom_shell_survives_the_oom_kill_of_its_child() {
     s.send("exit");
     let (code, out, ended) = s.finish();
     assert_eq!(code, Some(0), "{out}");
-    assert!(out.contains("workbench: the shell ended (exit status 0); removed "), "{out}");
+    assert!(
+        out.contains("workbench: the shell ended (exit status 0); removed "),
+        "{out}"
+    );
     assert!(!dir.exists(), "{} is left", dir.display());
     ended.assert_host_unchanged("memory-oom --shell");
 }
@@ -296,21 +362,38 @@ fn cpu_shares_shell_runs_in_group_a_pinned_to_one_cpu() {
     let b = a.with_file_name(a.file_name().unwrap().to_string_lossy().replace("-shell-a", "-shell-b"));
     assert!(b.is_dir(), "no group B next to {}", a.display());
     if a.join("cpu.weight").exists() {
-        assert_eq!((read(&a, "cpu.weight"), read(&b, "cpu.weight")), ("300".to_string(), "100".to_string()));
+        assert_eq!(
+            (read(&a, "cpu.weight"), read(&b, "cpu.weight")),
+            ("300".to_string(), "100".to_string())
+        );
     } else {
         let shares = |w| wb_cgroup::weight_to_shares(w).to_string();
-        assert_eq!((read(&a, "cpu.shares"), read(&b, "cpu.shares")), (shares(300), shares(100)));
+        assert_eq!(
+            (read(&a, "cpu.shares"), read(&b, "cpu.shares")),
+            (shares(300), shares(100))
+        );
     }
     let cpus = std::fs::read_to_string(format!("/proc/{shell}/status")).unwrap();
-    let pinned = cpus.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:")).unwrap().trim().to_string();
-    assert!(pinned.parse::<usize>().is_ok(), "the shell may run on {pinned:?}, not on one CPU");
+    let pinned = cpus
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(
+        pinned.parse::<usize>().is_ok(),
+        "the shell may run on {pinned:?}, not on one CPU"
+    );
 
     // What the shell starts inherits group A and the CPU; $B moves it to B.
     s.send("sleep 100 & echo $! > $B/cgroup.procs; echo \"moved $!\"");
     let sl = s.number("moved ");
     assert_eq!(group_dir(sl, "cpu"), b);
     let sl_cpus = std::fs::read_to_string(format!("/proc/{sl}/status")).unwrap();
-    assert!(sl_cpus.contains(&format!("Cpus_allowed_list:\t{pinned}\n")), "{sl_cpus}");
+    assert!(
+        sl_cpus.contains(&format!("Cpus_allowed_list:\t{pinned}\n")),
+        "{sl_cpus}"
+    );
     assert_eq!(procs(&a), vec![shell]);
 
     s.send("exit");
@@ -329,7 +412,11 @@ fn sigterm_while_the_shell_runs_removes_its_group() {
     let bg = s.number("bg ");
     let (shell, dir) = s.shell_group("pids", "shell");
     assert_eq!(group_dir(bg, "pids"), dir);
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(s.child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(s.child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
     let (code, out, ended) = s.finish();
     assert_eq!(code, Some(143), "{out}");
     assert!(out.contains("caught SIGTERM, removing what this run created"), "{out}");

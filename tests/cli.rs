@@ -11,7 +11,10 @@ fn unknown_lesson_suggests_the_closest() {
     let o = common::workbench(&["lesson", "pid-nss"]);
     assert_eq!(o.status.code(), Some(2));
     let e = common::one_line_error(&o);
-    assert!(e.contains("unknown lesson 'pid-nss'") && e.contains("did you mean 'pid-ns'"), "{e}");
+    assert!(
+        e.contains("unknown lesson 'pid-nss'") && e.contains("did you mean 'pid-ns'"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -36,7 +39,15 @@ fn list_shows_every_lesson() {
     let o = common::workbench(&["list"]);
     assert!(o.status.success());
     let out = common::stdout(&o);
-    for id in ["chroot-busybox", "pid-ns", "mount-proc", "cgroup-cpu-quota", "cpu-shares", "memory-oom", "pids-limit"] {
+    for id in [
+        "chroot-busybox",
+        "pid-ns",
+        "mount-proc",
+        "cgroup-cpu-quota",
+        "cpu-shares",
+        "memory-oom",
+        "pids-limit",
+    ] {
         assert!(out.contains(id), "{id} missing from list");
     }
 }
@@ -46,7 +57,13 @@ fn not_root_is_a_clear_error_and_creates_nothing() {
     require_root!(); // we need root to become someone else
     let _g = common::serial();
     let before = workbench::host::snapshot::capture();
-    let o = Command::new(common::bin()).args(["lesson", "pid-ns"]).uid(65534).gid(65534).env("NO_COLOR", "1").output().unwrap();
+    let o = Command::new(common::bin())
+        .args(["lesson", "pid-ns"])
+        .uid(65534)
+        .gid(65534)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(2));
     let e = common::one_line_error(&o);
     assert!(e.contains("needs root") && e.contains("sudo"), "{e}");
@@ -59,7 +76,11 @@ fn missing_busybox_is_a_clear_error_and_creates_nothing() {
     let _g = common::serial();
     let before = workbench::host::snapshot::capture();
     for lesson in ["pid-ns", "chroot-busybox"] {
-        let o = Command::new(common::bin()).args(["lesson", lesson]).env("WORKBENCH_BUSYBOX_PATHS", "/nonexistent/busybox").output().unwrap();
+        let o = Command::new(common::bin())
+            .args(["lesson", lesson])
+            .env("WORKBENCH_BUSYBOX_PATHS", "/nonexistent/busybox")
+            .output()
+            .unwrap();
         assert_eq!(o.status.code(), Some(2), "{lesson}");
         let e = common::one_line_error(&o);
         assert!(e.contains("busybox found") && e.contains("scripts/setup"), "{e}");
@@ -82,7 +103,10 @@ fn colour_follows_the_flag() {
     let always = common::workbench(&["doctor", "--color", "always"]);
     assert!(common::stdout(&always).contains('\u{1b}'), "--color always must colour");
     let never = common::workbench(&["doctor", "--color", "never"]);
-    assert!(!common::stdout(&never).contains('\u{1b}'), "--color never must not colour");
+    assert!(
+        !common::stdout(&never).contains('\u{1b}'),
+        "--color never must not colour"
+    );
     // auto on a pipe (and NO_COLOR set by common::workbench) stays plain
     let auto = common::workbench(&["doctor"]);
     assert!(!common::stdout(&auto).contains('\u{1b}'));
@@ -118,7 +142,12 @@ fn options_are_declared_once_in_the_lesson_text() {
     for v in json_lines(&o) {
         let id = v["id"].as_str().unwrap();
         let text = workbench::lesson::text::find(id).unwrap();
-        let options: Vec<String> = v["options"].as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_string()).collect();
+        let options: Vec<String> = v["options"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_str().unwrap().to_string())
+            .collect();
         assert_eq!(options, text.options, "{id}");
     }
 }
@@ -127,11 +156,19 @@ fn options_are_declared_once_in_the_lesson_text() {
 
 #[test]
 fn mistyped_commands_suggest_the_command() {
-    for (typo, meant) in [("lis", "list"), ("docter", "doctor"), ("clenaup", "cleanup"), ("tuor", "tour")] {
+    for (typo, meant) in [
+        ("lis", "list"),
+        ("docter", "doctor"),
+        ("clenaup", "cleanup"),
+        ("tuor", "tour"),
+    ] {
         let o = common::workbench(&[typo]);
         assert_eq!(o.status.code(), Some(2), "{typo}");
         let e = common::one_line_error(&o);
-        assert!(e.contains(&format!("unknown command '{typo}': did you mean '{meant}'?")), "{typo}: {e}");
+        assert!(
+            e.contains(&format!("unknown command '{typo}': did you mean '{meant}'?")),
+            "{typo}: {e}"
+        );
     }
     // A lesson typo still suggests the lesson...
     let e = common::one_line_error(&common::workbench(&["pid-nss"]));
@@ -154,29 +191,67 @@ fn tour_skips_lessons_that_cannot_start_and_ends_with_its_summary() {
         if json {
             args.push("--json");
         }
-        Command::new(common::bin()).args(&args).uid(65534).gid(65534).env("NO_COLOR", "1").output().unwrap()
+        Command::new(common::bin())
+            .args(&args)
+            .uid(65534)
+            .gid(65534)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
     };
     let o = nobody(false);
     let out = common::stdout(&o);
-    assert_eq!(o.status.code(), Some(2), "a tour where no lesson could start exits 2:\n{out}{}", common::stderr(&o));
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "a tour where no lesson could start exits 2:\n{out}{}",
+        common::stderr(&o)
+    );
     for def in workbench::lessons::ALL {
-        assert!(out.contains(&format!("lesson {}: skipped: ", def.id)), "{} not marked skipped:\n{out}", def.id);
+        assert!(
+            out.contains(&format!("lesson {}: skipped: ", def.id)),
+            "{} not marked skipped:\n{out}",
+            def.id
+        );
     }
     assert!(out.contains("Tour summary:") && out.contains("needs root"), "{out}");
-    assert_eq!(out.lines().last(), Some(format!("tour: 0 of {n} lessons passed, {n} skipped (could not start on this host: the reasons are above)").as_str()), "{out}");
+    assert_eq!(
+        out.lines().last(),
+        Some(
+            format!("tour: 0 of {n} lessons passed, {n} skipped (could not start on this host: the reasons are above)")
+                .as_str()
+        ),
+        "{out}"
+    );
 
     let o = nobody(true);
     assert_eq!(o.status.code(), Some(2));
     let lines = json_lines(&o);
     assert_eq!(lines.len(), n + 1, "one skipped object per lesson, then the tour");
     for (v, def) in lines.iter().zip(workbench::lessons::ALL) {
-        assert_eq!((v["type"].as_str(), v["lesson"].as_str()), (Some("skipped"), Some(def.id)));
+        assert_eq!(
+            (v["type"].as_str(), v["lesson"].as_str()),
+            (Some("skipped"), Some(def.id))
+        );
         assert!(!v["reason"].as_str().unwrap().is_empty());
     }
     let tour = lines.last().unwrap();
     assert_eq!(tour["type"], "tour");
-    assert_eq!((tour["passed"].as_u64(), tour["failed"].as_u64(), tour["skipped"].as_u64(), tour["exit"].as_u64()), (Some(0), Some(0), Some(n as u64), Some(2)));
-    let results: Vec<&str> = tour["lessons"].as_array().unwrap().iter().map(|l| l["result"].as_str().unwrap()).collect();
+    assert_eq!(
+        (
+            tour["passed"].as_u64(),
+            tour["failed"].as_u64(),
+            tour["skipped"].as_u64(),
+            tour["exit"].as_u64()
+        ),
+        (Some(0), Some(0), Some(n as u64), Some(2))
+    );
+    let results: Vec<&str> = tour["lessons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["result"].as_str().unwrap())
+        .collect();
     assert_eq!(results, vec!["skipped"; n]);
     common::assert_host_unchanged(&before, "tours as nobody");
 }
@@ -188,7 +263,11 @@ fn tour_goes_on_past_lessons_that_cannot_start_and_runs_the_others() {
     require_root!();
     let _g = common::serial();
     let before = workbench::host::snapshot::capture();
-    let o = Command::new(common::bin()).args(["tour", "--json"]).env("WORKBENCH_BUSYBOX_PATHS", "/nonexistent/busybox").output().unwrap();
+    let o = Command::new(common::bin())
+        .args(["tour", "--json"])
+        .env("WORKBENCH_BUSYBOX_PATHS", "/nonexistent/busybox")
+        .output()
+        .unwrap();
     let lines = json_lines(&o);
     let tour = lines.last().unwrap();
     assert_eq!(tour["type"], "tour", "the tour ends with its summary");
@@ -198,20 +277,37 @@ fn tour_goes_on_past_lessons_that_cannot_start_and_runs_the_others() {
     let (mut ran, mut skipped) = (0, 0);
     for e in entries {
         let id = e["lesson"].as_str().unwrap();
-        let of = |t: &str| lines.iter().filter(|l| l["type"] == t && l["lesson"] == id).collect::<Vec<_>>();
+        let of = |t: &str| {
+            lines
+                .iter()
+                .filter(|l| l["type"] == t && l["lesson"] == id)
+                .collect::<Vec<_>>()
+        };
         match e["result"].as_str().unwrap() {
             "skipped" => {
                 skipped += 1;
                 let s = of("skipped");
                 assert_eq!(s.len(), 1, "{id}");
-                assert!(s[0]["reason"].as_str().unwrap().contains("busybox found"), "{id}: {}", s[0]);
-                assert!(of("step").is_empty() && of("summary").is_empty(), "{id} was skipped yet ran");
+                assert!(
+                    s[0]["reason"].as_str().unwrap().contains("busybox found"),
+                    "{id}: {}",
+                    s[0]
+                );
+                assert!(
+                    of("step").is_empty() && of("summary").is_empty(),
+                    "{id} was skipped yet ran"
+                );
             }
             result => {
                 ran += 1;
                 let s = of("summary");
                 assert_eq!(s.len(), 1, "{id}");
-                assert_eq!(result == "pass", s[0]["pass"] == true, "{id}: result {result}, summary {}", s[0]);
+                assert_eq!(
+                    result == "pass",
+                    s[0]["pass"] == true,
+                    "{id}: result {result}, summary {}",
+                    s[0]
+                );
                 assert!(!of("step").is_empty(), "{id}: no steps");
             }
         }
@@ -220,7 +316,11 @@ fn tour_goes_on_past_lessons_that_cannot_start_and_runs_the_others() {
     assert_eq!(tour["skipped"].as_u64(), Some(skipped));
     let results: Vec<&str> = entries.iter().map(|e| e["result"].as_str().unwrap()).collect();
     if results.iter().all(|r| ["pass", "skipped"].contains(r)) {
-        assert_eq!((o.status.code(), tour["exit"].as_i64()), (Some(0), Some(0)), "skips alone do not fail the tour");
+        assert_eq!(
+            (o.status.code(), tour["exit"].as_i64()),
+            (Some(0), Some(0)),
+            "skips alone do not fail the tour"
+        );
     } else if results.contains(&"fail") {
         assert_eq!((o.status.code(), tour["exit"].as_i64()), (Some(1), Some(1)));
     }
@@ -236,7 +336,11 @@ fn json_lines(o: &std::process::Output) -> Vec<serde_json::Value> {
     out.lines()
         .map(|l| {
             let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
-            assert_eq!(v[workbench::jsonl::VERSION_KEY], workbench::jsonl::VERSION, "no version in {l}");
+            assert_eq!(
+                v[workbench::jsonl::VERSION_KEY],
+                workbench::jsonl::VERSION,
+                "no version in {l}"
+            );
             assert!(v["type"].is_string(), "no type in {l}");
             v
         })
@@ -251,26 +355,48 @@ fn json_error(args: &[&str]) -> serde_json::Value {
     let v = json_lines(&o);
     assert_eq!(v.len(), 1, "{args:?}: one object expected");
     let e = v.into_iter().next().unwrap();
-    assert_eq!((e["type"].as_str(), e["exit"].as_u64()), (Some("error"), Some(2)), "{e}");
-    assert!(line.contains(e["message"].as_str().unwrap()), "{args:?}: stderr says {line}, JSON says {e}");
+    assert_eq!(
+        (e["type"].as_str(), e["exit"].as_u64()),
+        (Some("error"), Some(2)),
+        "{e}"
+    );
+    assert!(
+        line.contains(e["message"].as_str().unwrap()),
+        "{args:?}: stderr says {line}, JSON says {e}"
+    );
     e
 }
 
 #[test]
 fn refusals_in_json_mode_are_json_objects() {
     let e = json_error(&["lesson", "pid-nss", "--json"]);
-    assert!(e["message"].as_str().unwrap().starts_with("unknown lesson 'pid-nss': did you mean 'pid-ns'?"), "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("unknown lesson 'pid-nss': did you mean 'pid-ns'?"),
+        "{e}"
+    );
     let e = json_error(&["lesson", "pid-ns", "--json", "--memory", "64M"]);
-    assert_eq!(e["message"], "--memory does not apply to pid-ns (it takes: --hostname); see `workbench lesson pid-ns --help`");
+    assert_eq!(
+        e["message"],
+        "--memory does not apply to pid-ns (it takes: --hostname); see `workbench lesson pid-ns --help`"
+    );
     let e = json_error(&["pid-ns", "--json", "--memory", "64M"]);
-    assert!(e["message"].as_str().unwrap().starts_with("--memory does not apply"), "{e}");
+    assert!(
+        e["message"].as_str().unwrap().starts_with("--memory does not apply"),
+        "{e}"
+    );
     let e = json_error(&["lis", "--json"]);
     assert!(e["message"].as_str().unwrap().contains("did you mean 'list'?"), "{e}");
     // What clap refuses too (the stderr is clap's own, several lines).
     let o = common::workbench(&["lesson", "pid-ns", "--json", "--no-such-flag"]);
     assert_eq!(o.status.code(), Some(2));
     let v = json_lines(&o);
-    assert_eq!((v.len(), v[0]["type"].as_str(), v[0]["exit"].as_u64()), (1, Some("error"), Some(2)));
+    assert_eq!(
+        (v.len(), v[0]["type"].as_str(), v[0]["exit"].as_u64()),
+        (1, Some("error"), Some(2))
+    );
     assert!(v[0]["message"].as_str().unwrap().contains("--no-such-flag"), "{}", v[0]);
     // Without --json, nothing on stdout.
     assert!(common::workbench(&["lesson", "pid-nss"]).stdout.is_empty());
@@ -286,7 +412,17 @@ fn list_json_is_one_object_per_lesson() {
     assert_eq!(ids, tour, "in tour order");
     for l in &v {
         assert_eq!(l["type"], "lesson");
-        for key in ["order", "aliases", "options", "title", "goal", "tutorial", "tutorial_url", "steps", "shell"] {
+        for key in [
+            "order",
+            "aliases",
+            "options",
+            "title",
+            "goal",
+            "tutorial",
+            "tutorial_url",
+            "steps",
+            "shell",
+        ] {
             assert!(!l[key].is_null(), "{}: no {key}", l["id"]);
         }
     }
@@ -300,10 +436,19 @@ fn doctor_json_is_checks_then_a_summary() {
     let o = common::workbench(&["doctor", "--json"]);
     let v = json_lines(&o);
     let (summary, checks) = v.split_last().unwrap();
-    assert!(checks.len() > 5 && checks.iter().all(|c| c["type"] == "check" && c["check"].is_string() && c["ok"].is_boolean() && c["required"].is_boolean()));
+    assert!(
+        checks.len() > 5
+            && checks.iter().all(|c| c["type"] == "check"
+                && c["check"].is_string()
+                && c["ok"].is_boolean()
+                && c["required"].is_boolean())
+    );
     assert_eq!(summary["type"], "summary");
     assert_eq!(summary["checks"].as_u64(), Some(checks.len() as u64));
-    let failed_required = checks.iter().filter(|c| c["required"] == true && c["ok"] == false).count() as u64;
+    let failed_required = checks
+        .iter()
+        .filter(|c| c["required"] == true && c["ok"] == false)
+        .count() as u64;
     assert_eq!(summary["failed_required"].as_u64(), Some(failed_required));
     assert_eq!(summary["exit"].as_i64(), o.status.code().map(i64::from));
 }
@@ -320,7 +465,12 @@ fn cleanup_json_ends_with_a_summary_and_refuses_as_json() {
         let removed = v.iter().filter(|l| l["type"] == "removed").count() as u64;
         assert_eq!(summary["removed"].as_u64(), Some(removed));
         // Not root: a refusal, as JSON.
-        let o = Command::new(common::bin()).args(["cleanup", "--json"]).uid(65534).gid(65534).output().unwrap();
+        let o = Command::new(common::bin())
+            .args(["cleanup", "--json"])
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .unwrap();
         assert_eq!(o.status.code(), Some(2));
         let v = json_lines(&o);
         assert_eq!((v.len(), v[0]["type"].as_str()), (1, Some("error")));

@@ -27,7 +27,10 @@ fn bash_completes(words: &[&str]) -> Vec<String> {
         words[words.len() - 1],
         words[words.len() - 2],
     );
-    let o = Command::new("bash").args(["--norc", "-c", &prog]).output().expect("run bash");
+    let o = Command::new("bash")
+        .args(["--norc", "-c", &prog])
+        .output()
+        .expect("run bash");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     String::from_utf8_lossy(&o.stdout).lines().map(str::to_string).collect()
 }
@@ -37,7 +40,10 @@ fn bash_completes_lesson_ids_and_aliases() {
     let s = script("bash");
     assert!(s.contains("pid-ns"));
     let got = bash_completes(&["workbench", "lesson", "pid"]);
-    assert!(got.contains(&"pid-ns".to_string()) && got.contains(&"pids-limit".to_string()), "{got:?}");
+    assert!(
+        got.contains(&"pid-ns".to_string()) && got.contains(&"pids-limit".to_string()),
+        "{got:?}"
+    );
     let got = bash_completes(&["workbench", "lesson", "unshare"]);
     assert_eq!(got, ["unshare-pid"]);
     let got = bash_completes(&["workbench", "do"]);
@@ -50,7 +56,10 @@ fn zsh_and_fish_scripts_name_the_lessons() {
     assert!(zsh.starts_with("#compdef workbench"), "{}", &zsh[..40]);
     assert!(zsh.contains("pid-ns") && zsh.contains("unshare-pid"));
     let fish = script("fish");
-    assert!(fish.contains("__fish_workbench_using_subcommand lesson\" -f -a 'pid-ns'"), "fish script lacks the lessons");
+    assert!(
+        fish.contains("__fish_workbench_using_subcommand lesson\" -f -a 'pid-ns'"),
+        "fish script lacks the lessons"
+    );
     // Syntax-check with the shells themselves where they are installed.
     for (shell, text, check) in [("zsh", &zsh, vec!["-n"]), ("fish", &fish, vec!["--no-execute"])] {
         if Command::new(shell).arg("--version").output().is_err() {
@@ -77,17 +86,31 @@ fn man_pages_render() {
     let o = common::workbench(&["man", "--dir", dir.path().to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}", common::stderr(&o));
     for sub in ["lesson", "run", "doctor", "tour", "cleanup", "list", "completions"] {
-        assert!(dir.path().join(format!("workbench-{sub}.1")).exists(), "no page for {sub}");
+        assert!(
+            dir.path().join(format!("workbench-{sub}.1")).exists(),
+            "no page for {sub}"
+        );
     }
     assert!(!dir.path().join("workbench-internal-hog.1").exists());
     assert!(!dir.path().join("workbench-man.1").exists());
     let page = dir.path().join("workbench.1");
     // Rendered by man(1) where it is installed, as a user would read it.
-    let text = match Command::new("man").arg("-l").arg(&page).env("MANWIDTH", "100").env("MAN_KEEP_FORMATTING", "").output() {
+    let text = match Command::new("man")
+        .arg("-l")
+        .arg(&page)
+        .env("MANWIDTH", "100")
+        .env("MAN_KEEP_FORMATTING", "")
+        .output()
+    {
         Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
         _ => std::fs::read_to_string(&page).unwrap().replace("\\-", "-"),
     };
-    for sub in ["workbench-lesson(1)", "workbench-run(1)", "workbench-doctor(1)", "workbench-completions(1)"] {
+    for sub in [
+        "workbench-lesson(1)",
+        "workbench-run(1)",
+        "workbench-doctor(1)",
+        "workbench-completions(1)",
+    ] {
         assert!(text.contains(sub), "man page lacks {sub}:\n{text}");
     }
 }

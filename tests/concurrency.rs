@@ -22,7 +22,14 @@ const NOT_YET: &[(&str, &str)] = &[];
 /// Start `n` runs of `lesson --json` at once (same command line) and wait for all.
 fn run_at_once(lesson: &str, n: usize) -> Vec<Output> {
     let children: Vec<_> = (0..n)
-        .map(|_| Command::new(common::bin()).args(["lesson", lesson, "--json"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start workbench"))
+        .map(|_| {
+            Command::new(common::bin())
+                .args(["lesson", lesson, "--json"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("start workbench")
+        })
         .collect();
     // Wait for every run before judging any: a failed assertion must not
     // leave the others running into the next test's host snapshot.
@@ -37,13 +44,40 @@ fn judge(lesson: &str, o: &Output) -> Result<(String, String), String> {
     let failed: Vec<String> = lines
         .iter()
         .filter(|v| v["type"] == "step" && v["verdict"] == "fail")
-        .map(|v| format!("step {} ({}): {}", v["id"], v["error"], v["checks"].as_array().map(|c| c.iter().filter(|c| c["pass"] != true && c["inconclusive"] != true).map(|c| format!("{} = {}", c["name"], c["actual"])).collect::<Vec<_>>().join("; ")).unwrap_or_default()))
+        .map(|v| {
+            format!(
+                "step {} ({}): {}",
+                v["id"],
+                v["error"],
+                v["checks"]
+                    .as_array()
+                    .map(|c| c
+                        .iter()
+                        .filter(|c| c["pass"] != true && c["inconclusive"] != true)
+                        .map(|c| format!("{} = {}", c["name"], c["actual"]))
+                        .collect::<Vec<_>>()
+                        .join("; "))
+                    .unwrap_or_default()
+            )
+        })
         .collect();
-    let summary = lines.iter().rfind(|v| v["type"] == "summary").cloned().unwrap_or_default();
+    let summary = lines
+        .iter()
+        .rfind(|v| v["type"] == "summary")
+        .cloned()
+        .unwrap_or_default();
     let verdict = summary["verdict"].as_str().unwrap_or("none").to_string();
-    let agrees = matches!((o.status.code(), verdict.as_str()), (Some(0), "pass") | (Some(3), "inconclusive"));
+    let agrees = matches!(
+        (o.status.code(), verdict.as_str()),
+        (Some(0), "pass") | (Some(3), "inconclusive")
+    );
     if !agrees || !failed.is_empty() {
-        return Err(format!("{lesson}: exit {:?}, verdict {verdict}: {} {}", o.status.code(), failed.join(" | "), common::stderr(o).trim()));
+        return Err(format!(
+            "{lesson}: exit {:?}, verdict {verdict}: {} {}",
+            o.status.code(),
+            failed.join(" | "),
+            common::stderr(o).trim()
+        ));
     }
     Ok((summary["run_id"].as_str().unwrap_or_default().to_string(), verdict))
 }
@@ -66,7 +100,11 @@ fn judge_all(lesson: &str, outputs: &[Output]) -> (Vec<String>, Vec<String>, usi
     }
     ids.sort();
     ids.dedup();
-    eprintln!("{lesson}: {} runs at once: {passed} passed, {inconclusive} inconclusive, {} failed", outputs.len(), failures.len());
+    eprintln!(
+        "{lesson}: {} runs at once: {passed} passed, {inconclusive} inconclusive, {} failed",
+        outputs.len(),
+        failures.len()
+    );
     (failures, ids, passed, inconclusive)
 }
 
@@ -100,7 +138,11 @@ fn six_default_runs_never_fail(lesson: &str) {
     let before = workbench::host::snapshot::capture();
     let outputs = run_at_once(lesson, 6);
     let (failures, run_ids, passed, inconclusive) = judge_all(lesson, &outputs);
-    assert!(failures.is_empty(), "{lesson} runs failed on a busy host:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{lesson} runs failed on a busy host:\n{}",
+        failures.join("\n")
+    );
     assert_eq!(run_ids.len(), 6, "run ids clashed");
     assert_eq!(passed + inconclusive, 6);
     common::assert_host_unchanged(&before, &format!("six {lesson} runs"));
@@ -130,24 +172,52 @@ fn one_explicit_host_port_four_runs_at_once() {
     let _g = common::serial();
     let before = workbench::host::snapshot::capture();
     let children: Vec<_> = (0..4)
-        .map(|_| Command::new(common::bin()).args(["lesson", "nat-port-map", "--json", "--host-port", "9191"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start workbench"))
+        .map(|_| {
+            Command::new(common::bin())
+                .args(["lesson", "nat-port-map", "--json", "--host-port", "9191"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("start workbench")
+        })
         .collect();
     let outputs: Vec<Output> = children.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
-    let winners: Vec<(String, String)> = outputs.iter().filter(|o| o.status.code() == Some(0)).map(|o| judge("nat-port-map", o).unwrap()).collect();
-    assert_eq!(winners.len(), 1, "exit codes {:?}", outputs.iter().map(|o| o.status.code()).collect::<Vec<_>>());
+    let winners: Vec<(String, String)> = outputs
+        .iter()
+        .filter(|o| o.status.code() == Some(0))
+        .map(|o| judge("nat-port-map", o).unwrap())
+        .collect();
+    assert_eq!(
+        winners.len(),
+        1,
+        "exit codes {:?}",
+        outputs.iter().map(|o| o.status.code()).collect::<Vec<_>>()
+    );
     let run_id = &winners[0].0;
     for o in outputs.iter().filter(|o| o.status.code() != Some(0)) {
         assert_eq!(o.status.code(), Some(2), "{}", common::stderr(o));
         let err = common::stderr(o);
         assert_eq!(err.trim().lines().count(), 1, "{err}");
-        assert!(err.contains(&format!("--host-port 9191 is mapped by run {run_id} (nat-port-map), which is still running")), "{err}");
+        assert!(
+            err.contains(&format!(
+                "--host-port 9191 is mapped by run {run_id} (nat-port-map), which is still running"
+            )),
+            "{err}"
+        );
         // In --json mode the refusal is also one error object on stdout, and nothing else.
         let out = common::stdout(o);
-        let objects: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect();
+        let objects: Vec<serde_json::Value> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+            .collect();
         assert_eq!(objects.len(), 1, "{out}");
         assert_eq!(objects[0]["type"], "error", "{out}");
         assert_eq!(objects[0]["exit"], 2, "{out}");
-        assert_eq!(objects[0]["message"].as_str(), Some(err.trim().trim_start_matches("workbench: error: ")), "{out}");
+        assert_eq!(
+            objects[0]["message"].as_str(),
+            Some(err.trim().trim_start_matches("workbench: error: ")),
+            "{out}"
+        );
     }
     common::assert_host_unchanged(&before, "four runs on one --host-port");
 }

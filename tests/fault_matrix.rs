@@ -103,7 +103,9 @@ fn proc_of(pid: i32) -> Option<Proc> {
 fn gone(p: &Proc) -> bool {
     match std::fs::read_to_string(format!("/proc/{}/stat", p.pid)) {
         Ok(s) => {
-            let state_z = s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z') || r.starts_with('X'));
+            let state_z = s
+                .rsplit_once(") ")
+                .is_some_and(|(_, r)| r.starts_with('Z') || r.starts_with('X'));
             state_z || workbench::kernel::proc::parse_start_time(&s) != Some(p.start)
         }
         Err(_) => true,
@@ -141,7 +143,10 @@ fn cgroup_members(dir: &Path) -> Vec<i32> {
 // ---- the run's resources in the kernel ------------------------------------------------
 
 fn mount_points() -> Vec<PathBuf> {
-    paused::mounts_of("self").into_iter().map(|(m, _)| PathBuf::from(m)).collect()
+    paused::mounts_of("self")
+        .into_iter()
+        .map(|(m, _)| PathBuf::from(m))
+        .collect()
 }
 
 fn tool_ok(prog: &str, args: &[&str]) -> bool {
@@ -149,12 +154,18 @@ fn tool_ok(prog: &str, args: &[&str]) -> bool {
 }
 
 fn sysctl_value(key: &str) -> Option<String> {
-    std::fs::read_to_string(Path::new("/proc/sys").join(key)).ok().map(|v| v.trim().to_string())
+    std::fs::read_to_string(Path::new("/proc/sys").join(key))
+        .ok()
+        .map(|v| v.trim().to_string())
 }
 
 /// Does another live run (not `me`) hold a record of sysctl `key`? Then it, not this run, restores it.
 fn sysctl_held_by_other(key: &str, me: &str) -> bool {
-    live_states().iter().filter(|s| s.run_id != me && s.owner_alive()).flat_map(|s| &s.resources).any(|r| matches!(r, Resource::Sysctl { key: k, .. } if k == key))
+    live_states()
+        .iter()
+        .filter(|s| s.run_id != me && s.owner_alive())
+        .flat_map(|s| &s.resources)
+        .any(|r| matches!(r, Resource::Sysctl { key: k, .. } if k == key))
 }
 
 /// Is the resource present in the kernel now? `None`: nothing to look at (a subnet or port reservation).
@@ -162,7 +173,10 @@ fn present(r: &Resource, run_id: &str) -> Option<bool> {
     Some(match r {
         Resource::Dir { path } => path.exists(),
         Resource::Mount { target } => mount_points().contains(target),
-        Resource::Process { pid, start_time } => !gone(&Proc { pid: *pid, start: *start_time }),
+        Resource::Process { pid, start_time } => !gone(&Proc {
+            pid: *pid,
+            start: *start_time,
+        }),
         Resource::Cgroup { path } => path.is_dir(),
         Resource::Link { name } => Path::new("/sys/class/net").join(name).exists(),
         Resource::Netns { name } => Path::new("/run/netns").join(name).exists(),
@@ -174,11 +188,17 @@ fn present(r: &Resource, run_id: &str) -> Option<bool> {
         }
         Resource::XtablesChain { table, chain, .. } => tool_ok("nft", &["list", "chain", "ip", table, chain]),
         // In effect: the key (or a key the kernel changed with it) differs from its recorded value.
-        Resource::Sysctl { key, previous, side_effects } => {
+        Resource::Sysctl {
+            key,
+            previous,
+            side_effects,
+        } => {
             if sysctl_held_by_other(key, run_id) {
                 return None;
             }
-            std::iter::once((key, previous)).chain(side_effects.iter().map(|(k, v)| (k, v))).any(|(k, v)| sysctl_value(k).is_some_and(|now| now != *v))
+            std::iter::once((key, previous))
+                .chain(side_effects.iter().map(|(k, v)| (k, v)))
+                .any(|(k, v)| sysctl_value(k).is_some_and(|now| now != *v))
         }
         Resource::Subnet { .. } | Resource::HostPort { .. } => return None,
     })
@@ -208,7 +228,14 @@ fn state_file(run_id: &str) -> PathBuf {
 /// routes, `wb-<id>-…` directories, cgroups and mounts, its state file.
 fn lines_naming(s: &workbench::host::snapshot::HostState, run_id: &str) -> Vec<String> {
     let (a, b, c) = (format!("wb{run_id}"), format!("wb-{run_id}"), format!("{run_id}.json"));
-    s.sections.iter().flat_map(|(k, v)| v.iter().filter(|l| l.contains(&a) || l.contains(&b) || **l == c).map(move |l| format!("{k}: {l}"))).collect()
+    s.sections
+        .iter()
+        .flat_map(|(k, v)| {
+            v.iter()
+                .filter(|l| l.contains(&a) || l.contains(&b) || **l == c)
+                .map(move |l| format!("{k}: {l}"))
+        })
+        .collect()
 }
 
 // ---- one case ----------------------------------------------------------------------------------
@@ -225,7 +252,10 @@ struct Seen {
 }
 
 fn look_at(run: &Paused) -> Result<Seen, String> {
-    let state = live_states().into_iter().find(|s| s.owner_pid == run.pid()).ok_or("no state file names the paused run as its owner")?;
+    let state = live_states()
+        .into_iter()
+        .find(|s| s.owner_pid == run.pid())
+        .ok_or("no state file names the paused run as its owner")?;
     ensure(!state.resources.is_empty(), || "the state file lists nothing".into())?;
     let kin: Vec<Proc> = descendants(run.pid()).into_iter().filter_map(proc_of).collect();
     let mut pids = kin.iter().map(|p| p.pid).collect::<Vec<_>>();
@@ -238,7 +268,11 @@ fn look_at(run: &Paused) -> Result<Seen, String> {
     }
     pids.sort();
     pids.dedup();
-    let procs: Vec<Proc> = pids.into_iter().filter(|p| *p != run.pid()).filter_map(proc_of).collect();
+    let procs: Vec<Proc> = pids
+        .into_iter()
+        .filter(|p| *p != run.pid())
+        .filter_map(proc_of)
+        .collect();
     let mut here = Vec::new();
     for r in &state.resources {
         match present(r, &state.run_id) {
@@ -247,17 +281,28 @@ fn look_at(run: &Paused) -> Result<Seen, String> {
             // forks, an OOM kill); a link may have moved into a namespace of the
             // run (a veth's container end), out of the host's sight.
             Some(false) if matches!(r, Resource::Process { .. } | Resource::Link { .. }) => {}
-            Some(false) => return Err(format!("the state file lists {r}, but it is not in the kernel while paused")),
+            Some(false) => {
+                return Err(format!(
+                    "the state file lists {r}, but it is not in the kernel while paused"
+                ))
+            }
             None => {}
         }
     }
-    Ok(Seen { state, procs, descendants: kin, present: here })
+    Ok(Seen {
+        state,
+        procs,
+        descendants: kin,
+        present: here,
+    })
 }
 
 /// Everything the run had made is gone: processes, resources, state file, host-state lines.
 fn all_gone(seen: &Seen) -> Outcome {
     let left = survivors(&seen.procs);
-    ensure(left.is_empty(), || format!("processes survived: {:?} (of {:?})", left, seen.procs))?;
+    ensure(left.is_empty(), || {
+        format!("processes survived: {:?} (of {:?})", left, seen.procs)
+    })?;
     let id = &seen.state.run_id;
     let mut still = Vec::new();
     for r in &seen.state.resources {
@@ -266,12 +311,21 @@ fn all_gone(seen: &Seen) -> Outcome {
         }
     }
     if let Some(Resource::Dir { path }) = seen.state.resources.iter().find(|r| matches!(r, Resource::Dir { .. })) {
-        still.extend(mount_points().into_iter().filter(|m| m.starts_with(path)).map(|m| format!("mount {}", m.display())));
+        still.extend(
+            mount_points()
+                .into_iter()
+                .filter(|m| m.starts_with(path))
+                .map(|m| format!("mount {}", m.display())),
+        );
     }
     ensure(still.is_empty(), || format!("left behind: {}", still.join("; ")))?;
-    ensure(!state_file(id).exists(), || format!("state file {} left behind", state_file(id).display()))?;
+    ensure(!state_file(id).exists(), || {
+        format!("state file {} left behind", state_file(id).display())
+    })?;
     let named = lines_naming(&workbench::host::snapshot::capture(), id);
-    ensure(named.is_empty(), || format!("the host state still names run {id}:\n{}", named.join("\n")))
+    ensure(named.is_empty(), || {
+        format!("the host state still names run {id}:\n{}", named.join("\n"))
+    })
 }
 
 fn run_case(def: &LessonDef, after: usize, ending: Ending, strict_host: bool) -> Outcome {
@@ -283,41 +337,88 @@ fn run_case(def: &LessonDef, after: usize, ending: Ending, strict_host: bool) ->
     let id = seen.state.run_id.clone();
     match ending {
         Ending::Sigint | Ending::Sigterm => {
-            let (sig, code) = if matches!(ending, Ending::Sigint) { (Signal::SIGINT, 130) } else { (Signal::SIGTERM, 143) };
+            let (sig, code) = if matches!(ending, Ending::Sigint) {
+                (Signal::SIGINT, 130)
+            } else {
+                (Signal::SIGTERM, 143)
+            };
             let (status, said) = run.signal_and_report(sig);
             let said = said.trim().to_string();
-            ensure(status.code() == Some(code), || format!("exit status {status} after {sig}, expected {code}; stderr: {said}"))?;
+            ensure(status.code() == Some(code), || {
+                format!("exit status {status} after {sig}, expected {code}; stderr: {said}")
+            })?;
             all_gone(&seen).map_err(|e| format!("{e}\nworkbench said on stderr: {said}"))?;
         }
         Ending::SigkillCleanup => {
             use std::os::unix::process::ExitStatusExt;
             let status = run.signal(Signal::SIGKILL);
-            ensure(status.signal() == Some(9), || format!("exit status {status} after SIGKILL"))?;
+            ensure(status.signal() == Some(9), || {
+                format!("exit status {status} after SIGKILL")
+            })?;
             // Its namespace children, hogs and their servers die with it...
             let left = survivors(&seen.descendants);
-            ensure(left.is_empty(), || format!("processes survived the SIGKILL of workbench: {left:?} (of {:?})", seen.descendants))?;
+            ensure(left.is_empty(), || {
+                format!(
+                    "processes survived the SIGKILL of workbench: {left:?} (of {:?})",
+                    seen.descendants
+                )
+            })?;
             // ...but nothing was torn down: the state file and everything the kernel
             // does not remove when processes die wait for `cleanup` (processes
             // die with workbench; a veth may die with its peer's namespace).
-            ensure(state_file(&id).exists(), || "no state file left for `cleanup` after SIGKILL".into())?;
-            let vanished: Vec<String> = seen.present.iter().filter(|r| !matches!(r, Resource::Process { .. } | Resource::Link { .. })).filter(|r| present(r, &id) != Some(true)).map(|r| r.to_string()).collect();
-            ensure(vanished.is_empty(), || format!("after SIGKILL, before `cleanup`, already gone: {}", vanished.join("; ")))?;
+            ensure(state_file(&id).exists(), || {
+                "no state file left for `cleanup` after SIGKILL".into()
+            })?;
+            let vanished: Vec<String> = seen
+                .present
+                .iter()
+                .filter(|r| !matches!(r, Resource::Process { .. } | Resource::Link { .. }))
+                .filter(|r| present(r, &id) != Some(true))
+                .map(|r| r.to_string())
+                .collect();
+            ensure(vanished.is_empty(), || {
+                format!("after SIGKILL, before `cleanup`, already gone: {}", vanished.join("; "))
+            })?;
             // Runs of other cases in progress (the other job's lesson): cleanup must leave them alone.
-            let others: Vec<RunState> = live_states().into_iter().filter(|s| s.run_id != id && s.owner_alive()).collect();
+            let others: Vec<RunState> = live_states()
+                .into_iter()
+                .filter(|s| s.run_id != id && s.owner_alive())
+                .collect();
             let o = common::workbench(&["cleanup"]);
             let out = common::stdout(&o);
-            ensure(o.status.success(), || format!("workbench cleanup failed ({}): {}{}", o.status, out, common::stderr(&o)))?;
-            ensure(out.contains(&format!("cleaned run {id} ({})", def.id)), || format!("cleanup did not clean run {id}:\n{out}"))?;
-            let cleaned: Vec<&str> = out.lines().filter(|l| l.starts_with("cleaned run ") && !l.contains(&id)).collect();
-            ensure(cleaned.is_empty(), || format!("cleanup cleaned other runs too: {cleaned:?}"))?;
+            ensure(o.status.success(), || {
+                format!("workbench cleanup failed ({}): {}{}", o.status, out, common::stderr(&o))
+            })?;
+            ensure(out.contains(&format!("cleaned run {id} ({})", def.id)), || {
+                format!("cleanup did not clean run {id}:\n{out}")
+            })?;
+            let cleaned: Vec<&str> = out
+                .lines()
+                .filter(|l| l.starts_with("cleaned run ") && !l.contains(&id))
+                .collect();
+            ensure(cleaned.is_empty(), || {
+                format!("cleanup cleaned other runs too: {cleaned:?}")
+            })?;
             for other in others.iter().filter(|s| s.owner_alive()) {
-                ensure(out.contains(&format!("skipped run {} (", other.run_id)) && state_file(&other.run_id).exists(), || format!("cleanup did not leave the live run {} ({}) alone:\n{out}", other.run_id, other.lesson))?;
+                ensure(
+                    out.contains(&format!("skipped run {} (", other.run_id)) && state_file(&other.run_id).exists(),
+                    || {
+                        format!(
+                            "cleanup did not leave the live run {} ({}) alone:\n{out}",
+                            other.run_id, other.lesson
+                        )
+                    },
+                )?;
             }
             for r in &seen.state.resources {
-                ensure(out.contains(&format!("  removed {r}\n")), || format!("cleanup output does not name {r}:\n{out}"))?;
+                ensure(out.contains(&format!("  removed {r}\n")), || {
+                    format!("cleanup output does not name {r}:\n{out}")
+                })?;
             }
             let again = common::stdout(&common::workbench(&["cleanup"]));
-            ensure(!again.contains(&id), || format!("a second cleanup found run {id} again:\n{again}"))?;
+            ensure(!again.contains(&id), || {
+                format!("a second cleanup found run {id} again:\n{again}")
+            })?;
             all_gone(&seen)?;
         }
     }
@@ -331,24 +432,50 @@ fn run_case(def: &LessonDef, after: usize, ending: Ending, strict_host: bool) ->
 // ---- spot checks ---------------------------------------------------------------------------------
 
 fn kind_of(r: &Resource) -> String {
-    serde_json::to_value(r).ok().and_then(|v| v["kind"].as_str().map(str::to_string)).unwrap_or_default()
+    serde_json::to_value(r)
+        .ok()
+        .and_then(|v| v["kind"].as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 fn spot_checks(lesson: &str, step: &str, seen: &Seen) -> Outcome {
     let def = workbench::lessons::find(lesson).expect("a lesson of ALL");
     for (_, spot) in def.spots.iter().filter(|(s, _)| *s == step) {
         match spot {
-            Spot::Procs(n) => ensure(seen.procs.len() >= *n, || format!("expected at least {n} processes of the run, found {:?}", seen.procs))?,
+            Spot::Procs(n) => ensure(seen.procs.len() >= *n, || {
+                format!("expected at least {n} processes of the run, found {:?}", seen.procs)
+            })?,
             Spot::InGroups(n) => {
-                let mut inside: Vec<i32> = seen.state.resources.iter().filter_map(|r| if let Resource::Cgroup { path } = r { Some(cgroup_members(path)) } else { None }).flatten().collect();
+                let mut inside: Vec<i32> = seen
+                    .state
+                    .resources
+                    .iter()
+                    .filter_map(|r| {
+                        if let Resource::Cgroup { path } = r {
+                            Some(cgroup_members(path))
+                        } else {
+                            None
+                        }
+                    })
+                    .flatten()
+                    .collect();
                 inside.sort();
                 inside.dedup();
-                ensure(inside.len() >= *n, || format!("expected at least {n} processes in the run's cgroups, found {inside:?}"))?
+                ensure(inside.len() >= *n, || {
+                    format!("expected at least {n} processes in the run's cgroups, found {inside:?}")
+                })?
             }
-            Spot::Sysctl(key, value) => ensure(sysctl_value(key).as_deref() == Some(*value), || format!("expected {key} = {value}, found {:?}", sysctl_value(key)))?,
+            Spot::Sysctl(key, value) => ensure(sysctl_value(key).as_deref() == Some(*value), || {
+                format!("expected {key} = {value}, found {:?}", sysctl_value(key))
+            })?,
             Spot::Present(kind, n) => {
                 let k = seen.present.iter().filter(|r| kind_of(r) == *kind).count();
-                ensure(k >= *n, || format!("expected at least {n} {kind} resources present, found {k}: {:?}", seen.present))?
+                ensure(k >= *n, || {
+                    format!(
+                        "expected at least {n} {kind} resources present, found {k}: {:?}",
+                        seen.present
+                    )
+                })?
             }
         }
     }
@@ -364,14 +491,20 @@ fn selected() -> Vec<&'static LessonDef> {
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
-            .map(|name| workbench::lessons::find(name).unwrap_or_else(|| panic!("WB_FAULT_LESSONS: unknown lesson {name}")))
+            .map(|name| {
+                workbench::lessons::find(name).unwrap_or_else(|| panic!("WB_FAULT_LESSONS: unknown lesson {name}"))
+            })
             .collect(),
         _ => workbench::lessons::ALL.iter().collect(),
     }
 }
 
 fn jobs() -> usize {
-    std::env::var("WB_FAULT_JOBS").ok().and_then(|v| v.parse().ok()).filter(|n| *n >= 1).unwrap_or(2)
+    std::env::var("WB_FAULT_JOBS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n >= 1)
+        .unwrap_or(2)
 }
 
 /// What one lesson's cases came to.
@@ -390,17 +523,37 @@ fn lesson_cases(def: &LessonDef, strict_host: bool) -> LessonResult {
         for ending in ENDINGS {
             cases += 1;
             let t = Instant::now();
-            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_case(def, after, ending, strict_host)));
-            let r = r.unwrap_or_else(|p| Err(p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_else(|| "panic".into())));
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                run_case(def, after, ending, strict_host)
+            }));
+            let r = r.unwrap_or_else(|p| {
+                Err(p
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "panic".into()))
+            });
             if std::env::var_os("WB_FAULT_VERBOSE").is_some() {
-                eprintln!("fault matrix: {} after {after}, {ending:?}: {:.2} s", def.id, t.elapsed().as_secs_f64());
+                eprintln!(
+                    "fault matrix: {} after {after}, {ending:?}: {:.2} s",
+                    def.id,
+                    t.elapsed().as_secs_f64()
+                );
             }
             if let Err(e) = r {
-                failures.push(format!("{} paused after step {after} ({}), {ending:?}: {e}", def.id, def.steps[after - 1]));
+                failures.push(format!(
+                    "{} paused after step {after} ({}), {ending:?}: {e}",
+                    def.id,
+                    def.steps[after - 1]
+                ));
             }
         }
     }
-    LessonResult { failures, cases, took: t0.elapsed() }
+    LessonResult {
+        failures,
+        cases,
+        took: t0.elapsed(),
+    }
 }
 
 #[test]
@@ -418,10 +571,21 @@ fn every_lesson_every_pause_every_signal_cleans_up() {
     std::thread::scope(|s| {
         for _ in 0..jobs.min(lessons.len()) {
             s.spawn(|| loop {
-                let Some(def) = queue.lock().unwrap().pop_front() else { break };
+                let Some(def) = queue.lock().unwrap().pop_front() else {
+                    break;
+                };
                 let r = lesson_cases(def, jobs == 1);
-                let failed = if r.failures.is_empty() { String::new() } else { format!(", {} failed", r.failures.len()) };
-                eprintln!("fault matrix: {}: {} cases in {:.1} s{failed}", def.id, r.cases, r.took.as_secs_f64());
+                let failed = if r.failures.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {} failed", r.failures.len())
+                };
+                eprintln!(
+                    "fault matrix: {}: {} cases in {:.1} s{failed}",
+                    def.id,
+                    r.cases,
+                    r.took.as_secs_f64()
+                );
                 let order = lessons.iter().position(|d| d.id == def.id).unwrap();
                 results.lock().unwrap().insert(order, r);
             });
@@ -429,14 +593,23 @@ fn every_lesson_every_pause_every_signal_cleans_up() {
     });
     let results = results.into_inner().unwrap();
     let cases: usize = results.values().map(|r| r.cases).sum();
-    eprintln!("fault matrix: {} lessons, {cases} cases, {jobs} at a time, {:.1} s", results.len(), t0.elapsed().as_secs_f64());
+    eprintln!(
+        "fault matrix: {} lessons, {cases} cases, {jobs} at a time, {:.1} s",
+        results.len(),
+        t0.elapsed().as_secs_f64()
+    );
     let failures: Vec<String> = results.into_values().flat_map(|r| r.failures).collect();
     let d = workbench::host::snapshot::differences(&before, &workbench::host::snapshot::capture());
     if !failures.is_empty() || !d.is_empty() {
         // Put the host back for the tests that follow.
         let _ = common::workbench(&["cleanup"]);
     }
-    assert!(failures.is_empty(), "{} of {cases} cases failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {cases} cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     assert!(d.is_empty(), "the fault matrix changed the host:\n{}", d.join("\n"));
 }
 
@@ -449,7 +622,9 @@ fn the_runner_pauses_only_between_steps() {
     let n = def.steps.len();
     let before = workbench::host::snapshot::capture();
     let run = Paused::start(common::bin(), def.id, n - 1);
-    let (status, out) = run.enter_and_expect_exit(Duration::from_secs(60)).unwrap_or_else(|e| panic!("{}: {e}", def.id));
+    let (status, out) = run
+        .enter_and_expect_exit(Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("{}: {e}", def.id));
     assert!(status.success(), "{}: {status}\n{out}", def.id);
     assert!(out.contains(&format!("{n}/{n} steps passed")), "{out}");
     common::assert_host_unchanged(&before, def.id);

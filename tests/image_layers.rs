@@ -24,19 +24,30 @@ fn step_no(id: &str) -> usize {
 fn tar_entries(path: &Path) -> Vec<(String, tar::EntryType, u64)> {
     let mut raw = Vec::new();
     std::fs::File::open(path).unwrap().read_to_end(&mut raw).unwrap();
-    let r: Box<dyn Read> = if raw.starts_with(&[0x1f, 0x8b]) { Box::new(flate2::read::GzDecoder::new(&raw[..])) } else { Box::new(&raw[..]) };
+    let r: Box<dyn Read> = if raw.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::read::GzDecoder::new(&raw[..]))
+    } else {
+        Box::new(&raw[..])
+    };
     let mut a = tar::Archive::new(r);
     a.entries()
         .unwrap()
         .map(|e| {
             let e = e.unwrap();
-            (e.path().unwrap().display().to_string(), e.header().entry_type(), e.header().size().unwrap())
+            (
+                e.path().unwrap().display().to_string(),
+                e.header().entry_type(),
+                e.header().size().unwrap(),
+            )
         })
         .collect()
 }
 
 fn tool(name: &str) -> bool {
-    Command::new(name).arg("--version").output().is_ok_and(|o| o.status.success())
+    Command::new(name)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 #[test]
@@ -48,21 +59,37 @@ fn layers_images_and_the_loaded_tree_are_real() {
     let wd = run.workdir();
 
     // The base layer: gzip, numeric owners only.
-    let mut a = tar::Archive::new(flate2::read::GzDecoder::new(std::fs::File::open(wd.join("layers/base.tar.gz")).unwrap()));
+    let mut a = tar::Archive::new(flate2::read::GzDecoder::new(
+        std::fs::File::open(wd.join("layers/base.tar.gz")).unwrap(),
+    ));
     let mut n = 0;
     for e in a.entries().unwrap() {
         let e = e.unwrap();
         let h = e.header();
-        assert!(h.username().ok().flatten().unwrap_or("").is_empty(), "owner name in {:?}", e.path());
+        assert!(
+            h.username().ok().flatten().unwrap_or("").is_empty(),
+            "owner name in {:?}",
+            e.path()
+        );
         n += 1;
     }
     assert!(n > 100, "base layer has only {n} entries");
 
     // The running container: its changes are in upper, its view is the overlay.
     let upper = wd.join("container/upper");
-    assert_eq!(char_device(&upper.join("etc/hosts")), Some((0, 0)), "etc/hosts is not a whiteout");
-    assert_eq!(xattr(&upper.join("var"), "trusted.overlay.opaque").as_deref(), Some(&b"y"[..]));
-    assert_eq!(std::fs::read_to_string(upper.join("hello.txt")).unwrap(), "hello from the container\n");
+    assert_eq!(
+        char_device(&upper.join("etc/hosts")),
+        Some((0, 0)),
+        "etc/hosts is not a whiteout"
+    );
+    assert_eq!(
+        xattr(&upper.join("var"), "trusted.overlay.opaque").as_deref(),
+        Some(&b"y"[..])
+    );
+    assert_eq!(
+        std::fs::read_to_string(upper.join("hello.txt")).unwrap(),
+        "hello from the container\n"
+    );
     assert!(!upper.join("bin").exists(), "unchanged files must not be copied up");
     let kids = run.children();
     assert_eq!(kids.len(), 1);
@@ -71,9 +98,14 @@ fn layers_images_and_the_loaded_tree_are_real() {
     assert!(root.join("hello.txt").is_file() && root.join("bin/busybox").is_file());
     assert!(!root.join("etc/hosts").exists() && !root.join("var/run").exists());
     // The container is chrooted into merged: its only visible mount is the overlay at "/".
-    assert!(mounts_of(&container.to_string()).iter().any(|(p, t)| p == "/" && t == "overlay"));
+    assert!(mounts_of(&container.to_string())
+        .iter()
+        .any(|(p, t)| p == "/" && t == "overlay"));
     let merged = wd.join("container/merged").display().to_string();
-    assert!(!mounts_of("self").iter().any(|(p, _)| *p == merged), "the overlay leaked into the host's mount namespace");
+    assert!(
+        !mounts_of("self").iter().any(|(p, _)| *p == merged),
+        "the overlay leaked into the host's mount namespace"
+    );
 
     // The diff layer: only the changes, in the image spelling.
     run.next();
@@ -81,7 +113,18 @@ fn layers_images_and_the_loaded_tree_are_real() {
     assert!(wait_gone(&kids), "the container survived the commit step");
     let diff = tar_entries(&wd.join("layers/diff.tar"));
     let names: Vec<&str> = diff.iter().map(|(p, _, _)| p.trim_end_matches('/')).collect();
-    assert_eq!(names, vec!["etc", "etc/.wh.hosts", "hello.txt", "var", "var/.wh..wh..opq", "var/log", "var/log/app.log"]);
+    assert_eq!(
+        names,
+        vec![
+            "etc",
+            "etc/.wh.hosts",
+            "hello.txt",
+            "var",
+            "var/.wh..wh..opq",
+            "var/log",
+            "var/log/app.log"
+        ]
+    );
     for (p, t, size) in &diff {
         if p.contains(".wh.") {
             assert!(t.is_file() && *size == 0, "{p} should be an empty regular file");
@@ -93,20 +136,35 @@ fn layers_images_and_the_loaded_tree_are_real() {
     run.next();
     assert_eq!(run.steps_done(), step_no("save-oci"));
     let docker = wd.join("image/docker-save");
-    let repos: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(docker.join("repositories")).unwrap()).unwrap();
+    let repos: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(docker.join("repositories")).unwrap()).unwrap();
     let top = repos["workbench/busybox"]["demo"].as_str().unwrap().to_string();
-    let top_json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(docker.join(&top).join("json")).unwrap()).unwrap();
+    let top_json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(docker.join(&top).join("json")).unwrap()).unwrap();
     let base_id = top_json["parent"].as_str().unwrap().to_string();
     for id in [&top, &base_id] {
-        assert_eq!(std::fs::read_to_string(docker.join(id).join("VERSION")).unwrap().trim(), "1.0");
+        assert_eq!(
+            std::fs::read_to_string(docker.join(id).join("VERSION")).unwrap().trim(),
+            "1.0"
+        );
         assert!(docker.join(id).join("layer.tar").is_file());
     }
-    assert_eq!(std::fs::read(docker.join(&top).join("layer.tar")).unwrap(), std::fs::read(wd.join("layers/diff.tar")).unwrap());
+    assert_eq!(
+        std::fs::read(docker.join(&top).join("layer.tar")).unwrap(),
+        std::fs::read(wd.join("layers/diff.tar")).unwrap()
+    );
     let oci = wd.join("image/oci");
     assert!(oci.join("oci-layout").is_file() && oci.join("index.json").is_file());
     if tool("skopeo") {
-        let o = Command::new("skopeo").args(["inspect", &format!("oci:{}:demo", oci.display())]).output().unwrap();
-        assert!(o.status.success(), "skopeo inspect: {}", String::from_utf8_lossy(&o.stderr));
+        let o = Command::new("skopeo")
+            .args(["inspect", &format!("oci:{}:demo", oci.display())])
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "skopeo inspect: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
         assert_eq!(v["Layers"].as_array().unwrap().len(), 2);
     } else {
@@ -120,12 +178,28 @@ fn layers_images_and_the_loaded_tree_are_real() {
     assert_eq!(kids.len(), 1, "one child holding the loaded image's overlay");
     let merged = wd.join("loaded/merged");
     let view = PathBuf::from(format!("/proc/{}/root", kids[0])).join(merged.strip_prefix("/").unwrap());
-    assert_eq!(std::fs::read_to_string(view.join("hello.txt")).unwrap(), "hello from the container\n");
-    assert_eq!(std::fs::read_to_string(view.join("var/log/app.log")).unwrap(), "started\n");
+    assert_eq!(
+        std::fs::read_to_string(view.join("hello.txt")).unwrap(),
+        "hello from the container\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(view.join("var/log/app.log")).unwrap(),
+        "started\n"
+    );
     assert!(view.join("bin/busybox").is_file() && view.join("etc/passwd").is_file());
-    assert!(!view.join("etc/hosts").exists(), "the whiteout did not survive save and load");
-    assert!(!view.join("var/run").exists(), "the opaque dir did not survive save and load");
-    assert_eq!(std::fs::read_dir(&merged).unwrap().count(), 0, "the host sees the loaded overlay");
+    assert!(
+        !view.join("etc/hosts").exists(),
+        "the whiteout did not survive save and load"
+    );
+    assert!(
+        !view.join("var/run").exists(),
+        "the opaque dir did not survive save and load"
+    );
+    assert_eq!(
+        std::fs::read_dir(&merged).unwrap().count(),
+        0,
+        "the host sees the loaded overlay"
+    );
 
     let (status, out) = run.finish();
     assert_eq!(status.code(), Some(0), "{out}");
@@ -144,14 +218,34 @@ fn json_run_passes_every_check() {
     assert_eq!(code, 0, "summary: {summary}");
     assert_eq!(summary["steps_passed"], 7);
     let commit = step(&steps, "commit");
-    let listing = commit["transcript"].as_array().unwrap().iter().find(|t| t["command"] == "tar -tvf layers/diff.tar").unwrap()["output"].as_str().unwrap().to_string();
-    assert!(listing.contains("etc/.wh.hosts") && listing.contains("var/.wh..wh..opq"), "{listing}");
+    let listing = commit["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["command"] == "tar -tvf layers/diff.tar")
+        .unwrap()["output"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        listing.contains("etc/.wh.hosts") && listing.contains("var/.wh..wh..opq"),
+        "{listing}"
+    );
     let load = step(&steps, "load");
-    let same = load["checks"].as_array().unwrap().iter().find(|c| c["name"] == "the loaded image's tree equals the container's merged view").unwrap();
+    let same = load["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "the loaded image's tree equals the container's merged view")
+        .unwrap();
     assert_eq!(same["pass"], true, "{same}");
     if tool("skopeo") {
         let oci = step(&steps, "save-oci");
-        assert!(oci["checks"].as_array().unwrap().iter().any(|c| c["name"] == "skopeo inspect accepts the layout" && c["pass"] == true));
+        assert!(oci["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"] == "skopeo inspect accepts the layout" && c["pass"] == true));
     }
     common::assert_host_unchanged(&before, "image-layers");
 }
@@ -165,8 +259,15 @@ fn bad_input_and_missing_busybox_are_refused() {
     assert_eq!(o.status.code(), Some(2));
     let e = common::stderr(&o);
     assert_eq!(e.lines().filter(|l| !l.trim().is_empty()).count(), 1, "{e}");
-    assert!(e.contains("--memory does not apply to image-layers (it takes no options)"), "{e}");
-    let o = Command::new(common::bin()).args(["lesson", "image-layers"]).env("WORKBENCH_BUSYBOX_PATHS", "/nonexistent/busybox").output().unwrap();
+    assert!(
+        e.contains("--memory does not apply to image-layers (it takes no options)"),
+        "{e}"
+    );
+    let o = Command::new(common::bin())
+        .args(["lesson", "image-layers"])
+        .env("WORKBENCH_BUSYBOX_PATHS", "/nonexistent/busybox")
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(common::stderr(&o).contains("busybox found"), "{}", common::stderr(&o));
     common::assert_host_unchanged(&before, "refused image-layers runs");
@@ -192,12 +293,22 @@ fn shell_opens_inside_the_loaded_image() {
     require_root!();
     let _g = common::serial();
     let before = workbench::host::snapshot::capture();
-    let out = common::shell("image-layers", &[], b"echo marker-$(wc -c < /hello.txt)-$(hostname)-$(ls /etc | grep -c hosts)-$(ps | wc -l)\nexit\n");
-    let marker = out.lines().find(|l| l.starts_with("marker-")).unwrap_or_else(|| panic!("no marker in:\n{out}"));
+    let out = common::shell(
+        "image-layers",
+        &[],
+        b"echo marker-$(wc -c < /hello.txt)-$(hostname)-$(ls /etc | grep -c hosts)-$(ps | wc -l)\nexit\n",
+    );
+    let marker = out
+        .lines()
+        .find(|l| l.starts_with("marker-"))
+        .unwrap_or_else(|| panic!("no marker in:\n{out}"));
     // hello.txt from the diff layer, the UTS name set for the container, no etc/hosts, and
     // ps (a fresh /proc) showing only header, PID 1, sh, the subshell and ps.
     let parts: Vec<&str> = marker.split('-').collect();
     assert_eq!(&parts[1..4], &["25", "container", "0"], "{marker}");
-    assert!(parts[4].trim().parse::<usize>().unwrap() <= 6, "the shell sees host processes: {marker}");
+    assert!(
+        parts[4].trim().parse::<usize>().unwrap() <= 6,
+        "the shell sees host processes: {marker}"
+    );
     common::assert_host_unchanged(&before, "image-layers --shell");
 }

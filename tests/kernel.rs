@@ -73,7 +73,10 @@ fn proc_mount_in_private_namespace_never_reaches_the_host() {
     c.act(&Request::MountProc(dir.path().to_path_buf())).unwrap();
     let inside = std::fs::read_to_string(format!("/proc/{}/mountinfo", c.pid())).unwrap();
     let d = dir.path().display().to_string();
-    assert!(inside.lines().any(|l| l.contains(&d) && l.contains(" - proc ")), "no proc mount inside");
+    assert!(
+        inside.lines().any(|l| l.contains(&d) && l.contains(" - proc ")),
+        "no proc mount inside"
+    );
     assert_eq!(std::fs::read_to_string("/proc/self/mountinfo").unwrap(), before);
     // The new proc shows the new PID namespace: only PID 1 is there.
     let pids: Vec<String> = std::fs::read_dir(format!("/proc/{}/root{}", c.pid(), d))

@@ -15,22 +15,40 @@ fn pid_ns_child_is_pid_1_in_new_namespaces() {
     assert_eq!(summary["pass"], true);
     let clone = step(&steps, "clone");
     for kind in ["pid", "uts", "ipc", "mnt"] {
-        assert_eq!(row(clone, "namespaces", kind)["change"], "changed", "{kind} should be new");
+        assert_eq!(
+            row(clone, "namespaces", kind)["change"],
+            "changed",
+            "{kind} should be new"
+        );
     }
     for kind in ["net", "user", "cgroup"] {
-        assert_eq!(row(clone, "namespaces", kind)["change"], "same", "{kind} should be shared");
+        assert_eq!(
+            row(clone, "namespaces", kind)["change"],
+            "same",
+            "{kind} should be shared"
+        );
     }
     let pid = step(&steps, "child-pid");
     assert_eq!(row(pid, "facts", "getpid() inside")["after"], "1");
-    let host_pid = row(pid, "facts", "PID seen by the parent")["after"].as_str().unwrap().parse::<i32>().unwrap();
+    let host_pid = row(pid, "facts", "PID seen by the parent")["after"]
+        .as_str()
+        .unwrap()
+        .parse::<i32>()
+        .unwrap();
     assert!(host_pid > 1);
-    assert_eq!(row(pid, "facts", "NSpid (host, inside)")["after"], format!("{host_pid} 1"));
+    assert_eq!(
+        row(pid, "facts", "NSpid (host, inside)")["after"],
+        format!("{host_pid} 1")
+    );
     let hn = step(&steps, "hostname");
     assert_eq!(row(hn, "facts", "hostname inside")["after"], "In Namespace");
     assert_eq!(row(hn, "facts", "hostname on the host")["change"], "same");
     // The child is gone: its PID no longer names our process.
     let cmdline = std::fs::read_to_string(format!("/proc/{host_pid}/cmdline")).unwrap_or_default();
-    assert!(!cmdline.contains("workbench"), "the namespace child {host_pid} outlived the lesson");
+    assert!(
+        !cmdline.contains("workbench"),
+        "the namespace child {host_pid} outlived the lesson"
+    );
     common::assert_host_unchanged(&before, "pid-ns");
 }
 
@@ -40,7 +58,10 @@ fn pid_ns_takes_a_hostname_option() {
     let _g = common::serial();
     let (code, steps, _) = run_json("unshare-pid", &["--hostname", "box42"]);
     assert_eq!(code, 0);
-    assert_eq!(row(step(&steps, "hostname"), "facts", "hostname inside")["after"], "box42");
+    assert_eq!(
+        row(step(&steps, "hostname"), "facts", "hostname inside")["after"],
+        "box42"
+    );
 }
 
 #[test]
@@ -56,7 +77,10 @@ fn mount_proc_shows_only_namespace_processes_and_leaves_host_mounts() {
     assert!(proc_row["after"].as_str().unwrap().starts_with("proc "));
     let ps = step(&steps, "ps-inside");
     let out = ps["transcript"][0]["output"].as_str().unwrap();
-    let pids: Vec<i32> = out.lines().filter_map(|l| l.split_whitespace().next()?.parse().ok()).collect();
+    let pids: Vec<i32> = out
+        .lines()
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect();
     assert!(pids.contains(&1), "ps output: {out}");
     assert!(pids.iter().all(|p| *p < 10), "host processes visible: {out}");
     assert_eq!(step(&steps, "host-unchanged")["pass"], true);
@@ -71,13 +95,26 @@ fn chroot_busybox_fails_without_loader_then_works() {
     let (code, steps, summary) = run_json("chroot-busybox", &[]);
     assert_eq!(code, 0, "summary: {summary}");
     let fails = step(&steps, "chroot-fails");
-    assert!(fails["transcript"][0]["output"].as_str().unwrap().contains("No such file or directory"));
+    assert!(fails["transcript"][0]["output"]
+        .as_str()
+        .unwrap()
+        .contains("No such file or directory"));
     let works = step(&steps, "chroot-works");
-    assert!(works["transcript"][0]["output"].as_str().unwrap().contains("hello from the chroot"));
-    assert_eq!(row(works, "facts", "root directory (readlink /proc/PID/root)")["change"], "changed");
+    assert!(works["transcript"][0]["output"]
+        .as_str()
+        .unwrap()
+        .contains("hello from the chroot"));
+    assert_eq!(
+        row(works, "facts", "root directory (readlink /proc/PID/root)")["change"],
+        "changed"
+    );
     let iso = step(&steps, "not-isolation");
     for kind in ["pid", "uts", "ipc", "net", "user", "cgroup"] {
-        assert_eq!(row(iso, "namespaces", kind)["change"], "same", "chroot must not change the {kind} namespace");
+        assert_eq!(
+            row(iso, "namespaces", kind)["change"],
+            "same",
+            "chroot must not change the {kind} namespace"
+        );
     }
     common::assert_host_unchanged(&before, "chroot-busybox");
 }
@@ -101,9 +138,16 @@ fn tour_runs_every_lesson() {
 fn shell_runs_inside_the_namespaces() {
     require_root!();
     let _g = common::serial();
-    let out = common::shell("mount-proc", &[], b"echo marker-$(ps | wc -l)-$(cat /etc/hostname)\nexit\n");
+    let out = common::shell(
+        "mount-proc",
+        &[],
+        b"echo marker-$(ps | wc -l)-$(cat /etc/hostname)\nexit\n",
+    );
     // ps inside the shell: header, PID 1, sh, ps, wc → at most 6 lines; the rootfs hostname file.
-    let marker = out.lines().find(|l| l.starts_with("marker-")).unwrap_or_else(|| panic!("no marker in:\n{out}"));
+    let marker = out
+        .lines()
+        .find(|l| l.starts_with("marker-"))
+        .unwrap_or_else(|| panic!("no marker in:\n{out}"));
     let n: usize = marker.split('-').nth(1).unwrap().parse().unwrap();
     assert!(n <= 6, "the shell sees host processes: {marker}");
     assert!(marker.ends_with("-container"), "{marker}");

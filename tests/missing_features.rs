@@ -29,7 +29,11 @@ fn in_private_mounts(setup: &str, args: &[&str]) -> Output {
     let script = format!("set -e\nmount --make-rprivate /\n{PRELUDE}\n{setup}\nexec \"$@\"");
     let mut argv = vec!["-m", "sh", "-c", script.as_str(), "sh", common::bin()];
     argv.extend_from_slice(args);
-    Command::new("unshare").args(&argv).env("NO_COLOR", "1").output().expect("run unshare (util-linux)")
+    Command::new("unshare")
+        .args(&argv)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run unshare (util-linux)")
 }
 
 /// The exit status of a setup that cannot make its host here.
@@ -81,7 +85,10 @@ mkdir -p "$d/kernel/fs/overlayfs" "$d/kernel/drivers/net" "$d/kernel/net/bridge"
 printf '%s\n' kernel/fs/overlayfs/overlay.ko: kernel/drivers/net/veth.ko: kernel/drivers/net/vxlan/vxlan.ko: 'kernel/net/bridge/bridge.ko: kernel/net/802/stp.ko' >"$d/modules.dep""#;
 
 /// The module trees without the feature: (what the host is, its setup).
-const TREES: [(&str, &str); 2] = [("no module tree", NO_TREE), ("a module tree without the module", EMPTY_TREE)];
+const TREES: [(&str, &str); 2] = [
+    ("no module tree", NO_TREE),
+    ("a module tree without the module", EMPTY_TREE),
+];
 
 /// No module loaded, and a kernel config that sets nothing (in /boot, where
 /// Debian keeps it, and in /proc/config.gz if the kernel has one); `cfg` says
@@ -93,7 +100,8 @@ if [ -d /boot ]; then mount -t tmpfs wbtest /boot; : >"/boot/config-$rel"; cfg=1
 
 /// Without a module tree, only the kernel's config can say that a module is
 /// absent (workbench does not refuse what it cannot judge).
-const CONFIG_NEEDED: &str = r#"[ -n "$cfg" ] || { echo "no /boot or /proc/config.gz to put an empty kernel config in" >&2; exit 97; }"#;
+const CONFIG_NEEDED: &str =
+    r#"[ -n "$cfg" ] || { echo "no /boot or /proc/config.gz to put an empty kernel config in" >&2; exit 97; }"#;
 
 /// /proc/filesystems as the host has it, minus overlay.
 const NO_OVERLAY_LISTED: &str = r#"f=$(mktemp)
@@ -116,8 +124,16 @@ fn assert_refused(o: &Output, what: &str, needle: &str) {
     assert_eq!(o.status.code(), Some(2), "{what}: exit status (stderr: {err})");
     let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "{what}: one line of error, got:\n{err}");
-    assert!(lines[0].contains(needle), "{what}: the error should say '{needle}': {}", lines[0]);
-    assert!(common::stdout(o).trim().is_empty() || !common::stdout(o).contains("Step 1/"), "{what}: no step may run:\n{}", common::stdout(o));
+    assert!(
+        lines[0].contains(needle),
+        "{what}: the error should say '{needle}': {}",
+        lines[0]
+    );
+    assert!(
+        common::stdout(o).trim().is_empty() || !common::stdout(o).contains("Step 1/"),
+        "{what}: no step may run:\n{}",
+        common::stdout(o)
+    );
 }
 
 #[test]
@@ -137,8 +153,16 @@ fn a_read_only_cgroup_mount_is_refused_before_anything_is_created() {
     }
     // workbench doctor names the problem too (and exits non-zero: a required check failed).
     let o = in_private_mounts(RO_CGROUPS, &["doctor"]);
-    let row = common::stdout(&o).lines().find(|l| l.contains("cgroup mounts writable")).map(str::to_string).unwrap_or_default();
-    assert!(row.contains("FAIL") && row.contains("read-only"), "doctor's row: {row:?}\n{}", common::stdout(&o));
+    let row = common::stdout(&o)
+        .lines()
+        .find(|l| l.contains("cgroup mounts writable"))
+        .map(str::to_string)
+        .unwrap_or_default();
+    assert!(
+        row.contains("FAIL") && row.contains("read-only"),
+        "doctor's row: {row:?}\n{}",
+        common::stdout(&o)
+    );
     assert!(!o.status.success(), "doctor should fail with a read-only cgroup mount");
     common::assert_host_unchanged(&before, "runs on a read-only cgroup mount");
     // The same lessons work with the host's writable mounts: the refusal came from the remount.
@@ -160,8 +184,16 @@ fn a_kernel_without_overlayfs_is_refused() {
     }
     // The same, with overlay a module of the tree: workbench finds it there
     // (mount(2) loads it), and the lesson runs.
-    let o = in_private_mounts(&format!("{LISTED_TREE}\n{NO_OVERLAY_LISTED}"), &["lesson", "overlay-demo", "--json"]);
-    assert!(o.status.success(), "overlay-demo with overlayfs as a module of the tree: exit {:?}\n{}", o.status.code(), common::stderr(&o));
+    let o = in_private_mounts(
+        &format!("{LISTED_TREE}\n{NO_OVERLAY_LISTED}"),
+        &["lesson", "overlay-demo", "--json"],
+    );
+    assert!(
+        o.status.success(),
+        "overlay-demo with overlayfs as a module of the tree: exit {:?}\n{}",
+        o.status.code(),
+        common::stderr(&o)
+    );
     common::assert_host_unchanged(&before, "overlay lessons without overlayfs");
 }
 
@@ -179,7 +211,10 @@ fn a_kernel_without_veth_bridge_or_vxlan_is_refused() {
             (&["lesson", "nat-port-map"], "cannot create veth links"),
             (&["lesson", "net-modes"], "cannot create veth links"),
             (&["lesson", "vxlan-overlay"], "cannot create veth links"),
-            (&["run", "--net", "bridge", "--", "/bin/true"], "cannot create veth links"),
+            (
+                &["run", "--net", "bridge", "--", "/bin/true"],
+                "cannot create veth links",
+            ),
         ] {
             let o = in_private_mounts(&setup, args);
             if skipped(&o, host) {
@@ -192,18 +227,35 @@ fn a_kernel_without_veth_bridge_or_vxlan_is_refused() {
     assert!(proven >= 5, "the refusals were proven for no kind of host");
     // With the same kernel config and veth, bridge, vxlan modules of the tree,
     // workbench finds them there.
-    let o = in_private_mounts(&format!("{NOTHING_LOADED_OR_CONFIGURED}\n{LISTED_TREE}"), &["doctor", "--json"]);
+    let o = in_private_mounts(
+        &format!("{NOTHING_LOADED_OR_CONFIGURED}\n{LISTED_TREE}"),
+        &["doctor", "--json"],
+    );
     if !skipped(&o, "the listed tree") {
         // doctor --json: JSON lines, one "check" object per check, then a summary.
         let checks: Vec<serde_json::Value> = common::stdout(&o)
             .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap_or_else(|e| panic!("doctor --json ({e}): {l}\n{}", common::stderr(&o))))
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l)
+                    .unwrap_or_else(|e| panic!("doctor --json ({e}): {l}\n{}", common::stderr(&o)))
+            })
             .filter(|v| v["type"] == "check")
             .collect();
-        assert!(!checks.is_empty(), "doctor --json printed no check: {}", common::stdout(&o));
+        assert!(
+            !checks.is_empty(),
+            "doctor --json printed no check: {}",
+            common::stdout(&o)
+        );
         for name in ["veth", "bridge"] {
-            let detail = checks.iter().find(|c| c["check"] == name).map(|c| c["detail"].clone()).unwrap_or_default();
-            assert_eq!(detail, "module (loaded on first use)", "doctor's {name} check with a module tree that lists it");
+            let detail = checks
+                .iter()
+                .find(|c| c["check"] == name)
+                .map(|c| c["detail"].clone())
+                .unwrap_or_default();
+            assert_eq!(
+                detail, "module (loaded on first use)",
+                "doctor's {name} check with a module tree that lists it"
+            );
         }
     }
     common::assert_host_unchanged(&before, "network lessons without veth");

@@ -34,16 +34,25 @@ fn a_subnet_held_by_a_paused_run_is_refused() {
     let run = start_paused("veth-bridge", 3);
     let out = run.output();
     // "10.213.0.0/24: bridge (gateway) 10.213.0.1, container 10.213.0.2"
-    let taken = out.lines().find_map(|l| l.trim().split_once(": bridge (gateway)").map(|(s, _)| s.to_string())).unwrap_or_else(|| panic!("no subnet line in:\n{out}"));
+    let taken = out
+        .lines()
+        .find_map(|l| l.trim().split_once(": bridge (gateway)").map(|(s, _)| s.to_string()))
+        .unwrap_or_else(|| panic!("no subnet line in:\n{out}"));
     let o = common::workbench(&["lesson", "veth-bridge", "--subnet", &taken]);
     assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
     let e = common::stderr(&o);
-    assert!(e.contains(&format!("--subnet {taken} overlaps the host's route {taken} dev wb")), "{e}");
+    assert!(
+        e.contains(&format!("--subnet {taken} overlaps the host's route {taken} dev wb")),
+        "{e}"
+    );
     assert_eq!(e.trim().lines().count(), 1, "{e}");
     // A second run without --subnet picks another, free one.
     let (code, steps, _) = common::run_json("veth-bridge", &[]);
     assert_eq!(code, 0);
-    let sub = common::step(&steps, "subnet")["transcript"][1]["output"].as_str().unwrap().to_string();
+    let sub = common::step(&steps, "subnet")["transcript"][1]["output"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(!sub.starts_with(&taken), "the second run reused {taken}: {sub}");
     interrupt(run, Signal::SIGINT, 130, &before, "veth-bridge interrupted by SIGINT");
 }
@@ -67,6 +76,9 @@ fn sigkill_during_nat_port_map_then_cleanup_restores_the_host() {
     let o = common::workbench(&["cleanup"]);
     assert!(o.status.success(), "cleanup failed: {}", common::stderr(&o));
     let out = common::stdout(&o);
-    assert!(out.contains("removed nft table ip wb") && out.contains("removed sysctl net.ipv4.ip_forward"), "{out}");
+    assert!(
+        out.contains("removed nft table ip wb") && out.contains("removed sysctl net.ipv4.ip_forward"),
+        "{out}"
+    );
     common::assert_host_unchanged(&before, "nat-port-map killed, then cleanup");
 }

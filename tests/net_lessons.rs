@@ -15,7 +15,13 @@ fn transcript(step: &Value) -> Vec<(String, String, String)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| (e["place"].as_str().unwrap().to_string(), e["command"].as_str().unwrap().to_string(), e["output"].as_str().unwrap().to_string()))
+        .map(|e| {
+            (
+                e["place"].as_str().unwrap().to_string(),
+                e["command"].as_str().unwrap().to_string(),
+                e["output"].as_str().unwrap().to_string(),
+            )
+        })
         .collect()
 }
 
@@ -25,17 +31,37 @@ fn output_of(step: &Value, place: &str, needle: &str) -> String {
         .into_iter()
         .find(|(p, c, _)| p == place && c.contains(needle))
         .map(|(_, _, o)| o)
-        .unwrap_or_else(|| panic!("no `{needle}` run at {place} in step {}: {:#?}", step["id"], transcript(step)))
+        .unwrap_or_else(|| {
+            panic!(
+                "no `{needle}` run at {place} in step {}: {:#?}",
+                step["id"],
+                transcript(step)
+            )
+        })
 }
 
 /// Every output of commands at `place` containing `needle`.
 fn outputs_of(step: &Value, place: &str, needle: &str) -> Vec<String> {
-    transcript(step).into_iter().filter(|(p, c, _)| p == place && c.contains(needle)).map(|(_, _, o)| o).collect()
+    transcript(step)
+        .into_iter()
+        .filter(|(p, c, _)| p == place && c.contains(needle))
+        .map(|(_, _, o)| o)
+        .collect()
 }
 
 fn received(ping_output: &str) -> u32 {
-    let line = ping_output.lines().find(|l| l.contains("packets received")).unwrap_or_else(|| panic!("no ping summary in {ping_output:?}"));
-    line.split(',').find(|p| p.contains("received")).unwrap().split_whitespace().next().unwrap().parse().unwrap()
+    let line = ping_output
+        .lines()
+        .find(|l| l.contains("packets received"))
+        .unwrap_or_else(|| panic!("no ping summary in {ping_output:?}"));
+    line.split(',')
+        .find(|p| p.contains("received"))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 /// The keys of a diff section that changed in a given way.
@@ -53,7 +79,13 @@ fn keys_with(step: &Value, section: &str, change: &str) -> Vec<String> {
 
 fn assert_all_passed(code: i32, steps: &[Value], summary: &Value) {
     for s in steps {
-        assert_eq!(s["pass"], true, "step {} failed: {}", s["id"], serde_json::to_string_pretty(s).unwrap());
+        assert_eq!(
+            s["pass"],
+            true,
+            "step {} failed: {}",
+            s["id"],
+            serde_json::to_string_pretty(s).unwrap()
+        );
     }
     assert_eq!(code, 0, "summary: {summary}");
     assert_eq!(summary["pass"], true, "summary: {summary}");
@@ -71,15 +103,36 @@ fn veth_bridge_pings_both_ways_and_leaves_the_host_unchanged() {
     // none mode: the child's namespace holds only lo, down.
     let c = step(&steps, "container");
     assert_eq!(row(c, "namespaces", "net")["change"], "changed");
-    assert_eq!(row(c, "links", "lo")["after"].as_str().unwrap().split_whitespace().nth(1), Some("down"));
-    assert!(!keys_with(c, "links", "removed").is_empty(), "the host's links should be absent in the container");
+    assert_eq!(
+        row(c, "links", "lo")["after"]
+            .as_str()
+            .unwrap()
+            .split_whitespace()
+            .nth(1),
+        Some("down")
+    );
+    assert!(
+        !keys_with(c, "links", "removed").is_empty(),
+        "the host's links should be absent in the container"
+    );
 
     // The bridge appears on the host with the gateway address.
     let b = step(&steps, "bridge");
     let added = keys_with(b, "links", "added");
-    let bridge = added.iter().find(|k| k.starts_with("host: wb") && k.ends_with("br")).unwrap_or_else(|| panic!("no bridge added: {added:?}")).trim_start_matches("host: ").to_string();
-    assert!(row(b, "links", &format!("host: {bridge}"))["after"].as_str().unwrap().contains("type bridge"));
-    assert_eq!(row(b, "addresses", &format!("host: {bridge} 10.213.0.1/24"))["change"], "added");
+    let bridge = added
+        .iter()
+        .find(|k| k.starts_with("host: wb") && k.ends_with("br"))
+        .unwrap_or_else(|| panic!("no bridge added: {added:?}"))
+        .trim_start_matches("host: ")
+        .to_string();
+    assert!(row(b, "links", &format!("host: {bridge}"))["after"]
+        .as_str()
+        .unwrap()
+        .contains("type bridge"));
+    assert_eq!(
+        row(b, "addresses", &format!("host: {bridge} 10.213.0.1/24"))["change"],
+        "added"
+    );
 
     // Moving the peer: gone from the host, present in the container.
     let m = step(&steps, "move");
@@ -91,7 +144,10 @@ fn veth_bridge_pings_both_ways_and_leaves_the_host_unchanged() {
     let rt = step(&steps, "route");
     let default = row(rt, "routes", "container: inet table 254 default dev eth0");
     assert_eq!(default["change"], "added");
-    assert!(default["after"].as_str().unwrap().starts_with("default via 10.213.0.1 dev eth0"));
+    assert!(default["after"]
+        .as_str()
+        .unwrap()
+        .starts_with("default via 10.213.0.1 dev eth0"));
 
     // Real pings, both ways.
     let p = step(&steps, "ping");
@@ -99,7 +155,10 @@ fn veth_bridge_pings_both_ways_and_leaves_the_host_unchanged() {
     assert!(received(&output_of(p, "host", "ping")) >= 1);
 
     // Nothing left: the bridge is gone and the host is as before.
-    assert!(!std::path::Path::new("/sys/class/net").join(&bridge).exists(), "{bridge} outlived the lesson");
+    assert!(
+        !std::path::Path::new("/sys/class/net").join(&bridge).exists(),
+        "{bridge} outlived the lesson"
+    );
     common::assert_host_unchanged(&before, "veth-bridge");
 }
 
@@ -116,7 +175,10 @@ fn veth_bridge_uses_the_subnet_option() {
     let host = output_of(p, "host", "192.168.77.2");
     assert!(received(&host) >= 1, "{host}");
     let a = step(&steps, "address");
-    assert_eq!(row(a, "addresses", "container: eth0 192.168.77.2/28")["change"], "added");
+    assert_eq!(
+        row(a, "addresses", "container: eth0 192.168.77.2/28")["change"],
+        "added"
+    );
     common::assert_host_unchanged(&before, "veth-bridge --subnet");
 }
 
@@ -124,7 +186,10 @@ fn check_nat_port_map(steps: &[Value], host_port: u16, container_port: u16) {
     let page = "hello from the container";
     // The container's own server, fetched by the host at the container's address.
     let h = step(steps, "httpd");
-    assert_eq!(output_of(h, "host", &format!("wget -q -O - http://10.213.0.2:{container_port}/")), page);
+    assert_eq!(
+        output_of(h, "host", &format!("wget -q -O - http://10.213.0.2:{container_port}/")),
+        page
+    );
     // Before any rule the outside world is refused on the host port.
     let o = step(steps, "outside-world");
     assert!(output_of(o, "outside", &format!(":{host_port}/")).contains("Connection refused"));
@@ -134,7 +199,10 @@ fn check_nat_port_map(steps: &[Value], host_port: u16, container_port: u16) {
     assert_eq!(output_of(m, "container", "whoami").trim(), "[::ffff:10.214.0.1]");
     // DNAT from the outside world: the container's page, and the real client's address.
     let d = step(steps, "dnat");
-    assert_eq!(output_of(d, "outside", &format!("http://10.214.0.1:{host_port}/")), page);
+    assert_eq!(
+        output_of(d, "outside", &format!("http://10.214.0.1:{host_port}/")),
+        page
+    );
     assert_eq!(output_of(d, "outside", "whoami").trim(), "[::ffff:10.214.0.2]");
     // The host itself (OUTPUT chain), then 127.0.0.1 (route_localnet + MASQUERADE).
     let f = step(steps, "from-host");
@@ -142,17 +210,42 @@ fn check_nat_port_map(steps: &[Value], host_port: u16, container_port: u16) {
     let l = step(steps, "localhost");
     let local = outputs_of(l, "host", &format!("http://127.0.0.1:{host_port}/"));
     assert_eq!(local.len(), 3, "{local:?}");
-    assert!(local[0].contains("no answer"), "DNAT alone should not reach the container: {local:?}");
+    assert!(
+        local[0].contains("no answer"),
+        "DNAT alone should not reach the container: {local:?}"
+    );
     assert_eq!(local[1], page);
-    assert_eq!(row(l, "facts", "net.ipv4.conf.wbXX.route_localnet".replace("wbXX", &bridge_of(steps)).as_str())["after"], "1");
+    assert_eq!(
+        row(
+            l,
+            "facts",
+            "net.ipv4.conf.wbXX.route_localnet"
+                .replace("wbXX", &bridge_of(steps))
+                .as_str()
+        )["after"],
+        "1"
+    );
     // Every rule matched packets, the fence none.
     let r = step(steps, "rules");
-    assert!(r["checks"].as_array().unwrap().iter().filter(|c| c["name"].as_str().unwrap().starts_with("fence")).count() == 2);
+    assert!(
+        r["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["name"].as_str().unwrap().starts_with("fence"))
+            .count()
+            == 2
+    );
 }
 
 fn bridge_of(steps: &[Value]) -> String {
     let c = step(steps, "container");
-    keys_with(c, "links", "added").into_iter().find(|k| k.starts_with("host: wb") && k.ends_with("br")).expect("bridge").trim_start_matches("host: ").to_string()
+    keys_with(c, "links", "added")
+        .into_iter()
+        .find(|k| k.starts_with("host: wb") && k.ends_with("br"))
+        .expect("bridge")
+        .trim_start_matches("host: ")
+        .to_string()
 }
 
 #[test]
@@ -169,7 +262,10 @@ fn nat_port_map_serves_http_through_masquerade_and_dnat_and_restores_the_host() 
     // ...our own nft table held the rules...
     let rules = output_of(step(&steps, "rules"), "host", "nft list table ip wb");
     assert!(rules.starts_with("table ip wb"), "{rules}");
-    assert!(rules.contains("dnat to 10.213.0.2:80") && rules.contains("masquerade"), "{rules}");
+    assert!(
+        rules.contains("dnat to 10.213.0.2:80") && rules.contains("masquerade"),
+        "{rules}"
+    );
     // ...and the host's links, routes, sysctls and firewall are exactly as before.
     common::assert_host_unchanged(&before, "nat-port-map");
 }
@@ -180,16 +276,30 @@ fn nat_port_map_with_iptables_and_other_ports() {
     let _g = common::serial();
     let before = workbench::host::snapshot::capture();
     let o = std::process::Command::new(common::bin())
-        .args(["lesson", "nat-port-map", "--json", "--host-port", "9090", "--container-port", "8000"])
+        .args([
+            "lesson",
+            "nat-port-map",
+            "--json",
+            "--host-port",
+            "9090",
+            "--container-port",
+            "8000",
+        ])
         .env("WORKBENCH_FIREWALL", "iptables")
         .output()
         .unwrap();
-    let lines: Vec<Value> = common::stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<Value> = common::stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let (summary, steps): (Vec<Value>, Vec<Value>) = lines.into_iter().partition(|v| v["type"] == "summary");
     assert_all_passed(o.status.code().unwrap(), &steps, &summary[0]);
     check_nat_port_map(&steps, 9090, 8000);
     let rules = output_of(step(&steps, "rules"), "host", "iptables-save");
-    assert!(rules.contains("-j DNAT --to-destination 10.213.0.2:8000") && rules.contains("--dport 9090"), "{rules}");
+    assert!(
+        rules.contains("-j DNAT --to-destination 10.213.0.2:8000") && rules.contains("--dport 9090"),
+        "{rules}"
+    );
     common::assert_host_unchanged(&before, "nat-port-map with iptables");
 }
 
@@ -202,13 +312,19 @@ fn net_modes_compare_namespace_inodes() {
     assert_all_passed(code, &steps, &summary);
     let inode = |s: &Value, key: &str| row(s, "facts", key)["after"].as_str().unwrap().to_string();
     let before_inode = |s: &Value, key: &str| row(s, "facts", key)["before"].as_str().unwrap().to_string();
-    let host_net = std::fs::metadata("/proc/self/ns/net").map(|m| std::os::unix::fs::MetadataExt::ino(&m)).unwrap().to_string();
+    let host_net = std::fs::metadata("/proc/self/ns/net")
+        .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+        .unwrap()
+        .to_string();
     let none = step(&steps, "none");
     assert_ne!(inode(none, "net namespace inode"), host_net);
     assert_eq!(before_inode(none, "net namespace inode"), host_net);
     let host = step(&steps, "host");
     assert_eq!(inode(host, "net namespace inode"), host_net);
-    assert_ne!(inode(host, "pid namespace inode"), before_inode(host, "pid namespace inode"));
+    assert_ne!(
+        inode(host, "pid namespace inode"),
+        before_inode(host, "pid namespace inode")
+    );
     let joined = step(&steps, "container");
     assert_eq!(row(joined, "facts", "net namespace inode")["change"], "same");
     assert_eq!(row(joined, "facts", "pid namespace inode")["change"], "changed");
@@ -216,7 +332,10 @@ fn net_modes_compare_namespace_inodes() {
     let bridge = step(&steps, "bridge");
     assert!(received(&output_of(bridge, "bridge-mode", "ping")) >= 1);
     let side = step(&steps, "side-by-side");
-    let rows: Vec<String> = ["1 none", "3 bridge", "4 container:bridge"].iter().map(|k| inode(side, k)).collect();
+    let rows: Vec<String> = ["1 none", "3 bridge", "4 container:bridge"]
+        .iter()
+        .map(|k| inode(side, k))
+        .collect();
     let net_of = |r: &str| r.split_whitespace().next().unwrap().to_string();
     assert_ne!(net_of(&rows[0]), net_of(&rows[1]));
     assert_eq!(net_of(&rows[1]), net_of(&rows[2]));
@@ -234,14 +353,38 @@ fn bad_network_options_fail_before_anything_is_created() {
     let busy = listener.local_addr().unwrap().port().to_string();
     let cases: Vec<(&str, Vec<String>, &str)> = vec![
         ("veth-bridge", vec!["--subnet".into(), "abc".into()], "--subnet"),
-        ("veth-bridge", vec!["--subnet".into(), "8.8.8.0/24".into()], "private range"),
-        ("net-modes", vec!["--subnet".into(), "10.213.0.0/31".into()], "between /8 and /30"),
+        (
+            "veth-bridge",
+            vec!["--subnet".into(), "8.8.8.0/24".into()],
+            "private range",
+        ),
+        (
+            "net-modes",
+            vec!["--subnet".into(), "10.213.0.0/31".into()],
+            "between /8 and /30",
+        ),
         ("nat-port-map", vec!["--host-port".into(), "0".into()], "--host-port"),
         ("nat-port-map", vec!["--host-port".into(), "22".into()], "privileged"),
-        ("nat-port-map", vec!["--container-port".into(), "0".into()], "--container-port"),
-        ("nat-port-map", vec!["--host-port".into(), busy.clone()], "already listens"),
-        ("nat-port-map", vec!["--host-port".into(), "abc".into()], "invalid value"),
-        ("nat-port-map", vec!["--host-port".into(), "70000".into()], "invalid value"),
+        (
+            "nat-port-map",
+            vec!["--container-port".into(), "0".into()],
+            "--container-port",
+        ),
+        (
+            "nat-port-map",
+            vec!["--host-port".into(), busy.clone()],
+            "already listens",
+        ),
+        (
+            "nat-port-map",
+            vec!["--host-port".into(), "abc".into()],
+            "invalid value",
+        ),
+        (
+            "nat-port-map",
+            vec!["--host-port".into(), "70000".into()],
+            "invalid value",
+        ),
     ];
     for (lesson, args, needle) in &cases {
         let mut argv = vec!["lesson", lesson];
@@ -256,7 +399,11 @@ fn bad_network_options_fail_before_anything_is_created() {
             assert!(e.contains(needle), "{lesson} {args:?}: {e}");
         }
     }
-    let o = std::process::Command::new(common::bin()).args(["lesson", "nat-port-map"]).env("WORKBENCH_FIREWALL", "pf").output().unwrap();
+    let o = std::process::Command::new(common::bin())
+        .args(["lesson", "nat-port-map"])
+        .env("WORKBENCH_FIREWALL", "pf")
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(common::one_line_error(&o).contains("WORKBENCH_FIREWALL must be nft or iptables"));
     drop(listener);
@@ -268,7 +415,11 @@ fn veth_bridge_shell_reaches_the_bridge() {
     require_root!();
     let _g = common::serial();
     let before = workbench::host::snapshot::capture();
-    let out = common::shell("veth-bridge", &["--subnet", "10.213.9.0/24"], b"ping -c 1 -w 2 10.213.9.1 >/dev/null && echo marker-$(hostname)-$(ip -4 route | grep -c default)\nexit\n");
+    let out = common::shell(
+        "veth-bridge",
+        &["--subnet", "10.213.9.0/24"],
+        b"ping -c 1 -w 2 10.213.9.1 >/dev/null && echo marker-$(hostname)-$(ip -4 route | grep -c default)\nexit\n",
+    );
     assert!(out.lines().any(|l| l == "marker-container-1"), "no marker in:\n{out}");
     common::assert_host_unchanged(&before, "veth-bridge --shell");
 }
@@ -283,12 +434,22 @@ fn net_modes_shell_has_no_zombies() {
     let before = workbench::host::snapshot::capture();
     // busybox `timeout` leaves a helper that exits up to a second after its
     // command: wait for it, then list every process's state.
-    let out = common::shell("net-modes", &[], b"sleep 2; for f in /proc/[0-9]*/status; do grep '^State' $f; done; echo states-listed\nexit\n");
-    assert!(out.contains("states-listed"), "the shell did not run the commands:\n{out}");
+    let out = common::shell(
+        "net-modes",
+        &[],
+        b"sleep 2; for f in /proc/[0-9]*/status; do grep '^State' $f; done; echo states-listed\nexit\n",
+    );
+    assert!(
+        out.contains("states-listed"),
+        "the shell did not run the commands:\n{out}"
+    );
     let states: Vec<&str> = out.lines().filter(|l| l.starts_with("State:")).collect();
     assert!(states.len() >= 2, "expected the states of PID 1 and the shell:\n{out}");
     let zombies: Vec<&&str> = states.iter().filter(|l| l.contains("zombie")).collect();
-    assert!(zombies.is_empty(), "zombies in the joined container's PID namespace: {zombies:?}");
+    assert!(
+        zombies.is_empty(),
+        "zombies in the joined container's PID namespace: {zombies:?}"
+    );
     common::assert_host_unchanged(&before, "net-modes --shell");
 }
 
@@ -305,15 +466,30 @@ fn vxlan_overlay_tunnels_pings_in_udp() {
     for side in ["host-a", "host-b"] {
         let l = row(v, "links", &format!("{side}: vxlan42"));
         assert_eq!(l["change"], "added");
-        assert!(l["after"].as_str().unwrap().contains("type vxlan") && l["after"].as_str().unwrap().ends_with("mtu 1450"), "{l}");
+        assert!(
+            l["after"].as_str().unwrap().contains("type vxlan") && l["after"].as_str().unwrap().ends_with("mtu 1450"),
+            "{l}"
+        );
     }
     let p = step(&steps, "ping");
     let n = received(&output_of(p, "host-a", "ping -c 2 -i 0.2 -w 3 10.216.0.2"));
     assert!(n >= 1);
     // host-b's UDP counter grew by at least one datagram per echo request.
-    let rows = p["diff"].as_array().unwrap().iter().find(|s| s["name"] == "facts").unwrap()["rows"].as_array().unwrap().clone();
-    let udp = rows.iter().find(|r| r["key"].as_str().unwrap().ends_with("Udp InDatagrams")).unwrap();
-    let grew = udp["after"].as_str().unwrap().parse::<u64>().unwrap() - udp["before"].as_str().unwrap().parse::<u64>().unwrap();
+    let rows = p["diff"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "facts")
+        .unwrap()["rows"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let udp = rows
+        .iter()
+        .find(|r| r["key"].as_str().unwrap().ends_with("Udp InDatagrams"))
+        .unwrap();
+    let grew = udp["after"].as_str().unwrap().parse::<u64>().unwrap()
+        - udp["before"].as_str().unwrap().parse::<u64>().unwrap();
     assert!(grew >= n as u64, "{udp}");
     common::assert_host_unchanged(&before, "vxlan-overlay");
 }
@@ -323,13 +499,29 @@ fn subnets_another_live_run_holds_are_skipped_or_refused() {
     require_root!();
     let _g = common::serial();
     // Play another live run (owned by this test process) that holds two subnets.
-    let held = common::hold("veth-bridge", vec![workbench::state::Resource::Subnet { cidr: "10.213.0.0/24".into() }, workbench::state::Resource::Subnet { cidr: "10.213.9.0/24".into() }]);
+    let held = common::hold(
+        "veth-bridge",
+        vec![
+            workbench::state::Resource::Subnet {
+                cidr: "10.213.0.0/24".into(),
+            },
+            workbench::state::Resource::Subnet {
+                cidr: "10.213.9.0/24".into(),
+            },
+        ],
+    );
     let before = workbench::host::snapshot::capture();
     // Asked for explicitly: refused in preflight, one line, exit 2.
     let o = common::workbench(&["lesson", "veth-bridge", "--subnet", "10.213.9.0/24"]);
     assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
     let stderr = common::stderr(&o);
-    assert!(stderr.contains(&format!("--subnet 10.213.9.0/24 overlaps 10.213.9.0/24 held by run {} (veth-bridge)", held.run_id)), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "--subnet 10.213.9.0/24 overlaps 10.213.9.0/24 held by run {} (veth-bridge)",
+            held.run_id
+        )),
+        "{stderr}"
+    );
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     // Chosen by workbench: the held first candidate is skipped.
     let o = common::workbench(&["lesson", "veth-bridge", "--json"]);
@@ -345,13 +537,25 @@ fn host_ports_another_live_run_holds_are_skipped_or_refused() {
     require_root!();
     let _g = common::serial();
     // Play another live run (owned by this test process) that maps host ports 8080 and 9090.
-    let held = common::hold("nat-port-map", vec![workbench::state::Resource::HostPort { port: 8080 }, workbench::state::Resource::HostPort { port: 9090 }]);
+    let held = common::hold(
+        "nat-port-map",
+        vec![
+            workbench::state::Resource::HostPort { port: 8080 },
+            workbench::state::Resource::HostPort { port: 9090 },
+        ],
+    );
     let before = workbench::host::snapshot::capture();
     // Asked for explicitly: refused in preflight, one line naming the run, exit 2, nothing created.
     let o = common::workbench(&["lesson", "nat-port-map", "--host-port", "9090"]);
     assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
     let stderr = common::stderr(&o);
-    assert!(stderr.contains(&format!("--host-port 9090 is mapped by run {} (nat-port-map), which is still running", held.run_id)), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "--host-port 9090 is mapped by run {} (nat-port-map), which is still running",
+            held.run_id
+        )),
+        "{stderr}"
+    );
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(common::stdout(&o).is_empty(), "{}", common::stdout(&o));
     common::assert_host_unchanged(&before, "nat-port-map refused a held --host-port");
@@ -391,14 +595,33 @@ fn ip_forward_held_by_another_live_run_is_left_to_it() {
         return;
     }
     let before = workbench::host::snapshot::capture();
-    let saved: Vec<(String, String)> = workbench::hostobj::sysctl::ip_forward_side_effects().into_iter().filter_map(|k| Some((k.clone(), workbench::hostobj::sysctl::read(&k).ok()?))).collect();
-    let held = common::hold("nat-port-map", vec![workbench::state::Resource::Sysctl { key: key.into(), previous: original.clone(), side_effects: saved.clone() }]);
+    let saved: Vec<(String, String)> = workbench::hostobj::sysctl::ip_forward_side_effects()
+        .into_iter()
+        .filter_map(|k| Some((k.clone(), workbench::hostobj::sysctl::read(&k).ok()?)))
+        .collect();
+    let held = common::hold(
+        "nat-port-map",
+        vec![workbench::state::Resource::Sysctl {
+            key: key.into(),
+            previous: original.clone(),
+            side_effects: saved.clone(),
+        }],
+    );
     // The other run turned forwarding on; this one must not turn it off under it.
     workbench::hostobj::sysctl::write(key, "1").unwrap();
-    let guard = HeldSysctl { _run: held, key: key.into(), previous: original, side_effects: saved };
+    let guard = HeldSysctl {
+        _run: held,
+        key: key.into(),
+        previous: original,
+        side_effects: saved,
+    };
     let o = common::workbench(&["lesson", "nat-port-map", "--json", "--host-port", "18180"]);
     assert!(o.status.success(), "{}", common::stderr(&o));
-    assert_eq!(workbench::hostobj::sysctl::read(key).unwrap(), "1", "nat-port-map turned ip_forward off while another run held it");
+    assert_eq!(
+        workbench::hostobj::sysctl::read(key).unwrap(),
+        "1",
+        "nat-port-map turned ip_forward off while another run held it"
+    );
     drop(guard);
     assert_eq!(workbench::hostobj::sysctl::read(key).unwrap(), "0");
     common::assert_host_unchanged(&before, "nat-port-map next to a run holding ip_forward");

@@ -31,14 +31,31 @@ fn upper_records_copy_up_whiteout_and_opaque_dir() {
     let child = kids[0];
 
     // Copy-up: the whole lower file, then the write, in upper; lower untouched.
-    assert_eq!(std::fs::read_to_string(base.join("upper/in_lower")).unwrap(), "from lower\nwritten through merged\n");
-    assert_eq!(std::fs::read_to_string(base.join("lower/in_lower")).unwrap(), "from lower\n");
+    assert_eq!(
+        std::fs::read_to_string(base.join("upper/in_lower")).unwrap(),
+        "from lower\nwritten through merged\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(base.join("lower/in_lower")).unwrap(),
+        "from lower\n"
+    );
     // Whiteout: a character device 0/0 in upper, the lower file still there.
-    assert_eq!(char_device(&base.join("upper/to_delete")), Some((0, 0)), "upper/to_delete is not a 0/0 char device");
+    assert_eq!(
+        char_device(&base.join("upper/to_delete")),
+        Some((0, 0)),
+        "upper/to_delete is not a 0/0 char device"
+    );
     assert!(base.join("lower/to_delete").is_file());
     // Opaque dir: the xattr, and only the new file inside.
-    assert_eq!(xattr(&base.join("upper/dir"), "trusted.overlay.opaque").as_deref(), Some(&b"y"[..]));
-    let mut names: Vec<String> = std::fs::read_dir(base.join("upper/dir")).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(
+        xattr(&base.join("upper/dir"), "trusted.overlay.opaque").as_deref(),
+        Some(&b"y"[..])
+    );
+    let mut names: Vec<String> = std::fs::read_dir(base.join("upper/dir"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
     names.sort();
     assert_eq!(names, vec!["new"]);
     assert!(base.join("lower/dir/a").is_file() && base.join("lower/dir/b").is_file());
@@ -46,13 +63,31 @@ fn upper_records_copy_up_whiteout_and_opaque_dir() {
     // The merged view exists only in the child's mount namespace.
     let merged = base.join("merged");
     let in_child = std::path::PathBuf::from(format!("/proc/{child}/root")).join(merged.strip_prefix("/").unwrap());
-    assert_eq!(std::fs::read_to_string(in_child.join("in_both")).unwrap(), "from upper\n");
-    assert!(!in_child.join("to_delete").exists(), "the whiteout must hide lower/to_delete");
+    assert_eq!(
+        std::fs::read_to_string(in_child.join("in_both")).unwrap(),
+        "from upper\n"
+    );
+    assert!(
+        !in_child.join("to_delete").exists(),
+        "the whiteout must hide lower/to_delete"
+    );
     assert!(!in_child.join("dir/a").exists(), "the opaque dir must hide lower/dir/a");
-    assert_eq!(std::fs::read_dir(&merged).unwrap().count(), 0, "the host sees the overlay's files");
+    assert_eq!(
+        std::fs::read_dir(&merged).unwrap().count(),
+        0,
+        "the host sees the overlay's files"
+    );
     let m = merged.display().to_string();
-    assert!(mounts_of(&child.to_string()).iter().any(|(p, t)| *p == m && t == "overlay"), "no overlay on merged in the child");
-    assert!(!mounts_of("self").iter().any(|(p, _)| *p == m), "the overlay leaked into the host's mount namespace");
+    assert!(
+        mounts_of(&child.to_string())
+            .iter()
+            .any(|(p, t)| *p == m && t == "overlay"),
+        "no overlay on merged in the child"
+    );
+    assert!(
+        !mounts_of("self").iter().any(|(p, _)| *p == m),
+        "the overlay leaked into the host's mount namespace"
+    );
 
     let (status, out) = run.finish();
     assert_eq!(status.code(), Some(0), "{out}");
@@ -71,23 +106,62 @@ fn json_report_shows_the_mount_and_the_layers() {
     assert_eq!(code, 0, "summary: {summary}");
     assert_eq!(summary["steps_passed"], 10);
     let mount = step(&steps, "mount");
-    let added: Vec<&serde_json::Value> = mount["diff"].as_array().unwrap().iter().find(|s| s["name"] == "mounts").unwrap()["rows"].as_array().unwrap().iter().filter(|r| r["change"] == "added").collect();
+    let added: Vec<&serde_json::Value> = mount["diff"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "mounts")
+        .unwrap()["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["change"] == "added")
+        .collect();
     assert_eq!(added.len(), 1, "one new mount: {added:?}");
     assert!(added[0]["key"].as_str().unwrap().ends_with("/overlay/merged"));
     assert!(added[0]["after"].as_str().unwrap().starts_with("overlay "));
-    let raw = mount["transcript"].as_array().unwrap().iter().map(|t| t["output"].as_str().unwrap()).collect::<String>();
-    assert!(raw.contains("lowerdir=") && raw.contains("upperdir=") && raw.contains("workdir="), "mountinfo line missing: {raw}");
-    assert_eq!(row(step(&steps, "merged-view"), "facts", "merged/in_both")["after"], "file \"from upper\"");
-    assert_eq!(row(step(&steps, "whiteout"), "facts", "upper/to_delete")["after"], "whiteout (char device 0/0)");
-    assert_eq!(row(step(&steps, "opaque"), "facts", "upper/dir")["after"], "dir [new] opaque (trusted.overlay.opaque=y)");
-    assert_eq!(row(step(&steps, "copy-up"), "facts", "lower/in_lower")["change"], "same");
+    let raw = mount["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["output"].as_str().unwrap())
+        .collect::<String>();
+    assert!(
+        raw.contains("lowerdir=") && raw.contains("upperdir=") && raw.contains("workdir="),
+        "mountinfo line missing: {raw}"
+    );
+    assert_eq!(
+        row(step(&steps, "merged-view"), "facts", "merged/in_both")["after"],
+        "file \"from upper\""
+    );
+    assert_eq!(
+        row(step(&steps, "whiteout"), "facts", "upper/to_delete")["after"],
+        "whiteout (char device 0/0)"
+    );
+    assert_eq!(
+        row(step(&steps, "opaque"), "facts", "upper/dir")["after"],
+        "dir [new] opaque (trusted.overlay.opaque=y)"
+    );
+    assert_eq!(
+        row(step(&steps, "copy-up"), "facts", "lower/in_lower")["change"],
+        "same"
+    );
     // Each layer's tree is in the transcript.
-    let layout = step(&steps, "layout")["transcript"].as_array().unwrap().iter().map(|t| t["command"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    let layout = step(&steps, "layout")["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["command"].as_str().unwrap().to_string())
+        .collect::<Vec<_>>();
     for t in ["tree lower", "tree upper", "tree work", "tree merged"] {
         assert!(layout.iter().any(|c| c == t), "{t} missing from {layout:?}");
     }
     let stack = step(&steps, "stack");
-    assert!(stack["transcript"].as_array().unwrap().iter().any(|t| t["output"] == "from lower1"));
+    assert!(stack["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["output"] == "from lower1"));
     assert_eq!(step(&steps, "host-unchanged")["pass"], true);
     common::assert_host_unchanged(&before, "overlay-demo");
 }
@@ -97,7 +171,12 @@ fn options_of_other_lessons_and_non_root_are_refused_before_anything_is_made() {
     require_root!();
     let _g = common::serial();
     let before = workbench::host::snapshot::capture();
-    for args in [&["--quota", "5"][..], &["--hostname", "abc"], &["--pids-max", "0"], &["--subnet", "abc"]] {
+    for args in [
+        &["--quota", "5"][..],
+        &["--hostname", "abc"],
+        &["--pids-max", "0"],
+        &["--subnet", "abc"],
+    ] {
         let mut a = vec!["lesson", "overlay-demo"];
         a.extend_from_slice(args);
         let o = common::workbench(&a);
@@ -105,9 +184,18 @@ fn options_of_other_lessons_and_non_root_are_refused_before_anything_is_made() {
         let e = common::stderr(&o);
         let lines: Vec<&str> = e.lines().filter(|l| !l.trim().is_empty()).collect();
         assert_eq!(lines.len(), 1, "one line expected: {e}");
-        assert!(lines[0].contains("does not apply to overlay-demo (it takes no options)") && lines[0].contains(args[0]), "{e}");
+        assert!(
+            lines[0].contains("does not apply to overlay-demo (it takes no options)") && lines[0].contains(args[0]),
+            "{e}"
+        );
     }
-    let o = Command::new(common::bin()).args(["lesson", "overlay-demo"]).uid(65534).gid(65534).env("NO_COLOR", "1").output().unwrap();
+    let o = Command::new(common::bin())
+        .args(["lesson", "overlay-demo"])
+        .uid(65534)
+        .gid(65534)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(common::stderr(&o).contains("needs root"), "{}", common::stderr(&o));
     common::assert_host_unchanged(&before, "refused overlay-demo runs");
@@ -135,8 +223,15 @@ fn shell_sees_the_overlay_again() {
     require_root!();
     let _g = common::serial();
     let before = workbench::host::snapshot::capture();
-    let out = common::shell("overlay-demo", &[], b"echo marker-$(cat merged/in_both)-$(ls merged | tr '\\n' ,)\nexit\n");
-    let marker = out.lines().find(|l| l.starts_with("marker-")).unwrap_or_else(|| panic!("no marker in:\n{out}"));
+    let out = common::shell(
+        "overlay-demo",
+        &[],
+        b"echo marker-$(cat merged/in_both)-$(ls merged | tr '\\n' ,)\nexit\n",
+    );
+    let marker = out
+        .lines()
+        .find(|l| l.starts_with("marker-"))
+        .unwrap_or_else(|| panic!("no marker in:\n{out}"));
     assert_eq!(marker, "marker-from upper-dir,in_both,in_lower,in_upper,");
     common::assert_host_unchanged(&before, "overlay-demo --shell");
 }

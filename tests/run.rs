@@ -20,8 +20,14 @@ use nix::unistd::Pid;
 fn rootfs() -> tempfile::TempDir {
     let t = tempfile::Builder::new().prefix("wb-run-test-").tempdir().unwrap();
     let host = workbench::host::Host::probe();
-    let busybox = host.busybox_static.clone().expect("a static busybox (scripts/setup installs busybox-static)");
-    let spec = rootfs_builder::build::RootfsSpec { busybox, ..Default::default() };
+    let busybox = host
+        .busybox_static
+        .clone()
+        .expect("a static busybox (scripts/setup installs busybox-static)");
+    let spec = rootfs_builder::build::RootfsSpec {
+        busybox,
+        ..Default::default()
+    };
     let root = t.path().join("rootfs");
     rootfs_builder::build::build_rootfs(&spec, &root).unwrap();
     std::fs::create_dir(root.join("www")).unwrap();
@@ -59,7 +65,14 @@ impl Drop for Bg {
 fn start(args: &[&str]) -> Bg {
     let mut v = vec!["run"];
     v.extend_from_slice(args);
-    Bg(Command::new(common::bin()).args(&v).env("NO_COLOR", "1").stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap())
+    Bg(Command::new(common::bin())
+        .args(&v)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap())
 }
 
 /// The container's PID 1 as the host sees it: the child of workbench's main thread.
@@ -115,7 +128,11 @@ fn command_is_pid_1_and_its_exit_code_comes_back() {
     assert_eq!(code(&o), 0, "{}", common::stderr(&o));
     let o = run(&[&r, "/bin/no-such-command"]);
     assert_eq!(code(&o), 127);
-    assert!(common::stderr(&o).contains("exec /bin/no-such-command in the container: No such file or directory"), "{}", common::stderr(&o));
+    assert!(
+        common::stderr(&o).contains("exec /bin/no-such-command in the container: No such file or directory"),
+        "{}",
+        common::stderr(&o)
+    );
     common::assert_host_unchanged(&before, "workbench run");
 }
 
@@ -133,7 +150,14 @@ fn hostname_proc_and_network_are_the_containers_own() {
     let o = run(&[&r, "/bin/sh", "-c", "echo /proc/[0-9]*"]);
     assert_eq!(common::stdout(&o), "/proc/1\n", "{}", common::stderr(&o));
     // --net none: a network namespace with loopback only, and it is up.
-    let o = run(&["--net", "none", &r, "/bin/sh", "-c", "ls /sys/class/net; cat /sys/class/net/lo/operstate; ip -o link | wc -l"]);
+    let o = run(&[
+        "--net",
+        "none",
+        &r,
+        "/bin/sh",
+        "-c",
+        "ls /sys/class/net; cat /sys/class/net/lo/operstate; ip -o link | wc -l",
+    ]);
     assert_eq!(common::stdout(&o), "lo\nunknown\n1\n", "{}", common::stderr(&o));
     let o = run(&[&r, "/bin/sh", "-c", "ping -c 1 -W 1 127.0.0.1 >/dev/null && echo ok"]);
     assert_eq!(common::stdout(&o), "ok\n", "{}", common::stderr(&o));
@@ -146,17 +170,29 @@ fn pivot_root_leaves_no_way_back_to_the_host() {
     let t = rootfs();
     let r = root_of(&t);
     let before = workbench::host::snapshot::capture();
-    let o = run(&[&r, "/bin/sh", "-c", "ls /; echo ---; cat /proc/self/mountinfo; echo ---; ls /proc/1/root/"]);
+    let o = run(&[
+        &r,
+        "/bin/sh",
+        "-c",
+        "ls /; echo ---; cat /proc/self/mountinfo; echo ---; ls /proc/1/root/",
+    ]);
     assert_eq!(code(&o), 0, "{}", common::stderr(&o));
     let out = common::stdout(&o);
     let parts: Vec<&str> = out.split("---\n").collect();
-    assert!(parts[0].lines().any(|l| l == "marker-of-the-rootfs"), "ls / shows the rootfs: {}", parts[0]);
+    assert!(
+        parts[0].lines().any(|l| l == "marker-of-the-rootfs"),
+        "ls / shows the rootfs: {}",
+        parts[0]
+    );
     assert_eq!(parts[0], parts[2], "/proc/1/root is the container's root");
     // Only the container's own mounts: the host's (e.g. /sys/fs/cgroup, /run) are gone.
     let points: Vec<&str> = parts[1].lines().filter_map(|l| l.split_whitespace().nth(4)).collect();
     assert_eq!(points.first(), Some(&"/"), "{points:?}");
     for p in &points {
-        assert!(["/", "/tmp", "/proc", "/dev", "/sys"].contains(p), "host mount {p} visible inside: {points:?}");
+        assert!(
+            ["/", "/tmp", "/proc", "/dev", "/sys"].contains(p),
+            "host mount {p} visible inside: {points:?}"
+        );
     }
     let root_opts = parts[1].lines().next().unwrap().split_whitespace().nth(5).unwrap();
     assert!(root_opts.starts_with("ro,"), "the rootfs is read-only: {}", parts[1]);
@@ -184,10 +220,20 @@ fn rootfs_stays_read_only_and_overlay_writes_vanish() {
     let before = workbench::host::snapshot::capture();
     let o = run(&[&r, "/bin/sh", "-c", "touch /new-file"]);
     assert_ne!(code(&o), 0);
-    assert!(common::stderr(&o).contains("Read-only file system"), "{}", common::stderr(&o));
+    assert!(
+        common::stderr(&o).contains("Read-only file system"),
+        "{}",
+        common::stderr(&o)
+    );
     let o = run(&[&r, "/bin/sh", "-c", "echo x > /tmp/f && cat /tmp/f"]);
     assert_eq!(common::stdout(&o), "x\n");
-    let o = run(&["--overlay", &r, "/bin/sh", "-c", "echo y > /new-file && rm /marker-of-the-rootfs && cat /new-file && ls /marker-of-the-rootfs"]);
+    let o = run(&[
+        "--overlay",
+        &r,
+        "/bin/sh",
+        "-c",
+        "echo y > /new-file && rm /marker-of-the-rootfs && cat /new-file && ls /marker-of-the-rootfs",
+    ]);
     assert_eq!(common::stdout(&o), "y\n");
     assert_ne!(code(&o), 0, "the deleted file is hidden by a whiteout");
     assert!(!Path::new(&r).join("new-file").exists());
@@ -217,24 +263,41 @@ fn limits_are_in_the_cgroup_files() {
     let t = rootfs();
     let r = root_of(&t);
     let before = workbench::host::snapshot::capture();
-    let bg = start(&["--memory", "32M", "--cpus", "0.5", "--name", "limits", &r, "sleep", "30"]);
+    let bg = start(&[
+        "--memory", "32M", "--cpus", "0.5", "--name", "limits", &r, "sleep", "30",
+    ]);
     let pid = container_pid(&bg);
     let memberships = wb_cgroup::read_proc_cgroup(pid).unwrap();
     let layout = wb_cgroup::detect_system().unwrap();
     let mut seen = Vec::new();
     for m in memberships {
         assert!(!m.path.contains(".."));
-        let in_wb = |ctrl: &str| m.controllers.iter().any(|c| c == ctrl) || (m.hierarchy_id == 0 && layout.hierarchy(ctrl).is_none());
+        let in_wb = |ctrl: &str| {
+            m.controllers.iter().any(|c| c == ctrl) || (m.hierarchy_id == 0 && layout.hierarchy(ctrl).is_none())
+        };
         if !m.path.starts_with("/workbench/limits-") {
             continue;
         }
-        let base = if m.hierarchy_id == 0 { layout.unified().unwrap().to_path_buf() } else { layout.hierarchy(&m.controllers[0]).unwrap().to_path_buf() };
+        let base = if m.hierarchy_id == 0 {
+            layout.unified().unwrap().to_path_buf()
+        } else {
+            layout.hierarchy(&m.controllers[0]).unwrap().to_path_buf()
+        };
         let dir = base.join(m.path.trim_start_matches('/'));
-        let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default().trim().to_string();
+        let read = |f: &str| {
+            std::fs::read_to_string(dir.join(f))
+                .unwrap_or_default()
+                .trim()
+                .to_string()
+        };
         if in_wb("memory") && dir.join("memory.limit_in_bytes").exists() {
             assert_eq!(read("memory.limit_in_bytes"), (32u64 << 20).to_string());
             if dir.join("memory.memsw.limit_in_bytes").exists() {
-                assert_eq!(read("memory.memsw.limit_in_bytes"), (32u64 << 20).to_string(), "no swap on top");
+                assert_eq!(
+                    read("memory.memsw.limit_in_bytes"),
+                    (32u64 << 20).to_string(),
+                    "no swap on top"
+                );
             }
             seen.push("memory");
         }
@@ -277,13 +340,19 @@ fn bridge_network_reaches_the_gateway() {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn http_get(port: u16) -> Option<String> {
-    let mut s = std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(500)).ok()?;
+    let mut s =
+        std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(500)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    s.write_all(b"GET /index.html HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    s.write_all(b"GET /index.html HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .ok()?;
     let mut body = String::new();
     s.read_to_string(&mut body).ok()?;
     Some(body)
@@ -312,7 +381,10 @@ fn published_port_serves_the_containers_httpd_to_the_host() {
     let o = finish(bg, Signal::SIGTERM);
     assert_eq!(code(&o), 143, "{}", common::stderr(&o));
     assert!(process_gone(pid));
-    assert!(http_get(port).is_none_or(|p| !p.contains("hello")), "the mapping is gone");
+    assert!(
+        http_get(port).is_none_or(|p| !p.contains("hello")),
+        "the mapping is gone"
+    );
     common::assert_host_unchanged(&before, "workbench run -p");
 }
 
@@ -326,13 +398,30 @@ fn a_published_port_another_run_or_program_holds_is_refused() {
     // as a nat-port-map run does.
     let (held_port, listened) = (free_port(), std::net::TcpListener::bind("0.0.0.0:0").unwrap());
     let listened_port = listened.local_addr().unwrap().port();
-    let held = common::hold("nat-port-map", vec![workbench::state::Resource::HostPort { port: held_port }]);
+    let held = common::hold(
+        "nat-port-map",
+        vec![workbench::state::Resource::HostPort { port: held_port }],
+    );
     let before = workbench::host::snapshot::capture();
-    for (port, why) in [(held_port, format!("is mapped by run {} (nat-port-map), which is still running", held.run_id)), (listened_port, "has a program on this host listening on it".to_string())] {
+    for (port, why) in [
+        (
+            held_port,
+            format!(
+                "is mapped by run {} (nat-port-map), which is still running",
+                held.run_id
+            ),
+        ),
+        (listened_port, "has a program on this host listening on it".to_string()),
+    ] {
         let o = run(&["-p", &format!("{port}:80"), &r, "true"]);
         assert_eq!(code(&o), 2, "{}", common::stderr(&o));
         let line = common::one_line_error(&o);
-        assert!(line.contains(&format!("-p {port}:80: host port {port} {why}: publish another host port")), "{line}");
+        assert!(
+            line.contains(&format!(
+                "-p {port}:80: host port {port} {why}: publish another host port"
+            )),
+            "{line}"
+        );
         common::assert_host_unchanged(&before, "workbench run -p refused a held port");
     }
     drop(listened);
@@ -342,7 +431,12 @@ fn make_images(t: &tempfile::TempDir) -> (PathBuf, PathBuf) {
     let layer = t.path().join("layer.tar.gz");
     let f = std::fs::File::create(&layer).unwrap();
     rootfs_builder::pack::pack_tar_gz(&t.path().join("rootfs"), f).unwrap();
-    let cfg = wb_image::ImageConfig { name: "wbtest".into(), tag: "v1".into(), cmd: vec!["/bin/sh".into(), "-c".into(), "echo from the image $GREETING".into()], env: vec!["GREETING=hi".into()] };
+    let cfg = wb_image::ImageConfig {
+        name: "wbtest".into(),
+        tag: "v1".into(),
+        cmd: vec!["/bin/sh".into(), "-c".into(), "echo from the image $GREETING".into()],
+        env: vec!["GREETING=hi".into()],
+    };
     let oci = t.path().join("oci");
     wb_image::save_oci(std::slice::from_ref(&layer), &cfg, &oci).unwrap();
     let docker = t.path().join("image.tar");
@@ -363,7 +457,12 @@ fn images_run_on_an_overlay_of_their_layers() {
     assert_eq!(common::stdout(&o), "from the image hi\n");
     let o = run(&["-e", "GREETING=there", &oci_ref]);
     assert_eq!(common::stdout(&o), "from the image there\n", "{}", common::stderr(&o));
-    let o = run(&[docker.to_str().unwrap(), "/bin/sh", "-c", "echo w > /written && cat /written /www/index.html"]);
+    let o = run(&[
+        docker.to_str().unwrap(),
+        "/bin/sh",
+        "-c",
+        "echo w > /written && cat /written /www/index.html",
+    ]);
     assert_eq!(code(&o), 0, "{}", common::stderr(&o));
     assert_eq!(common::stdout(&o), "w\nhello from the container\n");
     let o = run(&["--tag", "nope", oci.to_str().unwrap()]);
@@ -406,9 +505,19 @@ fn bad_input_is_one_line_exit_2_and_creates_nothing() {
             assert_eq!(lines.len(), 1, "{c:?}: {e}");
         }
     }
-    let o = Command::new(common::bin()).args(["run", &r, "/bin/true"]).uid(65534).gid(65534).env("NO_COLOR", "1").output().unwrap();
+    let o = Command::new(common::bin())
+        .args(["run", &r, "/bin/true"])
+        .uid(65534)
+        .gid(65534)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
     assert_eq!(code(&o), 2);
-    assert!(common::stderr(&o).contains("needs root") && common::stderr(&o).contains("sudo"), "{}", common::stderr(&o));
+    assert!(
+        common::stderr(&o).contains("needs root") && common::stderr(&o).contains("sudo"),
+        "{}",
+        common::stderr(&o)
+    );
     common::assert_host_unchanged(&before, "bad input to workbench run");
 }
 
@@ -419,16 +528,34 @@ fn sigkill_leaves_nothing_that_cleanup_cannot_remove() {
     let t = rootfs();
     let r = root_of(&t);
     let before = workbench::host::snapshot::capture();
-    let bg = start(&["--memory", "32M", "-p", &format!("{}:80", free_port()), &r, "sleep", "30"]);
+    let bg = start(&[
+        "--memory",
+        "32M",
+        "-p",
+        &format!("{}:80", free_port()),
+        &r,
+        "sleep",
+        "30",
+    ]);
     let pid = container_pid(&bg);
     let o = finish(bg, Signal::SIGKILL);
     assert_eq!(o.status.code(), None);
-    assert!(process_gone(pid), "PR_SET_PDEATHSIG killed the container with workbench");
+    assert!(
+        process_gone(pid),
+        "PR_SET_PDEATHSIG killed the container with workbench"
+    );
     let after_kill = workbench::host::snapshot::capture();
-    assert!(!workbench::host::snapshot::differences(&before, &after_kill).is_empty(), "SIGKILL left the bridge, cgroup and state file");
+    assert!(
+        !workbench::host::snapshot::differences(&before, &after_kill).is_empty(),
+        "SIGKILL left the bridge, cgroup and state file"
+    );
     let o = common::workbench(&["cleanup"]);
     assert!(o.status.success(), "{}{}", common::stdout(&o), common::stderr(&o));
-    assert!(common::stdout(&o).contains("nft table ip wbrun"), "{}", common::stdout(&o));
+    assert!(
+        common::stdout(&o).contains("nft table ip wbrun"),
+        "{}",
+        common::stdout(&o)
+    );
     common::assert_host_unchanged(&before, "workbench run killed with SIGKILL, then workbench cleanup");
 }
 
@@ -446,14 +573,34 @@ fn user_namespace_root_is_an_unprivileged_host_uid() {
     assert_eq!(code(&o), 2, "{}", common::stderr(&o));
     assert!(common::stderr(&o).contains("chmod o+x"), "{}", common::stderr(&o));
     std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let o = run(&["--userns", &r, "/bin/sh", "-c", "id -u; cat /proc/self/uid_map; stat -c %u /bin/busybox; echo x >/dev/null && echo dev-ok"]);
+    let o = run(&[
+        "--userns",
+        &r,
+        "/bin/sh",
+        "-c",
+        "id -u; cat /proc/self/uid_map; stat -c %u /bin/busybox; echo x >/dev/null && echo dev-ok",
+    ]);
     assert_eq!(code(&o), 0, "{}", common::stderr(&o));
-    let out: Vec<String> = common::stdout(&o).lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect();
-    assert_eq!(out, vec!["0", "0 100000 65536", "65534", "dev-ok"], "root inside; the host's root is unmapped (nobody)");
+    let out: Vec<String> = common::stdout(&o)
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(
+        out,
+        vec!["0", "0 100000 65536", "65534", "dev-ok"],
+        "root inside; the host's root is unmapped (nobody)"
+    );
     let bg = start(&["--userns", &r, "sleep", "30"]);
     let pid = container_pid(&bg);
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap().split_whitespace().skip(1).collect::<Vec<_>>().join(" ");
+    let uid_line = status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .unwrap()
+        .split_whitespace()
+        .skip(1)
+        .collect::<Vec<_>>()
+        .join(" ");
     assert_eq!(uid_line, "100000 100000 100000 100000", "seen from the host");
     let o = finish(bg, Signal::SIGTERM);
     assert_eq!(code(&o), 143);
@@ -477,7 +624,11 @@ fn escape_helper() {
         let _ = nix::unistd::chdir("..");
     }
     nix::unistd::chroot(".").unwrap();
-    let mut names: Vec<String> = std::fs::read_dir("/").unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    let mut names: Vec<String> = std::fs::read_dir("/")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
     names.sort();
     println!("ROOT-AFTER-ESCAPE {}", names.join(","));
 }
@@ -495,15 +646,32 @@ fn chroot_can_be_escaped_but_pivot_root_cannot() {
     let args = ["escape_helper", "--exact", "--nocapture", "--test-threads=1"];
     let escaped = |o: &Output| -> Vec<String> {
         let out = common::stdout(o);
-        let line = out.lines().find_map(|l| l.split_once("ROOT-AFTER-ESCAPE ").map(|x| x.1)).unwrap_or_else(|| panic!("no result: {out}{}", common::stderr(o)));
+        let line = out
+            .lines()
+            .find_map(|l| l.split_once("ROOT-AFTER-ESCAPE ").map(|x| x.1))
+            .unwrap_or_else(|| panic!("no result: {out}{}", common::stderr(o)));
         line.split(',').map(str::to_string).collect()
     };
-    let mut host_root: Vec<String> = std::fs::read_dir("/").unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    let mut host_root: Vec<String> = std::fs::read_dir("/")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
     host_root.sort();
 
     // Plain chroot (what the chroot-busybox lesson does): the escape reaches the host's /.
-    let o = Command::new("chroot").arg(&r).arg("/escape").args(args).env("WB_ESCAPE", "1").output().unwrap();
-    assert_eq!(escaped(&o), host_root, "out of a chroot, root walks back to the host's /");
+    let o = Command::new("chroot")
+        .arg(&r)
+        .arg("/escape")
+        .args(args)
+        .env("WB_ESCAPE", "1")
+        .output()
+        .unwrap();
+    assert_eq!(
+        escaped(&o),
+        host_root,
+        "out of a chroot, root walks back to the host's /"
+    );
 
     // workbench run: after pivot_root and unmounting the old root there is nothing to climb to.
     let before = workbench::host::snapshot::capture();
@@ -512,7 +680,10 @@ fn chroot_can_be_escaped_but_pivot_root_cannot() {
     let o = run(&v);
     assert_eq!(code(&o), 0, "{}", common::stderr(&o));
     let inside = escaped(&o);
-    assert!(inside.contains(&"marker-of-the-rootfs".to_string()), "still in the container's rootfs: {inside:?}");
+    assert!(
+        inside.contains(&"marker-of-the-rootfs".to_string()),
+        "still in the container's rootfs: {inside:?}"
+    );
     assert_ne!(inside, host_root);
     common::assert_host_unchanged(&before, "workbench run with an escape attempt");
 }

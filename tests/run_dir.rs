@@ -22,7 +22,10 @@ struct TestTmpfs {
 
 impl TestTmpfs {
     fn new(flags: MsFlags) -> TestTmpfs {
-        let dir = tempfile::Builder::new().prefix("wb-rundir-").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("wb-rundir-")
+            .tempdir()
+            .expect("tempdir");
         mount(Some("wbtest"), dir.path(), Some("tmpfs"), flags, Some("mode=0755")).expect("mount tmpfs");
         let t = TestTmpfs { dir };
         mount(None::<&str>, t.path(), None::<&str>, MsFlags::MS_PRIVATE, None::<&str>).expect("make private");
@@ -47,7 +50,11 @@ fn restricted() -> MsFlags {
 /// Mount points at or below `dir` in our mount namespace.
 fn mounts_under(dir: &Path) -> Vec<PathBuf> {
     let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    text.lines().filter_map(|l| l.split(' ').nth(4)).map(PathBuf::from).filter(|p| p.starts_with(dir)).collect()
+    text.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(PathBuf::from)
+        .filter(|p| p.starts_with(dir))
+        .collect()
 }
 
 fn run_lesson(run_dir: &Path, lesson: &str) -> (i32, Vec<Value>, String) {
@@ -57,8 +64,15 @@ fn run_lesson(run_dir: &Path, lesson: &str) -> (i32, Vec<Value>, String) {
         .env("WORKBENCH_RUN_DIR", run_dir)
         .output()
         .expect("run workbench");
-    let lines = String::from_utf8_lossy(&o.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
-    (o.status.code().unwrap_or(-1), lines, String::from_utf8_lossy(&o.stderr).into_owned())
+    let lines = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    (
+        o.status.code().unwrap_or(-1),
+        lines,
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -81,15 +95,39 @@ fn lessons_run_when_the_run_directory_is_nodev_noexec() {
     let run_dir = fs.path().join("run");
     for lesson in ["chroot-busybox", "mount-proc"] {
         let (code, lines, stderr) = run_lesson(&run_dir, lesson);
-        let summary = lines.iter().find(|v| v["type"] == "summary").cloned().unwrap_or_default();
-        assert_eq!(code, 0, "{lesson} on a nodev,noexec run directory: {summary}\nstderr: {stderr}");
+        let summary = lines
+            .iter()
+            .find(|v| v["type"] == "summary")
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(
+            code, 0,
+            "{lesson} on a nodev,noexec run directory: {summary}\nstderr: {stderr}"
+        );
         assert_eq!(summary["pass"], true);
         // The working directory's own tmpfs is gone, and so is the directory.
-        assert_eq!(mounts_under(fs.path()), vec![fs.path().to_path_buf()], "{lesson} left mounts behind");
-        let left: Vec<_> = std::fs::read_dir(run_dir.join("tmp")).unwrap().flatten().map(|e| e.file_name()).collect();
+        assert_eq!(
+            mounts_under(fs.path()),
+            vec![fs.path().to_path_buf()],
+            "{lesson} left mounts behind"
+        );
+        let left: Vec<_> = std::fs::read_dir(run_dir.join("tmp"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
         assert!(left.is_empty(), "{lesson} left working directories: {left:?}");
     }
     let (_, lines, _) = run_lesson(&run_dir, "chroot-busybox");
-    let works = lines.iter().find(|v| v["id"] == "chroot-works").expect("chroot-works step");
-    assert!(works["transcript"][0]["output"].as_str().unwrap_or_default().contains("hello from the chroot"), "{works}");
+    let works = lines
+        .iter()
+        .find(|v| v["id"] == "chroot-works")
+        .expect("chroot-works step");
+    assert!(
+        works["transcript"][0]["output"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("hello from the chroot"),
+        "{works}"
+    );
 }

@@ -56,8 +56,16 @@ fn signal_with_end_of_input_still_cleans_up_and_exits_128_plus_signal() {
     let _g = common::serial();
     let before = workbench::host::snapshot::capture();
     for round in 0..8 {
-        let (sig, code) = if round % 2 == 0 { (Signal::SIGINT, 130) } else { (Signal::SIGTERM, 143) };
-        assert_eq!(interrupt_at_third_pause(sig), Some(code), "round {round}: exit status after {sig} and EOF");
+        let (sig, code) = if round % 2 == 0 {
+            (Signal::SIGINT, 130)
+        } else {
+            (Signal::SIGTERM, 143)
+        };
+        assert_eq!(
+            interrupt_at_third_pause(sig),
+            Some(code),
+            "round {round}: exit status after {sig} and EOF"
+        );
         common::assert_host_unchanged(&before, &format!("round {round}: {sig} with EOF"));
     }
 }

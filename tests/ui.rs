@@ -10,7 +10,11 @@
 fn cli_output() {
     let cases = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/ui/*.toml");
     // trycmd passes when the glob matches nothing: make sure it does not.
-    let n = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/ui")).unwrap().flatten().filter(|e| e.path().extension().is_some_and(|x| x == "toml")).count();
+    let n = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/ui"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "toml"))
+        .count();
     assert!(n >= 12, "only {n} cases in tests/ui");
     trycmd::TestCases::new()
         .register_bin("workbench", std::path::Path::new(env!("CARGO_BIN_EXE_workbench")))

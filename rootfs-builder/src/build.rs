@@ -146,11 +146,7 @@ pub fn build_rootfs(spec: &RootfsSpec, dest: &Path) -> Result<BuildReport, Error
 /// preserved; symlinks on the host are resolved). Directories are created as
 /// needed; symlinked directories already in `rootfs` are followed *inside*
 /// `rootfs`. Returns what was copied. A static binary copies nothing.
-pub fn copy_libraries(
-    binary_on_host: &Path,
-    rootfs: &Path,
-    search: &LibSearch,
-) -> Result<Vec<LibFile>, Error> {
+pub fn copy_libraries(binary_on_host: &Path, rootfs: &Path, search: &LibSearch) -> Result<Vec<LibFile>, Error> {
     let libraries = libs::resolve(binary_on_host, search)?;
     for lib in &libraries {
         let parent = lib.path_in_rootfs.parent().unwrap_or(Path::new("/"));
@@ -176,11 +172,7 @@ pub fn copy_libraries(
 /// on the host.
 pub fn applets(busybox: &Path) -> Result<Vec<String>, Error> {
     let mut list = match run_list(busybox, "--list-full")? {
-        Some(out) => out
-            .lines()
-            .map(str::trim)
-            .map(str::to_string)
-            .collect::<Vec<_>>(),
+        Some(out) => out.lines().map(str::trim).map(str::to_string).collect::<Vec<_>>(),
         None => match run_list(busybox, "--list")? {
             Some(out) => out.lines().map(|a| format!("bin/{}", a.trim())).collect(),
             None => {
@@ -195,9 +187,7 @@ pub fn applets(busybox: &Path) -> Result<Vec<String>, Error> {
     // Some builds list `bin/busybox` itself: that is the binary, not a link.
     list.retain(|a| !a.is_empty() && !a.ends_with('/') && a != "bin/busybox");
     for a in &list {
-        let ok = Path::new(a)
-            .components()
-            .all(|c| matches!(c, Component::Normal(_)));
+        let ok = Path::new(a).components().all(|c| matches!(c, Component::Normal(_)));
         if !ok {
             return Err(Error::invalid(
                 "list applets of",
@@ -220,10 +210,7 @@ pub fn applets(busybox: &Path) -> Result<Vec<String>, Error> {
 
 /// Run `busybox FLAG`; `Ok(None)` if it exits unsuccessfully.
 fn run_list(busybox: &Path, flag: &str) -> Result<Option<String>, Error> {
-    let out = Command::new(busybox)
-        .arg(flag)
-        .output()
-        .ctx("run", busybox)?;
+    let out = Command::new(busybox).arg(flag).output().ctx("run", busybox)?;
     if !out.status.success() {
         return Ok(None);
     }
@@ -246,11 +233,8 @@ fn relative_target(rel: &Path) -> PathBuf {
 }
 
 fn check_hostname(name: &str, dest: &Path) -> Result<(), Error> {
-    let valid = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+    let valid =
+        !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
     if valid {
         Ok(())
     } else {
@@ -269,20 +253,10 @@ fn prepare_dest(dest: &Path) -> Result<(), Error> {
             fs::create_dir_all(dest).ctx("create dir", dest)?;
         }
         Err(e) => return Err(Error::io("stat", dest, e)),
-        Ok(m) if !m.is_dir() => {
-            return Err(Error::invalid(
-                "build rootfs",
-                dest,
-                "exists and is not a directory",
-            ))
-        }
+        Ok(m) if !m.is_dir() => return Err(Error::invalid("build rootfs", dest, "exists and is not a directory")),
         Ok(_) => {
             if fs::read_dir(dest).ctx("read dir", dest)?.next().is_some() {
-                return Err(Error::invalid(
-                    "build rootfs",
-                    dest,
-                    "destination is not empty",
-                ));
+                return Err(Error::invalid("build rootfs", dest, "destination is not empty"));
             }
         }
     }
@@ -383,22 +357,13 @@ mod tests {
 
     #[test]
     fn applet_link_targets_are_relative() {
-        assert_eq!(
-            relative_target(Path::new("bin/sh")),
-            PathBuf::from("busybox")
-        );
-        assert_eq!(
-            relative_target(Path::new("sbin/ip")),
-            PathBuf::from("../bin/busybox")
-        );
+        assert_eq!(relative_target(Path::new("bin/sh")), PathBuf::from("busybox"));
+        assert_eq!(relative_target(Path::new("sbin/ip")), PathBuf::from("../bin/busybox"));
         assert_eq!(
             relative_target(Path::new("usr/bin/awk")),
             PathBuf::from("../../bin/busybox")
         );
-        assert_eq!(
-            relative_target(Path::new("linuxrc")),
-            PathBuf::from("bin/busybox")
-        );
+        assert_eq!(relative_target(Path::new("linuxrc")), PathBuf::from("bin/busybox"));
     }
 
     #[test]
@@ -407,10 +372,7 @@ mod tests {
         assert!(check_hostname("wb-box.local", d).is_ok());
         assert!(check_hostname("", d).is_err());
         let e = check_hostname("a b", d).unwrap_err().to_string();
-        assert!(
-            e.starts_with("build rootfs /x: invalid hostname \"a b\""),
-            "{e}"
-        );
+        assert!(e.starts_with("build rootfs /x: invalid hostname \"a b\""), "{e}");
     }
 
     #[test]

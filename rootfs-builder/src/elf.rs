@@ -82,10 +82,7 @@ pub fn is_dynamic(path: &Path) -> Result<bool, Error> {
 pub fn read_kind(path: &Path) -> Result<ElfKind, Error> {
     let mut file = fs::File::open(path).ctx("read elf", path)?;
     let mut head = Vec::with_capacity(64);
-    file.by_ref()
-        .take(64)
-        .read_to_end(&mut head)
-        .ctx("read elf", path)?;
+    file.by_ref().take(64).read_to_end(&mut head).ctx("read elf", path)?;
     check_magic(path, &head)?;
     let header = Elf::parse_header(&head).map_err(|e| Error::Elf {
         path: path.to_path_buf(),
@@ -93,8 +90,7 @@ pub fn read_kind(path: &Path) -> Result<ElfKind, Error> {
     })?;
     Ok(ElfKind {
         is_64: header.e_ident[goblin::elf::header::EI_CLASS] == goblin::elf::header::ELFCLASS64,
-        little_endian: header.e_ident[goblin::elf::header::EI_DATA]
-            == goblin::elf::header::ELFDATA2LSB,
+        little_endian: header.e_ident[goblin::elf::header::EI_DATA] == goblin::elf::header::ELFDATA2LSB,
         machine: header.e_machine,
     })
 }

@@ -80,11 +80,7 @@ impl Error {
         }
     }
 
-    pub(crate) fn invalid(
-        op: &'static str,
-        path: impl AsRef<Path>,
-        reason: impl Into<String>,
-    ) -> Error {
+    pub(crate) fn invalid(op: &'static str, path: impl AsRef<Path>, reason: impl Into<String>) -> Error {
         Error::Invalid {
             op,
             path: path.as_ref().to_path_buf(),
@@ -136,11 +132,7 @@ mod tests {
 
     #[test]
     fn io_error_message_has_no_rust_suffix() {
-        let e = Error::io(
-            "open",
-            "/x/busybox",
-            io::Error::from_raw_os_error(nix::libc::ENOENT),
-        );
+        let e = Error::io("open", "/x/busybox", io::Error::from_raw_os_error(nix::libc::ENOENT));
         assert_eq!(e.to_string(), "open /x/busybox: No such file or directory");
         assert_eq!(e.raw_os_error(), Some(nix::libc::ENOENT));
     }

@@ -324,13 +324,11 @@ pub fn resolve(binary: &Path, search: &LibSearch) -> Result<Vec<LibFile>, Error>
     let mut loaded: HashSet<String> = HashSet::new();
 
     if let Some(interp) = &needs.interpreter {
-        let host_source = search
-            .host_path(interp)
-            .map_err(|_| Error::LibraryNotFound {
-                name: interp.display().to_string(),
-                needed_by: binary.to_path_buf(),
-                searched: search.root.display().to_string(),
-            })?;
+        let host_source = search.host_path(interp).map_err(|_| Error::LibraryNotFound {
+            name: interp.display().to_string(),
+            needed_by: binary.to_path_buf(),
+            searched: search.root.display().to_string(),
+        })?;
         if let Some(file_name) = interp.file_name() {
             loaded.insert(file_name.to_string_lossy().into_owned());
         }
@@ -355,8 +353,7 @@ pub fn resolve(binary: &Path, search: &LibSearch) -> Result<Vec<LibFile>, Error>
         rpath: needs.rpath,
     });
 
-    let mut queue: VecDeque<(String, Rc<Loader>)> =
-        needs.needed.into_iter().map(|n| (n, exe.clone())).collect();
+    let mut queue: VecDeque<(String, Rc<Loader>)> = needs.needed.into_iter().map(|n| (n, exe.clone())).collect();
     while let Some((name, loader)) = queue.pop_front() {
         if loaded.contains(&name) {
             continue;
@@ -366,20 +363,11 @@ pub fn resolve(binary: &Path, search: &LibSearch) -> Result<Vec<LibFile>, Error>
         let lib_needs = elf::read_needs(&lib.host_source)?;
         let lib_loader = Rc::new(Loader {
             shown_as: lib.path_in_rootfs.clone(),
-            origin: lib
-                .path_in_rootfs
-                .parent()
-                .unwrap_or(Path::new("/"))
-                .to_path_buf(),
+            origin: lib.path_in_rootfs.parent().unwrap_or(Path::new("/")).to_path_buf(),
             runpath: lib_needs.runpath,
             rpath: lib_needs.rpath,
         });
-        queue.extend(
-            lib_needs
-                .needed
-                .into_iter()
-                .map(|n| (n, lib_loader.clone())),
-        );
+        queue.extend(lib_needs.needed.into_iter().map(|n| (n, lib_loader.clone())));
         found.push(lib);
     }
     Ok(found)
@@ -537,11 +525,7 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let etc = root.path().join("etc");
         fs::create_dir_all(etc.join("ld.so.conf.d")).unwrap();
-        fs::write(
-            etc.join("ld.so.conf"),
-            "/first\ninclude ld.so.conf.d/*.conf\n/last\n",
-        )
-        .unwrap();
+        fs::write(etc.join("ld.so.conf"), "/first\ninclude ld.so.conf.d/*.conf\n/last\n").unwrap();
         fs::write(etc.join("ld.so.conf.d/b.conf"), "/from-b\n").unwrap();
         fs::write(etc.join("ld.so.conf.d/a.conf"), "/from-a\n# /not-this\n").unwrap();
         fs::write(etc.join("ld.so.conf.d/c.disabled"), "/not-this-either\n").unwrap();
@@ -558,9 +542,7 @@ mod tests {
         assert_eq!(search.root(), Path::new("/"));
         assert!(search.dirs().contains(&PathBuf::from("/usr/lib")));
         if cfg!(target_arch = "x86_64") {
-            assert!(search
-                .dirs()
-                .contains(&PathBuf::from("/lib/x86_64-linux-gnu")));
+            assert!(search.dirs().contains(&PathBuf::from("/lib/x86_64-linux-gnu")));
         }
     }
 
@@ -580,9 +562,7 @@ mod tests {
             r.join("usr/lib/real/libx.so.1.2")
         );
         assert_eq!(
-            search
-                .host_path(Path::new("/usr/lib/up/libx.so.1.2"))
-                .unwrap(),
+            search.host_path(Path::new("/usr/lib/up/libx.so.1.2")).unwrap(),
             r.join("usr/lib/real/libx.so.1.2")
         );
         // A loop fails with ELOOP, a missing file with ENOENT.
@@ -596,17 +576,10 @@ mod tests {
     #[test]
     fn origin_is_expanded_and_normalized() {
         let got = expand_origin(
-            &[
-                "$ORIGIN/../lib".into(),
-                "${ORIGIN}".into(),
-                "relative".into(),
-            ],
+            &["$ORIGIN/../lib".into(), "${ORIGIN}".into(), "relative".into()],
             Path::new("/opt/app/bin"),
         );
-        assert_eq!(
-            got,
-            vec![PathBuf::from("/opt/app/lib"), PathBuf::from("/opt/app/bin")]
-        );
+        assert_eq!(got, vec![PathBuf::from("/opt/app/lib"), PathBuf::from("/opt/app/bin")]);
     }
 
     #[test]
@@ -617,33 +590,19 @@ mod tests {
         let libs = resolve(Path::new(DYNAMIC_BUSYBOX), &LibSearch::host()).unwrap();
         // The interpreter comes first, at the path written in PT_INTERP.
         assert_eq!(libs[0].name, "/lib64/ld-linux-x86-64.so.2");
-        assert_eq!(
-            libs[0].path_in_rootfs,
-            Path::new("/lib64/ld-linux-x86-64.so.2")
-        );
+        assert_eq!(libs[0].path_in_rootfs, Path::new("/lib64/ld-linux-x86-64.so.2"));
         // On Debian /lib64/ld-linux-x86-64.so.2 is a symlink: the source is the real file.
-        assert!(!fs::symlink_metadata(&libs[0].host_source)
-            .unwrap()
-            .is_symlink());
-        let libc = libs
-            .iter()
-            .find(|l| l.name == "libc.so.6")
-            .expect("libc.so.6 resolved");
+        assert!(!fs::symlink_metadata(&libs[0].host_source).unwrap().is_symlink());
+        let libc = libs.iter().find(|l| l.name == "libc.so.6").expect("libc.so.6 resolved");
         assert!(libc.path_in_rootfs.ends_with("libc.so.6"));
         assert!(libc.path_in_rootfs.is_absolute());
         assert!(fs::metadata(&libc.host_source).unwrap().is_file());
         // libc's own DT_NEEDED ld-linux-x86-64.so.2 is satisfied by the interpreter.
-        assert_eq!(
-            libs.iter().filter(|l| l.name.contains("ld-linux")).count(),
-            1
-        );
+        assert_eq!(libs.iter().filter(|l| l.name.contains("ld-linux")).count(), 1);
         // Each soname only once, and the order is stable.
         let names: HashSet<_> = libs.iter().map(|l| &l.name).collect();
         assert_eq!(names.len(), libs.len());
-        assert_eq!(
-            libs,
-            resolve(Path::new(DYNAMIC_BUSYBOX), &LibSearch::host()).unwrap()
-        );
+        assert_eq!(libs, resolve(Path::new(DYNAMIC_BUSYBOX), &LibSearch::host()).unwrap());
     }
 
     #[test]
@@ -651,10 +610,7 @@ mod tests {
         if !present(STATIC_BUSYBOX) {
             return;
         }
-        assert_eq!(
-            resolve(Path::new(STATIC_BUSYBOX), &LibSearch::host()).unwrap(),
-            vec![]
-        );
+        assert_eq!(resolve(Path::new(STATIC_BUSYBOX), &LibSearch::host()).unwrap(), vec![]);
     }
 
     #[test]
@@ -668,19 +624,13 @@ mod tests {
         fs::create_dir_all(r.join("lib64")).unwrap();
         fs::create_dir_all(r.join("usr/lib")).unwrap();
         let host = LibSearch::host();
-        let interp = host
-            .host_path(Path::new("/lib64/ld-linux-x86-64.so.2"))
-            .unwrap();
+        let interp = host.host_path(Path::new("/lib64/ld-linux-x86-64.so.2")).unwrap();
         fs::copy(interp, r.join("lib64/ld-linux-x86-64.so.2")).unwrap();
         let search = LibSearch::with_dirs(r, ["/lib", "/usr/lib"]);
-        let err = resolve(Path::new(DYNAMIC_BUSYBOX), &search)
-            .unwrap_err()
-            .to_string();
+        let err = resolve(Path::new(DYNAMIC_BUSYBOX), &search).unwrap_err().to_string();
         assert!(
             err.starts_with("library lib")
-                && err.ends_with(&format!(
-                    "needed by {DYNAMIC_BUSYBOX} not found in /lib, /usr/lib"
-                )),
+                && err.ends_with(&format!("needed by {DYNAMIC_BUSYBOX} not found in /lib, /usr/lib")),
             "{err}"
         );
     }

@@ -20,11 +20,7 @@ use rootfs_builder::libs::{resolve, LibSearch};
 use rootfs_builder::pack::{pack_tar, pack_tar_gz};
 
 #[derive(Parser)]
-#[command(
-    name = "rootfs-builder",
-    version,
-    about = "Build and pack a busybox root filesystem"
-)]
+#[command(name = "rootfs-builder", version, about = "Build and pack a busybox root filesystem")]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -109,8 +105,7 @@ fn run(cmd: Cmd) -> Result<()> {
                 writeln!(out, "\tstatically linked")?;
             }
             // Like ldd: libraries first, the interpreter last.
-            let (interp, rest): (Vec<_>, Vec<_>) =
-                libs.iter().partition(|l| l.name.starts_with('/'));
+            let (interp, rest): (Vec<_>, Vec<_>) = libs.iter().partition(|l| l.name.starts_with('/'));
             for lib in rest {
                 writeln!(out, "\t{} => {}", lib.name, lib.path_in_rootfs.display())?;
             }
@@ -131,8 +126,7 @@ fn run(cmd: Cmd) -> Result<()> {
                 }
                 w.flush().context("write stdout")?;
             } else {
-                let file = fs::File::create(&output)
-                    .with_context(|| format!("create {}", output.display()))?;
+                let file = fs::File::create(&output).with_context(|| format!("create {}", output.display()))?;
                 let w = io::BufWriter::new(file);
                 let w = if plain {
                     pack_tar(&dir, w)?

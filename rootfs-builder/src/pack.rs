@@ -46,9 +46,7 @@ pub fn pack_tar<W: Write>(root: &Path, out: W) -> Result<W, Error> {
 /// file name, so the output stays deterministic.
 pub fn pack_tar_gz<W: Write>(root: &Path, out: W) -> Result<W, Error> {
     let encoder = GzEncoder::new(out, Compression::default());
-    pack_tar(root, encoder)?
-        .finish()
-        .ctx("write gzip for", root)
+    pack_tar(root, encoder)?.finish().ctx("write gzip for", root)
 }
 
 /// Append every entry below `dir` (the host directory for the relative path
@@ -99,9 +97,7 @@ fn append_entry<W: Write>(
         let key = (meta.dev(), meta.ino());
         if let Some(first) = seen_inodes.get(&key) {
             header.set_entry_type(EntryType::Link);
-            return builder
-                .append_link(&mut header, rel, first)
-                .map_err(write_err);
+            return builder.append_link(&mut header, rel, first).map_err(write_err);
         }
         seen_inodes.insert(key, rel.to_path_buf());
     }
@@ -109,29 +105,17 @@ fn append_entry<W: Write>(
     if ft.is_file() {
         header.set_size(meta.len());
         let file = fs::File::open(host).ctx("open", host)?;
-        builder
-            .append_data(&mut header, rel, file)
-            .map_err(write_err)
+        builder.append_data(&mut header, rel, file).map_err(write_err)
     } else if ft.is_symlink() {
         let target = fs::read_link(host).ctx("read link", host)?;
-        builder
-            .append_link(&mut header, rel, target)
-            .map_err(write_err)
+        builder.append_link(&mut header, rel, target).map_err(write_err)
     } else if ft.is_dir() || ft.is_fifo() {
-        builder
-            .append_data(&mut header, rel, io::empty())
-            .map_err(write_err)
+        builder.append_data(&mut header, rel, io::empty()).map_err(write_err)
     } else if ft.is_char_device() || ft.is_block_device() {
         let rdev = meta.rdev();
-        header
-            .set_device_major(stat::major(rdev) as u32)
-            .map_err(write_err)?;
-        header
-            .set_device_minor(stat::minor(rdev) as u32)
-            .map_err(write_err)?;
-        builder
-            .append_data(&mut header, rel, io::empty())
-            .map_err(write_err)
+        header.set_device_major(stat::major(rdev) as u32).map_err(write_err)?;
+        header.set_device_minor(stat::minor(rdev) as u32).map_err(write_err)?;
+        builder.append_data(&mut header, rel, io::empty()).map_err(write_err)
     } else {
         Ok(()) // a socket: tar has no type for it
     }
@@ -154,8 +138,8 @@ pub fn unpack_tar<R: Read>(input: R, dest: &Path) -> Result<(), Error> {
     for entry in archive.entries().ctx("read tar into", dest)? {
         let mut entry = entry.ctx("read tar into", dest)?;
         let raw = entry.path().ctx("read tar into", dest)?.into_owned();
-        let rel = safe_relative(&raw)
-            .ok_or_else(|| Error::invalid("unpack", &raw, "entry is absolute or contains `..`"))?;
+        let rel =
+            safe_relative(&raw).ok_or_else(|| Error::invalid("unpack", &raw, "entry is absolute or contains `..`"))?;
         let target = dest.join(&rel);
         check_no_symlink_parents(dest, &rel, &raw)?;
         let header = entry.header();
@@ -208,9 +192,8 @@ pub fn unpack_tar<R: Read>(input: R, dest: &Path) -> Result<(), Error> {
                     .link_name()
                     .ctx("read tar header", &raw)?
                     .ok_or_else(|| Error::invalid("unpack", &raw, "hard link without target"))?;
-                let src_rel = safe_relative(&link).ok_or_else(|| {
-                    Error::invalid("unpack", &raw, "hard link target escapes the destination")
-                })?;
+                let src_rel = safe_relative(&link)
+                    .ok_or_else(|| Error::invalid("unpack", &raw, "hard link target escapes the destination"))?;
                 check_no_symlink_parents(dest, &src_rel, &raw)?;
                 remove_existing(&target)?;
                 fs::hard_link(dest.join(&src_rel), &target).ctx("hard link", &target)?;
@@ -221,14 +204,8 @@ pub fn unpack_tar<R: Read>(input: R, dest: &Path) -> Result<(), Error> {
                     EntryType::Block => SFlag::S_IFBLK,
                     _ => SFlag::S_IFIFO,
                 };
-                let major = header
-                    .device_major()
-                    .ctx("read tar header", &raw)?
-                    .unwrap_or(0);
-                let minor = header
-                    .device_minor()
-                    .ctx("read tar header", &raw)?
-                    .unwrap_or(0);
+                let major = header.device_major().ctx("read tar header", &raw)?.unwrap_or(0);
+                let minor = header.device_minor().ctx("read tar header", &raw)?.unwrap_or(0);
                 remove_existing(&target)?;
                 stat::mknod(
                     &target,
@@ -278,14 +255,7 @@ fn apply_attrs(path: &Path, a: Attrs, as_root: bool, is_symlink: bool) -> Result
         fs::set_permissions(path, fs::Permissions::from_mode(a.mode)).ctx("chmod", path)?;
     }
     let t = TimeSpec::new(a.mtime, 0);
-    stat::utimensat(
-        nix::fcntl::AT_FDCWD,
-        path,
-        &t,
-        &t,
-        UtimensatFlags::NoFollowSymlink,
-    )
-    .ctx("set mtime", path)
+    stat::utimensat(nix::fcntl::AT_FDCWD, path, &t, &t, UtimensatFlags::NoFollowSymlink).ctx("set mtime", path)
 }
 
 /// The path as a plain relative path (`./a/b` -> `a/b`), or `None` if it is
@@ -341,10 +311,7 @@ mod tests {
 
     #[test]
     fn safe_relative_paths() {
-        assert_eq!(
-            safe_relative(Path::new("./bin/sh")),
-            Some(PathBuf::from("bin/sh"))
-        );
+        assert_eq!(safe_relative(Path::new("./bin/sh")), Some(PathBuf::from("bin/sh")));
         assert_eq!(safe_relative(Path::new("bin/")), Some(PathBuf::from("bin")));
         assert_eq!(safe_relative(Path::new("./")), Some(PathBuf::new()));
         assert_eq!(safe_relative(Path::new("/etc/passwd")), None);

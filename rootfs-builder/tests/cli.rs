@@ -13,10 +13,7 @@ fn needs_prints_like_ldd() {
         eprintln!("skipping: {DYNAMIC_BUSYBOX} is absent (run scripts/setup)");
         return;
     }
-    let out = Command::new(BIN)
-        .args(["needs", DYNAMIC_BUSYBOX])
-        .output()
-        .unwrap();
+    let out = Command::new(BIN).args(["needs", DYNAMIC_BUSYBOX]).output().unwrap();
     assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(
@@ -32,10 +29,7 @@ fn needs_prints_like_ldd() {
 
 #[test]
 fn errors_are_one_lowercase_line() {
-    let out = Command::new(BIN)
-        .args(["needs", "/etc/passwd"])
-        .output()
-        .unwrap();
+    let out = Command::new(BIN).args(["needs", "/etc/passwd"]).output().unwrap();
     assert!(!out.status.success());
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),

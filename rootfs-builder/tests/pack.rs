@@ -18,14 +18,7 @@ fn is_root() -> bool {
 
 fn set_mtime(path: &Path, secs: i64) {
     let t = TimeSpec::new(secs, 0);
-    stat::utimensat(
-        nix::fcntl::AT_FDCWD,
-        path,
-        &t,
-        &t,
-        UtimensatFlags::NoFollowSymlink,
-    )
-    .unwrap();
+    stat::utimensat(nix::fcntl::AT_FDCWD, path, &t, &t, UtimensatFlags::NoFollowSymlink).unwrap();
 }
 
 /// root/
@@ -165,27 +158,15 @@ fn round_trip_preserves_tree() {
     assert_eq!(h.ino(), f.ino());
     assert_eq!(f.nlink(), 2);
     // Symlinks are kept as symlinks, targets verbatim.
-    assert_eq!(
-        fs::read_link(out.join("a/up")).unwrap(),
-        Path::new("../b-file")
-    );
-    assert_eq!(
-        fs::read_link(out.join("abs")).unwrap(),
-        Path::new("/etc/passwd")
-    );
-    assert_eq!(
-        fs::symlink_metadata(out.join("a/up")).unwrap().mtime(),
-        MTIME + 1
-    );
+    assert_eq!(fs::read_link(out.join("a/up")).unwrap(), Path::new("../b-file"));
+    assert_eq!(fs::read_link(out.join("abs")).unwrap(), Path::new("/etc/passwd"));
+    assert_eq!(fs::symlink_metadata(out.join("a/up")).unwrap().mtime(), MTIME + 1);
     // Directories get their mode and mtime after their contents were written.
     let a = fs::metadata(out.join("a")).unwrap();
     assert_eq!(a.mode() & 0o7777, 0o750);
     assert_eq!(a.mtime(), MTIME + 2);
     assert!(out.join("empty").is_dir());
-    assert!(fs::metadata(out.join("fifo"))
-        .unwrap()
-        .file_type()
-        .is_fifo());
+    assert!(fs::metadata(out.join("fifo")).unwrap().file_type().is_fifo());
     if is_root() {
         let null = fs::metadata(out.join("null")).unwrap();
         assert!(null.file_type().is_char_device());
@@ -232,10 +213,7 @@ fn unpack_rejects_parent_dir_entries() {
     let dest = tmp.path().join("dest");
     let tar = raw_tar(&[("../evil", EntryType::Regular, "x")]);
     let err = unpack_tar(&tar[..], &dest).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "unpack ../evil: entry is absolute or contains `..`"
-    );
+    assert_eq!(err.to_string(), "unpack ../evil: entry is absolute or contains `..`");
     assert!(!tmp.path().join("evil").exists());
 }
 
@@ -245,11 +223,7 @@ fn unpack_rejects_absolute_entries() {
     let name = format!("{}/evil", tmp.path().display());
     let tar = raw_tar(&[(&name, EntryType::Regular, "x")]);
     let err = unpack_tar(&tar[..], &tmp.path().join("dest")).unwrap_err();
-    assert!(
-        err.to_string()
-            .ends_with("entry is absolute or contains `..`"),
-        "{err}"
-    );
+    assert!(err.to_string().ends_with("entry is absolute or contains `..`"), "{err}");
     assert!(!tmp.path().join("evil").exists());
 }
 

@@ -71,15 +71,8 @@ fn static_busybox_rootfs_layout() {
 
     assert_eq!(report.root, root);
     assert!(!report.busybox_dynamic);
-    assert!(
-        report.libraries.is_empty(),
-        "static busybox needs no libraries"
-    );
-    assert!(
-        report.applets.iter().any(|a| a == "bin/sh"),
-        "{:?}",
-        report.applets
-    );
+    assert!(report.libraries.is_empty(), "static busybox needs no libraries");
+    assert!(report.applets.iter().any(|a| a == "bin/sh"), "{:?}", report.applets);
 
     // The binary, executable.
     let bb = fs::metadata(root.join("bin/busybox")).unwrap();
@@ -88,16 +81,10 @@ fn static_busybox_rootfs_layout() {
     assert_eq!(bb.len(), fs::metadata(STATIC_BUSYBOX).unwrap().len());
 
     // Applet links point at busybox, relatively, from the right directories.
-    assert_eq!(
-        fs::read_link(root.join("bin/sh")).unwrap(),
-        Path::new("busybox")
-    );
+    assert_eq!(fs::read_link(root.join("bin/sh")).unwrap(), Path::new("busybox"));
     for applet in &report.applets {
         let link = root.join(applet);
-        assert!(
-            fs::symlink_metadata(&link).unwrap().is_symlink(),
-            "{applet}"
-        );
+        assert!(fs::symlink_metadata(&link).unwrap().is_symlink(), "{applet}");
         // Following the link from the host lands on our copy of busybox.
         assert_eq!(
             fs::canonicalize(&link).unwrap(),
@@ -105,10 +92,7 @@ fn static_busybox_rootfs_layout() {
         );
     }
     for expected in ["bin/ls", "usr/bin/awk"] {
-        assert!(
-            report.applets.iter().any(|a| a == expected),
-            "missing {expected}"
-        );
+        assert!(report.applets.iter().any(|a| a == expected), "missing {expected}");
     }
 
     // Directories and their modes.
@@ -131,10 +115,7 @@ fn static_busybox_rootfs_layout() {
     assert!(fs::read_to_string(root.join("etc/group"))
         .unwrap()
         .starts_with("root:x:0:"));
-    assert_eq!(
-        fs::read_to_string(root.join("etc/hostname")).unwrap(),
-        "wb-test\n"
-    );
+    assert_eq!(fs::read_to_string(root.join("etc/hostname")).unwrap(), "wb-test\n");
     let hosts = fs::read_to_string(root.join("etc/hosts")).unwrap();
     assert!(hosts.contains("127.0.0.1\tlocalhost") && hosts.contains("wb-test"));
 
@@ -146,10 +127,7 @@ fn static_busybox_rootfs_layout() {
         assert!(m.file_type().is_char_device());
         assert_eq!(m.mode() & 0o777, 0o666);
         assert_eq!(
-            (
-                nix::sys::stat::major(m.rdev()),
-                nix::sys::stat::minor(m.rdev())
-            ),
+            (nix::sys::stat::major(m.rdev()), nix::sys::stat::minor(m.rdev())),
             (1, 3)
         );
     } else {
@@ -167,16 +145,9 @@ fn refuses_non_empty_destination() {
     let err = build_rootfs(&spec(STATIC_BUSYBOX, false), tmp.path()).unwrap_err();
     assert_eq!(
         err.to_string(),
-        format!(
-            "build rootfs {}: destination is not empty",
-            tmp.path().display()
-        )
+        format!("build rootfs {}: destination is not empty", tmp.path().display())
     );
-    assert_eq!(
-        fs::read_dir(tmp.path()).unwrap().count(),
-        1,
-        "nothing was written"
-    );
+    assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 1, "nothing was written");
 }
 
 #[test]
@@ -204,10 +175,7 @@ fn dynamic_busybox_without_libraries_fails_in_chroot_with_enoent() {
 
     // Copy the loader and libraries: now the same exec works.
     let libs = copy_libraries(Path::new(DYNAMIC_BUSYBOX), &root, &LibSearch::host()).unwrap();
-    assert_eq!(
-        libs[0].path_in_rootfs,
-        Path::new("/lib64/ld-linux-x86-64.so.2")
-    );
+    assert_eq!(libs[0].path_in_rootfs, Path::new("/lib64/ld-linux-x86-64.so.2"));
     for lib in &libs {
         let copied = root.join(lib.path_in_rootfs.strip_prefix("/").unwrap());
         let m = fs::symlink_metadata(&copied).unwrap();
@@ -222,16 +190,9 @@ fn dynamic_busybox_without_libraries_fails_in_chroot_with_enoent() {
     assert!(out.status.success(), "{out:?}");
 
     // And the applet links work through the shell inside the new root.
-    let out = run_in_chroot(
-        &root,
-        &["/bin/sh", "-c", "cat /etc/hostname; ls /usr/bin/awk"],
-    )
-    .unwrap();
+    let out = run_in_chroot(&root, &["/bin/sh", "-c", "cat /etc/hostname; ls /usr/bin/awk"]).unwrap();
     assert!(out.status.success(), "{out:?}");
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "wb-test\n/usr/bin/awk\n"
-    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "wb-test\n/usr/bin/awk\n");
 }
 
 #[test]

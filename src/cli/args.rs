@@ -30,7 +30,9 @@ pub enum Command {
     /// List the lessons with their goals and the options each takes.
     List(ListArgs),
     /// Run one lesson, step by step.
-    #[command(after_help = "Each lesson takes only its own options (the others are refused): `workbench list` shows which.")]
+    #[command(
+        after_help = "Each lesson takes only its own options (the others are refused): `workbench list` shows which."
+    )]
     Lesson(LessonArgs),
     /// Run every lesson in order (the classroom tour).
     Tour(TourArgs),
@@ -161,7 +163,11 @@ mod tests {
         // The lesson command's flags: the ways of running, then every lesson option.
         let cmd = Cli::command();
         let lesson = cmd.find_subcommand("lesson").unwrap();
-        let flags: Vec<&str> = lesson.get_arguments().filter_map(|a| a.get_long()).filter(|l| *l != "help").collect();
+        let flags: Vec<&str> = lesson
+            .get_arguments()
+            .filter_map(|a| a.get_long())
+            .filter(|l| *l != "help")
+            .collect();
         assert_eq!(flags[..4], ["json", "step", "shell", "markdown"]);
         assert_eq!(flags[4..], *crate::lesson::LessonOptions::NAMES);
     }

@@ -7,11 +7,11 @@ use anyhow::Context;
 use clap::Parser;
 
 use super::args::{Cli, Command, LessonArgs};
+use crate::error::UsageError;
+use crate::host::{doctor, Host};
 use crate::lesson::runner::{self, RunOptions};
 use crate::lesson::LessonOptions;
 use crate::observe::render::{markdown_rows, render_rows, Style, Verdict};
-use crate::error::UsageError;
-use crate::host::{doctor, Host};
 use crate::{lessons, state};
 
 /// A command line clap refused (exit 2), or `--help`/`--version` (exit 0).
@@ -33,7 +33,10 @@ pub(super) fn clap_refusal(e: &clap::Error, json: bool) -> ExitCode {
 /// refusal is then a JSON object too). `workbench run` takes no `--json`:
 /// a `--json` after `run` belongs to the container's command.
 pub(super) fn json_requested(args: &[String]) -> bool {
-    args.iter().skip(1).take_while(|a| *a != "--" && *a != "run").any(|a| a == "--json")
+    args.iter()
+        .skip(1)
+        .take_while(|a| *a != "--" && *a != "run")
+        .any(|a| a == "--json")
 }
 
 pub(super) fn dispatch(cmd: Command, style: Style) -> anyhow::Result<ExitCode> {
@@ -45,14 +48,21 @@ pub(super) fn dispatch(cmd: Command, style: Style) -> anyhow::Result<ExitCode> {
         Command::Lesson(a) => run_lesson(a, style),
         Command::External(args) => {
             // A mistyped command (`workbench lis`) rather than a lesson?
-            if let Some(cmd) = args.first().filter(|n| lessons::find(n).is_none()).and_then(|n| closest_command(n)) {
+            if let Some(cmd) = args
+                .first()
+                .filter(|n| lessons::find(n).is_none())
+                .and_then(|n| closest_command(n))
+            {
                 return Err(UsageError(format!("unknown command '{}': did you mean '{cmd}'? run `workbench --help` for the commands, `workbench list` for the lessons", args[0])).into());
             }
             // `workbench pid-ns --step` → `workbench lesson pid-ns --step`
             let mut argv = vec!["workbench".to_string(), "lesson".to_string()];
             argv.extend(args);
             match Cli::try_parse_from(&argv) {
-                Ok(Cli { command: Command::Lesson(a), .. }) => run_lesson(a, style),
+                Ok(Cli {
+                    command: Command::Lesson(a),
+                    ..
+                }) => run_lesson(a, style),
                 Ok(_) => unreachable!("lesson subcommand parses as a lesson"),
                 Err(e) => Ok(clap_refusal(&e, json_requested(&argv))),
             }
@@ -64,7 +74,9 @@ pub(super) fn dispatch(cmd: Command, style: Style) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Man(m) => {
-            for name in super::manual::write_man_pages(&m.dir).with_context(|| format!("writing man pages into {}", m.dir.display()))? {
+            for name in super::manual::write_man_pages(&m.dir)
+                .with_context(|| format!("writing man pages into {}", m.dir.display()))?
+            {
                 println!("{}", m.dir.join(name).display());
             }
             Ok(ExitCode::SUCCESS)
@@ -85,9 +97,27 @@ pub(super) fn dispatch(cmd: Command, style: Style) -> anyhow::Result<ExitCode> {
             } else if d.markdown {
                 let rows: Vec<Vec<String>> = findings
                     .iter()
-                    .map(|f| vec![f.check.clone(), if f.required { "required".into() } else { "optional".into() }, format!("{}: {}", if f.ok { "ok" } else { "not ok" }, f.detail), if f.remedy.is_empty() { "nothing to do".into() } else { f.remedy.clone() }])
+                    .map(|f| {
+                        vec![
+                            f.check.clone(),
+                            if f.required {
+                                "required".into()
+                            } else {
+                                "optional".into()
+                            },
+                            format!("{}: {}", if f.ok { "ok" } else { "not ok" }, f.detail),
+                            if f.remedy.is_empty() {
+                                "nothing to do".into()
+                            } else {
+                                f.remedy.clone()
+                            },
+                        ]
+                    })
                     .collect();
-                print!("{}", markdown_rows(&["check", "needed", "on the recording host", "remedy"], &rows));
+                print!(
+                    "{}",
+                    markdown_rows(&["check", "needed", "on the recording host", "remedy"], &rows)
+                );
             } else {
                 let rows: Vec<Vec<String>> = findings
                     .iter()
@@ -101,7 +131,10 @@ pub(super) fn dispatch(cmd: Command, style: Style) -> anyhow::Result<ExitCode> {
                         vec![f.check.clone(), status.to_string(), f.detail.clone(), remedy]
                     })
                     .collect();
-                print!("{}", render_rows(&["check", "status", "detail", "remedy"], &rows, style));
+                print!(
+                    "{}",
+                    render_rows(&["check", "status", "detail", "remedy"], &rows, style)
+                );
             }
             Ok(ExitCode::from(doctor_exit(&findings)))
         }
@@ -119,7 +152,10 @@ pub(super) fn dispatch(cmd: Command, style: Style) -> anyhow::Result<ExitCode> {
                     println!("  removed {}", r.resource);
                 }
                 for r in &report.runs_alive {
-                    println!("skipped run {} ({}, pid {}): still running", r.run_id, r.lesson, r.owner_pid);
+                    println!(
+                        "skipped run {} ({}, pid {}): still running",
+                        r.run_id, r.lesson, r.owner_pid
+                    );
                 }
                 for p in &report.problems {
                     eprintln!("problem: {p}");
@@ -128,7 +164,11 @@ pub(super) fn dispatch(cmd: Command, style: Style) -> anyhow::Result<ExitCode> {
                     println!("nothing to clean up");
                 }
             }
-            Ok(if report.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            Ok(if report.problems.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
     }
 }
@@ -142,13 +182,21 @@ pub fn resolve_lesson(name: &str) -> Result<&'static crate::lesson::LessonDef, U
         Some(c) => format!("did you mean '{c}'? "),
         None => String::new(),
     };
-    Err(UsageError(format!("unknown lesson '{name}': {hint}run `workbench list` to see all lessons")))
+    Err(UsageError(format!(
+        "unknown lesson '{name}': {hint}run `workbench list` to see all lessons"
+    )))
 }
 
 fn run_lesson(a: LessonArgs, style: Style) -> anyhow::Result<ExitCode> {
     let def = resolve_lesson(&a.id)?;
     crate::state::signals::install()?;
-    let opts = RunOptions { json: a.json, markdown: a.markdown, step: a.step, shell: a.shell, style };
+    let opts = RunOptions {
+        json: a.json,
+        markdown: a.markdown,
+        step: a.step,
+        shell: a.shell,
+        style,
+    };
     let summary = runner::run(def, &opts, a.options)?;
     Ok(ExitCode::from(summary.exit_code()))
 }
@@ -175,15 +223,38 @@ fn list(json: bool, style: Style) {
         for t in &texts {
             let shell = lessons::find(&t.id).is_some_and(|d| d.shell.is_some());
             let steps = t.steps.iter().map(|s| s.id.as_str()).collect();
-            crate::jsonl::print(&Entry { kind: "lesson", id: &t.id, order: t.order, aliases: &t.aliases, options: &t.options, title: &t.title, goal: &t.goal, tutorial: &t.tutorial, tutorial_url: &t.tutorial_url, steps, shell });
+            crate::jsonl::print(&Entry {
+                kind: "lesson",
+                id: &t.id,
+                order: t.order,
+                aliases: &t.aliases,
+                options: &t.options,
+                title: &t.title,
+                goal: &t.goal,
+                tutorial: &t.tutorial,
+                tutorial_url: &t.tutorial_url,
+                steps,
+                shell,
+            });
         }
         return;
     }
     let rows: Vec<Vec<String>> = texts
         .iter()
-        .map(|t| vec![t.order.to_string(), t.id.clone(), t.aliases.join(", "), t.options.iter().map(|o| format!("--{o}")).collect::<Vec<_>>().join(" "), t.goal.clone()])
+        .map(|t| {
+            vec![
+                t.order.to_string(),
+                t.id.clone(),
+                t.aliases.join(", "),
+                t.options.iter().map(|o| format!("--{o}")).collect::<Vec<_>>().join(" "),
+                t.goal.clone(),
+            ]
+        })
         .collect();
-    print!("{}", render_rows(&["#", "lesson", "aliases", "options", "goal"], &rows, style));
+    print!(
+        "{}",
+        render_rows(&["#", "lesson", "aliases", "options", "goal"], &rows, style)
+    );
     println!("Run one with `workbench lesson <lesson>` (add --step to pause, --shell to explore, --json for graders).");
 }
 
@@ -212,11 +283,21 @@ fn doctor_json(findings: &[doctor::Finding]) {
         exit: u8,
     }
     for f in findings {
-        crate::jsonl::print(&CheckLine { kind: "check", finding: f });
+        crate::jsonl::print(&CheckLine {
+            kind: "check",
+            finding: f,
+        });
     }
     let failed_required = findings.iter().filter(|f| f.required && !f.ok).count();
     let warnings = findings.iter().filter(|f| !f.required && !f.ok).count();
-    crate::jsonl::print(&DoctorSummary { kind: "summary", checks: findings.len(), ok: findings.iter().filter(|f| f.ok).count(), failed_required, warnings, exit: doctor_exit(findings) });
+    crate::jsonl::print(&DoctorSummary {
+        kind: "summary",
+        checks: findings.len(),
+        ok: findings.iter().filter(|f| f.ok).count(),
+        failed_required,
+        warnings,
+        exit: doctor_exit(findings),
+    });
 }
 
 /// `cleanup --json`: `"type":"removed"` per resource, `"type":"run"` per run
@@ -247,26 +328,53 @@ fn cleanup_json(report: &state::CleanupReport) {
         exit: u8,
     }
     for r in &report.removed {
-        crate::jsonl::print(&Line { kind: "removed", item: r, result: None });
+        crate::jsonl::print(&Line {
+            kind: "removed",
+            item: r,
+            result: None,
+        });
     }
     for r in &report.runs_cleaned {
-        crate::jsonl::print(&Line { kind: "run", item: r, result: Some("cleaned") });
+        crate::jsonl::print(&Line {
+            kind: "run",
+            item: r,
+            result: Some("cleaned"),
+        });
     }
     for r in &report.runs_alive {
-        crate::jsonl::print(&Line { kind: "run", item: r, result: Some("alive") });
+        crate::jsonl::print(&Line {
+            kind: "run",
+            item: r,
+            result: Some("alive"),
+        });
     }
     for p in &report.problems {
-        crate::jsonl::print(&Line { kind: "problem", item: &Problem { message: p }, result: None });
+        crate::jsonl::print(&Line {
+            kind: "problem",
+            item: &Problem { message: p },
+            result: None,
+        });
     }
     let exit = u8::from(!report.problems.is_empty());
-    crate::jsonl::print(&CleanupSummary { kind: "summary", runs_cleaned: report.runs_cleaned.len(), runs_alive: report.runs_alive.len(), removed: report.removed.len(), problems: report.problems.len(), exit });
+    crate::jsonl::print(&CleanupSummary {
+        kind: "summary",
+        runs_cleaned: report.runs_cleaned.len(),
+        runs_alive: report.runs_alive.len(),
+        removed: report.removed.len(),
+        problems: report.problems.len(),
+        exit,
+    });
 }
 
 /// The subcommand a mistyped first word most likely meant, if a subcommand
 /// (not a lesson id or alias) is the closest of all names `workbench` takes there.
 fn closest_command(word: &str) -> Option<String> {
     use clap::CommandFactory;
-    let commands: Vec<String> = Cli::command().get_subcommands().filter(|c| !c.is_hide_set()).map(|c| c.get_name().to_string()).collect();
+    let commands: Vec<String> = Cli::command()
+        .get_subcommands()
+        .filter(|c| !c.is_hide_set())
+        .map(|c| c.get_name().to_string())
+        .collect();
     let mut names: Vec<(String, bool)> = commands.into_iter().map(|c| (c, true)).collect();
     for t in crate::lesson::text::all() {
         names.push((t.id.clone(), false));
@@ -310,7 +418,11 @@ fn tour_outcome(entries: &[TourEntry]) -> (u8, String) {
         0
     };
     let mut line = format!("tour: {passed} of {} lessons passed", entries.len());
-    for (n, what) in [(failed, "failed"), (inconclusive, "inconclusive"), (skipped, "skipped (could not start on this host: the reasons are above)")] {
+    for (n, what) in [
+        (failed, "failed"),
+        (inconclusive, "inconclusive"),
+        (skipped, "skipped (could not start on this host: the reasons are above)"),
+    ] {
         if n > 0 {
             line.push_str(&format!(", {n} {what}"));
         }
@@ -343,17 +455,43 @@ fn tour(json: bool, style: Style) -> anyhow::Result<ExitCode> {
     crate::state::signals::install()?;
     let mut entries = Vec::new();
     for def in lessons::ALL {
-        let opts = RunOptions { json, markdown: false, step: false, shell: false, style };
+        let opts = RunOptions {
+            json,
+            markdown: false,
+            step: false,
+            shell: false,
+            style,
+        };
         let entry = match runner::run(def, &opts, LessonOptions::default()) {
-            Ok(summary) => TourEntry { lesson: def.id.into(), result: match summary.verdict { Verdict::Pass => "pass", Verdict::Fail => "fail", Verdict::Inconclusive => "inconclusive" }, steps: summary.steps, steps_passed: summary.steps_passed, reason: None },
+            Ok(summary) => TourEntry {
+                lesson: def.id.into(),
+                result: match summary.verdict {
+                    Verdict::Pass => "pass",
+                    Verdict::Fail => "fail",
+                    Verdict::Inconclusive => "inconclusive",
+                },
+                steps: summary.steps,
+                steps_passed: summary.steps_passed,
+                reason: None,
+            },
             Err(e) => {
                 let reason = format!("{e:#}");
                 if json {
-                    crate::jsonl::print(&Skipped { kind: "skipped", lesson: def.id, reason: &reason });
+                    crate::jsonl::print(&Skipped {
+                        kind: "skipped",
+                        lesson: def.id,
+                        reason: &reason,
+                    });
                 } else {
                     println!("\nlesson {}: skipped: {reason}", def.id);
                 }
-                TourEntry { lesson: def.id.into(), result: "skipped", steps: def.steps.len(), steps_passed: 0, reason: Some(reason) }
+                TourEntry {
+                    lesson: def.id.into(),
+                    result: "skipped",
+                    steps: def.steps.len(),
+                    steps_passed: 0,
+                    reason: Some(reason),
+                }
             }
         };
         entries.push(entry);
@@ -361,18 +499,37 @@ fn tour(json: bool, style: Style) -> anyhow::Result<ExitCode> {
     let (code, line) = tour_outcome(&entries);
     if json {
         let count = |r: &str| entries.iter().filter(|e| e.result == r).count();
-        crate::jsonl::print(&TourSummary { kind: "tour", lessons: &entries, passed: count("pass"), failed: count("fail"), inconclusive: count("inconclusive"), skipped: count("skipped"), exit: code });
+        crate::jsonl::print(&TourSummary {
+            kind: "tour",
+            lessons: &entries,
+            passed: count("pass"),
+            failed: count("fail"),
+            inconclusive: count("inconclusive"),
+            skipped: count("skipped"),
+            exit: code,
+        });
     } else {
         let rows: Vec<Vec<String>> = entries
             .iter()
             .map(|e| {
-                let result = if e.result == "fail" { "FAIL".to_string() } else { e.result.to_string() };
-                let steps = if e.result == "skipped" { "-".to_string() } else { format!("{}/{}", e.steps_passed, e.steps) };
+                let result = if e.result == "fail" {
+                    "FAIL".to_string()
+                } else {
+                    e.result.to_string()
+                };
+                let steps = if e.result == "skipped" {
+                    "-".to_string()
+                } else {
+                    format!("{}/{}", e.steps_passed, e.steps)
+                };
                 vec![e.lesson.clone(), steps, result, e.reason.clone().unwrap_or_default()]
             })
             .collect();
         println!("\nTour summary:");
-        print!("{}", render_rows(&["lesson", "steps passed", "result", "why"], &rows, style));
+        print!(
+            "{}",
+            render_rows(&["lesson", "steps passed", "result", "why"], &rows, style)
+        );
         println!("{line}");
     }
     Ok(ExitCode::from(code))
@@ -383,18 +540,37 @@ mod tests {
     use super::*;
 
     fn entry(result: &'static str) -> TourEntry {
-        TourEntry { lesson: "x".into(), result, steps: 3, steps_passed: if result == "pass" { 3 } else { 0 }, reason: (result == "skipped").then(|| "needs root".into()) }
+        TourEntry {
+            lesson: "x".into(),
+            result,
+            steps: 3,
+            steps_passed: if result == "pass" { 3 } else { 0 },
+            reason: (result == "skipped").then(|| "needs root".into()),
+        }
     }
 
     #[test]
     fn tour_outcome_counts_verdicts() {
         let t = |rs: &[&'static str]| tour_outcome(&rs.iter().map(|r| entry(r)).collect::<Vec<_>>());
         assert_eq!(t(&["pass", "pass"]), (0, "tour: 2 of 2 lessons passed".into()));
-        assert_eq!(t(&["pass", "skipped"]), (0, "tour: 1 of 2 lessons passed, 1 skipped (could not start on this host: the reasons are above)".into()));
+        assert_eq!(
+            t(&["pass", "skipped"]),
+            (
+                0,
+                "tour: 1 of 2 lessons passed, 1 skipped (could not start on this host: the reasons are above)".into()
+            )
+        );
         assert_eq!(t(&["pass", "fail", "skipped"]).0, 1);
-        assert_eq!(t(&["skipped", "skipped"]).0, 2, "a tour where nothing could start proves nothing");
+        assert_eq!(
+            t(&["skipped", "skipped"]).0,
+            2,
+            "a tour where nothing could start proves nothing"
+        );
         assert_eq!(t(&["pass", "inconclusive", "skipped"]).0, 3);
-        assert_eq!(t(&["fail", "inconclusive"]), (1, "tour: 0 of 2 lessons passed, 1 failed, 1 inconclusive".into()));
+        assert_eq!(
+            t(&["fail", "inconclusive"]),
+            (1, "tour: 0 of 2 lessons passed, 1 failed, 1 inconclusive".into())
+        );
     }
 
     #[test]

@@ -31,7 +31,9 @@ pub fn command() -> clap::Command {
         .get_subcommands()
         .filter(|s| !s.is_hide_set())
         .map(|s| match s.get_name() {
-            "lesson" => s.clone().mut_arg("id", |a| a.value_parser(PossibleValuesParser::new(values.clone()))),
+            "lesson" => s
+                .clone()
+                .mut_arg("id", |a| a.value_parser(PossibleValuesParser::new(values.clone()))),
             _ => s.clone(),
         })
         .collect();
@@ -41,7 +43,10 @@ pub fn command() -> clap::Command {
         .after_help(full.get_after_help().cloned().unwrap_or_default())
         .subcommand_required(true)
         .subcommands(subs);
-    for a in full.get_arguments().filter(|a| !matches!(a.get_id().as_str(), "help" | "version")) {
+    for a in full
+        .get_arguments()
+        .filter(|a| !matches!(a.get_id().as_str(), "help" | "version"))
+    {
         bare = bare.arg(a.clone());
     }
     bare
@@ -56,7 +61,9 @@ pub fn completions(shell: Shell, out: &mut dyn Write) {
         Shell::Fish => {
             clap_complete::generate(clap_complete::Shell::Fish, &mut cmd, "workbench", out);
             // clap_complete's fish script completes no positional values: add the lessons.
-            let lesson = cmd.find_subcommand("lesson").and_then(|s| s.get_arguments().find(|a| a.get_id() == "id"));
+            let lesson = cmd
+                .find_subcommand("lesson")
+                .and_then(|s| s.get_arguments().find(|a| a.get_id() == "id"));
             for v in lesson.map(|a| a.get_possible_values()).unwrap_or_default() {
                 let help = v.get_help().map(|h| h.to_string()).unwrap_or_default();
                 let _ = writeln!(
@@ -124,8 +131,17 @@ mod tests {
     #[test]
     fn man_page_names_the_subcommands() {
         let page = String::from_utf8(man_page().unwrap()).unwrap();
-        assert!(page.starts_with(".ie \\n(.g .ds Aq") || page.contains(".TH workbench"), "{}", &page[..200.min(page.len())]);
-        for sub in ["workbench\\-lesson", "workbench\\-run", "workbench\\-doctor", "workbench\\-completions"] {
+        assert!(
+            page.starts_with(".ie \\n(.g .ds Aq") || page.contains(".TH workbench"),
+            "{}",
+            &page[..200.min(page.len())]
+        );
+        for sub in [
+            "workbench\\-lesson",
+            "workbench\\-run",
+            "workbench\\-doctor",
+            "workbench\\-completions",
+        ] {
             assert!(page.contains(sub), "man page lacks {sub}");
         }
         assert!(!page.contains("internal\\-hog"));

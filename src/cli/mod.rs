@@ -74,4 +74,3 @@ fn terminal_width() -> Option<u16> {
     let r = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) };
     (r == 0 && ws.ws_col > 20).then_some(ws.ws_col)
 }
-

@@ -21,29 +21,74 @@ pub struct Finding {
 }
 
 fn finding(check: &str, ok: bool, required: bool, detail: impl Into<String>, remedy: &str) -> Finding {
-    Finding { check: check.into(), ok, required, detail: detail.into(), remedy: remedy.into() }
+    Finding {
+        check: check.into(),
+        ok,
+        required,
+        detail: detail.into(),
+        remedy: remedy.into(),
+    }
 }
 
 /// Run every check.
 pub fn checks(host: &Host) -> Vec<Finding> {
     let mut v = Vec::new();
-    v.push(finding("running as root", host.is_root, true, if host.is_root { "euid 0" } else { "not root" }, "run workbench as root (or with sudo): lessons call clone(2), mount(2) and write cgroup files"));
-    let kinds: Vec<&str> = crate::kernel::ns::KINDS.iter().map(|(k, _, _)| *k).filter(|k| Path::new("/proc/self/ns").join(k).exists()).collect();
+    v.push(finding(
+        "running as root",
+        host.is_root,
+        true,
+        if host.is_root { "euid 0" } else { "not root" },
+        "run workbench as root (or with sudo): lessons call clone(2), mount(2) and write cgroup files",
+    ));
+    let kinds: Vec<&str> = crate::kernel::ns::KINDS
+        .iter()
+        .map(|(k, _, _)| *k)
+        .filter(|k| Path::new("/proc/self/ns").join(k).exists())
+        .collect();
     let all = crate::kernel::ns::KINDS.len();
-    v.push(finding("namespaces", kinds.len() == all, true, format!("{} of {all}: {}", kinds.len(), kinds.join(" ")), "use a kernel built with CONFIG_NAMESPACES and all CONFIG_*_NS options (any distribution kernel has them)"));
+    v.push(finding(
+        "namespaces",
+        kinds.len() == all,
+        true,
+        format!("{} of {all}: {}", kinds.len(), kinds.join(" ")),
+        "use a kernel built with CONFIG_NAMESPACES and all CONFIG_*_NS options (any distribution kernel has them)",
+    ));
     let (ok, detail) = match features::cgroup_layout_line() {
         Ok(l) => (true, l),
         Err(e) => (false, e),
     };
-    v.push(finding("cgroup layout", ok, true, detail, "mount cgroup2 at /sys/fs/cgroup (systemd does this by default)"));
+    v.push(finding(
+        "cgroup layout",
+        ok,
+        true,
+        detail,
+        "mount cgroup2 at /sys/fs/cgroup (systemd does this by default)",
+    ));
     if let Ok(layout) = wb_cgroup::detect_system() {
-        let (ok, detail) = match features::require_writable_cgroups(&layout, &[wb_cgroup::Controller::Cpu, wb_cgroup::Controller::Memory, wb_cgroup::Controller::Pids]) {
+        let (ok, detail) = match features::require_writable_cgroups(
+            &layout,
+            &[
+                wb_cgroup::Controller::Cpu,
+                wb_cgroup::Controller::Memory,
+                wb_cgroup::Controller::Pids,
+            ],
+        ) {
             Ok(()) => (true, "writable".to_string()),
             Err(e) => (false, e.to_string().split(" (").next().unwrap_or_default().to_string()),
         };
-        v.push(finding("cgroup mounts writable", ok, true, detail, "run workbench on a host or VM whose /sys/fs/cgroup is writable (not inside a container)"));
+        v.push(finding(
+            "cgroup mounts writable",
+            ok,
+            true,
+            detail,
+            "run workbench on a host or VM whose /sys/fs/cgroup is writable (not inside a container)",
+        ));
     }
-    for (name, config, module, required) in [("overlayfs", "CONFIG_OVERLAY_FS", "overlay", false), ("veth", "CONFIG_VETH", "veth", false), ("bridge", "CONFIG_BRIDGE", "bridge", false)] {
+    for (name, config, module, required) in [
+        ("overlayfs", "CONFIG_OVERLAY_FS", "overlay", false),
+        ("veth", "CONFIG_VETH", "veth", false),
+        ("bridge", "CONFIG_BRIDGE", "bridge", false),
+    ] {
         let how = features::kernel_feature(config, module);
         v.push(finding(name, how.offered().is_some(), required, how.offered().unwrap_or("not found"), "install your distribution's full kernel modules package (e.g. linux-modules-extra on Ubuntu), then modprobe it"));
     }
@@ -51,7 +96,10 @@ pub fn checks(host: &Host) -> Vec<Finding> {
         "busybox (static)",
         host.busybox_static.is_some(),
         true,
-        host.busybox_static.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "not found".into()),
+        host.busybox_static
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "not found".into()),
         "run scripts/setup, or apt-get install busybox-static",
     ));
     v.push(finding(
@@ -62,16 +110,34 @@ pub fn checks(host: &Host) -> Vec<Finding> {
         "run scripts/setup (it unpacks Debian's busybox into /var/lib/workbench/busybox-dynamic), or reinstall the workbench package (it ships one in /usr/lib/workbench)",
     ));
     let prop = crate::kernel::mount::root_propagation().unwrap_or_else(|| "unknown".into());
-    v.push(finding("mount propagation of /", true, false, format!("{prop} (lessons make their own namespace private before mounting)"), ""));
+    v.push(finding(
+        "mount propagation of /",
+        true,
+        false,
+        format!("{prop} (lessons make their own namespace private before mounting)"),
+        "",
+    ));
     for tool in ["ip", "iptables", "nft"] {
         let found = features::which(tool).map(|p| p.display().to_string());
-        v.push(finding(&format!("tool {tool}"), found.is_some(), false, found.unwrap_or_else(|| "not found".into()), "run scripts/setup, or apt-get install iproute2 iptables nftables"));
+        v.push(finding(
+            &format!("tool {tool}"),
+            found.is_some(),
+            false,
+            found.unwrap_or_else(|| "not found".into()),
+            "run scripts/setup, or apt-get install iproute2 iptables nftables",
+        ));
     }
     let (ok, detail) = match crate::hostobj::firewall::detect() {
         Ok(b) => (true, b.name().to_string()),
         Err(e) => (false, e),
     };
-    v.push(finding("firewall for nat-port-map", ok, false, detail, "apt-get install nftables"));
+    v.push(finding(
+        "firewall for nat-port-map",
+        ok,
+        false,
+        detail,
+        "apt-get install nftables",
+    ));
     let blockers = crate::hostobj::firewall::host_forward_blockers();
     v.push(finding(
         "forwarded packets allowed (nat-port-map)",
@@ -81,7 +147,13 @@ pub fn checks(host: &Host) -> Vec<Finding> {
         "nat-port-map needs a host whose forward chains accept by default (docker and ufw set DROP); use a lab VM without them",
     ));
     let leftovers = leftover_runs();
-    v.push(finding("leftovers of killed runs", leftovers == 0, false, format!("{leftovers} run(s) with a dead owner"), "run `workbench cleanup`"));
+    v.push(finding(
+        "leftovers of killed runs",
+        leftovers == 0,
+        false,
+        format!("{leftovers} run(s) with a dead owner"),
+        "run `workbench cleanup`",
+    ));
     v
 }
 

@@ -34,7 +34,10 @@ pub fn kernel_feature(config: &str, module: &str) -> Feature {
     if Path::new("/sys/module").join(module).exists() {
         return Feature::Offered("loaded".into());
     }
-    let release = nix::sys::utsname::uname().ok().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default();
+    let release = nix::sys::utsname::uname()
+        .ok()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default();
     let configs = [format!("/boot/config-{release}")];
     let mut text = configs.iter().filter_map(|p| std::fs::read_to_string(p).ok()).next();
     if text.is_none() {
@@ -59,7 +62,11 @@ pub fn kernel_feature(config: &str, module: &str) -> Feature {
         }
     }
     if let Ok(dep) = std::fs::read_to_string(moddir.join("modules.dep")) {
-        if dep.lines().any(|l| l.split(':').next().is_some_and(|m| m.contains(&format!("/{module}.ko")))) {
+        if dep.lines().any(|l| {
+            l.split(':')
+                .next()
+                .is_some_and(|m| m.contains(&format!("/{module}.ko")))
+        }) {
             return Feature::Offered("module (loaded on first use)".into());
         }
     }

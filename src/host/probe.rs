@@ -32,7 +32,10 @@ pub struct Host {
 
 impl Host {
     pub fn probe() -> Host {
-        let mut h = Host { is_root: nix::unistd::geteuid().is_root(), ..Default::default() };
+        let mut h = Host {
+            is_root: nix::unistd::geteuid().is_root(),
+            ..Default::default()
+        };
         let mut candidates: Vec<PathBuf> = Vec::new();
         for var in ["WORKBENCH_BUSYBOX_STATIC", "WORKBENCH_BUSYBOX_DYNAMIC"] {
             if let Some(p) = std::env::var_os(var) {

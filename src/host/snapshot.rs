@@ -18,20 +18,32 @@ pub struct HostState {
 }
 
 fn sorted_dir(p: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(p).map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect()).unwrap_or_default();
+    let mut v: Vec<String> = std::fs::read_dir(p)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
     v.sort();
     v
 }
 
 fn lines_of(text: &str) -> Vec<String> {
-    let mut v: Vec<String> = text.lines().map(str::to_string).filter(|l| !l.trim().is_empty()).collect();
+    let mut v: Vec<String> = text
+        .lines()
+        .map(str::to_string)
+        .filter(|l| !l.trim().is_empty())
+        .collect();
     v.sort();
     v
 }
 
 fn tool_output(prog: &str, args: &[&str]) -> Option<String> {
     let out = Command::new(prog).args(args).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Every directory below each cgroup hierarchy's `workbench` parent.
@@ -64,15 +76,21 @@ pub fn capture() -> HostState {
     s.insert("links".into(), sorted_dir(Path::new("/sys/class/net")));
     s.insert("netns (/run/netns)".into(), sorted_dir(Path::new("/run/netns")));
     let mut routes = lines_of(&std::fs::read_to_string("/proc/net/route").unwrap_or_default());
-    routes.extend(lines_of(&std::fs::read_to_string("/proc/net/ipv6_route").unwrap_or_default()));
+    routes.extend(lines_of(
+        &std::fs::read_to_string("/proc/net/ipv6_route").unwrap_or_default(),
+    ));
     s.insert("routes".into(), routes);
-    let mounts = crate::observe::parse::parse_mountinfo(&std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default())
-        .unwrap_or_default()
-        .into_iter()
-        .map(|m| format!("{} {}", m.mount_point, m.describe()))
-        .collect::<Vec<_>>();
+    let mounts =
+        crate::observe::parse::parse_mountinfo(&std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| format!("{} {}", m.mount_point, m.describe()))
+            .collect::<Vec<_>>();
     s.insert("mounts".into(), mounts);
-    s.insert("cgroups under workbench/".into(), workbench_cgroups(Path::new("/sys/fs/cgroup")));
+    s.insert(
+        "cgroups under workbench/".into(),
+        workbench_cgroups(Path::new("/sys/fs/cgroup")),
+    );
     let root = crate::state::run_root();
     s.insert("state files".into(), sorted_dir(&root.join("runs")));
     let mut work: Vec<String> = Vec::new();
@@ -82,7 +100,14 @@ pub fn capture() -> HostState {
     s.insert("working dirs".into(), work);
     s.insert("sysctl".into(), net_sysctls());
     if let Some(t) = tool_output("iptables-save", &[]) {
-        s.insert("iptables".into(), lines_of(&t).into_iter().filter(|l| !l.starts_with('#')).map(strip_counters).collect());
+        s.insert(
+            "iptables".into(),
+            lines_of(&t)
+                .into_iter()
+                .filter(|l| !l.starts_with('#'))
+                .map(strip_counters)
+                .collect(),
+        );
     }
     if let Some(t) = tool_output("nft", &["list", "ruleset"]) {
         s.insert("nft".into(), lines_of(&t));
@@ -95,11 +120,21 @@ pub fn capture() -> HostState {
 /// excepted), `forwarding`, `route_localnet` and `accept_redirects`.
 fn net_sysctls() -> Vec<String> {
     let root = Path::new("/proc/sys/net/ipv4");
-    let read = |p: &Path| std::fs::read_to_string(p).map(|v| v.trim().to_string()).unwrap_or_else(|_| "?".into());
+    let read = |p: &Path| {
+        std::fs::read_to_string(p)
+            .map(|v| v.trim().to_string())
+            .unwrap_or_else(|_| "?".into())
+    };
     let mut v = vec![format!("net.ipv4.ip_forward = {}", read(&root.join("ip_forward")))];
-    for dev in sorted_dir(&root.join("conf")).into_iter().filter(|d| !d.starts_with(crate::hostobj::PREFIX)) {
+    for dev in sorted_dir(&root.join("conf"))
+        .into_iter()
+        .filter(|d| !d.starts_with(crate::hostobj::PREFIX))
+    {
         for key in ["forwarding", "route_localnet", "accept_redirects"] {
-            v.push(format!("net.ipv4.conf.{dev}.{key} = {}", read(&root.join("conf").join(&dev).join(key))));
+            v.push(format!(
+                "net.ipv4.conf.{dev}.{key} = {}",
+                read(&root.join("conf").join(&dev).join(key))
+            ));
         }
     }
     v.sort();
@@ -159,7 +194,10 @@ mod tests {
         std::fs::create_dir_all(t.path().join("memory/other")).unwrap();
         std::fs::create_dir_all(t.path().join("pids")).unwrap();
         let found = workbench_cgroups(t.path());
-        let rel: Vec<String> = found.iter().map(|p| p.trim_start_matches(&t.path().display().to_string()).to_string()).collect();
+        let rel: Vec<String> = found
+            .iter()
+            .map(|p| p.trim_start_matches(&t.path().display().to_string()).to_string())
+            .collect();
         assert_eq!(rel, vec!["/memory/workbench", "/memory/workbench/run1"]);
     }
 }

@@ -46,7 +46,11 @@ pub enum FirewallError {
         source: std::io::Error,
     },
     #[error("{command}: {status}: {stderr}")]
-    Failed { command: String, status: String, stderr: String },
+    Failed {
+        command: String,
+        status: String,
+        stderr: String,
+    },
     #[error("firewall: {0}")]
     Invalid(String),
 }
@@ -58,7 +62,10 @@ fn tool_works(prog: &str, args: &[&str]) -> bool {
 /// Is `iptables` the nf_tables variant (`iptables v1.8.9 (nf_tables)`)? Its
 /// rules live in nft tables `ip nat` / `ip filter` that it creates on demand.
 pub fn iptables_is_nft_variant() -> bool {
-    Command::new("iptables").arg("--version").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("nf_tables"))
+    Command::new("iptables")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("nf_tables"))
 }
 
 fn nft_works() -> bool {
@@ -80,15 +87,21 @@ pub fn detect() -> Result<Backend, String> {
     };
     match std::env::var("WORKBENCH_FIREWALL").ok().as_deref() {
         Some("nft") if nft_works() => return Ok(Backend::Nft),
-        Some("nft") => return Err("WORKBENCH_FIREWALL=nft but `nft list tables` fails: apt-get install nftables".into()),
+        Some("nft") => {
+            return Err("WORKBENCH_FIREWALL=nft but `nft list tables` fails: apt-get install nftables".into())
+        }
         Some("iptables") => return iptables(),
-        Some(other) if !other.is_empty() => return Err(format!("WORKBENCH_FIREWALL must be nft or iptables, not {other:?}")),
+        Some(other) if !other.is_empty() => {
+            return Err(format!("WORKBENCH_FIREWALL must be nft or iptables, not {other:?}"))
+        }
         _ => {}
     }
     if nft_works() {
         Ok(Backend::Nft)
     } else {
-        iptables().map_err(|_| "neither nft nor iptables works on this host: run scripts/setup, or apt-get install nftables".to_string())
+        iptables().map_err(|_| {
+            "neither nft nor iptables works on this host: run scripts/setup, or apt-get install nftables".to_string()
+        })
     }
 }
 
@@ -157,7 +170,16 @@ pub struct Rule {
 
 impl Rule {
     pub fn new(hook: Hook, action: Action) -> Rule {
-        Rule { hook, iif: None, oif: None, oif_not: None, saddr: None, daddr: None, tcp_dport: None, action }
+        Rule {
+            hook,
+            iif: None,
+            oif: None,
+            oif_not: None,
+            saddr: None,
+            daddr: None,
+            tcp_dport: None,
+            action,
+        }
     }
 
     /// The rule in nft syntax, as words (`ip saddr 10.0.0.0/24 oifname wbx counter masquerade`).
@@ -214,7 +236,9 @@ impl Rule {
         words(&mut a, &["-m", "comment", "--comment", tag]);
         match &self.action {
             Action::Masquerade => words(&mut a, &["-j", "MASQUERADE"]),
-            Action::Dnat { addr, port } => words(&mut a, &["-j", "DNAT", "--to-destination", &format!("{addr}:{port}")]),
+            Action::Dnat { addr, port } => {
+                words(&mut a, &["-j", "DNAT", "--to-destination", &format!("{addr}:{port}")])
+            }
             Action::Drop => words(&mut a, &["-j", "DROP"]),
         }
         a
@@ -227,10 +251,25 @@ fn words(v: &mut Vec<String>, w: &[&str]) {
 
 fn run(prog: &str, args: &[String]) -> Result<String, FirewallError> {
     let command = format!("{prog} {}", args.join(" "));
-    let out = Command::new(prog).args(args).output().map_err(|source| FirewallError::Spawn { command: command.clone(), source })?;
+    let out = Command::new(prog)
+        .args(args)
+        .output()
+        .map_err(|source| FirewallError::Spawn {
+            command: command.clone(),
+            source,
+        })?;
     if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr).lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" / ");
-        return Err(FirewallError::Failed { command, status: out.status.to_string(), stderr: stderr.to_lowercase() });
+        let stderr = String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join(" / ");
+        return Err(FirewallError::Failed {
+            command,
+            status: out.status.to_string(),
+            stderr: stderr.to_lowercase(),
+        });
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -264,7 +303,10 @@ fn shell_quote(a: &str) -> String {
 pub fn apply_ruleset(script: &str) -> Result<(), FirewallError> {
     use std::io::Write;
     let command = "nft -f -".to_string();
-    let spawn = |source| FirewallError::Spawn { command: command.clone(), source };
+    let spawn = |source| FirewallError::Spawn {
+        command: command.clone(),
+        source,
+    };
     let mut child = Command::new("nft")
         .args(["-f", "-"])
         .stdin(std::process::Stdio::piped())
@@ -272,10 +314,19 @@ pub fn apply_ruleset(script: &str) -> Result<(), FirewallError> {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .map_err(spawn)?;
-    child.stdin.take().expect("piped").write_all(script.as_bytes()).map_err(spawn)?;
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(script.as_bytes())
+        .map_err(spawn)?;
     let out = child.wait_with_output().map_err(spawn)?;
     if !out.status.success() {
-        return Err(FirewallError::Failed { command, status: out.status.to_string(), stderr: String::from_utf8_lossy(&out.stderr).trim().to_string() });
+        return Err(FirewallError::Failed {
+            command,
+            status: out.status.to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
     }
     Ok(())
 }
@@ -284,9 +335,20 @@ pub fn apply_ruleset(script: &str) -> Result<(), FirewallError> {
 /// (`remove_nft_table`, `remove_iptables_rule`, `remove_xtables_chain`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Object {
-    NftTable { family: String, name: String },
-    IptablesRule { table: String, chain: String, spec: Vec<String> },
-    XtablesChain { table: String, chain: String, drop_table: bool },
+    NftTable {
+        family: String,
+        name: String,
+    },
+    IptablesRule {
+        table: String,
+        chain: String,
+        spec: Vec<String>,
+    },
+    XtablesChain {
+        table: String,
+        chain: String,
+        drop_table: bool,
+    },
 }
 
 /// The rules of one run.
@@ -302,9 +364,16 @@ pub struct Firewall {
 impl Firewall {
     pub fn new(backend: Backend, table: &str) -> Result<Firewall, FirewallError> {
         if !table.starts_with(super::PREFIX) || table.len() > 32 || !table.chars().all(|c| c.is_ascii_alphanumeric()) {
-            return Err(FirewallError::Invalid(format!("table name {table:?} must be wb followed by letters and digits")));
+            return Err(FirewallError::Invalid(format!(
+                "table name {table:?} must be wb followed by letters and digits"
+            )));
         }
-        Ok(Firewall { backend, table: table.to_string(), table_made: false, chains: BTreeSet::new() })
+        Ok(Firewall {
+            backend,
+            table: table.to_string(),
+            table_made: false,
+            chains: BTreeSet::new(),
+        })
     }
 
     /// The objects [`add`](Self::add) would create for `rule` that teardown
@@ -312,7 +381,10 @@ impl Firewall {
     pub fn objects_for(&self, rule: &Rule) -> Vec<Object> {
         match self.backend {
             Backend::Nft if self.table_made => Vec::new(),
-            Backend::Nft => vec![Object::NftTable { family: "ip".into(), name: self.table.clone() }],
+            Backend::Nft => vec![Object::NftTable {
+                family: "ip".into(),
+                name: self.table.clone(),
+            }],
             Backend::Iptables => {
                 let (table, chain) = rule.hook.iptables_place();
                 let mut v = Vec::new();
@@ -321,9 +393,17 @@ impl Firewall {
                 // empty again) if they do not exist yet.
                 if iptables_is_nft_variant() && !tool_works("nft", &["list", "chain", "ip", table, chain]) {
                     let drop_table = !tool_works("nft", &["list", "table", "ip", table]);
-                    v.push(Object::XtablesChain { table: table.into(), chain: chain.into(), drop_table });
+                    v.push(Object::XtablesChain {
+                        table: table.into(),
+                        chain: chain.into(),
+                        drop_table,
+                    });
                 }
-                v.push(Object::IptablesRule { table: table.into(), chain: chain.into(), spec: rule.iptables_args(&self.table) });
+                v.push(Object::IptablesRule {
+                    table: table.into(),
+                    chain: chain.into(),
+                    spec: rule.iptables_args(&self.table),
+                });
                 v
             }
         }
@@ -342,7 +422,14 @@ impl Firewall {
                     commands.push(strings(&["add", "table", "ip", &self.table]));
                 }
                 if !self.chains.contains(&rule.hook) {
-                    commands.push(strings(&["add", "chain", "ip", &self.table, rule.hook.nft_chain(), rule.hook.nft_chain_spec()]));
+                    commands.push(strings(&[
+                        "add",
+                        "chain",
+                        "ip",
+                        &self.table,
+                        rule.hook.nft_chain(),
+                        rule.hook.nft_chain_spec(),
+                    ]));
                 }
                 let mut args = strings(&["add", "rule", "ip", &self.table, rule.hook.nft_chain()]);
                 args.extend(rule.nft_words());
@@ -381,7 +468,11 @@ impl Firewall {
             Backend::Nft => run("nft", &strings(&["list", "table", "ip", &self.table])),
             Backend::Iptables => {
                 let all = run("iptables-save", &strings(&["-c"]))?;
-                Ok(all.lines().filter(|l| l.contains(&self.table)).collect::<Vec<_>>().join("\n"))
+                Ok(all
+                    .lines()
+                    .filter(|l| l.contains(&self.table))
+                    .collect::<Vec<_>>()
+                    .join("\n"))
             }
         }
     }
@@ -406,10 +497,14 @@ pub fn nft_counters(listing: &str) -> Vec<(String, u64)> {
             chain = rest.trim_end_matches('{').trim().to_string();
             continue;
         }
-        let Some(i) = line.find("counter packets ") else { continue };
+        let Some(i) = line.find("counter packets ") else {
+            continue;
+        };
         let rest = &line[i + "counter packets ".len()..];
         let mut words = rest.split_whitespace();
-        let Some(n) = words.next().and_then(|w| w.parse().ok()) else { continue };
+        let Some(n) = words.next().and_then(|w| w.parse().ok()) else {
+            continue;
+        };
         // skip "bytes N"
         let _ = words.next();
         let _ = words.next();
@@ -437,25 +532,41 @@ pub fn iptables_counters(listing: &str) -> Vec<(String, u64)> {
 /// `nft delete table FAMILY NAME`, for cleanup. A missing table is fine;
 /// names without the `wb` prefix are refused.
 pub fn remove_nft_table(family: &str, name: &str) -> Result<(), String> {
-    if !name.starts_with(super::PREFIX) || !name.chars().all(|c| c.is_ascii_alphanumeric()) || !matches!(family, "ip" | "ip6" | "inet") {
-        return Err(format!("refusing to delete nft table {family} {name}: not a workbench table"));
+    if !name.starts_with(super::PREFIX)
+        || !name.chars().all(|c| c.is_ascii_alphanumeric())
+        || !matches!(family, "ip" | "ip6" | "inet")
+    {
+        return Err(format!(
+            "refusing to delete nft table {family} {name}: not a workbench table"
+        ));
     }
     if !tool_works("nft", &["list", "table", family, name]) {
         return Ok(());
     }
-    run("nft", &strings(&["delete", "table", family, name])).map(drop).map_err(|e| e.to_string())
+    run("nft", &strings(&["delete", "table", family, name]))
+        .map(drop)
+        .map_err(|e| e.to_string())
 }
 
 /// `iptables -t TABLE -D CHAIN SPEC`, for cleanup. A missing rule is fine;
 /// rules without a `wb` comment are refused.
 pub fn remove_iptables_rule(table: &str, chain: &str, spec: &[String]) -> Result<(), String> {
-    let tagged = spec.windows(2).any(|w| w[0] == "--comment" && w[1].starts_with(super::PREFIX));
+    let tagged = spec
+        .windows(2)
+        .any(|w| w[0] == "--comment" && w[1].starts_with(super::PREFIX));
     if !tagged {
-        return Err(format!("refusing to delete iptables rule in {table} {chain}: it carries no workbench comment"));
+        return Err(format!(
+            "refusing to delete iptables rule in {table} {chain}: it carries no workbench comment"
+        ));
     }
     let mut check = strings(&["-t", table, "-C", chain]);
     check.extend(spec.iter().cloned());
-    if Command::new("iptables").args(&check).output().map(|o| !o.status.success()).unwrap_or(true) {
+    if Command::new("iptables")
+        .args(&check)
+        .output()
+        .map(|o| !o.status.success())
+        .unwrap_or(true)
+    {
         return Ok(());
     }
     let mut del = strings(&["-t", table, "-D", chain]);
@@ -466,11 +577,23 @@ pub fn remove_iptables_rule(table: &str, chain: &str, spec: &[String]) -> Result
 /// Delete a base chain iptables-nft created for our rules, if no rule is
 /// left in it — and its table, if that was created too and is now empty.
 pub fn remove_xtables_chain(table: &str, chain: &str, drop_table: bool) -> Result<(), String> {
-    let known = matches!((table, chain), ("nat", "PREROUTING" | "OUTPUT" | "POSTROUTING" | "INPUT") | ("filter", "FORWARD" | "INPUT" | "OUTPUT"));
+    let known = matches!(
+        (table, chain),
+        ("nat", "PREROUTING" | "OUTPUT" | "POSTROUTING" | "INPUT") | ("filter", "FORWARD" | "INPUT" | "OUTPUT")
+    );
     if !known {
-        return Err(format!("refusing to delete chain ip {table} {chain}: not an iptables built-in chain"));
+        return Err(format!(
+            "refusing to delete chain ip {table} {chain}: not an iptables built-in chain"
+        ));
     }
-    let listing = |args: &[&str]| Command::new("nft").args(args).output().ok().filter(|o| o.status.success()).map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+    let listing = |args: &[&str]| {
+        Command::new("nft")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+    };
     if let Some(text) = listing(&["list", "chain", "ip", table, chain]) {
         if chain_rule_count(&text) > 0 {
             return Ok(()); // someone else's rules arrived meanwhile: leave it
@@ -493,7 +616,13 @@ pub fn chain_rule_count(listing: &str) -> usize {
     listing
         .lines()
         .map(str::trim)
-        .filter(|l| !l.is_empty() && *l != "}" && !l.starts_with("table ") && !l.starts_with("chain ") && !l.starts_with("type "))
+        .filter(|l| {
+            !l.is_empty()
+                && *l != "}"
+                && !l.starts_with("table ")
+                && !l.starts_with("chain ")
+                && !l.starts_with("type ")
+        })
         .count()
 }
 
@@ -509,7 +638,10 @@ pub fn forward_drop_chains(ruleset: &str) -> Vec<String> {
         } else if let Some(rest) = line.strip_prefix("chain ") {
             chain = rest.trim_end_matches('{').trim().to_string();
         } else if line.contains("hook forward") && line.contains("policy drop") {
-            let ours = table.split_whitespace().nth(1).is_some_and(|n| n.starts_with(super::PREFIX));
+            let ours = table
+                .split_whitespace()
+                .nth(1)
+                .is_some_and(|n| n.starts_with(super::PREFIX));
             if !ours {
                 out.push(format!("{table} {chain}"));
             }
@@ -528,10 +660,16 @@ pub fn host_forward_blockers() -> Vec<String> {
         }
     }
     // Legacy iptables rules are invisible to nft.
-    let legacy = Command::new("iptables").arg("--version").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("legacy"));
+    let legacy = Command::new("iptables")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("legacy"));
     if legacy {
         if let Ok(o) = Command::new("iptables").args(["-S", "FORWARD"]).output() {
-            if String::from_utf8_lossy(&o.stdout).lines().any(|l| l.trim() == "-P FORWARD DROP") {
+            if String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l.trim() == "-P FORWARD DROP")
+            {
                 v.push("iptables (legacy) filter FORWARD".into());
             }
         }
@@ -548,17 +686,40 @@ mod tests {
             iif: Some("wbab12cdo0".into()),
             daddr: Some("10.214.0.1".into()),
             tcp_dport: Some(8080),
-            ..Rule::new(Hook::Prerouting, Action::Dnat { addr: "10.213.0.2".into(), port: 80 })
+            ..Rule::new(
+                Hook::Prerouting,
+                Action::Dnat {
+                    addr: "10.213.0.2".into(),
+                    port: 80,
+                },
+            )
         }
     }
 
     #[test]
     fn rules_in_nft_syntax() {
-        assert_eq!(dnat().nft_words().join(" "), "iifname wbab12cdo0 ip daddr 10.214.0.1 tcp dport 8080 counter dnat to 10.213.0.2:80");
-        let masq = Rule { saddr: Some("10.213.0.0/24".into()), oif: Some("wbab12cdo0".into()), ..Rule::new(Hook::Postrouting, Action::Masquerade) };
-        assert_eq!(masq.nft_words().join(" "), "oifname wbab12cdo0 ip saddr 10.213.0.0/24 counter masquerade");
-        let guard = Rule { iif: Some("wbab12cdbr".into()), oif_not: Some("wbab12cdo0".into()), ..Rule::new(Hook::Forward, Action::Drop) };
-        assert_eq!(guard.nft_words().join(" "), "iifname wbab12cdbr oifname != wbab12cdo0 counter drop");
+        assert_eq!(
+            dnat().nft_words().join(" "),
+            "iifname wbab12cdo0 ip daddr 10.214.0.1 tcp dport 8080 counter dnat to 10.213.0.2:80"
+        );
+        let masq = Rule {
+            saddr: Some("10.213.0.0/24".into()),
+            oif: Some("wbab12cdo0".into()),
+            ..Rule::new(Hook::Postrouting, Action::Masquerade)
+        };
+        assert_eq!(
+            masq.nft_words().join(" "),
+            "oifname wbab12cdo0 ip saddr 10.213.0.0/24 counter masquerade"
+        );
+        let guard = Rule {
+            iif: Some("wbab12cdbr".into()),
+            oif_not: Some("wbab12cdo0".into()),
+            ..Rule::new(Hook::Forward, Action::Drop)
+        };
+        assert_eq!(
+            guard.nft_words().join(" "),
+            "iifname wbab12cdbr oifname != wbab12cdo0 counter drop"
+        );
     }
 
     #[test]
@@ -567,22 +728,38 @@ mod tests {
             dnat().iptables_args("wbab12cd").join(" "),
             "-i wbab12cdo0 -d 10.214.0.1 -p tcp --dport 8080 -m comment --comment wbab12cd -j DNAT --to-destination 10.213.0.2:80"
         );
-        let guard = Rule { iif: Some("wbx".into()), oif_not: Some("wby".into()), ..Rule::new(Hook::Forward, Action::Drop) };
-        assert_eq!(guard.iptables_args("wbt").join(" "), "-i wbx ! -o wby -m comment --comment wbt -j DROP");
+        let guard = Rule {
+            iif: Some("wbx".into()),
+            oif_not: Some("wby".into()),
+            ..Rule::new(Hook::Forward, Action::Drop)
+        };
+        assert_eq!(
+            guard.iptables_args("wbt").join(" "),
+            "-i wbx ! -o wby -m comment --comment wbt -j DROP"
+        );
         assert_eq!(Hook::Forward.iptables_place(), ("filter", "FORWARD"));
     }
 
     #[test]
     fn shell_words_quote_what_a_shell_would_expand() {
         let args = strings(&["-m", "comment", "--comment", "it's $HOME", "", "a\"b", "! -o"]);
-        assert_eq!(shell_words("iptables", &args), r#"iptables -m comment --comment 'it'\''s $HOME' '' 'a"b' '! -o'"#);
-        assert_eq!(shell_words("nft", &strings(&["oifname", "!=", "wbx", "dnat", "to", "10.0.0.2:80"])), "nft oifname != wbx dnat to 10.0.0.2:80");
+        assert_eq!(
+            shell_words("iptables", &args),
+            r#"iptables -m comment --comment 'it'\''s $HOME' '' 'a"b' '! -o'"#
+        );
+        assert_eq!(
+            shell_words("nft", &strings(&["oifname", "!=", "wbx", "dnat", "to", "10.0.0.2:80"])),
+            "nft oifname != wbx dnat to 10.0.0.2:80"
+        );
     }
 
     #[test]
     fn shell_words_quote_chain_specs() {
         let args = strings(&["add", "chain", "ip", "wbt", "output", Hook::Output.nft_chain_spec()]);
-        assert_eq!(shell_words("nft", &args), "nft add chain ip wbt output '{ type nat hook output priority -100; policy accept; }'");
+        assert_eq!(
+            shell_words("nft", &args),
+            "nft add chain ip wbt output '{ type nat hook output priority -100; policy accept; }'"
+        );
     }
 
     #[test]
@@ -593,13 +770,23 @@ mod tests {
         }
         assert!(remove_nft_table("ip", "nat").unwrap_err().starts_with("refusing"));
         assert!(remove_nft_table("bridge", "wbx").is_err());
-        assert!(remove_iptables_rule("nat", "POSTROUTING", &strings(&["-j", "MASQUERADE"])).unwrap_err().starts_with("refusing"));
+        assert!(
+            remove_iptables_rule("nat", "POSTROUTING", &strings(&["-j", "MASQUERADE"]))
+                .unwrap_err()
+                .starts_with("refusing")
+        );
     }
 
     #[test]
     fn parses_counters() {
         let nft = "table ip wbt {\n\tchain prerouting {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n\t\tiifname \"wbo\" ip daddr 10.214.0.1 tcp dport 8080 counter packets 3 bytes 180 dnat to 10.213.0.2:80\n\t}\n}\n";
-        assert_eq!(nft_counters(nft), vec![("prerouting: iifname \"wbo\" ip daddr 10.214.0.1 tcp dport 8080 dnat to 10.213.0.2:80".to_string(), 3)]);
+        assert_eq!(
+            nft_counters(nft),
+            vec![(
+                "prerouting: iifname \"wbo\" ip daddr 10.214.0.1 tcp dport 8080 dnat to 10.213.0.2:80".to_string(),
+                3
+            )]
+        );
         let ipt = "[0:0] -A POSTROUTING -s 10.213.0.0/24 -o wbo -m comment --comment wbt -j MASQUERADE\n[7:420] -A PREROUTING -i wbo -m comment --comment wbt -j DNAT --to-destination 10.213.0.2:80";
         let c = iptables_counters(ipt);
         assert_eq!(c.len(), 2);
@@ -614,8 +801,12 @@ mod tests {
         assert_eq!(chain_rule_count(empty), 0);
         let one = "table ip nat {\n\tchain PREROUTING {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n\t\ttcp dport 80 counter packets 0 bytes 0 dnat to 10.0.0.2\n\t}\n}\n";
         assert_eq!(chain_rule_count(one), 1);
-        assert!(remove_xtables_chain("nat", "DOCKER", false).unwrap_err().starts_with("refusing"));
-        assert!(remove_xtables_chain("mangle", "PREROUTING", true).unwrap_err().starts_with("refusing"));
+        assert!(remove_xtables_chain("nat", "DOCKER", false)
+            .unwrap_err()
+            .starts_with("refusing"));
+        assert!(remove_xtables_chain("mangle", "PREROUTING", true)
+            .unwrap_err()
+            .starts_with("refusing"));
     }
 
     #[test]

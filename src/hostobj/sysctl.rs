@@ -43,13 +43,23 @@ fn check_key(key: &str) -> Result<PathBuf, SysctlError> {
 /// The current value of `key` (e.g. `net/ipv4/ip_forward`), trimmed.
 pub fn read(key: &str) -> Result<String, SysctlError> {
     let path = check_key(key)?;
-    std::fs::read_to_string(&path).map(|s| s.trim().to_string()).map_err(|source| SysctlError::Io { op: "read", path, source })
+    std::fs::read_to_string(&path)
+        .map(|s| s.trim().to_string())
+        .map_err(|source| SysctlError::Io {
+            op: "read",
+            path,
+            source,
+        })
 }
 
 /// Write `value` into `key`.
 pub fn write(key: &str, value: &str) -> Result<(), SysctlError> {
     let path = check_key(key)?;
-    std::fs::write(&path, format!("{value}\n")).map_err(|source| SysctlError::Io { op: "write", path, source })
+    std::fs::write(&path, format!("{value}\n")).map_err(|source| SysctlError::Io {
+        op: "write",
+        path,
+        source,
+    })
 }
 
 /// The keys the kernel rewrites when `net/ipv4/ip_forward` changes
@@ -57,7 +67,11 @@ pub fn write(key: &str, value: &str) -> Result<(), SysctlError> {
 /// `conf/*/forwarding` and `conf/all/accept_redirects`.
 pub fn ip_forward_side_effects() -> Vec<String> {
     let mut keys: Vec<String> = std::fs::read_dir(Path::new(PROC_SYS).join("net/ipv4/conf"))
-        .map(|d| d.flatten().map(|e| format!("net/ipv4/conf/{}/forwarding", e.file_name().to_string_lossy())).collect())
+        .map(|d| {
+            d.flatten()
+                .map(|e| format!("net/ipv4/conf/{}/forwarding", e.file_name().to_string_lossy()))
+                .collect()
+        })
         .unwrap_or_default();
     keys.sort();
     keys.push("net/ipv4/conf/all/accept_redirects".into());
@@ -95,7 +109,13 @@ mod tests {
     fn keys_are_confined_to_net() {
         assert!(check_key("net/ipv4/ip_forward").is_ok());
         assert!(check_key("net/ipv4/conf/wbab12cdbr/route_localnet").is_ok());
-        for bad in ["kernel/panic", "net/../kernel/panic", "net//x", "/net/ipv4/ip_forward", "net/ipv4/."] {
+        for bad in [
+            "kernel/panic",
+            "net/../kernel/panic",
+            "net//x",
+            "/net/ipv4/ip_forward",
+            "net/ipv4/.",
+        ] {
             let e = check_key(bad).unwrap_err().to_string();
             assert!(e.starts_with("refusing to touch sysctl"), "{bad}: {e}");
         }

@@ -39,23 +39,45 @@ pub enum Request {
     Chroot(PathBuf),
     /// `mount -t overlay overlay -o lowerdir=L1:L2,upperdir=U,workdir=W MERGED`
     /// (lower dirs top-most first, as overlayfs lists them).
-    MountOverlay { lowers: Vec<PathBuf>, upper: PathBuf, work: PathBuf, merged: PathBuf },
+    MountOverlay {
+        lowers: Vec<PathBuf>,
+        upper: PathBuf,
+        work: PathBuf,
+        merged: PathBuf,
+    },
     /// `echo TEXT > PATH` (or `>> PATH` with `append`), done by the child itself
     /// so that the write goes through the child's mounts.
-    WriteFile { path: PathBuf, contents: String, append: bool },
+    WriteFile {
+        path: PathBuf,
+        contents: String,
+        append: bool,
+    },
     /// `rm PATH`, or `rm -r PATH` with `recursive`.
-    Remove { path: PathBuf, recursive: bool },
+    Remove {
+        path: PathBuf,
+        recursive: bool,
+    },
     /// `mkdir -m MODE PATH`.
-    Mkdir { path: PathBuf, mode: u32 },
+    Mkdir {
+        path: PathBuf,
+        mode: u32,
+    },
     /// Run a command inside, capturing its output.
-    Run { argv: Vec<String> },
+    Run {
+        argv: Vec<String>,
+    },
     /// Run an interactive command on the terminal (for `--shell`).
-    Interactive { argv: Vec<String>, env: Vec<(String, String)> },
+    Interactive {
+        argv: Vec<String>,
+        env: Vec<(String, String)>,
+    },
     /// Start a long-running command inside (a server such as `httpd -f`) and
     /// answer at once with its PID as the child sees it. Its standard streams
     /// are /dev/null. It dies with the child's PID namespace, so only send
     /// this to a child cloned with `CLONE_NEWPID`.
-    Spawn { argv: Vec<String> },
+    Spawn {
+        argv: Vec<String>,
+    },
     /// `setns(open(path), CLONE_NEWNET)`: join the network namespace behind a
     /// namespace file such as `/proc/PID/ns/net` (what `nsenter -t PID -n` does).
     SetnsNet(PathBuf),
@@ -65,10 +87,16 @@ pub enum Request {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub enum Reply {
     Done,
-    Whoami { pid: i32, ppid: i32, hostname: String },
+    Whoami {
+        pid: i32,
+        ppid: i32,
+        hostname: String,
+    },
     Ran(RunOutput),
     /// [`Request::Spawn`] started a process with this PID (inside the child's PID namespace).
-    Spawned { pid: i32 },
+    Spawned {
+        pid: i32,
+    },
     Failed(String),
 }
 
@@ -135,7 +163,12 @@ impl NsChild {
         let pid = unsafe { nix::sched::clone(cb, &mut stack, flags, Some(Signal::SIGCHLD as i32)) };
         let pid = sys(pid, "clone", super::ns::flag_names(flags))?;
         drop(stack);
-        Ok(NsChild { pid, stream: BufReader::new(UnixStream::from(parent_end)), flags, reaped: false })
+        Ok(NsChild {
+            pid,
+            stream: BufReader::new(UnixStream::from(parent_end)),
+            flags,
+            reaped: false,
+        })
     }
 
     /// The child's PID as the host (the parent) sees it.
@@ -151,7 +184,10 @@ impl NsChild {
     pub fn call(&mut self, req: &Request) -> Result<Reply> {
         let mut line = serde_json::to_string(req).map_err(|e| KernelError::Child(e.to_string()))?;
         line.push('\n');
-        io(self.stream.get_mut().write_all(line.as_bytes()), "write to namespace child")?;
+        io(
+            self.stream.get_mut().write_all(line.as_bytes()),
+            "write to namespace child",
+        )?;
         let mut answer = String::new();
         let n = io(self.stream.read_line(&mut answer), "read from namespace child")?;
         if n == 0 {
@@ -171,7 +207,9 @@ impl NsChild {
 
     /// Run a command inside and return its output.
     pub fn run(&mut self, argv: &[&str]) -> Result<RunOutput> {
-        match self.call(&Request::Run { argv: argv.iter().map(|s| s.to_string()).collect() })? {
+        match self.call(&Request::Run {
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+        })? {
             Reply::Ran(out) => Ok(out),
             Reply::Failed(e) => Err(KernelError::Child(e)),
             other => Err(KernelError::Child(format!("unexpected reply {other:?}"))),
@@ -180,7 +218,9 @@ impl NsChild {
 
     /// Start a long-running command inside; returns its PID as the child sees it.
     pub fn spawn_inside(&mut self, argv: &[&str]) -> Result<i32> {
-        match self.call(&Request::Spawn { argv: argv.iter().map(|s| s.to_string()).collect() })? {
+        match self.call(&Request::Spawn {
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+        })? {
             Reply::Spawned { pid } => Ok(pid),
             Reply::Failed(e) => Err(KernelError::Child(e)),
             other => Err(KernelError::Child(format!("unexpected reply {other:?}"))),
@@ -277,7 +317,9 @@ fn serve(req: Request) -> Reply {
         Request::Whoami => Reply::Whoami {
             pid: nix::unistd::getpid().as_raw(),
             ppid: nix::unistd::getppid().as_raw(),
-            hostname: nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default(),
+            hostname: nix::unistd::gethostname()
+                .map(|h| h.to_string_lossy().into_owned())
+                .unwrap_or_default(),
         },
         Request::SetHostname(name) => done(sys(nix::unistd::sethostname(&name), "sethostname", name.clone())),
         Request::MakeRprivate => done(super::mount::make_rprivate()),
@@ -287,9 +329,14 @@ fn serve(req: Request) -> Reply {
             sys(nix::unistd::chroot(&dir), "chroot", dir.display().to_string())
                 .and_then(|_| sys(nix::unistd::chdir("/"), "chdir", "/")),
         ),
-        Request::MountOverlay { lowers, upper, work, merged } => {
-            done(super::mount::mount_overlay(&wb_image::OverlaySpec::new(lowers, upper, work, merged)))
-        }
+        Request::MountOverlay {
+            lowers,
+            upper,
+            work,
+            merged,
+        } => done(super::mount::mount_overlay(&wb_image::OverlaySpec::new(
+            lowers, upper, work, merged,
+        ))),
         Request::WriteFile { path, contents, append } => done(write_file(&path, &contents, append)),
         Request::Remove { path, recursive } => done(remove_path(&path, recursive)),
         Request::Mkdir { path, mode } => done(make_dir(&path, mode)),
@@ -314,8 +361,14 @@ fn serve(req: Request) -> Reply {
                 let _ = nix::sys::signal::signal(Signal::SIGINT, nix::sys::signal::SigHandler::SigIgn);
             }
             match r {
-                Ok(Ok(WaitStatus::Exited(_, code))) => Reply::Ran(RunOutput { code: Some(code), ..Default::default() }),
-                Ok(Ok(WaitStatus::Signaled(_, sig, _))) => Reply::Ran(RunOutput { signal: Some(sig as i32), ..Default::default() }),
+                Ok(Ok(WaitStatus::Exited(_, code))) => Reply::Ran(RunOutput {
+                    code: Some(code),
+                    ..Default::default()
+                }),
+                Ok(Ok(WaitStatus::Signaled(_, sig, _))) => Reply::Ran(RunOutput {
+                    signal: Some(sig as i32),
+                    ..Default::default()
+                }),
                 Ok(Ok(other)) => Reply::Failed(format!("waitpid {prog}: unexpected status {other:?}")),
                 Ok(Err(e)) => Reply::Failed(format!("waitpid {prog}: {e}")),
                 Err(e) => Reply::Failed(format!("execve {prog}: {e}")),
@@ -342,7 +395,15 @@ fn wait_reaping(pid: Pid) -> nix::Result<WaitStatus> {
 
 fn write_file(path: &std::path::Path, contents: &str, append: bool) -> Result<()> {
     let what = format!("{} {}", if append { "append to" } else { "write" }, path.display());
-    let mut f = io(std::fs::OpenOptions::new().create(true).write(true).append(append).truncate(!append).open(path), what.clone())?;
+    let mut f = io(
+        std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .append(append)
+            .truncate(!append)
+            .open(path),
+        what.clone(),
+    )?;
     io(f.write_all(contents.as_bytes()), what)
 }
 
@@ -357,9 +418,15 @@ fn remove_path(path: &std::path::Path, recursive: bool) -> Result<()> {
 
 fn make_dir(path: &std::path::Path, mode: u32) -> Result<()> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    io(std::fs::DirBuilder::new().mode(mode).create(path), format!("mkdir {}", path.display()))?;
+    io(
+        std::fs::DirBuilder::new().mode(mode).create(path),
+        format!("mkdir {}", path.display()),
+    )?;
     // The umask may have cleared bits of `mode`: set them exactly.
-    io(std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)), format!("chmod {}", path.display()))
+    io(
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)),
+        format!("chmod {}", path.display()),
+    )
 }
 
 fn spawn_background(argv: &[String]) -> Reply {
@@ -385,7 +452,11 @@ fn spawn_background(argv: &[String]) -> Reply {
 
 fn setns_net(path: &std::path::Path) -> Result<()> {
     let file = io(std::fs::File::open(path), format!("open {}", path.display()))?;
-    sys(nix::sched::setns(&file, CloneFlags::CLONE_NEWNET), "setns", format!("{} (CLONE_NEWNET)", path.display()))
+    sys(
+        nix::sched::setns(&file, CloneFlags::CLONE_NEWNET),
+        "setns",
+        format!("{} (CLONE_NEWNET)", path.display()),
+    )
 }
 
 fn run_captured(argv: &[String]) -> Reply {

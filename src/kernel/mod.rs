@@ -36,9 +36,16 @@ pub type Result<T, E = KernelError> = std::result::Result<T, E>;
 
 /// Attach the syscall name and its object to a nix error.
 pub(crate) fn sys<T>(r: nix::Result<T>, call: &'static str, what: impl Into<String>) -> Result<T> {
-    r.map_err(|source| KernelError::Sys { call, what: what.into(), source })
+    r.map_err(|source| KernelError::Sys {
+        call,
+        what: what.into(),
+        source,
+    })
 }
 
 pub(crate) fn io<T>(r: std::io::Result<T>, what: impl Into<String>) -> Result<T> {
-    r.map_err(|source| KernelError::Io { what: what.into(), source })
+    r.map_err(|source| KernelError::Io {
+        what: what.into(),
+        source,
+    })
 }

@@ -14,7 +14,13 @@ use super::{sys, Result};
 /// `mount(NULL, "/", NULL, MS_REC|MS_PRIVATE, NULL)` — stop propagation both ways.
 pub fn make_rprivate() -> Result<()> {
     sys(
-        nix::mount::mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>),
+        nix::mount::mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+            None::<&str>,
+        ),
         "mount",
         "--make-rprivate /",
     )
@@ -43,18 +49,37 @@ pub fn mount_overlay(spec: &wb_image::OverlaySpec) -> Result<()> {
     let what = wb_image::classic_command(spec);
     let what = what.strip_prefix("mount ").unwrap_or(&what).to_string();
     if spec.lowers.is_empty() {
-        return Err(super::KernelError::Child(format!("mount {what}: at least one lower dir is required")));
+        return Err(super::KernelError::Child(format!(
+            "mount {what}: at least one lower dir is required"
+        )));
     }
     let opts = spec.options_string();
     if opts.len() >= 4096 {
-        return Err(super::KernelError::Child(format!("mount {what}: the options are {} bytes, over the 4095-byte limit of mount(2)", opts.len())));
+        return Err(super::KernelError::Child(format!(
+            "mount {what}: the options are {} bytes, over the 4095-byte limit of mount(2)",
+            opts.len()
+        )));
     }
-    sys(nix::mount::mount(Some("overlay"), &spec.merged, Some("overlay"), MsFlags::empty(), Some(opts.as_str())), "mount", what)
+    sys(
+        nix::mount::mount(
+            Some("overlay"),
+            &spec.merged,
+            Some("overlay"),
+            MsFlags::empty(),
+            Some(opts.as_str()),
+        ),
+        "mount",
+        what,
+    )
 }
 
 /// `umount -l TARGET` (lazy, so a busy mount still leaves the tree at once).
 pub fn unmount(target: &Path) -> Result<()> {
-    sys(nix::mount::umount2(target, MntFlags::MNT_DETACH), "umount", target.display().to_string())
+    sys(
+        nix::mount::umount2(target, MntFlags::MNT_DETACH),
+        "umount",
+        target.display().to_string(),
+    )
 }
 
 /// The propagation of the mount at `/` in our mount namespace: "shared:N", "master:N" or "private".
@@ -68,7 +93,11 @@ pub fn root_propagation_of(mountinfo: &str) -> Option<String> {
     // The last mount on "/" is the one that is visible.
     let mounts = crate::observe::parse::parse_mountinfo(mountinfo).ok()?;
     let root = mounts.iter().rfind(|m| m.mount_point == "/")?;
-    Some(if root.propagation.is_empty() { "private".to_string() } else { root.propagation.clone() })
+    Some(if root.propagation.is_empty() {
+        "private".to_string()
+    } else {
+        root.propagation.clone()
+    })
 }
 
 #[cfg(test)]
@@ -77,7 +106,8 @@ mod tests {
 
     #[test]
     fn propagation_of_root() {
-        let shared = "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n23 22 0:5 / /proc rw shared:2 - proc proc rw\n";
+        let shared =
+            "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n23 22 0:5 / /proc rw shared:2 - proc proc rw\n";
         assert_eq!(root_propagation_of(shared).as_deref(), Some("shared:1"));
         let private = "27 1 254:0 / / rw,relatime - ext4 /dev/vda rw\n";
         assert_eq!(root_propagation_of(private).as_deref(), Some("private"));

@@ -56,7 +56,11 @@ pub fn flag_names(flags: CloneFlags) -> String {
         (CloneFlags::CLONE_NEWUSER, "CLONE_NEWUSER"),
         (CloneFlags::CLONE_NEWCGROUP, "CLONE_NEWCGROUP"),
     ];
-    let names: Vec<&str> = known.iter().filter(|(f, _)| flags.contains(*f)).map(|(_, n)| *n).collect();
+    let names: Vec<&str> = known
+        .iter()
+        .filter(|(f, _)| flags.contains(*f))
+        .map(|(_, n)| *n)
+        .collect();
     if names.is_empty() {
         "0".to_string()
     } else {
@@ -90,7 +94,10 @@ mod tests {
     #[test]
     fn parses_ns_links() {
         assert_eq!(parse_ns_link("pid:[4026531836]"), Some(("pid".into(), 4026531836)));
-        assert_eq!(parse_ns_link("pid_for_children:[4026532200]"), Some(("pid_for_children".into(), 4026532200)));
+        assert_eq!(
+            parse_ns_link("pid_for_children:[4026532200]"),
+            Some(("pid_for_children".into(), 4026532200))
+        );
         assert_eq!(parse_ns_link("pid:4026531836"), None);
         assert_eq!(parse_ns_link("pid:[abc]"), None);
     }

@@ -24,13 +24,16 @@ pub fn parse_start_time(stat: &str) -> Option<u64> {
 /// and files, and only waits for its parent to read its status — which may
 /// take a while when the parent is not workbench (an orphan waits for init).
 pub fn is_same_process(pid: i32, start: u64) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| parse_start_time(&stat) == Some(start) && !parse_exited(&stat))
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|stat| parse_start_time(&stat) == Some(start) && !parse_exited(&stat))
 }
 
 /// Pure parser: does the state field of `/proc/PID/stat` (after the command
 /// name's last `)`) say the process has exited — Z (zombie) or X (dead)?
 pub fn parse_exited(stat: &str) -> bool {
-    stat.rfind(')').and_then(|i| stat[i + 1..].split_whitespace().next()).is_some_and(|s| s == "Z" || s == "X")
+    stat.rfind(')')
+        .and_then(|i| stat[i + 1..].split_whitespace().next())
+        .is_some_and(|s| s == "Z" || s == "X")
 }
 
 /// The `NSpid:` line of `/proc/PID/status`: the PID in each namespace, outermost first.
@@ -41,7 +44,10 @@ pub fn ns_pids(proc_root: &Path, pid: i32) -> Option<Vec<i32>> {
 
 pub fn parse_ns_pids(status: &str) -> Option<Vec<i32>> {
     let line = status.lines().find(|l| l.starts_with("NSpid:"))?;
-    line["NSpid:".len()..].split_whitespace().map(|s| s.parse().ok()).collect()
+    line["NSpid:".len()..]
+        .split_whitespace()
+        .map(|s| s.parse().ok())
+        .collect()
 }
 
 /// CPU time used by all threads of a process so far, in nanoseconds: `utime`
@@ -49,7 +55,11 @@ pub fn parse_ns_pids(status: &str) -> Option<Vec<i32>> {
 pub fn cpu_time_ns(pid: i32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let ticks = parse_cpu_ticks(&stat)?;
-    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok().flatten().filter(|h| *h > 0).unwrap_or(100) as u64;
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .filter(|h| *h > 0)
+        .unwrap_or(100) as u64;
     Some(ticks.saturating_mul(1_000_000_000) / hz)
 }
 
@@ -124,7 +134,9 @@ mod tests {
 
     #[test]
     fn zombies_and_dead_entries_have_exited() {
-        assert!(parse_exited("4711 (sh) Z 1 4711 4711 0 -1 4227084 0 0 0 0 0 0 0 0 20 0 1 0 123 0 0"));
+        assert!(parse_exited(
+            "4711 (sh) Z 1 4711 4711 0 -1 4227084 0 0 0 0 0 0 0 0 20 0 1 0 123 0 0"
+        ));
         assert!(parse_exited("4711 (a) b) X 1"));
         assert!(!parse_exited("4711 (Z) S 1 4711"));
         assert!(!parse_exited("4711 (x) R 1"));

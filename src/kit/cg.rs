@@ -26,7 +26,8 @@ pub const WINDOW: Duration = Duration::from_millis(1500);
 /// controllers usable below a `workbench/` parent. Returns the layout.
 pub fn require(host: &Host, controllers: &[Controller]) -> anyhow::Result<Layout> {
     host.require_root("creating cgroups under /sys/fs/cgroup and moving processes into them")?;
-    let layout = wb_cgroup::detect_system().map_err(|e| anyhow::anyhow!("{e}: mount the cgroup filesystems (systemd does) and try again"))?;
+    let layout = wb_cgroup::detect_system()
+        .map_err(|e| anyhow::anyhow!("{e}: mount the cgroup filesystems (systemd does) and try again"))?;
     let summary = layout.summary();
     for c in controllers {
         match summary.workbench.get(c.name()) {
@@ -52,12 +53,17 @@ pub fn layout_label(layout: &Layout) -> String {
 pub fn create_group(layout: &Layout, name: &str, controllers: &[Controller]) -> anyhow::Result<Group> {
     let planned = wb_cgroup::planned_paths(layout, name, controllers)?;
     let records = planned.iter().map(|p| Resource::Cgroup { path: p.clone() }).collect();
-    state::record_and_create(records, || -> anyhow::Result<Group> { Ok(wb_cgroup::create(layout, name, controllers)?) })
+    state::record_and_create(records, || -> anyhow::Result<Group> {
+        Ok(wb_cgroup::create(layout, name, controllers)?)
+    })
 }
 
 /// Remove a group now (killing what is left in it) and drop it from the state file.
 pub fn remove_group(g: &Group) -> Vec<String> {
-    g.paths().into_iter().filter_map(|p| state::release(&Resource::Cgroup { path: p }).err()).collect()
+    g.paths()
+        .into_iter()
+        .filter_map(|p| state::release(&Resource::Cgroup { path: p }).err())
+        .collect()
 }
 
 /// The shell commands that make a group, as a learner would type them. On
@@ -66,13 +72,22 @@ pub fn remove_group(g: &Group) -> Vec<String> {
 /// may hold no processes itself: processes live only in the leaves).
 pub fn mkdir_commands(g: &Group) -> String {
     let mut lines = Vec::new();
-    let v2: Vec<String> = g.controllers().into_iter().filter(|c| g.version_of(*c) == Some(Version::V2)).map(|c| format!("+{c}")).collect();
+    let v2: Vec<String> = g
+        .controllers()
+        .into_iter()
+        .filter(|c| g.version_of(*c) == Some(Version::V2))
+        .map(|c| format!("+{c}"))
+        .collect();
     for p in g.paths() {
         let is_v2 = !v2.is_empty() && g.paths().last() == Some(&p);
         match p.parent() {
             Some(parent) if is_v2 => {
                 lines.push(format!("mkdir -p {}", parent.display()));
-                lines.push(format!("echo '{}' > {}", v2.join(" "), parent.join(wb_cgroup::files::CGROUP_SUBTREE_CONTROL).display()));
+                lines.push(format!(
+                    "echo '{}' > {}",
+                    v2.join(" "),
+                    parent.join(wb_cgroup::files::CGROUP_SUBTREE_CONTROL).display()
+                ));
                 lines.push(format!("mkdir {}", p.display()));
             }
             _ => lines.push(format!("mkdir -p {}", p.display())),
@@ -103,7 +118,12 @@ pub fn facts(prefix: &str, files: &[WatchedFile]) -> BTreeMap<String, String> {
 
 /// `echo VALUE > FILE` for every watched file whose value changed: the
 /// classic commands equal to what the step just did, on this host's files.
-pub fn echo_commands(files: &[WatchedFile], before: &BTreeMap<String, String>, after: &BTreeMap<String, String>, prefix: &str) -> String {
+pub fn echo_commands(
+    files: &[WatchedFile],
+    before: &BTreeMap<String, String>,
+    after: &BTreeMap<String, String>,
+    prefix: &str,
+) -> String {
     files
         .iter()
         .filter_map(|f| {
@@ -124,7 +144,15 @@ pub fn say_each(r: &mut crate::lesson::StepReport, place: &str, commands: &str, 
     let lines: Vec<&str> = commands.lines().filter(|l| !l.trim().is_empty()).collect();
     let output = output.into();
     for (i, l) in lines.iter().enumerate() {
-        r.say(place, *l, if i + 1 == lines.len() { output.clone() } else { String::new() });
+        r.say(
+            place,
+            *l,
+            if i + 1 == lines.len() {
+                output.clone()
+            } else {
+                String::new()
+            },
+        );
     }
     if lines.is_empty() && !output.is_empty() {
         r.say(place, "", output);
@@ -135,10 +163,20 @@ pub fn say_each(r: &mut crate::lesson::StepReport, place: &str, commands: &str, 
 /// 'S' sleeping...), from /proc/PID/task/TID/stat.
 pub fn thread_states(pid: i32) -> Vec<(i32, char)> {
     let mut out = Vec::new();
-    for e in std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten() {
-        let Ok(tid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+    for e in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let Ok(tid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
         let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
-        if let Some(state) = stat.rfind(')').and_then(|i| stat[i + 1..].split_whitespace().next()).and_then(|s| s.chars().next()) {
+        if let Some(state) = stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().next())
+            .and_then(|s| s.chars().next())
+        {
             out.push((tid, state));
         }
     }
@@ -148,14 +186,31 @@ pub fn thread_states(pid: i32) -> Vec<(i32, char)> {
 
 /// What each watched file means, for the transcript.
 pub fn meanings(files: &[WatchedFile]) -> String {
-    files.iter().map(|f| format!("{:<28} {}", f.label, f.meaning)).collect::<Vec<_>>().join("\n")
+    files
+        .iter()
+        .map(|f| format!("{:<28} {}", f.label, f.meaning))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The check every cgroup lesson ends with: none of the group's directories
 /// is left, and removing them reported no problem.
 pub fn check_removed(r: &mut crate::lesson::StepReport, paths: &[PathBuf], problems: &[String]) {
-    let left: Vec<String> = paths.iter().filter(|p| p.exists()).map(|p| p.display().to_string()).collect();
-    r.check("group directories removed", "none left", if left.is_empty() { "none left".into() } else { left.join(", ") }, left.is_empty() && problems.is_empty());
+    let left: Vec<String> = paths
+        .iter()
+        .filter(|p| p.exists())
+        .map(|p| p.display().to_string())
+        .collect();
+    r.check(
+        "group directories removed",
+        "none left",
+        if left.is_empty() {
+            "none left".into()
+        } else {
+            left.join(", ")
+        },
+        left.is_empty() && problems.is_empty(),
+    );
 }
 
 /// The "create-group" step of a one-group lesson: mkdir the group
@@ -163,15 +218,31 @@ pub fn check_removed(r: &mut crate::lesson::StepReport, paths: &[PathBuf], probl
 /// of `watch` with their meanings (`what`: "the memory files"), and check its
 /// directories exist. Returns the group, the snapshot before it, and the facts
 /// after (its directories and the files of `watch`).
-pub fn create_step(r: &mut crate::lesson::StepReport, run_id: &str, suffix: &str, controller: Controller, watch: wb_cgroup::Resource, what: &str) -> anyhow::Result<(Group, Snapshot, BTreeMap<String, String>)> {
+pub fn create_step(
+    r: &mut crate::lesson::StepReport,
+    run_id: &str,
+    suffix: &str,
+    controller: Controller,
+    watch: wb_cgroup::Resource,
+    what: &str,
+) -> anyhow::Result<(Group, Snapshot, BTreeMap<String, String>)> {
     let layout = wb_cgroup::detect_system()?;
     let name = format!("wb-{run_id}-{suffix}");
     let planned = wb_cgroup::planned_paths(&layout, &name, &[controller])?;
     let before = facts_snapshot("before", dir_facts(&planned));
     let g = create_group(&layout, &name, &[controller])?;
-    say_each(r, "host", &mkdir_commands(&g), format!("cgroup layout: {}", layout_label(&layout)));
+    say_each(
+        r,
+        "host",
+        &mkdir_commands(&g),
+        format!("cgroup layout: {}", layout_label(&layout)),
+    );
     let files = g.files_for(watch);
-    r.say("host", format!("# {what} in {}", g.paths()[0].display()), meanings(&files));
+    r.say(
+        "host",
+        format!("# {what} in {}", g.paths()[0].display()),
+        meanings(&files),
+    );
     let mut facts = dir_facts(&planned);
     facts.extend(self::facts("", &files));
     check_dirs_exist(r, &planned);
@@ -181,17 +252,29 @@ pub fn create_step(r: &mut crate::lesson::StepReport, run_id: &str, suffix: &str
 /// A check per directory that it exists.
 pub fn check_dirs_exist(r: &mut crate::lesson::StepReport, paths: &[PathBuf]) {
     for p in paths {
-        r.check(format!("{} exists", p.display()), "directory", if p.is_dir() { "directory" } else { "missing" }, p.is_dir());
+        r.check(
+            format!("{} exists", p.display()),
+            "directory",
+            if p.is_dir() { "directory" } else { "missing" },
+            p.is_dir(),
+        );
     }
 }
 
 /// The "remove" step's common part: remove the groups and say so (`first`, a
 /// command said before the rmdirs, e.g. the kill of what is left), check no
 /// directory is left, and return the directories' facts after.
-pub fn remove_step(r: &mut crate::lesson::StepReport, groups: &[Group], first: Option<String>) -> BTreeMap<String, String> {
+pub fn remove_step(
+    r: &mut crate::lesson::StepReport,
+    groups: &[Group],
+    first: Option<String>,
+) -> BTreeMap<String, String> {
     let paths: Vec<PathBuf> = groups.iter().flat_map(|g| g.paths()).collect();
     let problems: Vec<String> = groups.iter().flat_map(remove_group).collect();
-    let commands: Vec<String> = first.into_iter().chain(paths.iter().map(|p| format!("rmdir {}", p.display()))).collect();
+    let commands: Vec<String> = first
+        .into_iter()
+        .chain(paths.iter().map(|p| format!("rmdir {}", p.display())))
+        .collect();
     say_each(r, "host", &commands.join("\n"), problems.join("\n"));
     let after = dir_facts(&paths);
     check_removed(r, &paths, &problems);
@@ -200,12 +283,28 @@ pub fn remove_step(r: &mut crate::lesson::StepReport, groups: &[Group], first: O
 
 /// "present" / "absent" for each group directory.
 pub fn dir_facts(paths: &[PathBuf]) -> BTreeMap<String, String> {
-    paths.iter().map(|p| (p.display().to_string(), if p.is_dir() { "present".to_string() } else { "absent".to_string() })).collect()
+    paths
+        .iter()
+        .map(|p| {
+            (
+                p.display().to_string(),
+                if p.is_dir() {
+                    "present".to_string()
+                } else {
+                    "absent".to_string()
+                },
+            )
+        })
+        .collect()
 }
 
 /// A snapshot holding only facts.
 pub fn facts_snapshot(label: impl Into<String>, facts: BTreeMap<String, String>) -> Snapshot {
-    Snapshot { label: label.into(), facts, ..Default::default() }
+    Snapshot {
+        label: label.into(),
+        facts,
+        ..Default::default()
+    }
 }
 
 /// Sample counters (nanoseconds of CPU time) at the start and end of `window`;
@@ -216,7 +315,11 @@ pub fn measure(window: Duration, counters: &[&dyn Fn() -> anyhow::Result<u64>]) 
     std::thread::sleep(window);
     let end: Vec<u64> = counters.iter().map(|c| c()).collect::<anyhow::Result<_>>()?;
     let elapsed = t0.elapsed().as_nanos() as f64;
-    Ok(start.iter().zip(&end).map(|(a, b)| b.saturating_sub(*a) as f64 * 100.0 / elapsed).collect())
+    Ok(start
+        .iter()
+        .zip(&end)
+        .map(|(a, b)| b.saturating_sub(*a) as f64 * 100.0 / elapsed)
+        .collect())
 }
 
 /// CPU time of a process from /proc (what `top` uses), as a counter for [`measure`].
@@ -231,7 +334,9 @@ pub fn idle_ns_of(proc_stat: &str, cpus: &[usize], ticks_per_second: u64) -> Opt
     let mut total = 0u64;
     for cpu in cpus {
         let name = format!("cpu{cpu}");
-        let line = proc_stat.lines().find(|l| l.split_whitespace().next() == Some(name.as_str()))?;
+        let line = proc_stat
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name.as_str()))?;
         let f: Vec<u64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
         total += f.get(3).copied().unwrap_or(0) + f.get(4).copied().unwrap_or(0);
     }
@@ -243,7 +348,11 @@ pub fn idle_ns_of(proc_stat: &str, cpus: &[usize], ticks_per_second: u64) -> Opt
 pub fn cpu_idle(cpus: &[usize]) -> impl Fn() -> anyhow::Result<u64> {
     let cpus = cpus.to_vec();
     move || {
-        let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok().flatten().filter(|h| *h > 0).unwrap_or(100) as u64;
+        let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+            .ok()
+            .flatten()
+            .filter(|h| *h > 0)
+            .unwrap_or(100) as u64;
         let text = std::fs::read_to_string("/proc/stat").context("read /proc/stat")?;
         idle_ns_of(&text, &cpus, hz).with_context(|| format!("no line for CPUs {cpus:?} in /proc/stat"))
     }
@@ -268,14 +377,21 @@ pub fn other_runs_hogs() -> Vec<OtherHog> {
     let mut out = Vec::new();
     for run in state::other_live_runs() {
         for r in &run.resources {
-            let Resource::Process { pid, start_time } = r else { continue };
+            let Resource::Process { pid, start_time } = r else {
+                continue;
+            };
             if !crate::kernel::proc::is_same_process(*pid, *start_time) {
                 continue;
             }
             let busy = thread_states(*pid).iter().filter(|(_, s)| *s == 'R').count();
             if busy > 0 {
                 let cpus = crate::kernel::proc::status_field(*pid, "Cpus_allowed_list").unwrap_or_default();
-                out.push(OtherHog { run: format!("run {} ({})", run.run_id, run.lesson), pid: *pid, busy_threads: busy, cpus });
+                out.push(OtherHog {
+                    run: format!("run {} ({})", run.run_id, run.lesson),
+                    pid: *pid,
+                    busy_threads: busy,
+                    cpus,
+                });
             }
         }
     }
@@ -289,16 +405,26 @@ pub fn pct(p: f64) -> String {
 
 /// The leading number of a fact such as "49.8%" or "2.01 : 1".
 pub fn leading_number(s: &str) -> Option<f64> {
-    let end = s.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-')).unwrap_or(s.len());
+    let end = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-'))
+        .unwrap_or(s.len());
     s[..end].parse().ok()
 }
 
 /// Where `pid` sits for `controller`: the v1 hierarchy's path, or the v2 one.
 pub fn membership(pid: i32, g: &Group, controller: Controller) -> String {
-    let Ok(m) = wb_cgroup::read_proc_cgroup(pid) else { return "(process gone)".into() };
+    let Ok(m) = wb_cgroup::read_proc_cgroup(pid) else {
+        return "(process gone)".into();
+    };
     let v2 = g.version_of(controller) == Some(Version::V2);
     m.iter()
-        .find(|e| if v2 { e.is_unified() } else { e.controllers.iter().any(|c| c == controller.name()) })
+        .find(|e| {
+            if v2 {
+                e.is_unified()
+            } else {
+                e.controllers.iter().any(|c| c == controller.name())
+            }
+        })
         .map(|e| e.path.clone())
         .unwrap_or_else(|| "(not listed)".into())
 }
@@ -315,7 +441,9 @@ pub fn rmdir_while_populated(dir: &Path) -> (String, Option<i32>) {
         Ok(()) => ("removed".into(), None),
         Err(e) => {
             let code = e.raw_os_error();
-            let msg = code.map(|c| nix::errno::Errno::from_raw(c).desc().to_string()).unwrap_or_else(|| e.to_string());
+            let msg = code
+                .map(|c| nix::errno::Errno::from_raw(c).desc().to_string())
+                .unwrap_or_else(|| e.to_string());
             (format!("rmdir: failed to remove '{}': {msg}", dir.display()), code)
         }
     }
@@ -325,12 +453,26 @@ pub fn rmdir_while_populated(dir: &Path) -> (String, Option<i32>) {
 pub fn thread_memberships(pid: i32, g: &Group, controller: Controller) -> Vec<(i32, String)> {
     let v2 = g.version_of(controller) == Some(Version::V2);
     let mut out = Vec::new();
-    for e in std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten() {
-        let Ok(tid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+    for e in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let Ok(tid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
         let text = std::fs::read_to_string(e.path().join("cgroup")).unwrap_or_default();
         let path = wb_cgroup::parse_proc_cgroup(&text)
             .ok()
-            .and_then(|m| m.into_iter().find(|e| if v2 { e.is_unified() } else { e.controllers.iter().any(|c| c == controller.name()) }))
+            .and_then(|m| {
+                m.into_iter().find(|e| {
+                    if v2 {
+                        e.is_unified()
+                    } else {
+                        e.controllers.iter().any(|c| c == controller.name())
+                    }
+                })
+            })
             .map(|e| e.path)
             .unwrap_or_default();
         out.push((tid, path));
@@ -374,19 +516,32 @@ pub fn shell_group(run_id: &str, suffix: &str, controllers: &[Controller]) -> an
 /// `--shell` of a one-group lesson: the shell in `g`, `$CG` its directory
 /// `dir`, `lines` printed first.
 pub fn shell_in(lesson: &'static str, g: Group, dir: &Path, lines: Vec<String>) -> anyhow::Result<()> {
-    run_shell(ShellSpec { lesson, groups: vec![g], env: vec![("CG".into(), dir.display().to_string())], pin_cpu: None, lines })
+    run_shell(ShellSpec {
+        lesson,
+        groups: vec![g],
+        env: vec![("CG".into(), dir.display().to_string())],
+        pin_cpu: None,
+        lines,
+    })
 }
 
 /// The directory of a group that holds a resource's files: on v1 the
 /// controller's own hierarchy (cpu, not cpuacct), on v2 the group's one directory.
 pub fn dir_of(g: &Group, what: wb_cgroup::Resource) -> PathBuf {
-    g.files_for(what).first().and_then(|f| f.path.parent().map(Path::to_path_buf)).unwrap_or_else(|| g.paths()[0].clone())
+    g.files_for(what)
+        .first()
+        .and_then(|f| f.path.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| g.paths()[0].clone())
 }
 
 /// "cpu.max 50000 100000" or "cpu.cfs_quota_us 50000, cpu.cfs_period_us 100000":
 /// the files behind `what` with their values, as this host names them.
 pub fn file_values(g: &Group, what: wb_cgroup::Resource) -> String {
-    wb_cgroup::read_watched(&g.files_for(what)).into_iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+    wb_cgroup::read_watched(&g.files_for(what))
+        .into_iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The prompt of a cgroup lesson's shell. dash (Debian's /bin/sh) expands no
@@ -400,10 +555,17 @@ pub fn shell_prompt(lesson: &str) -> String {
 pub fn run_shell(spec: ShellSpec) -> anyhow::Result<()> {
     use std::io::Write;
     let first = spec.groups.first().context("no group for the shell")?;
-    let mut env: Vec<(String, String)> = super::shell_env(spec.lesson).into_iter().filter(|(k, _)| k != "PS1").collect();
+    let mut env: Vec<(String, String)> = super::shell_env(spec.lesson)
+        .into_iter()
+        .filter(|(k, _)| k != "PS1")
+        .collect();
     env.push(("PS1".into(), shell_prompt(spec.lesson)));
     env.extend(spec.env.iter().cloned());
-    let procs: Vec<PathBuf> = first.paths().iter().map(|p| p.join(wb_cgroup::files::CGROUP_PROCS)).collect();
+    let procs: Vec<PathBuf> = first
+        .paths()
+        .iter()
+        .map(|p| p.join(wb_cgroup::files::CGROUP_PROCS))
+        .collect();
     let mut out = std::io::stdout();
     for l in &spec.lines {
         let _ = writeln!(out, "{l}");
@@ -416,7 +578,8 @@ pub fn run_shell(spec: ShellSpec) -> anyhow::Result<()> {
     crate::state::signals::stop_if_caught();
     state::forget(&record);
     reclaim_terminal(shell_pid);
-    let left: std::collections::BTreeSet<i32> = spec.groups.iter().flat_map(|g| g.procs().unwrap_or_default()).collect();
+    let left: std::collections::BTreeSet<i32> =
+        spec.groups.iter().flat_map(|g| g.procs().unwrap_or_default()).collect();
     let mut problems = Vec::new();
     for g in &spec.groups {
         problems.extend(remove_group(g));
@@ -427,21 +590,46 @@ pub fn run_shell(spec: ShellSpec) -> anyhow::Result<()> {
     };
     let killed = match left.len() {
         0 => String::new(),
-        n => format!("killed what was left in it (pid{} {}), ", if n == 1 { "" } else { "s" }, left.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(" ")),
+        n => format!(
+            "killed what was left in it (pid{} {}), ",
+            if n == 1 { "" } else { "s" },
+            left.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(" ")
+        ),
     };
-    let dirs: Vec<String> = spec.groups.iter().flat_map(|g| g.paths()).map(|p| p.display().to_string()).collect();
-    let _ = writeln!(out, "workbench: the shell ended ({status}); {killed}removed {}", dirs.join(", "));
-    anyhow::ensure!(problems.is_empty(), "removing the shell's groups: {}", problems.join("; "));
+    let dirs: Vec<String> = spec
+        .groups
+        .iter()
+        .flat_map(|g| g.paths())
+        .map(|p| p.display().to_string())
+        .collect();
+    let _ = writeln!(
+        out,
+        "workbench: the shell ended ({status}); {killed}removed {}",
+        dirs.join(", ")
+    );
+    anyhow::ensure!(
+        problems.is_empty(),
+        "removing the shell's groups: {}",
+        problems.join("; ")
+    );
     Ok(())
 }
 
 /// fork; in the child write "0" (the writer itself) to each `cgroup.procs`,
 /// pin it to a CPU if asked, then exec the shell: it is in the group before
 /// it runs a single instruction of its own. Recorded in the state file.
-fn spawn_in_group(procs: &[PathBuf], env: &[(String, String)], pin: Option<usize>) -> anyhow::Result<(std::process::Child, Resource)> {
+fn spawn_in_group(
+    procs: &[PathBuf],
+    env: &[(String, String)],
+    pin: Option<usize>,
+) -> anyhow::Result<(std::process::Child, Resource)> {
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::process::CommandExt;
-    let files: Vec<std::ffi::CString> = procs.iter().map(|p| std::ffi::CString::new(p.as_os_str().as_bytes())).collect::<Result<_, _>>().context("a cgroup path contains NUL")?;
+    let files: Vec<std::ffi::CString> = procs
+        .iter()
+        .map(|p| std::ffi::CString::new(p.as_os_str().as_bytes()))
+        .collect::<Result<_, _>>()
+        .context("a cgroup path contains NUL")?;
     let cpuset = pin.map(super::hog::cpu_set).transpose()?;
     let parent = nix::unistd::getpid().as_raw();
     let mut cmd = std::process::Command::new(SHELL);
@@ -471,11 +659,20 @@ fn spawn_in_group(procs: &[PathBuf], env: &[(String, String)], pin: Option<usize
             Ok(())
         });
     }
-    let into = procs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
+    let into = procs
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
     state::track(|| -> anyhow::Result<_> {
-        let child = cmd.spawn().with_context(|| format!("start {SHELL} with its PID written to {into}"))?;
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("start {SHELL} with its PID written to {into}"))?;
         let pid = child.id() as i32;
-        let r = Resource::Process { pid, start_time: crate::kernel::proc::start_time(pid).unwrap_or(0) };
+        let r = Resource::Process {
+            pid,
+            start_time: crate::kernel::proc::start_time(pid).unwrap_or(0),
+        };
         Ok(((child, r.clone()), r))
     })
 }
@@ -501,16 +698,29 @@ mod tests {
     use super::*;
 
     fn wf(dir: &Path, name: &str) -> WatchedFile {
-        WatchedFile { path: dir.join(name), label: name.into(), meaning: "m".into() }
+        WatchedFile {
+            path: dir.join(name),
+            label: name.into(),
+            meaning: "m".into(),
+        }
     }
 
     #[test]
     fn flat_keyed_files_become_one_fact_per_key() {
         let t = tempfile::tempdir().unwrap();
-        std::fs::write(t.path().join("cpu.stat"), "nr_periods 12\nnr_throttled 9\nthrottled_time 812\n").unwrap();
+        std::fs::write(
+            t.path().join("cpu.stat"),
+            "nr_periods 12\nnr_throttled 9\nthrottled_time 812\n",
+        )
+        .unwrap();
         std::fs::write(t.path().join("cpu.cfs_quota_us"), "50000\n").unwrap();
         std::fs::write(t.path().join("cpu.max"), "50000 100000\n").unwrap();
-        let files = [wf(t.path(), "cpu.stat"), wf(t.path(), "cpu.cfs_quota_us"), wf(t.path(), "cpu.max"), wf(t.path(), "gone")];
+        let files = [
+            wf(t.path(), "cpu.stat"),
+            wf(t.path(), "cpu.cfs_quota_us"),
+            wf(t.path(), "cpu.max"),
+            wf(t.path(), "gone"),
+        ];
         let f = facts("A: ", &files);
         assert_eq!(f["A: cpu.stat nr_throttled"], "9");
         assert_eq!(f["A: cpu.stat nr_periods"], "12");
@@ -524,9 +734,22 @@ mod tests {
     fn echo_commands_name_changed_files_only() {
         let d = Path::new("/sys/fs/cgroup/x");
         let files = [wf(d, "cpu.cfs_quota_us"), wf(d, "cpu.cfs_period_us"), wf(d, "cpu.max")];
-        let before: BTreeMap<String, String> = [("cpu.cfs_quota_us".into(), "-1".into()), ("cpu.cfs_period_us".into(), "100000".into()), ("cpu.max".into(), "max 100000".into())].into();
-        let after: BTreeMap<String, String> = [("cpu.cfs_quota_us".into(), "50000".into()), ("cpu.cfs_period_us".into(), "100000".into()), ("cpu.max".into(), "50000 100000".into())].into();
-        assert_eq!(echo_commands(&files, &before, &after, ""), "echo 50000 > /sys/fs/cgroup/x/cpu.cfs_quota_us\necho '50000 100000' > /sys/fs/cgroup/x/cpu.max");
+        let before: BTreeMap<String, String> = [
+            ("cpu.cfs_quota_us".into(), "-1".into()),
+            ("cpu.cfs_period_us".into(), "100000".into()),
+            ("cpu.max".into(), "max 100000".into()),
+        ]
+        .into();
+        let after: BTreeMap<String, String> = [
+            ("cpu.cfs_quota_us".into(), "50000".into()),
+            ("cpu.cfs_period_us".into(), "100000".into()),
+            ("cpu.max".into(), "50000 100000".into()),
+        ]
+        .into();
+        assert_eq!(
+            echo_commands(&files, &before, &after, ""),
+            "echo 50000 > /sys/fs/cgroup/x/cpu.cfs_quota_us\necho '50000 100000' > /sys/fs/cgroup/x/cpu.max"
+        );
     }
 
     #[test]
@@ -544,7 +767,10 @@ mod tests {
         assert_eq!(idle_ns_of(stat, &[0, 1], 100), Some(10_000_000_000));
         assert_eq!(idle_ns_of(stat, &[2], 100), None);
         // The aggregate `cpu` line is never taken for `cpu0`.
-        assert_eq!(idle_ns_of("cpu 1 1 1 999 0\ncpu0 0 0 0 1 0\n", &[0], 1), Some(1_000_000_000));
+        assert_eq!(
+            idle_ns_of("cpu 1 1 1 999 0\ncpu0 0 0 0 1 0\n", &[0], 1),
+            Some(1_000_000_000)
+        );
     }
 
     #[test]

@@ -31,7 +31,11 @@ pub enum Program {
     Cpu { threads: u32, seconds: u32 },
     /// `sh -c SCRIPT` of the static busybox: chrooted into `rootfs` (whose
     /// /bin/sh is that busybox) when given, else the host's `busybox` itself.
-    Shell { busybox: PathBuf, rootfs: Option<PathBuf>, script: String },
+    Shell {
+        busybox: PathBuf,
+        rootfs: Option<PathBuf>,
+        script: String,
+    },
 }
 
 /// How to start a hog.
@@ -75,13 +79,23 @@ impl Hog {
             Program::Cpu { threads, seconds } => {
                 let exe = std::env::current_exe().context("find workbench's own executable (/proc/self/exe)")?;
                 let mut c = Command::new(exe);
-                c.args(["internal-hog", "--threads", &threads.to_string(), "--seconds", &seconds.to_string()]);
+                c.args([
+                    "internal-hog",
+                    "--threads",
+                    &threads.to_string(),
+                    "--seconds",
+                    &seconds.to_string(),
+                ]);
                 if spec.gated {
                     c.arg("--wait");
                 }
                 c
             }
-            Program::Shell { busybox, rootfs, script } => {
+            Program::Shell {
+                busybox,
+                rootfs,
+                script,
+            } => {
                 let mut c = match rootfs {
                     Some(_) => Command::new("/bin/sh"),
                     None => {
@@ -90,22 +104,35 @@ impl Hog {
                         c
                     }
                 };
-                c.args(["-c", script]).env_clear().env("PATH", "/bin:/sbin:/usr/bin:/usr/sbin").env("HOME", "/");
+                c.args(["-c", script])
+                    .env_clear()
+                    .env("PATH", "/bin:/sbin:/usr/bin:/usr/sbin")
+                    .env("HOME", "/");
                 c
             }
         };
-        cmd.stdin(if spec.gated { Stdio::piped() } else { Stdio::null() }).stdout(stdout).stderr(stderr);
+        cmd.stdin(if spec.gated { Stdio::piped() } else { Stdio::null() })
+            .stdout(stdout)
+            .stderr(stderr);
 
         // Everything the child does between fork and exec is prepared here:
         // only async-signal-safe system calls run in the child.
         let parent = nix::unistd::getpid().as_raw();
         let root = match &spec.program {
-            Program::Shell { rootfs: Some(rootfs), .. } => Some(CString::new(rootfs.as_os_str().as_bytes()).context("rootfs path contains NUL")?),
+            Program::Shell {
+                rootfs: Some(rootfs), ..
+            } => Some(CString::new(rootfs.as_os_str().as_bytes()).context("rootfs path contains NUL")?),
             _ => None,
         };
         let cpuset = spec.pin_cpu.map(cpu_set).transpose()?;
-        let cpu_limit = libc::rlimit { rlim_cur: spec.cpu_seconds, rlim_max: spec.cpu_seconds + 1 };
-        let as_limit = spec.address_space.map(|b| libc::rlimit { rlim_cur: b, rlim_max: b });
+        let cpu_limit = libc::rlimit {
+            rlim_cur: spec.cpu_seconds,
+            rlim_max: spec.cpu_seconds + 1,
+        };
+        let as_limit = spec.address_space.map(|b| libc::rlimit {
+            rlim_cur: b,
+            rlim_max: b,
+        });
         // SAFETY: the closure runs in the forked child and only makes raw
         // system calls (prctl, getppid, setpgid, setrlimit, sched_setaffinity,
         // chroot, chdir), which are async-signal-safe; nothing allocates.
@@ -136,7 +163,9 @@ impl Hog {
         }
         let what = match &spec.program {
             Program::Cpu { .. } => "workbench internal-hog".to_string(),
-            Program::Shell { rootfs: Some(rootfs), .. } => format!("/bin/sh in {}", rootfs.display()),
+            Program::Shell {
+                rootfs: Some(rootfs), ..
+            } => format!("/bin/sh in {}", rootfs.display()),
             Program::Shell { busybox, .. } => format!("{} sh", busybox.display()),
         };
         state::track(|| -> anyhow::Result<_> {
@@ -144,7 +173,17 @@ impl Hog {
             let pid = child.id() as i32;
             let start_time = crate::kernel::proc::start_time(pid).unwrap_or(0);
             let resource = Resource::Process { pid, start_time };
-            Ok((Hog { child, pid, resource: resource.clone(), out, err, status: None }, resource))
+            Ok((
+                Hog {
+                    child,
+                    pid,
+                    resource: resource.clone(),
+                    out,
+                    err,
+                    status: None,
+                },
+                resource,
+            ))
         })
     }
 
@@ -155,8 +194,14 @@ impl Hog {
 
     /// Let a gated hog start: write "go" to its stdin and close it.
     pub fn release(&mut self) -> anyhow::Result<()> {
-        let mut stdin = self.child.stdin.take().context("the hog was not started gated (no stdin pipe)")?;
-        stdin.write_all(b"go\n").with_context(|| format!("write to the stdin of hog {}", self.pid))?;
+        let mut stdin = self
+            .child
+            .stdin
+            .take()
+            .context("the hog was not started gated (no stdin pipe)")?;
+        stdin
+            .write_all(b"go\n")
+            .with_context(|| format!("write to the stdin of hog {}", self.pid))?;
         Ok(())
     }
 
@@ -190,7 +235,10 @@ impl Hog {
             return st;
         }
         let _ = self.child.kill();
-        let st = self.child.wait().unwrap_or_else(|_| ExitStatus::from_raw(libc::SIGKILL));
+        let st = self
+            .child
+            .wait()
+            .unwrap_or_else(|_| ExitStatus::from_raw(libc::SIGKILL));
         self.exited(st);
         st
     }
@@ -220,7 +268,9 @@ pub fn describe_status(st: &ExitStatus) -> String {
     match (st.code(), st.signal()) {
         (Some(c), _) => format!("exit status {c}"),
         (None, Some(s)) => {
-            let name = nix::sys::signal::Signal::try_from(s).map(|s| s.as_str().to_string()).unwrap_or_else(|_| format!("signal {s}"));
+            let name = nix::sys::signal::Signal::try_from(s)
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_else(|_| format!("signal {s}"));
             format!("killed by {name}, exit status {} in a shell", 128 + s)
         }
         _ => "unknown".into(),
@@ -254,14 +304,16 @@ pub fn busy_loop(threads: u32, seconds: u32, wait: bool) {
 /// Pin a (single-threaded) process to one CPU, like `taskset -p -c CPU PID`.
 pub fn pin(pid: i32, cpu: usize) -> anyhow::Result<()> {
     let set = cpu_set(cpu)?;
-    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(pid), &set).with_context(|| format!("sched_setaffinity({pid}, {{{cpu}}})"))
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(pid), &set)
+        .with_context(|| format!("sched_setaffinity({pid}, {{{cpu}}})"))
 }
 
 /// The affinity mask holding only `cpu`, made before a fork so the child
 /// only has to hand it to sched_setaffinity(2).
 pub(crate) fn cpu_set(cpu: usize) -> anyhow::Result<nix::sched::CpuSet> {
     let mut set = nix::sched::CpuSet::new();
-    set.set(cpu).with_context(|| format!("cpu {cpu} is beyond CPU_SETSIZE"))?;
+    set.set(cpu)
+        .with_context(|| format!("cpu {cpu} is beyond CPU_SETSIZE"))?;
     Ok(set)
 }
 
@@ -284,7 +336,9 @@ pub(crate) fn die_with_parent(parent: i32) -> std::io::Result<()> {
 /// CPUs workbench may run on (its affinity mask), in ascending order.
 pub fn allowed_cpus() -> Vec<usize> {
     match nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)) {
-        Ok(set) => (0..nix::sched::CpuSet::count()).filter(|&c| set.is_set(c).unwrap_or(false)).collect(),
+        Ok(set) => (0..nix::sched::CpuSet::count())
+            .filter(|&c| set.is_set(c).unwrap_or(false))
+            .collect(),
         Err(_) => (0..std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).collect(),
     }
 }
@@ -296,7 +350,10 @@ mod tests {
     #[test]
     fn statuses_read_like_a_shell() {
         assert_eq!(describe_status(&ExitStatus::from_raw(2 << 8)), "exit status 2");
-        assert_eq!(describe_status(&ExitStatus::from_raw(libc::SIGKILL)), "killed by SIGKILL, exit status 137 in a shell");
+        assert_eq!(
+            describe_status(&ExitStatus::from_raw(libc::SIGKILL)),
+            "killed by SIGKILL, exit status 137 in a shell"
+        );
     }
 
     #[test]

@@ -31,7 +31,10 @@ pub fn spawn_child_held(flags: CloneFlags) -> anyhow::Result<NsChild> {
     state::track(|| -> anyhow::Result<_> {
         let child = NsChild::spawn(flags)?;
         let start = crate::kernel::proc::start_time(child.pid()).unwrap_or(0);
-        let r = Resource::Process { pid: child.pid(), start_time: start };
+        let r = Resource::Process {
+            pid: child.pid(),
+            start_time: start,
+        };
         Ok((child, r))
     })
 }
@@ -44,11 +47,23 @@ pub fn host_snapshot(what: Capture) -> anyhow::Result<Snapshot> {
 
 /// The last step of the mount lessons: the host's mount table equals the one
 /// captured at the start (everything was mounted in a private namespace).
-pub fn check_host_mounts_unchanged(r: &mut crate::lesson::StepReport, at_start: &[crate::observe::MountEntry]) -> anyhow::Result<()> {
-    let before = Snapshot { label: "host mounts at the start".into(), mounts: at_start.to_vec(), ..Default::default() };
+pub fn check_host_mounts_unchanged(
+    r: &mut crate::lesson::StepReport,
+    at_start: &[crate::observe::MountEntry],
+) -> anyhow::Result<()> {
+    let before = Snapshot {
+        label: "host mounts at the start".into(),
+        mounts: at_start.to_vec(),
+        ..Default::default()
+    };
     let after = host_snapshot(Capture::MOUNTS)?;
     let same = before.mounts == after.mounts;
-    r.check("host mountinfo equals the one at the start", "identical", if same { "identical" } else { "differs" }, same);
+    r.check(
+        "host mountinfo equals the one at the start",
+        "identical",
+        if same { "identical" } else { "differs" },
+        same,
+    );
     r.observe(before, after);
     Ok(())
 }
@@ -64,7 +79,12 @@ pub fn file_facts(root: &Path, rel: &[String]) -> BTreeMap<String, String> {
         .map(|r| {
             let p = root.join(r.trim_start_matches('/'));
             let v = match std::fs::symlink_metadata(&p) {
-                Ok(m) if m.file_type().is_symlink() => format!("-> {}", std::fs::read_link(&p).map(|t| t.display().to_string()).unwrap_or_default()),
+                Ok(m) if m.file_type().is_symlink() => format!(
+                    "-> {}",
+                    std::fs::read_link(&p)
+                        .map(|t| t.display().to_string())
+                        .unwrap_or_default()
+                ),
                 Ok(m) => format!("present ({} bytes)", m.len()),
                 Err(_) => "absent".to_string(),
             };
@@ -75,12 +95,18 @@ pub fn file_facts(root: &Path, rel: &[String]) -> BTreeMap<String, String> {
 
 /// PIDs from `ps` output (first column, header skipped).
 pub fn ps_pids(output: &str) -> Vec<i32> {
-    output.lines().filter_map(|l| l.split_whitespace().next()?.parse().ok()).collect()
+    output
+        .lines()
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect()
 }
 
 /// The prompt for `--shell`.
 pub fn shell_env(lesson: &str) -> Vec<(String, String)> {
-    vec![("PS1".into(), format!("[workbench {lesson}] \\h:\\w\\$ ")), ("HOME".into(), "/root".into())]
+    vec![
+        ("PS1".into(), format!("[workbench {lesson}] \\h:\\w\\$ ")),
+        ("HOME".into(), "/root".into()),
+    ]
 }
 
 #[cfg(test)]

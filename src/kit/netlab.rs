@@ -76,7 +76,11 @@ pub const HOST_PORT_CANDIDATES: u16 = 100;
 
 /// Namespaces of a container in the bridge (and none) network mode.
 pub fn container_flags() -> CloneFlags {
-    CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC
+    CloneFlags::CLONE_NEWNET
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC
 }
 
 /// An IPv4 lab subnet: `.1` is the host's side, `.2` the namespace's.
@@ -118,16 +122,21 @@ impl Subnet {
 
 fn is_private(a: Ipv4Addr, prefix: u8) -> bool {
     let o = a.octets();
-    (o[0] == 10 && prefix >= 8) || (o[0] == 172 && (16..=31).contains(&o[1]) && prefix >= 12) || (o[0] == 192 && o[1] == 168 && prefix >= 16)
+    (o[0] == 10 && prefix >= 8)
+        || (o[0] == 172 && (16..=31).contains(&o[1]) && prefix >= 12)
+        || (o[0] == 192 && o[1] == 168 && prefix >= 16)
 }
 
 /// Parse and validate a `--subnet` value (pure): an IPv4 subnet inside the
 /// private ranges with room for two addresses. Host bits are dropped
 /// (`10.213.0.7/24` means `10.213.0.0/24`).
 pub fn parse_subnet(s: &str) -> Result<Subnet, String> {
-    let net = wb_net::parse_cidr(s.trim()).map_err(|e| format!("--subnet: {e}: give a subnet such as 10.213.0.0/24"))?;
+    let net =
+        wb_net::parse_cidr(s.trim()).map_err(|e| format!("--subnet: {e}: give a subnet such as 10.213.0.0/24"))?;
     let IpNet::V4(v4) = net.trunc() else {
-        return Err(format!("--subnet must be an IPv4 subnet such as 10.213.0.0/24, not {s}"));
+        return Err(format!(
+            "--subnet must be an IPv4 subnet such as 10.213.0.0/24, not {s}"
+        ));
     };
     let prefix = v4.prefix_len();
     if !(8..=30).contains(&prefix) {
@@ -135,7 +144,10 @@ pub fn parse_subnet(s: &str) -> Result<Subnet, String> {
     }
     let network = v4.network();
     if !is_private(network, prefix) {
-        return Err(format!("--subnet must lie inside a private range (10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16), not {}/{prefix}", network));
+        return Err(format!(
+            "--subnet must lie inside a private range (10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16), not {}/{prefix}",
+            network
+        ));
     }
     Ok(Subnet { network, prefix })
 }
@@ -146,7 +158,11 @@ pub fn clash(host: &NetSnapshot, sub: &Subnet) -> Option<String> {
     for r in &host.routes {
         if let Ok(Some(net)) = wb_net::parse_route_dst(&r.dst) {
             if wb_net::networks_overlap(&net, &me) {
-                return Some(format!("route {}{}", r.dst, r.dev.as_ref().map(|d| format!(" dev {d}")).unwrap_or_default()));
+                return Some(format!(
+                    "route {}{}",
+                    r.dst,
+                    r.dev.as_ref().map(|d| format!(" dev {d}")).unwrap_or_default()
+                ));
             }
         }
     }
@@ -163,20 +179,41 @@ pub fn clash(host: &NetSnapshot, sub: &Subnet) -> Option<String> {
 /// The container subnet: `--subnet` if given (refused when it clashes with a
 /// host route or address, or another live run holds it), else the first free
 /// candidate not in `avoid` and not `held` by another run (pure).
-pub fn choose_subnet(host: &NetSnapshot, given: Option<&str>, candidates: &[&str], avoid: &[Subnet], held: &[(Subnet, String)]) -> Result<Subnet, String> {
-    let free = candidates.iter().filter_map(|c| parse_subnet(c).ok()).find(|s| clash(host, s).is_none() && !avoid.iter().any(|a| a.overlaps(s)) && !held.iter().any(|(h, _)| h.overlaps(s)));
-    let hint = || free.map(|f| format!(": choose a free one such as {}", f.cidr())).unwrap_or_default();
+pub fn choose_subnet(
+    host: &NetSnapshot,
+    given: Option<&str>,
+    candidates: &[&str],
+    avoid: &[Subnet],
+    held: &[(Subnet, String)],
+) -> Result<Subnet, String> {
+    let free = candidates.iter().filter_map(|c| parse_subnet(c).ok()).find(|s| {
+        clash(host, s).is_none() && !avoid.iter().any(|a| a.overlaps(s)) && !held.iter().any(|(h, _)| h.overlaps(s))
+    });
+    let hint = || {
+        free.map(|f| format!(": choose a free one such as {}", f.cidr()))
+            .unwrap_or_default()
+    };
     if let Some(g) = given {
         let sub = parse_subnet(g)?;
         if let Some(c) = clash(host, &sub) {
             return Err(format!("--subnet {} overlaps the host's {c}{}", sub.cidr(), hint()));
         }
         if let Some((h, who)) = held.iter().find(|(h, _)| h.overlaps(&sub)) {
-            return Err(format!("--subnet {} overlaps {} held by {who}{}, or wait until it ends", sub.cidr(), h.cidr(), hint()));
+            return Err(format!(
+                "--subnet {} overlaps {} held by {who}{}, or wait until it ends",
+                sub.cidr(),
+                h.cidr(),
+                hint()
+            ));
         }
         return Ok(sub);
     }
-    free.ok_or_else(|| format!("none of the lab subnets ({}) is free on this host or unheld by other runs: give one with --subnet", candidates.join(", ")))
+    free.ok_or_else(|| {
+        format!(
+            "none of the lab subnets ({}) is free on this host or unheld by other runs: give one with --subnet",
+            candidates.join(", ")
+        )
+    })
 }
 
 /// The subnets other live runs hold (their state files' `subnet`
@@ -241,16 +278,25 @@ pub struct HostPort {
 /// (its DNAT rules for 127.0.0.1:PORT would take this run's connections).
 /// Without it, 8080 (the post's port) when free, else the first port after
 /// it that nothing listens on and no other run holds.
-pub fn choose_host_port(given: Option<u16>, in_use: impl Fn(u16) -> bool, held: &[(u16, String)]) -> Result<HostPort, String> {
+pub fn choose_host_port(
+    given: Option<u16>,
+    in_use: impl Fn(u16) -> bool,
+    held: &[(u16, String)],
+) -> Result<HostPort, String> {
     let holder = |p: u16| held.iter().find(|(h, _)| *h == p).map(|(_, who)| who.clone());
     if let Some(p) = given {
         if let Some(who) = holder(p) {
             return Err(format!("--host-port {p} is mapped by {who}, which is still running: choose another --host-port, or leave it out to take a free port"));
         }
         if in_use(p) {
-            return Err(format!("--host-port {p}: a program on this host already listens on it: choose another with --host-port"));
+            return Err(format!(
+                "--host-port {p}: a program on this host already listens on it: choose another with --host-port"
+            ));
         }
-        return Ok(HostPort { port: p, why: "--host-port".into() });
+        return Ok(HostPort {
+            port: p,
+            why: "--host-port".into(),
+        });
     }
     let last = DEFAULT_HOST_PORT + HOST_PORT_CANDIDATES - 1;
     let port = (DEFAULT_HOST_PORT..=last).find(|p| holder(*p).is_none() && !in_use(*p)).ok_or_else(|| {
@@ -290,7 +336,8 @@ pub fn held_ports_elsewhere() -> Vec<(u16, String)> {
 /// preflight (a run started at the same moment took it in between).
 pub fn reserve_host_port(given: Option<u16>) -> anyhow::Result<HostPort> {
     state::reserve("ports", || -> anyhow::Result<HostPort> {
-        let chosen = choose_host_port(given, host_port_in_use, &held_ports_elsewhere()).map_err(crate::error::UsageError)?;
+        let chosen =
+            choose_host_port(given, host_port_in_use, &held_ports_elsewhere()).map_err(crate::error::UsageError)?;
         state::record(Resource::HostPort { port: chosen.port })?;
         Ok(chosen)
     })?
@@ -316,7 +363,9 @@ pub fn listening_ports(proc_net_tcp: &str) -> Vec<u16> {
 
 /// Is something on the host listening on TCP `port`?
 pub fn host_port_in_use(port: u16) -> bool {
-    ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|p| listening_ports(&std::fs::read_to_string(p).unwrap_or_default()).contains(&port))
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .any(|p| listening_ports(&std::fs::read_to_string(p).unwrap_or_default()).contains(&port))
 }
 
 /// `wb` + run id + suffix: a link name of this run (at most 15 bytes).
@@ -339,7 +388,13 @@ pub enum Place {
 pub fn bridge_ops(bridge: &str, sub: &Subnet) -> Vec<(Place, Op)> {
     vec![
         (Place::Host, Op::CreateBridge { name: bridge.into() }),
-        (Place::Host, Op::AddAddress { link: bridge.into(), cidr: sub.host_cidr() }),
+        (
+            Place::Host,
+            Op::AddAddress {
+                link: bridge.into(),
+                cidr: sub.host_cidr(),
+            },
+        ),
         (Place::Host, Op::SetUp { link: bridge.into() }),
     ]
 }
@@ -347,8 +402,20 @@ pub fn bridge_ops(bridge: &str, sub: &Subnet) -> Vec<(Place, Op)> {
 /// A veth pair whose host end is plugged into `bridge` and up.
 pub fn veth_ops(host_end: &str, peer: &str, bridge: &str) -> Vec<(Place, Op)> {
     vec![
-        (Place::Host, Op::CreateVeth { name: host_end.into(), peer: peer.into() }),
-        (Place::Host, Op::SetMaster { link: host_end.into(), bridge: bridge.into() }),
+        (
+            Place::Host,
+            Op::CreateVeth {
+                name: host_end.into(),
+                peer: peer.into(),
+            },
+        ),
+        (
+            Place::Host,
+            Op::SetMaster {
+                link: host_end.into(),
+                bridge: bridge.into(),
+            },
+        ),
         (Place::Host, Op::SetUp { link: host_end.into() }),
     ]
 }
@@ -358,8 +425,20 @@ pub fn veth_ops(host_end: &str, peer: &str, bridge: &str) -> Vec<(Place, Op)> {
 pub fn inside_ops(peer: &str, ns: &Place, pid: i32, cidr: &str, gateway: Option<&str>) -> Vec<(Place, Op)> {
     let mut v = vec![
         (Place::Host, Op::MoveToNetnsPid { link: peer.into(), pid }),
-        (ns.clone(), Op::Rename { link: peer.into(), new_name: "eth0".into() }),
-        (ns.clone(), Op::AddAddress { link: "eth0".into(), cidr: cidr.into() }),
+        (
+            ns.clone(),
+            Op::Rename {
+                link: peer.into(),
+                new_name: "eth0".into(),
+            },
+        ),
+        (
+            ns.clone(),
+            Op::AddAddress {
+                link: "eth0".into(),
+                cidr: cidr.into(),
+            },
+        ),
         (ns.clone(), Op::SetUp { link: "lo".into() }),
         (ns.clone(), Op::SetUp { link: "eth0".into() }),
     ];
@@ -413,7 +492,11 @@ pub fn lab_state(sides: &[(&str, i32)]) -> anyhow::Result<NetState> {
     let mut all = NetState::default();
     for (label, pid) in sides {
         let s = crate::observe::net::net_state_of(*pid)?;
-        let pre = |m: BTreeMap<String, String>| m.into_iter().map(|(k, v)| (format!("{label}: {k}"), v)).collect::<BTreeMap<_, _>>();
+        let pre = |m: BTreeMap<String, String>| {
+            m.into_iter()
+                .map(|(k, v)| (format!("{label}: {k}"), v))
+                .collect::<BTreeMap<_, _>>()
+        };
         all.links.extend(pre(s.links));
         all.addresses.extend(pre(s.addresses));
         all.routes.extend(pre(s.routes));
@@ -423,7 +506,11 @@ pub fn lab_state(sides: &[(&str, i32)]) -> anyhow::Result<NetState> {
 
 /// A snapshot of the host's and a namespace's network, for diffs.
 pub fn lab_snapshot(label: &str, sides: &[(&str, i32)]) -> anyhow::Result<Snapshot> {
-    Ok(Snapshot { label: label.into(), net: Some(lab_state(sides)?), ..Default::default() })
+    Ok(Snapshot {
+        label: label.into(),
+        net: Some(lab_state(sides)?),
+        ..Default::default()
+    })
 }
 
 /// The page and the CGI program every lab container serves.
@@ -434,10 +521,12 @@ pub const WHOAMI_CGI: &str = "#!/bin/sh\necho 'Content-Type: text/plain'\necho\n
 pub fn write_web_root(dir: &Path) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(dir.join("cgi-bin")).with_context(|| format!("mkdir {}", dir.display()))?;
-    std::fs::write(dir.join("index.html"), INDEX_HTML).with_context(|| format!("write {}/index.html", dir.display()))?;
+    std::fs::write(dir.join("index.html"), INDEX_HTML)
+        .with_context(|| format!("write {}/index.html", dir.display()))?;
     let cgi = dir.join("cgi-bin/whoami");
     std::fs::write(&cgi, WHOAMI_CGI).with_context(|| format!("write {}", cgi.display()))?;
-    std::fs::set_permissions(&cgi, std::fs::Permissions::from_mode(0o755)).with_context(|| format!("chmod {}", cgi.display()))?;
+    std::fs::set_permissions(&cgi, std::fs::Permissions::from_mode(0o755))
+        .with_context(|| format!("chmod {}", cgi.display()))?;
     Ok(())
 }
 
@@ -446,7 +535,11 @@ pub fn write_web_root(dir: &Path) -> anyhow::Result<()> {
 pub fn build_container_rootfs(cx: &Cx, name: &str, hostname: &str) -> anyhow::Result<PathBuf> {
     let busybox = cx.host.require_static_busybox()?.to_path_buf();
     let rootfs = cx.workdir.join(format!("{name}-rootfs"));
-    let spec = RootfsSpec { busybox, copy_libraries: false, hostname: hostname.into() };
+    let spec = RootfsSpec {
+        busybox,
+        copy_libraries: false,
+        hostname: hostname.into(),
+    };
     build_rootfs(&spec, &rootfs).with_context(|| format!("build rootfs in {}", rootfs.display()))?;
     write_web_root(&rootfs.join("www"))?;
     Ok(rootfs)
@@ -456,30 +549,57 @@ pub fn build_container_rootfs(cx: &Cx, name: &str, hostname: &str) -> anyhow::Re
 /// process's network namespace (`setns`, before the chroot hides the host's
 /// /proc), make mounts private, set the hostname, chroot into `rootfs` and
 /// mount a fresh /proc. Returns the child and (place, command) pairs for the transcript.
-pub fn start_container(flags: CloneFlags, rootfs: &Path, hostname: &str, join_net: Option<&Path>) -> anyhow::Result<(NsChild, Vec<(&'static str, String)>)> {
+pub fn start_container(
+    flags: CloneFlags,
+    rootfs: &Path,
+    hostname: &str,
+    join_net: Option<&Path>,
+) -> anyhow::Result<(NsChild, Vec<(&'static str, String)>)> {
     let mut child = spawn_child(flags)?;
-    let mut said = vec![("parent", format!("clone(..., {}) = {}", crate::kernel::ns::flag_names(flags), child.pid()))];
+    let mut said = vec![(
+        "parent",
+        format!("clone(..., {}) = {}", crate::kernel::ns::flag_names(flags), child.pid()),
+    )];
     if let Some(ns) = join_net {
         child.act(&Request::SetnsNet(ns.to_path_buf()))?;
-        said.push(("child", format!("setns(open(\"{}\"), CLONE_NEWNET)   # nsenter --net={}", ns.display(), ns.display())));
+        said.push((
+            "child",
+            format!(
+                "setns(open(\"{}\"), CLONE_NEWNET)   # nsenter --net={}",
+                ns.display(),
+                ns.display()
+            ),
+        ));
     }
     child.act(&Request::MakeRprivate)?;
     child.act(&Request::SetHostname(hostname.into()))?;
     child.act(&Request::Chroot(rootfs.to_path_buf()))?;
     child.act(&Request::MountProc(PathBuf::from("/proc")))?;
-    said.push(("child", format!("mount --make-rprivate /; hostname {hostname}; chroot {}; mount -t proc proc /proc", rootfs.display())));
+    said.push((
+        "child",
+        format!(
+            "mount --make-rprivate /; hostname {hostname}; chroot {}; mount -t proc proc /proc",
+            rootfs.display()
+        ),
+    ));
     Ok((child, said))
 }
 
 /// `ping -c 2 -i 0.2 -w 3 IP`: bounded by `-w`, so it never hangs.
 pub fn ping_argv(ip: &str) -> Vec<String> {
-    ["ping", "-c", "2", "-i", "0.2", "-w", "3", ip].iter().map(|s| s.to_string()).collect()
+    ["ping", "-c", "2", "-i", "0.2", "-w", "3", ip]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
 }
 
 /// `timeout SECS wget -q -O - URL` (busybox's own `wget -T` crashes in
 /// Debian's static build, so the `timeout` applet bounds it).
 pub fn wget_argv(url: &str, secs: u32) -> Vec<String> {
-    ["timeout", &secs.to_string(), "wget", "-q", "-O", "-", url].iter().map(|s| s.to_string()).collect()
+    ["timeout", &secs.to_string(), "wget", "-q", "-O", "-", url]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
 }
 
 /// Packets received, from ping's summary line.
@@ -518,7 +638,10 @@ pub fn host_run(argv: &[String], timeout: Duration) -> anyhow::Result<RunOutput>
     use std::process::{Command, Stdio};
     let (prog, args) = argv.split_first().context("empty command")?;
     let mut cmd = Command::new(prog);
-    cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     // SAFETY: prctl is async-signal-safe.
     unsafe {
         cmd.pre_exec(|| {
@@ -528,7 +651,12 @@ pub fn host_run(argv: &[String], timeout: Duration) -> anyhow::Result<RunOutput>
     }
     let mut child = match cmd.spawn() {
         Ok(c) => c,
-        Err(e) => return Ok(RunOutput { spawn_error: Some((e.to_string(), e.raw_os_error().unwrap_or(0))), ..Default::default() }),
+        Err(e) => {
+            return Ok(RunOutput {
+                spawn_error: Some((e.to_string(), e.raw_os_error().unwrap_or(0))),
+                ..Default::default()
+            })
+        }
     };
     let deadline = Instant::now() + timeout;
     let status = loop {
@@ -550,7 +678,13 @@ pub fn host_run(argv: &[String], timeout: Duration) -> anyhow::Result<RunOutput>
     if let Some(mut e) = child.stderr.take() {
         let _ = e.read_to_string(&mut stderr);
     }
-    Ok(RunOutput { code: status.code(), signal: status.signal(), stdout, stderr, spawn_error: None })
+    Ok(RunOutput {
+        code: status.code(),
+        signal: status.signal(),
+        stdout,
+        stderr,
+        spawn_error: None,
+    })
 }
 
 /// Run a busybox applet on the host, bounded by `timeout`.
@@ -580,7 +714,11 @@ pub fn wait_until(within: Duration, mut probe: impl FnMut() -> anyhow::Result<bo
 /// The kernel sets IFF_UP at once but updates the operational state (and
 /// attaches the queueing discipline) a moment later, from its linkwatch work.
 pub fn wait_oper_up(pid: i32, name: &str, within: Duration) -> anyhow::Result<bool> {
-    wait_until(within, || Ok(wb_net::snapshot_of_pid(pid)?.link(name).is_some_and(|l| l.state == "UP")))
+    wait_until(within, || {
+        Ok(wb_net::snapshot_of_pid(pid)?
+            .link(name)
+            .is_some_and(|l| l.state == "UP"))
+    })
 }
 
 /// Wait until link `name` in the namespace of `pid` is up, for a device
@@ -588,23 +726,35 @@ pub fn wait_oper_up(pid: i32, name: &str, within: Duration) -> anyhow::Result<bo
 /// it, so its operational state stays UNKNOWN once IFF_UP is set — waiting
 /// for UP would only time out.
 pub fn wait_carrierless_up(pid: i32, name: &str, within: Duration) -> anyhow::Result<bool> {
-    wait_until(within, || Ok(wb_net::snapshot_of_pid(pid)?.link(name).is_some_and(|l| l.up && (l.state == "UP" || l.state == "UNKNOWN"))))
+    wait_until(within, || {
+        Ok(wb_net::snapshot_of_pid(pid)?
+            .link(name)
+            .is_some_and(|l| l.up && (l.state == "UP" || l.state == "UNKNOWN")))
+    })
 }
 
 /// Is a TCP port open at `ip`? (a plain connect from workbench, bounded)
 pub fn tcp_open(ip: &str, port: u16) -> bool {
-    let Ok(addr) = format!("{ip}:{port}").parse::<std::net::SocketAddr>() else { return false };
+    let Ok(addr) = format!("{ip}:{port}").parse::<std::net::SocketAddr>() else {
+        return false;
+    };
     std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_ok()
 }
 
 /// The `/proc/PID/ns/net` inode of a process (`net:[4026531840]` → number).
 pub fn net_inode(pid: i32) -> u64 {
-    std::fs::metadata(format!("/proc/{pid}/ns/net")).map(|m| std::os::unix::fs::MetadataExt::ino(&m)).unwrap_or(0)
+    std::fs::metadata(format!("/proc/{pid}/ns/net"))
+        .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+        .unwrap_or(0)
 }
 
 /// The names of the links in the network namespace of `pid`.
 pub fn link_names(pid: i32) -> anyhow::Result<Vec<String>> {
-    Ok(wb_net::snapshot_of_pid(pid)?.links.into_iter().map(|l| l.name).collect())
+    Ok(wb_net::snapshot_of_pid(pid)?
+        .links
+        .into_iter()
+        .map(|l| l.name)
+        .collect())
 }
 
 #[cfg(test)]
@@ -626,8 +776,23 @@ mod tests {
         };
         NetSnapshot {
             links: vec![],
-            addresses: vec![wb_net::Address { link: "eth0".into(), cidr: "192.168.1.2/24".into(), family: "inet".into() }, wb_net::Address { link: "wg0".into(), cidr: "10.213.1.9/32".into(), family: "inet".into() }],
-            routes: vec![route("default", "eth0"), route("192.168.1.0/24", "eth0"), route("10.213.0.0/24", "docker1")],
+            addresses: vec![
+                wb_net::Address {
+                    link: "eth0".into(),
+                    cidr: "192.168.1.2/24".into(),
+                    family: "inet".into(),
+                },
+                wb_net::Address {
+                    link: "wg0".into(),
+                    cidr: "10.213.1.9/32".into(),
+                    family: "inet".into(),
+                },
+            ],
+            routes: vec![
+                route("default", "eth0"),
+                route("192.168.1.0/24", "eth0"),
+                route("10.213.0.0/24", "docker1"),
+            ],
         }
     }
 
@@ -677,11 +842,24 @@ mod tests {
         assert!(e.contains("route 192.168.1.0/24 dev eth0"), "{e}");
         let e = choose_subnet(&h, Some("10.213.1.0/28"), CONTAINER_SUBNETS, &[], &[]).unwrap_err();
         assert!(e.contains("address 10.213.1.9/32 on wg0"), "{e}");
-        assert_eq!(choose_subnet(&h, Some("10.99.0.0/24"), CONTAINER_SUBNETS, &[], &[]).unwrap().cidr(), "10.99.0.0/24");
-        assert!(choose_subnet(&h, None, &["10.213.0.0/24"], &[], &[]).unwrap_err().contains("--subnet"));
+        assert_eq!(
+            choose_subnet(&h, Some("10.99.0.0/24"), CONTAINER_SUBNETS, &[], &[])
+                .unwrap()
+                .cidr(),
+            "10.99.0.0/24"
+        );
+        assert!(choose_subnet(&h, None, &["10.213.0.0/24"], &[], &[])
+            .unwrap_err()
+            .contains("--subnet"));
         // Subnets other live runs hold are skipped, and refused when asked for.
-        let held = vec![(parse_subnet("10.213.2.0/24").unwrap(), "run 1a2b3c (veth-bridge)".to_string())];
-        assert_eq!(choose_subnet(&h, None, CONTAINER_SUBNETS, &[], &held).unwrap().cidr(), "10.213.3.0/24");
+        let held = vec![(
+            parse_subnet("10.213.2.0/24").unwrap(),
+            "run 1a2b3c (veth-bridge)".to_string(),
+        )];
+        assert_eq!(
+            choose_subnet(&h, None, CONTAINER_SUBNETS, &[], &held).unwrap().cidr(),
+            "10.213.3.0/24"
+        );
         let e = choose_subnet(&h, Some("10.213.2.128/25"), CONTAINER_SUBNETS, &[], &held).unwrap_err();
         assert_eq!(e, "--subnet 10.213.2.128/25 overlaps 10.213.2.0/24 held by run 1a2b3c (veth-bridge): choose a free one such as 10.213.3.0/24, or wait until it ends");
         assert!(!e.contains('\n'));
@@ -689,12 +867,18 @@ mod tests {
 
     #[test]
     fn ports_are_validated() {
-        let o = |h: Option<u16>, c: Option<u16>| LessonOptions { host_port: h, container_port: c, ..Default::default() };
+        let o = |h: Option<u16>, c: Option<u16>| LessonOptions {
+            host_port: h,
+            container_port: c,
+            ..Default::default()
+        };
         assert_eq!(check_ports(&o(None, None)).unwrap(), (None, 80));
         assert_eq!(check_ports(&o(Some(9000), Some(8000))).unwrap(), (Some(9000), 8000));
         assert!(check_ports(&o(Some(0), None)).unwrap_err().contains("not 0"));
         assert!(check_ports(&o(Some(22), None)).unwrap_err().contains("privileged"));
-        assert!(check_ports(&o(None, Some(0))).unwrap_err().starts_with("--container-port"));
+        assert!(check_ports(&o(None, Some(0)))
+            .unwrap_err()
+            .starts_with("--container-port"));
     }
 
     #[test]
@@ -702,18 +886,33 @@ mod tests {
         let nothing = |_: u16| false;
         // A lone run on a quiet host looks like the post.
         let p = choose_host_port(None, nothing, &[]).unwrap();
-        assert_eq!(p, HostPort { port: 8080, why: "8080 is free: the post's port".into() });
+        assert_eq!(
+            p,
+            HostPort {
+                port: 8080,
+                why: "8080 is free: the post's port".into()
+            }
+        );
         // Held by other live runs: the first port after it that nobody holds.
-        let held = vec![(8080, "run 1a2b3c (nat-port-map)".to_string()), (8081, "run 4d5e6f (nat-port-map)".to_string())];
+        let held = vec![
+            (8080, "run 1a2b3c (nat-port-map)".to_string()),
+            (8081, "run 4d5e6f (nat-port-map)".to_string()),
+        ];
         let p = choose_host_port(None, nothing, &held).unwrap();
         assert_eq!(p.port, 8082);
-        assert_eq!(p.why, "8080 is mapped by run 1a2b3c (nat-port-map): 8082 is the first free port after it");
+        assert_eq!(
+            p.why,
+            "8080 is mapped by run 1a2b3c (nat-port-map): 8082 is the first free port after it"
+        );
         // Listened on by a host program: skipped too.
         let p = choose_host_port(None, |p| p == 8082, &held).unwrap();
         assert_eq!(p.port, 8083);
         let p = choose_host_port(None, |p| p == 8080, &[]).unwrap();
         assert_eq!(p.port, 8081);
-        assert_eq!(p.why, "8080 is in use on this host: 8081 is the first free port after it");
+        assert_eq!(
+            p.why,
+            "8080 is in use on this host: 8081 is the first free port after it"
+        );
         // Eight runs at once get eight different ports.
         let mut held = Vec::new();
         for i in 0..8 {
@@ -725,7 +924,10 @@ mod tests {
         assert_eq!(ports, (8080..8088).collect::<Vec<_>>());
         // All taken: one line naming the option.
         let e = choose_host_port(None, |_| true, &[]).unwrap_err();
-        assert!(e.contains("between 8080 and 8179") && e.ends_with("give one with --host-port"), "{e}");
+        assert!(
+            e.contains("between 8080 and 8179") && e.ends_with("give one with --host-port"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -735,7 +937,13 @@ mod tests {
         assert_eq!(e, "--host-port 9090 is mapped by run 1a2b3c (nat-port-map), which is still running: choose another --host-port, or leave it out to take a free port");
         let e = choose_host_port(Some(9091), |p| p == 9091, &held).unwrap_err();
         assert!(e.contains("already listens on it"), "{e}");
-        assert_eq!(choose_host_port(Some(9091), |_| false, &held).unwrap(), HostPort { port: 9091, why: "--host-port".into() });
+        assert_eq!(
+            choose_host_port(Some(9091), |_| false, &held).unwrap(),
+            HostPort {
+                port: 9091,
+                why: "--host-port".into()
+            }
+        );
     }
 
     #[test]
@@ -749,10 +957,19 @@ mod tests {
     #[test]
     fn wiring_commands_read_like_the_tutorial() {
         let sub = parse_subnet("10.213.0.0/24").unwrap();
-        let ns = Place::Ns { pid: 42, label: "container".into() };
+        let ns = Place::Ns {
+            pid: 42,
+            label: "container".into(),
+        };
         let mut ops = bridge_ops("wbab12cdbr", &sub);
         ops.extend(veth_ops("wbab12cdh0", "wbab12cdc0", "wbab12cdbr"));
-        ops.extend(inside_ops("wbab12cdc0", &ns, 42, &sub.peer_cidr(), Some(&sub.host_ip())));
+        ops.extend(inside_ops(
+            "wbab12cdc0",
+            &ns,
+            42,
+            &sub.peer_cidr(),
+            Some(&sub.host_ip()),
+        ));
         let cmds: Vec<String> = ops.iter().map(|(p, o)| command_at(p, o)).collect();
         assert_eq!(
             cmds,
@@ -783,7 +1000,10 @@ mod tests {
     fn reads_ping_and_httpd_output() {
         let out = "PING 10.213.0.1 (10.213.0.1): 56 data bytes\n64 bytes from 10.213.0.1: seq=0 ttl=64 time=0.1 ms\n\n--- 10.213.0.1 ping statistics ---\n2 packets transmitted, 2 packets received, 0% packet loss\n";
         assert_eq!(ping_received(out), 2);
-        assert_eq!(ping_received("2 packets transmitted, 0 packets received, 100% packet loss"), 0);
+        assert_eq!(
+            ping_received("2 packets transmitted, 0 packets received, 100% packet loss"),
+            0
+        );
         assert_eq!(ping_received(""), 0);
         assert_eq!(client_address("[::ffff:10.214.0.2]\n"), "10.214.0.2");
         assert_eq!(client_address("10.1.2.3"), "10.1.2.3");

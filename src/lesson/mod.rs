@@ -80,8 +80,17 @@ impl LessonDef {
     /// A lesson module's `DEF`: its state `L` (started from `L::default()`)
     /// and its `preflight`. The id and the step ids are left for the
     /// registry, which takes them from the lesson's text.
-    pub const fn of<L: Lesson + Default + 'static>(preflight: fn(&Host, &LessonOptions) -> anyhow::Result<()>) -> LessonDef {
-        LessonDef { id: "", steps: &[], preflight, new: new_boxed::<L>, shell: None, spots: &[] }
+    pub const fn of<L: Lesson + Default + 'static>(
+        preflight: fn(&Host, &LessonOptions) -> anyhow::Result<()>,
+    ) -> LessonDef {
+        LessonDef {
+            id: "",
+            steps: &[],
+            preflight,
+            new: new_boxed::<L>,
+            shell: None,
+            spots: &[],
+        }
     }
 
     /// The lesson has a `--shell`, run `place` ("inside the lesson").

@@ -41,7 +41,17 @@ pub struct LessonOptions {
 impl LessonOptions {
     /// The lesson options' flag names (without `--`), as `options` in
     /// `lessons/<id>.toml` names them; a test checks them against the flags above.
-    pub const NAMES: &'static [&'static str] = &["hostname", "quota", "period", "weights", "memory", "pids-max", "subnet", "host-port", "container-port"];
+    pub const NAMES: &'static [&'static str] = &[
+        "hostname",
+        "quota",
+        "period",
+        "weights",
+        "memory",
+        "pids-max",
+        "subnet",
+        "host-port",
+        "container-port",
+    ];
 
     /// The names of the options given, in the order of [`Self::NAMES`].
     pub fn given(&self) -> Vec<&'static str> {
@@ -56,19 +66,39 @@ impl LessonOptions {
             self.host_port.is_some(),
             self.container_port.is_some(),
         ];
-        Self::NAMES.iter().zip(set).filter(|(_, on)| *on).map(|(n, _)| *n).collect()
+        Self::NAMES
+            .iter()
+            .zip(set)
+            .filter(|(_, on)| *on)
+            .map(|(n, _)| *n)
+            .collect()
     }
 
     /// Refuse options the lesson does not take (`takes`: the `options` of its
     /// text), before anything is created: one line naming what it takes.
     pub fn refuse_others(&self, lesson: &str, takes: &[String]) -> anyhow::Result<()> {
-        let others: Vec<String> = self.given().into_iter().filter(|g| !takes.iter().any(|t| t == g)).map(|g| format!("--{g}")).collect();
+        let others: Vec<String> = self
+            .given()
+            .into_iter()
+            .filter(|g| !takes.iter().any(|t| t == g))
+            .map(|g| format!("--{g}"))
+            .collect();
         if others.is_empty() {
             return Ok(());
         }
         let verb = if others.len() == 1 { "does" } else { "do" };
-        let it_takes = if takes.is_empty() { "it takes no options".to_string() } else { format!("it takes: {}", takes.iter().map(|t| format!("--{t}")).collect::<Vec<_>>().join(", ")) };
-        anyhow::bail!("{} {verb} not apply to {lesson} ({it_takes}); see `workbench lesson {lesson} --help`", others.join(", "))
+        let it_takes = if takes.is_empty() {
+            "it takes no options".to_string()
+        } else {
+            format!(
+                "it takes: {}",
+                takes.iter().map(|t| format!("--{t}")).collect::<Vec<_>>().join(", ")
+            )
+        };
+        anyhow::bail!(
+            "{} {verb} not apply to {lesson} ({it_takes}); see `workbench lesson {lesson} --help`",
+            others.join(", ")
+        )
     }
 }
 
@@ -115,10 +145,25 @@ mod tests {
     fn options_a_lesson_does_not_take_are_refused_in_one_line() {
         let takes = vec!["hostname".to_string()];
         assert!(LessonOptions::default().refuse_others("pid-ns", &takes).is_ok());
-        assert!(LessonOptions { hostname: Some("box".into()), ..Default::default() }.refuse_others("pid-ns", &takes).is_ok());
-        let o = LessonOptions { memory: Some("64M".into()), ..Default::default() };
-        assert_eq!(o.refuse_others("pid-ns", &takes).unwrap_err().to_string(), "--memory does not apply to pid-ns (it takes: --hostname); see `workbench lesson pid-ns --help`");
-        let o = LessonOptions { quota_us: Some(5), subnet: Some("abc".into()), ..Default::default() };
+        assert!(LessonOptions {
+            hostname: Some("box".into()),
+            ..Default::default()
+        }
+        .refuse_others("pid-ns", &takes)
+        .is_ok());
+        let o = LessonOptions {
+            memory: Some("64M".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            o.refuse_others("pid-ns", &takes).unwrap_err().to_string(),
+            "--memory does not apply to pid-ns (it takes: --hostname); see `workbench lesson pid-ns --help`"
+        );
+        let o = LessonOptions {
+            quota_us: Some(5),
+            subnet: Some("abc".into()),
+            ..Default::default()
+        };
         assert_eq!(o.refuse_others("overlay-demo", &[]).unwrap_err().to_string(), "--quota, --subnet do not apply to overlay-demo (it takes no options); see `workbench lesson overlay-demo --help`");
     }
 
@@ -129,7 +174,10 @@ mod tests {
         let flags: Vec<&str> = cmd.get_arguments().filter_map(|a| a.get_long()).collect();
         assert_eq!(flags, LessonOptions::NAMES);
         let mut argv = vec!["x".to_string()];
-        for (f, v) in flags.iter().zip(["box", "5", "6", "2:1", "64M", "7", "10.0.0.0/24", "9090", "80"]) {
+        for (f, v) in flags
+            .iter()
+            .zip(["box", "5", "6", "2:1", "64M", "7", "10.0.0.0/24", "9090", "80"])
+        {
             argv.push(format!("--{f}"));
             argv.push(v.to_string());
         }
@@ -152,6 +200,9 @@ mod tests {
         assert_eq!(parse_memory("4m", 4 << 20, 256 << 20), Ok(4 << 20));
         assert_eq!(parse_memory("3M", 4 << 20, 256 << 20), Err(MemoryError::TooSmall));
         assert_eq!(parse_memory("1G", 4 << 20, 256 << 20), Err(MemoryError::TooLarge));
-        assert!(matches!(parse_memory("lots", 4 << 20, 256 << 20), Err(MemoryError::Malformed(_))));
+        assert!(matches!(
+            parse_memory("lots", 4 << 20, 256 << 20),
+            Err(MemoryError::Malformed(_))
+        ));
     }
 }

@@ -36,14 +36,32 @@ impl StepReport {
     }
 
     /// Record a check.
-    pub fn check(&mut self, name: impl Into<String>, expected: impl Into<String>, actual: impl Into<String>, pass: bool) {
-        self.checks.push(Check { name: name.into(), expected: expected.into(), actual: actual.into(), pass, inconclusive: false });
+    pub fn check(
+        &mut self,
+        name: impl Into<String>,
+        expected: impl Into<String>,
+        actual: impl Into<String>,
+        pass: bool,
+    ) {
+        self.checks.push(Check {
+            name: name.into(),
+            expected: expected.into(),
+            actual: actual.into(),
+            pass,
+            inconclusive: false,
+        });
     }
 
     /// Record a check with a three-way outcome: `Verdict::Inconclusive` when
     /// the step could not judge the effect (the host was too busy), which is
     /// neither a pass nor a failure.
-    pub fn check_verdict(&mut self, name: impl Into<String>, expected: impl Into<String>, actual: impl Into<String>, verdict: Verdict) {
+    pub fn check_verdict(
+        &mut self,
+        name: impl Into<String>,
+        expected: impl Into<String>,
+        actual: impl Into<String>,
+        verdict: Verdict,
+    ) {
         self.checks.push(Check {
             name: name.into(),
             expected: expected.into(),
@@ -61,7 +79,11 @@ impl StepReport {
 
     /// Record a line of transcript.
     pub fn say(&mut self, place: &str, command: impl Into<String>, output: impl Into<String>) {
-        self.transcript.push(Exchange { place: place.into(), command: command.into(), output: output.into() });
+        self.transcript.push(Exchange {
+            place: place.into(),
+            command: command.into(),
+            output: output.into(),
+        });
     }
 
     /// Record a command's result as transcript, the way a shell would show it.
@@ -69,7 +91,10 @@ impl StepReport {
         let command = command.into();
         let mut text = String::new();
         if let Some((err, _)) = &out.spawn_error {
-            text.push_str(&format!("{}: {err}", command.split_whitespace().next().unwrap_or("exec")));
+            text.push_str(&format!(
+                "{}: {err}",
+                command.split_whitespace().next().unwrap_or("exec")
+            ));
         } else {
             text.push_str(&out.stdout);
             text.push_str(&out.stderr);

@@ -9,7 +9,9 @@ use super::text::{self, LessonText, StepText};
 use super::{Cx, LessonDef, LessonOptions};
 use crate::host::Host;
 use crate::observe::diff::{diff, SectionDiff};
-use crate::observe::render::{markdown_checks, markdown_diff, md_code, md_escape, md_fence, render_checks, render_diff, Check, Style, Verdict};
+use crate::observe::render::{
+    markdown_checks, markdown_diff, md_code, md_escape, md_fence, render_checks, render_diff, Check, Style, Verdict,
+};
 use crate::state::{self, signals};
 
 /// How the learner asked to run the lesson.
@@ -93,10 +95,25 @@ impl Summary {
 
 /// What the summary line says after "lesson ID: ".
 fn summary_words(s: &Summary) -> String {
-    let inconclusive = if s.steps_inconclusive > 0 { format!(", {} inconclusive", s.steps_inconclusive) } else { String::new() };
-    let removed = if s.cleanup_problems.is_empty() { ", everything it created is removed" } else { "" };
-    let verdict = if s.verdict == Verdict::Inconclusive { "inconclusive: the host is busy — " } else { "" };
-    format!("{verdict}{}/{} steps passed{inconclusive}{removed}", s.steps_passed, s.steps)
+    let inconclusive = if s.steps_inconclusive > 0 {
+        format!(", {} inconclusive", s.steps_inconclusive)
+    } else {
+        String::new()
+    };
+    let removed = if s.cleanup_problems.is_empty() {
+        ", everything it created is removed"
+    } else {
+        ""
+    };
+    let verdict = if s.verdict == Verdict::Inconclusive {
+        "inconclusive: the host is busy — "
+    } else {
+        ""
+    };
+    format!(
+        "{verdict}{}/{} steps passed{inconclusive}{removed}",
+        s.steps_passed, s.steps
+    )
 }
 
 /// Run one lesson from start to end. `Err` means it could not start (bad
@@ -113,7 +130,13 @@ pub fn run(def: &LessonDef, opts: &RunOptions, options: LessonOptions) -> anyhow
     (def.preflight)(&host, &options)?;
 
     let run = state::begin(def.id)?;
-    let mut cx = Cx { workdir: run.workdir.clone(), run_id: run.run_id.clone(), lesson: def.id, host, options };
+    let mut cx = Cx {
+        workdir: run.workdir.clone(),
+        run_id: run.run_id.clone(),
+        lesson: def.id,
+        host,
+        options,
+    };
     let mut lesson = (def.new)();
     let out = &mut std::io::stdout();
 
@@ -198,7 +221,15 @@ pub fn run(def: &LessonDef, opts: &RunOptions, options: LessonOptions) -> anyhow
     if opts.shell && all_ok {
         if !opts.json && !opts.markdown {
             let place = def.shell.unwrap_or("inside the lesson");
-            let _ = writeln!(out, "\n{}", paint(&format!("Dropping you into a shell {place}. Type `exit` to finish and clean up."), opts.style, |s| s.bold()));
+            let _ = writeln!(
+                out,
+                "\n{}",
+                paint(
+                    &format!("Dropping you into a shell {place}. Type `exit` to finish and clean up."),
+                    opts.style,
+                    |s| s.bold()
+                )
+            );
             let _ = out.flush();
         }
         signals::set_interactive(true);
@@ -241,9 +272,21 @@ fn paint(s: &str, style: Style, f: impl Fn(&str) -> colored::ColoredString) -> S
 }
 
 fn print_intro(out: &mut impl Write, t: &LessonText, style: Style) {
-    let _ = writeln!(out, "{}", paint(&format!("Lesson {} — {}", t.id, t.title), style, |s| s.bold().cyan()));
-    let _ = writeln!(out, "{}", paint(&format!("Reproduces: {}", t.tutorial), style, |s| s.dimmed()));
-    let _ = writeln!(out, "{}", paint(&format!("Read it at: {}", t.tutorial_url), style, |s| s.dimmed()));
+    let _ = writeln!(
+        out,
+        "{}",
+        paint(&format!("Lesson {} — {}", t.id, t.title), style, |s| s.bold().cyan())
+    );
+    let _ = writeln!(
+        out,
+        "{}",
+        paint(&format!("Reproduces: {}", t.tutorial), style, |s| s.dimmed())
+    );
+    let _ = writeln!(
+        out,
+        "{}",
+        paint(&format!("Read it at: {}", t.tutorial_url), style, |s| s.dimmed())
+    );
     let _ = writeln!(out, "\n{}", t.intro.trim());
     let _ = writeln!(out, "\nWatch for:");
     for w in &t.watch {
@@ -263,17 +306,34 @@ fn print_step_header(out: &mut impl Write, n: usize, total: usize, st: &StepText
 
 fn print_step_result(out: &mut impl Write, step: &StepResult, style: Style) {
     for ex in &step.transcript {
-        let _ = writeln!(out, "\n  {}", paint(&format!("[{}] $ {}", ex.place, ex.command), style, |s| s.green()));
+        let _ = writeln!(
+            out,
+            "\n  {}",
+            paint(&format!("[{}] $ {}", ex.place, ex.command), style, |s| s.green())
+        );
         for line in ex.output.lines() {
             let _ = writeln!(out, "  {line}");
         }
     }
     if !step.diff.is_empty() {
         let _ = writeln!(out);
-        let _ = write!(out, "{}", render_diff(&step.diff, step.before.as_deref().unwrap_or("before"), step.after.as_deref().unwrap_or("after"), style));
+        let _ = write!(
+            out,
+            "{}",
+            render_diff(
+                &step.diff,
+                step.before.as_deref().unwrap_or("before"),
+                step.after.as_deref().unwrap_or("after"),
+                style
+            )
+        );
     }
     if let Some(e) = &step.error {
-        let _ = writeln!(out, "\n{}", paint(&format!("step failed: {e}"), style, |s| s.red().bold()));
+        let _ = writeln!(
+            out,
+            "\n{}",
+            paint(&format!("step failed: {e}"), style, |s| s.red().bold())
+        );
     } else {
         let _ = writeln!(out);
         let _ = write!(out, "{}", render_checks(&step.checks, style));
@@ -286,11 +346,15 @@ fn print_summary(out: &mut impl Write, s: &Summary, t: &LessonText, style: Style
         let _ = writeln!(out, "{}", paint(&format!("cleanup problem: {p}"), style, |s| s.red()));
     }
     let line = format!("lesson {}: {}", s.lesson, summary_words(s));
-    let _ = writeln!(out, "{}", paint(&line, style, |x| match s.verdict {
-        Verdict::Pass => x.green().bold(),
-        Verdict::Inconclusive => x.yellow().bold(),
-        Verdict::Fail => x.red().bold(),
-    }));
+    let _ = writeln!(
+        out,
+        "{}",
+        paint(&line, style, |x| match s.verdict {
+            Verdict::Pass => x.green().bold(),
+            Verdict::Inconclusive => x.yellow().bold(),
+            Verdict::Fail => x.red().bold(),
+        })
+    );
     if s.verdict == Verdict::Inconclusive {
         let _ = writeln!(out, "{}", paint("Not a failure: other processes kept the CPUs busy, so the lesson could not measure its effect. Run it again when the host is quieter (exit status 3).", style, |x| x.yellow()));
     }
@@ -324,12 +388,19 @@ pub fn markdown_stamp(id: &str, fingerprint: &str) -> String {
 
 fn anchored(name: &str, body: &str) -> String {
     // The blank line ends a table or list before the closing comment.
-    format!("<!-- ANCHOR: {name} -->\n{}\n\n<!-- ANCHOR_END: {name} -->\n", body.trim_end())
+    format!(
+        "<!-- ANCHOR: {name} -->\n{}\n\n<!-- ANCHOR_END: {name} -->\n",
+        body.trim_end()
+    )
 }
 
 /// The top of the recorded page: stamp, title, goal, tutorial, intro, watch list.
 pub fn markdown_intro(t: &LessonText) -> String {
-    let source = text::FILES.iter().find(|(n, _)| *n == format!("{}.toml", t.id)).map(|(_, s)| *s).unwrap_or("");
+    let source = text::FILES
+        .iter()
+        .find(|(n, _)| *n == format!("{}.toml", t.id))
+        .map(|(_, s)| *s)
+        .unwrap_or("");
     let mut out = markdown_stamp(&t.id, &text_fingerprint(source));
     out.push('\n');
     out.push_str(&format!(
@@ -338,9 +409,19 @@ pub fn markdown_intro(t: &LessonText) -> String {
         env!("CARGO_PKG_VERSION")
     ));
     out.push_str(&format!("# Lesson {}: {}\n\n", t.order, md_escape(&t.id)));
-    out.push_str(&anchored("goal", &format!("**{}.** {}", md_escape(t.title.trim_end_matches('.')), md_escape(&t.goal))));
+    out.push_str(&anchored(
+        "goal",
+        &format!(
+            "**{}.** {}",
+            md_escape(t.title.trim_end_matches('.')),
+            md_escape(&t.goal)
+        ),
+    ));
     out.push('\n');
-    out.push_str(&anchored("tutorial", &format!("[{}]({})", md_escape(&t.tutorial), t.tutorial_url)));
+    out.push_str(&anchored(
+        "tutorial",
+        &format!("[{}]({})", md_escape(&t.tutorial), t.tutorial_url),
+    ));
     out.push('\n');
     out.push_str(&anchored("intro", t.intro.trim()));
     out.push('\n');
@@ -353,20 +434,39 @@ pub fn markdown_intro(t: &LessonText) -> String {
 /// One step of the recorded page: heading, narration, syscall/shell/expect,
 /// the transcript, the before/after tables and the checks.
 pub fn markdown_step(n: usize, total: usize, st: &StepText, step: &StepResult) -> String {
-    let mut body = format!("### Step {n}/{total}: {}\n\n{}\n\n", md_escape(&st.title), st.narration.trim());
-    body.push_str(&format!("- **syscall:** {}\n- **shell:** {}\n- **expect:** {}\n", md_code(&st.syscall), md_code(&st.command), md_escape(&st.expect)));
+    let mut body = format!(
+        "### Step {n}/{total}: {}\n\n{}\n\n",
+        md_escape(&st.title),
+        st.narration.trim()
+    );
+    body.push_str(&format!(
+        "- **syscall:** {}\n- **shell:** {}\n- **expect:** {}\n",
+        md_code(&st.syscall),
+        md_code(&st.command),
+        md_escape(&st.expect)
+    ));
     if !step.transcript.is_empty() {
         let text: Vec<String> = step
             .transcript
             .iter()
-            .map(|ex| if ex.output.is_empty() { format!("[{}] $ {}", ex.place, ex.command) } else { format!("[{}] $ {}\n{}", ex.place, ex.command, ex.output) })
+            .map(|ex| {
+                if ex.output.is_empty() {
+                    format!("[{}] $ {}", ex.place, ex.command)
+                } else {
+                    format!("[{}] $ {}\n{}", ex.place, ex.command, ex.output)
+                }
+            })
             .collect();
         body.push('\n');
         body.push_str(&md_fence("text", &text.join("\n\n")));
     }
     if !step.diff.is_empty() {
         body.push('\n');
-        body.push_str(&markdown_diff(&step.diff, step.before.as_deref().unwrap_or("before"), step.after.as_deref().unwrap_or("after")));
+        body.push_str(&markdown_diff(
+            &step.diff,
+            step.before.as_deref().unwrap_or("before"),
+            step.after.as_deref().unwrap_or("after"),
+        ));
     }
     if let Some(e) = &step.error {
         body.push_str(&format!("\n> **step failed:** {}\n", md_escape(e)));
@@ -446,19 +546,54 @@ mod tests {
             command: st.command.clone(),
             expect: st.expect.clone(),
             transcript: vec![
-                Exchange { place: "parent".into(), command: "clone(...)".into(), output: "clone() = 4242".into() },
-                Exchange { place: "child".into(), command: "hostname x".into(), output: String::new() },
-                Exchange { place: "child".into(), command: "cat notes".into(), output: "a ``` fence\nand a | pipe".into() },
+                Exchange {
+                    place: "parent".into(),
+                    command: "clone(...)".into(),
+                    output: "clone() = 4242".into(),
+                },
+                Exchange {
+                    place: "child".into(),
+                    command: "hostname x".into(),
+                    output: String::new(),
+                },
+                Exchange {
+                    place: "child".into(),
+                    command: "cat notes".into(),
+                    output: "a ``` fence\nand a | pipe".into(),
+                },
             ],
             before: Some("host (pid 100)".into()),
             after: Some("child (pid 4242)".into()),
             diff: vec![
-                diff_pairs("namespaces", &pairs(&[("net", "4026531840"), ("pid", "4026531836")]), &pairs(&[("net", "4026531840"), ("pid", "4026532203")])),
-                diff_pairs("mounts", &pairs(&[("/", "ext4 /dev/vda (rw) shared:1")]), &pairs(&[("/", "ext4 /dev/vda (rw) shared:1"), ("/proc", "proc proc (rw) private")])),
+                diff_pairs(
+                    "namespaces",
+                    &pairs(&[("net", "4026531840"), ("pid", "4026531836")]),
+                    &pairs(&[("net", "4026531840"), ("pid", "4026532203")]),
+                ),
+                diff_pairs(
+                    "mounts",
+                    &pairs(&[("/", "ext4 /dev/vda (rw) shared:1")]),
+                    &pairs(&[
+                        ("/", "ext4 /dev/vda (rw) shared:1"),
+                        ("/proc", "proc proc (rw) private"),
+                    ]),
+                ),
             ],
             checks: vec![
-                Check { name: "new pid namespace".into(), expected: "differs".into(), actual: "differs".into(), pass: true, inconclusive: false },
-                Check { name: "a|b_c".into(), expected: "1".into(), actual: "2".into(), pass: false, inconclusive: false },
+                Check {
+                    name: "new pid namespace".into(),
+                    expected: "differs".into(),
+                    actual: "differs".into(),
+                    pass: true,
+                    inconclusive: false,
+                },
+                Check {
+                    name: "a|b_c".into(),
+                    expected: "1".into(),
+                    actual: "2".into(),
+                    pass: false,
+                    inconclusive: false,
+                },
             ],
             pass: false,
             verdict: Verdict::Fail,
@@ -470,10 +605,28 @@ mod tests {
     fn markdown_page_of_a_run() {
         let t = fixture_text();
         let step = fixture_step(&t);
-        let summary = Summary { kind: "summary", lesson: t.id.clone(), run_id: "wb-000000".into(), steps: 1, steps_passed: 0, steps_inconclusive: 0, pass: false, verdict: Verdict::Fail, cleanup_problems: vec![] };
-        let page = format!("{}{}{}", markdown_intro(&t), markdown_step(1, 1, &t.steps[0], &step), markdown_summary(&summary, &t));
+        let summary = Summary {
+            kind: "summary",
+            lesson: t.id.clone(),
+            run_id: "wb-000000".into(),
+            steps: 1,
+            steps_passed: 0,
+            steps_inconclusive: 0,
+            pass: false,
+            verdict: Verdict::Fail,
+            cleanup_problems: vec![],
+        };
+        let page = format!(
+            "{}{}{}",
+            markdown_intro(&t),
+            markdown_step(1, 1, &t.steps[0], &step),
+            markdown_summary(&summary, &t)
+        );
         // The fixture lesson has no file in lessons/: its stamp is the hash of "".
-        assert!(page.starts_with(&markdown_stamp("demo-ns", &text_fingerprint(""))), "{page}");
+        assert!(
+            page.starts_with(&markdown_stamp("demo-ns", &text_fingerprint(""))),
+            "{page}"
+        );
         insta::assert_snapshot!(page);
     }
 
@@ -481,18 +634,45 @@ mod tests {
     fn anchors_are_balanced_and_nested() {
         let t = fixture_text();
         let step = fixture_step(&t);
-        let summary = Summary { kind: "summary", lesson: t.id.clone(), run_id: "x".into(), steps: 1, steps_passed: 1, steps_inconclusive: 0, pass: true, verdict: Verdict::Pass, cleanup_problems: vec!["rmdir x: busy".into()] };
-        let page = format!("{}{}{}", markdown_intro(&t), markdown_step(1, 1, &t.steps[0], &step), markdown_summary(&summary, &t));
+        let summary = Summary {
+            kind: "summary",
+            lesson: t.id.clone(),
+            run_id: "x".into(),
+            steps: 1,
+            steps_passed: 1,
+            steps_inconclusive: 0,
+            pass: true,
+            verdict: Verdict::Pass,
+            cleanup_problems: vec!["rmdir x: busy".into()],
+        };
+        let page = format!(
+            "{}{}{}",
+            markdown_intro(&t),
+            markdown_step(1, 1, &t.steps[0], &step),
+            markdown_summary(&summary, &t)
+        );
         let mut open: Vec<String> = vec![];
         for line in page.lines() {
             if let Some(name) = line.strip_prefix("<!-- ANCHOR: ").and_then(|l| l.strip_suffix(" -->")) {
                 open.push(name.to_string());
-            } else if let Some(name) = line.strip_prefix("<!-- ANCHOR_END: ").and_then(|l| l.strip_suffix(" -->")) {
+            } else if let Some(name) = line
+                .strip_prefix("<!-- ANCHOR_END: ")
+                .and_then(|l| l.strip_suffix(" -->"))
+            {
                 assert_eq!(open.pop().as_deref(), Some(name), "anchor {name} closed out of order");
             }
         }
         assert!(open.is_empty(), "unclosed anchors {open:?}");
-        for a in ["goal", "tutorial", "intro", "watch", "steps", "step-clone", "summary", "exercises"] {
+        for a in [
+            "goal",
+            "tutorial",
+            "intro",
+            "watch",
+            "steps",
+            "step-clone",
+            "summary",
+            "exercises",
+        ] {
             assert!(page.contains(&format!("<!-- ANCHOR: {a} -->")), "anchor {a} missing");
         }
         assert!(page.contains("> **cleanup problem:** rmdir x: busy"));
@@ -516,8 +696,24 @@ mod tests {
         fn no_lesson() -> Box<dyn crate::lesson::Lesson> {
             panic!("a lesson was made for a refused --shell")
         }
-        let def = LessonDef { id: "pid-ns", steps: &[], preflight: no_preflight, new: no_lesson, shell: None, spots: &[] };
-        let opts = RunOptions { json: false, markdown: false, step: false, shell: true, style: Style { color: false, width: 80 } };
+        let def = LessonDef {
+            id: "pid-ns",
+            steps: &[],
+            preflight: no_preflight,
+            new: no_lesson,
+            shell: None,
+            spots: &[],
+        };
+        let opts = RunOptions {
+            json: false,
+            markdown: false,
+            step: false,
+            shell: true,
+            style: Style {
+                color: false,
+                width: 80,
+            },
+        };
         let e = run(&def, &opts, LessonOptions::default()).unwrap_err().to_string();
         assert_eq!(e, "lesson pid-ns has no shell to drop into: run it without --shell");
     }
@@ -530,11 +726,31 @@ mod tests {
         assert_eq!(Summary::verdict_of(6, 4, 1, true), Verdict::Fail);
         assert_eq!(Summary::verdict_of(6, 5, 1, false), Verdict::Fail);
         assert_eq!(Summary::verdict_of(6, 6, 0, false), Verdict::Fail);
-        let mut s = Summary { kind: "summary", lesson: "cgroup-cpu-quota".into(), run_id: "x".into(), steps: 6, steps_passed: 5, steps_inconclusive: 1, pass: false, verdict: Verdict::Inconclusive, cleanup_problems: vec![] };
+        let mut s = Summary {
+            kind: "summary",
+            lesson: "cgroup-cpu-quota".into(),
+            run_id: "x".into(),
+            steps: 6,
+            steps_passed: 5,
+            steps_inconclusive: 1,
+            pass: false,
+            verdict: Verdict::Inconclusive,
+            cleanup_problems: vec![],
+        };
         assert_eq!(s.exit_code(), 3);
-        assert_eq!(summary_words(&s), "inconclusive: the host is busy — 5/6 steps passed, 1 inconclusive, everything it created is removed");
+        assert_eq!(
+            summary_words(&s),
+            "inconclusive: the host is busy — 5/6 steps passed, 1 inconclusive, everything it created is removed"
+        );
         let json = serde_json::to_value(&s).unwrap();
-        assert_eq!((json["verdict"].as_str(), json["pass"].as_bool(), json["steps_inconclusive"].as_u64()), (Some("inconclusive"), Some(false), Some(1)));
+        assert_eq!(
+            (
+                json["verdict"].as_str(),
+                json["pass"].as_bool(),
+                json["steps_inconclusive"].as_u64()
+            ),
+            (Some("inconclusive"), Some(false), Some(1))
+        );
         (s.verdict, s.steps_passed, s.steps_inconclusive, s.pass) = (Verdict::Pass, 6, 0, true);
         assert_eq!(s.exit_code(), 0);
         assert_eq!(summary_words(&s), "6/6 steps passed, everything it created is removed");
@@ -546,7 +762,13 @@ mod tests {
     fn an_inconclusive_step_is_marked_in_the_record_and_the_json() {
         let t = fixture_text();
         let mut step = fixture_step(&t);
-        step.checks = vec![Check { name: "nr_throttled grew".into(), expected: "> 0".into(), actual: "0 (the host is busy)".into(), pass: false, inconclusive: true }];
+        step.checks = vec![Check {
+            name: "nr_throttled grew".into(),
+            expected: "> 0".into(),
+            actual: "0 (the host is busy)".into(),
+            pass: false,
+            inconclusive: true,
+        }];
         step.verdict = Verdict::Inconclusive;
         let md = markdown_step(1, 1, &t.steps[0], &step);
         assert!(md.contains("| **INCONCLUSIVE** |"), "{md}");
@@ -561,6 +783,9 @@ mod tests {
     #[test]
     fn fingerprint_is_sha256_of_the_file() {
         // Known answer: sha256("abc").
-        assert_eq!(text_fingerprint("abc"), "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            text_fingerprint("abc"),
+            "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 }

@@ -55,7 +55,9 @@ pub fn all() -> Vec<LessonText> {
         .get_or_init(|| {
             let mut v: Vec<LessonText> = FILES
                 .iter()
-                .map(|(name, text)| toml::from_str(text).unwrap_or_else(|e| panic!("lessons/{name} does not parse: {e}")))
+                .map(|(name, text)| {
+                    toml::from_str(text).unwrap_or_else(|e| panic!("lessons/{name} does not parse: {e}"))
+                })
                 .collect();
             v.sort_by_key(|l| l.order);
             v
@@ -65,7 +67,9 @@ pub fn all() -> Vec<LessonText> {
 
 /// The text of lesson `id` (or one of its aliases).
 pub fn find(id: &str) -> Option<LessonText> {
-    all().into_iter().find(|l| l.id == id || l.aliases.iter().any(|a| a == id))
+    all()
+        .into_iter()
+        .find(|l| l.id == id || l.aliases.iter().any(|a| a == id))
 }
 
 #[cfg(test)]
@@ -94,15 +98,35 @@ mod tests {
         orders.dedup();
         assert_eq!(orders.len(), all.len(), "two lessons share an order");
         for (name, _) in FILES {
-            let l = all.iter().find(|l| format!("{}.toml", l.id) == *name).unwrap_or_else(|| panic!("{name}: id does not match file name"));
-            assert!(!l.goal.is_empty() && !l.intro.trim().is_empty() && !l.tutorial.is_empty(), "{}: empty goal/intro/tutorial", l.id);
+            let l = all
+                .iter()
+                .find(|l| format!("{}.toml", l.id) == *name)
+                .unwrap_or_else(|| panic!("{name}: id does not match file name"));
+            assert!(
+                !l.goal.is_empty() && !l.intro.trim().is_empty() && !l.tutorial.is_empty(),
+                "{}: empty goal/intro/tutorial",
+                l.id
+            );
             let url = &l.tutorial_url;
-            assert!(url.starts_with("https://") && url.len() > 12 && !url.contains(char::is_whitespace) && !url.contains(['(', ')', '<', '>']), "{}: tutorial_url must be one https URL, got {url:?}", l.id);
+            assert!(
+                url.starts_with("https://")
+                    && url.len() > 12
+                    && !url.contains(char::is_whitespace)
+                    && !url.contains(['(', ')', '<', '>']),
+                "{}: tutorial_url must be one https URL, got {url:?}",
+                l.id
+            );
             assert!(l.watch.len() >= 2, "{}: say what to watch", l.id);
             assert!(l.exercises.len() >= 2, "{}: give exercises", l.id);
             assert!(!l.steps.is_empty(), "{}: no steps", l.id);
             for s in &l.steps {
-                for (what, v) in [("title", &s.title), ("syscall", &s.syscall), ("command", &s.command), ("narration", &s.narration), ("expect", &s.expect)] {
+                for (what, v) in [
+                    ("title", &s.title),
+                    ("syscall", &s.syscall),
+                    ("command", &s.command),
+                    ("narration", &s.narration),
+                    ("expect", &s.expect),
+                ] {
                     assert!(!v.trim().is_empty(), "{} step {}: empty {what}", l.id, s.id);
                 }
             }
@@ -117,7 +141,12 @@ mod tests {
     fn options_name_known_flags_once() {
         for l in all() {
             for o in &l.options {
-                assert!(crate::lesson::LessonOptions::NAMES.contains(&o.as_str()), "{}: options names --{o}, which is not a lesson option ({:?})", l.id, crate::lesson::LessonOptions::NAMES);
+                assert!(
+                    crate::lesson::LessonOptions::NAMES.contains(&o.as_str()),
+                    "{}: options names --{o}, which is not a lesson option ({:?})",
+                    l.id,
+                    crate::lesson::LessonOptions::NAMES
+                );
             }
             let mut v = l.options.clone();
             v.sort();

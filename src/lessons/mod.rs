@@ -38,11 +38,22 @@ mod tests {
     #[test]
     fn code_and_text_have_the_same_steps() {
         let texts = crate::lesson::text::all();
-        assert_eq!(texts.len(), ALL.len(), "a lesson has text but no code, or code but no text");
+        assert_eq!(
+            texts.len(),
+            ALL.len(),
+            "a lesson has text but no code, or code but no text"
+        );
         for def in ALL {
-            let t = texts.iter().find(|t| t.id == def.id).unwrap_or_else(|| panic!("no text for {}", def.id));
+            let t = texts
+                .iter()
+                .find(|t| t.id == def.id)
+                .unwrap_or_else(|| panic!("no text for {}", def.id));
             let ids: Vec<&str> = t.steps.iter().map(|s| s.id.as_str()).collect();
-            assert_eq!(ids, def.steps, "{}: steps in lessons/{}.toml and in the code differ", def.id, def.id);
+            assert_eq!(
+                ids, def.steps,
+                "{}: steps in lessons/{}.toml and in the code differ",
+                def.id, def.id
+            );
         }
     }
 
@@ -54,25 +65,39 @@ mod tests {
     fn a_lesson_is_registered_by_its_two_files() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         let names = |dir: &str, ext: &str| -> Vec<String> {
-            let mut v: Vec<String> = std::fs::read_dir(root.join(dir)).unwrap().filter_map(|e| {
-                let p = e.unwrap().path();
-                (p.extension()? == ext).then(|| p.file_stem().unwrap().to_string_lossy().into_owned())
-            }).collect();
+            let mut v: Vec<String> = std::fs::read_dir(root.join(dir))
+                .unwrap()
+                .filter_map(|e| {
+                    let p = e.unwrap().path();
+                    (p.extension()? == ext).then(|| p.file_stem().unwrap().to_string_lossy().into_owned())
+                })
+                .collect();
             v.sort();
             v
         };
         let texts = names("lessons", "toml");
         let mut code = names("src/lessons", "rs");
         code.retain(|m| m != "mod");
-        assert_eq!(code, texts.iter().map(|t| t.replace('-', "_")).collect::<Vec<_>>(), "src/lessons/*.rs and lessons/*.toml must pair up");
+        assert_eq!(
+            code,
+            texts.iter().map(|t| t.replace('-', "_")).collect::<Vec<_>>(),
+            "src/lessons/*.rs and lessons/*.toml must pair up"
+        );
         let mut ids: Vec<String> = ALL.iter().map(|d| d.id.to_string()).collect();
         ids.sort();
         assert_eq!(ids, texts, "ALL must hold every lesson on disk");
-        let mut files: Vec<String> = crate::lesson::text::FILES.iter().map(|(n, _)| n.trim_end_matches(".toml").to_string()).collect();
+        let mut files: Vec<String> = crate::lesson::text::FILES
+            .iter()
+            .map(|(n, _)| n.trim_end_matches(".toml").to_string())
+            .collect();
         files.sort();
         assert_eq!(files, texts, "FILES must embed every lesson text");
         for def in ALL {
-            assert!(find(def.id).is_some_and(|d| d.id == def.id && d.steps == def.steps), "{} is not found by its id", def.id);
+            assert!(
+                find(def.id).is_some_and(|d| d.id == def.id && d.steps == def.steps),
+                "{} is not found by its id",
+                def.id
+            );
         }
     }
 
@@ -80,8 +105,16 @@ mod tests {
     fn spots_name_pause_points() {
         for def in ALL {
             for (step, _) in def.spots {
-                let i = def.steps.iter().position(|s| s == step).unwrap_or_else(|| panic!("{}: spot after unknown step {step}", def.id));
-                assert!(i + 1 < def.steps.len(), "{}/{step} is the last step: the runner does not pause after it", def.id);
+                let i = def
+                    .steps
+                    .iter()
+                    .position(|s| s == step)
+                    .unwrap_or_else(|| panic!("{}: spot after unknown step {step}", def.id));
+                assert!(
+                    i + 1 < def.steps.len(),
+                    "{}/{step} is the last step: the runner does not pause after it",
+                    def.id
+                );
             }
         }
     }
@@ -90,7 +123,10 @@ mod tests {
     fn tour_order_follows_the_order_field() {
         let by_order: Vec<String> = crate::lesson::text::all().into_iter().map(|t| t.id).collect();
         let tour: Vec<&str> = ALL.iter().map(|d| d.id).collect();
-        assert_eq!(tour, by_order, "ALL must list lessons in the `order` of their text files");
+        assert_eq!(
+            tour, by_order,
+            "ALL must list lessons in the `order` of their text files"
+        );
     }
 
     #[test]

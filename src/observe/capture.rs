@@ -15,18 +15,47 @@ pub struct Capture {
 }
 
 impl Capture {
-    pub const NS: Capture = Capture { namespaces: true, cgroups: false, mounts: false, net: false };
-    pub const NS_MOUNTS: Capture = Capture { namespaces: true, cgroups: false, mounts: true, net: false };
-    pub const MOUNTS: Capture = Capture { namespaces: false, cgroups: false, mounts: true, net: false };
-    pub const FACTS: Capture = Capture { namespaces: false, cgroups: false, mounts: false, net: false };
-    pub const ALL: Capture = Capture { namespaces: true, cgroups: true, mounts: true, net: true };
+    pub const NS: Capture = Capture {
+        namespaces: true,
+        cgroups: false,
+        mounts: false,
+        net: false,
+    };
+    pub const NS_MOUNTS: Capture = Capture {
+        namespaces: true,
+        cgroups: false,
+        mounts: true,
+        net: false,
+    };
+    pub const MOUNTS: Capture = Capture {
+        namespaces: false,
+        cgroups: false,
+        mounts: true,
+        net: false,
+    };
+    pub const FACTS: Capture = Capture {
+        namespaces: false,
+        cgroups: false,
+        mounts: false,
+        net: false,
+    };
+    pub const ALL: Capture = Capture {
+        namespaces: true,
+        cgroups: true,
+        mounts: true,
+        net: true,
+    };
 }
 
 /// Capture a snapshot of process `pid` as seen through `/proc`.
 pub fn capture(label: impl Into<String>, pid: i32, what: Capture) -> anyhow::Result<Snapshot> {
     use anyhow::Context;
     let proc_root = Path::new("/proc");
-    let mut s = Snapshot { label: label.into(), pid, ..Default::default() };
+    let mut s = Snapshot {
+        label: label.into(),
+        pid,
+        ..Default::default()
+    };
     if what.namespaces {
         s.namespaces = read_namespaces(proc_root, pid)?;
     }

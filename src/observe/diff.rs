@@ -47,13 +47,23 @@ type Pairs = Vec<(String, String)>;
 /// The sections of a snapshot as ordered key/value pairs.
 pub fn sections(s: &Snapshot) -> Vec<(&'static str, Pairs)> {
     let mut out: Vec<(&'static str, Pairs)> = Vec::new();
-    out.push(("namespaces", s.namespaces.iter().map(|(k, v)| (k.clone(), v.to_string())).collect()));
+    out.push((
+        "namespaces",
+        s.namespaces.iter().map(|(k, v)| (k.clone(), v.to_string())).collect(),
+    ));
     out.push(("cgroups", s.cgroups.iter().map(|c| (c.key(), c.path.clone())).collect()));
     // Several mounts may stack on one mount point: number the later ones.
     let mut mounts: Pairs = Vec::new();
     for m in &s.mounts {
-        let n = mounts.iter().filter(|(k, _)| k == &m.mount_point || k.starts_with(&format!("{} #", m.mount_point))).count();
-        let key = if n == 0 { m.mount_point.clone() } else { format!("{} #{}", m.mount_point, n + 1) };
+        let n = mounts
+            .iter()
+            .filter(|(k, _)| k == &m.mount_point || k.starts_with(&format!("{} #", m.mount_point)))
+            .count();
+        let key = if n == 0 {
+            m.mount_point.clone()
+        } else {
+            format!("{} #{}", m.mount_point, n + 1)
+        };
         mounts.push((key, m.describe()));
     }
     out.push(("mounts", mounts));
@@ -72,17 +82,40 @@ pub fn diff_pairs(name: &str, before: &Pairs, after: &Pairs) -> SectionDiff {
     let mut rows = Vec::new();
     for (k, v) in before {
         match after.iter().find(|(k2, _)| k2 == k) {
-            Some((_, v2)) if v2 == v => rows.push(Row { key: k.clone(), before: Some(v.clone()), after: Some(v2.clone()), change: Change::Same }),
-            Some((_, v2)) => rows.push(Row { key: k.clone(), before: Some(v.clone()), after: Some(v2.clone()), change: Change::Changed }),
-            None => rows.push(Row { key: k.clone(), before: Some(v.clone()), after: None, change: Change::Removed }),
+            Some((_, v2)) if v2 == v => rows.push(Row {
+                key: k.clone(),
+                before: Some(v.clone()),
+                after: Some(v2.clone()),
+                change: Change::Same,
+            }),
+            Some((_, v2)) => rows.push(Row {
+                key: k.clone(),
+                before: Some(v.clone()),
+                after: Some(v2.clone()),
+                change: Change::Changed,
+            }),
+            None => rows.push(Row {
+                key: k.clone(),
+                before: Some(v.clone()),
+                after: None,
+                change: Change::Removed,
+            }),
         }
     }
     for (k, v) in after {
         if !before.iter().any(|(k1, _)| k1 == k) {
-            rows.push(Row { key: k.clone(), before: None, after: Some(v.clone()), change: Change::Added });
+            rows.push(Row {
+                key: k.clone(),
+                before: None,
+                after: Some(v.clone()),
+                change: Change::Added,
+            });
         }
     }
-    SectionDiff { name: name.to_string(), rows }
+    SectionDiff {
+        name: name.to_string(),
+        rows,
+    }
 }
 
 /// Compare two snapshots. Sections empty on both sides are left out.
@@ -91,7 +124,11 @@ pub fn diff(before: &Snapshot, after: &Snapshot) -> Vec<SectionDiff> {
     let b = sections(after);
     let mut out = Vec::new();
     for (name, pa) in &a {
-        let pb = b.iter().find(|(n, _)| n == name).map(|(_, p)| p.clone()).unwrap_or_default();
+        let pb = b
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, p)| p.clone())
+            .unwrap_or_default();
         if pa.is_empty() && pb.is_empty() {
             continue;
         }
@@ -111,7 +148,10 @@ mod tests {
     use crate::observe::parse::{parse_mountinfo, MountEntry};
 
     fn snap(ns: &[(&str, u64)]) -> Snapshot {
-        Snapshot { namespaces: ns.iter().map(|(k, v)| (k.to_string(), *v)).collect(), ..Default::default() }
+        Snapshot {
+            namespaces: ns.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -133,13 +173,19 @@ mod tests {
         let after = vec![("b".to_string(), "2".to_string()), ("c".to_string(), "3".to_string())];
         let d = diff_pairs("facts", &before, &after);
         let changes: Vec<(&str, Change)> = d.rows.iter().map(|r| (r.key.as_str(), r.change)).collect();
-        assert_eq!(changes, vec![("a", Change::Removed), ("b", Change::Same), ("c", Change::Added)]);
+        assert_eq!(
+            changes,
+            vec![("a", Change::Removed), ("b", Change::Same), ("c", Change::Added)]
+        );
     }
 
     #[test]
     fn stacked_mounts_get_distinct_keys() {
         let text = "1 0 0:1 / / rw - ext4 /dev/vda rw\n2 1 0:2 / /dev/pts rw - devpts devpts rw\n3 2 0:3 / /dev/pts rw - devpts devpts rw,mode=600\n";
-        let s = Snapshot { mounts: parse_mountinfo(text).unwrap(), ..Default::default() };
+        let s = Snapshot {
+            mounts: parse_mountinfo(text).unwrap(),
+            ..Default::default()
+        };
         let secs = sections(&s);
         let mounts = &secs.iter().find(|(n, _)| *n == "mounts").unwrap().1;
         let keys: Vec<&str> = mounts.iter().map(|(k, _)| k.as_str()).collect();
@@ -148,10 +194,32 @@ mod tests {
 
     #[test]
     fn new_proc_mount_shows_as_added() {
-        let root = MountEntry { mount_point: "/".into(), fs_type: "ext4".into(), source: "/dev/vda".into(), root: "/".into(), options: "rw".into(), propagation: String::new(), layers: String::new() };
-        let proc_ = MountEntry { mount_point: "/proc".into(), fs_type: "proc".into(), source: "proc".into(), root: "/".into(), options: "rw".into(), propagation: String::new(), layers: String::new() };
-        let a = Snapshot { mounts: vec![root.clone()], ..Default::default() };
-        let b = Snapshot { mounts: vec![root, proc_], ..Default::default() };
+        let root = MountEntry {
+            mount_point: "/".into(),
+            fs_type: "ext4".into(),
+            source: "/dev/vda".into(),
+            root: "/".into(),
+            options: "rw".into(),
+            propagation: String::new(),
+            layers: String::new(),
+        };
+        let proc_ = MountEntry {
+            mount_point: "/proc".into(),
+            fs_type: "proc".into(),
+            source: "proc".into(),
+            root: "/".into(),
+            options: "rw".into(),
+            propagation: String::new(),
+            layers: String::new(),
+        };
+        let a = Snapshot {
+            mounts: vec![root.clone()],
+            ..Default::default()
+        };
+        let b = Snapshot {
+            mounts: vec![root, proc_],
+            ..Default::default()
+        };
         let d = diff(&a, &b);
         let m = d.iter().find(|s| s.name == "mounts").unwrap();
         let added: Vec<&Row> = m.changed().collect();

@@ -28,7 +28,11 @@ pub fn to_state(s: &wb_net::NetSnapshot) -> NetState {
             (l.key(), d)
         })
         .collect();
-    let addresses = s.addresses.iter().map(|a| (a.key(), format!("{} {}", a.family, a.cidr))).collect();
+    let addresses = s
+        .addresses
+        .iter()
+        .map(|a| (a.key(), format!("{} {}", a.family, a.cidr)))
+        .collect();
     let routes = s
         .routes
         .iter()
@@ -44,7 +48,11 @@ pub fn to_state(s: &wb_net::NetSnapshot) -> NetState {
             (r.key(), d)
         })
         .collect();
-    NetState { links, addresses, routes }
+    NetState {
+        links,
+        addresses,
+        routes,
+    }
 }
 
 /// The network view of the namespace process `pid` is in.
@@ -59,8 +67,23 @@ mod tests {
     #[test]
     fn converts_a_snapshot_into_rows() {
         let snap = wb_net::NetSnapshot {
-            links: vec![wb_net::Link { index: 1, name: "lo".into(), kind: None, state: "UNKNOWN".into(), up: true, mac: None, master: None, peer_netns: None, peer_index: None, mtu: 65536 }],
-            addresses: vec![wb_net::Address { link: "lo".into(), cidr: "127.0.0.1/8".into(), family: "inet".into() }],
+            links: vec![wb_net::Link {
+                index: 1,
+                name: "lo".into(),
+                kind: None,
+                state: "UNKNOWN".into(),
+                up: true,
+                mac: None,
+                master: None,
+                peer_netns: None,
+                peer_index: None,
+                mtu: 65536,
+            }],
+            addresses: vec![wb_net::Address {
+                link: "lo".into(),
+                cidr: "127.0.0.1/8".into(),
+                family: "inet".into(),
+            }],
             routes: vec![],
         };
         let st = to_state(&snap);

@@ -98,8 +98,10 @@ pub struct ParseError {
 
 /// Parse `/proc/PID/mountinfo` text.
 pub fn parse_mountinfo(text: &str) -> Result<Vec<MountEntry>, ParseError> {
-    let infos = procfs_core::process::MountInfos::from_buf_read(Cursor::new(text))
-        .map_err(|e| ParseError { file: "mountinfo", message: e.to_string() })?;
+    let infos = procfs_core::process::MountInfos::from_buf_read(Cursor::new(text)).map_err(|e| ParseError {
+        file: "mountinfo",
+        message: e.to_string(),
+    })?;
     Ok(infos
         .into_iter()
         .map(|m| {
@@ -129,7 +131,12 @@ pub fn parse_mountinfo(text: &str) -> Result<Vec<MountEntry>, ParseError> {
             let layers = if m.fs_type == "overlay" {
                 ["lowerdir", "upperdir", "workdir"]
                     .iter()
-                    .filter_map(|k| m.super_options.get(*k).and_then(|v| v.as_ref()).map(|v| format!("{k}={}", unescape_octal(v))))
+                    .filter_map(|k| {
+                        m.super_options
+                            .get(*k)
+                            .and_then(|v| v.as_ref())
+                            .map(|v| format!("{k}={}", unescape_octal(v)))
+                    })
                     .collect::<Vec<_>>()
                     .join(",")
             } else {
@@ -168,11 +175,17 @@ pub fn unescape_octal(s: &str) -> String {
 
 /// Parse `/proc/PID/cgroup` text (v1 lines `4:cpu,cpuacct:/x`, v2 line `0::/x`).
 pub fn parse_cgroup(text: &str) -> Result<Vec<CgroupEntry>, ParseError> {
-    let groups = procfs_core::ProcessCGroups::from_buf_read(Cursor::new(text))
-        .map_err(|e| ParseError { file: "cgroup", message: e.to_string() })?;
+    let groups = procfs_core::ProcessCGroups::from_buf_read(Cursor::new(text)).map_err(|e| ParseError {
+        file: "cgroup",
+        message: e.to_string(),
+    })?;
     let mut v: Vec<CgroupEntry> = groups
         .into_iter()
-        .map(|g| CgroupEntry { hierarchy: g.hierarchy, controllers: g.controllers, path: g.pathname })
+        .map(|g| CgroupEntry {
+            hierarchy: g.hierarchy,
+            controllers: g.controllers,
+            path: g.pathname,
+        })
         .collect();
     v.sort_by_key(|e| e.key());
     Ok(v)
@@ -189,12 +202,18 @@ mod tests {
         let m = parse_mountinfo(HYBRID_MOUNTINFO).unwrap();
         assert_eq!(m.len(), 20);
         let root = &m[0];
-        assert_eq!((root.mount_point.as_str(), root.fs_type.as_str(), root.source.as_str()), ("/", "ext4", "/dev/vda"));
+        assert_eq!(
+            (root.mount_point.as_str(), root.fs_type.as_str(), root.source.as_str()),
+            ("/", "ext4", "/dev/vda")
+        );
         assert_eq!(root.options, "relatime,rw");
         assert_eq!(root.propagation, "shared:1");
         let unified = m.iter().find(|e| e.mount_point == "/sys/fs/cgroup/unified").unwrap();
         assert_eq!(unified.fs_type, "cgroup2");
-        let spaced = m.iter().find(|e| e.fs_type == "tmpfs" && e.mount_point.contains(' ')).unwrap();
+        let spaced = m
+            .iter()
+            .find(|e| e.fs_type == "tmpfs" && e.mount_point.contains(' '))
+            .unwrap();
         assert_eq!(spaced.mount_point, "/run/with space");
     }
 
@@ -217,7 +236,9 @@ mod tests {
         let line = "90 27 0:50 / /m rw,relatime - overlay overlay rw,lowerdir=/l2:/l1,upperdir=/u,workdir=/w\n";
         let m = parse_mountinfo(line).unwrap();
         assert_eq!(m[0].layers, "lowerdir=/l2:/l1,upperdir=/u,workdir=/w");
-        assert!(m[0].describe().ends_with("private [lowerdir=/l2:/l1,upperdir=/u,workdir=/w]"));
+        assert!(m[0]
+            .describe()
+            .ends_with("private [lowerdir=/l2:/l1,upperdir=/u,workdir=/w]"));
         let plain = parse_mountinfo("1 0 0:1 / / rw - ext4 /dev/vda rw,discard\n").unwrap();
         assert_eq!(plain[0].layers, "");
     }

@@ -15,12 +15,17 @@ pub struct Style {
 }
 
 impl Style {
-    pub const PLAIN: Style = Style { color: false, width: 100 };
+    pub const PLAIN: Style = Style {
+        color: false,
+        width: 100,
+    };
 }
 
 fn table(style: Style) -> Table {
     let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic).set_width(style.width);
+    t.load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_width(style.width);
     if style.color {
         t.enforce_styling();
     } else {
@@ -57,7 +62,11 @@ const SHOW_ALL: &[&str] = &["namespaces", "facts"];
 /// many rows did not change (the terminal and the Markdown record agree).
 fn shown_rows(sec: &SectionDiff) -> (Vec<&super::diff::Row>, bool, usize) {
     let show_all = SHOW_ALL.contains(&sec.name.as_str());
-    let rows: Vec<_> = sec.rows.iter().filter(|r| show_all || r.change != Change::Same).collect();
+    let rows: Vec<_> = sec
+        .rows
+        .iter()
+        .filter(|r| show_all || r.change != Change::Same)
+        .collect();
     let unchanged = sec.rows.len() - sec.changed().count();
     (rows, show_all, unchanged)
 }
@@ -177,8 +186,17 @@ pub fn render_checks(checks: &[Check], style: Style) -> String {
             Verdict::Fail => Color::Red,
             Verdict::Inconclusive => Color::Yellow,
         };
-        let res = if style.color { res.fg(color).add_attribute(Attribute::Bold) } else { res };
-        t.add_row(vec![Cell::new(&c.name), Cell::new(&c.expected), Cell::new(&c.actual), res]);
+        let res = if style.color {
+            res.fg(color).add_attribute(Attribute::Bold)
+        } else {
+            res
+        };
+        t.add_row(vec![
+            Cell::new(&c.name),
+            Cell::new(&c.expected),
+            Cell::new(&c.actual),
+            res,
+        ]);
     }
     format!("{t}\n")
 }
@@ -240,7 +258,13 @@ pub fn md_escape_prose(s: &str) -> String {
     parts
         .iter()
         .enumerate()
-        .map(|(i, p)| if i % 2 == 1 { md_code(p).replace('|', "\\|") } else { md_escape(p) })
+        .map(|(i, p)| {
+            if i % 2 == 1 {
+                md_code(p).replace('|', "\\|")
+            } else {
+                md_escape(p)
+            }
+        })
         .collect()
 }
 
@@ -252,7 +276,11 @@ pub fn md_code(s: &str) -> String {
     }
     let longest = s.split(|c| c != '`').map(str::len).max().unwrap_or(0);
     let fence = "`".repeat(longest + 1);
-    let pad = if s.starts_with('`') || s.ends_with('`') { " " } else { "" };
+    let pad = if s.starts_with('`') || s.ends_with('`') {
+        " "
+    } else {
+        ""
+    };
     format!("{fence}{pad}{s}{pad}{fence}")
 }
 
@@ -270,7 +298,11 @@ fn md_value(v: Option<&str>) -> String {
         None => "-".into(),
         Some(v) if v.trim().is_empty() => "(empty)".into(),
         // GFM: a `|` in a table cell is escaped even inside a code span.
-        Some(v) => v.lines().map(|l| md_code(l).replace('|', "\\|")).collect::<Vec<_>>().join("<br>"),
+        Some(v) => v
+            .lines()
+            .map(|l| md_code(l).replace('|', "\\|"))
+            .collect::<Vec<_>>()
+            .join("<br>"),
     }
 }
 
@@ -292,10 +324,19 @@ pub fn markdown_diff(sections: &[SectionDiff], before_label: &str, after_label: 
             out.push('\n');
         }
         if rows.is_empty() {
-            out.push_str(&format!("*{}: no change ({} entries)*\n", md_escape(&sec.name), sec.rows.len()));
+            out.push_str(&format!(
+                "*{}: no change ({} entries)*\n",
+                md_escape(&sec.name),
+                sec.rows.len()
+            ));
             continue;
         }
-        let header = [md_escape(&sec.name), format!("before: {}", md_escape(before_label)), format!("after: {}", md_escape(after_label)), "change".into()];
+        let header = [
+            md_escape(&sec.name),
+            format!("before: {}", md_escape(before_label)),
+            format!("after: {}", md_escape(after_label)),
+            "change".into(),
+        ];
         let rows: Vec<Vec<String>> = rows
             .iter()
             .map(|r| {
@@ -305,7 +346,12 @@ pub fn markdown_diff(sections: &[SectionDiff], before_label: &str, after_label: 
                     Change::Added => "**ADDED**".into(),
                     Change::Removed => "**REMOVED**".into(),
                 };
-                vec![md_escape(&r.key), md_value(r.before.as_deref()), md_value(r.after.as_deref()), change]
+                vec![
+                    md_escape(&r.key),
+                    md_value(r.before.as_deref()),
+                    md_value(r.after.as_deref()),
+                    change,
+                ]
             })
             .collect();
         out.push_str(&md_table(&header, &rows));
@@ -324,7 +370,14 @@ pub fn markdown_checks(checks: &[Check]) -> String {
     let header = ["check", "expected", "actual", "result"].map(String::from);
     let rows: Vec<Vec<String>> = checks
         .iter()
-        .map(|c| vec![md_escape(&c.name), md_escape(&c.expected), md_escape(&c.actual), format!("**{}**", c.result_word())])
+        .map(|c| {
+            vec![
+                md_escape(&c.name),
+                md_escape(&c.expected),
+                md_escape(&c.actual),
+                format!("**{}**", c.result_word()),
+            ]
+        })
         .collect();
     md_table(&header, &rows)
 }
@@ -333,7 +386,10 @@ pub fn markdown_checks(checks: &[Check]) -> String {
 /// `doctor --markdown`.
 pub fn markdown_rows(header: &[&str], rows: &[Vec<String>]) -> String {
     let header: Vec<String> = header.iter().map(|h| md_escape(h)).collect();
-    let rows: Vec<Vec<String>> = rows.iter().map(|r| r.iter().map(|c| md_escape_prose(c)).collect()).collect();
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| md_escape_prose(c)).collect())
+        .collect();
     md_table(&header, &rows)
 }
 
@@ -348,22 +404,54 @@ mod tests {
 
     #[test]
     fn inconclusive_checks_read_apart_from_failures() {
-        let c = |pass, inconclusive| Check { name: "n".into(), expected: "e".into(), actual: "a".into(), pass, inconclusive };
+        let c = |pass, inconclusive| Check {
+            name: "n".into(),
+            expected: "e".into(),
+            actual: "a".into(),
+            pass,
+            inconclusive,
+        };
         let table = render_checks(&[c(true, false), c(false, false), c(false, true)], Style::PLAIN);
-        assert!(table.contains("PASS") && table.contains("FAIL") && table.contains("INCONCLUSIVE"), "{table}");
+        assert!(
+            table.contains("PASS") && table.contains("FAIL") && table.contains("INCONCLUSIVE"),
+            "{table}"
+        );
         assert_eq!(table.matches("FAIL").count(), 1, "{table}");
         // In colour: yellow, not red. (crossterm, under comfy-table, drops
         // every colour when NO_COLOR is set, as the v2 VM's payload does;
         // then only "not red" can be checked.)
-        let coloured = render_checks(&[c(false, true)], Style { color: true, width: 100 });
+        let coloured = render_checks(
+            &[c(false, true)],
+            Style {
+                color: true,
+                width: 100,
+            },
+        );
         if std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) {
-            assert!(coloured.contains("\u{1b}[38;5;11m") || coloured.contains("\u{1b}[33m") || coloured.contains("\u{1b}[93m"), "{coloured:?}");
+            assert!(
+                coloured.contains("\u{1b}[38;5;11m")
+                    || coloured.contains("\u{1b}[33m")
+                    || coloured.contains("\u{1b}[93m"),
+                "{coloured:?}"
+            );
         }
-        assert!(!coloured.contains("\u{1b}[31m") && !coloured.contains("\u{1b}[38;5;9m"), "{coloured:?}");
-        assert_eq!(Verdict::combine([Verdict::Pass, Verdict::Inconclusive]), Verdict::Inconclusive);
-        assert_eq!(Verdict::combine([Verdict::Inconclusive, Verdict::Fail, Verdict::Pass]), Verdict::Fail);
+        assert!(
+            !coloured.contains("\u{1b}[31m") && !coloured.contains("\u{1b}[38;5;9m"),
+            "{coloured:?}"
+        );
+        assert_eq!(
+            Verdict::combine([Verdict::Pass, Verdict::Inconclusive]),
+            Verdict::Inconclusive
+        );
+        assert_eq!(
+            Verdict::combine([Verdict::Inconclusive, Verdict::Fail, Verdict::Pass]),
+            Verdict::Fail
+        );
         assert_eq!(Verdict::combine([]), Verdict::Pass);
-        assert_eq!(serde_json::to_string(&Verdict::Inconclusive).unwrap(), "\"inconclusive\"");
+        assert_eq!(
+            serde_json::to_string(&Verdict::Inconclusive).unwrap(),
+            "\"inconclusive\""
+        );
     }
 
     #[test]
@@ -381,8 +469,15 @@ mod tests {
     fn hides_unchanged_mounts_but_counts_them() {
         let d = diff_pairs(
             "mounts",
-            &pairs(&[("/", "ext4 /dev/vda (rw) private"), ("/sys", "sysfs sysfs (rw) private")]),
-            &pairs(&[("/", "ext4 /dev/vda (rw) private"), ("/sys", "sysfs sysfs (rw) private"), ("/proc", "proc proc (rw) private")]),
+            &pairs(&[
+                ("/", "ext4 /dev/vda (rw) private"),
+                ("/sys", "sysfs sysfs (rw) private"),
+            ]),
+            &pairs(&[
+                ("/", "ext4 /dev/vda (rw) private"),
+                ("/sys", "sysfs sysfs (rw) private"),
+                ("/proc", "proc proc (rw) private"),
+            ]),
         );
         let text = render_diff(&[d], "before", "after", Style::PLAIN);
         assert!(text.contains("/proc") && text.contains("ADDED"));
@@ -394,7 +489,10 @@ mod tests {
     #[test]
     fn says_no_change() {
         let d = diff_pairs("mounts", &pairs(&[("/", "x")]), &pairs(&[("/", "x")]));
-        assert_eq!(render_diff(&[d], "a", "b", Style::PLAIN), "mounts: no change (1 entries)\n");
+        assert_eq!(
+            render_diff(&[d], "a", "b", Style::PLAIN),
+            "mounts: no change (1 entries)\n"
+        );
     }
 
     #[test]
@@ -404,7 +502,10 @@ mod tests {
         assert_eq!(md_code("``"), "``` `` ```");
         assert_eq!(md_fence("text", "a\n```\nb\n"), "````text\na\n```\nb\n````\n");
         assert_eq!(md_escape("a_b *c* <d> | [e]"), "a\\_b \\*c\\* &lt;d&gt; \\| \\[e\\]");
-        assert_eq!(md_escape_prose("run `workbench cleanup` or a|b_c"), "run `workbench cleanup` or a\\|b\\_c");
+        assert_eq!(
+            md_escape_prose("run `workbench cleanup` or a|b_c"),
+            "run `workbench cleanup` or a\\|b\\_c"
+        );
         assert_eq!(md_escape_prose("`a|b`"), "`a\\|b`");
         assert_eq!(md_escape_prose("one ` tick"), "one \\` tick");
     }
@@ -413,19 +514,44 @@ mod tests {
     fn markdown_diff_hides_like_the_terminal() {
         let d = diff_pairs("mounts", &pairs(&[("/", "x")]), &pairs(&[("/", "x")]));
         assert_eq!(markdown_diff(&[d], "a", "b"), "*mounts: no change (1 entries)*\n");
-        let d = diff_pairs("facts", &pairs(&[("cpu.max", "max 100000"), ("multi", "l1\nl2")]), &pairs(&[("cpu.max", "20000 100000"), ("multi", "l1\nl2")]));
+        let d = diff_pairs(
+            "facts",
+            &pairs(&[("cpu.max", "max 100000"), ("multi", "l1\nl2")]),
+            &pairs(&[("cpu.max", "20000 100000"), ("multi", "l1\nl2")]),
+        );
         let md = markdown_diff(&[d], "before", "after");
-        assert!(md.contains("| cpu.max | `max 100000` | `20000 100000` | **CHANGED** |"), "{md}");
+        assert!(
+            md.contains("| cpu.max | `max 100000` | `20000 100000` | **CHANGED** |"),
+            "{md}"
+        );
         assert!(md.contains("| multi | `l1`<br>`l2` | `l1`<br>`l2` | same |"), "{md}");
-        insta::assert_snapshot!(markdown_checks(&[Check { name: "x|y".into(), expected: "1".into(), actual: "1".into(), pass: true, inconclusive: false }]));
+        insta::assert_snapshot!(markdown_checks(&[Check {
+            name: "x|y".into(),
+            expected: "1".into(),
+            actual: "1".into(),
+            pass: true,
+            inconclusive: false
+        }]));
     }
 
     #[test]
     fn colour_only_when_asked() {
-        let checks = vec![Check { name: "pid inside".into(), expected: "1".into(), actual: "1".into(), pass: true, inconclusive: false }];
+        let checks = vec![Check {
+            name: "pid inside".into(),
+            expected: "1".into(),
+            actual: "1".into(),
+            pass: true,
+            inconclusive: false,
+        }];
         let plain = render_checks(&checks, Style::PLAIN);
         assert!(!plain.contains('\u{1b}'));
-        let coloured = render_checks(&checks, Style { color: true, width: 100 });
+        let coloured = render_checks(
+            &checks,
+            Style {
+                color: true,
+                width: 100,
+            },
+        );
         assert!(coloured.contains('\u{1b}'));
         insta::assert_snapshot!(plain);
     }

@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use nix::sched::CloneFlags;
 
-use super::spec::{classify_source, parse_cpus, parse_env, parse_hostname, parse_memory, parse_name, parse_port, probe_path, CpuLimit, HostFacts, NetMode, PortMap, Source};
+use super::spec::{
+    classify_source, parse_cpus, parse_env, parse_hostname, parse_memory, parse_name, parse_port, probe_path, CpuLimit,
+    HostFacts, NetMode, PortMap, Source,
+};
 use crate::error::UsageError;
 
 /// `workbench run [OPTIONS] IMAGE|ROOTFS CMD...`
@@ -118,16 +121,24 @@ impl RunSpec {
             }
         }
         let net = match (a.net, ports.is_empty()) {
-            (Some(NetMode::None), false) => return Err(u(format!("-p {}: publishing a port needs --net bridge", a.publish[0]))),
+            (Some(NetMode::None), false) => {
+                return Err(u(format!("-p {}: publishing a port needs --net bridge", a.publish[0])))
+            }
             (Some(n), _) => n,
             (None, true) => NetMode::None,
             (None, false) => NetMode::Bridge,
         };
         let name = a.name.as_deref().map(parse_name).transpose()?;
         let hostname = a.hostname.as_deref().map(parse_hostname).transpose()?;
-        let env = a.env.iter().map(|e| parse_env(e, |k| std::env::var(k).ok())).collect::<Result<Vec<_>, _>>()?;
+        let env = a
+            .env
+            .iter()
+            .map(|e| parse_env(e, |k| std::env::var(k).ok()))
+            .collect::<Result<Vec<_>, _>>()?;
         if a.tty && !stdin_tty {
-            return Err(u("-t: stdin is not a terminal; run it from a terminal or leave -t out".into()));
+            return Err(u(
+                "-t: stdin is not a terminal; run it from a terminal or leave -t out".into()
+            ));
         }
         let source = classify_source(&a.source, a.tag.as_deref(), probe_path)?;
         let source = match source {
@@ -151,7 +162,10 @@ impl RunSpec {
             other => other,
         };
         if a.command.is_empty() && !source.is_image() {
-            return Err(u(format!("no command given: workbench run [OPTIONS] {} CMD [ARG...], e.g. /bin/sh", a.source)));
+            return Err(u(format!(
+                "no command given: workbench run [OPTIONS] {} CMD [ARG...], e.g. /bin/sh",
+                a.source
+            )));
         }
         if a.userns {
             match &source {
@@ -164,7 +178,12 @@ impl RunSpec {
                         )));
                     }
                 }
-                _ => return Err(u("--userns works with a rootfs directory in its read-only mode, not with images or --overlay".into())),
+                _ => {
+                    return Err(u(
+                        "--userns works with a rootfs directory in its read-only mode, not with images or --overlay"
+                            .into(),
+                    ))
+                }
             }
         }
         if let Some(bad) = a.command.first().filter(|c| c.is_empty()) {
@@ -191,7 +210,11 @@ impl RunSpec {
 
     /// The namespaces of the child.
     pub fn clone_flags(&self) -> CloneFlags {
-        let f = CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWNET;
+        let f = CloneFlags::CLONE_NEWPID
+            | CloneFlags::CLONE_NEWNS
+            | CloneFlags::CLONE_NEWUTS
+            | CloneFlags::CLONE_NEWIPC
+            | CloneFlags::CLONE_NEWNET;
         if self.userns {
             f | CloneFlags::CLONE_NEWUSER
         } else {
@@ -201,8 +224,17 @@ impl RunSpec {
 }
 
 /// The container's environment: defaults, then the image's, then `-e`.
-pub fn environment(hostname: &str, tty: bool, image_env: &[String], extra: &[(String, String)]) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = vec![("PATH".into(), DEFAULT_PATH.into()), ("HOME".into(), "/root".into()), ("HOSTNAME".into(), hostname.into())];
+pub fn environment(
+    hostname: &str,
+    tty: bool,
+    image_env: &[String],
+    extra: &[(String, String)],
+) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = vec![
+        ("PATH".into(), DEFAULT_PATH.into()),
+        ("HOME".into(), "/root".into()),
+        ("HOSTNAME".into(), hostname.into()),
+    ];
     if tty {
         env.push(("TERM".into(), std::env::var("TERM").unwrap_or_else(|_| "xterm".into())));
     }
@@ -235,7 +267,10 @@ mod tests {
         }
     }
 
-    const FACTS: HostFacts = HostFacts { cores: 2, mem_total: 1 << 30 };
+    const FACTS: HostFacts = HostFacts {
+        cores: 2,
+        mem_total: 1 << 30,
+    };
 
     fn rootfs() -> tempfile::TempDir {
         let t = tempfile::tempdir().unwrap();
@@ -247,7 +282,9 @@ mod tests {
 
     #[test]
     fn command_after_the_source_keeps_its_flags() {
-        let a = parse(&["--memory", "64M", "-p", "8080:80", "/r", "/bin/sh", "-c", "echo $$", "-p"]);
+        let a = parse(&[
+            "--memory", "64M", "-p", "8080:80", "/r", "/bin/sh", "-c", "echo $$", "-p",
+        ]);
         assert_eq!(a.source, "/r");
         assert_eq!(a.command, vec!["/bin/sh", "-c", "echo $$", "-p"]);
         assert_eq!(a.publish, vec!["8080:80"]);
@@ -303,7 +340,12 @@ mod tests {
 
     #[test]
     fn environment_layers() {
-        let env = environment("box", false, &["PATH=/img/bin".into(), "A=1".into()], &[("A".into(), "2".into())]);
+        let env = environment(
+            "box",
+            false,
+            &["PATH=/img/bin".into(), "A=1".into()],
+            &[("A".into(), "2".into())],
+        );
         assert_eq!(env[0], ("PATH".into(), "/img/bin".into()));
         assert!(env.contains(&("HOSTNAME".into(), "box".into())));
         assert!(env.contains(&("A".into(), "2".into())));

@@ -23,19 +23,35 @@ pub(super) fn make_cgroup(spec: &RunSpec, name: &str, verbose: bool) -> anyhow::
     // Every directory of the group is in the state file before it exists.
     let planned = wb_cgroup::planned_paths(&layout, name, &ctrls)?;
     let records = planned.iter().map(|p| Resource::Cgroup { path: p.clone() }).collect();
-    let group = state::record_and_create(records, || -> anyhow::Result<_> { Ok(wb_cgroup::create(&layout, name, &ctrls)?) })?;
+    let group = state::record_and_create(records, || -> anyhow::Result<_> {
+        Ok(wb_cgroup::create(&layout, name, &ctrls)?)
+    })?;
     let used = group.paths();
     for p in &used {
-        show(verbose, "host", &format!("mkdir {}", p.display()), &format!("mkdir({:?})", p.display().to_string()));
+        show(
+            verbose,
+            "host",
+            &format!("mkdir {}", p.display()),
+            &format!("mkdir({:?})", p.display().to_string()),
+        );
     }
     if let Some(bytes) = spec.memory {
         group.set_memory_limit(bytes, Some(0))?;
-        show(verbose, "host", &format!("echo {bytes} > memory limit (and memory+swap limit, so no swap) of {name}"), "write(2) to memory.limit_in_bytes / memory.max");
+        show(
+            verbose,
+            "host",
+            &format!("echo {bytes} > memory limit (and memory+swap limit, so no swap) of {name}"),
+            "write(2) to memory.limit_in_bytes / memory.max",
+        );
     }
     if let Some(c) = spec.cpus {
         group.set_cpu_quota(c.quota_us, c.period_us)?;
-        show(verbose, "host", &format!("echo {} {} > cpu quota/period of {name}", c.quota_us, c.period_us), "write(2) to cpu.cfs_quota_us / cpu.max");
+        show(
+            verbose,
+            "host",
+            &format!("echo {} {} > cpu quota/period of {name}", c.quota_us, c.period_us),
+            "write(2) to cpu.cfs_quota_us / cpu.max",
+        );
     }
     Ok(Some(group))
 }
-

@@ -43,12 +43,21 @@ impl Exec {
         let cs = |s: &str| CString::new(s).map_err(|_| format!("{s:?} contains a NUL byte"));
         let candidates = candidates.iter().map(|s| cs(s)).collect::<Result<Vec<_>, _>>()?;
         let argv = argv.iter().map(|s| cs(s)).collect::<Result<Vec<_>, _>>()?;
-        let envp = env.iter().map(|(k, v)| cs(&format!("{k}={v}"))).collect::<Result<Vec<_>, _>>()?;
+        let envp = env
+            .iter()
+            .map(|(k, v)| cs(&format!("{k}={v}")))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut argv_ptrs: Vec<*const c_char> = argv.iter().map(|c| c.as_ptr()).collect();
         argv_ptrs.push(ptr::null());
         let mut envp_ptrs: Vec<*const c_char> = envp.iter().map(|c| c.as_ptr()).collect();
         envp_ptrs.push(ptr::null());
-        Ok(Exec { candidates, argv, envp, argv_ptrs, envp_ptrs })
+        Ok(Exec {
+            candidates,
+            argv,
+            envp,
+            argv_ptrs,
+            envp_ptrs,
+        })
     }
 
     pub fn argv(&self) -> &[CString] {
@@ -110,8 +119,17 @@ const SHARE_MEMORY: bool = cfg!(target_arch = "x86_64");
 /// [`SHARE_MEMORY`]): `ops` and `exec` must stay alive and unchanged until
 /// the error pipe reports that `execve` succeeded or the child has exited.
 /// `launch` reads that pipe only after the child exited, so they do.
-pub fn spawn(flags: CloneFlags, ops: &[Op], exec: &Exec, wait_first: bool) -> Result<Spawned, crate::kernel::KernelError> {
-    let sys = |e: nix::Error, what: &str| crate::kernel::KernelError::Sys { call: "pipe2", what: what.into(), source: e };
+pub fn spawn(
+    flags: CloneFlags,
+    ops: &[Op],
+    exec: &Exec,
+    wait_first: bool,
+) -> Result<Spawned, crate::kernel::KernelError> {
+    let sys = |e: nix::Error, what: &str| crate::kernel::KernelError::Sys {
+        call: "pipe2",
+        what: what.into(),
+        source: e,
+    };
     let (go_r, go_w) = pipe_cloexec().map_err(|e| sys(e, "go pipe"))?;
     let (err_r, err_w) = pipe_cloexec().map_err(|e| sys(e, "error pipe"))?;
     // Leaked: the child may read it after this function returned (until its
@@ -134,13 +152,28 @@ pub fn spawn(flags: CloneFlags, ops: &[Op], exec: &Exec, wait_first: bool) -> Re
     let vm = if SHARE_MEMORY { libc::CLONE_VM } else { 0 };
     // SAFETY: the child runs `child_entry` only, which ends in execve or
     // exit_group, using only its own stack and read-only data of ours.
-    let pid = unsafe { libc::clone(child_entry, top, flags.bits() | vm | libc::SIGCHLD, (args as *mut ChildArgs).cast()) };
+    let pid = unsafe {
+        libc::clone(
+            child_entry,
+            top,
+            flags.bits() | vm | libc::SIGCHLD,
+            (args as *mut ChildArgs).cast(),
+        )
+    };
     if pid < 0 {
-        return Err(crate::kernel::KernelError::Sys { call: "clone", what: crate::kernel::ns::flag_names(flags), source: nix::errno::Errno::last() });
+        return Err(crate::kernel::KernelError::Sys {
+            call: "clone",
+            what: crate::kernel::ns::flag_names(flags),
+            source: nix::errno::Errno::last(),
+        });
     }
     drop(go_r);
     drop(err_w);
-    Ok(Spawned { pid, go: go_w, errors: err_r })
+    Ok(Spawned {
+        pid,
+        go: go_w,
+        errors: err_r,
+    })
 }
 
 /// Read the child's report: `None` when execve succeeded (EOF, nothing written).
@@ -158,7 +191,12 @@ pub fn read_error(errors: &OwnedFd) -> Option<(u32, i32)> {
         }
         got += n as usize;
     }
-    (got == 8).then(|| (u32::from_ne_bytes(buf[..4].try_into().unwrap()), i32::from_ne_bytes(buf[4..].try_into().unwrap())))
+    (got == 8).then(|| {
+        (
+            u32::from_ne_bytes(buf[..4].try_into().unwrap()),
+            i32::from_ne_bytes(buf[4..].try_into().unwrap()),
+        )
+    })
 }
 
 /// A system call made directly, without libc: until it execs, the child
@@ -243,21 +281,43 @@ unsafe fn wait_for_go(go_fd: RawFd) {
     close(go_fd);
 }
 
-unsafe fn child_main(go_fd: RawFd, go_w: RawFd, err_r: RawFd, err_fd: RawFd, ops: &[Op], exec: &Exec, wait_first: bool) -> isize {
+unsafe fn child_main(
+    go_fd: RawFd,
+    go_w: RawFd,
+    err_r: RawFd,
+    err_fd: RawFd,
+    ops: &[Op],
+    exec: &Exec,
+    wait_first: bool,
+) -> isize {
     // The parent's ends are not ours.
     close(go_w);
     close(err_r);
     // Die with workbench even if it is SIGKILLed; the parent's signal handlers
     // (signal-hook writes to a pipe shared with the parent) and Rust's ignored
     // SIGPIPE must not survive into the container.
-    let _ = sys(libc::SYS_prctl, libc::PR_SET_PDEATHSIG as usize, libc::SIGKILL as usize, 0, 0, 0);
+    let _ = sys(
+        libc::SYS_prctl,
+        libc::PR_SET_PDEATHSIG as usize,
+        libc::SIGKILL as usize,
+        0,
+        0,
+        0,
+    );
     // The kernel's struct sigaction: SIG_DFL (0), no flags, no restorer, empty mask.
     let dfl = [0u64; 4];
     for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGPIPE, libc::SIGQUIT] {
         let _ = sys(libc::SYS_rt_sigaction, sig as usize, dfl.as_ptr() as usize, 0, 8, 0);
     }
     let empty = 0u64;
-    let _ = sys(libc::SYS_rt_sigprocmask, libc::SIG_SETMASK as usize, &empty as *const u64 as usize, 0, 8, 0);
+    let _ = sys(
+        libc::SYS_rt_sigprocmask,
+        libc::SIG_SETMASK as usize,
+        &empty as *const u64 as usize,
+        0,
+        8,
+        0,
+    );
     // The modes in the recipe are meant exactly; the command gets the usual 022.
     let _ = sys(libc::SYS_umask, 0, 0, 0, 0, 0);
     if wait_first {
@@ -279,7 +339,14 @@ unsafe fn child_main(go_fd: RawFd, go_w: RawFd, err_r: RawFd, err_fd: RawFd, ops
 
     let mut last = libc::ENOENT;
     for path in &exec.candidates {
-        let Err(e) = sys(libc::SYS_execve, p(path), exec.argv_ptrs.as_ptr() as usize, exec.envp_ptrs.as_ptr() as usize, 0, 0) else {
+        let Err(e) = sys(
+            libc::SYS_execve,
+            p(path),
+            exec.argv_ptrs.as_ptr() as usize,
+            exec.envp_ptrs.as_ptr() as usize,
+            0,
+            0,
+        ) else {
             unreachable!("execve returned success")
         };
         // Like execvp: remember a permission problem, keep looking on ENOENT.
@@ -295,19 +362,54 @@ unsafe fn run_op(op: &Op) -> Result<(), c_int> {
     const CWD: usize = libc::AT_FDCWD as isize as usize;
     let ok = |r: Result<usize, c_int>| r.map(|_| ());
     match op {
-        Op::MakeRprivate => ok(sys(libc::SYS_mount, 0, p(c"/"), 0, (libc::MS_REC | libc::MS_PRIVATE) as usize, 0)),
-        Op::Mount { source, target, fstype, flags, data } => {
-            ok(sys(libc::SYS_mount, opt(source), p(target), opt(fstype), *flags as usize, data.as_ref().map(|d| p(d)).unwrap_or(0)))
-        }
+        Op::MakeRprivate => ok(sys(
+            libc::SYS_mount,
+            0,
+            p(c"/"),
+            0,
+            (libc::MS_REC | libc::MS_PRIVATE) as usize,
+            0,
+        )),
+        Op::Mount {
+            source,
+            target,
+            fstype,
+            flags,
+            data,
+        } => ok(sys(
+            libc::SYS_mount,
+            opt(source),
+            p(target),
+            opt(fstype),
+            *flags as usize,
+            data.as_ref().map(|d| p(d)).unwrap_or(0),
+        )),
         Op::Mkdir { path, mode } => match sys(libc::SYS_mkdirat, CWD, p(path), *mode as usize, 0, 0) {
             Err(libc::EEXIST) => Ok(()),
             r => ok(r),
         },
-        Op::Mknod { path, mode, major, minor } => {
-            ok(sys(libc::SYS_mknodat, CWD, p(path), (libc::S_IFCHR | *mode) as usize, libc::makedev(*major, *minor) as usize, 0))
-        }
+        Op::Mknod {
+            path,
+            mode,
+            major,
+            minor,
+        } => ok(sys(
+            libc::SYS_mknodat,
+            CWD,
+            p(path),
+            (libc::S_IFCHR | *mode) as usize,
+            libc::makedev(*major, *minor) as usize,
+            0,
+        )),
         Op::Touch { path } => {
-            let fd = sys(libc::SYS_openat, CWD, p(path), (libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC) as usize, 0o600, 0)?;
+            let fd = sys(
+                libc::SYS_openat,
+                CWD,
+                p(path),
+                (libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC) as usize,
+                0o600,
+                0,
+            )?;
             close(fd as RawFd);
             Ok(())
         }
@@ -330,7 +432,14 @@ unsafe fn run_op(op: &Op) -> Result<(), c_int> {
             ok(sys(libc::SYS_setresuid, 0, 0, 0, 0, 0))
         }
         Op::StdinFromNull => {
-            let fd = sys(libc::SYS_openat, CWD, p(c"/dev/null"), (libc::O_RDONLY | libc::O_CLOEXEC) as usize, 0, 0)? as RawFd;
+            let fd = sys(
+                libc::SYS_openat,
+                CWD,
+                p(c"/dev/null"),
+                (libc::O_RDONLY | libc::O_CLOEXEC) as usize,
+                0,
+                0,
+            )? as RawFd;
             if fd != 0 {
                 // dup3 clears close-on-exec on the copy.
                 let r = sys(libc::SYS_dup3, fd as usize, 0, 0, 0, 0);
@@ -347,15 +456,36 @@ unsafe fn run_op(op: &Op) -> Result<(), c_int> {
 
 /// `ip link set lo up` the old way: SIOCGIFFLAGS, set IFF_UP, SIOCSIFFLAGS.
 unsafe fn loopback_up() -> Result<(), c_int> {
-    let fd = sys(libc::SYS_socket, libc::AF_INET as usize, (libc::SOCK_DGRAM | libc::SOCK_CLOEXEC) as usize, 0, 0, 0)? as RawFd;
+    let fd = sys(
+        libc::SYS_socket,
+        libc::AF_INET as usize,
+        (libc::SOCK_DGRAM | libc::SOCK_CLOEXEC) as usize,
+        0,
+        0,
+        0,
+    )? as RawFd;
     let mut ifr: libc::ifreq = std::mem::zeroed();
     for (i, b) in b"lo".iter().enumerate() {
         ifr.ifr_name[i] = *b as c_char;
     }
     let r = (|| {
-        sys(libc::SYS_ioctl, fd as usize, libc::SIOCGIFFLAGS as usize, &mut ifr as *mut libc::ifreq as usize, 0, 0)?;
+        sys(
+            libc::SYS_ioctl,
+            fd as usize,
+            libc::SIOCGIFFLAGS as usize,
+            &mut ifr as *mut libc::ifreq as usize,
+            0,
+            0,
+        )?;
         ifr.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
-        sys(libc::SYS_ioctl, fd as usize, libc::SIOCSIFFLAGS as usize, &ifr as *const libc::ifreq as usize, 0, 0)?;
+        sys(
+            libc::SYS_ioctl,
+            fd as usize,
+            libc::SIOCSIFFLAGS as usize,
+            &ifr as *const libc::ifreq as usize,
+            0,
+            0,
+        )?;
         Ok(())
     })();
     close(fd);

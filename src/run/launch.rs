@@ -17,15 +17,30 @@ use crate::error::UsageError;
 use crate::state::{self, Resource};
 
 /// Create everything, run the command, wait; returns its exit status.
-pub(super) fn launch(spec: &RunSpec, image: Option<wb_image::LoadedImage>, run: &state::Run, signals: &Signals) -> anyhow::Result<u8> {
-    let signals = &Signals { set: signals.set, ignore_int: spec.tty };
+pub(super) fn launch(
+    spec: &RunSpec,
+    image: Option<wb_image::LoadedImage>,
+    run: &state::Run,
+    signals: &Signals,
+) -> anyhow::Result<u8> {
+    let signals = &Signals {
+        set: signals.set,
+        ignore_int: spec.tty,
+    };
     let trace = Trace::new();
     trace.mark("begin");
     let id = &run.run_id;
     let v = spec.verbose;
-    let hostname = spec.hostname.clone().or_else(|| spec.name.clone()).unwrap_or_else(|| format!("wb-{id}"));
+    let hostname = spec
+        .hostname
+        .clone()
+        .or_else(|| spec.name.clone())
+        .unwrap_or_else(|| format!("wb-{id}"));
     if v {
-        eprintln!("workbench run: container {hostname} (run {id}, {})", spec.source.describe());
+        eprintln!(
+            "workbench run: container {hostname} (run {id}, {})",
+            spec.source.describe()
+        );
     }
     // Published ports first: one another run maps is refused before anything exists.
     net::reserve_ports(&spec.ports)?;
@@ -58,8 +73,13 @@ pub(super) fn launch(spec: &RunSpec, image: Option<wb_image::LoadedImage>, run: 
     };
 
     let env = environment(&hostname, spec.tty, &root.image_env, &spec.env);
-    let path = env.iter().find(|(k, _)| k == "PATH").map(|(_, p)| p.as_str()).unwrap_or(DEFAULT_PATH);
-    let exec = child::Exec::new(plan::exec_candidates(&root.argv[0], path), &root.argv, &env).map_err(|e| UsageError(format!("command: {e}")))?;
+    let path = env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, p)| p.as_str())
+        .unwrap_or(DEFAULT_PATH);
+    let exec = child::Exec::new(plan::exec_candidates(&root.argv[0], path), &root.argv, &env)
+        .map_err(|e| UsageError(format!("command: {e}")))?;
     let mut ops = plan::build(&plan::PlanInput {
         root: root.mode.clone(),
         merged: merged.clone(),
@@ -83,13 +103,21 @@ pub(super) fn launch(spec: &RunSpec, image: Option<wb_image::LoadedImage>, run: 
     let spawned = state::track(|| -> anyhow::Result<_> {
         let s = child::spawn(flags, &ops, &exec, spec.userns)?;
         let start = crate::kernel::proc::start_time(s.pid).unwrap_or(0);
-        let r = Resource::Process { pid: s.pid, start_time: start };
+        let r = Resource::Process {
+            pid: s.pid,
+            start_time: start,
+        };
         Ok((s, r))
     })?;
     let pid = spawned.pid;
     trace.mark("clone");
     let user = if spec.userns { " --user" } else { "" };
-    show(v, "host", &format!("unshare{user} --pid --mount --uts --ipc --net --fork   # pid {pid}"), &format!("clone({}|SIGCHLD)", crate::kernel::ns::flag_names(flags)));
+    show(
+        v,
+        "host",
+        &format!("unshare{user} --pid --mount --uts --ipc --net --fork   # pid {pid}"),
+        &format!("clone({}|SIGCHLD)", crate::kernel::ns::flag_names(flags)),
+    );
 
     let parent_side = (|| -> anyhow::Result<()> {
         if spec.userns {
@@ -104,7 +132,12 @@ pub(super) fn launch(spec: &RunSpec, image: Option<wb_image::LoadedImage>, run: 
         if let Some(g) = &group {
             g.add_process(pid)?;
             for p in g.paths() {
-                show(v, "host", &format!("echo {pid} > {}/cgroup.procs", p.display()), "write(2)");
+                show(
+                    v,
+                    "host",
+                    &format!("echo {pid} > {}/cgroup.procs", p.display()),
+                    "write(2)",
+                );
             }
         }
         if let Some(np) = &net_plan {
@@ -135,7 +168,12 @@ pub(super) fn launch(spec: &RunSpec, image: Option<wb_image::LoadedImage>, run: 
             show(true, "container", &op.command(), &op.syscall());
         }
         let argv: Vec<String> = exec.argv().iter().map(|a| a.to_string_lossy().into_owned()).collect();
-        show(true, "container", &format!("exec {}", shell_words(&argv)), "execve(2), as PID 1 of the new PID namespace");
+        show(
+            true,
+            "container",
+            &format!("exec {}", shell_words(&argv)),
+            "execve(2), as PID 1 of the new PID namespace",
+        );
     }
     trace.mark("parent setup");
 
@@ -159,7 +197,10 @@ pub(super) fn launch(spec: &RunSpec, image: Option<wb_image::LoadedImage>, run: 
     let code = status.code();
     if let (Some(g), ExitStatus::Signaled(9)) = (&group, status) {
         if spec.memory.is_some() && g.oom_kill_count().unwrap_or(0) > 0 {
-            eprintln!("workbench: the command was killed by the OOM killer (--memory {})", spec.memory_text.as_deref().unwrap_or("?"));
+            eprintln!(
+                "workbench: the command was killed by the OOM killer (--memory {})",
+                spec.memory_text.as_deref().unwrap_or("?")
+            );
         }
     }
     Ok(code)
@@ -179,7 +220,9 @@ fn report_child_failure((step, errno): (u32, i32), ops: &[plan::Op], argv0: &str
 /// With -t: make the terminal visible inside as /dev/console and at its own
 /// path (e.g. /dev/pts/3), so `tty` and programs that reopen it work.
 fn add_terminal(ops: &mut Vec<plan::Op>, merged: &Path) {
-    let Ok(tty) = nix::unistd::ttyname(std::io::stdin()) else { return };
+    let Ok(tty) = nix::unistd::ttyname(std::io::stdin()) else {
+        return;
+    };
     let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_encoded_bytes().to_vec()).ok();
     let mut extra = Vec::new();
     let mut targets = vec![merged.join("dev/console")];
@@ -191,11 +234,22 @@ fn add_terminal(ops: &mut Vec<plan::Op>, merged: &Path) {
         targets.push(inside);
     }
     for t in targets {
-        let (Some(target), Some(source)) = (c(&t), c(&tty)) else { continue };
+        let (Some(target), Some(source)) = (c(&t), c(&tty)) else {
+            continue;
+        };
         extra.push(plan::Op::Touch { path: target.clone() });
-        extra.push(plan::Op::Mount { source, target, fstype: Default::default(), flags: libc::MS_BIND, data: None });
+        extra.push(plan::Op::Mount {
+            source,
+            target,
+            fstype: Default::default(),
+            flags: libc::MS_BIND,
+            data: None,
+        });
     }
-    let pivot = ops.iter().position(|o| matches!(o, plan::Op::PivotRoot { .. })).unwrap_or(ops.len());
+    let pivot = ops
+        .iter()
+        .position(|o| matches!(o, plan::Op::PivotRoot { .. }))
+        .unwrap_or(ops.len());
     ops.splice(pivot..pivot, extra);
 }
 
@@ -206,4 +260,3 @@ fn strip_os_error(e: &std::io::Error) -> String {
         None => s,
     }
 }
-

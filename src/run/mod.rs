@@ -29,10 +29,21 @@ use verbose::Trace;
 pub fn main(args: &RunArgs) -> anyhow::Result<ExitCode> {
     use std::io::IsTerminal;
     // Cores and memory size matter only for the limits (probing reads several files).
-    let facts = if args.memory.is_some() || args.cpus.is_some() { HostFacts::probe() } else { HostFacts { cores: u32::MAX, mem_total: u64::MAX } };
+    let facts = if args.memory.is_some() || args.cpus.is_some() {
+        HostFacts::probe()
+    } else {
+        HostFacts {
+            cores: u32::MAX,
+            mem_total: u64::MAX,
+        }
+    };
     let spec = RunSpec::from_args(args, &facts, std::io::stdin().is_terminal())?;
     if !nix::unistd::geteuid().is_root() {
-        return Err(UsageError("this needs root (clone(2) with namespace flags, mount(2), cgroups): run it in a root shell or with sudo".into()).into());
+        return Err(UsageError(
+            "this needs root (clone(2) with namespace flags, mount(2), cgroups): run it in a root shell or with sudo"
+                .into(),
+        )
+        .into());
     }
     preflight::preflight_host(&spec)?;
     let signals = Signals::block()?;
@@ -50,11 +61,12 @@ pub fn main(args: &RunArgs) -> anyhow::Result<ExitCode> {
     match outcome {
         Ok(code) => Ok(ExitCode::from(code)),
         Err(e) if e.is::<UsageError>() => Err(e),
-        Err(e) if e.is::<Interrupted>() => Ok(ExitCode::from(e.downcast::<Interrupted>().map(|i| i.code()).unwrap_or(130))),
+        Err(e) if e.is::<Interrupted>() => Ok(ExitCode::from(
+            e.downcast::<Interrupted>().map(|i| i.code()).unwrap_or(130),
+        )),
         Err(e) => {
             eprintln!("workbench: error: {e:#}");
             Ok(ExitCode::from(125))
         }
     }
 }
-

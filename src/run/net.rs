@@ -65,12 +65,19 @@ impl NetPlan {
     pub fn ruleset(&self) -> String {
         let mut dnat = String::new();
         for p in &self.ports {
-            dnat.push_str(&format!("    fib daddr type local tcp dport {} dnat to {}:{}\n", p.host, self.address, p.container));
+            dnat.push_str(&format!(
+                "    fib daddr type local tcp dport {} dnat to {}:{}\n",
+                p.host, self.address, p.container
+            ));
         }
         let mut t = format!("table ip {} {{\n", self.table);
         if !self.ports.is_empty() {
-            t.push_str(&format!("  chain prerouting {{\n    type nat hook prerouting priority dstnat; policy accept;\n{dnat}  }}\n"));
-            t.push_str(&format!("  chain output {{\n    type nat hook output priority -100; policy accept;\n{dnat}  }}\n"));
+            t.push_str(&format!(
+                "  chain prerouting {{\n    type nat hook prerouting priority dstnat; policy accept;\n{dnat}  }}\n"
+            ));
+            t.push_str(&format!(
+                "  chain output {{\n    type nat hook output priority -100; policy accept;\n{dnat}  }}\n"
+            ));
             // Connections from the host's 127.0.0.1 need a source the container can answer.
             t.push_str(&format!(
                 "  chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n    ip saddr 127.0.0.0/8 ip daddr {} masquerade\n  }}\n",
@@ -89,20 +96,53 @@ impl NetPlan {
         const LINK: &str = "netlink RTM_NEWLINK";
         let mut v = vec![
             (format!("ip link add {} type bridge", self.bridge), LINK),
-            (format!("ip link add {} type veth peer name {}", self.host_veth, self.peer_veth), LINK),
+            (
+                format!("ip link add {} type veth peer name {}", self.host_veth, self.peer_veth),
+                LINK,
+            ),
             (format!("ip link set {} master {}", self.host_veth, self.bridge), LINK),
-            (format!("ip addr add {}/{} dev {}", self.gateway, self.prefix, self.bridge), "netlink RTM_NEWADDR"),
-            (format!("ip link set {} up; ip link set {} up", self.bridge, self.host_veth), LINK),
-            (format!("ip link set {} netns {pid}", self.peer_veth), "netlink RTM_NEWLINK with IFLA_NET_NS_PID"),
-            (format!("nsenter -t {pid} -n ip link set {} name eth0", self.peer_veth), "setns(CLONE_NEWNET) + RTM_NEWLINK"),
-            (format!("nsenter -t {pid} -n ip addr add {}/{} dev eth0", self.address, self.prefix), "setns(CLONE_NEWNET) + RTM_NEWADDR"),
-            (format!("nsenter -t {pid} -n ip link set eth0 up"), "setns(CLONE_NEWNET) + RTM_NEWLINK"),
-            (format!("nsenter -t {pid} -n ip route add default via {}", self.gateway), "setns(CLONE_NEWNET) + RTM_NEWROUTE"),
+            (
+                format!("ip addr add {}/{} dev {}", self.gateway, self.prefix, self.bridge),
+                "netlink RTM_NEWADDR",
+            ),
+            (
+                format!("ip link set {} up; ip link set {} up", self.bridge, self.host_veth),
+                LINK,
+            ),
+            (
+                format!("ip link set {} netns {pid}", self.peer_veth),
+                "netlink RTM_NEWLINK with IFLA_NET_NS_PID",
+            ),
+            (
+                format!("nsenter -t {pid} -n ip link set {} name eth0", self.peer_veth),
+                "setns(CLONE_NEWNET) + RTM_NEWLINK",
+            ),
+            (
+                format!(
+                    "nsenter -t {pid} -n ip addr add {}/{} dev eth0",
+                    self.address, self.prefix
+                ),
+                "setns(CLONE_NEWNET) + RTM_NEWADDR",
+            ),
+            (
+                format!("nsenter -t {pid} -n ip link set eth0 up"),
+                "setns(CLONE_NEWNET) + RTM_NEWLINK",
+            ),
+            (
+                format!("nsenter -t {pid} -n ip route add default via {}", self.gateway),
+                "setns(CLONE_NEWNET) + RTM_NEWROUTE",
+            ),
         ];
         if !self.ports.is_empty() {
-            v.push((format!("sysctl -w net.ipv4.conf.{}.route_localnet=1", self.bridge), "write(2) to /proc/sys/net/ipv4/conf/*/route_localnet"));
+            v.push((
+                format!("sysctl -w net.ipv4.conf.{}.route_localnet=1", self.bridge),
+                "write(2) to /proc/sys/net/ipv4/conf/*/route_localnet",
+            ));
         }
-        v.push((format!("nft -f - <<'EOF'\n{}EOF", self.ruleset()), "netlink NFNL_SUBSYS_NFTABLES (via nft)"));
+        v.push((
+            format!("nft -f - <<'EOF'\n{}EOF", self.ruleset()),
+            "netlink NFNL_SUBSYS_NFTABLES (via nft)",
+        ));
         v
     }
 }
@@ -130,7 +170,12 @@ pub fn reserve_ports(ports: &[PortMap]) -> anyhow::Result<()> {
     state::reserve("ports", || -> anyhow::Result<()> {
         let held = netlab::held_ports_elsewhere();
         for p in ports {
-            let refuse = |why: String| crate::error::UsageError(format!("-p {}:{}: host port {} {why}: publish another host port", p.host, p.container, p.host));
+            let refuse = |why: String| {
+                crate::error::UsageError(format!(
+                    "-p {}:{}: host port {} {why}: publish another host port",
+                    p.host, p.container, p.host
+                ))
+            };
             if let Some((_, who)) = held.iter().find(|(h, _)| *h == p.host) {
                 return Err(refuse(format!("is mapped by {who}, which is still running")).into());
             }
@@ -162,7 +207,11 @@ pub fn setup(plan: &NetPlan, pid: i32) -> anyhow::Result<()> {
     wb_net::set_up(&plan.bridge)?;
     wb_net::set_up(&plan.host_veth)?;
     wb_net::move_to_netns_pid(&plan.peer_veth, pid)?;
-    let (peer, addr, gw) = (plan.peer_veth.clone(), format!("{}/{}", plan.address, plan.prefix), plan.gateway.clone());
+    let (peer, addr, gw) = (
+        plan.peer_veth.clone(),
+        format!("{}/{}", plan.address, plan.prefix),
+        plan.gateway.clone(),
+    );
     wb_net::in_netns_of(pid, move || {
         wb_net::rename(&peer, "eth0")?;
         wb_net::add_address("eth0", &addr)?;
@@ -175,7 +224,10 @@ pub fn setup(plan: &NetPlan, pid: i32) -> anyhow::Result<()> {
         let p = format!("/proc/sys/net/ipv4/conf/{}/route_localnet", plan.bridge);
         std::fs::write(&p, "1").with_context(|| format!("write {p}"))?;
     }
-    state::record(Resource::NftTable { family: "ip".into(), name: plan.table.clone() })?;
+    state::record(Resource::NftTable {
+        family: "ip".into(),
+        name: plan.table.clone(),
+    })?;
     nft_apply(&plan.ruleset()).with_context(|| format!("nft add table ip {}", plan.table))?;
     Ok(())
 }
@@ -215,7 +267,14 @@ mod tests {
 
     #[test]
     fn ruleset_maps_ports_and_blocks_forwarding() {
-        let p = NetPlan::new("a1b2c3", "10.231.7.0/24", &[PortMap { host: 8080, container: 80 }]);
+        let p = NetPlan::new(
+            "a1b2c3",
+            "10.231.7.0/24",
+            &[PortMap {
+                host: 8080,
+                container: 80,
+            }],
+        );
         let r = p.ruleset();
         assert!(r.starts_with("table ip wbruna1b2c3 {"));
         assert_eq!(r.matches("tcp dport 8080 dnat to 10.231.7.2:80").count(), 2);

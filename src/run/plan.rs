@@ -18,11 +18,22 @@ pub enum Op {
     /// `mount --make-rprivate /`: nothing mounted from now on propagates to the host.
     MakeRprivate,
     /// `mount(2)`.
-    Mount { source: CString, target: CString, fstype: CString, flags: c_ulong, data: Option<CString> },
+    Mount {
+        source: CString,
+        target: CString,
+        fstype: CString,
+        flags: c_ulong,
+        data: Option<CString>,
+    },
     /// `mkdir(2)`; an existing directory is fine.
     Mkdir { path: CString, mode: u32 },
     /// `mknod(2)` of a character device.
-    Mknod { path: CString, mode: u32, major: u32, minor: u32 },
+    Mknod {
+        path: CString,
+        mode: u32,
+        major: u32,
+        minor: u32,
+    },
     /// Create an empty file (a mount point for a bind-mounted file).
     Touch { path: CString },
     /// `symlink(2)`.
@@ -71,12 +82,20 @@ const MOUNT_FLAGS: [(c_ulong, &str, &str); 12] = [
 
 /// Mount flags by their `mount -o` names.
 fn flag_names(flags: c_ulong) -> Vec<&'static str> {
-    MOUNT_FLAGS.iter().filter(|(f, _, _)| flags & f != 0).map(|(_, n, _)| *n).collect()
+    MOUNT_FLAGS
+        .iter()
+        .filter(|(f, _, _)| flags & f != 0)
+        .map(|(_, n, _)| *n)
+        .collect()
 }
 
 /// Mount flags by their C names.
 fn flag_c_names(flags: c_ulong) -> Vec<&'static str> {
-    MOUNT_FLAGS.iter().filter(|(f, _, _)| flags & f != 0).map(|(_, _, n)| *n).collect()
+    MOUNT_FLAGS
+        .iter()
+        .filter(|(f, _, _)| flags & f != 0)
+        .map(|(_, _, n)| *n)
+        .collect()
 }
 
 /// A C string argument, or NULL when empty.
@@ -93,18 +112,38 @@ impl Op {
     pub fn syscall(&self) -> String {
         match self {
             Op::MakeRprivate => r#"mount(NULL, "/", NULL, MS_REC|MS_PRIVATE, NULL)"#.into(),
-            Op::Mount { source, target, fstype, flags, data } => {
+            Op::Mount {
+                source,
+                target,
+                fstype,
+                flags,
+                data,
+            } => {
                 let f = flag_c_names(*flags);
                 let data = data.as_ref().map(c_arg).unwrap_or_else(|| "NULL".into());
-                format!("mount({}, {}, {}, {}, {data})", c_arg(source), c_arg(target), c_arg(fstype), if f.is_empty() { "0".into() } else { f.join("|") })
+                format!(
+                    "mount({}, {}, {}, {}, {data})",
+                    c_arg(source),
+                    c_arg(target),
+                    c_arg(fstype),
+                    if f.is_empty() { "0".into() } else { f.join("|") }
+                )
             }
             Op::Mkdir { path, mode } => format!("mkdir({:?}, {mode:#o})", s(path)),
-            Op::Mknod { path, mode, major, minor } => format!("mknod({:?}, S_IFCHR|{mode:#o}, makedev({major}, {minor}))", s(path)),
+            Op::Mknod {
+                path,
+                mode,
+                major,
+                minor,
+            } => format!("mknod({:?}, S_IFCHR|{mode:#o}, makedev({major}, {minor}))", s(path)),
             Op::Touch { path } => format!("close(open({:?}, O_CREAT))", s(path)),
             Op::Symlink { target, link } => format!("symlink({:?}, {:?})", s(target), s(link)),
             Op::Sethostname(h) => format!("sethostname({:?})", s(h)),
             Op::LoopbackUp => r#"ioctl(sock, SIOCSIFFLAGS, {"lo", IFF_UP})"#.into(),
-            Op::PivotRoot { new_root } => format!(r#"chdir({:?}); pivot_root(".", "."); umount2(".", MNT_DETACH); chdir("/")"#, s(new_root)),
+            Op::PivotRoot { new_root } => format!(
+                r#"chdir({:?}); pivot_root(".", "."); umount2(".", MNT_DETACH); chdir("/")"#,
+                s(new_root)
+            ),
             Op::StdinFromNull => r#"dup2(open("/dev/null"), 0)"#.into(),
             Op::BecomeRoot => "setresgid(0, 0, 0); setgroups(0, NULL); setresuid(0, 0, 0)".into(),
         }
@@ -114,7 +153,13 @@ impl Op {
     pub fn command(&self) -> String {
         match self {
             Op::MakeRprivate => "mount --make-rprivate /".into(),
-            Op::Mount { source, target, fstype, flags, data } => {
+            Op::Mount {
+                source,
+                target,
+                fstype,
+                flags,
+                data,
+            } => {
                 let names = flag_names(*flags);
                 if flags & libc::MS_REMOUNT != 0 {
                     let o: Vec<&str> = names.into_iter().filter(|n| *n != "rec").collect();
@@ -128,11 +173,20 @@ impl Op {
                 if let Some(d) = data {
                     opts.push(s(d));
                 }
-                let o = if opts.is_empty() { String::new() } else { format!(" -o {}", opts.join(",")) };
+                let o = if opts.is_empty() {
+                    String::new()
+                } else {
+                    format!(" -o {}", opts.join(","))
+                };
                 format!("mount -t {}{o} {} {}", s(fstype), s(source), s(target))
             }
             Op::Mkdir { path, mode } => format!("mkdir -p -m {mode:o} {}", s(path)),
-            Op::Mknod { path, mode, major, minor } => format!("mknod -m {mode:o} {} c {major} {minor}", s(path)),
+            Op::Mknod {
+                path,
+                mode,
+                major,
+                minor,
+            } => format!("mknod -m {mode:o} {} c {major} {minor}", s(path)),
             Op::Touch { path } => format!("touch {}", s(path)),
             Op::Symlink { target, link } => format!("ln -s {} {}", s(target), s(link)),
             Op::Sethostname(h) => format!("hostname {}", s(h)),
@@ -183,7 +237,9 @@ pub struct PlanInput {
 /// `statvfs(2)` flags of the filesystem holding `path`, as `MS_*` mount flags.
 pub fn mount_flags_of(path: &Path) -> c_ulong {
     use nix::sys::statvfs::FsFlags;
-    let Ok(st) = nix::sys::statvfs::statvfs(path) else { return 0 };
+    let Ok(st) = nix::sys::statvfs::statvfs(path) else {
+        return 0;
+    };
     let f = st.flags();
     let mut out = 0;
     for (fs, ms) in [
@@ -202,11 +258,23 @@ pub fn mount_flags_of(path: &Path) -> c_ulong {
 }
 
 /// Character devices every container gets on its private /dev (mode 0666).
-pub const DEVICES: &[(&str, u32, u32)] = &[("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)];
+pub const DEVICES: &[(&str, u32, u32)] = &[
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+    ("tty", 5, 0),
+];
 
 /// The overlayfs mount options for `lowers` (top-most first) over a scratch tmpfs.
 pub fn overlay_options(lowers: &[PathBuf], scratch: &Path) -> String {
-    let spec = wb_image::OverlaySpec::new(lowers.to_vec(), scratch.join("upper"), scratch.join("work"), PathBuf::new());
+    let spec = wb_image::OverlaySpec::new(
+        lowers.to_vec(),
+        scratch.join("upper"),
+        scratch.join("work"),
+        PathBuf::new(),
+    );
     spec.options_string()
 }
 
@@ -221,50 +289,139 @@ pub fn build(input: &PlanInput) -> Vec<Op> {
         flags,
         data: data.map(c),
     };
-    let mut ops = if input.userns { vec![Op::BecomeRoot, Op::MakeRprivate] } else { vec![Op::MakeRprivate] };
+    let mut ops = if input.userns {
+        vec![Op::BecomeRoot, Op::MakeRprivate]
+    } else {
+        vec![Op::MakeRprivate]
+    };
     let writable = matches!(input.root, RootMode::Overlay { .. });
     match &input.root {
         RootMode::ReadOnlyBind { rootfs, has_tmp } => {
-            ops.push(Op::Mount { source: cp(rootfs), target: cp(m), fstype: c(""), flags: libc::MS_BIND | libc::MS_REC, data: None });
+            ops.push(Op::Mount {
+                source: cp(rootfs),
+                target: cp(m),
+                fstype: c(""),
+                flags: libc::MS_BIND | libc::MS_REC,
+                data: None,
+            });
             let flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | input.keep_flags;
-            ops.push(Op::Mount { source: c(""), target: cp(m), fstype: c(""), flags, data: None });
+            ops.push(Op::Mount {
+                source: c(""),
+                target: cp(m),
+                fstype: c(""),
+                flags,
+                data: None,
+            });
             if *has_tmp {
-                ops.push(mount("tmpfs", at("tmp"), "tmpfs", libc::MS_NOSUID | libc::MS_NODEV, Some("mode=1777")));
+                ops.push(mount(
+                    "tmpfs",
+                    at("tmp"),
+                    "tmpfs",
+                    libc::MS_NOSUID | libc::MS_NODEV,
+                    Some("mode=1777"),
+                ));
             }
         }
         RootMode::Overlay { lowers, scratch } => {
             ops.push(mount("tmpfs", cp(scratch), "tmpfs", 0, Some("mode=0700")));
-            ops.push(Op::Mkdir { path: cp(&scratch.join("upper")), mode: 0o755 });
-            ops.push(Op::Mkdir { path: cp(&scratch.join("work")), mode: 0o755 });
-            ops.push(mount("overlay", cp(m), "overlay", 0, Some(&overlay_options(lowers, scratch))));
+            ops.push(Op::Mkdir {
+                path: cp(&scratch.join("upper")),
+                mode: 0o755,
+            });
+            ops.push(Op::Mkdir {
+                path: cp(&scratch.join("work")),
+                mode: 0o755,
+            });
+            ops.push(mount(
+                "overlay",
+                cp(m),
+                "overlay",
+                0,
+                Some(&overlay_options(lowers, scratch)),
+            ));
             for d in ["proc", "dev", "sys", "tmp"] {
-                ops.push(Op::Mkdir { path: at(d), mode: if d == "tmp" { 0o1777 } else { 0o755 } });
+                ops.push(Op::Mkdir {
+                    path: at(d),
+                    mode: if d == "tmp" { 0o1777 } else { 0o755 },
+                });
             }
         }
     }
-    ops.push(mount("proc", at("proc"), "proc", libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC, None));
-    ops.push(mount("tmpfs", at("dev"), "tmpfs", libc::MS_NOSUID | libc::MS_STRICTATIME, Some("mode=755,size=65536k")));
+    ops.push(mount(
+        "proc",
+        at("proc"),
+        "proc",
+        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+        None,
+    ));
+    ops.push(mount(
+        "tmpfs",
+        at("dev"),
+        "tmpfs",
+        libc::MS_NOSUID | libc::MS_STRICTATIME,
+        Some("mode=755,size=65536k"),
+    ));
     for (name, major, minor) in DEVICES {
         let path = at(&format!("dev/{name}"));
         if input.userns {
             // A user namespace may not create device nodes, but may bind the host's.
             ops.push(Op::Touch { path: path.clone() });
-            ops.push(Op::Mount { source: c(format!("/dev/{name}")), target: path, fstype: c(""), flags: libc::MS_BIND, data: None });
+            ops.push(Op::Mount {
+                source: c(format!("/dev/{name}")),
+                target: path,
+                fstype: c(""),
+                flags: libc::MS_BIND,
+                data: None,
+            });
         } else {
-            ops.push(Op::Mknod { path, mode: 0o666, major: *major, minor: *minor });
+            ops.push(Op::Mknod {
+                path,
+                mode: 0o666,
+                major: *major,
+                minor: *minor,
+            });
         }
     }
-    for (target, link) in [("/proc/self/fd", "fd"), ("/proc/self/fd/0", "stdin"), ("/proc/self/fd/1", "stdout"), ("/proc/self/fd/2", "stderr")] {
-        ops.push(Op::Symlink { target: c(target), link: at(&format!("dev/{link}")) });
+    for (target, link) in [
+        ("/proc/self/fd", "fd"),
+        ("/proc/self/fd/0", "stdin"),
+        ("/proc/self/fd/1", "stdout"),
+        ("/proc/self/fd/2", "stderr"),
+    ] {
+        ops.push(Op::Symlink {
+            target: c(target),
+            link: at(&format!("dev/{link}")),
+        });
     }
-    ops.push(Op::Mkdir { path: at("dev/shm"), mode: 0o1777 });
+    ops.push(Op::Mkdir {
+        path: at("dev/shm"),
+        mode: 0o1777,
+    });
     if input.devpts {
-        ops.push(Op::Mkdir { path: at("dev/pts"), mode: 0o755 });
-        ops.push(mount("devpts", at("dev/pts"), "devpts", libc::MS_NOSUID | libc::MS_NOEXEC, Some("newinstance,ptmxmode=0666,mode=0620")));
-        ops.push(Op::Symlink { target: c("pts/ptmx"), link: at("dev/ptmx") });
+        ops.push(Op::Mkdir {
+            path: at("dev/pts"),
+            mode: 0o755,
+        });
+        ops.push(mount(
+            "devpts",
+            at("dev/pts"),
+            "devpts",
+            libc::MS_NOSUID | libc::MS_NOEXEC,
+            Some("newinstance,ptmxmode=0666,mode=0620"),
+        ));
+        ops.push(Op::Symlink {
+            target: c("pts/ptmx"),
+            link: at("dev/ptmx"),
+        });
     }
     if input.sysfs || writable {
-        ops.push(mount("sysfs", at("sys"), "sysfs", libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC, None));
+        ops.push(mount(
+            "sysfs",
+            at("sys"),
+            "sysfs",
+            libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            None,
+        ));
     }
     ops.push(Op::Sethostname(c(&input.hostname)));
     if input.new_netns {
@@ -309,12 +466,18 @@ mod tests {
 
     #[test]
     fn user_namespace_recipe() {
-        let mut i = input(RootMode::ReadOnlyBind { rootfs: "/r".into(), has_tmp: false });
+        let mut i = input(RootMode::ReadOnlyBind {
+            rootfs: "/r".into(),
+            has_tmp: false,
+        });
         i.userns = true;
         i.keep_flags = libc::MS_NOSUID | libc::MS_RELATIME;
         let ops = build(&i);
         assert_eq!(ops[0], Op::BecomeRoot);
-        assert_eq!(ops[3].command(), "mount -o bind,remount,ro,nosuid,relatime /run/wb/merged");
+        assert_eq!(
+            ops[3].command(),
+            "mount -o bind,remount,ro,nosuid,relatime /run/wb/merged"
+        );
         let cmds: Vec<String> = ops.iter().map(Op::command).collect();
         assert!(!cmds.iter().any(|c| c.starts_with("mknod")));
         assert!(cmds.contains(&"mount --bind /dev/null /run/wb/merged/dev/null".to_string()));
@@ -322,12 +485,18 @@ mod tests {
 
     #[test]
     fn read_only_bind_recipe() {
-        let ops = build(&input(RootMode::ReadOnlyBind { rootfs: "/srv/rootfs".into(), has_tmp: true }));
+        let ops = build(&input(RootMode::ReadOnlyBind {
+            rootfs: "/srv/rootfs".into(),
+            has_tmp: true,
+        }));
         let cmds: Vec<String> = ops.iter().map(Op::command).collect();
         assert_eq!(cmds[0], "mount --make-rprivate /");
         assert_eq!(cmds[1], "mount --rbind /srv/rootfs /run/wb/merged");
         assert_eq!(cmds[2], "mount -o bind,remount,ro /run/wb/merged");
-        assert_eq!(cmds[3], "mount -t tmpfs -o nosuid,nodev,mode=1777 tmpfs /run/wb/merged/tmp");
+        assert_eq!(
+            cmds[3],
+            "mount -t tmpfs -o nosuid,nodev,mode=1777 tmpfs /run/wb/merged/tmp"
+        );
         assert_eq!(cmds[4], "mount -t proc -o nosuid,nodev,noexec proc /run/wb/merged/proc");
         assert!(cmds.contains(&"mknod -m 666 /run/wb/merged/dev/null c 1 3".to_string()));
         assert!(cmds.contains(&"hostname box".to_string()));
@@ -341,7 +510,10 @@ mod tests {
 
     #[test]
     fn overlay_recipe() {
-        let mut i = input(RootMode::Overlay { lowers: vec!["/l/2".into(), "/l/1".into()], scratch: "/run/wb/rw".into() });
+        let mut i = input(RootMode::Overlay {
+            lowers: vec!["/l/2".into(), "/l/1".into()],
+            scratch: "/run/wb/rw".into(),
+        });
         i.new_netns = false;
         i.keep_stdin = true;
         i.devpts = true;
@@ -355,10 +527,19 @@ mod tests {
 
     #[test]
     fn syscalls_read_like_c() {
-        let ops = build(&input(RootMode::ReadOnlyBind { rootfs: "/r".into(), has_tmp: false }));
-        assert_eq!(ops[1].syscall(), r#"mount("/r", "/run/wb/merged", NULL, MS_BIND|MS_REC, NULL)"#);
+        let ops = build(&input(RootMode::ReadOnlyBind {
+            rootfs: "/r".into(),
+            has_tmp: false,
+        }));
+        assert_eq!(
+            ops[1].syscall(),
+            r#"mount("/r", "/run/wb/merged", NULL, MS_BIND|MS_REC, NULL)"#
+        );
         assert_eq!(ops[0].syscall(), r#"mount(NULL, "/", NULL, MS_REC|MS_PRIVATE, NULL)"#);
-        assert_eq!(ops[2].syscall(), r#"mount(NULL, "/run/wb/merged", NULL, MS_BIND|MS_REMOUNT|MS_RDONLY, NULL)"#);
+        assert_eq!(
+            ops[2].syscall(),
+            r#"mount(NULL, "/run/wb/merged", NULL, MS_BIND|MS_REMOUNT|MS_RDONLY, NULL)"#
+        );
     }
 
     #[test]

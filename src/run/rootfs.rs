@@ -27,7 +27,9 @@ pub(super) fn mkdir(p: &Path) -> anyhow::Result<()> {
 /// An image that is not there, or the wrong tag, is bad input (exit 2).
 fn image_error(e: wb_image::Error) -> anyhow::Error {
     match e {
-        e @ wb_image::Error::NotFound { .. } => UsageError(format!("{e}: give one of the available tags with --tag or IMAGE:TAG")).into(),
+        e @ wb_image::Error::NotFound { .. } => {
+            UsageError(format!("{e}: give one of the available tags with --tag or IMAGE:TAG")).into()
+        }
         e => e.into(),
     }
 }
@@ -35,52 +37,110 @@ fn image_error(e: wb_image::Error) -> anyhow::Error {
 /// Read an image's index and verify its digests. OCI layouts and extracted
 /// docker-save directories are read in place, before anything is created; a
 /// docker-save tar file is extracted into the run's working directory first.
-pub(super) fn load_image(spec: &RunSpec, workdir: Option<&Path>, verbose: bool) -> anyhow::Result<Option<wb_image::LoadedImage>> {
+pub(super) fn load_image(
+    spec: &RunSpec,
+    workdir: Option<&Path>,
+    verbose: bool,
+) -> anyhow::Result<Option<wb_image::LoadedImage>> {
     match &spec.source {
         Source::Rootfs(_) => Ok(None),
         Source::Oci { dir, reference } => {
-            show(verbose, "host", &format!("read {}/index.json, manifest and config of {reference:?}; verify every blob's sha256", dir.display()), "");
+            show(
+                verbose,
+                "host",
+                &format!(
+                    "read {}/index.json, manifest and config of {reference:?}; verify every blob's sha256",
+                    dir.display()
+                ),
+                "",
+            );
             Ok(Some(wb_image::load_oci(dir, reference).map_err(image_error)?))
         }
-        Source::Docker { path, reference } if path.is_dir() => Ok(Some(wb_image::load_docker_archive(path, reference).map_err(image_error)?)),
+        Source::Docker { path, reference } if path.is_dir() => Ok(Some(
+            wb_image::load_docker_archive(path, reference).map_err(image_error)?,
+        )),
         Source::Docker { path, reference } => {
             let Some(workdir) = workdir else { return Ok(None) };
             let dest = workdir.join("archive");
             mkdir(&dest)?;
-            show(verbose, "host", &format!("tar -xf {} -C {}", path.display(), dest.display()), "");
+            show(
+                verbose,
+                "host",
+                &format!("tar -xf {} -C {}", path.display(), dest.display()),
+                "",
+            );
             let mut a = tar::Archive::new(wb_image::image::open_layer_file(path)?);
             a.unpack(&dest).with_context(|| format!("extract {}", path.display()))?;
-            Ok(Some(wb_image::load_docker_archive(&dest, reference).map_err(image_error)?))
+            Ok(Some(
+                wb_image::load_docker_archive(&dest, reference).map_err(image_error)?,
+            ))
         }
     }
 }
 
 /// The container's root: a rootfs directory as it is, or an image's layers
 /// unpacked into the run's working directory.
-pub(super) fn prepare_root(spec: &RunSpec, image: Option<wb_image::LoadedImage>, workdir: &Path, verbose: bool) -> anyhow::Result<Root> {
+pub(super) fn prepare_root(
+    spec: &RunSpec,
+    image: Option<wb_image::LoadedImage>,
+    workdir: &Path,
+    verbose: bool,
+) -> anyhow::Result<Root> {
     let scratch = workdir.join("rw");
     if let Source::Rootfs(rootfs) = &spec.source {
         let mode = if spec.overlay {
             mkdir(&scratch)?;
-            plan::RootMode::Overlay { lowers: vec![rootfs.clone()], scratch }
+            plan::RootMode::Overlay {
+                lowers: vec![rootfs.clone()],
+                scratch,
+            }
         } else {
-            plan::RootMode::ReadOnlyBind { rootfs: rootfs.clone(), has_tmp: rootfs.join("tmp").is_dir() }
+            plan::RootMode::ReadOnlyBind {
+                rootfs: rootfs.clone(),
+                has_tmp: rootfs.join("tmp").is_dir(),
+            }
         };
-        return Ok(Root { mode, argv: spec.argv.clone(), image_env: vec![], sysfs: rootfs.join("sys").is_dir() });
+        return Ok(Root {
+            mode,
+            argv: spec.argv.clone(),
+            image_env: vec![],
+            sysfs: rootfs.join("sys").is_dir(),
+        });
     }
     let image = match image {
         Some(i) => i,
         None => load_image(spec, Some(workdir), verbose)?.expect("an image source loads an image"),
     };
-    let argv = if spec.argv.is_empty() { image.config.cmd.clone() } else { spec.argv.clone() };
+    let argv = if spec.argv.is_empty() {
+        image.config.cmd.clone()
+    } else {
+        spec.argv.clone()
+    };
     if argv.is_empty() {
-        return Err(UsageError(format!("no command given and {} has no Cmd: add CMD after the image", spec.source.describe())).into());
+        return Err(UsageError(format!(
+            "no command given and {} has no Cmd: add CMD after the image",
+            spec.source.describe()
+        ))
+        .into());
     }
     let layers = workdir.join("layers");
     mkdir(&layers)?;
-    show(verbose, "host", &format!("tar -xf LAYER -C {}/NN-DIFFID  # each of {} layers; whiteouts become 0/0 devices", layers.display(), image.layers.len()), "");
+    show(
+        verbose,
+        "host",
+        &format!(
+            "tar -xf LAYER -C {}/NN-DIFFID  # each of {} layers; whiteouts become 0/0 devices",
+            layers.display(),
+            image.layers.len()
+        ),
+        "",
+    );
     let lowers = image.unpack_for_overlay(&layers)?;
     mkdir(&scratch)?;
-    Ok(Root { mode: plan::RootMode::Overlay { lowers, scratch }, argv, image_env: image.config.env.clone(), sysfs: true })
+    Ok(Root {
+        mode: plan::RootMode::Overlay { lowers, scratch },
+        argv,
+        image_env: image.config.env.clone(),
+        sysfs: true,
+    })
 }
-

@@ -79,7 +79,9 @@ impl Signals {
 }
 
 fn announce(sig: i32) {
-    let name = nix::sys::signal::Signal::try_from(sig).map(|s| s.as_str()).unwrap_or("a signal");
+    let name = nix::sys::signal::Signal::try_from(sig)
+        .map(|s| s.as_str())
+        .unwrap_or("a signal");
     eprintln!("workbench: caught {name}, removing what this run created");
 }
 

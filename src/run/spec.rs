@@ -73,7 +73,9 @@ pub struct HostFacts {
 
 impl HostFacts {
     pub fn probe() -> HostFacts {
-        let cores = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get() as u32)
+            .unwrap_or(1);
         let mem_total = std::fs::read_to_string("/proc/meminfo")
             .ok()
             .and_then(|t| parse_mem_total(&t))
@@ -97,32 +99,58 @@ fn usage(msg: impl Into<String>) -> UsageError {
 pub fn parse_memory(s: &str, facts: &HostFacts) -> Result<u64, UsageError> {
     crate::lesson::options::parse_memory(s, MIN_MEMORY, facts.mem_total).map_err(|e| match e {
         MemoryError::Malformed(_) => usage(format!("--memory {s:?}: expected a size like 64M, 512k or 1G")),
-        MemoryError::TooSmall => usage(format!("--memory {s}: must be at least 4M (smaller limits kill even /bin/true)")),
-        MemoryError::TooLarge => usage(format!("--memory {s}: more than this machine has ({} MiB); give a smaller limit", facts.mem_total >> 20)),
+        MemoryError::TooSmall => usage(format!(
+            "--memory {s}: must be at least 4M (smaller limits kill even /bin/true)"
+        )),
+        MemoryError::TooLarge => usage(format!(
+            "--memory {s}: more than this machine has ({} MiB); give a smaller limit",
+            facts.mem_total >> 20
+        )),
     })
 }
 
 /// `--cpus 1.5` → quota 150000 µs per 100000 µs period; more than 0, at most the cores.
 pub fn parse_cpus(s: &str, facts: &HostFacts) -> Result<CpuLimit, UsageError> {
-    let bad = || usage(format!("--cpus {s}: must be a number of CPUs greater than 0 and at most {} (the cores of this machine), e.g. 0.5", facts.cores));
+    let bad = || {
+        usage(format!(
+            "--cpus {s}: must be a number of CPUs greater than 0 and at most {} (the cores of this machine), e.g. 0.5",
+            facts.cores
+        ))
+    };
     let n: f64 = s.trim().parse().map_err(|_| bad())?;
     if !n.is_finite() || n <= 0.0 || n > facts.cores as f64 {
         return Err(bad());
     }
     let quota_us = (n * CPU_PERIOD_US as f64).round() as u64;
     if quota_us < 1000 {
-        return Err(usage(format!("--cpus {s}: must be at least 0.01 (the kernel's smallest quota is 1 ms per period)")));
+        return Err(usage(format!(
+            "--cpus {s}: must be at least 0.01 (the kernel's smallest quota is 1 ms per period)"
+        )));
     }
-    Ok(CpuLimit { quota_us, period_us: CPU_PERIOD_US })
+    Ok(CpuLimit {
+        quota_us,
+        period_us: CPU_PERIOD_US,
+    })
 }
 
 /// `-p 8080:80` (optionally `/tcp`).
 pub fn parse_port(s: &str) -> Result<PortMap, UsageError> {
-    let bad = || usage(format!("-p {s}: expected HOST:CONTAINER with ports 1-65535, e.g. -p 8080:80"));
+    let bad = || {
+        usage(format!(
+            "-p {s}: expected HOST:CONTAINER with ports 1-65535, e.g. -p 8080:80"
+        ))
+    };
     let t = s.strip_suffix("/tcp").unwrap_or(s);
     let (h, c) = t.split_once(':').ok_or_else(bad)?;
-    let port = |x: &str| x.parse::<u16>().ok().filter(|p| *p > 0 && x.bytes().all(|b| b.is_ascii_digit()));
-    Ok(PortMap { host: port(h).ok_or_else(bad)?, container: port(c).ok_or_else(bad)? })
+    let port = |x: &str| {
+        x.parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0 && x.bytes().all(|b| b.is_ascii_digit()))
+    };
+    Ok(PortMap {
+        host: port(h).ok_or_else(bad)?,
+        container: port(c).ok_or_else(bad)?,
+    })
 }
 
 /// A container name: used in the cgroup name and shown by `workbench cleanup`.
@@ -141,11 +169,16 @@ pub fn parse_name(s: &str) -> Result<String, UsageError> {
 
 /// A hostname for sethostname(2): 1 to 64 bytes of letters, digits, '-' and '.'.
 pub fn parse_hostname(s: &str) -> Result<String, UsageError> {
-    let ok = !s.is_empty() && s.len() <= 64 && !s.contains("..") && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b));
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && !s.contains("..")
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b));
     if ok {
         Ok(s.to_string())
     } else {
-        Err(usage(format!("--hostname {s:?}: use 1 to 64 letters, digits, '-' or '.' (no '/' or '..')")))
+        Err(usage(format!(
+            "--hostname {s:?}: use 1 to 64 letters, digits, '-' or '.' (no '/' or '..')"
+        )))
     }
 }
 
@@ -155,11 +188,16 @@ pub fn parse_env(s: &str, host_value: impl Fn(&str) -> Option<String>) -> Result
         Some((k, v)) => (k.to_string(), Some(v.to_string())),
         None => (s.to_string(), None),
     };
-    let valid = !k.is_empty() && !k.as_bytes()[0].is_ascii_digit() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    let valid =
+        !k.is_empty() && !k.as_bytes()[0].is_ascii_digit() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
     if !valid || s.contains('\0') {
-        return Err(usage(format!("-e {s:?}: expected NAME=VALUE with a NAME of letters, digits and '_'")));
+        return Err(usage(format!(
+            "-e {s:?}: expected NAME=VALUE with a NAME of letters, digits and '_'"
+        )));
     }
-    let v = v.or_else(|| host_value(&k)).ok_or_else(|| usage(format!("-e {k}: not set on the host; give -e {k}=VALUE")))?;
+    let v = v
+        .or_else(|| host_value(&k))
+        .ok_or_else(|| usage(format!("-e {k}: not set on the host; give -e {k}=VALUE")))?;
     Ok((k, v))
 }
 
@@ -212,7 +250,10 @@ pub fn classify_source(arg: &str, tag: Option<&str>, probe: impl Fn(&Path) -> Pa
             None => (rest, None),
         };
         return match probe(Path::new(dir)) {
-            PathKind::OciLayout => Ok(Source::Oci { dir: dir.into(), reference: tag_or(t) }),
+            PathKind::OciLayout => Ok(Source::Oci {
+                dir: dir.into(),
+                reference: tag_or(t),
+            }),
             PathKind::Missing => Err(missing(dir)),
             _ => Err(usage(format!("{dir}: not an OCI image layout (no oci-layout file)"))),
         };
@@ -223,14 +264,25 @@ pub fn classify_source(arg: &str, tag: Option<&str>, probe: impl Fn(&Path) -> Pa
             None => (rest, None),
         };
         return match probe(Path::new(path)) {
-            PathKind::File | PathKind::DockerDir => Ok(Source::Docker { path: path.into(), reference: tag_or(r) }),
+            PathKind::File | PathKind::DockerDir => Ok(Source::Docker {
+                path: path.into(),
+                reference: tag_or(r),
+            }),
             PathKind::Missing => Err(missing(path)),
-            _ => Err(usage(format!("{path}: not a docker-save archive (a tar file, or a directory with manifest.json)"))),
+            _ => Err(usage(format!(
+                "{path}: not a docker-save archive (a tar file, or a directory with manifest.json)"
+            ))),
         };
     }
     match probe(Path::new(arg)) {
-        PathKind::OciLayout => Ok(Source::Oci { dir: arg.into(), reference: tag_or(None) }),
-        PathKind::DockerDir | PathKind::File => Ok(Source::Docker { path: arg.into(), reference: tag_or(None) }),
+        PathKind::OciLayout => Ok(Source::Oci {
+            dir: arg.into(),
+            reference: tag_or(None),
+        }),
+        PathKind::DockerDir | PathKind::File => Ok(Source::Docker {
+            path: arg.into(),
+            reference: tag_or(None),
+        }),
         PathKind::Dir => {
             if tag.is_some() {
                 return Err(usage(format!("--tag: {arg} is a rootfs directory, not an image")));
@@ -242,7 +294,10 @@ pub fn classify_source(arg: &str, tag: Option<&str>, probe: impl Fn(&Path) -> Pa
             // `DIR:TAG` for an OCI layout, as umoci spells it.
             if let Some((dir, t)) = arg.rsplit_once(':') {
                 if probe(Path::new(dir)) == PathKind::OciLayout {
-                    return Ok(Source::Oci { dir: dir.into(), reference: t.to_string() });
+                    return Ok(Source::Oci {
+                        dir: dir.into(),
+                        reference: t.to_string(),
+                    });
                 }
             }
             Err(missing(arg))
@@ -254,7 +309,10 @@ pub fn classify_source(arg: &str, tag: Option<&str>, probe: impl Fn(&Path) -> Pa
 mod tests {
     use super::*;
 
-    const FACTS: HostFacts = HostFacts { cores: 2, mem_total: 1 << 30 };
+    const FACTS: HostFacts = HostFacts {
+        cores: 2,
+        mem_total: 1 << 30,
+    };
 
     #[test]
     fn memory_sizes() {
@@ -270,7 +328,13 @@ mod tests {
 
     #[test]
     fn cpu_counts() {
-        assert_eq!(parse_cpus("1", &FACTS).unwrap(), CpuLimit { quota_us: 100_000, period_us: 100_000 });
+        assert_eq!(
+            parse_cpus("1", &FACTS).unwrap(),
+            CpuLimit {
+                quota_us: 100_000,
+                period_us: 100_000
+            }
+        );
         assert_eq!(parse_cpus("0.5", &FACTS).unwrap().quota_us, 50_000);
         assert_eq!(parse_cpus("2", &FACTS).unwrap().quota_us, 200_000);
         for bad in ["0", "-1", "3", "abc", "NaN", "inf", "", "0.001"] {
@@ -281,9 +345,32 @@ mod tests {
 
     #[test]
     fn ports() {
-        assert_eq!(parse_port("8080:80").unwrap(), PortMap { host: 8080, container: 80 });
-        assert_eq!(parse_port("1:65535/tcp").unwrap(), PortMap { host: 1, container: 65535 });
-        for bad in ["80", "0:80", "80:0", "65536:80", "a:b", ":80", "80:", "8080:80/udp", "+80:80", "80:80:80"] {
+        assert_eq!(
+            parse_port("8080:80").unwrap(),
+            PortMap {
+                host: 8080,
+                container: 80
+            }
+        );
+        assert_eq!(
+            parse_port("1:65535/tcp").unwrap(),
+            PortMap {
+                host: 1,
+                container: 65535
+            }
+        );
+        for bad in [
+            "80",
+            "0:80",
+            "80:0",
+            "65536:80",
+            "a:b",
+            ":80",
+            "80:",
+            "8080:80/udp",
+            "+80:80",
+            "80:80:80",
+        ] {
             assert!(parse_port(bad).is_err(), "{bad}");
         }
     }
@@ -304,7 +391,10 @@ mod tests {
     fn env_vars() {
         let none = |_: &str| None;
         assert_eq!(parse_env("A=1=2", none).unwrap(), ("A".into(), "1=2".into()));
-        assert_eq!(parse_env("TERM", |k: &str| (k == "TERM").then(|| "xterm".to_string())).unwrap(), ("TERM".into(), "xterm".into()));
+        assert_eq!(
+            parse_env("TERM", |k: &str| (k == "TERM").then(|| "xterm".to_string())).unwrap(),
+            ("TERM".into(), "xterm".into())
+        );
         assert!(parse_env("TERM", none).is_err());
         assert!(parse_env("=x", none).is_err());
         assert!(parse_env("1A=x", none).is_err());
@@ -321,17 +411,51 @@ mod tests {
             "/dev/null" => PathKind::Other,
             _ => PathKind::Missing,
         };
-        let oci = |d: &str, r: &str| Source::Oci { dir: d.into(), reference: r.into() };
-        let docker = |d: &str, r: &str| Source::Docker { path: d.into(), reference: r.into() };
-        assert_eq!(classify_source("/rootfs", None, fake).unwrap(), Source::Rootfs("/rootfs".into()));
-        assert_eq!(classify_source("oci:/img/oci:v1", None, fake).unwrap(), oci("/img/oci", "v1"));
-        assert_eq!(classify_source("oci:/img/oci", Some("v2"), fake).unwrap(), oci("/img/oci", "v2"));
-        assert_eq!(classify_source("/img/oci:v3", None, fake).unwrap(), oci("/img/oci", "v3"));
+        let oci = |d: &str, r: &str| Source::Oci {
+            dir: d.into(),
+            reference: r.into(),
+        };
+        let docker = |d: &str, r: &str| Source::Docker {
+            path: d.into(),
+            reference: r.into(),
+        };
+        assert_eq!(
+            classify_source("/rootfs", None, fake).unwrap(),
+            Source::Rootfs("/rootfs".into())
+        );
+        assert_eq!(
+            classify_source("oci:/img/oci:v1", None, fake).unwrap(),
+            oci("/img/oci", "v1")
+        );
+        assert_eq!(
+            classify_source("oci:/img/oci", Some("v2"), fake).unwrap(),
+            oci("/img/oci", "v2")
+        );
+        assert_eq!(
+            classify_source("/img/oci:v3", None, fake).unwrap(),
+            oci("/img/oci", "v3")
+        );
         assert_eq!(classify_source("/img/oci", None, fake).unwrap(), oci("/img/oci", ""));
-        assert_eq!(classify_source("/img/save.tar", Some("bb:1"), fake).unwrap(), docker("/img/save.tar", "bb:1"));
-        assert_eq!(classify_source("docker-archive:/img/save.tar:bb:1", None, fake).unwrap(), docker("/img/save.tar", "bb:1"));
-        assert_eq!(classify_source("/img/saved", None, fake).unwrap(), docker("/img/saved", ""));
-        for bad in ["/nope", "oci:/rootfs", "oci:/nope:x", "docker-archive:/rootfs", "/dev/null", "/nope:tag"] {
+        assert_eq!(
+            classify_source("/img/save.tar", Some("bb:1"), fake).unwrap(),
+            docker("/img/save.tar", "bb:1")
+        );
+        assert_eq!(
+            classify_source("docker-archive:/img/save.tar:bb:1", None, fake).unwrap(),
+            docker("/img/save.tar", "bb:1")
+        );
+        assert_eq!(
+            classify_source("/img/saved", None, fake).unwrap(),
+            docker("/img/saved", "")
+        );
+        for bad in [
+            "/nope",
+            "oci:/rootfs",
+            "oci:/nope:x",
+            "docker-archive:/rootfs",
+            "/dev/null",
+            "/nope:tag",
+        ] {
             let e = classify_source(bad, None, fake).unwrap_err().0;
             assert!(!e.contains('\n'), "{e}");
         }
@@ -340,7 +464,10 @@ mod tests {
 
     #[test]
     fn mem_total_from_meminfo() {
-        assert_eq!(parse_mem_total("MemTotal:       1024 kB\nMemFree: 1 kB\n"), Some(1 << 20));
+        assert_eq!(
+            parse_mem_total("MemTotal:       1024 kB\nMemFree: 1 kB\n"),
+            Some(1 << 20)
+        );
         assert_eq!(parse_mem_total("nothing"), None);
     }
 }

@@ -39,7 +39,10 @@ pub(super) fn show(on: bool, place: &str, command: &str, syscall: &str) {
 pub fn shell_words(argv: &[String]) -> String {
     argv.iter()
         .map(|a| {
-            if !a.is_empty() && a.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-=:,+@%".contains(&b)) {
+            if !a.is_empty()
+                && a.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"/._-=:,+@%".contains(&b))
+            {
                 a.clone()
             } else {
                 format!("'{}'", a.replace('\'', r"'\''"))
@@ -55,6 +58,9 @@ mod tests {
 
     #[test]
     fn quoting() {
-        assert_eq!(shell_words(&["/bin/sh".into(), "-c".into(), "echo $$".into()]), "/bin/sh -c 'echo $$'");
+        assert_eq!(
+            shell_words(&["/bin/sh".into(), "-c".into(), "echo $$".into()]),
+            "/bin/sh -c 'echo $$'"
+        );
     }
 }

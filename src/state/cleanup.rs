@@ -37,7 +37,11 @@ pub fn cleanup_leftovers() -> Result<CleanupReport, StateError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(report),
         Err(e) => return Err(ioerr("read", &dir)(e)),
     };
-    let mut files: Vec<PathBuf> = entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "json" || x == "tmp")).collect();
+    let mut files: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json" || x == "tmp"))
+        .collect();
     files.sort();
     for path in files {
         let text = match std::fs::read_to_string(&path) {
@@ -56,12 +60,17 @@ pub fn cleanup_leftovers() -> Result<CleanupReport, StateError> {
                 // Half written: a killed run's leftover, or a live run writing
                 // it right now (leave that one alone: its state file names a
                 // live owner, or, on its first write, it has none yet but is fresh).
-                let fresh = std::fs::metadata(&path).and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok()).is_none_or(|age| age < std::time::Duration::from_secs(10));
-                let live = fresh || path
-                    .file_stem()
-                    .and_then(|stem| std::fs::read_to_string(dir.join(stem)).ok())
-                    .and_then(|t| serde_json::from_str::<RunState>(&t).ok())
-                    .is_some_and(|s| s.owner_alive());
+                let fresh = std::fs::metadata(&path)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_none_or(|age| age < std::time::Duration::from_secs(10));
+                let live = fresh
+                    || path
+                        .file_stem()
+                        .and_then(|stem| std::fs::read_to_string(dir.join(stem)).ok())
+                        .and_then(|t| serde_json::from_str::<RunState>(&t).ok())
+                        .is_some_and(|s| s.owner_alive());
                 if !live {
                     let _ = std::fs::remove_file(&path);
                 }
@@ -72,13 +81,20 @@ pub fn cleanup_leftovers() -> Result<CleanupReport, StateError> {
                 continue;
             }
         };
-        let run = RunRef { run_id: state.run_id.clone(), lesson: state.lesson.clone(), owner_pid: state.owner_pid };
+        let run = RunRef {
+            run_id: state.run_id.clone(),
+            lesson: state.lesson.clone(),
+            owner_pid: state.owner_pid,
+        };
         if state.owner_alive() {
             report.runs_alive.push(run);
             continue;
         }
         let problems = teardown(&state);
-        report.removed.extend(state.resources.iter().rev().map(|r| Removed { run_id: state.run_id.clone(), resource: r.to_string() }));
+        report.removed.extend(state.resources.iter().rev().map(|r| Removed {
+            run_id: state.run_id.clone(),
+            resource: r.to_string(),
+        }));
         if problems.is_empty() {
             let _ = std::fs::remove_file(&path);
             report.runs_cleaned.push(run);

@@ -27,7 +27,13 @@ pub fn begin_bare(lesson: &str) -> Result<Run, StateError> {
     let me = self_pid();
     let mut guard = CURRENT.lock().unwrap_or_else(|e| e.into_inner());
     let run_id = random_id();
-    let state = RunState { run_id: run_id.clone(), lesson: lesson.to_string(), owner_pid: me, owner_start: start_time(me).unwrap_or(0), resources: vec![] };
+    let state = RunState {
+        run_id: run_id.clone(),
+        lesson: lesson.to_string(),
+        owner_pid: me,
+        owner_start: start_time(me).unwrap_or(0),
+        resources: vec![],
+    };
     *guard = Some(state);
     drop(guard);
     let workdir = tmp.join(format!("{PREFIX}-{run_id}-{lesson}"));
@@ -57,7 +63,11 @@ pub fn track<T, E: From<StateError>>(create: impl FnOnce() -> Result<(T, Resourc
     let state = guard.as_mut().ok_or(StateError::NoRun)?;
     let (value, r) = create()?;
     state.resources.push(r);
-    state.persist().map_err(|e| StateError::Io { what: "write", path: state.path(), source: e })?;
+    state.persist().map_err(|e| StateError::Io {
+        what: "write",
+        path: state.path(),
+        source: e,
+    })?;
     Ok(value)
 }
 
@@ -65,11 +75,18 @@ pub fn track<T, E: From<StateError>>(create: impl FnOnce() -> Result<(T, Resourc
 /// state file names them before they exist, and a signal cannot tear the run
 /// down while they are half made. If `create` fails the records stay (removing
 /// something that does not exist is not an error).
-pub fn record_and_create<T, E: From<StateError>>(resources: Vec<Resource>, create: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
+pub fn record_and_create<T, E: From<StateError>>(
+    resources: Vec<Resource>,
+    create: impl FnOnce() -> Result<T, E>,
+) -> Result<T, E> {
     let mut guard = CURRENT.lock().unwrap_or_else(|e| e.into_inner());
     let state = guard.as_mut().ok_or(StateError::NoRun)?;
     state.resources.extend(resources);
-    state.persist().map_err(|e| StateError::Io { what: "write", path: state.path(), source: e })?;
+    state.persist().map_err(|e| StateError::Io {
+        what: "write",
+        path: state.path(),
+        source: e,
+    })?;
     create()
 }
 
@@ -78,7 +95,9 @@ pub fn record_and_create<T, E: From<StateError>>(resources: Vec<Resource>, creat
 /// Reads no state of this process, so it is safe while a teardown runs.
 pub fn other_live_runs() -> Vec<RunState> {
     let me = self_pid();
-    let Ok(entries) = std::fs::read_dir(runs_dir()) else { return vec![] };
+    let Ok(entries) = std::fs::read_dir(runs_dir()) else {
+        return vec![];
+    };
     entries
         .flatten()
         .map(|e| e.path())

@@ -29,7 +29,9 @@ use crate::kernel::proc::{is_same_process, self_pid, start_time};
 
 /// Where state files and working directories live (override for tests with `WORKBENCH_RUN_DIR`).
 pub fn run_root() -> PathBuf {
-    std::env::var_os("WORKBENCH_RUN_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/run/workbench"))
+    std::env::var_os("WORKBENCH_RUN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/run/workbench"))
 }
 
 fn runs_dir() -> PathBuf {
@@ -55,10 +57,18 @@ pub enum Resource {
     /// An nftables table of our own (`nft delete table FAMILY NAME` removes it with all its rules).
     NftTable { family: String, name: String },
     /// An iptables rule tagged with a `wb…` comment, deleted by its exact specification.
-    IptablesRule { table: String, chain: String, spec: Vec<String> },
+    IptablesRule {
+        table: String,
+        chain: String,
+        spec: Vec<String>,
+    },
     /// A built-in chain (and maybe its table) that iptables-nft created in nft
     /// for our rules; deleted once no rule is left in it.
-    XtablesChain { table: String, chain: String, drop_table: bool },
+    XtablesChain {
+        table: String,
+        chain: String,
+        drop_table: bool,
+    },
     /// A kernel parameter (`/proc/sys/KEY`) we changed: its old value, and the
     /// old values of the keys the kernel changed along with it, put back in that order.
     Sysctl {
@@ -86,8 +96,12 @@ impl std::fmt::Display for Resource {
             Resource::Link { name } => write!(f, "link {name}"),
             Resource::Netns { name } => write!(f, "netns {name}"),
             Resource::NftTable { family, name } => write!(f, "nft table {family} {name}"),
-            Resource::IptablesRule { table, chain, spec } => write!(f, "iptables -t {table} {chain} {}", spec.join(" ")),
-            Resource::XtablesChain { table, chain, .. } => write!(f, "nft chain ip {table} {chain} (made by iptables-nft)"),
+            Resource::IptablesRule { table, chain, spec } => {
+                write!(f, "iptables -t {table} {chain} {}", spec.join(" "))
+            }
+            Resource::XtablesChain { table, chain, .. } => {
+                write!(f, "nft chain ip {table} {chain} (made by iptables-nft)")
+            }
             Resource::Sysctl { key, previous, .. } => write!(f, "sysctl {} (back to {previous})", sysctl::dotted(key)),
             Resource::Subnet { cidr } => write!(f, "subnet reservation {cidr}"),
             Resource::HostPort { port } => write!(f, "host port reservation {port}"),
@@ -101,7 +115,15 @@ impl From<crate::hostobj::firewall::Object> for Resource {
         match o {
             Object::NftTable { family, name } => Resource::NftTable { family, name },
             Object::IptablesRule { table, chain, spec } => Resource::IptablesRule { table, chain, spec },
-            Object::XtablesChain { table, chain, drop_table } => Resource::XtablesChain { table, chain, drop_table },
+            Object::XtablesChain {
+                table,
+                chain,
+                drop_table,
+            } => Resource::XtablesChain {
+                table,
+                chain,
+                drop_table,
+            },
         }
     }
 }
@@ -140,7 +162,11 @@ static CURRENT: Mutex<Option<RunState>> = Mutex::new(None);
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error("{what} {}: {source}", path.display())]
-    Io { what: &'static str, path: PathBuf, source: std::io::Error },
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("no run in progress")]
     NoRun,
     #[error("refusing to remove {0}: it is not under {1}")]
@@ -167,8 +193,14 @@ pub fn random_id() -> String {
     let mut b = [0u8; 3];
     let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b));
     if read.is_err() {
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        b = [(t.subsec_nanos() >> 8) as u8, (t.subsec_nanos() >> 16) as u8, self_pid() as u8];
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        b = [
+            (t.subsec_nanos() >> 8) as u8,
+            (t.subsec_nanos() >> 16) as u8,
+            self_pid() as u8,
+        ];
     }
     format!("{:02x}{:02x}{:02x}", b[0], b[1], b[2])
 }
@@ -180,12 +212,22 @@ mod tests {
     #[test]
     fn resource_json_is_tagged() {
         let r = Resource::Process { pid: 42, start_time: 7 };
-        assert_eq!(serde_json::to_string(&r).unwrap(), r#"{"kind":"process","pid":42,"start_time":7}"#);
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"kind":"process","pid":42,"start_time":7}"#
+        );
         let back: Resource = serde_json::from_str(r#"{"kind":"link","name":"wbbr0"}"#).unwrap();
         assert_eq!(back, Resource::Link { name: "wbbr0".into() });
-        let r = Resource::Sysctl { key: "net/ipv4/ip_forward".into(), previous: "0".into(), side_effects: vec![("net/ipv4/conf/all/forwarding".into(), "0".into())] };
+        let r = Resource::Sysctl {
+            key: "net/ipv4/ip_forward".into(),
+            previous: "0".into(),
+            side_effects: vec![("net/ipv4/conf/all/forwarding".into(), "0".into())],
+        };
         let text = serde_json::to_string(&r).unwrap();
-        assert!(text.starts_with(r#"{"kind":"sysctl","key":"net/ipv4/ip_forward""#), "{text}");
+        assert!(
+            text.starts_with(r#"{"kind":"sysctl","key":"net/ipv4/ip_forward""#),
+            "{text}"
+        );
         assert_eq!(serde_json::from_str::<Resource>(&text).unwrap(), r);
         assert_eq!(r.to_string(), "sysctl net.ipv4.ip_forward (back to 0)");
         let back: Resource = serde_json::from_str(r#"{"kind":"nft_table","family":"ip","name":"wbab12cd"}"#).unwrap();

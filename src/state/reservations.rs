@@ -24,13 +24,24 @@ fn locked<T>(name: &str, deadline: Option<std::time::Instant>, f: impl FnOnce() 
     use std::os::fd::AsRawFd;
     let root = run_root();
     let path = root.join(format!("{name}.lock"));
-    let file = create_private_dir(&root).and_then(|()| std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(ioerr("open", &path)));
+    let file = create_private_dir(&root).and_then(|()| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(ioerr("open", &path))
+    });
     let file = match (file, deadline) {
         (Ok(f), _) => f,
         (Err(_), Some(_)) => return Ok(f()),
         (Err(e), None) => return Err(e),
     };
-    let op = if deadline.is_some() { libc::LOCK_EX | libc::LOCK_NB } else { libc::LOCK_EX };
+    let op = if deadline.is_some() {
+        libc::LOCK_EX | libc::LOCK_NB
+    } else {
+        libc::LOCK_EX
+    };
     loop {
         // SAFETY: flock on a descriptor we own; it is released when `file` closes.
         if unsafe { libc::flock(file.as_raw_fd(), op) } == 0 {
@@ -39,7 +50,9 @@ fn locked<T>(name: &str, deadline: Option<std::time::Instant>, f: impl FnOnce() 
         let e = std::io::Error::last_os_error();
         match (e.raw_os_error(), deadline) {
             (Some(libc::EINTR), _) => continue,
-            (Some(libc::EWOULDBLOCK), Some(d)) if std::time::Instant::now() < d => std::thread::sleep(std::time::Duration::from_millis(10)),
+            (Some(libc::EWOULDBLOCK), Some(d)) if std::time::Instant::now() < d => {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
             (_, Some(_)) => return Ok(f()),
             (_, None) => return Err(ioerr("flock", &path)(e)),
         }
@@ -52,10 +65,17 @@ fn locked<T>(name: &str, deadline: Option<std::time::Instant>, f: impl FnOnce() 
 /// The record another live run holds for `key` (it changed the key, or
 /// holds it as we do), with the value from before any run changed it.
 fn held_elsewhere(key: &str) -> Option<(String, Vec<(String, String)>)> {
-    other_live_runs().into_iter().flat_map(|s| s.resources).find_map(|r| match r {
-        Resource::Sysctl { key: k, previous, side_effects } if k == key => Some((previous, side_effects)),
-        _ => None,
-    })
+    other_live_runs()
+        .into_iter()
+        .flat_map(|s| s.resources)
+        .find_map(|r| match r {
+            Resource::Sysctl {
+                key: k,
+                previous,
+                side_effects,
+            } if k == key => Some((previous, side_effects)),
+            _ => None,
+        })
 }
 
 /// Set kernel parameter `key` to `value`, recording the old value (and the old values of
@@ -67,7 +87,11 @@ pub fn set_sysctl(key: &str, value: &str, side_effects: &[String]) -> anyhow::Re
     reserve("sysctl", || {
         let previous = sysctl::read(key)?;
         if let Some((original, saved)) = held_elsewhere(key) {
-            record(Resource::Sysctl { key: key.to_string(), previous: original, side_effects: saved })?;
+            record(Resource::Sysctl {
+                key: key.to_string(),
+                previous: original,
+                side_effects: saved,
+            })?;
         } else if previous == value {
             return Ok(previous);
         } else {
@@ -77,7 +101,11 @@ pub fn set_sysctl(key: &str, value: &str, side_effects: &[String]) -> anyhow::Re
                     saved.push((k.clone(), v));
                 }
             }
-            record(Resource::Sysctl { key: key.to_string(), previous: previous.clone(), side_effects: saved })?;
+            record(Resource::Sysctl {
+                key: key.to_string(),
+                previous: previous.clone(),
+                side_effects: saved,
+            })?;
         }
         if previous != value {
             sysctl::write(key, value)?;
@@ -89,7 +117,11 @@ pub fn set_sysctl(key: &str, value: &str, side_effects: &[String]) -> anyhow::Re
 /// Put a recorded key back unless another live run still holds it (that
 /// run, ending later, restores it). The caller holds the `sysctl` lock
 /// ([`teardown`] does). See [`sysctl::restore`].
-pub(super) fn restore_sysctl_shared(key: &str, previous: &str, side_effects: &[(String, String)]) -> Result<(), String> {
+pub(super) fn restore_sysctl_shared(
+    key: &str,
+    previous: &str,
+    side_effects: &[(String, String)],
+) -> Result<(), String> {
     if held_elsewhere(key).is_some() {
         return Ok(());
     }

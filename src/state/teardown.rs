@@ -113,9 +113,19 @@ pub fn remove(r: &Resource) -> Result<(), String> {
         Resource::Link { name } => crate::hostobj::links::delete_link(name),
         Resource::Netns { name } => crate::hostobj::links::delete_netns(name),
         Resource::NftTable { family, name } => crate::hostobj::firewall::remove_nft_table(family, name),
-        Resource::IptablesRule { table, chain, spec } => crate::hostobj::firewall::remove_iptables_rule(table, chain, spec),
-        Resource::XtablesChain { table, chain, drop_table } => crate::hostobj::firewall::remove_xtables_chain(table, chain, *drop_table),
-        Resource::Sysctl { key, previous, side_effects } => restore_sysctl_shared(key, previous, side_effects),
+        Resource::IptablesRule { table, chain, spec } => {
+            crate::hostobj::firewall::remove_iptables_rule(table, chain, spec)
+        }
+        Resource::XtablesChain {
+            table,
+            chain,
+            drop_table,
+        } => crate::hostobj::firewall::remove_xtables_chain(table, chain, *drop_table),
+        Resource::Sysctl {
+            key,
+            previous,
+            side_effects,
+        } => restore_sysctl_shared(key, previous, side_effects),
         Resource::Subnet { .. } | Resource::HostPort { .. } => Ok(()),
     }
 }

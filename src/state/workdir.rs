@@ -18,17 +18,26 @@ pub fn tmp_dir() -> PathBuf {
     if std::env::var_os("WORKBENCH_RUN_DIR").is_some() {
         return run_tmp;
     }
-    choose_tmp_dir(&[run_tmp, PathBuf::from(VAR_TMP_DIR)], |d| fs_restricted(&nearest_existing(d)))
+    choose_tmp_dir(&[run_tmp, PathBuf::from(VAR_TMP_DIR)], |d| {
+        fs_restricted(&nearest_existing(d))
+    })
 }
 
 /// The first candidate that is not restricted; the first one if all are.
 pub fn choose_tmp_dir(candidates: &[PathBuf], restricted: impl Fn(&Path) -> bool) -> PathBuf {
-    candidates.iter().find(|c| !restricted(c)).unwrap_or(&candidates[0]).clone()
+    candidates
+        .iter()
+        .find(|c| !restricted(c))
+        .unwrap_or(&candidates[0])
+        .clone()
 }
 
 /// `dir` or its closest existing ancestor.
 fn nearest_existing(dir: &Path) -> PathBuf {
-    dir.ancestors().find(|a| a.exists()).unwrap_or(Path::new("/")).to_path_buf()
+    dir.ancestors()
+        .find(|a| a.exists())
+        .unwrap_or(Path::new("/"))
+        .to_path_buf()
 }
 
 /// Is the filesystem of `dir` mounted `nodev` or `noexec`?
@@ -39,14 +48,21 @@ pub fn fs_restricted(dir: &Path) -> bool {
 
 /// Create the run's working directory: a random name, mode 0700, recorded before it exists.
 pub fn make_workdir(run: &Run) -> Result<(), StateError> {
-    record(Resource::Dir { path: run.workdir.clone() })?;
+    record(Resource::Dir {
+        path: run.workdir.clone(),
+    })?;
     use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new().mode(0o700).create(&run.workdir).map_err(ioerr("mkdir", &run.workdir))?;
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&run.workdir)
+        .map_err(ioerr("mkdir", &run.workdir))?;
     // No unrestricted place (see tmp_dir): the run's own tmpfs. It is a host
     // mount for the length of the run, which concurrent runs comparing the
     // host's mount table would notice; hence the last resort.
     if fs_restricted(&run.workdir) {
-        record(Resource::Mount { target: run.workdir.clone() })?;
+        record(Resource::Mount {
+            target: run.workdir.clone(),
+        })?;
         mount_workdir_tmpfs(&run.workdir)?;
     }
     Ok(())
@@ -56,8 +72,19 @@ pub fn make_workdir(run: &Run) -> Result<(), StateError> {
 /// so mounts below it never propagate to the host's other mount namespaces.
 fn mount_workdir_tmpfs(dir: &Path) -> Result<(), StateError> {
     use nix::mount::{mount, MsFlags};
-    let err = |e: nix::Error| StateError::Io { what: "mount tmpfs on", path: dir.to_path_buf(), source: std::io::Error::from(e) };
-    mount(Some("wb-workdir"), dir, Some("tmpfs"), MsFlags::MS_NOSUID, Some("mode=0700")).map_err(err)?;
+    let err = |e: nix::Error| StateError::Io {
+        what: "mount tmpfs on",
+        path: dir.to_path_buf(),
+        source: std::io::Error::from(e),
+    };
+    mount(
+        Some("wb-workdir"),
+        dir,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID,
+        Some("mode=0700"),
+    )
+    .map_err(err)?;
     mount(None::<&str>, dir, None::<&str>, MsFlags::MS_PRIVATE, None::<&str>).map_err(err)
 }
 
@@ -78,7 +105,10 @@ mod tests {
 
     #[test]
     fn the_closest_existing_ancestor_is_probed() {
-        assert_eq!(nearest_existing(Path::new("/proc/self/no/such/dir")), PathBuf::from("/proc/self"));
+        assert_eq!(
+            nearest_existing(Path::new("/proc/self/no/such/dir")),
+            PathBuf::from("/proc/self")
+        );
         assert_eq!(nearest_existing(Path::new("/")), PathBuf::from("/"));
     }
 }

@@ -64,7 +64,11 @@ pub(crate) fn sh_blocks(md: &str) -> Vec<String> {
                 let ticks: String = t.chars().take_while(|c| *c == '`').collect();
                 if ticks.len() >= 3 {
                     let info = t[ticks.len()..].trim();
-                    fence = Some(if matches!(info, "sh" | "bash" | "shell" | "console") { ticks } else { format!("skip{ticks}") });
+                    fence = Some(if matches!(info, "sh" | "bash" | "shell" | "console") {
+                        ticks
+                    } else {
+                        format!("skip{ticks}")
+                    });
                 }
             }
             Some(f) => {
@@ -100,7 +104,8 @@ pub(crate) fn check_invocation(line: &str) -> Option<Result<(), String>> {
     }
     // The lesson exists and takes the options given.
     let known = |a: &workbench::cli::args::LessonArgs| -> Result<(), String> {
-        let def = workbench::lessons::find(&a.id).ok_or_else(|| format!("no lesson named '{}' (see `workbench list`)", a.id))?;
+        let def = workbench::lessons::find(&a.id)
+            .ok_or_else(|| format!("no lesson named '{}' (see `workbench list`)", a.id))?;
         let takes = text::find(def.id).map(|t| t.options).unwrap_or_default();
         a.options.refuse_others(def.id, &takes).map_err(|e| e.to_string())
     };
@@ -112,7 +117,10 @@ pub(crate) fn check_invocation(line: &str) -> Option<Result<(), String>> {
                 let mut argv = vec!["workbench".to_string(), "lesson".to_string()];
                 argv.extend(args);
                 match Cli::try_parse_from(&argv) {
-                    Ok(Cli { command: Command::Lesson(a), .. }) => known(&a),
+                    Ok(Cli {
+                        command: Command::Lesson(a),
+                        ..
+                    }) => known(&a),
                     Ok(_) => Err("not a lesson".into()),
                     Err(e) => Err(e.to_string().lines().next().unwrap_or("").to_string()),
                 }
@@ -136,7 +144,12 @@ fn every_workbench_command_in_the_book_is_valid() {
                 Some(Ok(())) => {
                     checked += 1;
                     let words = shell_words(&line);
-                    if words.contains(&stem) || lessons.iter().find(|l| l.id == stem).is_some_and(|l| l.aliases.iter().any(|a| words.contains(a))) {
+                    if words.contains(&stem)
+                        || lessons
+                            .iter()
+                            .find(|l| l.id == stem)
+                            .is_some_and(|l| l.aliases.iter().any(|a| words.contains(a)))
+                    {
                         runs_own_lesson.insert(stem.clone());
                     }
                 }
@@ -144,29 +157,64 @@ fn every_workbench_command_in_the_book_is_valid() {
             }
         }
     }
-    assert!(problems.is_empty(), "invalid workbench commands in the book:\n{}", problems.join("\n"));
-    assert!(checked >= 5, "only {checked} workbench commands found: is the ```sh parsing broken?");
-    let silent: Vec<&str> = lessons.iter().map(|l| l.id.as_str()).filter(|id| src().join(format!("{id}.md")).exists() && !runs_own_lesson.contains(*id)).collect();
-    assert!(silent.is_empty(), "lesson chapters that never show the command to run their lesson: {silent:?}");
+    assert!(
+        problems.is_empty(),
+        "invalid workbench commands in the book:\n{}",
+        problems.join("\n")
+    );
+    assert!(
+        checked >= 5,
+        "only {checked} workbench commands found: is the ```sh parsing broken?"
+    );
+    let silent: Vec<&str> = lessons
+        .iter()
+        .map(|l| l.id.as_str())
+        .filter(|id| src().join(format!("{id}.md")).exists() && !runs_own_lesson.contains(*id))
+        .collect();
+    assert!(
+        silent.is_empty(),
+        "lesson chapters that never show the command to run their lesson: {silent:?}"
+    );
 }
 
 #[test]
 fn command_checking_can_fail() {
-    assert_eq!(shell_words("sudo workbench lesson pid-ns --hostname 'a b' # comment"), ["sudo", "workbench", "lesson", "pid-ns", "--hostname", "a b"]);
-    assert_eq!(shell_words("workbench lesson pid-ns --markdown > out.md"), ["workbench", "lesson", "pid-ns", "--markdown"]);
+    assert_eq!(
+        shell_words("sudo workbench lesson pid-ns --hostname 'a b' # comment"),
+        ["sudo", "workbench", "lesson", "pid-ns", "--hostname", "a b"]
+    );
+    assert_eq!(
+        shell_words("workbench lesson pid-ns --markdown > out.md"),
+        ["workbench", "lesson", "pid-ns", "--markdown"]
+    );
     assert_eq!(shell_words(r#"echo "a\"b" x\ y"#), ["echo", "a\"b", "x y"]);
     assert!(check_invocation("ls -l").is_none());
     assert!(check_invocation("sudo workbench lesson pid-ns --step").unwrap().is_ok());
-    assert!(check_invocation("workbench unshare-pid --shell").unwrap().is_ok(), "aliases and the short form are valid");
+    assert!(
+        check_invocation("workbench unshare-pid --shell").unwrap().is_ok(),
+        "aliases and the short form are valid"
+    );
     assert!(check_invocation("workbench lesson no-such-lesson").unwrap().is_err());
     assert!(check_invocation("workbench no-such-lesson --step").unwrap().is_err());
-    assert!(check_invocation("workbench lesson pid-ns --json --step").unwrap().is_err());
-    assert!(check_invocation("workbench lesson pid-ns --no-such-flag").unwrap().is_err());
+    assert!(check_invocation("workbench lesson pid-ns --json --step")
+        .unwrap()
+        .is_err());
+    assert!(check_invocation("workbench lesson pid-ns --no-such-flag")
+        .unwrap()
+        .is_err());
     assert!(check_invocation("workbench doctor --markdown").unwrap().is_ok());
-    assert!(check_invocation("workbench lesson pid-ns --hostname box").unwrap().is_ok());
-    assert!(check_invocation("workbench pid-ns --memory 64M").unwrap().is_err(), "an option the lesson does not take");
+    assert!(check_invocation("workbench lesson pid-ns --hostname box")
+        .unwrap()
+        .is_ok());
+    assert!(
+        check_invocation("workbench pid-ns --memory 64M").unwrap().is_err(),
+        "an option the lesson does not take"
+    );
     let md = "```sh\nworkbench list\nworkbench lesson \\\n  pid-ns\n```\n```text\nworkbench nope\n```\n````sh\nworkbench doctor\n````\n";
-    assert_eq!(sh_blocks(md), ["workbench list", "workbench lesson    pid-ns", "workbench doctor"]);
+    assert_eq!(
+        sh_blocks(md),
+        ["workbench list", "workbench lesson    pid-ns", "workbench doctor"]
+    );
 }
 
 /// The widest line a code block may have and still fit mdBook's text column
@@ -193,5 +241,9 @@ fn hand_written_code_blocks_fit_the_page() {
             }
         }
     }
-    assert!(wide.is_empty(), "code lines wider than {CODE_WIDTH} columns (they scroll sideways in the book):\n{}", wide.join("\n"));
+    assert!(
+        wide.is_empty(),
+        "code lines wider than {CODE_WIDTH} columns (they scroll sideways in the book):\n{}",
+        wide.join("\n")
+    );
 }

@@ -33,7 +33,9 @@ pub(crate) fn includes(text: &str) -> Vec<(usize, Include)> {
 
 /// Is `name` an mdBook anchor name? (`[\w_-]+`)
 pub(crate) fn is_anchor_name(s: &str) -> bool {
-    !s.is_empty() && s.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-') && !s.chars().all(|c| c.is_ascii_digit())
+    !s.is_empty()
+        && s.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+        && !s.chars().all(|c| c.is_ascii_digit())
 }
 
 /// The lines between `ANCHOR: name` and `ANCHOR_END: name`, without other
@@ -42,7 +44,9 @@ pub(crate) fn anchored(text: &str, name: &str) -> Option<String> {
     let is_marker = |l: &str, kind: &str| {
         l.find(kind).is_some_and(|i| {
             let rest = l[i + kind.len()..].trim_start();
-            rest.split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-')).next() == Some(name)
+            rest.split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-'))
+                .next()
+                == Some(name)
         })
     };
     let mut inside = false;
@@ -87,9 +91,17 @@ pub(crate) fn resolve_include(from: &Path, inc: &Include) -> Result<String, Stri
                 }
             };
             let start = parse(parts.next(), 1)?;
-            let end = if range.contains(':') { parse(parts.next(), lines.len())? } else { start };
+            let end = if range.contains(':') {
+                parse(parts.next(), lines.len())?
+            } else {
+                start
+            };
             if start == 0 || start > lines.len() || end > lines.len() || start > end {
-                return Err(format!("{}: line range `{range}` outside its {} lines", inc.path, lines.len()));
+                return Err(format!(
+                    "{}: line range `{range}` outside its {} lines",
+                    inc.path,
+                    lines.len()
+                ));
             }
             Ok(lines[start - 1..end].join("\n"))
         }
@@ -109,8 +121,16 @@ pub(crate) fn expand_text(path: &Path, text: &str, depth: usize) -> String {
             // A broken include expands to nothing here; the include test reports it.
             let body = resolve_include(path, &inc).unwrap_or_default();
             let target = path.parent().unwrap().join(&inc.path);
-            let body = if depth < 5 && body.contains("{{#include") { expand_text(&target, &body, depth + 1) } else { body };
-            let directive = format!("{{{{#include {}{}}}}}", inc.path, inc.selector.as_deref().map(|s| format!(":{s}")).unwrap_or_default());
+            let body = if depth < 5 && body.contains("{{#include") {
+                expand_text(&target, &body, depth + 1)
+            } else {
+                body
+            };
+            let directive = format!(
+                "{{{{#include {}{}}}}}",
+                inc.path,
+                inc.selector.as_deref().map(|s| format!(":{s}")).unwrap_or_default()
+            );
             line = line.replacen(&directive, &body, 1);
         }
         out.push_str(&line);
@@ -132,14 +152,25 @@ fn every_include_names_an_existing_file_and_anchor() {
         }
     }
     assert!(count > 0, "no includes found: is book/src empty?");
-    assert!(problems.is_empty(), "broken includes (a missing transcript? run scripts/book as root):\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "broken includes (a missing transcript? run scripts/book as root):\n{}",
+        problems.join("\n")
+    );
 }
 
 #[test]
 fn include_parsing_and_anchors() {
     let incs = includes("a {{#include x.md:intro}} b {{#include ../y.toml}} {{#include z.rs:3:5}}");
     let got: Vec<(String, Option<String>)> = incs.into_iter().map(|(_, i)| (i.path, i.selector)).collect();
-    assert_eq!(got, [("x.md".into(), Some("intro".into())), ("../y.toml".into(), None), ("z.rs".into(), Some("3:5".into()))]);
+    assert_eq!(
+        got,
+        [
+            ("x.md".into(), Some("intro".into())),
+            ("../y.toml".into(), None),
+            ("z.rs".into(), Some("3:5".into()))
+        ]
+    );
     let text = "x\n# ANCHOR: a\none\n<!-- ANCHOR: inner -->\ntwo\n<!-- ANCHOR_END: inner -->\n# ANCHOR_END: a\n# ANCHOR: ab\nno\n";
     assert_eq!(anchored(text, "a").as_deref(), Some("one\ntwo"));
     assert_eq!(anchored(text, "inner").as_deref(), Some("two"));

@@ -35,7 +35,10 @@ pub(crate) fn percent_decode(s: &str) -> String {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%' && i + 2 < b.len() {
-            if let Some(v) = std::str::from_utf8(&b[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
+            if let Some(v) = std::str::from_utf8(&b[i + 1..i + 3])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
                 out.push(v);
                 i += 3;
                 continue;
@@ -48,7 +51,11 @@ pub(crate) fn percent_decode(s: &str) -> String {
 }
 
 pub(crate) fn html_entities(s: &str) -> String {
-    s.replace("&amp;", "&").replace("&quot;", "\"").replace("&#39;", "'").replace("&lt;", "<").replace("&gt;", ">")
+    s.replace("&amp;", "&")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
 }
 
 /// Broken relative links and fragments in the built book at `dir`.
@@ -70,10 +77,20 @@ pub(crate) fn broken_links(dir: &Path) -> (usize, Vec<String>) {
     let mut broken = Vec::new();
     for (page, html) in &pages {
         // 404.html is served from the site root (`<base href="/">`): its links resolve from `dir`.
-        let base = if html.contains("<base href=\"/\"") { dir.to_path_buf() } else { page.parent().unwrap().to_path_buf() };
+        let base = if html.contains("<base href=\"/\"") {
+            dir.to_path_buf()
+        } else {
+            page.parent().unwrap().to_path_buf()
+        };
         for link in html_links(html) {
             let link = html_entities(&link);
-            if link.is_empty() || link.starts_with("//") || link.contains("://") || ["mailto:", "javascript:", "data:", "tel:"].iter().any(|p| link.starts_with(p)) {
+            if link.is_empty()
+                || link.starts_with("//")
+                || link.contains("://")
+                || ["mailto:", "javascript:", "data:", "tel:"]
+                    .iter()
+                    .any(|p| link.starts_with(p))
+            {
                 continue;
             }
             checked += 1;
@@ -90,7 +107,11 @@ pub(crate) fn broken_links(dir: &Path) -> (usize, Vec<String>) {
             } else {
                 base.join(percent_decode(path_part))
             };
-            let target = if target.is_dir() { target.join("index.html") } else { target };
+            let target = if target.is_dir() {
+                target.join("index.html")
+            } else {
+                target
+            };
             if !target.exists() {
                 broken.push(format!("{}: {link} (no file {})", rel(page), rel(&target)));
                 continue;
@@ -105,7 +126,10 @@ pub(crate) fn broken_links(dir: &Path) -> (usize, Vec<String>) {
             }
         }
         if html.contains("{{#") {
-            broken.push(format!("{}: an unprocessed mdBook directive ({{{{#…}}}}) is in the page", rel(page)));
+            broken.push(format!(
+                "{}: an unprocessed mdBook directive ({{{{#…}}}}) is in the page",
+                rel(page)
+            ));
         }
     }
     (checked, broken)
@@ -115,13 +139,21 @@ pub(crate) fn broken_links(dir: &Path) -> (usize, Vec<String>) {
 fn built_book_has_no_broken_links() {
     let dir = root().join("book/book");
     if !dir.join("index.html").exists() {
-        assert!(!env_is("WB_BOOK_BUILT"), "WB_BOOK_BUILT=1 but {} has no index.html", rel(&dir));
+        assert!(
+            !env_is("WB_BOOK_BUILT"),
+            "WB_BOOK_BUILT=1 but {} has no index.html",
+            rel(&dir)
+        );
         eprintln!("skipped: the book is not built (scripts/book builds it, then runs this test)");
         return;
     }
     let (checked, broken) = broken_links(&dir);
     assert!(checked > 50, "only {checked} links checked in {}", rel(&dir));
-    assert!(broken.is_empty(), "broken links in the built book:\n{}", broken.join("\n"));
+    assert!(
+        broken.is_empty(),
+        "broken links in the built book:\n{}",
+        broken.join("\n")
+    );
     let summary = read(&src().join("SUMMARY.md"));
     for t in summary_targets(&summary) {
         let html = dir.join(t.replace(".md", ".html"));
@@ -138,5 +170,8 @@ fn link_checker_finds_broken_links() {
     let (checked, broken) = broken_links(d.path());
     assert_eq!(checked, 5);
     assert_eq!(broken.len(), 2, "{broken:?}");
-    assert!(broken[0].contains("b.html#nowhere") && broken[1].contains("missing.png"), "{broken:?}");
+    assert!(
+        broken[0].contains("b.html#nowhere") && broken[1].contains("missing.png"),
+        "{broken:?}"
+    );
 }

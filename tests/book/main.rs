@@ -20,27 +20,27 @@
 //! generate without root — a stub chapter and a SUMMARY.md entry for a lesson
 //! that has none, the cgroup file list — instead of failing.
 
+mod commands;
 #[path = "../common/mod.rs"]
 mod common;
-mod summary;
-mod includes;
-mod commands;
-mod transcripts;
 mod generated;
+mod includes;
+mod json;
 mod links;
 mod screenshots;
-mod json;
+mod summary;
+mod transcripts;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use clap::Parser;
+use includes::*;
+use summary::*;
 use workbench::cli::args::{Cli, Command};
 use workbench::lesson::runner::{markdown_stamp, text_fingerprint};
 use workbench::lesson::text::{self, LessonText};
 use workbench::observe::render::md_escape;
-use summary::*;
-use includes::*;
 
 pub(crate) fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -67,7 +67,10 @@ pub(crate) fn markdown_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap_or_else(|e| panic!("read_dir {}: {e}", d.display())).flatten() {
+        for e in std::fs::read_dir(&d)
+            .unwrap_or_else(|e| panic!("read_dir {}: {e}", d.display()))
+            .flatten()
+        {
             let p = e.path();
             if p.is_dir() {
                 stack.push(p);

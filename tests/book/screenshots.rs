@@ -12,7 +12,9 @@ pub(crate) fn decode_png(bytes: &[u8]) -> Result<(usize, usize, Vec<[u8; 3]>), S
     dec.set_transformations(png::Transformations::normalize_to_color8());
     let mut reader = dec.read_info().map_err(|e| format!("not a PNG: {e}"))?;
     let mut buf = vec![0; reader.output_buffer_size()];
-    let info = reader.next_frame(&mut buf).map_err(|e| format!("bad image data: {e}"))?;
+    let info = reader
+        .next_frame(&mut buf)
+        .map_err(|e| format!("bad image data: {e}"))?;
     let (w, h) = (info.width as usize, info.height as usize);
     let channels = info.color_type.samples();
     let rgb = |p: &[u8]| match channels {
@@ -29,7 +31,11 @@ pub(crate) fn judge_screenshot(w: usize, h: usize, px: &[[u8; 3]]) -> Result<Str
     for p in px {
         *counts.entry(*p).or_default() += 1;
     }
-    let (bg, bg_n) = counts.iter().max_by_key(|(_, n)| **n).map(|(c, n)| (*c, *n)).unwrap_or(([0; 3], 0));
+    let (bg, bg_n) = counts
+        .iter()
+        .max_by_key(|(_, n)| **n)
+        .map(|(c, n)| (*c, *n))
+        .unwrap_or(([0; 3], 0));
     let total = w * h;
     let content = 1.0 - bg_n as f64 / total as f64;
     let luma = |p: &[u8; 3]| (p[0] as u32 * 299 + p[1] as u32 * 587 + p[2] as u32 * 114) / 1000;
@@ -48,7 +54,13 @@ pub(crate) fn judge_screenshot(w: usize, h: usize, px: &[[u8; 3]]) -> Result<Str
     };
     let sidebar = ink(0, w / 5);
     let main = ink(w / 3, w);
-    let desc = format!("{w}x{h}, {} colours, {:.1}% non-background, ink: sidebar {:.2}%, main {:.2}%", counts.len(), content * 100.0, sidebar * 100.0, main * 100.0);
+    let desc = format!(
+        "{w}x{h}, {} colours, {:.1}% non-background, ink: sidebar {:.2}%, main {:.2}%",
+        counts.len(),
+        content * 100.0,
+        sidebar * 100.0,
+        main * 100.0
+    );
     if counts.len() < 16 || content < 0.02 || sidebar < 0.002 || main < 0.005 {
         return Err(format!("looks blank: {desc}"));
     }
@@ -61,7 +73,12 @@ fn screenshots_of_the_book_are_not_blank() {
         eprintln!("skipped: WB_BOOK_SCREENSHOTS is not set (scripts/book-screenshots sets it)");
         return;
     };
-    let mut shots: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{dir}: {e}")).flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "png")).collect();
+    let mut shots: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{dir}: {e}"))
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "png"))
+        .collect();
     shots.sort();
     assert!(!shots.is_empty(), "no screenshots in {dir}");
     let mut problems = Vec::new();

@@ -50,7 +50,9 @@ pub(crate) fn insert_summary_entry(summary: &str, entry: &str, earlier_ids: &[&s
 }
 
 pub(crate) fn stub_chapter(l: &LessonText) -> String {
-    read(&root().join("book/templates/lesson.md")).replace("@ID@", &l.id).replace("@TITLE@", &md_escape(&l.title))
+    read(&root().join("book/templates/lesson.md"))
+        .replace("@ID@", &l.id)
+        .replace("@TITLE@", &md_escape(&l.title))
 }
 
 #[test]
@@ -66,7 +68,16 @@ fn every_lesson_has_a_chapter_listed_in_summary() {
             continue;
         }
         if !bless() {
-            missing.push(format!("{} ({})", l.id, if chapter.exists() { "not in SUMMARY.md" } else { "no book/src/{id}.md" }.replace("{id}", &l.id)));
+            missing.push(format!(
+                "{} ({})",
+                l.id,
+                if chapter.exists() {
+                    "not in SUMMARY.md"
+                } else {
+                    "no book/src/{id}.md"
+                }
+                .replace("{id}", &l.id)
+            ));
             continue;
         }
         if !chapter.exists() {
@@ -86,9 +97,21 @@ fn every_lesson_has_a_chapter_listed_in_summary() {
 /// SUMMARY.md with the lesson entries (lines linking `<id>.md`) moved into
 /// tour order, other lines untouched.
 pub(crate) fn reorder_lessons(summary: &str, ordered_ids: &[&str]) -> String {
-    let entry_of = |id: &str| summary.lines().find(|l| l.contains(&format!("]({id}.md)"))).map(str::to_string);
-    let entries: Vec<(&str, String)> = ordered_ids.iter().filter_map(|id| entry_of(id).map(|e| (*id, e))).collect();
-    let mut out: String = summary.lines().filter(|l| !entries.iter().any(|(_, e)| e == l)).map(|l| format!("{l}\n")).collect();
+    let entry_of = |id: &str| {
+        summary
+            .lines()
+            .find(|l| l.contains(&format!("]({id}.md)")))
+            .map(str::to_string)
+    };
+    let entries: Vec<(&str, String)> = ordered_ids
+        .iter()
+        .filter_map(|id| entry_of(id).map(|e| (*id, e)))
+        .collect();
+    let mut out: String = summary
+        .lines()
+        .filter(|l| !entries.iter().any(|(_, e)| e == l))
+        .map(|l| format!("{l}\n"))
+        .collect();
     for (i, (_, e)) in entries.iter().enumerate() {
         let earlier: Vec<&str> = entries[..i].iter().map(|(id, _)| *id).collect();
         out = insert_summary_entry(&out, e, &earlier);
@@ -102,8 +125,15 @@ fn lesson_chapters_follow_the_tour_order() {
     let summary = read(&path);
     let lessons = text::all();
     let ids: BTreeSet<String> = lessons.iter().map(|l| format!("{}.md", l.id)).collect();
-    let listed: Vec<String> = summary_targets(&summary).into_iter().filter(|t| ids.contains(t)).collect();
-    let expected: Vec<String> = lessons.iter().map(|l| format!("{}.md", l.id)).filter(|t| listed.contains(t)).collect();
+    let listed: Vec<String> = summary_targets(&summary)
+        .into_iter()
+        .filter(|t| ids.contains(t))
+        .collect();
+    let expected: Vec<String> = lessons
+        .iter()
+        .map(|l| format!("{}.md", l.id))
+        .filter(|t| listed.contains(t))
+        .collect();
     if listed != expected && bless() {
         let ordered: Vec<&str> = lessons.iter().map(|l| l.id.as_str()).collect();
         std::fs::write(&path, reorder_lessons(&summary, &ordered)).unwrap();
@@ -117,16 +147,26 @@ fn lesson_chapters_follow_the_tour_order() {
 fn summary_entries_are_inserted_in_tour_order() {
     let s = "# Summary\n\n[Intro](introduction.md)\n\n# Lessons\n\n- [a](a.md)\n- [c](c.md)\n\n# Reference\n\n- [G](glossary.md)\n";
     let out = insert_summary_entry(s, "- [b](b.md)", &["a"]);
-    assert_eq!(summary_targets(&out), ["introduction.md", "a.md", "b.md", "c.md", "glossary.md"]);
+    assert_eq!(
+        summary_targets(&out),
+        ["introduction.md", "a.md", "b.md", "c.md", "glossary.md"]
+    );
     let out = insert_summary_entry(s, "- [z](z.md)", &[]);
-    assert_eq!(summary_targets(&out), ["introduction.md", "z.md", "a.md", "c.md", "glossary.md"]);
+    assert_eq!(
+        summary_targets(&out),
+        ["introduction.md", "z.md", "a.md", "c.md", "glossary.md"]
+    );
     let out = insert_summary_entry("# Summary\n\n# Lessons\n", "- [z](z.md)", &[]);
     assert_eq!(out, "# Summary\n\n# Lessons\n\n- [z](z.md)\n");
     let out = insert_summary_entry("# Summary\n", "- [z](z.md)", &["nope"]);
     assert_eq!(out, "# Summary\n- [z](z.md)\n");
-    let shuffled = "# Summary\n\n# Lessons\n\n- [c](c.md)\n- [a](a.md)\n\n# Reference\n\n- [b](b.md)\n- [G](glossary.md)\n";
+    let shuffled =
+        "# Summary\n\n# Lessons\n\n- [c](c.md)\n- [a](a.md)\n\n# Reference\n\n- [b](b.md)\n- [G](glossary.md)\n";
     let out = reorder_lessons(shuffled, &["a", "b", "c"]);
-    assert_eq!(out, "# Summary\n\n# Lessons\n\n- [a](a.md)\n- [b](b.md)\n- [c](c.md)\n\n# Reference\n\n- [G](glossary.md)\n");
+    assert_eq!(
+        out,
+        "# Summary\n\n# Lessons\n\n- [a](a.md)\n- [b](b.md)\n- [c](c.md)\n\n# Reference\n\n- [G](glossary.md)\n"
+    );
 }
 
 // ---- README.md's lesson table ----------------------------------------------
@@ -138,12 +178,22 @@ const README_END: &str = "<!-- END lessons -->";
 /// goal, options.
 fn readme_lesson_table(lessons: &[LessonText]) -> String {
     let cell = |s: &str| s.replace('|', "\\|");
-    let mut out = format!("{README_BEGIN}\n| # | lesson | what you see | options |\n|---|--------|--------------|---------|\n");
+    let mut out =
+        format!("{README_BEGIN}\n| # | lesson | what you see | options |\n|---|--------|--------------|---------|\n");
     for l in lessons {
         let aliases: Vec<String> = l.aliases.iter().map(|a| format!("`{a}`")).collect();
-        let name = if aliases.is_empty() { format!("`{}`", l.id) } else { format!("`{}` ({})", l.id, aliases.join(", ")) };
+        let name = if aliases.is_empty() {
+            format!("`{}`", l.id)
+        } else {
+            format!("`{}` ({})", l.id, aliases.join(", "))
+        };
         let options: Vec<String> = l.options.iter().map(|o| format!("`--{o}`")).collect();
-        out.push_str(&format!("| {} | {name} | {} | {} |\n", l.order, cell(&l.goal), options.join(" ")));
+        out.push_str(&format!(
+            "| {} | {name} | {} | {} |\n",
+            l.order,
+            cell(&l.goal),
+            options.join(" ")
+        ));
     }
     out.push_str(README_END);
     out
@@ -160,7 +210,8 @@ fn with_lesson_table(readme: &str, table: &str) -> Option<String> {
 fn readme_lesson_table_is_generated_from_the_lessons() {
     let path = root().join("README.md");
     let readme = read(&path);
-    let fresh = with_lesson_table(&readme, &readme_lesson_table(&text::all())).expect("README.md has the lesson table markers");
+    let fresh =
+        with_lesson_table(&readme, &readme_lesson_table(&text::all())).expect("README.md has the lesson table markers");
     if fresh == readme {
         return;
     }

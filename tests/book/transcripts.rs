@@ -5,7 +5,11 @@ use super::*;
 // ---- transcripts -----------------------------------------------------------------
 
 pub(crate) fn step_headings(transcript: &str) -> Vec<String> {
-    transcript.lines().filter(|l| l.starts_with("### Step ")).map(str::to_string).collect()
+    transcript
+        .lines()
+        .filter(|l| l.starts_with("### Step "))
+        .map(str::to_string)
+        .collect()
 }
 
 #[test]
@@ -20,19 +24,34 @@ fn transcripts_are_recorded_from_the_current_lesson_text() {
         let toml = read(&root().join(format!("lessons/{}.toml", l.id)));
         let stamp = markdown_stamp(&l.id, &text_fingerprint(&toml));
         if t.lines().next() != Some(stamp.as_str()) {
-            problems.push(format!("{}: stale (recorded from another version of lessons/{}.toml)", l.id, l.id));
+            problems.push(format!(
+                "{}: stale (recorded from another version of lessons/{}.toml)",
+                l.id, l.id
+            ));
         }
         let n = l.steps.len();
-        let expected: Vec<String> = l.steps.iter().enumerate().map(|(i, s)| format!("### Step {}/{n}: {}", i + 1, md_escape(&s.title))).collect();
+        let expected: Vec<String> = l
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| format!("### Step {}/{n}: {}", i + 1, md_escape(&s.title)))
+            .collect();
         let got = step_headings(&t);
         if got != expected {
-            problems.push(format!("{}: step headings differ from the lesson's steps\n  expected {expected:?}\n  recorded {got:?}", l.id));
+            problems.push(format!(
+                "{}: step headings differ from the lesson's steps\n  expected {expected:?}\n  recorded {got:?}",
+                l.id
+            ));
         }
         if !t.contains(&format!("**lesson {}: {n}/{n} steps passed", l.id)) {
             problems.push(format!("{}: the recorded run did not pass every step", l.id));
         }
     }
-    assert!(problems.is_empty(), "transcripts in book/src/transcripts/ need recording (run scripts/book as root, then commit them):\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "transcripts in book/src/transcripts/ need recording (run scripts/book as root, then commit them):\n{}",
+        problems.join("\n")
+    );
 }
 
 /// What a finished lesson chapter has, judged on its source with the
@@ -44,13 +63,31 @@ pub(crate) fn chapter_gaps(id: &str, steps: &[&str], chapter: &str, expanded: &s
         gaps.push("still the stub (finish it, then delete the stub comment)".to_string());
     }
     for (what, ok) in [
-        ("goal (transcripts/ID.md:goal)", chapter.contains(&format!("transcripts/{id}.md:goal"))),
-        ("tutorial link (transcripts/ID.md:tutorial)", chapter.contains(&format!("transcripts/{id}.md:tutorial"))),
-        ("watch list (transcripts/ID.md:watch)", chapter.contains(&format!("transcripts/{id}.md:watch"))),
-        ("exercises (transcripts/ID.md:exercises)", chapter.contains(&format!("transcripts/{id}.md:exercises"))),
+        (
+            "goal (transcripts/ID.md:goal)",
+            chapter.contains(&format!("transcripts/{id}.md:goal")),
+        ),
+        (
+            "tutorial link (transcripts/ID.md:tutorial)",
+            chapter.contains(&format!("transcripts/{id}.md:tutorial")),
+        ),
+        (
+            "watch list (transcripts/ID.md:watch)",
+            chapter.contains(&format!("transcripts/{id}.md:watch")),
+        ),
+        (
+            "exercises (transcripts/ID.md:exercises)",
+            chapter.contains(&format!("transcripts/{id}.md:exercises")),
+        ),
         ("diagram (a ```text block of its own)", chapter.contains("```text")),
-        ("notes on the before/after tables (> **Notice:**)", chapter.contains("**Notice:**")),
-        ("`workbench lesson ID --shell` command", chapter.contains(&format!("workbench lesson {id} --shell"))),
+        (
+            "notes on the before/after tables (> **Notice:**)",
+            chapter.contains("**Notice:**"),
+        ),
+        (
+            "`workbench lesson ID --shell` command",
+            chapter.contains(&format!("workbench lesson {id} --shell")),
+        ),
     ] {
         if !ok {
             gaps.push(format!("no {}", what.replace("ID", id)));
@@ -73,18 +110,26 @@ fn every_lesson_chapter_is_finished() {
     let mut problems = Vec::new();
     for l in text::all() {
         let path = src().join(format!("{}.md", l.id));
-        let Ok(chapter) = std::fs::read_to_string(&path) else { continue }; // every_lesson_has_a_chapter_listed_in_summary says so
+        let Ok(chapter) = std::fs::read_to_string(&path) else {
+            continue;
+        }; // every_lesson_has_a_chapter_listed_in_summary says so
         let steps: Vec<&str> = l.steps.iter().map(|s| s.id.as_str()).collect();
         for g in chapter_gaps(&l.id, &steps, &chapter, &expand(&path, 0)) {
             problems.push(format!("{}: {g}", rel(&path)));
         }
     }
-    assert!(problems.is_empty(), "unfinished lesson chapters (see book/src/pid-ns.md for a finished one):\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "unfinished lesson chapters (see book/src/pid-ns.md for a finished one):\n{}",
+        problems.join("\n")
+    );
 }
 
 #[test]
 fn chapter_gaps_can_be_found() {
-    let stub = read(&root().join("book/templates/lesson.md")).replace("@ID@", "demo").replace("@TITLE@", "Demo");
+    let stub = read(&root().join("book/templates/lesson.md"))
+        .replace("@ID@", "demo")
+        .replace("@TITLE@", "Demo");
     let gaps = chapter_gaps("demo", &["one"], &stub, "### Step 1/1: One");
     assert!(gaps.iter().any(|g| g.contains("stub")), "{gaps:?}");
     assert!(gaps.iter().any(|g| g.contains("diagram")), "{gaps:?}");
@@ -92,8 +137,13 @@ fn chapter_gaps_can_be_found() {
     let done = "{{#include transcripts/demo.md:goal}} {{#include transcripts/demo.md:tutorial}} {{#include transcripts/demo.md:watch}}\n\
         {{#include transcripts/demo.md:step-one}}\n> **Notice:** x\n```text\n+--+\n```\n```sh\nsudo workbench lesson demo --shell\n```\n\
         {{#include transcripts/demo.md:exercises}}";
-    assert_eq!(chapter_gaps("demo", &["one"], done, "### Step 1/1: One"), Vec::<String>::new());
-    assert!(chapter_gaps("demo", &["one", "two"], done, "### Step 1/2: One").iter().any(|g| g.contains("step two")));
+    assert_eq!(
+        chapter_gaps("demo", &["one"], done, "### Step 1/1: One"),
+        Vec::<String>::new()
+    );
+    assert!(chapter_gaps("demo", &["one", "two"], done, "### Step 1/2: One")
+        .iter()
+        .any(|g| g.contains("step two")));
 }
 
 // ---- the record mode itself ----------------------------------------------------------
@@ -102,7 +152,10 @@ fn chapter_gaps_can_be_found() {
 fn record_mode_excludes_interactive_and_json_output() {
     assert!(Cli::try_parse_from(["workbench", "lesson", "pid-ns", "--markdown"]).is_ok());
     for other in ["--json", "--step", "--shell"] {
-        assert!(Cli::try_parse_from(["workbench", "lesson", "pid-ns", "--markdown", other]).is_err(), "--markdown with {other}");
+        assert!(
+            Cli::try_parse_from(["workbench", "lesson", "pid-ns", "--markdown", other]).is_err(),
+            "--markdown with {other}"
+        );
     }
     assert!(Cli::try_parse_from(["workbench", "doctor", "--markdown", "--json"]).is_err());
 }
@@ -117,19 +170,43 @@ fn record_mode_writes_a_real_run_as_markdown() {
     let page = common::stdout(&o);
     let l = text::find("pid-ns").unwrap();
     let toml = read(&root().join("lessons/pid-ns.toml"));
-    assert_eq!(page.lines().next(), Some(markdown_stamp("pid-ns", &text_fingerprint(&toml)).as_str()));
+    assert_eq!(
+        page.lines().next(),
+        Some(markdown_stamp("pid-ns", &text_fingerprint(&toml)).as_str())
+    );
     let n = l.steps.len();
-    let want: Vec<String> = l.steps.iter().enumerate().map(|(i, s)| format!("### Step {}/{n}: {}", i + 1, md_escape(&s.title))).collect();
+    let want: Vec<String> = l
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| format!("### Step {}/{n}: {}", i + 1, md_escape(&s.title)))
+        .collect();
     assert_eq!(step_headings(&page), want);
     for s in &l.steps {
         let body = anchored(&page, &format!("step-{}", s.id)).unwrap_or_else(|| panic!("no anchor step-{}", s.id));
-        assert!(body.contains("| check | expected | actual | result |") && body.contains("**PASS**"), "step {} has no passing checks:\n{body}", s.id);
+        assert!(
+            body.contains("| check | expected | actual | result |") && body.contains("**PASS**"),
+            "step {} has no passing checks:\n{body}",
+            s.id
+        );
     }
     // The kernel's answers are in the tables: new pid namespace, PID 1 inside.
     let clone = anchored(&page, "step-clone").unwrap();
-    assert!(clone.lines().any(|r| r.starts_with("| pid | ") && r.ends_with("| **CHANGED** |")), "{clone}");
-    assert!(clone.lines().any(|r| r.starts_with("| net | ") && r.ends_with("| same |")), "{clone}");
-    assert!(anchored(&page, "step-child-pid").unwrap().contains("| getpid() inside | - | `1` | **ADDED** |"));
+    assert!(
+        clone
+            .lines()
+            .any(|r| r.starts_with("| pid | ") && r.ends_with("| **CHANGED** |")),
+        "{clone}"
+    );
+    assert!(
+        clone
+            .lines()
+            .any(|r| r.starts_with("| net | ") && r.ends_with("| same |")),
+        "{clone}"
+    );
+    assert!(anchored(&page, "step-child-pid")
+        .unwrap()
+        .contains("| getpid() inside | - | `1` | **ADDED** |"));
     assert!(!page.contains('\u{1b}'), "no terminal colours in Markdown");
     assert!(page.contains(&format!("**lesson pid-ns: {n}/{n} steps passed")));
     common::assert_host_unchanged(&before, "pid-ns --markdown");

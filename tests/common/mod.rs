@@ -1,8 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
-use std::process::{Command, Output};
 use std::io::Read;
+use std::process::{Command, Output};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::Value;
@@ -51,7 +51,11 @@ pub fn bin() -> &'static str {
 }
 
 pub fn workbench(args: &[&str]) -> Output {
-    Command::new(bin()).args(args).env("NO_COLOR", "1").output().expect("run workbench")
+    Command::new(bin())
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run workbench")
 }
 
 pub fn stdout(o: &Output) -> String {
@@ -93,18 +97,35 @@ pub fn run_json(lesson: &str, extra: &[&str]) -> (i32, Vec<Value>, Value) {
         .collect();
     let (summary, steps): (Vec<Value>, Vec<Value>) = lines.into_iter().partition(|v| v["type"] == "summary");
     assert_eq!(summary.len(), 1, "one summary expected; stderr: {}", stderr(&o));
-    (o.status.code().unwrap_or(-1), steps, summary.into_iter().next().unwrap())
+    (
+        o.status.code().unwrap_or(-1),
+        steps,
+        summary.into_iter().next().unwrap(),
+    )
 }
 
 /// The step object with id `id`.
 pub fn step<'a>(steps: &'a [Value], id: &str) -> &'a Value {
-    steps.iter().find(|s| s["id"] == id).unwrap_or_else(|| panic!("no step {id}"))
+    steps
+        .iter()
+        .find(|s| s["id"] == id)
+        .unwrap_or_else(|| panic!("no step {id}"))
 }
 
 /// The diff row `key` of section `section` in a step.
 pub fn row<'a>(step: &'a Value, section: &str, key: &str) -> &'a Value {
-    let sec = step["diff"].as_array().unwrap().iter().find(|s| s["name"] == section).unwrap_or_else(|| panic!("no section {section} in {}", step["id"]));
-    sec["rows"].as_array().unwrap().iter().find(|r| r["key"] == key).unwrap_or_else(|| panic!("no row {key} in {section}"))
+    let sec = step["diff"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == section)
+        .unwrap_or_else(|| panic!("no section {section} in {}", step["id"]));
+    sec["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["key"] == key)
+        .unwrap_or_else(|| panic!("no row {key} in {section}"))
 }
 
 /// Assert the host looks exactly as before.
@@ -143,7 +164,10 @@ pub fn hold(lesson: &str, resources: Vec<workbench::state::Resource>) -> HeldRun
     std::fs::create_dir_all(&runs).unwrap();
     let path = runs.join(format!("{}.json", held.run_id));
     std::fs::write(&path, serde_json::to_vec(&held).unwrap()).unwrap();
-    HeldRun { run_id: held.run_id, path }
+    HeldRun {
+        run_id: held.run_id,
+        path,
+    }
 }
 
 impl Drop for HeldRun {

@@ -56,7 +56,14 @@ impl Paused {
         });
         // Drain stdout so that a long transcript never blocks the lesson.
         let stdout = crate::common::drain(child.stdout.take().unwrap());
-        let mut p = Paused { child, prompts: rx, seen: 0, stdout, stderr: errors, stderr_eof: eof };
+        let mut p = Paused {
+            child,
+            prompts: rx,
+            seen: 0,
+            stdout,
+            stderr: errors,
+            stderr_eof: eof,
+        };
         p.wait_prompts(1);
         while p.seen < steps {
             p.next();
@@ -70,7 +77,10 @@ impl Paused {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.prompts.recv_timeout(left) {
                 Ok(k) => self.seen = self.seen.max(k),
-                Err(_) => panic!("the lesson did not pause after step {n}; output so far:\n{}", self.output()),
+                Err(_) => panic!(
+                    "the lesson did not pause after step {n}; output so far:\n{}",
+                    self.output()
+                ),
             }
         }
     }
@@ -112,10 +122,19 @@ impl Paused {
     pub fn workdir(&self) -> PathBuf {
         let runs = workbench::state::run_root().join("runs");
         for e in std::fs::read_dir(&runs).unwrap().flatten() {
-            let Ok(text) = std::fs::read_to_string(e.path()) else { continue };
-            let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else { continue };
+            let Ok(text) = std::fs::read_to_string(e.path()) else {
+                continue;
+            };
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
+                continue;
+            };
             if v["owner_pid"] == self.pid() {
-                let dir = v["resources"].as_array().unwrap().iter().find(|r| r["kind"] == "dir").expect("a working directory");
+                let dir = v["resources"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|r| r["kind"] == "dir")
+                    .expect("a working directory");
                 return PathBuf::from(dir["path"].as_str().unwrap());
             }
         }
@@ -139,7 +158,10 @@ impl Paused {
             std::thread::sleep(Duration::from_millis(5));
         }
         let all = self.errors();
-        let tail = all.rfind("press Enter").and_then(|i| all[i..].find('\n').map(|j| all[i + j + 1..].to_string())).unwrap_or(all);
+        let tail = all
+            .rfind("press Enter")
+            .and_then(|i| all[i..].find('\n').map(|j| all[i + j + 1..].to_string()))
+            .unwrap_or(all);
         (st, tail)
     }
 
@@ -155,7 +177,10 @@ impl Paused {
                 break st;
             }
             if Instant::now() >= deadline {
-                return Err(format!("no exit within {within:?} after Enter at the last pause; output:\n{}", self.output()));
+                return Err(format!(
+                    "no exit within {within:?} after Enter at the last pause; output:\n{}",
+                    self.output()
+                ));
             }
             std::thread::sleep(Duration::from_millis(20));
         };
@@ -165,7 +190,11 @@ impl Paused {
             self.seen = self.seen.max(k);
         }
         if self.seen > prompts {
-            return Err(format!("paused again after step {}; output:\n{}", prompts + 1, self.output()));
+            return Err(format!(
+                "paused again after step {}; output:\n{}",
+                prompts + 1,
+                self.output()
+            ));
         }
         Ok((st, self.output()))
     }
@@ -194,7 +223,11 @@ pub fn descendants(pid: i32) -> Vec<i32> {
     let mut out = Vec::new();
     let mut stack = vec![pid];
     while let Some(p) = stack.pop() {
-        for task in std::fs::read_dir(format!("/proc/{p}/task")).into_iter().flatten().flatten() {
+        for task in std::fs::read_dir(format!("/proc/{p}/task"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             let text = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
             for c in text.split_whitespace().filter_map(|s| s.parse::<i32>().ok()) {
                 out.push(c);
@@ -209,7 +242,9 @@ pub fn descendants(pid: i32) -> Vec<i32> {
 pub fn wait_gone(pids: &[i32]) -> bool {
     // Gone: reaped, or a zombie/dead entry waiting for its parent.
     let gone = |p: &i32| match std::fs::read_to_string(format!("/proc/{p}/stat")) {
-        Ok(s) => s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z') || r.starts_with('X')),
+        Ok(s) => s
+            .rsplit_once(") ")
+            .is_some_and(|(_, r)| r.starts_with('Z') || r.starts_with('X')),
         Err(_) => true,
     };
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -240,7 +275,9 @@ pub fn xattr(path: &std::path::Path, name: &str) -> Option<Vec<u8>> {
 pub fn char_device(path: &std::path::Path) -> Option<(u32, u32)> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let m = std::fs::symlink_metadata(path).ok()?;
-    m.file_type().is_char_device().then(|| (libc::major(m.rdev()), libc::minor(m.rdev())))
+    m.file_type()
+        .is_char_device()
+        .then(|| (libc::major(m.rdev()), libc::minor(m.rdev())))
 }
 
 /// Mount points in /proc/PID/mountinfo with their file system type.

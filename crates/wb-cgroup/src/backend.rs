@@ -41,14 +41,13 @@ impl<'a> Dirs<'a> {
     pub(crate) fn dir(&self, hierarchy: &str) -> Result<&'a Path> {
         match *self {
             Dirs::V2(d) => Ok(d),
-            Dirs::V1 { group, dirs } => {
-                dirs.get(hierarchy)
-                    .map(PathBuf::as_path)
-                    .ok_or_else(|| Error::NotInGroup {
-                        group: group.to_string(),
-                        controller: hierarchy.to_string(),
-                    })
-            }
+            Dirs::V1 { group, dirs } => dirs
+                .get(hierarchy)
+                .map(PathBuf::as_path)
+                .ok_or_else(|| Error::NotInGroup {
+                    group: group.to_string(),
+                    controller: hierarchy.to_string(),
+                }),
         }
     }
 
@@ -89,9 +88,6 @@ impl Watch {
 
     /// The same, shown only when the file exists.
     pub(crate) const fn optional(self) -> Watch {
-        Watch {
-            optional: true,
-            ..self
-        }
+        Watch { optional: true, ..self }
     }
 }

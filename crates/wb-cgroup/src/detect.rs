@@ -79,9 +79,7 @@ impl Layout {
     /// The v1 hierarchies (empty map on pure v2).
     pub fn v1_hierarchies(&self) -> BTreeMap<String, PathBuf> {
         match self {
-            Layout::V1 { hierarchies, .. } | Layout::Hybrid { hierarchies, .. } => {
-                hierarchies.clone()
-            }
+            Layout::V1 { hierarchies, .. } | Layout::Hybrid { hierarchies, .. } => hierarchies.clone(),
             Layout::V2 { .. } => BTreeMap::new(),
         }
     }
@@ -165,11 +163,8 @@ pub fn detect(root: &Path) -> Result<Layout> {
                 Ok(rel) => root.join(rel),
                 Err(_) => p,
             };
-            let hierarchies: BTreeMap<String, PathBuf> = scan
-                .hierarchies
-                .into_iter()
-                .map(|(k, v)| (k, rebase(v)))
-                .collect();
+            let hierarchies: BTreeMap<String, PathBuf> =
+                scan.hierarchies.into_iter().map(|(k, v)| (k, rebase(v))).collect();
             match (hierarchies.is_empty(), scan.unified.map(rebase)) {
                 (false, Some(unified)) => {
                     return Ok(Layout::Hybrid {
@@ -215,10 +210,7 @@ fn detect_by_markers(root: &Path) -> Result<Layout> {
         }
         let is_link = entry.file_type().map(|t| t.is_symlink()).unwrap_or(false);
         let list = if is_link { &mut links } else { &mut real };
-        list.push((
-            parts.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-            path,
-        ));
+        list.push((parts.iter().map(|s| s.to_string()).collect::<Vec<_>>(), path));
     }
     real.sort();
     links.sort();
@@ -287,8 +279,7 @@ pub fn scan_mountinfo(text: &str, root: &Path) -> MountScan {
             "cgroup" => {
                 for opt in opts.split(',') {
                     if KNOWN_V1_CONTROLLERS.contains(&opt) {
-                        scan.hierarchies
-                            .insert(opt.to_string(), mount_point.clone());
+                        scan.hierarchies.insert(opt.to_string(), mount_point.clone());
                     }
                 }
             }
@@ -305,10 +296,7 @@ fn unescape_mountinfo(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
             let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
             out.push(v);
             i += 4;
@@ -338,19 +326,13 @@ mod tests {
     #[test]
     fn mountinfo_hybrid_separate_mounts() {
         let s = scan_mountinfo(HYBRID_MOUNTINFO, Path::new("/sys/fs/cgroup"));
-        assert_eq!(
-            s.hierarchies.get("cpu").unwrap(),
-            Path::new("/sys/fs/cgroup/cpu")
-        );
+        assert_eq!(s.hierarchies.get("cpu").unwrap(), Path::new("/sys/fs/cgroup/cpu"));
         assert_eq!(
             s.hierarchies.get("cpuacct").unwrap(),
             Path::new("/sys/fs/cgroup/cpuacct")
         );
         assert_eq!(s.hierarchies.len(), 4, "name=systemd is not a controller");
-        assert_eq!(
-            s.unified.as_deref(),
-            Some(Path::new("/sys/fs/cgroup/unified"))
-        );
+        assert_eq!(s.unified.as_deref(), Some(Path::new("/sys/fs/cgroup/unified")));
     }
 
     #[test]
@@ -365,18 +347,12 @@ mod tests {
         let cc = Path::new("/sys/fs/cgroup/cpu,cpuacct");
         assert_eq!(s.hierarchies.get("cpu").unwrap(), cc);
         assert_eq!(s.hierarchies.get("cpuacct").unwrap(), cc);
-        assert_eq!(
-            s.hierarchies.get("memory").unwrap(),
-            Path::new("/sys/fs/cgroup/memory")
-        );
+        assert_eq!(s.hierarchies.get("memory").unwrap(), Path::new("/sys/fs/cgroup/memory"));
         assert!(!s.hierarchies.contains_key("pids"), "mount outside root");
         assert_eq!(s.unified, None);
 
         let s = scan_mountinfo(text, Path::new("/other"));
-        assert_eq!(
-            s.hierarchies.get("pids").unwrap(),
-            Path::new("/other/cg dir")
-        );
+        assert_eq!(s.hierarchies.get("pids").unwrap(), Path::new("/other/cg dir"));
     }
 
     #[test]

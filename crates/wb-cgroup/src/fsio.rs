@@ -23,9 +23,7 @@ pub(crate) fn write(path: &Path, content: &str) -> Result<()> {
         .truncate(true)
         .open(path)
         .map_err(|e| Error::io("open", path, e))?;
-    let n = f
-        .write(content.as_bytes())
-        .map_err(|e| Error::io("write", path, e))?;
+    let n = f.write(content.as_bytes()).map_err(|e| Error::io("write", path, e))?;
     if n != content.len() {
         return Err(Error::io(
             "write",

@@ -47,9 +47,7 @@ pub fn validate_name(name: &str) -> Result<()> {
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
     {
-        return bad(&format!(
-            "character {c:?} not allowed (use A-Z a-z 0-9 . _ -)"
-        ));
+        return bad(&format!("character {c:?} not allowed (use A-Z a-z 0-9 . _ -)"));
     }
     Ok(())
 }
@@ -107,8 +105,7 @@ fn blueprint(layout: &Layout, name: &str, controllers: &[Controller]) -> Result<
                 return Err(Error::InvalidValue {
                     what: "controller list",
                     value: "[]".into(),
-                    reason: "cgroup v1 groups live in controller hierarchies; name at least one"
-                        .into(),
+                    reason: "cgroup v1 groups live in controller hierarchies; name at least one".into(),
                 })
             }
         }
@@ -210,11 +207,7 @@ fn enable_in_parent(parent: &Path, ctrls: &[Controller]) -> Result<()> {
 /// without creating or writing anything, so a caller can record them (e.g. in
 /// a state file for crash cleanup) before they exist. The `workbench/` parents
 /// are not listed; removing a group removes an empty parent too.
-pub fn planned_paths(
-    layout: &Layout,
-    name: &str,
-    controllers: &[Controller],
-) -> Result<Vec<PathBuf>> {
+pub fn planned_paths(layout: &Layout, name: &str, controllers: &[Controller]) -> Result<Vec<PathBuf>> {
     let bp = blueprint(layout, name, controllers)?;
     let g = Group {
         name: name.to_string(),
@@ -236,11 +229,7 @@ pub fn open(layout: &Layout, name: &str, controllers: &[Controller]) -> Result<G
     };
     for d in g.paths() {
         if !d.is_dir() {
-            return Err(Error::io(
-                "open",
-                &d,
-                io::Error::from_raw_os_error(libc::ENOENT),
-            ));
+            return Err(Error::io("open", &d, io::Error::from_raw_os_error(libc::ENOENT)));
         }
     }
     Ok(g)
@@ -322,12 +311,7 @@ impl Group {
 
     /// The backend serving controller `c` (`v1` or `v2`, as routed), and the
     /// directories it works on.
-    fn backend<T: ?Sized>(
-        &self,
-        c: Controller,
-        v1: &'static T,
-        v2: &'static T,
-    ) -> Result<(&'static T, Dirs<'_>)> {
+    fn backend<T: ?Sized>(&self, c: Controller, v1: &'static T, v2: &'static T) -> Result<(&'static T, Dirs<'_>)> {
         let v = self.route(c)?;
         let api = match v {
             Version::V1 => v1,
@@ -601,18 +585,7 @@ mod tests {
         for ok in ["a", "demo-1", "x.y_z", "wbtest-1234abcd", &"a".repeat(64)] {
             validate_name(ok).unwrap_or_else(|e| panic!("{ok:?}: {e}"));
         }
-        for bad in [
-            "",
-            ".",
-            "..",
-            "a/b",
-            "a b",
-            "ü",
-            "x\n",
-            &"a".repeat(65),
-            "a:b",
-            "*",
-        ] {
+        for bad in ["", ".", "..", "a/b", "a b", "ü", "x\n", &"a".repeat(65), "a:b", "*"] {
             assert!(
                 matches!(validate_name(bad), Err(Error::InvalidName { .. })),
                 "{bad:?} accepted"

@@ -23,19 +23,11 @@ pub fn parse_flat_keyed(text: &str) -> Result<BTreeMap<String, u64>> {
         }
         let mut it = line.split_whitespace();
         let (Some(key), Some(value), None) = (it.next(), it.next(), it.next()) else {
-            return Err(Error::parse(
-                "flat-keyed content",
-                line,
-                "expected `key value`",
-            ));
+            return Err(Error::parse("flat-keyed content", line, "expected `key value`"));
         };
-        let value: u64 = value.parse().map_err(|_| {
-            Error::parse(
-                "flat-keyed content",
-                line,
-                "value is not an unsigned integer",
-            )
-        })?;
+        let value: u64 = value
+            .parse()
+            .map_err(|_| Error::parse("flat-keyed content", line, "value is not an unsigned integer"))?;
         out.insert(key.to_string(), value);
     }
     Ok(out)
@@ -102,27 +94,20 @@ pub fn parse_cpu_max(text: &str) -> Result<CpuMax> {
     let t = text.trim();
     let mut it = t.split_whitespace();
     let (Some(q), Some(p), None) = (it.next(), it.next(), it.next()) else {
-        return Err(Error::parse(
-            "cpu.max content",
-            t,
-            "expected `$MAX $PERIOD`",
-        ));
+        return Err(Error::parse("cpu.max content", t, "expected `$MAX $PERIOD`"));
     };
-    let quota_us =
-        if q == "max" {
-            None
-        } else {
-            Some(q.parse().map_err(|_| {
-                Error::parse("cpu.max content", t, "quota is neither a number nor max")
-            })?)
-        };
+    let quota_us = if q == "max" {
+        None
+    } else {
+        Some(
+            q.parse()
+                .map_err(|_| Error::parse("cpu.max content", t, "quota is neither a number nor max"))?,
+        )
+    };
     let period_us = p
         .parse()
         .map_err(|_| Error::parse("cpu.max content", t, "period is not a number"))?;
-    Ok(CpuMax {
-        quota_us,
-        period_us,
-    })
+    Ok(CpuMax { quota_us, period_us })
 }
 
 /// Format a v2 `cpu.max` value.
@@ -182,13 +167,9 @@ pub fn parse_proc_cgroup(text: &str) -> Result<Vec<CgroupMembership>> {
                 "expected `id:controllers:path`",
             ));
         };
-        let hierarchy_id = id.parse().map_err(|_| {
-            Error::parse(
-                "/proc/PID/cgroup line",
-                line,
-                "hierarchy id is not a number",
-            )
-        })?;
+        let hierarchy_id = id
+            .parse()
+            .map_err(|_| Error::parse("/proc/PID/cgroup line", line, "hierarchy id is not a number"))?;
         let controllers = if ctrls.is_empty() {
             Vec::new()
         } else {
@@ -261,10 +242,9 @@ mod tests {
 
     #[test]
     fn flat_keyed_v1_cpu_stat() {
-        let m = parse_flat_keyed(
-            "nr_periods 12\nnr_throttled 9\nthrottled_time 812345678\nnr_bursts 0\nburst_time 0\n",
-        )
-        .unwrap();
+        let m =
+            parse_flat_keyed("nr_periods 12\nnr_throttled 9\nthrottled_time 812345678\nnr_bursts 0\nburst_time 0\n")
+                .unwrap();
         assert_eq!(m["nr_periods"], 12);
         assert_eq!(m["nr_throttled"], 9);
         assert_eq!(m["throttled_time"], 812_345_678);
@@ -280,8 +260,7 @@ mod tests {
         .unwrap();
         assert_eq!(m["usage_usec"], 53211);
         assert_eq!(m["throttled_usec"], 640_000);
-        let ev = parse_flat_keyed("low 0\nhigh 0\nmax 17\noom 1\noom_kill 1\noom_group_kill 0\n")
-            .unwrap();
+        let ev = parse_flat_keyed("low 0\nhigh 0\nmax 17\noom 1\noom_kill 1\noom_group_kill 0\n").unwrap();
         assert_eq!(ev["oom_kill"], 1);
         assert_eq!(ev["max"], 17);
         assert_eq!(parse_flat_keyed("max 3\n").unwrap()["max"], 3);
@@ -384,23 +363,10 @@ mod tests {
         assert_eq!(parse_size("64MiB").unwrap(), 64 << 20);
         assert_eq!(parse_size("4096").unwrap(), 4096);
         assert_eq!(parse_size(" 32m ").unwrap(), 32 << 20);
-        for bad in [
-            "abc",
-            "0",
-            "0M",
-            "",
-            "M",
-            "12X",
-            "-5",
-            "1.5G",
-            "99999999999999999999T",
-        ] {
+        for bad in ["abc", "0", "0M", "", "M", "12X", "-5", "1.5G", "99999999999999999999T"] {
             assert!(parse_size(bad).is_err(), "{bad:?} should be rejected");
         }
-        assert!(parse_size("abc")
-            .unwrap_err()
-            .to_string()
-            .contains("\"abc\""));
+        assert!(parse_size("abc").unwrap_err().to_string().contains("\"abc\""));
     }
 
     #[test]

@@ -81,10 +81,7 @@ pub(crate) fn plan(layout: &Layout, c: Controller) -> Result<Placement> {
 
 /// The whitespace-separated words of a file such as `cgroup.controllers`.
 pub(crate) fn words(path: &Path) -> Result<Vec<String>> {
-    Ok(fsio::read(path)?
-        .split_whitespace()
-        .map(str::to_string)
-        .collect())
+    Ok(fsio::read(path)?.split_whitespace().map(str::to_string).collect())
 }
 
 /// The controller must be available at the v2 root and enabled in the root's

@@ -259,10 +259,7 @@ mod tests {
             "sys/fs/cgroup/workbench/x",
         ] {
             assert!(
-                matches!(
-                    check_owned_path(root, Path::new(bad)),
-                    Err(Error::Refused { .. })
-                ),
+                matches!(check_owned_path(root, Path::new(bad)), Err(Error::Refused { .. })),
                 "{bad} accepted"
             );
         }

@@ -90,11 +90,9 @@ pub fn layout_summary(layout: &Layout) -> LayoutSummary {
     }
     // Feature probes look wherever the controller exists, delegated or not.
     let on_unified = |name: &str| {
-        layout.unified().filter(|u| {
-            words(&u.join(files::CGROUP_CONTROLLERS))
-                .iter()
-                .any(|w| w == name)
-        })
+        layout
+            .unified()
+            .filter(|u| words(&u.join(files::CGROUP_CONTROLLERS)).iter().any(|w| w == name))
     };
     let cpu_bandwidth = if let Some(h) = layout.hierarchy("cpu") {
         Some(h.join(files::V1_CPU_CFS_QUOTA_US).is_file())

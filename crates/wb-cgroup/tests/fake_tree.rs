@@ -205,21 +205,12 @@ fn detect_fake_v2_and_hybrid_and_nothing() {
     let l = detect(t.path()).unwrap();
     assert_eq!(l.version_label(), "hybrid");
     assert_eq!(l.unified(), Some(t.path().join("unified").as_path()));
-    assert_eq!(
-        l.hierarchy("memory"),
-        Some(t.path().join("memory").as_path())
-    );
+    assert_eq!(l.hierarchy("memory"), Some(t.path().join("memory").as_path()));
 
     let empty = TempDir::new().unwrap();
     fs::create_dir(empty.path().join("not-a-controller")).unwrap();
-    assert!(matches!(
-        detect(empty.path()),
-        Err(Error::NotCgroupRoot { .. })
-    ));
-    assert!(matches!(
-        detect(&empty.path().join("missing")),
-        Err(Error::Sys { .. })
-    ));
+    assert!(matches!(detect(empty.path()), Err(Error::NotCgroupRoot { .. })));
+    assert!(matches!(detect(&empty.path().join("missing")), Err(Error::Sys { .. })));
 }
 
 // ---------------------------------------------------------------- v1 backend
@@ -230,18 +221,12 @@ fn v1_create_and_every_operation() {
     let l = detect(t.path()).unwrap();
     let g = create(&l, "demo", &ALL).unwrap();
     let dir = |h: &str| t.path().join(h).join("workbench/demo");
-    assert_eq!(
-        g.paths(),
-        vec![dir("cpu"), dir("cpuacct"), dir("memory"), dir("pids")]
-    );
+    assert_eq!(g.paths(), vec![dir("cpu"), dir("cpuacct"), dir("memory"), dir("pids")]);
     for p in g.paths() {
         assert!(p.is_dir(), "{p:?}");
     }
     assert_eq!(g.version_of(Controller::Cpu), Some(Version::V1));
-    assert!(
-        !t.path().join("cpuset/workbench").exists(),
-        "cpuset untouched"
-    );
+    assert!(!t.path().join("cpuset/workbench").exists(), "cpuset untouched");
     populate_v1(&l, "demo", true);
 
     // Processes go into every hierarchy.
@@ -262,22 +247,10 @@ fn v1_create_and_every_operation() {
     g.clear_cpu_quota().unwrap();
     assert_eq!(get(&dir("cpu").join("cpu.cfs_quota_us")), "-1");
     assert_eq!(g.cpu_quota().unwrap().quota_us, None);
-    for (q, p) in [
-        (0, 100_000),
-        (999, 100_000),
-        (20_000, 500),
-        (20_000, 2_000_000),
-    ] {
-        assert!(matches!(
-            g.set_cpu_quota(q, p),
-            Err(Error::InvalidValue { .. })
-        ));
+    for (q, p) in [(0, 100_000), (999, 100_000), (20_000, 500), (20_000, 2_000_000)] {
+        assert!(matches!(g.set_cpu_quota(q, p), Err(Error::InvalidValue { .. })));
     }
-    assert_eq!(
-        get(&dir("cpu").join("cpu.cfs_quota_us")),
-        "-1",
-        "no write on invalid"
-    );
+    assert_eq!(get(&dir("cpu").join("cpu.cfs_quota_us")), "-1", "no write on invalid");
 
     // Usage and throttling.
     put(&dir("cpuacct").join("cpuacct.usage"), "123456789\n");
@@ -306,37 +279,22 @@ fn v1_create_and_every_operation() {
 
     // Memory: limit plus memsw = limit + swap.
     g.set_memory_limit(32 << 20, Some(0)).unwrap();
-    assert_eq!(
-        get(&dir("memory").join("memory.limit_in_bytes")),
-        "33554432"
-    );
-    assert_eq!(
-        get(&dir("memory").join("memory.memsw.limit_in_bytes")),
-        "33554432"
-    );
+    assert_eq!(get(&dir("memory").join("memory.limit_in_bytes")), "33554432");
+    assert_eq!(get(&dir("memory").join("memory.memsw.limit_in_bytes")), "33554432");
     g.set_memory_limit(32 << 20, Some(16 << 20)).unwrap();
     assert_eq!(
         get(&dir("memory").join("memory.memsw.limit_in_bytes")),
         (48u64 << 20).to_string()
     );
     g.set_memory_limit(64 << 20, None).unwrap();
-    assert_eq!(
-        get(&dir("memory").join("memory.limit_in_bytes")),
-        "67108864"
-    );
-    assert_eq!(
-        get(&dir("memory").join("memory.memsw.limit_in_bytes")),
-        "-1"
-    );
+    assert_eq!(get(&dir("memory").join("memory.limit_in_bytes")), "67108864");
+    assert_eq!(get(&dir("memory").join("memory.memsw.limit_in_bytes")), "-1");
     assert!(g.set_memory_limit(0, None).is_err());
     g.clear_memory_limit().unwrap();
     assert_eq!(get(&dir("memory").join("memory.limit_in_bytes")), "-1");
 
     put(&dir("memory").join("memory.usage_in_bytes"), "1048576\n");
-    put(
-        &dir("memory").join("memory.max_usage_in_bytes"),
-        "33554432\n",
-    );
+    put(&dir("memory").join("memory.max_usage_in_bytes"), "33554432\n");
     put(&dir("memory").join("memory.failcnt"), "0\n");
     put(
         &dir("memory").join("memory.oom_control"),
@@ -375,11 +333,7 @@ fn v1_memory_without_swap_accounting() {
     let d = t.path().join("memory/workbench/nosw");
     assert_eq!(get(&d.join("memory.limit_in_bytes")), "1048576");
     assert!(!d.join("memory.memsw.limit_in_bytes").exists());
-    let labels: Vec<String> = g
-        .files_for(Resource::Memory)
-        .into_iter()
-        .map(|f| f.label)
-        .collect();
+    let labels: Vec<String> = g.files_for(Resource::Memory).into_iter().map(|f| f.label).collect();
     assert!(!labels.contains(&"memory.memsw.limit_in_bytes".to_string()));
     // Operations on controllers the group lacks are typed errors.
     assert!(matches!(
@@ -415,11 +369,7 @@ fn v1_watched_files() {
     assert!(stat[0].ends_with("cpu/workbench/w/cpu.stat"));
     assert!(stat[1].ends_with("cpuacct/workbench/w/cpuacct.usage"));
     assert_eq!(g.files_for(Resource::CpuWeight)[0].label, "cpu.shares");
-    let mem: Vec<String> = g
-        .files_for(Resource::Memory)
-        .into_iter()
-        .map(|w| w.label)
-        .collect();
+    let mem: Vec<String> = g.files_for(Resource::Memory).into_iter().map(|w| w.label).collect();
     assert_eq!(
         mem,
         [
@@ -430,10 +380,7 @@ fn v1_watched_files() {
             "memory.failcnt"
         ]
     );
-    assert_eq!(
-        g.files_for(Resource::MemoryEvents)[0].label,
-        "memory.oom_control"
-    );
+    assert_eq!(g.files_for(Resource::MemoryEvents)[0].label, "memory.oom_control");
     let pids = g.files_for(Resource::Pids);
     assert_eq!(pids.len(), 3);
     assert_eq!(read_watched(&pids)["pids.max"], "max");
@@ -468,10 +415,7 @@ fn v2_watched_files_and_optional_ones() {
     fs::remove_file(d.join("memory.swap.max")).unwrap();
     assert!(!labels(Resource::Memory).contains(&"memory.swap.max".to_string()));
     assert_eq!(labels(Resource::MemoryEvents), ["memory.events"]);
-    assert_eq!(
-        labels(Resource::Pids),
-        ["pids.max", "pids.current", "pids.events"]
-    );
+    assert_eq!(labels(Resource::Pids), ["pids.max", "pids.current", "pids.events"]);
     let procs = g.files_for(Resource::Procs);
     assert_eq!(procs.len(), 1);
     assert_eq!(procs[0].path, d.join("cgroup.procs"));
@@ -506,10 +450,7 @@ fn v2_create_enables_controllers_in_own_parent_only() {
     assert_eq!(g.paths(), vec![r.join("workbench/demo")]);
     assert!(r.join("workbench/demo").is_dir());
     assert_eq!(g.version_of(Controller::Memory), Some(Version::V2));
-    assert_eq!(
-        get(&r.join("workbench/cgroup.subtree_control")),
-        "+cpu +memory +pids"
-    );
+    assert_eq!(get(&r.join("workbench/cgroup.subtree_control")), "+cpu +memory +pids");
     assert_eq!(
         get(&r.join("cgroup.subtree_control")),
         "cpu memory pids\n",
@@ -517,15 +458,9 @@ fn v2_create_enables_controllers_in_own_parent_only() {
     );
 
     // Already enabled → no write (the fake file keeps the kernel's format).
-    put(
-        &r.join("workbench/cgroup.subtree_control"),
-        "cpu memory pids\n",
-    );
+    put(&r.join("workbench/cgroup.subtree_control"), "cpu memory pids\n");
     let g2 = create(&l, "second", &[Controller::Cpu]).unwrap();
-    assert_eq!(
-        get(&r.join("workbench/cgroup.subtree_control")),
-        "cpu memory pids\n"
-    );
+    assert_eq!(get(&r.join("workbench/cgroup.subtree_control")), "cpu memory pids\n");
     // Only the missing controller is added.
     put(&r.join("workbench/cgroup.subtree_control"), "cpu\n");
     let g3 = create(&l, "third", &[Controller::Cpu, Controller::Pids]).unwrap();
@@ -534,10 +469,7 @@ fn v2_create_enables_controllers_in_own_parent_only() {
 
     // Names are validated before anything is touched.
     for bad in ["", "..", "a/b", "x y"] {
-        assert!(matches!(
-            create(&l, bad, &ALL),
-            Err(Error::InvalidName { .. })
-        ));
+        assert!(matches!(create(&l, bad, &ALL), Err(Error::InvalidName { .. })));
     }
     // Creating twice is an error and leaves the first one alone.
     let e = create(&l, "demo", &ALL).unwrap_err();
@@ -647,10 +579,7 @@ fn v2_every_operation() {
     assert_eq!(g.pids_max_events().unwrap(), 2);
 
     // cpu.stat without the cpu controller has no throttling keys.
-    put(
-        &d.join("cpu.stat"),
-        "usage_usec 5\nuser_usec 5\nsystem_usec 0\n",
-    );
+    put(&d.join("cpu.stat"), "usage_usec 5\nuser_usec 5\nsystem_usec 0\n");
     assert_eq!(g.cpu_usage_ns().unwrap(), 5000);
     assert!(matches!(g.cpu_stat(), Err(Error::Parse { .. })));
 
@@ -664,10 +593,7 @@ fn v2_every_operation() {
         ["memory.max", "memory.swap.max", "memory.current"]
     );
     assert_eq!(labels(Resource::MemoryEvents), ["memory.events"]);
-    assert_eq!(
-        labels(Resource::Pids),
-        ["pids.max", "pids.current", "pids.events"]
-    );
+    assert_eq!(labels(Resource::Pids), ["pids.max", "pids.current", "pids.events"]);
     let vals = read_watched(&g.files_for(Resource::Memory));
     assert_eq!(vals["memory.max"], "max");
     assert_eq!(vals["memory.current"], "4096");
@@ -706,10 +632,7 @@ fn hybrid_routes_v2_only_controller_to_unified() {
     assert_eq!(g.version_of(Controller::Pids), Some(Version::V2));
     let u = r.join("unified/workbench/mix");
     assert!(g.paths().contains(&u));
-    assert_eq!(
-        get(&r.join("unified/workbench/cgroup.subtree_control")),
-        "+pids"
-    );
+    assert_eq!(get(&r.join("unified/workbench/cgroup.subtree_control")), "+pids");
     assert_eq!(get(&r.join("unified/cgroup.subtree_control")), "pids\n");
     pids_files(&u);
     g.set_pids_max(7).unwrap();
@@ -779,9 +702,7 @@ fn remove_list_open_and_cleanup_paths() {
 
     // A RemoveOnDrop guard removes on scope exit, even on panic.
     let res = std::panic::catch_unwind(|| {
-        let _g = create(&l, "guarded", &[Controller::Pids])
-            .unwrap()
-            .remove_on_drop();
+        let _g = create(&l, "guarded", &[Controller::Pids]).unwrap().remove_on_drop();
         assert!(r.join("pids/workbench/guarded").is_dir());
         panic!("test failure inside the guard's scope");
     });
@@ -794,10 +715,7 @@ fn v1_needs_a_controller_and_reports_missing_ones() {
     let t = TempDir::new().unwrap();
     v1_memory_files(&t.path().join("memory"), true);
     let l = detect(t.path()).unwrap();
-    assert!(matches!(
-        create(&l, "x", &[]),
-        Err(Error::InvalidValue { .. })
-    ));
+    assert!(matches!(create(&l, "x", &[]), Err(Error::InvalidValue { .. })));
     let e = create(&l, "x", &[Controller::Memory, Controller::Cpu]).unwrap_err();
     assert!(matches!(e, Error::ControllerUnavailable { .. }), "{e}");
     assert!(
@@ -832,15 +750,8 @@ fn summaries() {
     let t = fake_v2("cpu pids\n");
     let s = detect(t.path()).unwrap().summary();
     assert_eq!(s.version, "v2");
-    assert_eq!(
-        s.cpu_bandwidth,
-        Some(true),
-        "root cpu.stat has nr_throttled"
-    );
-    assert!(s.workbench["memory"]
-        .as_ref()
-        .unwrap_err()
-        .contains("not enabled"));
+    assert_eq!(s.cpu_bandwidth, Some(true), "root cpu.stat has nr_throttled");
+    assert!(s.workbench["memory"].as_ref().unwrap_err().contains("not enabled"));
     assert_eq!(s.workbench["cpu"], Ok("v2"));
     // memory is not delegated at the root, but the host does have swap accounting.
     assert_eq!(s.swap_accounting, Some(true));
@@ -848,18 +759,11 @@ fn summaries() {
     let t = fake_v2("cpu memory pids\n");
     fs::remove_dir_all(t.path().join("system.slice")).unwrap();
     let s = detect(t.path()).unwrap().summary();
-    assert_eq!(
-        s.swap_accounting, None,
-        "no child with memory files to look at"
-    );
+    assert_eq!(s.swap_accounting, None, "no child with memory files to look at");
 
     let t = fake_v2("cpu memory pids\n");
     let s = detect(t.path()).unwrap().summary();
-    assert_eq!(
-        s.swap_accounting,
-        Some(true),
-        "system.slice has memory.swap.max"
-    );
+    assert_eq!(s.swap_accounting, Some(true), "system.slice has memory.swap.max");
     let mem = s.controllers.iter().find(|c| c.name == "memory").unwrap();
     assert!(mem.enabled_at_root);
 }
@@ -876,10 +780,7 @@ fn planned_paths_match_create_and_touch_nothing() {
     let planned = planned_paths(&l, "plan", &[Controller::Cpu, Controller::Memory]).unwrap();
     let dir = |h: &str| t.path().join(h).join("workbench/plan");
     assert_eq!(planned, vec![dir("cpu"), dir("cpuacct"), dir("memory")]);
-    assert!(
-        !t.path().join("cpu/workbench").exists(),
-        "planning created a directory"
-    );
+    assert!(!t.path().join("cpu/workbench").exists(), "planning created a directory");
     let g = create(&l, "plan", &[Controller::Cpu, Controller::Memory]).unwrap();
     assert_eq!(g.paths(), planned);
 

@@ -107,13 +107,9 @@ fn lifecycle_membership_and_remove() {
         return;
     };
     let name = unique("life");
-    let g = create(
-        &layout,
-        &name,
-        &[Controller::Cpu, Controller::Memory, Controller::Pids],
-    )
-    .unwrap()
-    .remove_on_drop();
+    let g = create(&layout, &name, &[Controller::Cpu, Controller::Memory, Controller::Pids])
+        .unwrap()
+        .remove_on_drop();
     let paths = g.paths();
     for p in &paths {
         assert!(p.is_dir(), "{p:?}");
@@ -133,9 +129,7 @@ fn lifecycle_membership_and_remove() {
     let member = read_proc_cgroup(child.pid()).unwrap();
     let want = format!("/workbench/{name}");
     let mut seen = 0;
-    let in_unified = layout
-        .unified()
-        .is_some_and(|u| paths.iter().any(|p| p.starts_with(u)));
+    let in_unified = layout.unified().is_some_and(|u| paths.iter().any(|p| p.starts_with(u)));
     for m in &member {
         let relevant = if m.is_unified() {
             in_unified
@@ -154,9 +148,7 @@ fn lifecycle_membership_and_remove() {
 
     // remove() kills the member and deletes every directory.
     g.remove().unwrap();
-    let (st, _) = child
-        .wait_for(Duration::from_secs(5))
-        .expect("child killed");
+    let (st, _) = child.wait_for(Duration::from_secs(5)).expect("child killed");
     assert_eq!(st.signal(), Some(libc::SIGKILL));
     for p in &paths {
         assert!(!p.exists(), "{p:?} left behind");
@@ -183,8 +175,7 @@ fn cpu_quota_throttles_a_busy_loop() {
     );
 
     // Bounded: the loop runs under `timeout 20` even if everything else fails.
-    let mut child =
-        ChildGuard::spawn_waiting("read _; exec timeout 20 sh -c 'while :; do :; done'");
+    let mut child = ChildGuard::spawn_waiting("read _; exec timeout 20 sh -c 'while :; do :; done'");
     g.add_process(child.pid()).unwrap();
     child.release();
     sleep(Duration::from_millis(300)); // let it start and hit the quota
@@ -233,10 +224,7 @@ fn cpu_weight_roundtrip_on_kernel() {
         Version::V2 => "100",
     };
     assert_eq!(shown.values().next().unwrap(), expected, "{shown:?}");
-    assert!(matches!(
-        g.set_cpu_weight(0),
-        Err(Error::InvalidValue { .. })
-    ));
+    assert!(matches!(g.set_cpu_weight(0), Err(Error::InvalidValue { .. })));
 }
 
 #[test]
@@ -269,9 +257,8 @@ fn memory_limit_oom_kills_a_hog() {
 
     // Doubles a shell string; 28 doublings would be 256 MiB, far above the
     // limit, and the bound keeps a broken limit from eating the host.
-    let mut child = ChildGuard::spawn_waiting(
-        "read _; x=a; i=0; while [ $i -lt 28 ]; do x=$x$x; i=$((i+1)); done; exit 3",
-    );
+    let mut child =
+        ChildGuard::spawn_waiting("read _; x=a; i=0; while [ $i -lt 28 ]; do x=$x$x; i=$((i+1)); done; exit 3");
     g.add_process(child.pid()).unwrap();
     child.release();
     let (st, _) = child
@@ -322,11 +309,7 @@ fn pids_max_refuses_forks() {
     let current = g.pids_current().unwrap();
     assert!((1..=3).contains(&current), "pids.current {current}");
     let left = g.procs().unwrap();
-    assert_eq!(
-        left.len() as u64,
-        current,
-        "orphaned sleeps still in the group"
-    );
+    assert_eq!(left.len() as u64, current, "orphaned sleeps still in the group");
 
     // kill_all empties the group (the sleeps are orphans, not our children).
     g.kill_all().unwrap();
@@ -380,9 +363,7 @@ fn cleanup_by_path_removes_only_workbench_groups() {
 
     remove_by_path(&dir).unwrap();
     assert!(!dir.exists());
-    let (st, _) = child
-        .wait_for(Duration::from_secs(5))
-        .expect("member killed");
+    let (st, _) = child.wait_for(Duration::from_secs(5)).expect("member killed");
     assert_eq!(st.signal(), Some(libc::SIGKILL));
     remove_by_path(&dir).unwrap(); // already gone
 }
@@ -407,9 +388,6 @@ fn detect_system_matches_mountinfo() {
     assert_eq!(s.version, expected);
     if expected != "v2" {
         assert!(!s.controllers.is_empty());
-        assert!(s
-            .controllers
-            .iter()
-            .any(|c| c.name == "memory" && c.version == "v1"));
+        assert!(s.controllers.iter().any(|c| c.name == "memory" && c.version == "v1"));
     }
 }

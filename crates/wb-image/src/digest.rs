@@ -92,11 +92,7 @@ pub(crate) fn expect_digest(path: &Path, expected: &str, actual: String) -> Resu
 /// (other algorithms, `../` tricks) is refused, naming `ctx`.
 pub(crate) fn check_digest(d: &str, ctx: &Path) -> Result<String> {
     let hex = d.strip_prefix("sha256:").unwrap_or("");
-    if hex.len() != 64
-        || !hex
-            .bytes()
-            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-    {
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
         return Err(Error::invalid_image(
             ctx,
             format!("unsupported or malformed digest {d:?}"),

@@ -13,8 +13,8 @@ use crate::digest::{diff_id, expect_digest, sha256_digest, HashWriter};
 use crate::error::{Error, IoContext, Result};
 use crate::layer::open_layer_file;
 use crate::model::{
-    config_from_json, host_architecture, image_config, json_bytes, read_json, str_list,
-    write_json_file, ImageConfig, LoadedImage, EPOCH,
+    config_from_json, host_architecture, image_config, json_bytes, read_json, str_list, write_json_file, ImageConfig,
+    LoadedImage, EPOCH,
 };
 
 /// What [`save_docker_dir`] / [`save_docker_archive`] wrote.
@@ -47,9 +47,7 @@ pub fn save_docker_dir(layers: &[PathBuf], cfg: &ImageConfig, dir: &Path) -> Res
             .prefix(".wb-tmp-")
             .tempfile_in(dir)
             .ctx("create temporary file in", dir)?;
-        let mut w = HashWriter::new(io::BufWriter::new(
-            tmp.as_file().try_clone().ctx("dup", tmp.path())?,
-        ));
+        let mut w = HashWriter::new(io::BufWriter::new(tmp.as_file().try_clone().ctx("dup", tmp.path())?));
         io::copy(&mut open_layer_file(l)?, &mut w).ctx("copy", l)?;
         w.flush().ctx("write", tmp.path())?;
         let (diff, _) = w.finish();
@@ -117,11 +115,7 @@ pub fn save_docker_dir(layers: &[PathBuf], cfg: &ImageConfig, dir: &Path) -> Res
 
 /// Save an image in the `docker save` shape as one tar file at `out`
 /// (`docker load -i out` / `skopeo ... docker-archive:out` read it).
-pub fn save_docker_archive(
-    layers: &[PathBuf],
-    cfg: &ImageConfig,
-    out: &Path,
-) -> Result<DockerSaved> {
+pub fn save_docker_archive(layers: &[PathBuf], cfg: &ImageConfig, out: &Path) -> Result<DockerSaved> {
     let parent = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -135,9 +129,7 @@ pub fn save_docker_archive(
         .prefix(".wb-tmp-")
         .tempfile_in(&parent)
         .ctx("create temporary file in", &parent)?;
-    let mut b = tar::Builder::new(io::BufWriter::new(
-        tmp.as_file().try_clone().ctx("dup", tmp.path())?,
-    ));
+    let mut b = tar::Builder::new(io::BufWriter::new(tmp.as_file().try_clone().ctx("dup", tmp.path())?));
     let werr = |e: io::Error| Error::io("write", out, e);
     for e in crate::sys::walk(staging.path())? {
         let mut h = tar::Header::new_gnu();
@@ -150,8 +142,7 @@ pub fn save_docker_archive(
             h.set_size(0);
             let mut p = e.rel.as_os_str().to_os_string();
             p.push("/");
-            b.append_data(&mut h, Path::new(&p), io::empty())
-                .map_err(werr)?;
+            b.append_data(&mut h, Path::new(&p), io::empty()).map_err(werr)?;
         } else {
             h.set_entry_type(tar::EntryType::Regular);
             h.set_mode(0o644);
@@ -174,10 +165,7 @@ fn inside(root: &Path, rel: &str) -> Result<PathBuf> {
     if p.components()
         .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
     {
-        return Err(Error::invalid_image(
-            root,
-            format!("path {rel:?} leaves the archive"),
-        ));
+        return Err(Error::invalid_image(root, format!("path {rel:?} leaves the archive")));
     }
     Ok(root.join(p))
 }
@@ -217,15 +205,10 @@ pub fn load_docker_archive(path: &Path, reference: &str) -> Result<LoadedImage> 
         let entry = if reference.is_empty() && entries.len() == 1 {
             entries.first()
         } else {
-            entries
-                .iter()
-                .find(|e| str_list(&e["RepoTags"]).contains(&want))
+            entries.iter().find(|e| str_list(&e["RepoTags"]).contains(&want))
         };
         let Some(entry) = entry else {
-            let available: Vec<String> = entries
-                .iter()
-                .flat_map(|e| str_list(&e["RepoTags"]))
-                .collect();
+            let available: Vec<String> = entries.iter().flat_map(|e| str_list(&e["RepoTags"])).collect();
             return Err(Error::NotFound {
                 reference: reference.into(),
                 path: path.into(),
@@ -236,11 +219,7 @@ pub fn load_docker_archive(path: &Path, reference: &str) -> Result<LoadedImage> 
         let cfg_path = inside(&root, cfg_rel)?;
         let bytes = fs::read(&cfg_path).ctx("read", &cfg_path)?;
         // Config files are named after their digest (`<hex>.json` or `blobs/sha256/<hex>`).
-        let stem = cfg_path
-            .file_name()
-            .and_then(|s| s.to_str())
-            .unwrap_or("")
-            .to_string();
+        let stem = cfg_path.file_name().and_then(|s| s.to_str()).unwrap_or("").to_string();
         let stem = stem.strip_suffix(".json").unwrap_or(&stem).to_string();
         if stem.len() == 64 && stem.bytes().all(|b| b.is_ascii_hexdigit()) {
             expect_digest(&cfg_path, &format!("sha256:{stem}"), sha256_digest(&bytes))?;
@@ -254,10 +233,7 @@ pub fn load_docker_archive(path: &Path, reference: &str) -> Result<LoadedImage> 
             .map(|l| inside(&root, l))
             .collect::<Result<Vec<_>>>()?;
         let rt = if reference.is_empty() {
-            str_list(&entry["RepoTags"])
-                .into_iter()
-                .next()
-                .unwrap_or_default()
+            str_list(&entry["RepoTags"]).into_iter().next().unwrap_or_default()
         } else {
             want.clone()
         };
@@ -275,9 +251,7 @@ pub fn load_docker_archive(path: &Path, reference: &str) -> Result<LoadedImage> 
                 for (t, id) in tags.as_object().into_iter().flatten() {
                     let rt = format!("{n}:{t}");
                     if rt == want
-                        || (reference.is_empty()
-                            && obj.len() == 1
-                            && tags.as_object().map_or(0, |m| m.len()) == 1)
+                        || (reference.is_empty() && obj.len() == 1 && tags.as_object().map_or(0, |m| m.len()) == 1)
                     {
                         top = id.as_str().map(|s| (s.to_string(), n.clone(), t.clone()));
                     }

@@ -111,10 +111,7 @@ mod tests {
             "/tmp/x/merged",
             io::Error::from_raw_os_error(libc::EINVAL),
         );
-        assert_eq!(
-            e.to_string(),
-            "mount overlay on /tmp/x/merged: Invalid argument"
-        );
+        assert_eq!(e.to_string(), "mount overlay on /tmp/x/merged: Invalid argument");
         assert_eq!(e.raw_os_error(), Some(libc::EINVAL));
     }
 }

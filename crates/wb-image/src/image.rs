@@ -18,6 +18,6 @@ pub use crate::docker::{load_docker_archive, save_docker_archive, save_docker_di
 pub use crate::layer::open_layer_file;
 pub use crate::model::{host_architecture, ImageConfig, LoadedImage, EPOCH};
 pub use crate::oci::{
-    load_oci, save_oci, OciSaved, ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, MEDIA_TYPE_CONFIG,
-    MEDIA_TYPE_INDEX, MEDIA_TYPE_LAYER_GZIP, MEDIA_TYPE_LAYER_TAR, MEDIA_TYPE_MANIFEST,
+    load_oci, save_oci, OciSaved, ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, MEDIA_TYPE_CONFIG, MEDIA_TYPE_INDEX,
+    MEDIA_TYPE_LAYER_GZIP, MEDIA_TYPE_LAYER_TAR, MEDIA_TYPE_MANIFEST,
 };

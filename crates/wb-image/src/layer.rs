@@ -104,9 +104,7 @@ pub fn upper_to_layer<W: Write>(upper: &Path, out: W) -> Result<W> {
         if name.as_bytes().starts_with(WHITEOUT_PREFIX.as_bytes()) {
             return Err(Error::InvalidEntry {
                 path: lossy(&e.rel),
-                reason: format!(
-                    "names starting with {WHITEOUT_PREFIX:?} are reserved for whiteouts"
-                ),
+                reason: format!("names starting with {WHITEOUT_PREFIX:?} are reserved for whiteouts"),
             });
         }
         let ft = meta.file_type();
@@ -116,8 +114,7 @@ pub fn upper_to_layer<W: Write>(upper: &Path, out: W) -> Result<W> {
             h.set_entry_type(EntryType::Directory);
             let mut p = e.rel.as_os_str().to_os_string();
             p.push("/");
-            b.append_data(&mut h, Path::new(&p), io::empty())
-                .map_err(out_err)?;
+            b.append_data(&mut h, Path::new(&p), io::empty()).map_err(out_err)?;
             if is_opaque(&e.abs)? {
                 let mut h = empty_file_header(meta.mtime().max(0) as u64);
                 b.append_data(&mut h, e.rel.join(OPAQUE_MARKER), io::empty())
@@ -150,16 +147,12 @@ pub fn upper_to_layer<W: Write>(upper: &Path, out: W) -> Result<W> {
             } else {
                 EntryType::Block
             });
-            h.set_device_major(sys::dev_major(meta.rdev()))
-                .map_err(out_err)?;
-            h.set_device_minor(sys::dev_minor(meta.rdev()))
-                .map_err(out_err)?;
-            b.append_data(&mut h, &e.rel, io::empty())
-                .map_err(out_err)?;
+            h.set_device_major(sys::dev_major(meta.rdev())).map_err(out_err)?;
+            h.set_device_minor(sys::dev_minor(meta.rdev())).map_err(out_err)?;
+            b.append_data(&mut h, &e.rel, io::empty()).map_err(out_err)?;
         } else if ft.is_fifo() {
             h.set_entry_type(EntryType::Fifo);
-            b.append_data(&mut h, &e.rel, io::empty())
-                .map_err(out_err)?;
+            b.append_data(&mut h, &e.rel, io::empty()).map_err(out_err)?;
         }
         // sockets: skipped
     }
@@ -233,12 +226,7 @@ fn join_rel(comps: &[OsString]) -> PathBuf {
 /// `root`), and anything that would climb above `root` is rejected. Missing
 /// directories are created (mode 0755) when `create` is set, otherwise
 /// `Ok(None)` is returned.
-fn resolve_dir(
-    root: &Path,
-    comps: &[OsString],
-    create: bool,
-    shown: &str,
-) -> Result<Option<PathBuf>> {
+fn resolve_dir(root: &Path, comps: &[OsString], create: bool, shown: &str) -> Result<Option<PathBuf>> {
     let mut queue: std::collections::VecDeque<OsString> = comps.iter().cloned().collect();
     let mut stack: Vec<OsString> = Vec::new();
     let mut hops = 0;
@@ -394,9 +382,7 @@ pub fn apply_layer<R: Read>(input: R, dest: &Path, mode: ApplyMode) -> Result<Ap
                     });
                 }
                 let target = pdir.join(OsStr::from_bytes(name));
-                report
-                    .whiteouts
-                    .push(lossy(&prel.join(OsStr::from_bytes(name))));
+                report.whiteouts.push(lossy(&prel.join(OsStr::from_bytes(name))));
                 sys::remove_any(&target)?;
                 if mode == ApplyMode::Overlay {
                     crate::overlay::make_whiteout(&target)?;
@@ -473,16 +459,8 @@ pub fn apply_layer<R: Read>(input: R, dest: &Path, mode: ApplyMode) -> Result<Ap
                 }
             }
             EntryType::Char | EntryType::Block => {
-                let major = entry
-                    .header()
-                    .device_major()
-                    .map_err(read_err)?
-                    .unwrap_or(0);
-                let minor = entry
-                    .header()
-                    .device_minor()
-                    .map_err(read_err)?
-                    .unwrap_or(0);
+                let major = entry.header().device_major().map_err(read_err)?.unwrap_or(0);
+                let minor = entry.header().device_minor().map_err(read_err)?.unwrap_or(0);
                 sys::remove_any(&target)?;
                 let kind = if etype == EntryType::Char {
                     libc::S_IFCHR
@@ -598,11 +576,7 @@ mod tests {
         assert!(sanitize(b"a/../../x").is_err());
         assert_eq!(
             sanitize(b"./a//b/./c/").unwrap(),
-            vec![
-                OsString::from("a"),
-                OsString::from("b"),
-                OsString::from("c")
-            ]
+            vec![OsString::from("a"), OsString::from("b"), OsString::from("c")]
         );
         assert!(sanitize(b"./").unwrap().is_empty());
     }

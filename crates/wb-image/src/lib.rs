@@ -22,10 +22,8 @@ mod sys;
 
 pub use error::{Error, Result};
 pub use image::{
-    load_docker_archive, load_oci, save_docker_archive, save_docker_dir, save_oci, DockerSaved,
-    ImageConfig, LoadedImage, OciSaved,
+    load_docker_archive, load_oci, save_docker_archive, save_docker_dir, save_oci, DockerSaved, ImageConfig,
+    LoadedImage, OciSaved,
 };
 pub use layer::{apply_layer, upper_to_layer, ApplyMode, ApplyReport};
-pub use overlay::{
-    classic_command, is_opaque, is_whiteout, render_tree, tree, OverlaySpec, TreeEntry,
-};
+pub use overlay::{classic_command, is_opaque, is_whiteout, render_tree, tree, OverlaySpec, TreeEntry};

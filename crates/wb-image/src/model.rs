@@ -10,9 +10,7 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use oci_spec::image::{
-    Arch, Config, HistoryBuilder, ImageConfiguration, ImageConfigurationBuilder, Os, RootFsBuilder,
-};
+use oci_spec::image::{Arch, Config, HistoryBuilder, ImageConfiguration, ImageConfigurationBuilder, Os, RootFsBuilder};
 use oci_spec::OciSpecError;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -56,12 +54,10 @@ pub struct LoadedImage {
 impl LoadedImage {
     /// A decompressing reader for layer `i` (base is 0).
     pub fn open_layer(&self, i: usize) -> Result<Box<dyn Read + Send>> {
-        let p = self.layers.get(i).ok_or_else(|| {
-            Error::Invalid(format!(
-                "layer {i} out of range (image has {})",
-                self.layers.len()
-            ))
-        })?;
+        let p = self
+            .layers
+            .get(i)
+            .ok_or_else(|| Error::Invalid(format!("layer {i} out of range (image has {})", self.layers.len())))?;
         open_layer_file(p)
     }
 
@@ -136,11 +132,7 @@ pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
 
 pub(crate) fn str_list(v: &Value) -> Vec<String> {
     v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(String::from))
-                .collect()
-        })
+        .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
         .unwrap_or_default()
 }
 

@@ -11,8 +11,8 @@ use std::str::FromStr;
 
 use flate2::{Compression, GzBuilder};
 use oci_spec::image::{
-    Arch, Descriptor, Digest, ImageConfiguration, ImageIndex, ImageIndexBuilder, ImageManifest,
-    ImageManifestBuilder, MediaType, OciLayout, OciLayoutBuilder, Os, PlatformBuilder,
+    Arch, Descriptor, Digest, ImageConfiguration, ImageIndex, ImageIndexBuilder, ImageManifest, ImageManifestBuilder,
+    MediaType, OciLayout, OciLayoutBuilder, Os, PlatformBuilder,
 };
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -21,8 +21,8 @@ use crate::digest::{check_digest, diff_id, expect_digest, sha256_digest, sha256_
 use crate::error::{Error, IoContext, Result};
 use crate::layer::open_layer_file;
 use crate::model::{
-    built, config_from_oci, host_architecture, image_config, json_bytes, parse_json, read_json,
-    write_json_file, ImageConfig, LoadedImage,
+    built, config_from_oci, host_architecture, image_config, json_bytes, parse_json, read_json, write_json_file,
+    ImageConfig, LoadedImage,
 };
 
 pub const MEDIA_TYPE_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -68,9 +68,7 @@ fn write_gzip_layer(dir: &Path, layer: &Path) -> Result<(String, String, u64)> {
         .prefix(".wb-tmp-")
         .tempfile_in(&blobs)
         .ctx("create temporary file in", &blobs)?;
-    let hw = HashWriter::new(io::BufWriter::new(
-        tmp.as_file().try_clone().ctx("dup", tmp.path())?,
-    ));
+    let hw = HashWriter::new(io::BufWriter::new(tmp.as_file().try_clone().ctx("dup", tmp.path())?));
     // mtime 0 and no file name: the same tar always gives the same blob.
     let mut gz = GzBuilder::new().write(hw, Compression::default());
     let mut diff = HashWriter::new(&mut gz);
@@ -95,15 +93,11 @@ fn write_gzip_layer(dir: &Path, layer: &Path) -> Result<(String, String, u64)> {
 /// `oci:DIR:TAG` for skopeo and `DIR:TAG` for umoci.
 pub fn save_oci(layers: &[PathBuf], cfg: &ImageConfig, dir: &Path) -> Result<OciSaved> {
     if cfg.tag.is_empty() {
-        return Err(Error::Invalid(
-            "save oci image: the tag (ref name) is empty".into(),
-        ));
+        return Err(Error::Invalid("save oci image: the tag (ref name) is empty".into()));
     }
     let blobs = dir.join("blobs").join("sha256");
     fs::create_dir_all(&blobs).ctx("create directory", &blobs)?;
-    let layout = OciLayoutBuilder::default()
-        .image_layout_version("1.0.0")
-        .build();
+    let layout = OciLayoutBuilder::default().image_layout_version("1.0.0").build();
     write_json_file(&dir.join("oci-layout"), &built(layout, "oci-layout")?)?;
 
     let mut diff_ids = Vec::new();
@@ -120,12 +114,7 @@ pub fn save_oci(layers: &[PathBuf], cfg: &ImageConfig, dir: &Path) -> Result<Oci
     let manifest = ImageManifestBuilder::default()
         .schema_version(2u32)
         .media_type(MediaType::ImageManifest)
-        .config(descriptor(
-            MediaType::ImageConfig,
-            &config_digest,
-            config_size,
-            dir,
-        )?)
+        .config(descriptor(MediaType::ImageConfig, &config_digest, config_size, dir)?)
         .layers(layer_descs)
         .build();
     let manifest = json_bytes(&built(manifest, "manifest")?, &blobs)?;
@@ -144,21 +133,13 @@ pub fn save_oci(layers: &[PathBuf], cfg: &ImageConfig, dir: &Path) -> Result<Oci
     };
     let mut annotations = HashMap::from([(ANNOTATION_REF_NAME.to_string(), cfg.tag.clone())]);
     if !cfg.name.is_empty() {
-        annotations.insert(
-            ANNOTATION_IMAGE_NAME.into(),
-            format!("{}:{}", cfg.name, cfg.tag),
-        );
+        annotations.insert(ANNOTATION_IMAGE_NAME.into(), format!("{}:{}", cfg.name, cfg.tag));
     }
     let platform = PlatformBuilder::default()
         .architecture(Arch::from(host_architecture()))
         .os(Os::Linux)
         .build();
-    let mut entry = descriptor(
-        MediaType::ImageManifest,
-        &manifest_digest,
-        manifest_size,
-        dir,
-    )?;
+    let mut entry = descriptor(MediaType::ImageManifest, &manifest_digest, manifest_size, dir)?;
     entry.set_annotations(Some(annotations));
     entry.set_platform(Some(built(platform, "platform")?));
     manifests.push(entry);
@@ -178,8 +159,7 @@ pub fn save_oci(layers: &[PathBuf], cfg: &ImageConfig, dir: &Path) -> Result<Oci
 
 /// A descriptor of the blob `digest` (a `sha256:<hex>` computed here).
 fn descriptor(media_type: MediaType, digest: &str, size: u64, dir: &Path) -> Result<Descriptor> {
-    let d = Digest::from_str(digest)
-        .map_err(|e| Error::invalid_image(dir, format!("digest {digest:?}: {e}")))?;
+    let d = Digest::from_str(digest).map_err(|e| Error::invalid_image(dir, format!("digest {digest:?}: {e}")))?;
     Ok(Descriptor::new(media_type, size, d))
 }
 
@@ -215,12 +195,7 @@ fn pick_platform<'a>(dir: &Path, manifests: &'a [Descriptor]) -> Result<&'a Desc
                 .is_some_and(|p| p.architecture() == &host && p.os() == &Os::Linux)
         })
         .or_else(|| manifests.iter().find(|m| m.platform().is_none()))
-        .ok_or_else(|| {
-            Error::invalid_image(
-                dir,
-                format!("no manifest for linux/{}", host_architecture()),
-            )
-        })
+        .ok_or_else(|| Error::invalid_image(dir, format!("no manifest for linux/{}", host_architecture())))
 }
 
 /// Load the image called `reference` from an OCI image layout.
@@ -279,11 +254,10 @@ pub fn load_oci(dir: &Path, reference: &str) -> Result<LoadedImage> {
     }
     // The config as stored (LoadedImage::raw_config) and typed.
     let raw_config: Value = parse_blob(dir, manifest.config().digest())?;
-    let config: ImageConfiguration =
-        serde_json::from_value(raw_config.clone()).map_err(|e| Error::Json {
-            path: blob_path(dir, manifest.config().digest().as_ref()).unwrap_or_default(),
-            source: e,
-        })?;
+    let config: ImageConfiguration = serde_json::from_value(raw_config.clone()).map_err(|e| Error::Json {
+        path: blob_path(dir, manifest.config().digest().as_ref()).unwrap_or_default(),
+        source: e,
+    })?;
     let want = config.rootfs().diff_ids().clone();
     let descs = manifest.layers();
     if descs.len() != want.len() {

@@ -86,25 +86,14 @@ impl OverlaySpec {
         let lowers = if n_lowers == 1 {
             vec![base.join("lower")]
         } else {
-            (1..=n_lowers)
-                .map(|i| base.join(format!("lower{i}")))
-                .collect()
+            (1..=n_lowers).map(|i| base.join(format!("lower{i}"))).collect()
         };
-        OverlaySpec::new(
-            lowers,
-            base.join("upper"),
-            base.join("work"),
-            base.join("merged"),
-        )
+        OverlaySpec::new(lowers, base.join("upper"), base.join("work"), base.join("merged"))
     }
 
     /// `mkdir -p` every directory of the spec.
     pub fn create_dirs(&self) -> Result<()> {
-        for d in self
-            .lowers
-            .iter()
-            .chain([&self.upper, &self.work, &self.merged])
-        {
+        for d in self.lowers.iter().chain([&self.upper, &self.work, &self.merged]) {
             fs::create_dir_all(d).ctx("create directory", d)?;
         }
         Ok(())
@@ -162,8 +151,7 @@ impl OverlaySpec {
 
 /// `umount(2)` a path (the merged dir of an overlay).
 pub fn unmount(path: &Path) -> Result<()> {
-    nix::mount::umount2(path, MntFlags::empty())
-        .map_err(|e| Error::io("umount", path, io::Error::from(e)))
+    nix::mount::umount2(path, MntFlags::empty()).map_err(|e| Error::io("umount", path, io::Error::from(e)))
 }
 
 /// Unmounts its path when dropped (lazily, with `MNT_DETACH`, if a plain
@@ -458,10 +446,7 @@ mod tests {
     #[test]
     fn options_escape_separators() {
         let s = OverlaySpec::new(vec!["/a:b".into(), "/c,d".into()], "/u", "/w", "/m");
-        assert_eq!(
-            s.options_string(),
-            r"lowerdir=/a\:b:/c\,d,upperdir=/u,workdir=/w"
-        );
+        assert_eq!(s.options_string(), r"lowerdir=/a\:b:/c\,d,upperdir=/u,workdir=/w");
     }
 
     #[test]
@@ -480,10 +465,7 @@ mod tests {
     #[test]
     fn under_names_the_classic_dirs() {
         let s = OverlaySpec::under(Path::new("/t"), 2);
-        assert_eq!(
-            s.lowers,
-            vec![PathBuf::from("/t/lower1"), PathBuf::from("/t/lower2")]
-        );
+        assert_eq!(s.lowers, vec![PathBuf::from("/t/lower1"), PathBuf::from("/t/lower2")]);
         assert_eq!(s.merged, PathBuf::from("/t/merged"));
         assert_eq!(
             OverlaySpec::under(Path::new("/t"), 1).lowers,
@@ -494,20 +476,12 @@ mod tests {
     #[test]
     fn mount_rejects_no_lowers_and_huge_options() {
         let s = OverlaySpec::new(vec![], "/u", "/w", "/m");
-        assert!(s
-            .mount()
-            .unwrap_err()
-            .to_string()
-            .contains("at least one lower"));
+        assert!(s.mount().unwrap_err().to_string().contains("at least one lower"));
         let long: Vec<PathBuf> = (0..100)
             .map(|i| PathBuf::from(format!("/{}/{i}", "x".repeat(60))))
             .collect();
         let s = OverlaySpec::new(long, "/u", "/w", "/m");
-        assert!(s
-            .mount()
-            .unwrap_err()
-            .to_string()
-            .contains("4095-byte limit"));
+        assert!(s.mount().unwrap_err().to_string().contains("4095-byte limit"));
     }
 
     #[test]

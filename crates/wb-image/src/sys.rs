@@ -35,13 +35,7 @@ pub(crate) fn lchown(path: &Path, uid: u32, gid: u32) -> io::Result<()> {
 }
 
 /// `mknod(2)` of a character or block device.
-pub(crate) fn mknod(
-    path: &Path,
-    kind: libc::mode_t,
-    perm: u32,
-    major: u32,
-    minor: u32,
-) -> io::Result<()> {
+pub(crate) fn mknod(path: &Path, kind: libc::mode_t, perm: u32, major: u32, minor: u32) -> io::Result<()> {
     let c = cpath(path)?;
     let dev = libc::makedev(major, minor);
     // SAFETY: c is a valid nul-terminated string.
@@ -64,14 +58,7 @@ pub(crate) fn set_mtime(path: &Path, mtime: i64) -> io::Result<()> {
     };
     let times = [ts, ts];
     // SAFETY: c is valid, times points at two timespecs.
-    check(unsafe {
-        libc::utimensat(
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            times.as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    })
+    check(unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) })
 }
 
 /// `linkat(2)` without `AT_SYMLINK_FOLLOW`: a hard link to a symlink links the symlink itself.
@@ -115,11 +102,7 @@ pub(crate) struct WalkEntry {
 pub(crate) fn walk(root: &Path) -> Result<Vec<WalkEntry>> {
     let meta = fs::symlink_metadata(root).ctx("lstat", root)?;
     if !meta.is_dir() {
-        return Err(Error::io(
-            "walk",
-            root,
-            io::Error::from_raw_os_error(libc::ENOTDIR),
-        ));
+        return Err(Error::io("walk", root, io::Error::from_raw_os_error(libc::ENOTDIR)));
     }
     let mut out = Vec::new();
     walk_into(root, Path::new(""), &mut out)?;

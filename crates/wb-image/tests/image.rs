@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use common::{describe, hardlink_groups, owner, tempdir, TarFixture};
 use serde_json::Value;
 use wb_image::image::{
-    load_docker_archive, load_oci, save_docker_archive, save_docker_dir, save_oci, sha256_file,
-    ImageConfig, LoadedImage, MEDIA_TYPE_CONFIG, MEDIA_TYPE_LAYER_GZIP, MEDIA_TYPE_MANIFEST,
+    load_docker_archive, load_oci, save_docker_archive, save_docker_dir, save_oci, sha256_file, ImageConfig,
+    LoadedImage, MEDIA_TYPE_CONFIG, MEDIA_TYPE_LAYER_GZIP, MEDIA_TYPE_MANIFEST,
 };
 use wb_image::layer::{apply_layer, ApplyMode};
 use wb_image::overlay::tree;
@@ -28,13 +28,7 @@ fn layers(dir: &Path) -> Vec<PathBuf> {
         .file("etc/shadow", 0o640, 0, owner(42), "root:*:\n")
         .dir("home", 0o755, 0, 0)
         .dir("home/user", 0o750, owner(1000), owner(1000))
-        .file(
-            "home/user/.profile",
-            0o644,
-            owner(1000),
-            owner(1000),
-            "PS1=$\n",
-        )
+        .file("home/user/.profile", 0o644, owner(1000), owner(1000), "PS1=$\n")
         .dir("cache", 0o755, 0, 0)
         .file("cache/a", 0o644, 0, 0, "a\n")
         .file("cache/b", 0o644, 0, 0, "b\n")
@@ -83,10 +77,7 @@ fn check_flattened(img: &LoadedImage, reference: &Path, scratch: &Path, label: &
     assert!(!dest.join("cache/a").exists() && dest.join("cache/c").exists());
     let tool = fs::metadata(dest.join("bin/tool")).unwrap();
     assert_eq!(tool.mode() & 0o7777, 0o4755);
-    assert_eq!(
-        fs::metadata(dest.join("home/user")).unwrap().uid(),
-        owner(1000)
-    );
+    assert_eq!(fs::metadata(dest.join("home/user")).unwrap().uid(), owner(1000));
     assert_eq!(
         fs::read_link(dest.join("etc/localtime")).unwrap(),
         Path::new("/usr/share/zoneinfo/UTC")
@@ -113,12 +104,8 @@ fn oci_layout_round_trip() {
     assert_eq!(m["mediaType"], MEDIA_TYPE_MANIFEST);
     assert_eq!(m["digest"], saved.manifest_digest.as_str());
     assert_eq!(m["annotations"]["org.opencontainers.image.ref.name"], "v1");
-    let blob = |d: &str| {
-        dir.join("blobs/sha256")
-            .join(d.trim_start_matches("sha256:"))
-    };
-    let manifest: Value =
-        serde_json::from_slice(&fs::read(blob(&saved.manifest_digest)).unwrap()).unwrap();
+    let blob = |d: &str| dir.join("blobs/sha256").join(d.trim_start_matches("sha256:"));
+    let manifest: Value = serde_json::from_slice(&fs::read(blob(&saved.manifest_digest)).unwrap()).unwrap();
     assert_eq!(manifest["config"]["mediaType"], MEDIA_TYPE_CONFIG);
     assert_eq!(manifest["layers"].as_array().unwrap().len(), 2);
     for (i, l) in manifest["layers"].as_array().unwrap().iter().enumerate() {
@@ -130,15 +117,10 @@ fn oci_layout_round_trip() {
             saved.layer_digests[i],
             "blob named after its digest"
         );
-        assert_eq!(
-            fs::read(&p).unwrap()[..2],
-            [0x1f, 0x8b],
-            "layer blobs are gzip"
-        );
+        assert_eq!(fs::read(&p).unwrap()[..2], [0x1f, 0x8b], "layer blobs are gzip");
         assert_eq!(l["size"], fs::metadata(&p).unwrap().len());
     }
-    let config: Value =
-        serde_json::from_slice(&fs::read(blob(&saved.config_digest)).unwrap()).unwrap();
+    let config: Value = serde_json::from_slice(&fs::read(blob(&saved.config_digest)).unwrap()).unwrap();
     // diff_ids are the sha256 of the UNCOMPRESSED tars.
     let diff_ids: Vec<String> = ls.iter().map(|l| sha256_file(l).unwrap()).collect();
     assert_eq!(saved.diff_ids, diff_ids);
@@ -153,10 +135,7 @@ fn oci_layout_round_trip() {
 
     let img = load_oci(&dir, "v1").unwrap();
     assert_eq!(img.diff_ids, diff_ids);
-    assert_eq!(
-        img.manifest_digest.as_deref(),
-        Some(saved.manifest_digest.as_str())
-    );
+    assert_eq!(img.manifest_digest.as_deref(), Some(saved.manifest_digest.as_str()));
     check_flattened(&img, &reference, t.path(), "oci");
     // Also by containerd's full name, and the only image with an empty reference.
     assert_eq!(load_oci(&dir, "wb-test:v1").unwrap().diff_ids, diff_ids);
@@ -185,10 +164,7 @@ fn oci_layout_holds_several_images_and_rejects_bad_ones() {
     assert_eq!(load_oci(&dir, "v1").unwrap().layers.len(), 2);
 
     let err = load_oci(&dir, "nope").unwrap_err().to_string();
-    assert!(
-        err.contains("\"nope\" not found") && err.contains("base, v1"),
-        "{err}"
-    );
+    assert!(err.contains("\"nope\" not found") && err.contains("base, v1"), "{err}");
     let err = load_oci(&dir, "").unwrap_err().to_string();
     assert!(err.contains("not found"), "{err}");
 
@@ -200,10 +176,7 @@ fn oci_layout_holds_several_images_and_rejects_bad_ones() {
     data[n / 2] ^= 0xff;
     fs::write(&top, data).unwrap();
     let err = load_oci(&dir, "v1").unwrap_err();
-    assert!(
-        matches!(err, wb_image::Error::DigestMismatch { .. }),
-        "{err}"
-    );
+    assert!(matches!(err, wb_image::Error::DigestMismatch { .. }), "{err}");
 }
 
 #[test]
@@ -217,12 +190,8 @@ fn docker_save_directory_and_tar_round_trip() {
     let saved = save_docker_dir(&ls, &cfg(), &dir).unwrap();
     assert_eq!(saved.layer_ids.len(), 2);
     for (i, id) in saved.layer_ids.iter().enumerate() {
-        assert_eq!(
-            fs::read_to_string(dir.join(id).join("VERSION")).unwrap(),
-            "1.0"
-        );
-        let j: Value =
-            serde_json::from_slice(&fs::read(dir.join(id).join("json")).unwrap()).unwrap();
+        assert_eq!(fs::read_to_string(dir.join(id).join("VERSION")).unwrap(), "1.0");
+        let j: Value = serde_json::from_slice(&fs::read(dir.join(id).join("json")).unwrap()).unwrap();
         assert_eq!(j["id"], id.as_str());
         if i > 0 {
             assert_eq!(j["parent"], saved.layer_ids[i - 1].as_str());
@@ -233,16 +202,11 @@ fn docker_save_directory_and_tar_round_trip() {
             fs::read(&ls[i]).unwrap()
         );
     }
-    let repos: Value =
-        serde_json::from_slice(&fs::read(dir.join("repositories")).unwrap()).unwrap();
+    let repos: Value = serde_json::from_slice(&fs::read(dir.join("repositories")).unwrap()).unwrap();
     assert_eq!(repos["wb-test"]["v1"], saved.layer_ids[1].as_str());
-    let manifest: Value =
-        serde_json::from_slice(&fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    let manifest: Value = serde_json::from_slice(&fs::read(dir.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest[0]["RepoTags"][0], "wb-test:v1");
-    assert_eq!(
-        manifest[0]["Layers"][1],
-        format!("{}/layer.tar", saved.layer_ids[1])
-    );
+    assert_eq!(manifest[0]["Layers"][1], format!("{}/layer.tar", saved.layer_ids[1]));
     let cfg_file = manifest[0]["Config"].as_str().unwrap();
     assert_eq!(
         format!("sha256:{}", cfg_file.trim_end_matches(".json")),
@@ -282,8 +246,7 @@ fn gzip_input_layers_are_accepted() {
     let t = tempdir();
     let ls = layers(t.path());
     let gz = t.path().join("base.tar.gz");
-    let mut enc =
-        flate2::write::GzEncoder::new(fs::File::create(&gz).unwrap(), flate2::Compression::fast());
+    let mut enc = flate2::write::GzEncoder::new(fs::File::create(&gz).unwrap(), flate2::Compression::fast());
     std::io::copy(&mut fs::File::open(&ls[0]).unwrap(), &mut enc).unwrap();
     enc.finish().unwrap();
     let saved = save_oci(&[gz.clone(), ls[1].clone()], &cfg(), &t.path().join("oci")).unwrap();

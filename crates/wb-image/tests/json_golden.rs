@@ -31,10 +31,7 @@ fn read(p: &Path) -> String {
 }
 
 fn blob(dir: &Path, digest: &str) -> String {
-    read(
-        &dir.join("blobs/sha256")
-            .join(digest.trim_start_matches("sha256:")),
-    )
+    read(&dir.join("blobs/sha256").join(digest.trim_start_matches("sha256:")))
 }
 
 const DIFF_A: &str = "sha256:cafedfe225ddb2aaebe8fd08f26167aeb192282622ebe5f1beb456675cb0cf23";
@@ -54,9 +51,7 @@ fn full() -> ImageConfig {
 /// The config JSON for `cmd_env` (the `config` object) and diff_ids.
 fn config_json(cmd_env: &str, diff_ids: &[&str]) -> String {
     let history: Vec<String> = (1..=diff_ids.len())
-        .map(|i| {
-            format!(r#"{{"created":"1970-01-01T00:00:00Z","created_by":"wb-image layer {i}"}}"#)
-        })
+        .map(|i| format!(r#"{{"created":"1970-01-01T00:00:00Z","created_by":"wb-image layer {i}"}}"#))
         .collect();
     let ids: Vec<String> = diff_ids.iter().map(|d| format!("\"{d}\"")).collect();
     format!(
@@ -72,7 +67,9 @@ const CMD_ENV: &str = r#"{"Cmd":["/bin/sh","-c","echo \"hi\""],"Env":["PATH=/bin
 fn manifest_json(config: &str, layers: &[(&str, u64)]) -> String {
     let ls: Vec<String> = layers
         .iter()
-        .map(|(d, n)| format!(r#"{{"digest":"{d}","mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","size":{n}}}"#))
+        .map(|(d, n)| {
+            format!(r#"{{"digest":"{d}","mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","size":{n}}}"#)
+        })
         .collect();
     format!(
         r#"{{"config":{{"digest":"{}","mediaType":"application/vnd.oci.image.config.v1+json","size":{}}},"layers":[{}],"mediaType":"application/vnd.oci.image.manifest.v1+json","schemaVersion":2}}"#,
@@ -114,10 +111,7 @@ fn oci_layout_json_is_unchanged() {
     assert_eq!(blob(&oci, &s2.config_digest), c2);
     assert_eq!(blob(&oci, &s2.manifest_digest), m2);
     assert_eq!(s1.manifest_digest, sha256_digest(m1.as_bytes()));
-    assert_eq!(
-        read(&oci.join("oci-layout")),
-        "{\"imageLayoutVersion\":\"1.0.0\"}\n"
-    );
+    assert_eq!(read(&oci.join("oci-layout")), "{\"imageLayoutVersion\":\"1.0.0\"}\n");
     let e1 = index_entry(
         r#"{"io.containerd.image.name":"wb-golden:v1","org.opencontainers.image.ref.name":"v1"}"#,
         &m1,
@@ -145,10 +139,7 @@ fn docker_save_json_is_unchanged() {
     let config = config_json(CMD_ENV, &[DIFF_A, DIFF_B]);
     let hex = |d: &str| d.trim_start_matches("sha256:").to_string();
     assert_eq!(s.config_digest, sha256_digest(config.as_bytes()));
-    assert_eq!(
-        read(&d.join(format!("{}.json", hex(&s.config_digest)))),
-        config
-    );
+    assert_eq!(read(&d.join(format!("{}.json", hex(&s.config_digest)))), config);
     // v1 layer ids chain over the parent id and the diff_id.
     let id1 = hex(&sha256_digest(format!("\n{DIFF_A}").as_bytes()));
     let id2 = hex(&sha256_digest(format!("{id1}\n{DIFF_B}").as_bytes()));
@@ -156,9 +147,7 @@ fn docker_save_json_is_unchanged() {
     let empty = r#"{"AttachStderr":false,"AttachStdin":false,"AttachStdout":false,"Cmd":null,"Domainname":"","Entrypoint":null,"Env":null,"Hostname":"","Image":"","Labels":null,"OnBuild":null,"OpenStdin":false,"StdinOnce":false,"Tty":false,"User":"","Volumes":null,"WorkingDir":""}"#;
     assert_eq!(
         read(&d.join(&id1).join("json")),
-        format!(
-            r#"{{"container_config":{empty},"created":"1970-01-01T00:00:00Z","id":"{id1}","os":"linux"}}"#
-        ) + "\n"
+        format!(r#"{{"container_config":{empty},"created":"1970-01-01T00:00:00Z","id":"{id1}","os":"linux"}}"#) + "\n"
     );
     assert_eq!(
         read(&d.join(&id2).join("json")),

@@ -26,11 +26,7 @@ fn fixture_upper(root: &Path) {
     symlink("a", root.join("ln")).unwrap();
     write_file(&root.join("h1"), "linked\n", 0o4755);
     fs::hard_link(root.join("h1"), root.join("h2")).unwrap();
-    nix::unistd::mkfifo(
-        &root.join("fifo"),
-        nix::sys::stat::Mode::from_bits_truncate(0o600),
-    )
-    .unwrap();
+    nix::unistd::mkfifo(&root.join("fifo"), nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
 }
 
 #[test]
@@ -52,10 +48,7 @@ fn upper_dir_whiteouts_and_opaque_dirs_become_wh_files() {
                 e.mode,
                 e.uid,
                 e.gid,
-                e.link
-                    .as_ref()
-                    .map(|l| format!(" -> {l}"))
-                    .unwrap_or_default()
+                e.link.as_ref().map(|l| format!(" -> {l}")).unwrap_or_default()
             )
         })
         .collect();
@@ -99,20 +92,12 @@ fn layer_applied_in_overlay_mode_recreates_markers() {
         gone.file_type().is_char_device() && gone.rdev() == 0,
         "gone is a 0/0 char device"
     );
-    assert!(is_whiteout(
-        &fs::symlink_metadata(back.join("sub/x")).unwrap()
-    ));
+    assert!(is_whiteout(&fs::symlink_metadata(back.join("sub/x")).unwrap()));
     assert!(is_opaque(&back.join("d")).unwrap());
     assert!(!is_opaque(&back.join("sub")).unwrap());
 
-    assert_eq!(
-        describe(&tree(&back).unwrap()),
-        describe(&tree(&upper).unwrap())
-    );
-    assert_eq!(
-        hardlink_groups(&back),
-        vec![vec!["h1".to_string(), "h2".to_string()]]
-    );
+    assert_eq!(describe(&tree(&back).unwrap()), describe(&tree(&upper).unwrap()));
+    assert_eq!(hardlink_groups(&back), vec![vec!["h1".to_string(), "h2".to_string()]]);
     for p in ["a", "d", "h1", "ln"] {
         let (x, y) = (
             fs::symlink_metadata(upper.join(p)).unwrap(),
@@ -189,10 +174,7 @@ fn flatten_deletes_whited_out_paths_and_clears_opaque_dirs() {
     assert_eq!(fs::read_to_string(dest.join("keep/x")).unwrap(), "v2\n");
     assert_eq!(fs::read_to_string(dest.join("keep/hl")).unwrap(), "v1\n");
     let x = fs::metadata(dest.join("keep/x")).unwrap();
-    assert_eq!(
-        (x.mode() & 0o7777, x.uid(), x.gid()),
-        (0o664, owner(1000), owner(50))
-    );
+    assert_eq!((x.mode() & 0o7777, x.uid(), x.gid()), (0o664, owner(1000), owner(50)));
     assert_eq!(x.mtime(), 1_700_000_000);
     assert_eq!(fs::metadata(dest.join("d")).unwrap().mtime(), 1_700_000_000);
     // No markers are left behind in Flatten mode.
@@ -235,27 +217,19 @@ fn read_only_dirs_are_filled_then_locked() {
     let t = tempdir();
     let dest = t.path().join("rootfs");
     let _unlock = Unlock(dest.join("ro"));
-    let layer = TarFixture::new().dir("ro", 0o555, owner(0), owner(0)).file(
-        "ro/f",
-        0o444,
-        owner(0),
-        owner(0),
-        "f\n",
-    );
+    let layer = TarFixture::new()
+        .dir("ro", 0o555, owner(0), owner(0))
+        .file("ro/f", 0o444, owner(0), owner(0), "f\n");
     apply_layer(&layer.bytes()[..], &dest, ApplyMode::Flatten).unwrap();
     assert_eq!(fs::read_to_string(dest.join("ro/f")).unwrap(), "f\n");
-    assert_eq!(
-        fs::metadata(dest.join("ro")).unwrap().mode() & 0o7777,
-        0o555
-    );
+    assert_eq!(fs::metadata(dest.join("ro")).unwrap().mode() & 0o7777, 0o555);
 }
 
 fn assert_unsafe(layer: TarFixture, what: &str) {
     let t = tempdir();
     let dest = t.path().join("a/b/rootfs");
     fs::create_dir_all(&dest).unwrap();
-    let err = apply_layer(&layer.bytes()[..], &dest, ApplyMode::Flatten)
-        .expect_err(&format!("{what} must be refused"));
+    let err = apply_layer(&layer.bytes()[..], &dest, ApplyMode::Flatten).expect_err(&format!("{what} must be refused"));
     assert!(
         matches!(
             err,
@@ -265,11 +239,7 @@ fn assert_unsafe(layer: TarFixture, what: &str) {
     );
     // Nothing appeared beside the destination.
     let mut around: Vec<String> = Vec::new();
-    for d in [
-        t.path().to_path_buf(),
-        t.path().join("a"),
-        t.path().join("a/b"),
-    ] {
+    for d in [t.path().to_path_buf(), t.path().join("a"), t.path().join("a/b")] {
         for e in fs::read_dir(&d).unwrap() {
             around.push(e.unwrap().path().display().to_string());
         }
@@ -279,27 +249,18 @@ fn assert_unsafe(layer: TarFixture, what: &str) {
         .iter()
         .map(|p| t.path().join(p).display().to_string())
         .collect();
-    assert_eq!(
-        around, expected,
-        "{what}: files written outside the destination"
-    );
+    assert_eq!(around, expected, "{what}: files written outside the destination");
 }
 
 #[test]
 fn path_traversal_is_refused() {
     use tar::EntryType::*;
-    assert_unsafe(
-        TarFixture::new().raw(Regular, "../evil", "", "x"),
-        "a '..' entry",
-    );
+    assert_unsafe(TarFixture::new().raw(Regular, "../evil", "", "x"), "a '..' entry");
     assert_unsafe(
         TarFixture::new().raw(Regular, "ok/../../evil", "", "x"),
         "an inner '..'",
     );
-    assert_unsafe(
-        TarFixture::new().raw(Regular, "/abs-evil", "", "x"),
-        "an absolute path",
-    );
+    assert_unsafe(TarFixture::new().raw(Regular, "/abs-evil", "", "x"), "an absolute path");
     assert_unsafe(
         TarFixture::new()
             .symlink("esc", "../..")
@@ -313,9 +274,7 @@ fn path_traversal_is_refused() {
         "a directory through a symlink leading out",
     );
     assert_unsafe(
-        TarFixture::new()
-            .symlink("esc", "..")
-            .raw(Regular, "esc/.wh.b", "", ""),
+        TarFixture::new().symlink("esc", "..").raw(Regular, "esc/.wh.b", "", ""),
         "a whiteout through a symlink leading out",
     );
     assert_unsafe(
@@ -323,15 +282,10 @@ fn path_traversal_is_refused() {
         "a hard link to a file outside",
     );
     assert_unsafe(
-        TarFixture::new()
-            .symlink("esc", "../..")
-            .raw(Link, "hl", "esc/x", ""),
+        TarFixture::new().symlink("esc", "../..").raw(Link, "hl", "esc/x", ""),
         "a hard link through a symlink leading out",
     );
-    assert_unsafe(
-        TarFixture::new().raw(Regular, ".wh...", "", ""),
-        "a whiteout of '..'",
-    );
+    assert_unsafe(TarFixture::new().raw(Regular, ".wh...", "", ""), "a whiteout of '..'");
 }
 
 #[test]
@@ -349,10 +303,7 @@ fn symlinks_on_the_way_resolve_inside_the_destination() {
     apply_layer(&layer.bytes()[..], &dest, ApplyMode::Flatten).unwrap();
     assert_eq!(fs::read_to_string(dest.join("usr/lib/one")).unwrap(), "1\n");
     assert_eq!(fs::read_to_string(dest.join("usr/lib/two")).unwrap(), "2\n");
-    assert_eq!(
-        fs::read_link(dest.join("abs")).unwrap(),
-        Path::new("/usr/lib")
-    );
+    assert_eq!(fs::read_link(dest.join("abs")).unwrap(), Path::new("/usr/lib"));
 }
 
 #[test]
@@ -367,18 +318,9 @@ fn long_names_and_link_targets_survive_a_round_trip() {
     let bytes = upper_to_layer(&upper, Vec::new()).unwrap();
     let back = t.path().join("back");
     apply_layer(&bytes[..], &back, ApplyMode::Flatten).unwrap();
-    assert_eq!(
-        fs::read_to_string(back.join(&deep).join("file")).unwrap(),
-        "deep\n"
-    );
-    assert_eq!(
-        fs::read_link(back.join("long-link")).unwrap(),
-        Path::new(&long_target)
-    );
-    assert_eq!(
-        describe(&tree(&back).unwrap()),
-        describe(&tree(&upper).unwrap())
-    );
+    assert_eq!(fs::read_to_string(back.join(&deep).join("file")).unwrap(), "deep\n");
+    assert_eq!(fs::read_link(back.join("long-link")).unwrap(), Path::new(&long_target));
+    assert_eq!(describe(&tree(&back).unwrap()), describe(&tree(&upper).unwrap()));
     assert_eq!(
         hardlink_groups(&back),
         vec![vec![format!("{deep}/file"), "z-hard".to_string()]]

@@ -7,10 +7,7 @@ use std::fs;
 use std::os::unix::fs::{symlink, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use common::{
-    describe, hardlink_groups, in_private_mount_ns, mkdir, mount_points, tempdir, write_file,
-    TarFixture,
-};
+use common::{describe, hardlink_groups, in_private_mount_ns, mkdir, mount_points, tempdir, write_file, TarFixture};
 use wb_image::image::{load_docker_archive, load_oci, save_docker_archive, save_oci, ImageConfig};
 use wb_image::layer::upper_to_layer_file;
 use wb_image::overlay::{is_opaque, is_whiteout, render_tree, tree, OverlaySpec};
@@ -57,10 +54,7 @@ fn classic_overlay_tutorial() {
         );
 
         // The merged view: union of both, upper wins.
-        assert_eq!(
-            names(&m),
-            ["dir", "in_both", "in_lower", "in_upper", "to_delete"]
-        );
+        assert_eq!(names(&m), ["dir", "in_both", "in_lower", "in_upper", "to_delete"]);
         assert_eq!(read(m.join("in_both")), "upper\n");
         assert_eq!(read(m.join("in_lower")), "from lower\n");
 
@@ -135,11 +129,7 @@ fn several_lowers_stack_top_first() {
         let m = &spec.merged;
         assert_eq!(read(m.join("same")), "1", "top-most lower wins");
         assert_eq!(names(m), ["dir", "only1", "only2", "only3", "same"]);
-        assert_eq!(
-            names(&m.join("dir")),
-            ["newer"],
-            "opaque lower2/dir hides lower3/dir"
-        );
+        assert_eq!(names(&m.join("dir")), ["newer"], "opaque lower2/dir hides lower3/dir");
         // Writing creates the file in upper only.
         fs::write(m.join("only3"), "w").unwrap();
         assert_eq!(read(spec.upper.join("only3")), "w");
@@ -221,9 +211,7 @@ fn image_of_lower_plus_upper_flattens_to_the_merged_view() {
             assert!(!flat.join("etc/shadow").exists() && !flat.join("var/cache/a").exists());
 
             // The same image as overlay lowers: mounting them gives the same view again.
-            let lowers = img
-                .unpack_for_overlay(&base.join(format!("layers-{label}")))
-                .unwrap();
+            let lowers = img.unpack_for_overlay(&base.join(format!("layers-{label}"))).unwrap();
             let spec2 = OverlaySpec::new(
                 lowers,
                 base.join(format!("u2-{label}")),
@@ -269,9 +257,7 @@ fn fixture_tar_flattened_through_image_hides_whiteouts_in_overlay_too() {
             .file("etc/a", 0o644, 0, 0, "a")
             .file("etc/b", 0o644, 0, 0, "b")
             .write_to(&base.join("l1.tar"));
-        let l2 = TarFixture::new()
-            .whiteout("etc/a")
-            .write_to(&base.join("l2.tar"));
+        let l2 = TarFixture::new().whiteout("etc/a").write_to(&base.join("l2.tar"));
         let l3 = TarFixture::new()
             .dir("etc", 0o700, 0, 0)
             .opaque("etc")
@@ -287,12 +273,7 @@ fn fixture_tar_flattened_through_image_hides_whiteouts_in_overlay_too() {
         // Two layers deep: after l2 only etc/b is left; after l3 only etc/c.
         let lowers = img.unpack_for_overlay(&base.join("layers")).unwrap();
         assert_eq!(lowers.len(), 3);
-        let spec = OverlaySpec::new(
-            lowers[1..].to_vec(),
-            base.join("u"),
-            base.join("w"),
-            base.join("m"),
-        );
+        let spec = OverlaySpec::new(lowers[1..].to_vec(), base.join("u"), base.join("w"), base.join("m"));
         spec.create_dirs().unwrap();
         {
             let _g = spec.mount_guarded().unwrap();
@@ -301,9 +282,6 @@ fn fixture_tar_flattened_through_image_hides_whiteouts_in_overlay_too() {
         let spec = OverlaySpec { lowers, ..spec };
         let _g = spec.mount_guarded().unwrap();
         assert_eq!(names(&base.join("m/etc")), ["c"]);
-        assert_eq!(
-            fs::metadata(base.join("m/etc")).unwrap().mode() & 0o7777,
-            0o700
-        );
+        assert_eq!(fs::metadata(base.join("m/etc")).unwrap().mode() & 0o7777, 0o700);
     });
 }

@@ -86,10 +86,7 @@ fn skopeo_inspects_our_oci_layout() {
 
 #[test]
 fn skopeo_reads_our_docker_archive_and_we_read_its_oci_copy() {
-    require_tool!(
-        "skopeo",
-        "skopeo_reads_our_docker_archive_and_we_read_its_oci_copy"
-    );
+    require_tool!("skopeo", "skopeo_reads_our_docker_archive_and_we_read_its_oci_copy");
     let t = tempdir();
     let ls = layers(t.path());
     let archive = t.path().join("image.tar");
@@ -117,10 +114,7 @@ fn skopeo_reads_our_docker_archive_and_we_read_its_oci_copy() {
     for l in &ls {
         apply_layer(fs::File::open(l).unwrap(), &reference, ApplyMode::Flatten).unwrap();
     }
-    assert_eq!(
-        describe(&tree(&flat).unwrap()),
-        describe(&tree(&reference).unwrap())
-    );
+    assert_eq!(describe(&tree(&flat).unwrap()), describe(&tree(&reference).unwrap()));
 }
 
 #[test]
@@ -142,27 +136,17 @@ fn umoci_unpacks_our_oci_layout() {
         fs::read_to_string(rootfs.join("bin/hello")).unwrap(),
         "#!/bin/sh\necho hello\n"
     );
-    assert_eq!(
-        fs::read_link(rootfs.join("bin/hi")).unwrap(),
-        Path::new("hello")
-    );
+    assert_eq!(fs::read_link(rootfs.join("bin/hi")).unwrap(), Path::new("hello"));
     assert_eq!(fs::read_to_string(rootfs.join("etc/motd")).unwrap(), "hi\n");
-    assert_eq!(
-        fs::read_to_string(rootfs.join("data/new")).unwrap(),
-        "new\n"
-    );
+    assert_eq!(fs::read_to_string(rootfs.join("data/new")).unwrap(), "new\n");
     assert!(rootfs.join("etc/os-release").exists());
-    assert!(
-        !rootfs.join("etc/secret").exists(),
-        "whited-out file is gone"
-    );
+    assert!(!rootfs.join("etc/secret").exists(), "whited-out file is gone");
     assert!(
         !rootfs.join("data/old").exists(),
         "opaque dir hides the base layer's content"
     );
     assert!(!rootfs.join("etc/.wh.secret").exists() && !rootfs.join("data/.wh..wh..opq").exists());
     // umoci turns our config into an OCI runtime spec.
-    let spec: Value =
-        serde_json::from_slice(&fs::read(bundle.join("config.json")).unwrap()).unwrap();
+    let spec: Value = serde_json::from_slice(&fs::read(bundle.join("config.json")).unwrap()).unwrap();
     assert_eq!(spec["process"]["args"], serde_json::json!(["/bin/hello"]));
 }

@@ -24,12 +24,8 @@ pub fn parse_cidr(s: &str) -> Result<IpNet> {
     let Some((addr, prefix)) = s.split_once('/') else {
         return Err(bad("missing /prefix"));
     };
-    let addr: IpAddr = addr
-        .parse()
-        .map_err(|_| bad("not an ip address before the /"))?;
-    let prefix: u8 = prefix
-        .parse()
-        .map_err(|_| bad("prefix length is not a number"))?;
+    let addr: IpAddr = addr.parse().map_err(|_| bad("not an ip address before the /"))?;
+    let prefix: u8 = prefix.parse().map_err(|_| bad("prefix length is not a number"))?;
     IpNet::new(addr, prefix).map_err(|_| {
         bad(if addr.is_ipv4() {
             "prefix length above 32"
@@ -41,9 +37,7 @@ pub fn parse_cidr(s: &str) -> Result<IpNet> {
 
 /// Parses a plain IPv4 or IPv6 address.
 pub fn parse_ip(s: &str) -> Result<IpAddr> {
-    s.parse().map_err(|_| Error::InvalidAddress {
-        input: s.to_string(),
-    })
+    s.parse().map_err(|_| Error::InvalidAddress { input: s.to_string() })
 }
 
 /// Parses a route destination: `default`, a CIDR, or a bare address (a host
@@ -83,20 +77,12 @@ pub fn routes_overlap(host: &NetSnapshot, cidr: &str) -> bool {
         .routes
         .iter()
         .filter_map(|r| parse_route_dst(&r.dst).ok().flatten());
-    let addr_nets = host
-        .addresses
-        .iter()
-        .filter_map(|a| parse_cidr(&a.cidr).ok());
-    route_nets
-        .chain(addr_nets)
-        .any(|net| networks_overlap(&net, &proposed))
+    let addr_nets = host.addresses.iter().filter_map(|a| parse_cidr(&a.cidr).ok());
+    route_nets.chain(addr_nets).any(|net| networks_overlap(&net, &proposed))
 }
 
 /// The first of `candidates` that [`routes_overlap`] says is free on `host`.
-pub fn first_free_subnet<'a>(
-    host: &NetSnapshot,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<String> {
+pub fn first_free_subnet<'a>(host: &NetSnapshot, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
     candidates
         .into_iter()
         .find(|c| !routes_overlap(host, c))
@@ -168,10 +154,7 @@ mod tests {
         assert_eq!(n.addr().to_string(), "10.88.0.2");
         assert_eq!(n.prefix_len(), 24);
         assert_eq!(n.trunc().to_string(), "10.88.0.0/24");
-        assert_eq!(
-            parse_cidr("fd00::1/64").unwrap().trunc().to_string(),
-            "fd00::/64"
-        );
+        assert_eq!(parse_cidr("fd00::1/64").unwrap().trunc().to_string(), "fd00::/64");
     }
 
     #[test]
@@ -196,10 +179,7 @@ mod tests {
             parse_route_dst("10.0.0.7/24").unwrap().unwrap().to_string(),
             "10.0.0.0/24"
         );
-        assert_eq!(
-            parse_route_dst("10.0.0.7").unwrap().unwrap().to_string(),
-            "10.0.0.7/32"
-        );
+        assert_eq!(parse_route_dst("10.0.0.7").unwrap().unwrap().to_string(), "10.0.0.7/32");
         assert!(parse_route_dst("nonsense").is_err());
     }
 
@@ -241,15 +221,7 @@ mod tests {
     #[test]
     fn first_free_subnet_skips_taken_ones() {
         let h = host();
-        let got = first_free_subnet(
-            &h,
-            [
-                "10.200.1.0/24",
-                "172.17.5.0/24",
-                "10.88.0.0/24",
-                "10.89.0.0/24",
-            ],
-        );
+        let got = first_free_subnet(&h, ["10.200.1.0/24", "172.17.5.0/24", "10.88.0.0/24", "10.89.0.0/24"]);
         assert_eq!(got.as_deref(), Some("10.88.0.0/24"));
         assert_eq!(first_free_subnet(&h, ["10.200.1.0/24"]), None);
     }

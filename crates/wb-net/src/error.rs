@@ -76,9 +76,9 @@ impl Error {
     pub fn errno(&self) -> Option<i32> {
         match self {
             Error::Kernel { errno, .. } | Error::Setns { errno, .. } => Some(*errno),
-            Error::Socket { source, .. }
-            | Error::OpenNetns { source, .. }
-            | Error::Thread { source } => source.raw_os_error(),
+            Error::Socket { source, .. } | Error::OpenNetns { source, .. } | Error::Thread { source } => {
+                source.raw_os_error()
+            }
             _ => None,
         }
     }
@@ -174,10 +174,7 @@ mod tests {
             path: "/proc/999999999/ns/net".into(),
             source: std::io::Error::from_raw_os_error(libc::ENOENT),
         };
-        assert_eq!(
-            e.to_string(),
-            "open /proc/999999999/ns/net: no such file or directory"
-        );
+        assert_eq!(e.to_string(), "open /proc/999999999/ns/net: no such file or directory");
         assert!(e.is_not_found());
     }
 }

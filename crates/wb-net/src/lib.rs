@@ -23,18 +23,15 @@ mod snapshot;
 
 use serde::{Deserialize, Serialize};
 
-pub use cidr::{
-    first_free_subnet, networks_overlap, parse_cidr, parse_ip, parse_route_dst, routes_overlap,
-};
+pub use cidr::{first_free_subnet, networks_overlap, parse_cidr, parse_ip, parse_route_dst, routes_overlap};
 pub use error::{Error, Result};
 pub use ipnet::IpNet;
 pub use names::{validate_ifname, IFNAME_MAX};
 pub use netns::{in_netns_file, in_netns_of, netns_path_of_pid};
 pub use ops::{
-    add_address, add_route, add_route_default, apply, classic_command, classic_command_in_netns,
-    create_bridge, create_veth, delete_address, delete_link, delete_route, link_exists, link_index,
-    move_to_netns_file, move_to_netns_pid, rename, set_down, set_master, set_mtu, set_nomaster,
-    set_up, Nexthop, Op,
+    add_address, add_route, add_route_default, apply, classic_command, classic_command_in_netns, create_bridge,
+    create_veth, delete_address, delete_link, delete_route, link_exists, link_index, move_to_netns_file,
+    move_to_netns_pid, rename, set_down, set_master, set_mtu, set_nomaster, set_up, Nexthop, Op,
 };
 pub use snapshot::{snapshot_current, snapshot_of_netns_file, snapshot_of_pid};
 
@@ -164,8 +161,7 @@ impl NetSnapshot {
 
     /// Sorts the three lists the way [`snapshot_current`] does.
     pub fn sort(&mut self) {
-        self.links
-            .sort_by(|a, b| (a.index, &a.name).cmp(&(b.index, &b.name)));
+        self.links.sort_by(|a, b| (a.index, &a.name).cmp(&(b.index, &b.name)));
         self.addresses
             .sort_by(|a, b| (&a.link, &a.family, &a.cidr).cmp(&(&b.link, &b.family, &b.cidr)));
         self.routes.sort_by(|a, b| {

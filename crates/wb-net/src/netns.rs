@@ -30,10 +30,7 @@ pub fn in_netns_of<T: Send>(pid: i32, f: impl FnOnce() -> Result<T> + Send) -> R
 
 /// Like [`in_netns_of`], with a namespace file such as `/proc/PID/ns/net` or
 /// `/run/netns/NAME` (made by `ip netns add NAME`).
-pub fn in_netns_file<T: Send>(
-    path: impl AsRef<Path>,
-    f: impl FnOnce() -> Result<T> + Send,
-) -> Result<T> {
+pub fn in_netns_file<T: Send>(path: impl AsRef<Path>, f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
     let path = path.as_ref().to_path_buf();
     let file = File::open(&path).map_err(|source| Error::OpenNetns {
         path: path.clone(),

@@ -68,25 +68,73 @@ impl fmt::Display for Nexthop {
 #[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Debug)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Op {
-    CreateBridge { name: String },
-    CreateVeth { name: String, peer: String },
+    CreateBridge {
+        name: String,
+    },
+    CreateVeth {
+        name: String,
+        peer: String,
+    },
     /// A VXLAN tunnel endpoint: Ethernet frames sent to it travel inside UDP
     /// datagrams from `local` to `remote` (IPv4) on port `port`, over `dev`.
-    CreateVxlan { name: String, vni: u32, local: String, remote: String, dev: String, port: u16 },
-    SetMaster { link: String, bridge: String },
-    SetNomaster { link: String },
-    MoveToNetnsPid { link: String, pid: i32 },
-    MoveToNetnsFile { link: String, path: String },
-    Rename { link: String, new_name: String },
-    SetUp { link: String },
-    SetDown { link: String },
-    SetMtu { link: String, mtu: u32 },
-    AddAddress { link: String, cidr: String },
-    DeleteAddress { link: String, cidr: String },
-    AddRouteDefault { gateway: String },
-    AddRoute { dst: String, via: Nexthop },
-    DeleteRoute { dst: String },
-    DeleteLink { name: String },
+    CreateVxlan {
+        name: String,
+        vni: u32,
+        local: String,
+        remote: String,
+        dev: String,
+        port: u16,
+    },
+    SetMaster {
+        link: String,
+        bridge: String,
+    },
+    SetNomaster {
+        link: String,
+    },
+    MoveToNetnsPid {
+        link: String,
+        pid: i32,
+    },
+    MoveToNetnsFile {
+        link: String,
+        path: String,
+    },
+    Rename {
+        link: String,
+        new_name: String,
+    },
+    SetUp {
+        link: String,
+    },
+    SetDown {
+        link: String,
+    },
+    SetMtu {
+        link: String,
+        mtu: u32,
+    },
+    AddAddress {
+        link: String,
+        cidr: String,
+    },
+    DeleteAddress {
+        link: String,
+        cidr: String,
+    },
+    AddRouteDefault {
+        gateway: String,
+    },
+    AddRoute {
+        dst: String,
+        via: Nexthop,
+    },
+    DeleteRoute {
+        dst: String,
+    },
+    DeleteLink {
+        name: String,
+    },
 }
 
 impl Op {
@@ -123,9 +171,16 @@ impl Op {
             Op::CreateVeth { name, peer } => {
                 format!("ip link add {name} type veth peer name {peer}")
             }
-            Op::CreateVxlan { name, vni, local, remote, dev, port } => format!(
-                "ip link add {name} type vxlan id {vni} local {local} remote {remote} dev {dev} dstport {port}"
-            ),
+            Op::CreateVxlan {
+                name,
+                vni,
+                local,
+                remote,
+                dev,
+                port,
+            } => {
+                format!("ip link add {name} type vxlan id {vni} local {local} remote {remote} dev {dev} dstport {port}")
+            }
             Op::SetMaster { link, bridge } => format!("ip link set {link} master {bridge}"),
             Op::SetNomaster { link } => format!("ip link set {link} nomaster"),
             Op::MoveToNetnsPid { link, pid } => format!("ip link set {link} netns {pid}"),
@@ -200,11 +255,7 @@ pub fn set_nomaster(link: &str) -> Result<()> {
 /// process PID. It disappears from here, keeping its name there (it is
 /// also set down, and loses its addresses).
 pub fn move_to_netns_pid(link: &str, pid: i32) -> Result<()> {
-    apply(&Op::MoveToNetnsPid {
-        link: link.into(),
-        pid,
-    })
-    .map(drop)
+    apply(&Op::MoveToNetnsPid { link: link.into(), pid }).map(drop)
 }
 
 /// `ip link set LINK netns PATH`: moves LINK into the namespace behind a
@@ -240,11 +291,7 @@ pub fn set_down(link: &str) -> Result<()> {
 
 /// `ip link set LINK mtu MTU`.
 pub fn set_mtu(link: &str, mtu: u32) -> Result<()> {
-    apply(&Op::SetMtu {
-        link: link.into(),
-        mtu,
-    })
-    .map(drop)
+    apply(&Op::SetMtu { link: link.into(), mtu }).map(drop)
 }
 
 /// `ip addr add CIDR dev LINK` (e.g. `10.88.0.2/24`). When LINK is up, the
@@ -325,16 +372,12 @@ pub fn apply(op: &Op) -> Result<bool> {
             let mut m = LinkMessage::default();
             m.attributes.push(LinkAttribute::IfName(name.clone()));
             m.attributes
-                .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
-                    InfoKind::Bridge,
-                )]));
+                .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Bridge)]));
             nl.ack(RouteNetlinkMessage::NewLink(m), create, d)?;
         }
         Op::CreateVeth { name, peer } => {
             let mut peer_msg = LinkMessage::default();
-            peer_msg
-                .attributes
-                .push(LinkAttribute::IfName(peer.clone()));
+            peer_msg.attributes.push(LinkAttribute::IfName(peer.clone()));
             let mut m = LinkMessage::default();
             m.attributes.push(LinkAttribute::IfName(name.clone()));
             m.attributes.push(LinkAttribute::LinkInfo(vec![
@@ -343,7 +386,14 @@ pub fn apply(op: &Op) -> Result<bool> {
             ]));
             nl.ack(RouteNetlinkMessage::NewLink(m), create, d)?;
         }
-        Op::CreateVxlan { name, vni, local, remote, dev, port } => {
+        Op::CreateVxlan {
+            name,
+            vni,
+            local,
+            remote,
+            dev,
+            port,
+        } => {
             let v4 = |s: &str| match parse_ip(s)? {
                 IpAddr::V4(a) => Ok(a),
                 IpAddr::V6(_) => Err(Error::InvalidAddress { input: s.to_string() }),
@@ -368,21 +418,11 @@ pub fn apply(op: &Op) -> Result<bool> {
         Op::SetMaster { link, bridge } => {
             let idx = require(nl, link, d)?;
             let br = require(nl, bridge, d)?;
-            set_link(
-                nl,
-                idx,
-                |m| m.attributes.push(LinkAttribute::Controller(br)),
-                d,
-            )?;
+            set_link(nl, idx, |m| m.attributes.push(LinkAttribute::Controller(br)), d)?;
         }
         Op::SetNomaster { link } => {
             let idx = require(nl, link, d)?;
-            set_link(
-                nl,
-                idx,
-                |m| m.attributes.push(LinkAttribute::Controller(0)),
-                d,
-            )?;
+            set_link(nl, idx, |m| m.attributes.push(LinkAttribute::Controller(0)), d)?;
         }
         Op::MoveToNetnsPid { link, pid } => {
             let idx = require(nl, link, d)?;
@@ -391,12 +431,7 @@ pub fn apply(op: &Op) -> Result<bool> {
                 errno: libc::ESRCH,
                 kernel_msg: None,
             })?;
-            set_link(
-                nl,
-                idx,
-                |m| m.attributes.push(LinkAttribute::NetNsPid(pid)),
-                d,
-            )?;
+            set_link(nl, idx, |m| m.attributes.push(LinkAttribute::NetNsPid(pid)), d)?;
         }
         Op::MoveToNetnsFile { link, path } => {
             let idx = require(nl, link, d)?;
@@ -405,12 +440,7 @@ pub fn apply(op: &Op) -> Result<bool> {
                 source,
             })?;
             let fd = file.as_raw_fd();
-            set_link(
-                nl,
-                idx,
-                |m| m.attributes.push(LinkAttribute::NetNsFd(fd)),
-                d,
-            )?;
+            set_link(nl, idx, |m| m.attributes.push(LinkAttribute::NetNsFd(fd)), d)?;
             drop(file); // only after the kernel has answered
         }
         Op::Rename { link, new_name } => {
@@ -429,11 +459,7 @@ pub fn apply(op: &Op) -> Result<bool> {
                 nl,
                 idx,
                 |m| {
-                    m.header.flags = if up {
-                        LinkFlags::Up
-                    } else {
-                        LinkFlags::empty()
-                    };
+                    m.header.flags = if up { LinkFlags::Up } else { LinkFlags::empty() };
                     m.header.change_mask = LinkFlags::Up;
                 },
                 d,
@@ -471,8 +497,7 @@ pub fn apply(op: &Op) -> Result<bool> {
         Op::AddRouteDefault { gateway } => {
             let gw = parse_ip(gateway)?;
             let mut m = new_route(family_of(&gw), None);
-            m.attributes
-                .push(RouteAttribute::Gateway(RouteAddress::from(gw)));
+            m.attributes.push(RouteAttribute::Gateway(RouteAddress::from(gw)));
             nl.ack(RouteNetlinkMessage::NewRoute(m), create, d)?;
         }
         Op::AddRoute { dst, via } => {
@@ -481,15 +506,12 @@ pub fn apply(op: &Op) -> Result<bool> {
                 Nexthop::Gateway(g) => {
                     let gw = parse_ip(g)?;
                     let mut m = new_route(family_of(&gw), net);
-                    m.attributes
-                        .push(RouteAttribute::Gateway(RouteAddress::from(gw)));
+                    m.attributes.push(RouteAttribute::Gateway(RouteAddress::from(gw)));
                     nl.ack(RouteNetlinkMessage::NewRoute(m), create, d)?;
                 }
                 Nexthop::Dev(dev) => {
                     let idx = require(nl, dev, d)?;
-                    let family = net
-                        .map(|n| family_of(&n.addr()))
-                        .unwrap_or(AddressFamily::Inet);
+                    let family = net.map(|n| family_of(&n.addr())).unwrap_or(AddressFamily::Inet);
                     let mut m = new_route(family, net);
                     m.header.scope = RouteScope::Link;
                     m.attributes.push(RouteAttribute::Oif(idx));
@@ -499,9 +521,7 @@ pub fn apply(op: &Op) -> Result<bool> {
         }
         Op::DeleteRoute { dst } => {
             let net = parse_route_dst(dst)?;
-            let family = net
-                .map(|n| family_of(&n.addr()))
-                .unwrap_or(AddressFamily::Inet);
+            let family = net.map(|n| family_of(&n.addr())).unwrap_or(AddressFamily::Inet);
             let mut m = new_route(family, net);
             // like `ip route del`: match any scope, type and protocol
             m.header.scope = RouteScope::NoWhere;
@@ -547,8 +567,7 @@ fn validate(op: &Op) -> Result<()> {
         | Op::AddAddress { link, .. }
         | Op::DeleteAddress { link, .. } => vec![link],
         Op::AddRoute {
-            via: Nexthop::Dev(dev),
-            ..
+            via: Nexthop::Dev(dev), ..
         } => vec![dev],
         Op::AddRoute { .. } | Op::AddRouteDefault { .. } | Op::DeleteRoute { .. } => vec![],
     };
@@ -574,9 +593,7 @@ fn new_route(family: AddressFamily, dst: Option<ipnet::IpNet>) -> RouteMessage {
     if let Some(net) = dst {
         m.header.destination_prefix_length = net.prefix_len();
         m.attributes
-            .push(RouteAttribute::Destination(RouteAddress::from(
-                net.network(),
-            )));
+            .push(RouteAttribute::Destination(RouteAddress::from(net.network())));
     }
     m
 }
@@ -619,9 +636,7 @@ mod tests {
     fn classic_commands() {
         let cases = [
             (
-                Op::CreateBridge {
-                    name: "wbbr0".into(),
-                },
+                Op::CreateBridge { name: "wbbr0".into() },
                 "ip link add wbbr0 type bridge",
             ),
             (
@@ -649,12 +664,7 @@ mod tests {
                 },
                 "ip link set veth0 master wbbr0",
             ),
-            (
-                Op::SetNomaster {
-                    link: "veth0".into(),
-                },
-                "ip link set veth0 nomaster",
-            ),
+            (Op::SetNomaster { link: "veth0".into() }, "ip link set veth0 nomaster"),
             (
                 Op::MoveToNetnsPid {
                     link: "veth1".into(),
@@ -676,18 +686,8 @@ mod tests {
                 },
                 "ip link set veth1 name eth0",
             ),
-            (
-                Op::SetUp {
-                    link: "eth0".into(),
-                },
-                "ip link set eth0 up",
-            ),
-            (
-                Op::SetDown {
-                    link: "eth0".into(),
-                },
-                "ip link set eth0 down",
-            ),
+            (Op::SetUp { link: "eth0".into() }, "ip link set eth0 up"),
+            (Op::SetDown { link: "eth0".into() }, "ip link set eth0 down"),
             (
                 Op::SetMtu {
                     link: "eth0".into(),
@@ -741,12 +741,7 @@ mod tests {
                 },
                 "ip route del 10.99.0.0/16",
             ),
-            (
-                Op::DeleteLink {
-                    name: "wbbr0".into(),
-                },
-                "ip link del wbbr0",
-            ),
+            (Op::DeleteLink { name: "wbbr0".into() }, "ip link del wbbr0"),
         ];
         for (op, want) in cases {
             assert_eq!(classic_command(&op), want, "{op:?}");
@@ -760,10 +755,7 @@ mod tests {
     #[test]
     fn descriptions_are_lowercase_and_name_the_object() {
         assert_eq!(
-            Op::CreateBridge {
-                name: "wbbr0".into()
-            }
-            .to_string(),
+            Op::CreateBridge { name: "wbbr0".into() }.to_string(),
             "create bridge wbbr0"
         );
         assert_eq!(
@@ -786,14 +778,8 @@ mod tests {
 
     #[test]
     fn nexthop_parsing() {
-        assert_eq!(
-            Nexthop::parse("10.0.0.1"),
-            Nexthop::Gateway("10.0.0.1".into())
-        );
-        assert_eq!(
-            Nexthop::parse("fe80::1"),
-            Nexthop::Gateway("fe80::1".into())
-        );
+        assert_eq!(Nexthop::parse("10.0.0.1"), Nexthop::Gateway("10.0.0.1".into()));
+        assert_eq!(Nexthop::parse("fe80::1"), Nexthop::Gateway("fe80::1".into()));
         assert_eq!(Nexthop::parse("wbbr0"), Nexthop::Dev("wbbr0".into()));
     }
 

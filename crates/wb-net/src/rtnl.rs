@@ -10,8 +10,8 @@
 //! of the thread that created it, for its whole life.
 
 use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_CAPPED,
-    NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST,
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_DUMP,
+    NLM_F_DUMP_INTR, NLM_F_REQUEST,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
@@ -41,8 +41,7 @@ impl Rtnl {
             syscall,
             source,
         };
-        let mut sock = Socket::new(NETLINK_ROUTE)
-            .map_err(|e| sock_err("socket(AF_NETLINK, NETLINK_ROUTE)", e))?;
+        let mut sock = Socket::new(NETLINK_ROUTE).map_err(|e| sock_err("socket(AF_NETLINK, NETLINK_ROUTE)", e))?;
         sock.bind_auto().map_err(|e| sock_err("bind", e))?;
         sock.connect(&SocketAddr::new(0, 0))
             .map_err(|e| sock_err("connect", e))?;
@@ -54,11 +53,7 @@ impl Rtnl {
     }
 
     /// Sends a dump request and collects every message of the answer.
-    pub(crate) fn dump(
-        &mut self,
-        msg: RouteNetlinkMessage,
-        op: &str,
-    ) -> Result<Vec<RouteNetlinkMessage>> {
+    pub(crate) fn dump(&mut self, msg: RouteNetlinkMessage, op: &str) -> Result<Vec<RouteNetlinkMessage>> {
         let mut tries = 0;
         loop {
             let (msgs, interrupted) = self.request(msg.clone(), NLM_F_REQUEST | NLM_F_DUMP, op)?;
@@ -82,12 +77,7 @@ impl Rtnl {
             .map(|(m, _)| m)
     }
 
-    fn request(
-        &mut self,
-        msg: RouteNetlinkMessage,
-        flags: u16,
-        op: &str,
-    ) -> Result<(Vec<RouteNetlinkMessage>, bool)> {
+    fn request(&mut self, msg: RouteNetlinkMessage, flags: u16, op: &str) -> Result<(Vec<RouteNetlinkMessage>, bool)> {
         self.seq = self.seq.wrapping_add(1);
         let seq = self.seq;
         let mut packet = NetlinkMessage::new(NetlinkHeader::default(), NetlinkPayload::from(msg));
@@ -125,15 +115,12 @@ impl Rtnl {
                 if len < NLMSG_HDRLEN || len > bytes.len() {
                     return Err(Error::Decode {
                         op: op.to_string(),
-                        detail: format!(
-                            "message length {len} does not fit the {} bytes received",
-                            bytes.len()
-                        ),
+                        detail: format!("message length {len} does not fit the {} bytes received", bytes.len()),
                     });
                 }
                 off += (len + 3) & !3;
-                let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&bytes[..len])
-                    .map_err(|e| Error::Decode {
+                let msg =
+                    NetlinkMessage::<RouteNetlinkMessage>::deserialize(&bytes[..len]).map_err(|e| Error::Decode {
                         op: op.to_string(),
                         detail: lower(&e.to_string()),
                     })?;
@@ -248,19 +235,13 @@ mod tests {
         let mut payload = vec![0u8; 20];
         payload[0..4].copy_from_slice(&20u32.to_ne_bytes());
         payload.extend(nla(1, b"hi\0"));
-        assert_eq!(
-            extack_message(NLM_F_ACK_TLVS, &payload).as_deref(),
-            Some("hi")
-        );
+        assert_eq!(extack_message(NLM_F_ACK_TLVS, &payload).as_deref(), Some("hi"));
     }
 
     #[test]
     fn truncated_attributes_do_not_panic() {
         let mut payload = vec![0u8; 16];
         payload.extend_from_slice(&[200, 0, 1, 0, b'x']);
-        assert_eq!(
-            extack_message(NLM_F_CAPPED | NLM_F_ACK_TLVS, &payload),
-            None
-        );
+        assert_eq!(extack_message(NLM_F_CAPPED | NLM_F_ACK_TLVS, &payload), None);
     }
 }

@@ -26,20 +26,14 @@ pub(crate) const RT_TABLE_MAIN: u32 = 254;
 pub fn snapshot_current() -> Result<NetSnapshot> {
     let mut nl = Rtnl::open("snapshot")?;
     let links: Vec<RawLink> = nl
-        .dump(
-            RouteNetlinkMessage::GetLink(LinkMessage::default()),
-            "dump links",
-        )?
+        .dump(RouteNetlinkMessage::GetLink(LinkMessage::default()), "dump links")?
         .into_iter()
         .filter_map(|m| match m {
             RouteNetlinkMessage::NewLink(l) => Some(raw_link(&l)),
             _ => None,
         })
         .collect();
-    let names: HashMap<u32, String> = links
-        .iter()
-        .map(|l| (l.link.index, l.link.name.clone()))
-        .collect();
+    let names: HashMap<u32, String> = links.iter().map(|l| (l.link.index, l.link.name.clone())).collect();
     let links = links.into_iter().map(|l| l.resolve(&names)).collect();
 
     let addresses = nl
@@ -55,10 +49,7 @@ pub fn snapshot_current() -> Result<NetSnapshot> {
         .collect();
 
     let routes = nl
-        .dump(
-            RouteNetlinkMessage::GetRoute(RouteMessage::default()),
-            "dump routes",
-        )?
+        .dump(RouteNetlinkMessage::GetRoute(RouteMessage::default()), "dump routes")?
         .into_iter()
         .filter_map(|m| match m {
             RouteNetlinkMessage::NewRoute(r) => convert_route(&r, &names),
@@ -102,10 +93,7 @@ impl RawLink {
 }
 
 fn name_of(index: u32, names: &HashMap<u32, String>) -> String {
-    names
-        .get(&index)
-        .cloned()
-        .unwrap_or_else(|| format!("if{index}"))
+    names.get(&index).cloned().unwrap_or_else(|| format!("if{index}"))
 }
 
 fn raw_link(m: &LinkMessage) -> RawLink {
@@ -160,11 +148,7 @@ pub(crate) fn operstate_name(s: State) -> String {
 }
 
 pub(crate) fn format_mac(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
 
 fn family_name(f: AddressFamily) -> Option<&'static str> {
@@ -323,10 +307,7 @@ mod tests {
         assert_eq!(route_type_name(1), "unicast");
         assert_eq!(route_type_name(6), "blackhole");
         assert_eq!(operstate_name(State::LowerLayerDown), "LOWERLAYERDOWN");
-        assert_eq!(
-            format_mac(&[0x02, 0xfc, 0, 0, 0, 0x1a]),
-            "02:fc:00:00:00:1a"
-        );
+        assert_eq!(format_mac(&[0x02, 0xfc, 0, 0, 0, 0x1a]), "02:fc:00:00:00:1a");
     }
 
     /// Builds a link message the way the kernel would send it, serializes
@@ -412,15 +393,8 @@ mod tests {
         let got = convert_route(&r, &names).unwrap();
         assert_eq!(got.dst, "10.88.0.0/24");
         assert_eq!(got.src.as_deref(), Some("10.88.0.2"));
-        assert_eq!(
-            got.dev.as_deref(),
-            Some("if9"),
-            "unknown index falls back to ifN"
-        );
-        assert_eq!(
-            got.table, 1000,
-            "RTA_TABLE wins over the 8-bit header field"
-        );
+        assert_eq!(got.dev.as_deref(), Some("if9"), "unknown index falls back to ifN");
+        assert_eq!(got.table, 1000, "RTA_TABLE wins over the 8-bit header field");
 
         let mut a = AddressMessage::default();
         a.header.family = AddressFamily::Inet;

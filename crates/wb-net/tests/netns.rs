@@ -27,10 +27,7 @@ fn is_root() -> bool {
 /// A few random hex characters, for unique `wb...` names.
 fn rand_id(n: usize) -> String {
     let uuid = std::fs::read_to_string("/proc/sys/kernel/random/uuid").expect("read uuid");
-    uuid.chars()
-        .filter(|c| c.is_ascii_hexdigit())
-        .take(n)
-        .collect()
+    uuid.chars().filter(|c| c.is_ascii_hexdigit()).take(n).collect()
 }
 
 /// A process living in a fresh network namespace of its own.
@@ -69,10 +66,7 @@ impl ChildNs {
 
 impl Drop for ChildNs {
     fn drop(&mut self) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.pid()),
-            nix::sys::signal::SIGKILL,
-        );
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), nix::sys::signal::SIGKILL);
         let _ = self.child.wait();
     }
 }
@@ -106,8 +100,7 @@ impl Drop for HostLinks {
 /// Runs a command inside the child's netns (spawned from the helper thread
 /// that joined it).
 fn run_in(pid: i32, prog: &str, args: &[&str]) -> std::process::Output {
-    let (prog, args): (String, Vec<String>) =
-        (prog.into(), args.iter().map(|s| s.to_string()).collect());
+    let (prog, args): (String, Vec<String>) = (prog.into(), args.iter().map(|s| s.to_string()).collect());
     in_netns_of(pid, move || {
         Ok(Command::new(&prog).args(&args).output().expect("spawn"))
     })
@@ -127,12 +120,7 @@ fn ip_json(pid: i32, args: &[&str]) -> Value {
 /// Host links and routes that are not `wb*` objects (which concurrent tests
 /// of other crates may be creating right now).
 fn host_view(s: &NetSnapshot) -> (Vec<Link>, Vec<Route>) {
-    let links = s
-        .links
-        .iter()
-        .filter(|l| !l.name.starts_with("wb"))
-        .cloned()
-        .collect();
+    let links = s.links.iter().filter(|l| !l.name.starts_with("wb")).cloned().collect();
     let routes = s
         .routes
         .iter()
@@ -150,11 +138,7 @@ fn fresh_netns_has_only_lo_down() {
     let ns = ChildNs::new();
     let before = thread_netns();
     let snap = snapshot_of_pid(ns.pid()).unwrap();
-    assert_eq!(
-        thread_netns(),
-        before,
-        "the calling thread must not change namespace"
-    );
+    assert_eq!(thread_netns(), before, "the calling thread must not change namespace");
     assert_eq!(snap.links.len(), 1, "{snap:#?}");
     let lo = &snap.links[0];
     assert_eq!(lo.name, "lo");
@@ -198,11 +182,7 @@ fn snapshot_agrees_with_iproute2() {
     let ns = ChildNs::new();
     let pid = ns.pid();
     let id = rand_id(6);
-    let (br, va, vb) = (
-        format!("wbbr{id}"),
-        format!("wbva{id}"),
-        format!("wbvb{id}"),
-    );
+    let (br, va, vb) = (format!("wbbr{id}"), format!("wbva{id}"), format!("wbvb{id}"));
     in_netns_of(pid, || {
         set_up("lo")?;
         create_bridge(&br)?;
@@ -247,12 +227,7 @@ fn snapshot_agrees_with_iproute2() {
         assert_eq!(j["mtu"].as_u64().unwrap() as u32, l.mtu, "{}", l.name);
         assert_eq!(j["address"].as_str(), l.mac.as_deref(), "{}", l.name);
         assert_eq!(j["master"].as_str(), l.master.as_deref(), "{}", l.name);
-        assert_eq!(
-            j["linkinfo"]["info_kind"].as_str(),
-            l.kind.as_deref(),
-            "{}",
-            l.name
-        );
+        assert_eq!(j["linkinfo"]["info_kind"].as_str(), l.kind.as_deref(), "{}", l.name);
         let up = j["flags"].as_array().unwrap().iter().any(|f| f == "UP");
         assert_eq!(up, l.up, "{}", l.name);
     }
@@ -322,21 +297,15 @@ fn snapshot_agrees_with_iproute2() {
         .collect();
     assert_eq!(got, want);
     assert!(
-        got.contains(&format!(
-            "10.78.0.0/16 via 10.77.1.1 dev {br} proto boot scope global"
-        )),
+        got.contains(&format!("10.78.0.0/16 via 10.77.1.1 dev {br} proto boot scope global")),
         "{got:?}"
     );
     assert!(
-        got.contains(&format!(
-            "10.79.0.0/16 via - dev {br} proto boot scope link"
-        )),
+        got.contains(&format!("10.79.0.0/16 via - dev {br} proto boot scope link")),
         "{got:?}"
     );
     assert!(
-        got.contains(&format!(
-            "10.77.1.0/24 via - dev {vb} proto kernel scope link"
-        )),
+        got.contains(&format!("10.77.1.0/24 via - dev {vb} proto kernel scope link")),
         "{got:?}"
     );
 }
@@ -355,10 +324,7 @@ fn errors_name_the_operation_and_deletes_of_missing_things_are_not_errors() {
         create_bridge(&br)?;
         let e = create_bridge(&br).unwrap_err();
         assert!(e.is_exists(), "{e:?}");
-        assert_eq!(
-            e.to_string(),
-            format!("netlink: create bridge {br}: file exists")
-        );
+        assert_eq!(e.to_string(), format!("netlink: create bridge {br}: file exists"));
 
         assert!(link_exists(&br)?);
         assert!(!link_exists(&missing)?);
@@ -395,8 +361,7 @@ fn errors_name_the_operation_and_deletes_of_missing_things_are_not_errors() {
         // a gateway that is not on any connected subnet
         let e = add_route_default("10.250.0.1").unwrap_err();
         assert!(
-            e.to_string()
-                .starts_with("netlink: add route default via 10.250.0.1: "),
+            e.to_string().starts_with("netlink: add route default via 10.250.0.1: "),
             "{e}"
         );
 
@@ -427,11 +392,7 @@ fn veth_bridge_between_host_and_netns() {
     let ns = ChildNs::new();
     let pid = ns.pid();
     let id = rand_id(6);
-    let (br, vh, vc) = (
-        format!("wbbr{id}"),
-        format!("wbvh{id}"),
-        format!("wbvc{id}"),
-    );
+    let (br, vh, vc) = (format!("wbbr{id}"), format!("wbvh{id}"), format!("wbvc{id}"));
     let guard = HostLinks(vec![vh.clone(), br.clone()]);
 
     // a 10.213.x.0/24 subnet the host does not use yet
@@ -487,10 +448,7 @@ fn veth_bridge_between_host_and_netns() {
         (r.dev.as_deref(), r.protocol.as_str(), r.scope.as_str()),
         (Some(br.as_str()), "kernel", "link")
     );
-    assert!(
-        routes_overlap(&host, &format!("10.213.{x}.128/25")),
-        "now taken"
-    );
+    assert!(routes_overlap(&host, &format!("10.213.{x}.128/25")), "now taken");
 
     // namespace side
     let inside = snapshot_of_pid(pid).unwrap();
@@ -500,11 +458,7 @@ fn veth_bridge_between_host_and_netns() {
     assert_eq!(eth0.kind.as_deref(), Some("veth"));
     assert!(eth0.up);
     assert!(eth0.peer_netns.is_some());
-    assert_eq!(
-        eth0.peer_index,
-        Some(h.index),
-        "eth0's peer is the host end"
-    );
+    assert_eq!(eth0.peer_index, Some(h.index), "eth0's peer is the host end");
     assert!(inside.addresses.contains(&Address {
         link: "eth0".into(),
         cidr: format!("{ns_ip}/24"),
@@ -527,10 +481,7 @@ fn veth_bridge_between_host_and_netns() {
             let out = if from_ns {
                 run_in(pid, "ping", &["-c1", "-W2", target])
             } else {
-                Command::new("ping")
-                    .args(["-c1", "-W2", target])
-                    .output()
-                    .unwrap()
+                Command::new("ping").args(["-c1", "-W2", target]).output().unwrap()
             };
             out.status.success() || {
                 std::thread::sleep(Duration::from_millis(300));
@@ -538,10 +489,7 @@ fn veth_bridge_between_host_and_netns() {
             }
         })
     };
-    assert!(
-        ping_ok(true, &br_ip),
-        "ping {br_ip} from inside the netns failed"
-    );
+    assert!(ping_ok(true, &br_ip), "ping {br_ip} from inside the netns failed");
     assert!(ping_ok(false, &ns_ip), "ping {ns_ip} from the host failed");
 
     // tear down: deleting the host end removes eth0 in the netns too
@@ -561,11 +509,7 @@ fn veth_bridge_between_host_and_netns() {
     for name in [&br, &vh, &vc] {
         assert!(host_after.link(name).is_none(), "{name} left behind");
     }
-    assert_eq!(
-        host_view(&host_after),
-        host_view(&host_before),
-        "host changed"
-    );
+    assert_eq!(host_view(&host_after), host_view(&host_before), "host changed");
 }
 
 /// A VXLAN endpoint created through netlink carries the id, addresses,
@@ -604,7 +548,14 @@ fn vxlan_endpoint_matches_iproute2() {
     assert_eq!(data["port"], 4789, "{j}");
     // IPv6 endpoints are refused before the kernel is asked.
     let e = in_netns_of(pid, || {
-        apply(&Op::CreateVxlan { name: "vxlan43".into(), vni: 43, local: "fd00::1".into(), remote: "10.77.9.2".into(), dev: va.clone(), port: 4789 })
+        apply(&Op::CreateVxlan {
+            name: "vxlan43".into(),
+            vni: 43,
+            local: "fd00::1".into(),
+            remote: "10.77.9.2".into(),
+            dev: va.clone(),
+            port: 4789,
+        })
     })
     .unwrap_err();
     assert!(matches!(e, Error::InvalidAddress { .. }), "{e}");

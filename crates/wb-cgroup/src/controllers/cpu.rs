@@ -57,10 +57,7 @@ impl Cpu for V1 {
     /// Write period first, then quota (quota/period is checked against the
     /// parent's bandwidth on each write; the parent is unlimited here).
     fn set_cpu_quota(&self, d: &Dirs, quota_us: u64, period_us: u64) -> Result<()> {
-        fsio::write(
-            &d.file("cpu", V1_CPU_CFS_PERIOD_US)?,
-            &period_us.to_string(),
-        )?;
+        fsio::write(&d.file("cpu", V1_CPU_CFS_PERIOD_US)?, &period_us.to_string())?;
         fsio::write(&d.file("cpu", V1_CPU_CFS_QUOTA_US)?, &quota_us.to_string())
     }
 
@@ -70,13 +67,9 @@ impl Cpu for V1 {
 
     fn cpu_quota(&self, d: &Dirs) -> Result<CpuMax> {
         let qpath = d.file("cpu", V1_CPU_CFS_QUOTA_US)?;
-        let quota_us =
-            parse::parse_v1_quota(&fsio::read(&qpath)?).map_err(|e| fsio::reattach(e, &qpath))?;
+        let quota_us = parse::parse_v1_quota(&fsio::read(&qpath)?).map_err(|e| fsio::reattach(e, &qpath))?;
         let period_us = fsio::read_u64(&d.file("cpu", V1_CPU_CFS_PERIOD_US)?)?;
-        Ok(CpuMax {
-            quota_us,
-            period_us,
-        })
+        Ok(CpuMax { quota_us, period_us })
     }
 
     /// cpuacct.usage is already in nanoseconds.
@@ -95,9 +88,7 @@ impl Cpu for V1 {
     }
 
     fn cpu_weight(&self, d: &Dirs) -> Result<u64> {
-        Ok(parse::from_shares(fsio::read_u64(
-            &d.file("cpu", V1_CPU_SHARES)?,
-        )?))
+        Ok(parse::from_shares(fsio::read_u64(&d.file("cpu", V1_CPU_SHARES)?)?))
     }
 
     fn cpu_watched(&self) -> &'static [Watch] {

@@ -32,11 +32,7 @@ macro_rules! require_root {
 
 /// Find a tool on PATH.
 pub fn which(tool: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join(tool))
-            .find(|c| c.is_file())
-    })
+    std::env::var_os("PATH").and_then(|p| std::env::split_paths(&p).map(|d| d.join(tool)).find(|c| c.is_file()))
 }
 
 /// A uid/gid for fixtures: the real one as root, the caller's own otherwise.
@@ -87,11 +83,7 @@ impl TarFixture {
     pub fn dir(mut self, path: &str, mode: u32, uid: u32, gid: u32) -> Self {
         let mut h = Self::header(tar::EntryType::Directory, mode, uid, gid, 0);
         self.b
-            .append_data(
-                &mut h,
-                format!("{}/", path.trim_end_matches('/')),
-                std::io::empty(),
-            )
+            .append_data(&mut h, format!("{}/", path.trim_end_matches('/')), std::io::empty())
             .unwrap();
         self
     }
@@ -224,10 +216,7 @@ pub fn describe(entries: &[TreeEntry]) -> String {
                 e.uid,
                 e.gid,
                 e.size,
-                e.link_target
-                    .as_ref()
-                    .map(|t| format!(" -> {t}"))
-                    .unwrap_or_default(),
+                e.link_target.as_ref().map(|t| format!(" -> {t}")).unwrap_or_default(),
                 if e.opaque { " opaque" } else { "" }
             )
         })

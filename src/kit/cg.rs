@@ -162,26 +162,33 @@ pub fn say_each(r: &mut crate::lesson::StepReport, place: &str, commands: &str, 
 /// Scheduler state of every thread of a process ('R' running or runnable,
 /// 'S' sleeping...), from /proc/PID/task/TID/stat.
 pub fn thread_states(pid: i32) -> Vec<(i32, char)> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(format!("/proc/{pid}/task"))
+    let mut out: Vec<(i32, char)> = per_thread(pid, "stat")
+        .into_iter()
+        .filter_map(|(tid, stat)| {
+            let state = stat
+                .rfind(')')
+                .and_then(|i| stat[i + 1..].split_whitespace().next())?
+                .chars()
+                .next()?;
+            Some((tid, state))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The text of `/proc/PID/task/TID/FILE` for every thread TID of a process
+/// (empty where a thread ended while it was read).
+fn per_thread(pid: i32, file: &str) -> Vec<(i32, String)> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
         .into_iter()
         .flatten()
         .flatten()
-    {
-        let Ok(tid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
-        if let Some(state) = stat
-            .rfind(')')
-            .and_then(|i| stat[i + 1..].split_whitespace().next())
-            .and_then(|s| s.chars().next())
-        {
-            out.push((tid, state));
-        }
-    }
-    out.sort();
-    out
+        .filter_map(|e| {
+            let tid = e.file_name().to_string_lossy().parse::<i32>().ok()?;
+            Some((tid, std::fs::read_to_string(e.path().join(file)).unwrap_or_default()))
+        })
+        .collect()
 }
 
 /// What each watched file means, for the transcript.
@@ -452,31 +459,25 @@ pub fn rmdir_while_populated(dir: &Path) -> (String, Option<i32>) {
 /// The pids of every thread of a process, and the cgroup path each thread is in for `controller`.
 pub fn thread_memberships(pid: i32, g: &Group, controller: Controller) -> Vec<(i32, String)> {
     let v2 = g.version_of(controller) == Some(Version::V2);
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(format!("/proc/{pid}/task"))
+    let mut out: Vec<(i32, String)> = per_thread(pid, "cgroup")
         .into_iter()
-        .flatten()
-        .flatten()
-    {
-        let Ok(tid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let text = std::fs::read_to_string(e.path().join("cgroup")).unwrap_or_default();
-        let path = wb_cgroup::parse_proc_cgroup(&text)
-            .ok()
-            .and_then(|m| {
-                m.into_iter().find(|e| {
-                    if v2 {
-                        e.is_unified()
-                    } else {
-                        e.controllers.iter().any(|c| c == controller.name())
-                    }
+        .map(|(tid, text)| {
+            let path = wb_cgroup::parse_proc_cgroup(&text)
+                .ok()
+                .and_then(|m| {
+                    m.into_iter().find(|e| {
+                        if v2 {
+                            e.is_unified()
+                        } else {
+                            e.controllers.iter().any(|c| c == controller.name())
+                        }
+                    })
                 })
-            })
-            .map(|e| e.path)
-            .unwrap_or_default();
-        out.push((tid, path));
-    }
+                .map(|e| e.path)
+                .unwrap_or_default();
+            (tid, path)
+        })
+        .collect();
     out.sort();
     out
 }

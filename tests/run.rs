@@ -396,7 +396,13 @@ fn a_published_port_another_run_or_program_holds_is_refused() {
     let r = root_of(&t);
     // Play another live run (owned by this test process) that maps a host port,
     // as a nat-port-map run does.
-    let (held_port, listened) = (free_port(), std::net::TcpListener::bind("0.0.0.0:0").unwrap());
+    // The held port is one no other live run on this host maps: a real run
+    // elsewhere (another student, another checkout's tests) may hold any port.
+    let held_elsewhere = workbench::kit::netlab::held_ports_elsewhere();
+    let held_port = std::iter::repeat_with(free_port)
+        .find(|p| held_elsewhere.iter().all(|(h, _)| h != p))
+        .unwrap();
+    let listened = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
     let listened_port = listened.local_addr().unwrap().port();
     let held = common::hold(
         "nat-port-map",

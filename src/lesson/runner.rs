@@ -10,7 +10,7 @@ use super::{Cx, LessonDef, LessonOptions};
 use crate::host::Host;
 use crate::observe::diff::{diff, SectionDiff};
 use crate::observe::render::{
-    markdown_checks, markdown_diff, md_code, md_escape, md_fence, render_checks, render_diff, Check, Style, Verdict,
+    markdown_checks, markdown_diff, md_code, md_escape, md_escape_prose, md_fence, render_checks, render_diff, Check, Style, Verdict,
 };
 use crate::state::{self, signals};
 
@@ -287,6 +287,10 @@ fn print_intro(out: &mut impl Write, t: &LessonText, style: Style) {
         "{}",
         paint(&format!("Read it at: {}", t.tutorial_url), style, |s| s.dimmed())
     );
+    for p in &t.posts {
+        let line = format!("From the post: 《{}》 — {}", p.title, p.sections.join("; "));
+        let _ = writeln!(out, "{}", paint(&line, style, |s| s.dimmed()));
+    }
     let _ = writeln!(out, "\n{}", t.intro.trim());
     let _ = writeln!(out, "\nWatch for:");
     for w in &t.watch {
@@ -423,11 +427,57 @@ pub fn markdown_intro(t: &LessonText) -> String {
         &format!("[{}]({})", md_escape(&t.tutorial), t.tutorial_url),
     ));
     out.push('\n');
+    out.push_str(&anchored("posts", &markdown_posts(t)));
+    out.push('\n');
     out.push_str(&anchored("intro", t.intro.trim()));
     out.push('\n');
     let watch: Vec<String> = t.watch.iter().map(|w| format!("- {w}")).collect();
     out.push_str(&anchored("watch", &watch.join("\n")));
     out.push_str("\n<!-- ANCHOR: steps -->\n");
+    out
+}
+
+/// The post map (anchor `posts`): per seed post, its title and sections, a
+/// table "the post's step → the lesson's step" with the post's values and
+/// where the lesson differs, then what the post gets wrong.
+pub fn markdown_posts(t: &LessonText) -> String {
+    let cell = |s: &str| md_escape_prose(s.trim());
+    let mut out = String::new();
+    for p in &t.posts {
+        let by = [p.author.as_str(), p.date.as_str()]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let by = if by.is_empty() { String::new() } else { format!(" ({by})") };
+        out.push_str(&format!(
+            "**The post:** 《{}》{by}, seed `{}`; sections: {}.\n\n",
+            cell(&p.title),
+            p.seed,
+            p.sections.iter().map(|s| cell(s)).collect::<Vec<_>>().join("; ")
+        ));
+        out.push_str("| the post's step | its values | the lesson's step | where the lesson differs |\n|---|---|---|---|\n");
+        for s in &p.steps {
+            let step = match t.steps.iter().position(|x| x.id == s.step) {
+                Some(i) => format!("{} `{}`", i + 1, s.step),
+                None => "—".to_string(),
+            };
+            out.push_str(&format!(
+                "| {} | {} | {step} | {} |\n",
+                cell(&s.post),
+                cell(&s.values),
+                cell(&s.differs)
+            ));
+        }
+        for c in &p.corrections {
+            out.push_str(&format!(
+                "\n> **The post says:** {} **The kernel does:** {}\n",
+                md_escape_prose(c.says.trim()),
+                md_escape_prose(c.kernel.trim())
+            ));
+        }
+        out.push('\n');
+    }
     out
 }
 
@@ -520,6 +570,31 @@ mod tests {
             goal: "Show the record mode: <tables> & *checks*.".into(),
             tutorial: "A tutorial section".into(),
             tutorial_url: "https://example.org/tutorial#section".into(),
+            posts: vec![text::PostMap {
+                seed: "003".into(),
+                title: "Docker核心技术".into(),
+                author: String::new(),
+                date: "2018".into(),
+                sections: vec!["Namespace".into()],
+                steps: vec![
+                    text::PostStep {
+                        post: "`unshare -fn sleep 60` | a pipe".into(),
+                        values: "60 s".into(),
+                        step: "clone".into(),
+                        differs: String::new(),
+                    },
+                    text::PostStep {
+                        post: "`lsns`".into(),
+                        values: String::new(),
+                        step: String::new(),
+                        differs: "left for the exercises".into(),
+                    },
+                ],
+                corrections: vec![text::Correction {
+                    says: "quota is relative".into(),
+                    kernel: "it is an absolute cap".into(),
+                }],
+            }],
             intro: "Some `intro` text\nover two lines.\n".into(),
             watch: vec!["the `pid` row".into(), "the checks".into()],
             exercises: vec!["Run `workbench lesson demo-ns --shell`.".into(), "Think.".into()],

@@ -25,8 +25,65 @@ pub struct LessonText {
     pub intro: String,
     pub watch: Vec<String>,
     pub exercises: Vec<String>,
+    /// The seed post(s) the lesson reproduces and the map from their steps to
+    /// the lesson's (`[[posts]]`; at least one).
+    #[serde(default)]
+    pub posts: Vec<PostMap>,
     pub steps: Vec<StepText>,
 }
+
+/// One of the four seed posts (`../shared/seeds/NNN_*.txt`) and how the lesson
+/// follows it: which sections, each of the post's steps with the lesson step
+/// that does it, and what the post gets wrong.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostMap {
+    /// The seed's number: "000", "001", "002" or "003".
+    pub seed: String,
+    /// The post's own title (Chinese, as published).
+    pub title: String,
+    /// Its author and date where the post names them.
+    #[serde(default)]
+    pub author: String,
+    #[serde(default)]
+    pub date: String,
+    /// The section(s) reproduced, by the post's own headings.
+    pub sections: Vec<String>,
+    /// The post's steps in its order.
+    pub steps: Vec<PostStep>,
+    /// "The post says X, the kernel does Y".
+    #[serde(default)]
+    pub corrections: Vec<Correction>,
+}
+
+/// One step of a post and the lesson step that reproduces it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostStep {
+    /// What the post does, in our words (its command or experiment).
+    pub post: String,
+    /// The post's own values (addresses, sizes, names), if any.
+    #[serde(default)]
+    pub values: String,
+    /// The lesson step id that does it; empty when the lesson leaves it out
+    /// (then `differs` says why).
+    #[serde(default)]
+    pub step: String,
+    /// Where the lesson differs from the post, and why.
+    #[serde(default)]
+    pub differs: String,
+}
+
+/// Where a post is wrong or dated.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Correction {
+    pub says: String,
+    pub kernel: String,
+}
+
+/// The seeds a `[[posts]]` entry may name.
+pub const SEEDS: [&str; 4] = ["000", "001", "002", "003"];
 
 /// The text of one step.
 #[derive(Debug, Clone, Deserialize)]
@@ -70,6 +127,44 @@ pub fn find(id: &str) -> Option<LessonText> {
     all()
         .into_iter()
         .find(|l| l.id == id || l.aliases.iter().any(|a| a == id))
+}
+
+/// The rules of a lesson's post map: at least one post, a known seed, a
+/// title and sections, steps that name this lesson's steps (or say why the
+/// lesson leaves one out).
+pub fn check_posts(l: &LessonText) -> Result<(), String> {
+    if l.posts.is_empty() {
+        return Err("names no post: add a [[posts]] map (see CONTRIBUTING.md)".into());
+    }
+    for p in &l.posts {
+        if !SEEDS.contains(&p.seed.as_str()) {
+            return Err(format!("seed {:?} is not one of {SEEDS:?}", p.seed));
+        }
+        if p.title.trim().is_empty() || p.sections.is_empty() || p.steps.is_empty() {
+            return Err(format!("seed {}: give its title, sections and steps", p.seed));
+        }
+        for s in &p.steps {
+            if s.post.trim().is_empty() {
+                return Err(format!("seed {}: a step with no `post`", p.seed));
+            }
+            if s.step.is_empty() {
+                if s.differs.trim().is_empty() {
+                    return Err(format!(
+                        "seed {}: {:?} maps to no lesson step: say why in `differs`",
+                        p.seed, s.post
+                    ));
+                }
+            } else if !l.steps.iter().any(|x| x.id == s.step) {
+                return Err(format!("seed {}: step {:?} is not a step of this lesson", p.seed, s.step));
+            }
+        }
+        for c in &p.corrections {
+            if c.says.trim().is_empty() || c.kernel.trim().is_empty() {
+                return Err(format!("seed {}: a correction needs `says` and `kernel`", p.seed));
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -135,6 +230,32 @@ mod tests {
             ids.dedup();
             assert_eq!(ids.len(), l.steps.len(), "{}: duplicate step ids", l.id);
         }
+    }
+
+    #[test]
+    fn every_lesson_maps_the_posts_it_reproduces() {
+        for l in all() {
+            check_posts(&l).unwrap_or_else(|e| panic!("lessons/{}.toml: {e}", l.id));
+        }
+    }
+
+    #[test]
+    fn a_lesson_without_a_post_map_is_refused() {
+        let mut l = find("pid-ns").unwrap();
+        assert!(check_posts(&l).is_ok());
+        let good = l.posts.clone();
+        l.posts.clear();
+        assert!(check_posts(&l).unwrap_err().contains("names no post"));
+        l.posts = good.clone();
+        l.posts[0].seed = "009".into();
+        assert!(check_posts(&l).unwrap_err().contains("seed"));
+        l.posts = good.clone();
+        l.posts[0].steps[0].step = "no-such-step".into();
+        assert!(check_posts(&l).unwrap_err().contains("no-such-step"));
+        l.posts = good;
+        l.posts[0].steps[0].step.clear();
+        l.posts[0].steps[0].differs.clear();
+        assert!(check_posts(&l).unwrap_err().contains("differs"));
     }
 
     #[test]

@@ -58,7 +58,13 @@ impl Lesson for PidNs {
                 self.host_pid = child.pid();
                 r.say("parent", "clone(child_fn, ..., CLONE_NEWUTS|CLONE_NEWIPC|CLONE_NEWPID|CLONE_NEWNS|SIGCHLD)", format!("clone() = {}   (the child's PID as the parent sees it; the child now waits on the pipe)", child.pid()));
                 let after = child_snapshot(&child, Capture::NS)?;
-                check_namespaces(&mut r, &before, &after, &["pid", "uts", "ipc", "mnt"], &["net", "user", "cgroup"]);
+                // time namespaces arrived in Linux 5.6: shared where the host has them.
+                let shared: &[&str] = if before.namespaces.contains_key("time") {
+                    &["net", "user", "cgroup", "time"]
+                } else {
+                    &["net", "user", "cgroup"]
+                };
+                check_namespaces(&mut r, &before, &after, &["pid", "uts", "ipc", "mnt"], shared);
                 r.observe(before, after);
                 self.child = Some(child);
             }

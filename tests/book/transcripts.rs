@@ -72,6 +72,10 @@ pub(crate) fn chapter_gaps(id: &str, steps: &[&str], chapter: &str, expanded: &s
             chapter.contains(&format!("transcripts/{id}.md:tutorial")),
         ),
         (
+            "post map (transcripts/ID.md:posts, under a heading \"From the post\")",
+            chapter.contains(&format!("transcripts/{id}.md:posts")) && chapter.contains("From the post"),
+        ),
+        (
             "watch list (transcripts/ID.md:watch)",
             chapter.contains(&format!("transcripts/{id}.md:watch")),
         ),
@@ -135,12 +139,17 @@ fn chapter_gaps_can_be_found() {
     assert!(gaps.iter().any(|g| g.contains("diagram")), "{gaps:?}");
     assert!(gaps.iter().any(|g| g.contains("--shell")), "{gaps:?}");
     let done = "{{#include transcripts/demo.md:goal}} {{#include transcripts/demo.md:tutorial}} {{#include transcripts/demo.md:watch}}\n\
+        ## From the post\n{{#include transcripts/demo.md:posts}}\n\
         {{#include transcripts/demo.md:step-one}}\n> **Notice:** x\n```text\n+--+\n```\n```sh\nsudo workbench lesson demo --shell\n```\n\
         {{#include transcripts/demo.md:exercises}}";
     assert_eq!(
         chapter_gaps("demo", &["one"], done, "### Step 1/1: One"),
         Vec::<String>::new()
     );
+    let no_map = done.replace("{{#include transcripts/demo.md:posts}}", "");
+    assert!(chapter_gaps("demo", &["one"], &no_map, "### Step 1/1: One")
+        .iter()
+        .any(|g| g.contains("post map")));
     assert!(chapter_gaps("demo", &["one", "two"], done, "### Step 1/2: One")
         .iter()
         .any(|g| g.contains("step two")));

@@ -10,7 +10,8 @@ use super::{Cx, LessonDef, LessonOptions};
 use crate::host::Host;
 use crate::observe::diff::{diff, SectionDiff};
 use crate::observe::render::{
-    markdown_checks, markdown_diff, md_code, md_escape, md_escape_prose, md_fence, render_checks, render_diff, Check, Style, Verdict,
+    markdown_checks, markdown_diff, md_code, md_escape, md_escape_prose, md_fence, render_checks, render_diff, Check,
+    Style, Verdict,
 };
 use crate::state::{self, signals};
 
@@ -449,14 +450,20 @@ pub fn markdown_posts(t: &LessonText) -> String {
             .filter(|s| !s.is_empty())
             .collect::<Vec<_>>()
             .join(", ");
-        let by = if by.is_empty() { String::new() } else { format!(" ({by})") };
+        let by = if by.is_empty() {
+            String::new()
+        } else {
+            format!(" ({by})")
+        };
         out.push_str(&format!(
             "**The post:** 《{}》{by}, seed `{}`; sections: {}.\n\n",
             cell(&p.title),
             p.seed,
             p.sections.iter().map(|s| cell(s)).collect::<Vec<_>>().join("; ")
         ));
-        out.push_str("| the post's step | its values | the lesson's step | where the lesson differs |\n|---|---|---|---|\n");
+        out.push_str(
+            "| the post's step | its values | the lesson's step | where the lesson differs |\n|---|---|---|---|\n",
+        );
         for s in &p.steps {
             let step = match t.steps.iter().position(|x| x.id == s.step) {
                 Some(i) => format!("{} `{}`", i + 1, s.step),

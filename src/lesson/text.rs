@@ -155,7 +155,10 @@ pub fn check_posts(l: &LessonText) -> Result<(), String> {
                     ));
                 }
             } else if !l.steps.iter().any(|x| x.id == s.step) {
-                return Err(format!("seed {}: step {:?} is not a step of this lesson", p.seed, s.step));
+                return Err(format!(
+                    "seed {}: step {:?} is not a step of this lesson",
+                    p.seed, s.step
+                ));
             }
         }
         for c in &p.corrections {

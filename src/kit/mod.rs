@@ -109,6 +109,38 @@ pub fn shell_env(lesson: &str) -> Vec<(String, String)> {
     ]
 }
 
+/// Compare namespace inodes of two snapshots: which kinds must differ, which must stay.
+pub fn check_namespaces(
+    r: &mut crate::lesson::StepReport,
+    before: &Snapshot,
+    after: &Snapshot,
+    new: &[&str],
+    shared: &[&str],
+) {
+    let differ: Vec<&str> = new
+        .iter()
+        .copied()
+        .filter(|k| before.namespaces.get(*k) != after.namespaces.get(*k) && after.namespaces.contains_key(*k))
+        .collect();
+    r.check(
+        "new namespaces (inode differs)",
+        new.join(" "),
+        differ.join(" "),
+        differ.len() == new.len(),
+    );
+    let same: Vec<&str> = shared
+        .iter()
+        .copied()
+        .filter(|k| before.namespaces.get(*k) == after.namespaces.get(*k) && after.namespaces.contains_key(*k))
+        .collect();
+    r.check(
+        "shared namespaces (inode same)",
+        shared.join(" "),
+        same.join(" "),
+        same.len() == shared.len(),
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -56,7 +56,7 @@ impl Lesson for MountProc {
                 let child = spawn_child(flags)?;
                 r.say("parent", "clone(..., CLONE_NEWPID|CLONE_NEWNS|CLONE_NEWUTS|CLONE_NEWIPC|SIGCHLD)", format!("clone() = {}", child.pid()));
                 let after = child_snapshot(&child, Capture::NS_MOUNTS)?;
-                super::pid_ns::check_namespaces(&mut r, &before, &after, &["pid", "mnt", "uts", "ipc"], &["net", "user"]);
+                crate::kit::check_namespaces(&mut r, &before, &after, &["pid", "mnt", "uts", "ipc"], &["net", "user"]);
                 r.check_eq("mounts copied into the child's namespace", before.mounts.len(), after.mounts.len());
                 r.observe(before, after);
                 self.child = Some(child);

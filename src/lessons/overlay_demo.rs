@@ -282,7 +282,7 @@ impl Lesson for OverlayDemo {
                 child.act(&Request::MakeRprivate)?;
                 r.say("child", "mount --make-rprivate /", "");
                 let after = child_snapshot(&child, Capture::NS_MOUNTS)?;
-                super::pid_ns::check_namespaces(&mut r, &before, &after, &["mnt"], &["pid", "net", "uts", "ipc", "user"]);
+                crate::kit::check_namespaces(&mut r, &before, &after, &["mnt"], &["pid", "net", "uts", "ipc", "user"]);
                 let shared = after.mounts.iter().filter(|m| m.propagation.contains("shared")).count();
                 r.check_eq("shared mounts in the child's namespace", 0, shared);
                 r.observe(before, after);

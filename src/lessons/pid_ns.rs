@@ -7,7 +7,7 @@
 
 use nix::sched::CloneFlags;
 
-use crate::kit::{child_snapshot, host_snapshot, shell_env, spawn_child_held};
+use crate::kit::{check_namespaces, child_snapshot, host_snapshot, shell_env, spawn_child_held};
 use crate::host::Host;
 use crate::kernel::child::{NsChild, Request};
 use crate::lesson::{Cx, Lesson, LessonDef, Spot, StepReport};
@@ -26,14 +26,6 @@ fn preflight(host: &Host, _opts: &crate::lesson::LessonOptions) -> anyhow::Resul
 
 pub fn flags() -> CloneFlags {
     CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS
-}
-
-/// Compare namespace inodes of two snapshots: which kinds must differ, which must stay.
-pub fn check_namespaces(r: &mut StepReport, before: &Snapshot, after: &Snapshot, new: &[&str], shared: &[&str]) {
-    let differ: Vec<&str> = new.iter().copied().filter(|k| before.namespaces.get(*k) != after.namespaces.get(*k) && after.namespaces.contains_key(*k)).collect();
-    r.check("new namespaces (inode differs)", new.join(" "), differ.join(" "), differ.len() == new.len());
-    let same: Vec<&str> = shared.iter().copied().filter(|k| before.namespaces.get(*k) == after.namespaces.get(*k) && after.namespaces.contains_key(*k)).collect();
-    r.check("shared namespaces (inode same)", shared.join(" "), same.join(" "), same.len() == shared.len());
 }
 
 #[derive(Default)]

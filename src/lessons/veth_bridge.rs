@@ -9,7 +9,7 @@
 //! Docker's bridge network driver does for every container.
 
 use crate::kit::netlab::{self, Place, Subnet};
-use super::pid_ns::check_namespaces;
+use crate::kit::check_namespaces;
 use crate::kit::{child_snapshot, host_snapshot, shell_env};
 use crate::host::Host;
 use crate::kernel::child::{NsChild, Request};

@@ -748,6 +748,24 @@ pub fn net_inode(pid: i32) -> u64 {
         .unwrap_or(0)
 }
 
+/// The fallback devices a tunnel module puts in every network namespace while
+/// it is loaded (ipip's `tunl0`, sit's `sit0`, ip_gre's `gre0`, …, unless
+/// `net.core.fb_tunnels_only_for_init_net` is set). The kernel makes them, not
+/// the host's configuration, so a fresh namespace may hold them beside `lo`.
+pub const FALLBACK_TUNNELS: &[&str] = &[
+    "tunl0", "sit0", "gre0", "gretap0", "erspan0", "ip_vti0", "ip6_vti0", "ip6tnl0", "ip6gre0",
+];
+
+/// `names` without the kernel's fallback tunnel devices: what a lesson put in
+/// the namespace, or what came from the host.
+pub fn without_fallback_tunnels<S: AsRef<str>>(names: &[S]) -> Vec<String> {
+    names
+        .iter()
+        .map(|n| n.as_ref().to_string())
+        .filter(|n| !FALLBACK_TUNNELS.contains(&n.as_str()))
+        .collect()
+}
+
 /// The names of the links in the network namespace of `pid`.
 pub fn link_names(pid: i32) -> anyhow::Result<Vec<String>> {
     Ok(wb_net::snapshot_of_pid(pid)?
@@ -988,6 +1006,18 @@ mod tests {
                 "nsenter -t 42 -n ip route add default via 10.213.0.1",
             ]
         );
+    }
+
+    #[test]
+    fn fallback_tunnels_are_left_out_and_host_links_are_not() {
+        assert_eq!(without_fallback_tunnels(&["lo", "tunl0", "sit0", "gre0"]), ["lo"]);
+        assert_eq!(without_fallback_tunnels(&["lo", "ip6tnl0", "eth0"]), ["lo", "eth0"]);
+        // The host's own devices stay, so a namespace that is the host's fails `== ["lo"]`.
+        assert_eq!(
+            without_fallback_tunnels(&["lo", "eth0", "docker0"]),
+            ["lo", "eth0", "docker0"]
+        );
+        assert!(without_fallback_tunnels::<&str>(&[]).is_empty());
     }
 
     #[test]

@@ -131,12 +131,10 @@ fn inconclusive_on_a_busy_host(code: i32, steps: &[Value], summary: &Value) -> b
 
 #[test]
 fn cpu_quota_throttles_the_hog_to_its_quota() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
+    let host = root_host!();
     let (code, steps, summary) = run_json("cgroup-cpu-quota", &[]);
     if inconclusive_on_a_busy_host(code, &steps, &summary) {
-        common::assert_host_unchanged(&before, "cgroup-cpu-quota");
+        host.assert_unchanged("cgroup-cpu-quota");
         return;
     }
     assert_eq!(code, 0, "summary: {summary}\n{}", failed_checks(&steps));
@@ -186,14 +184,12 @@ fn cpu_quota_throttles_the_hog_to_its_quota() {
     );
 
     assert!(gone(hog), "the hog {hog} outlived the lesson");
-    common::assert_host_unchanged(&before, "cgroup-cpu-quota");
+    host.assert_unchanged("cgroup-cpu-quota");
 }
 
 #[test]
 fn cpu_quota_takes_quota_and_period_options() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
+    let host = root_host!();
     let (code, steps, summary) = run_json("cpu-quota", &["--quota", "20000", "--period", "50000"]);
     let busy = inconclusive_on_a_busy_host(code, &steps, &summary);
     assert!(busy || code == 0, "summary: {summary}\n{}", failed_checks(&steps));
@@ -211,7 +207,7 @@ fn cpu_quota_takes_quota_and_period_options() {
         busy || (used - 40.0).abs() <= 5.0,
         "measured {used}% with quota 20000/50000"
     );
-    common::assert_host_unchanged(&before, "cgroup-cpu-quota --quota 20000 --period 50000");
+    host.assert_unchanged("cgroup-cpu-quota --quota 20000 --period 50000");
 }
 
 fn shares_run(extra: &[&str], a: f64, b: f64) {
@@ -252,9 +248,7 @@ fn cpu_shares_split_follows_the_weights() {
 
 #[test]
 fn memory_oom_kills_only_the_hog_with_sigkill() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
+    let host = root_host!();
     let (code, steps, summary) = run_json("memory-oom", &["--memory", "32M"]);
     assert_eq!(code, 0, "summary: {summary}\n{}", failed_checks(&steps));
     let limit = step(&steps, "set-limit");
@@ -294,7 +288,7 @@ fn memory_oom_kills_only_the_hog_with_sigkill() {
     let out = oom["transcript"][0]["output"].as_str().unwrap();
     assert!(out.contains("doubling") && !out.contains("survived"), "{out}");
     assert!(gone(hog));
-    common::assert_host_unchanged(&before, "memory-oom");
+    host.assert_unchanged("memory-oom");
 }
 
 #[test]
@@ -403,10 +397,8 @@ fn bad_options_fail_before_anything_is_created() {
 
 #[test]
 fn cgroup_lessons_need_root() {
-    require_root!(); // to become someone else
     use std::os::unix::process::CommandExt;
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
+    let host = root_host!(); // to become someone else
     for lesson in ["cgroup-cpu-quota", "cpu-shares", "memory-oom", "pids-limit"] {
         let o = std::process::Command::new(common::bin())
             .args(["lesson", lesson])
@@ -419,5 +411,5 @@ fn cgroup_lessons_need_root() {
         let e = common::one_line_error(&o);
         assert!(e.contains("needs root") && e.contains("sudo"), "{e}");
     }
-    common::assert_host_unchanged(&before, "non-root cgroup lessons");
+    host.assert_unchanged("non-root cgroup lessons");
 }

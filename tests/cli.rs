@@ -54,9 +54,7 @@ fn list_shows_every_lesson() {
 
 #[test]
 fn not_root_is_a_clear_error_and_creates_nothing() {
-    require_root!(); // we need root to become someone else
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
+    let host = root_host!(); // we need root to become someone else
     let o = Command::new(common::bin())
         .args(["lesson", "pid-ns"])
         .uid(65534)
@@ -67,14 +65,12 @@ fn not_root_is_a_clear_error_and_creates_nothing() {
     assert_eq!(o.status.code(), Some(2));
     let e = common::one_line_error(&o);
     assert!(e.contains("needs root") && e.contains("sudo"), "{e}");
-    common::assert_host_unchanged(&before, "a non-root run");
+    host.assert_unchanged("a non-root run");
 }
 
 #[test]
 fn missing_busybox_is_a_clear_error_and_creates_nothing() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
+    let host = root_host!();
     for lesson in ["pid-ns", "chroot-busybox"] {
         let o = Command::new(common::bin())
             .args(["lesson", lesson])
@@ -85,7 +81,7 @@ fn missing_busybox_is_a_clear_error_and_creates_nothing() {
         let e = common::one_line_error(&o);
         assert!(e.contains("busybox found") && e.contains("scripts/setup"), "{e}");
     }
-    common::assert_host_unchanged(&before, "runs without busybox");
+    host.assert_unchanged("runs without busybox");
 }
 
 #[test]
@@ -182,9 +178,7 @@ fn mistyped_commands_suggest_the_command() {
 
 #[test]
 fn tour_skips_lessons_that_cannot_start_and_ends_with_its_summary() {
-    require_root!(); // to become someone else, for whom no lesson can start
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
+    let host = root_host!(); // to become someone else, for whom no lesson can start
     let n = workbench::lessons::ALL.len();
     let nobody = |json: bool| {
         let mut args = vec!["tour"];
@@ -253,16 +247,14 @@ fn tour_skips_lessons_that_cannot_start_and_ends_with_its_summary() {
         .map(|l| l["result"].as_str().unwrap())
         .collect();
     assert_eq!(results, vec!["skipped"; n]);
-    common::assert_host_unchanged(&before, "tours as nobody");
+    host.assert_unchanged("tours as nobody");
 }
 
 #[test]
 fn tour_goes_on_past_lessons_that_cannot_start_and_runs_the_others() {
     // Without busybox, the lessons that need it cannot start; the others
     // (the cgroup CPU lessons and overlay-demo need none) still run.
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
+    let host = root_host!();
     let o = Command::new(common::bin())
         .args(["tour", "--json"])
         .env("WORKBENCH_BUSYBOX_PATHS", "/nonexistent/busybox")
@@ -324,7 +316,7 @@ fn tour_goes_on_past_lessons_that_cannot_start_and_runs_the_others() {
     } else if results.contains(&"fail") {
         assert_eq!((o.status.code(), tour["exit"].as_i64()), (Some(1), Some(1)));
     }
-    common::assert_host_unchanged(&before, "a tour without busybox");
+    host.assert_unchanged("a tour without busybox");
 }
 
 // ---- --json: the interface for graders -------------------------------------

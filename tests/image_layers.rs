@@ -52,9 +52,7 @@ fn tool(name: &str) -> bool {
 
 #[test]
 fn layers_images_and_the_loaded_tree_are_real() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
+    let host = root_host!();
     let mut run = Paused::start(common::bin(), "image-layers", step_no("run-container"));
     let wd = run.workdir();
 
@@ -206,14 +204,12 @@ fn layers_images_and_the_loaded_tree_are_real() {
     assert!(out.contains("7/7 steps passed"), "{out}");
     assert!(!wd.exists());
     assert!(wait_gone(&kids));
-    common::assert_host_unchanged(&before, "image-layers");
+    host.assert_unchanged("image-layers");
 }
 
 #[test]
 fn json_run_passes_every_check() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
+    let host = root_host!();
     let (code, steps, summary) = run_json("image-layers", &[]);
     assert_eq!(code, 0, "summary: {summary}");
     assert_eq!(summary["steps_passed"], 7);
@@ -247,14 +243,12 @@ fn json_run_passes_every_check() {
             .iter()
             .any(|c| c["name"] == "skopeo inspect accepts the layout" && c["pass"] == true));
     }
-    common::assert_host_unchanged(&before, "image-layers");
+    host.assert_unchanged("image-layers");
 }
 
 #[test]
 fn bad_input_and_missing_busybox_are_refused() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
+    let host = root_host!();
     let o = common::workbench(&["lesson", "image-layers", "--memory", "abc"]);
     assert_eq!(o.status.code(), Some(2));
     let e = common::stderr(&o);
@@ -270,14 +264,12 @@ fn bad_input_and_missing_busybox_are_refused() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(common::stderr(&o).contains("busybox found"), "{}", common::stderr(&o));
-    common::assert_host_unchanged(&before, "refused image-layers runs");
+    host.assert_unchanged("refused image-layers runs");
 }
 
 #[test]
 fn ctrl_c_with_the_container_running_cleans_up() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
+    let host = root_host!();
     let run = Paused::start(common::bin(), "image-layers", step_no("run-container"));
     let kids = run.children();
     let wd = run.workdir();
@@ -285,14 +277,12 @@ fn ctrl_c_with_the_container_running_cleans_up() {
     assert_eq!(run.signal(Signal::SIGINT).code(), Some(130));
     assert!(wait_gone(&kids), "the container {kids:?} survived Ctrl-C");
     assert!(!wd.exists(), "{} survived Ctrl-C", wd.display());
-    common::assert_host_unchanged(&before, "image-layers interrupted by SIGINT");
+    host.assert_unchanged("image-layers interrupted by SIGINT");
 }
 
 #[test]
 fn shell_opens_inside_the_loaded_image() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
+    let host = root_host!();
     let out = common::shell(
         "image-layers",
         &[],
@@ -310,5 +300,5 @@ fn shell_opens_inside_the_loaded_image() {
         parts[4].trim().parse::<usize>().unwrap() <= 6,
         "the shell sees host processes: {marker}"
     );
-    common::assert_host_unchanged(&before, "image-layers --shell");
+    host.assert_unchanged("image-layers --shell");
 }

@@ -7,9 +7,7 @@ use common::{row, run_json, step};
 
 #[test]
 fn pid_ns_child_is_pid_1_in_new_namespaces() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
+    let host = root_host!();
     let (code, steps, summary) = run_json("pid-ns", &[]);
     assert_eq!(code, 0, "summary: {summary}");
     assert_eq!(summary["pass"], true);
@@ -49,7 +47,7 @@ fn pid_ns_child_is_pid_1_in_new_namespaces() {
         !cmdline.contains("workbench"),
         "the namespace child {host_pid} outlived the lesson"
     );
-    common::assert_host_unchanged(&before, "pid-ns");
+    host.assert_unchanged("pid-ns");
 }
 
 #[test]
@@ -66,9 +64,7 @@ fn pid_ns_takes_a_hostname_option() {
 
 #[test]
 fn mount_proc_shows_only_namespace_processes_and_leaves_host_mounts() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
+    let host = root_host!();
     let (code, steps, summary) = run_json("mount-proc", &[]);
     assert_eq!(code, 0, "summary: {summary}");
     let m = step(&steps, "mount-proc");
@@ -84,14 +80,12 @@ fn mount_proc_shows_only_namespace_processes_and_leaves_host_mounts() {
     assert!(pids.contains(&1), "ps output: {out}");
     assert!(pids.iter().all(|p| *p < 10), "host processes visible: {out}");
     assert_eq!(step(&steps, "host-unchanged")["pass"], true);
-    common::assert_host_unchanged(&before, "mount-proc");
+    host.assert_unchanged("mount-proc");
 }
 
 #[test]
 fn chroot_busybox_fails_without_loader_then_works() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
+    let host = root_host!();
     let (code, steps, summary) = run_json("chroot-busybox", &[]);
     assert_eq!(code, 0, "summary: {summary}");
     let fails = step(&steps, "chroot-fails");
@@ -116,14 +110,12 @@ fn chroot_busybox_fails_without_loader_then_works() {
             "chroot must not change the {kind} namespace"
         );
     }
-    common::assert_host_unchanged(&before, "chroot-busybox");
+    host.assert_unchanged("chroot-busybox");
 }
 
 #[test]
 fn tour_runs_every_lesson() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
+    let host = root_host!();
     let o = common::workbench(&["tour"]);
     let out = common::stdout(&o);
     assert!(o.status.success(), "tour failed:\n{out}\n{}", common::stderr(&o));
@@ -131,7 +123,7 @@ fn tour_runs_every_lesson() {
         assert!(out.contains(&format!("lesson {id}: ")), "no summary for {id}");
     }
     assert!(out.contains("Tour summary"));
-    common::assert_host_unchanged(&before, "tour");
+    host.assert_unchanged("tour");
 }
 
 #[test]

@@ -28,9 +28,7 @@ fn interrupt(run: Paused, sig: Signal, code: i32, before: &workbench::host::snap
 
 #[test]
 fn a_subnet_held_by_a_paused_run_is_refused() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
+    let host = root_host!();
     let run = start_paused("veth-bridge", 3);
     let out = run.output();
     // "10.213.0.0/24: bridge (gateway) 10.213.0.1, container 10.213.0.2"
@@ -54,7 +52,13 @@ fn a_subnet_held_by_a_paused_run_is_refused() {
         .unwrap()
         .to_string();
     assert!(!sub.starts_with(&taken), "the second run reused {taken}: {sub}");
-    interrupt(run, Signal::SIGINT, 130, &before, "veth-bridge interrupted by SIGINT");
+    interrupt(
+        run,
+        Signal::SIGINT,
+        130,
+        &host.before,
+        "veth-bridge interrupted by SIGINT",
+    );
 }
 
 #[test]

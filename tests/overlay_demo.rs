@@ -21,9 +21,7 @@ fn step_no(id: &str) -> usize {
 
 #[test]
 fn upper_records_copy_up_whiteout_and_opaque_dir() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
+    let host = root_host!();
     let run = Paused::start(common::bin(), "overlay-demo", step_no("opaque"));
     let base = run.workdir().join("overlay");
     let kids = run.children();
@@ -94,14 +92,12 @@ fn upper_records_copy_up_whiteout_and_opaque_dir() {
     assert!(out.contains("10/10 steps passed"), "{out}");
     assert!(!base.exists(), "the layer directories outlived the run");
     assert!(wait_gone(&kids));
-    common::assert_host_unchanged(&before, "overlay-demo");
+    host.assert_unchanged("overlay-demo");
 }
 
 #[test]
 fn json_report_shows_the_mount_and_the_layers() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
+    let host = root_host!();
     let (code, steps, summary) = run_json("overlay-demo", &[]);
     assert_eq!(code, 0, "summary: {summary}");
     assert_eq!(summary["steps_passed"], 10);
@@ -163,14 +159,12 @@ fn json_report_shows_the_mount_and_the_layers() {
         .iter()
         .any(|t| t["output"] == "from lower1"));
     assert_eq!(step(&steps, "host-unchanged")["pass"], true);
-    common::assert_host_unchanged(&before, "overlay-demo");
+    host.assert_unchanged("overlay-demo");
 }
 
 #[test]
 fn options_of_other_lessons_and_non_root_are_refused_before_anything_is_made() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
+    let host = root_host!();
     for args in [
         &["--quota", "5"][..],
         &["--hostname", "abc"],
@@ -198,14 +192,12 @@ fn options_of_other_lessons_and_non_root_are_refused_before_anything_is_made() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(common::stderr(&o).contains("needs root"), "{}", common::stderr(&o));
-    common::assert_host_unchanged(&before, "refused overlay-demo runs");
+    host.assert_unchanged("refused overlay-demo runs");
 }
 
 #[test]
 fn ctrl_c_with_the_overlay_mounted_cleans_up() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
+    let host = root_host!();
     let run = Paused::start(common::bin(), "overlay-demo", step_no("mount"));
     let kids = run.children();
     let base = run.workdir();
@@ -215,14 +207,12 @@ fn ctrl_c_with_the_overlay_mounted_cleans_up() {
     assert_eq!(status.code(), Some(130));
     assert!(wait_gone(&kids), "namespace child {kids:?} survived Ctrl-C");
     assert!(!base.exists(), "{} survived Ctrl-C", base.display());
-    common::assert_host_unchanged(&before, "overlay-demo interrupted by SIGINT");
+    host.assert_unchanged("overlay-demo interrupted by SIGINT");
 }
 
 #[test]
 fn shell_sees_the_overlay_again() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
+    let host = root_host!();
     let out = common::shell(
         "overlay-demo",
         &[],
@@ -233,5 +223,5 @@ fn shell_sees_the_overlay_again() {
         .find(|l| l.starts_with("marker-"))
         .unwrap_or_else(|| panic!("no marker in:\n{out}"));
     assert_eq!(marker, "marker-from upper-dir,in_both,in_lower,in_upper,");
-    common::assert_host_unchanged(&before, "overlay-demo --shell");
+    host.assert_unchanged("overlay-demo --shell");
 }

@@ -46,16 +46,74 @@ macro_rules! require_root {
     };
 }
 
+/// A root test's hold on the host while it runs: the serial lock (root tests
+/// compare the host before and after, so they must not overlap) and the host
+/// as it was when the test began.
+pub struct RootHost {
+    _serial: MutexGuard<'static, ()>,
+    pub before: workbench::host::snapshot::HostState,
+}
+
+impl RootHost {
+    /// Wait for the other root tests, then take the host's snapshot.
+    pub fn take() -> RootHost {
+        let serial = serial();
+        RootHost {
+            _serial: serial,
+            before: workbench::host::snapshot::capture(),
+        }
+    }
+
+    /// Assert the host looks exactly as when the test began.
+    pub fn assert_unchanged(&self, what: &str) {
+        assert_host_unchanged(&self.before, what);
+    }
+}
+
+/// Skip (pass with a message) unless root; else `common::RootHost::take()`.
+#[macro_export]
+macro_rules! root_host {
+    () => {{
+        require_root!();
+        common::RootHost::take()
+    }};
+}
+
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_workbench")
 }
 
 pub fn workbench(args: &[&str]) -> Output {
+    workbench_env(args, &[])
+}
+
+/// Run workbench with `args` and these environment variables set.
+pub fn workbench_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(bin())
         .args(args)
+        .envs(env.iter().copied())
         .env("NO_COLOR", "1")
         .output()
         .expect("run workbench")
+}
+
+/// Run workbench as nobody (uid and gid 65534), for what must refuse a user who is not root.
+pub fn workbench_as_nobody(args: &[&str]) -> Output {
+    use std::os::unix::process::CommandExt;
+    Command::new(bin())
+        .args(args)
+        .uid(65534)
+        .gid(65534)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run workbench")
+}
+
+/// `workbench lesson LESSON ARGS...`
+pub fn lesson(lesson: &str, args: &[&str]) -> Output {
+    let mut a = vec!["lesson", lesson];
+    a.extend_from_slice(args);
+    workbench(&a)
 }
 
 pub fn stdout(o: &Output) -> String {
@@ -88,9 +146,14 @@ pub fn shell(lesson: &str, extra: &[&str], script: &[u8]) -> String {
 
 /// Run a lesson with --json and return (exit code, step objects, summary).
 pub fn run_json(lesson: &str, extra: &[&str]) -> (i32, Vec<Value>, Value) {
+    run_json_env(lesson, extra, &[])
+}
+
+/// `run_json` with these environment variables set for workbench.
+pub fn run_json_env(lesson: &str, extra: &[&str], env: &[(&str, &str)]) -> (i32, Vec<Value>, Value) {
     let mut args = vec!["lesson", lesson, "--json"];
     args.extend_from_slice(extra);
-    let o = workbench(&args);
+    let o = workbench_env(&args, env);
     let lines: Vec<Value> = stdout(&o)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}\nstderr: {}", stderr(&o))))
@@ -102,6 +165,29 @@ pub fn run_json(lesson: &str, extra: &[&str]) -> (i32, Vec<Value>, Value) {
         steps,
         summary.into_iter().next().unwrap(),
     )
+}
+
+/// Assert that every step and the run passed (exit 0) and the teardown had no problems.
+pub fn assert_all_passed(code: i32, steps: &[Value], summary: &Value) {
+    for s in steps {
+        assert_eq!(
+            s["pass"],
+            true,
+            "step {} failed: {}",
+            s["id"],
+            serde_json::to_string_pretty(s).unwrap()
+        );
+    }
+    assert_eq!(code, 0, "summary: {summary}");
+    assert_eq!(summary["pass"], true, "summary: {summary}");
+    assert!(summary["cleanup_problems"].as_array().unwrap().is_empty(), "{summary}");
+}
+
+/// Run a lesson with --json, assert that all of it passed; its steps.
+pub fn run_passing(lesson: &str, extra: &[&str]) -> Vec<Value> {
+    let (code, steps, summary) = run_json(lesson, extra);
+    assert_all_passed(code, &steps, &summary);
+    steps
 }
 
 /// The step object with id `id`.
@@ -128,7 +214,6 @@ pub fn row<'a>(step: &'a Value, section: &str, key: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no row {key} in {section}"))
 }
 
-/// Assert the host looks exactly as before.
 /// The one line a refused command prints on stderr (fails unless it is exactly one).
 pub fn one_line_error(o: &Output) -> String {
     let e = stderr(o);
@@ -137,6 +222,20 @@ pub fn one_line_error(o: &Output) -> String {
     lines[0].to_string()
 }
 
+/// Assert `o` was refused as bad input (`what`): exit 2 and exactly one line
+/// on stderr, which is returned.
+pub fn refused(o: &Output, what: &str) -> String {
+    assert_eq!(o.status.code(), Some(2), "{what}: exit status (stderr: {})", stderr(o));
+    one_line_error(o)
+}
+
+/// Assert `text` contains `needle`, showing `text` when it does not.
+#[track_caller]
+pub fn assert_has(text: &str, needle: &str) {
+    assert!(text.contains(needle), "no {needle:?} in:\n{text}");
+}
+
+/// Assert the host looks exactly as before.
 pub fn assert_host_unchanged(before: &workbench::host::snapshot::HostState, what: &str) {
     let after = workbench::host::snapshot::capture();
     let d = workbench::host::snapshot::differences(before, &after);

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{row, run_json, step};
+use common::{assert_all_passed, row, run_passing, step};
 use serde_json::Value;
 
 /// Every transcript entry of a step: (place, command, output).
@@ -77,28 +77,10 @@ fn keys_with(step: &Value, section: &str, change: &str) -> Vec<String> {
         .collect()
 }
 
-fn assert_all_passed(code: i32, steps: &[Value], summary: &Value) {
-    for s in steps {
-        assert_eq!(
-            s["pass"],
-            true,
-            "step {} failed: {}",
-            s["id"],
-            serde_json::to_string_pretty(s).unwrap()
-        );
-    }
-    assert_eq!(code, 0, "summary: {summary}");
-    assert_eq!(summary["pass"], true, "summary: {summary}");
-    assert!(summary["cleanup_problems"].as_array().unwrap().is_empty(), "{summary}");
-}
-
 #[test]
 fn veth_bridge_pings_both_ways_and_leaves_the_host_unchanged() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
-    let (code, steps, summary) = run_json("veth-bridge", &[]);
-    assert_all_passed(code, &steps, &summary);
+    let host = root_host!();
+    let steps = run_passing("veth-bridge", &[]);
 
     // none mode: the child's namespace holds only lo, down.
     let c = step(&steps, "container");
@@ -159,27 +141,24 @@ fn veth_bridge_pings_both_ways_and_leaves_the_host_unchanged() {
         !std::path::Path::new("/sys/class/net").join(&bridge).exists(),
         "{bridge} outlived the lesson"
     );
-    common::assert_host_unchanged(&before, "veth-bridge");
+    host.assert_unchanged("veth-bridge");
 }
 
 #[test]
 fn veth_bridge_uses_the_subnet_option() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
-    let (code, steps, summary) = run_json("veth-bridge", &["--subnet", "192.168.77.0/28"]);
-    assert_all_passed(code, &steps, &summary);
+    let host = root_host!();
+    let steps = run_passing("veth-bridge", &["--subnet", "192.168.77.0/28"]);
     let p = step(&steps, "ping");
     let inside = output_of(p, "container", "ping -c 2 -i 0.2 -w 3 192.168.77.1");
     assert!(received(&inside) >= 1, "{inside}");
-    let host = output_of(p, "host", "192.168.77.2");
-    assert!(received(&host) >= 1, "{host}");
+    let from_host = output_of(p, "host", "192.168.77.2");
+    assert!(received(&from_host) >= 1, "{from_host}");
     let a = step(&steps, "address");
     assert_eq!(
         row(a, "addresses", "container: eth0 192.168.77.2/28")["change"],
         "added"
     );
-    common::assert_host_unchanged(&before, "veth-bridge --subnet");
+    host.assert_unchanged("veth-bridge --subnet");
 }
 
 fn check_nat_port_map(steps: &[Value], host_port: u16, container_port: u16) {
@@ -250,11 +229,8 @@ fn bridge_of(steps: &[Value]) -> String {
 
 #[test]
 fn nat_port_map_serves_http_through_masquerade_and_dnat_and_restores_the_host() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
-    let (code, steps, summary) = run_json("nat-port-map", &[]);
-    assert_all_passed(code, &steps, &summary);
+    let host = root_host!();
+    let steps = run_passing("nat-port-map", &[]);
     check_nat_port_map(&steps, 8080, 80);
     // ip_forward went to 1 during the run (from whatever it was)...
     let fwd = step(&steps, "forwarding");
@@ -267,49 +243,31 @@ fn nat_port_map_serves_http_through_masquerade_and_dnat_and_restores_the_host() 
         "{rules}"
     );
     // ...and the host's links, routes, sysctls and firewall are exactly as before.
-    common::assert_host_unchanged(&before, "nat-port-map");
+    host.assert_unchanged("nat-port-map");
 }
 
 #[test]
 fn nat_port_map_with_iptables_and_other_ports() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
-    let o = std::process::Command::new(common::bin())
-        .args([
-            "lesson",
-            "nat-port-map",
-            "--json",
-            "--host-port",
-            "9090",
-            "--container-port",
-            "8000",
-        ])
-        .env("WORKBENCH_FIREWALL", "iptables")
-        .output()
-        .unwrap();
-    let lines: Vec<Value> = common::stdout(&o)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let (summary, steps): (Vec<Value>, Vec<Value>) = lines.into_iter().partition(|v| v["type"] == "summary");
-    assert_all_passed(o.status.code().unwrap(), &steps, &summary[0]);
+    let host = root_host!();
+    let (code, steps, summary) = common::run_json_env(
+        "nat-port-map",
+        &["--host-port", "9090", "--container-port", "8000"],
+        &[("WORKBENCH_FIREWALL", "iptables")],
+    );
+    assert_all_passed(code, &steps, &summary);
     check_nat_port_map(&steps, 9090, 8000);
     let rules = output_of(step(&steps, "rules"), "host", "iptables-save");
     assert!(
         rules.contains("-j DNAT --to-destination 10.213.0.2:8000") && rules.contains("--dport 9090"),
         "{rules}"
     );
-    common::assert_host_unchanged(&before, "nat-port-map with iptables");
+    host.assert_unchanged("nat-port-map with iptables");
 }
 
 #[test]
 fn net_modes_compare_namespace_inodes() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
-    let (code, steps, summary) = run_json("net-modes", &[]);
-    assert_all_passed(code, &steps, &summary);
+    let host = root_host!();
+    let steps = run_passing("net-modes", &[]);
     let inode = |s: &Value, key: &str| row(s, "facts", key)["after"].as_str().unwrap().to_string();
     let before_inode = |s: &Value, key: &str| row(s, "facts", key)["before"].as_str().unwrap().to_string();
     let host_net = std::fs::metadata("/proc/self/ns/net")
@@ -319,11 +277,11 @@ fn net_modes_compare_namespace_inodes() {
     let none = step(&steps, "none");
     assert_ne!(inode(none, "net namespace inode"), host_net);
     assert_eq!(before_inode(none, "net namespace inode"), host_net);
-    let host = step(&steps, "host");
-    assert_eq!(inode(host, "net namespace inode"), host_net);
+    let host_mode = step(&steps, "host");
+    assert_eq!(inode(host_mode, "net namespace inode"), host_net);
     assert_ne!(
-        inode(host, "pid namespace inode"),
-        before_inode(host, "pid namespace inode")
+        inode(host_mode, "pid namespace inode"),
+        before_inode(host_mode, "pid namespace inode")
     );
     let joined = step(&steps, "container");
     assert_eq!(row(joined, "facts", "net namespace inode")["change"], "same");
@@ -340,14 +298,12 @@ fn net_modes_compare_namespace_inodes() {
     assert_ne!(net_of(&rows[0]), net_of(&rows[1]));
     assert_eq!(net_of(&rows[1]), net_of(&rows[2]));
     assert!(rows[0].contains("links lo(down)"), "{}", rows[0]);
-    common::assert_host_unchanged(&before, "net-modes");
+    host.assert_unchanged("net-modes");
 }
 
 #[test]
 fn bad_network_options_fail_before_anything_is_created() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
+    let host = root_host!();
     // A port something really listens on.
     let listener = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
     let busy = listener.local_addr().unwrap().port().to_string();
@@ -387,41 +343,34 @@ fn bad_network_options_fail_before_anything_is_created() {
         ),
     ];
     for (lesson, args, needle) in &cases {
-        let mut argv = vec!["lesson", lesson];
-        argv.extend(args.iter().map(String::as_str));
-        let o = common::workbench(&argv);
-        assert_eq!(o.status.code(), Some(2), "{lesson} {args:?}: {}", common::stderr(&o));
-        let stderr = common::stderr(&o);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = common::lesson(lesson, &args);
         if needle == &"invalid value" {
-            assert!(stderr.contains(needle), "{lesson} {args:?}: {stderr}"); // clap's own message
+            assert_eq!(o.status.code(), Some(2), "{lesson} {args:?}: {}", common::stderr(&o));
+            common::assert_has(&common::stderr(&o), needle); // clap's own message
         } else {
-            let e = common::one_line_error(&o);
-            assert!(e.contains(needle), "{lesson} {args:?}: {e}");
+            common::assert_has(&common::refused(&o, &format!("{lesson} {args:?}")), needle);
         }
     }
-    let o = std::process::Command::new(common::bin())
-        .args(["lesson", "nat-port-map"])
-        .env("WORKBENCH_FIREWALL", "pf")
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(2));
-    assert!(common::one_line_error(&o).contains("WORKBENCH_FIREWALL must be nft or iptables"));
+    let o = common::workbench_env(&["lesson", "nat-port-map"], &[("WORKBENCH_FIREWALL", "pf")]);
+    common::assert_has(
+        &common::refused(&o, "WORKBENCH_FIREWALL=pf"),
+        "WORKBENCH_FIREWALL must be nft or iptables",
+    );
     drop(listener);
-    common::assert_host_unchanged(&before, "lessons refused in preflight");
+    host.assert_unchanged("lessons refused in preflight");
 }
 
 #[test]
 fn veth_bridge_shell_reaches_the_bridge() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
+    let host = root_host!();
     let out = common::shell(
         "veth-bridge",
         &["--subnet", "10.213.9.0/24"],
         b"ping -c 1 -w 2 10.213.9.1 >/dev/null && echo marker-$(hostname)-$(ip -4 route | grep -c default)\nexit\n",
     );
     assert!(out.lines().any(|l| l == "marker-container-1"), "no marker in:\n{out}");
-    common::assert_host_unchanged(&before, "veth-bridge --shell");
+    host.assert_unchanged("veth-bridge --shell");
 }
 
 /// The joined container's PID 1 (workbench's child) ran `timeout wget`
@@ -429,9 +378,7 @@ fn veth_bridge_shell_reaches_the_bridge() {
 /// them, as a container's init must, so `ps` inside shows no zombies.
 #[test]
 fn net_modes_shell_has_no_zombies() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
+    let host = root_host!();
     // busybox `timeout` leaves a helper that exits up to a second after its
     // command: wait for it, then list every process's state.
     let out = common::shell(
@@ -450,16 +397,13 @@ fn net_modes_shell_has_no_zombies() {
         zombies.is_empty(),
         "zombies in the joined container's PID namespace: {zombies:?}"
     );
-    common::assert_host_unchanged(&before, "net-modes --shell");
+    host.assert_unchanged("net-modes --shell");
 }
 
 #[test]
 fn vxlan_overlay_tunnels_pings_in_udp() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
-    let (code, steps, summary) = run_json("vxlan-overlay", &[]);
-    assert_all_passed(code, &steps, &summary);
+    let host = root_host!();
+    let steps = run_passing("vxlan-overlay", &[]);
     let u = step(&steps, "underlay");
     assert!(received(&output_of(u, "host-a", "ping")) >= 1);
     let v = step(&steps, "vxlan");
@@ -491,7 +435,7 @@ fn vxlan_overlay_tunnels_pings_in_udp() {
     let grew = udp["after"].as_str().unwrap().parse::<u64>().unwrap()
         - udp["before"].as_str().unwrap().parse::<u64>().unwrap();
     assert!(grew >= n as u64, "{udp}");
-    common::assert_host_unchanged(&before, "vxlan-overlay");
+    host.assert_unchanged("vxlan-overlay");
 }
 
 #[test]
@@ -512,17 +456,14 @@ fn subnets_another_live_run_holds_are_skipped_or_refused() {
     );
     let before = workbench::host::snapshot::capture();
     // Asked for explicitly: refused in preflight, one line, exit 2.
-    let o = common::workbench(&["lesson", "veth-bridge", "--subnet", "10.213.9.0/24"]);
-    assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
-    let stderr = common::stderr(&o);
-    assert!(
-        stderr.contains(&format!(
+    let o = common::lesson("veth-bridge", &["--subnet", "10.213.9.0/24"]);
+    common::assert_has(
+        &common::refused(&o, "a held --subnet"),
+        &format!(
             "--subnet 10.213.9.0/24 overlaps 10.213.9.0/24 held by run {} (veth-bridge)",
             held.run_id
-        )),
-        "{stderr}"
+        ),
     );
-    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     // Chosen by workbench: the held first candidate is skipped.
     let o = common::workbench(&["lesson", "veth-bridge", "--json"]);
     assert!(o.status.success(), "{}", common::stderr(&o));
@@ -546,22 +487,18 @@ fn host_ports_another_live_run_holds_are_skipped_or_refused() {
     );
     let before = workbench::host::snapshot::capture();
     // Asked for explicitly: refused in preflight, one line naming the run, exit 2, nothing created.
-    let o = common::workbench(&["lesson", "nat-port-map", "--host-port", "9090"]);
-    assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
-    let stderr = common::stderr(&o);
-    assert!(
-        stderr.contains(&format!(
+    let o = common::lesson("nat-port-map", &["--host-port", "9090"]);
+    common::assert_has(
+        &common::refused(&o, "a held --host-port"),
+        &format!(
             "--host-port 9090 is mapped by run {} (nat-port-map), which is still running",
             held.run_id
-        )),
-        "{stderr}"
+        ),
     );
-    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(common::stdout(&o).is_empty(), "{}", common::stdout(&o));
     common::assert_host_unchanged(&before, "nat-port-map refused a held --host-port");
     // Chosen by workbench: 8080 is held, so the run takes 8081, says why, and passes on it.
-    let (code, steps, summary) = run_json("nat-port-map", &[]);
-    assert_all_passed(code, &steps, &summary);
+    let steps = run_passing("nat-port-map", &[]);
     let plan = output_of(step(&steps, "container"), "workbench", "the plan");
     assert!(plan.contains(&format!("port map host 8081 → container 80 (8080 is mapped by run {} (nat-port-map): 8081 is the first free port after it)", held.run_id)), "{plan}");
     check_nat_port_map(&steps, 8081, 80);

@@ -229,6 +229,14 @@ pub fn refused(o: &Output, what: &str) -> String {
     one_line_error(o)
 }
 
+/// Assert clap's parser refused `o`'s arguments: exit 2 and its message (which
+/// adds a usage hint, so it is more than one line) naming `needle`.
+#[track_caller]
+pub fn refused_by_parser(o: &Output, needle: &str) {
+    assert_eq!(o.status.code(), Some(2), "exit status (stderr: {})", stderr(o));
+    assert_has(&stderr(o), needle);
+}
+
 /// Assert `text` contains `needle`, showing `text` when it does not.
 #[track_caller]
 pub fn assert_has(text: &str, needle: &str) {

@@ -374,11 +374,8 @@ fn bad_options_fail_before_anything_is_created() {
         ),
     ];
     for (lesson, args, want) in cases {
-        let mut a = vec!["lesson", lesson];
-        a.extend_from_slice(args);
-        let o = common::workbench(&a);
-        assert_eq!(o.status.code(), Some(2), "{lesson} {args:?}: {}", common::stderr(&o));
-        let e = common::one_line_error(&o);
+        let o = common::lesson(lesson, args);
+        let e = common::refused(&o, &format!("{lesson} {args:?}"));
         assert!(e.contains(want), "{lesson} {args:?}: {e}");
         assert!(e.starts_with("workbench: error: "), "{e}");
     }
@@ -388,27 +385,17 @@ fn bad_options_fail_before_anything_is_created() {
         ("cgroup-cpu-quota", "--period"),
         ("pids-limit", "--pids-max"),
     ] {
-        let o = common::workbench(&["lesson", lesson, flag, "-5"]);
-        assert_eq!(o.status.code(), Some(2), "{flag} -5");
-        assert!(common::stderr(&o).contains("-5"), "{}", common::stderr(&o));
+        common::refused_by_parser(&common::lesson(lesson, &[flag, "-5"]), "-5");
     }
     common::assert_host_unchanged(&before, "lessons refused for bad options");
 }
 
 #[test]
 fn cgroup_lessons_need_root() {
-    use std::os::unix::process::CommandExt;
     let host = root_host!(); // to become someone else
     for lesson in ["cgroup-cpu-quota", "cpu-shares", "memory-oom", "pids-limit"] {
-        let o = std::process::Command::new(common::bin())
-            .args(["lesson", lesson])
-            .uid(65534)
-            .gid(65534)
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap();
-        assert_eq!(o.status.code(), Some(2), "{lesson}");
-        let e = common::one_line_error(&o);
+        let o = common::workbench_as_nobody(&["lesson", lesson]);
+        let e = common::refused(&o, lesson);
         assert!(e.contains("needs root") && e.contains("sudo"), "{e}");
     }
     host.assert_unchanged("non-root cgroup lessons");

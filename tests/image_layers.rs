@@ -249,21 +249,14 @@ fn json_run_passes_every_check() {
 #[test]
 fn bad_input_and_missing_busybox_are_refused() {
     let host = root_host!();
-    let o = common::workbench(&["lesson", "image-layers", "--memory", "abc"]);
-    assert_eq!(o.status.code(), Some(2));
-    let e = common::stderr(&o);
-    assert_eq!(e.lines().filter(|l| !l.trim().is_empty()).count(), 1, "{e}");
-    assert!(
-        e.contains("--memory does not apply to image-layers (it takes no options)"),
-        "{e}"
+    let o = common::lesson("image-layers", &["--memory", "abc"]);
+    common::assert_has(
+        &common::refused(&o, "--memory"),
+        "--memory does not apply to image-layers (it takes no options)",
     );
-    let o = Command::new(common::bin())
-        .args(["lesson", "image-layers"])
-        .env("WORKBENCH_BUSYBOX_PATHS", "/nonexistent/busybox")
-        .output()
-        .unwrap();
+    let o = common::workbench_env(&["lesson", "image-layers"], &[common::NO_BUSYBOX]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(common::stderr(&o).contains("busybox found"), "{}", common::stderr(&o));
+    common::assert_has(&common::stderr(&o), "busybox found");
     host.assert_unchanged("refused image-layers runs");
 }
 

@@ -6,9 +6,6 @@ mod common;
 #[path = "support/paused.rs"]
 mod paused;
 
-use std::os::unix::process::CommandExt;
-use std::process::Command;
-
 use common::{row, run_json, step};
 use nix::sys::signal::Signal;
 use paused::{char_device, mounts_of, wait_gone, xattr, Paused};
@@ -171,27 +168,14 @@ fn options_of_other_lessons_and_non_root_are_refused_before_anything_is_made() {
         &["--pids-max", "0"],
         &["--subnet", "abc"],
     ] {
-        let mut a = vec!["lesson", "overlay-demo"];
-        a.extend_from_slice(args);
-        let o = common::workbench(&a);
-        assert_eq!(o.status.code(), Some(2), "{args:?}");
-        let e = common::stderr(&o);
-        let lines: Vec<&str> = e.lines().filter(|l| !l.trim().is_empty()).collect();
-        assert_eq!(lines.len(), 1, "one line expected: {e}");
-        assert!(
-            lines[0].contains("does not apply to overlay-demo (it takes no options)") && lines[0].contains(args[0]),
-            "{e}"
-        );
+        let o = common::lesson("overlay-demo", args);
+        let e = common::refused(&o, &format!("{args:?}"));
+        common::assert_has(&e, "does not apply to overlay-demo (it takes no options)");
+        common::assert_has(&e, args[0]);
     }
-    let o = Command::new(common::bin())
-        .args(["lesson", "overlay-demo"])
-        .uid(65534)
-        .gid(65534)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
+    let o = common::workbench_as_nobody(&["lesson", "overlay-demo"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(common::stderr(&o).contains("needs root"), "{}", common::stderr(&o));
+    common::assert_has(&common::stderr(&o), "needs root");
     host.assert_unchanged("refused overlay-demo runs");
 }
 

@@ -97,6 +97,9 @@ pub fn workbench_env(args: &[&str], env: &[(&str, &str)]) -> Output {
         .expect("run workbench")
 }
 
+/// The environment under which workbench finds no busybox.
+pub const NO_BUSYBOX: (&str, &str) = ("WORKBENCH_BUSYBOX_PATHS", "/nonexistent/busybox");
+
 /// Run workbench as nobody (uid and gid 65534), for what must refuse a user who is not root.
 pub fn workbench_as_nobody(args: &[&str]) -> Output {
     use std::os::unix::process::CommandExt;

@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{row, run_json, step};
+use common::{gone, row, run_json, step};
 use serde_json::Value;
 
 /// (before, after) of a fact; "" when absent on that side.
@@ -54,16 +54,6 @@ fn failed_checks(steps: &[Value]) -> String {
         )
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// No process with this PID any more (or only a zombie about to be reaped).
-fn gone(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(s) => s
-            .rsplit_once(") ")
-            .is_some_and(|(_, r)| r.starts_with('Z') || r.starts_with('X')),
-    }
 }
 
 /// The rows of a section that changed.

@@ -13,7 +13,7 @@ mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin};
 use std::sync::mpsc::{channel, Receiver};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -35,15 +35,7 @@ impl Session {
     fn start(lesson: &str, extra: &[&str]) -> Session {
         let serial = common::serial();
         let before = workbench::host::snapshot::capture();
-        let mut child = Command::new(common::bin())
-            .args(["lesson", lesson, "--shell", "--color", "never"])
-            .args(extra)
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start workbench");
+        let mut child = common::spawn_lesson(lesson, &["--shell", "--color", "never"], extra);
         let out = child.stdout.take().unwrap();
         let (tx, lines) = channel();
         std::thread::spawn(move || {
@@ -213,25 +205,8 @@ fn procs(dir: &Path) -> Vec<i32> {
         .collect()
 }
 
-/// No process with this PID any more (or only a zombie about to be reaped).
-fn gone(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(s) => s
-            .rsplit_once(") ")
-            .is_some_and(|(_, r)| r.starts_with('Z') || r.starts_with('X')),
-    }
-}
-
 fn wait_gone(pid: i32) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !gone(pid) {
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    true
+    common::gone_within(&[pid], Duration::from_secs(10))
 }
 
 #[test]

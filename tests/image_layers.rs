@@ -53,7 +53,7 @@ fn tool(name: &str) -> bool {
 #[test]
 fn layers_images_and_the_loaded_tree_are_real() {
     let host = root_host!();
-    let mut run = Paused::start(common::bin(), "image-layers", step_no("run-container"));
+    let mut run = Paused::start("image-layers", step_no("run-container"));
     let wd = run.workdir();
 
     // The base layer: gzip, numeric owners only.
@@ -263,7 +263,7 @@ fn bad_input_and_missing_busybox_are_refused() {
 #[test]
 fn ctrl_c_with_the_container_running_cleans_up() {
     let host = root_host!();
-    let run = Paused::start(common::bin(), "image-layers", step_no("run-container"));
+    let run = Paused::start("image-layers", step_no("run-container"));
     let kids = run.children();
     let wd = run.workdir();
     assert_eq!(kids.len(), 1);

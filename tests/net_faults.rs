@@ -11,7 +11,7 @@ use nix::sys::signal::Signal;
 use paused::{descendants, wait_gone, Paused};
 
 fn start_paused(lesson: &str, steps: usize) -> Paused {
-    Paused::start(common::bin(), lesson, steps)
+    Paused::start(lesson, steps)
 }
 
 fn section(s: &workbench::host::snapshot::HostState, name: &str) -> Vec<String> {

@@ -19,7 +19,7 @@ fn step_no(id: &str) -> usize {
 #[test]
 fn upper_records_copy_up_whiteout_and_opaque_dir() {
     let host = root_host!();
-    let run = Paused::start(common::bin(), "overlay-demo", step_no("opaque"));
+    let run = Paused::start("overlay-demo", step_no("opaque"));
     let base = run.workdir().join("overlay");
     let kids = run.children();
     assert_eq!(kids.len(), 1, "one namespace child expected, got {kids:?}");
@@ -182,7 +182,7 @@ fn options_of_other_lessons_and_non_root_are_refused_before_anything_is_made() {
 #[test]
 fn ctrl_c_with_the_overlay_mounted_cleans_up() {
     let host = root_host!();
-    let run = Paused::start(common::bin(), "overlay-demo", step_no("mount"));
+    let run = Paused::start("overlay-demo", step_no("mount"));
     let kids = run.children();
     let base = run.workdir();
     assert!(base.join("overlay/upper/in_upper").exists());

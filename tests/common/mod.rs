@@ -31,6 +31,31 @@ pub fn drain(mut r: impl Read + Send + 'static) -> Arc<Mutex<String>> {
     text
 }
 
+/// No process with this PID any more: reaped, or a zombie or dead entry
+/// waiting for its parent.
+pub fn gone(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(s) => s
+            .rsplit_once(") ")
+            .is_some_and(|(_, r)| r.starts_with('Z') || r.starts_with('X')),
+    }
+}
+
+/// Have all of `pids` gone (see `gone`) within `within`?
+pub fn gone_within(pids: &[i32], within: std::time::Duration) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if pids.iter().all(|p| gone(*p)) {
+            return true;
+        }
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
@@ -131,20 +156,28 @@ pub fn stderr(o: &Output) -> String {
 /// (ending in `exit`) on the shell's stdin; assert it succeeded; its stdout.
 pub fn shell(lesson: &str, extra: &[&str], script: &[u8]) -> String {
     use std::io::Write;
-    use std::process::Stdio;
-    let mut child = Command::new(bin())
-        .args(["lesson", lesson, "--shell", "--color", "never"])
-        .args(extra)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run workbench");
+    let mut child = spawn_lesson(lesson, &["--shell", "--color", "never"], extra);
     child.stdin.as_mut().unwrap().write_all(script).unwrap();
     let o = child.wait_with_output().unwrap();
     let out = stdout(&o);
     assert!(o.status.success(), "{out}\n{}", stderr(&o));
     out
+}
+
+/// Start `workbench lesson LESSON MODE... EXTRA...` with its stdin, stdout
+/// and stderr piped to this test.
+pub fn spawn_lesson(lesson: &str, mode: &[&str], extra: &[&str]) -> std::process::Child {
+    use std::process::Stdio;
+    Command::new(bin())
+        .args(["lesson", lesson])
+        .args(mode)
+        .args(extra)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start workbench")
 }
 
 /// Run a lesson with --json and return (exit code, step objects, summary).

@@ -26,12 +26,7 @@ fn num(s: &str) -> f64 {
 }
 
 fn has_fact(st: &Value, key: &str) -> bool {
-    st["diff"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["name"] == "facts")
-        .any(|s| s["rows"].as_array().unwrap().iter().any(|r| r["key"] == key))
+    common::rows(st, "facts").iter().any(|r| r["key"] == key)
 }
 
 fn failed_checks(steps: &[Value]) -> String {
@@ -58,12 +53,8 @@ fn failed_checks(steps: &[Value]) -> String {
 
 /// The rows of a section that changed.
 fn changed<'a>(st: &'a Value, section: &str) -> Vec<&'a Value> {
-    st["diff"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["name"] == section)
-        .flat_map(|s| s["rows"].as_array().unwrap().iter())
+    common::rows(st, section)
+        .into_iter()
         .filter(|r| r["change"] != "same")
         .collect()
 }
@@ -77,13 +68,11 @@ fn pid_in(s: &str) -> i32 {
 }
 
 /// The output of the transcript line whose command starts with `command`.
-fn said<'a>(st: &'a Value, command: &str) -> Option<&'a str> {
-    st["transcript"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["command"].as_str().unwrap().starts_with(command))
-        .map(|t| t["output"].as_str().unwrap())
+fn said(st: &Value, command: &str) -> Option<String> {
+    common::transcript(st)
+        .into_iter()
+        .find(|(_, c, _)| c.starts_with(command))
+        .map(|(_, _, o)| o)
 }
 
 /// The quota and period the measure step measured with: "(quota 50000/100000 = 50.0%; …".
@@ -275,7 +264,7 @@ fn memory_oom_kills_only_the_hog_with_sigkill() {
             "peak {peak}"
         );
     }
-    let out = oom["transcript"][0]["output"].as_str().unwrap();
+    let out = common::output(oom, 0);
     assert!(out.contains("doubling") && !out.contains("survived"), "{out}");
     assert!(gone(hog));
     host.assert_unchanged("memory-oom");
@@ -297,7 +286,7 @@ fn pids_limit_refuses_forks() {
         assert_eq!(fact(f, "pids.events"), ("max 0", "max 1"));
         assert_eq!(fact(f, "background sleeps started").1, (max - 1).to_string());
         assert!(num(fact(f, "pids.current").1) <= max as f64);
-        let out = f["transcript"][0]["output"].as_str().unwrap();
+        let out = common::output(f, 0);
         assert!(out.contains("can't fork: Resource temporarily unavailable"), "{out}");
         // The orphaned sleeps died with the group.
         let sleeps: Vec<i32> = out.lines().filter(|l| l.starts_with("fork ")).map(pid_in).collect();

@@ -214,15 +214,11 @@ fn json_run_passes_every_check() {
     assert_eq!(code, 0, "summary: {summary}");
     assert_eq!(summary["steps_passed"], 7);
     let commit = step(&steps, "commit");
-    let listing = commit["transcript"]
-        .as_array()
+    let listing = common::transcript(commit)
+        .into_iter()
+        .find(|(_, c, _)| c == "tar -tvf layers/diff.tar")
         .unwrap()
-        .iter()
-        .find(|t| t["command"] == "tar -tvf layers/diff.tar")
-        .unwrap()["output"]
-        .as_str()
-        .unwrap()
-        .to_string();
+        .2;
     assert!(
         listing.contains("etc/.wh.hosts") && listing.contains("var/.wh..wh..opq"),
         "{listing}"

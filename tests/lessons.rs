@@ -72,7 +72,7 @@ fn mount_proc_shows_only_namespace_processes_and_leaves_host_mounts() {
     assert_eq!(proc_row["change"], "added");
     assert!(proc_row["after"].as_str().unwrap().starts_with("proc "));
     let ps = step(&steps, "ps-inside");
-    let out = ps["transcript"][0]["output"].as_str().unwrap();
+    let out = common::output(ps, 0);
     let pids: Vec<i32> = out
         .lines()
         .filter_map(|l| l.split_whitespace().next()?.parse().ok())
@@ -89,15 +89,9 @@ fn chroot_busybox_fails_without_loader_then_works() {
     let (code, steps, summary) = run_json("chroot-busybox", &[]);
     assert_eq!(code, 0, "summary: {summary}");
     let fails = step(&steps, "chroot-fails");
-    assert!(fails["transcript"][0]["output"]
-        .as_str()
-        .unwrap()
-        .contains("No such file or directory"));
+    common::assert_has(&common::output(fails, 0), "No such file or directory");
     let works = step(&steps, "chroot-works");
-    assert!(works["transcript"][0]["output"]
-        .as_str()
-        .unwrap()
-        .contains("hello from the chroot"));
+    common::assert_has(&common::output(works, 0), "hello from the chroot");
     assert_eq!(
         row(works, "facts", "root directory (readlink /proc/PID/root)")["change"],
         "changed"

@@ -47,10 +47,7 @@ fn a_subnet_held_by_a_paused_run_is_refused() {
     // A second run without --subnet picks another, free one.
     let (code, steps, _) = common::run_json("veth-bridge", &[]);
     assert_eq!(code, 0);
-    let sub = common::step(&steps, "subnet")["transcript"][1]["output"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let sub = common::output(common::step(&steps, "subnet"), 1);
     assert!(!sub.starts_with(&taken), "the second run reused {taken}: {sub}");
     interrupt(
         run,

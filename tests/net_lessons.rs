@@ -6,24 +6,8 @@
 
 mod common;
 
-use common::{assert_all_passed, row, run_passing, step};
+use common::{assert_all_passed, keys_with, row, run_passing, step, transcript};
 use serde_json::Value;
-
-/// Every transcript entry of a step: (place, command, output).
-fn transcript(step: &Value) -> Vec<(String, String, String)> {
-    step["transcript"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                e["place"].as_str().unwrap().to_string(),
-                e["command"].as_str().unwrap().to_string(),
-                e["output"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
 
 /// The output of the first command run at `place` whose text contains `needle`.
 fn output_of(step: &Value, place: &str, needle: &str) -> String {
@@ -62,19 +46,6 @@ fn received(ping_output: &str) -> u32 {
         .unwrap()
         .parse()
         .unwrap()
-}
-
-/// The keys of a diff section that changed in a given way.
-fn keys_with(step: &Value, section: &str, change: &str) -> Vec<String> {
-    step["diff"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["name"] == section)
-        .flat_map(|s| s["rows"].as_array().unwrap().iter())
-        .filter(|r| r["change"] == change)
-        .map(|r| r["key"].as_str().unwrap().to_string())
-        .collect()
 }
 
 #[test]
@@ -419,17 +390,8 @@ fn vxlan_overlay_tunnels_pings_in_udp() {
     let n = received(&output_of(p, "host-a", "ping -c 2 -i 0.2 -w 3 10.216.0.2"));
     assert!(n >= 1);
     // host-b's UDP counter grew by at least one datagram per echo request.
-    let rows = p["diff"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "facts")
-        .unwrap()["rows"]
-        .as_array()
-        .unwrap()
-        .clone();
-    let udp = rows
-        .iter()
+    let udp = common::rows(p, "facts")
+        .into_iter()
         .find(|r| r["key"].as_str().unwrap().ends_with("Udp InDatagrams"))
         .unwrap();
     let grew = udp["after"].as_str().unwrap().parse::<u64>().unwrap()

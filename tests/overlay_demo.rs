@@ -99,25 +99,16 @@ fn json_report_shows_the_mount_and_the_layers() {
     assert_eq!(code, 0, "summary: {summary}");
     assert_eq!(summary["steps_passed"], 10);
     let mount = step(&steps, "mount");
-    let added: Vec<&serde_json::Value> = mount["diff"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "mounts")
-        .unwrap()["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
+    let added: Vec<&serde_json::Value> = common::rows(mount, "mounts")
+        .into_iter()
         .filter(|r| r["change"] == "added")
         .collect();
     assert_eq!(added.len(), 1, "one new mount: {added:?}");
     assert!(added[0]["key"].as_str().unwrap().ends_with("/overlay/merged"));
     assert!(added[0]["after"].as_str().unwrap().starts_with("overlay "));
-    let raw = mount["transcript"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["output"].as_str().unwrap())
+    let raw = common::transcript(mount)
+        .into_iter()
+        .map(|(_, _, o)| o)
         .collect::<String>();
     assert!(
         raw.contains("lowerdir=") && raw.contains("upperdir=") && raw.contains("workdir="),
@@ -140,21 +131,15 @@ fn json_report_shows_the_mount_and_the_layers() {
         "same"
     );
     // Each layer's tree is in the transcript.
-    let layout = step(&steps, "layout")["transcript"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["command"].as_str().unwrap().to_string())
+    let layout = common::transcript(step(&steps, "layout"))
+        .into_iter()
+        .map(|(_, c, _)| c)
         .collect::<Vec<_>>();
     for t in ["tree lower", "tree upper", "tree work", "tree merged"] {
         assert!(layout.iter().any(|c| c == t), "{t} missing from {layout:?}");
     }
     let stack = step(&steps, "stack");
-    assert!(stack["transcript"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|t| t["output"] == "from lower1"));
+    assert!(common::transcript(stack).iter().any(|(_, _, o)| o == "from lower1"));
     assert_eq!(step(&steps, "host-unchanged")["pass"], true);
     host.assert_unchanged("overlay-demo");
 }

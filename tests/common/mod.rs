@@ -234,6 +234,51 @@ pub fn step<'a>(steps: &'a [Value], id: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no step {id}"))
 }
 
+/// Every row of a step's diff section `section` (none when it has no such section).
+pub fn rows<'a>(step: &'a Value, section: &str) -> Vec<&'a Value> {
+    step["diff"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["name"] == section)
+        .flat_map(|s| s["rows"].as_array().unwrap().iter())
+        .collect()
+}
+
+/// The keys of a diff section's rows that changed in a given way ("added", "removed", ...).
+pub fn keys_with(step: &Value, section: &str, change: &str) -> Vec<String> {
+    rows(step, section)
+        .into_iter()
+        .filter(|r| r["change"] == change)
+        .map(|r| r["key"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Every transcript entry of a step: (place, command, output).
+pub fn transcript(step: &Value) -> Vec<(String, String, String)> {
+    step["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["place"].as_str().unwrap().to_string(),
+                e["command"].as_str().unwrap().to_string(),
+                e["output"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The output of the `n`th command (from 0) a step ran.
+pub fn output(step: &Value, n: usize) -> String {
+    transcript(step)
+        .into_iter()
+        .nth(n)
+        .unwrap_or_else(|| panic!("step {} ran no command {n}", step["id"]))
+        .2
+}
+
 /// The diff row `key` of section `section` in a step.
 pub fn row<'a>(step: &'a Value, section: &str, key: &str) -> &'a Value {
     let sec = step["diff"]

@@ -164,6 +164,15 @@ pub fn shell(lesson: &str, extra: &[&str], script: &[u8]) -> String {
     out
 }
 
+/// `shell(...)`'s line that starts with "marker-" (what the script echoed).
+pub fn shell_marker(lesson: &str, extra: &[&str], script: &[u8]) -> String {
+    let out = shell(lesson, extra, script);
+    out.lines()
+        .find(|l| l.starts_with("marker-"))
+        .unwrap_or_else(|| panic!("no marker in:\n{out}"))
+        .to_string()
+}
+
 /// Start `workbench lesson LESSON MODE... EXTRA...` with its stdin, stdout
 /// and stderr piped to this test.
 pub fn spawn_lesson(lesson: &str, mode: &[&str], extra: &[&str]) -> std::process::Child {

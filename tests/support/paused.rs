@@ -135,6 +135,15 @@ impl Paused {
         panic!("no state file of run {}", self.pid());
     }
 
+    /// Send `sig`: assert workbench exits with `code` and every process it
+    /// had started (its descendants when signalled) is gone.
+    pub fn interrupt(self, sig: Signal, code: i32) {
+        let procs = descendants(self.pid());
+        let status = self.signal(sig);
+        assert_eq!(status.code(), Some(code), "exit status after {sig}");
+        assert!(wait_gone(&procs), "processes {procs:?} of the run survived {sig}");
+    }
+
     /// Send a signal and wait for the exit.
     pub fn signal(self, sig: Signal) -> ExitStatus {
         self.signal_and_report(sig).0

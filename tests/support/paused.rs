@@ -144,6 +144,14 @@ impl Paused {
         assert!(wait_gone(&procs), "processes {procs:?} of the run survived {sig}");
     }
 
+    /// Ctrl-C at this pause: `interrupt` (exit 130, every process gone) and
+    /// the run's working directory removed.
+    pub fn ctrl_c_cleans_up(self) {
+        let wd = self.workdir();
+        self.interrupt(Signal::SIGINT, 130);
+        assert!(!wd.exists(), "{} survived Ctrl-C", wd.display());
+    }
+
     /// Send a signal and wait for the exit.
     pub fn signal(self, sig: Signal) -> ExitStatus {
         self.signal_and_report(sig).0

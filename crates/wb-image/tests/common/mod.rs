@@ -51,6 +51,16 @@ pub fn tempdir() -> tempfile::TempDir {
         .expect("tempdir")
 }
 
+/// An image config tagged v1 with PATH=/bin that runs `cmd`.
+pub fn image_config(name: &str, cmd: &[&str]) -> wb_image::image::ImageConfig {
+    wb_image::image::ImageConfig {
+        name: name.into(),
+        tag: "v1".into(),
+        cmd: cmd.iter().map(|c| c.to_string()).collect(),
+        env: vec!["PATH=/bin".into()],
+    }
+}
+
 /// Build a layer tar by hand, including entries the tar crate would refuse.
 pub struct TarFixture {
     b: tar::Builder<Vec<u8>>,

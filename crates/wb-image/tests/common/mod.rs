@@ -51,6 +51,14 @@ pub fn tempdir() -> tempfile::TempDir {
         .expect("tempdir")
 }
 
+/// `in_private_mount_ns` with a new temporary directory (removed afterwards)
+/// for `f` to work in.
+pub fn in_scratch_mount_ns<T: Send + 'static>(f: impl FnOnce(PathBuf) -> T + Send + 'static) -> T {
+    let t = tempdir();
+    let base = t.path().to_path_buf();
+    in_private_mount_ns(move || f(base))
+}
+
 /// An image config tagged v1 with PATH=/bin that runs `cmd`.
 pub fn image_config(name: &str, cmd: &[&str]) -> wb_image::image::ImageConfig {
     wb_image::image::ImageConfig {

@@ -188,6 +188,22 @@ fn check_nat_port_map(steps: &[Value], host_port: u16, container_port: u16) {
     );
 }
 
+/// Run nat-port-map with `extra` options and `env`, assert it all passed and
+/// `check_nat_port_map` with `(host_port, container_port)`; its steps and what
+/// `lister` printed of the rules.
+fn nat_port_map_rules(
+    extra: &[&str],
+    env: &[(&str, &str)],
+    (host_port, container_port): (u16, u16),
+    lister: &str,
+) -> (Vec<Value>, String) {
+    let (code, steps, summary) = common::run_json_env("nat-port-map", extra, env);
+    assert_all_passed(code, &steps, &summary);
+    check_nat_port_map(&steps, host_port, container_port);
+    let rules = output_of(step(&steps, "rules"), "host", lister);
+    (steps, rules)
+}
+
 fn bridge_of(steps: &[Value]) -> String {
     let c = step(steps, "container");
     keys_with(c, "links", "added")
@@ -201,18 +217,14 @@ fn bridge_of(steps: &[Value]) -> String {
 #[test]
 fn nat_port_map_serves_http_through_masquerade_and_dnat_and_restores_the_host() {
     let host = root_host!();
-    let steps = run_passing("nat-port-map", &[]);
-    check_nat_port_map(&steps, 8080, 80);
+    let (steps, rules) = nat_port_map_rules(&[], &[], (8080, 80), "nft list table ip wb");
     // ip_forward went to 1 during the run (from whatever it was)...
     let fwd = step(&steps, "forwarding");
     assert_eq!(row(fwd, "facts", "net.ipv4.ip_forward")["after"], "1");
     // ...our own nft table held the rules...
-    let rules = output_of(step(&steps, "rules"), "host", "nft list table ip wb");
     assert!(rules.starts_with("table ip wb"), "{rules}");
-    assert!(
-        rules.contains("dnat to 10.213.0.2:80") && rules.contains("masquerade"),
-        "{rules}"
-    );
+    common::assert_has(&rules, "dnat to 10.213.0.2:80");
+    common::assert_has(&rules, "masquerade");
     // ...and the host's links, routes, sysctls and firewall are exactly as before.
     host.assert_unchanged("nat-port-map");
 }
@@ -220,18 +232,14 @@ fn nat_port_map_serves_http_through_masquerade_and_dnat_and_restores_the_host() 
 #[test]
 fn nat_port_map_with_iptables_and_other_ports() {
     let host = root_host!();
-    let (code, steps, summary) = common::run_json_env(
-        "nat-port-map",
+    let (_, rules) = nat_port_map_rules(
         &["--host-port", "9090", "--container-port", "8000"],
         &[("WORKBENCH_FIREWALL", "iptables")],
+        (9090, 8000),
+        "iptables-save",
     );
-    assert_all_passed(code, &steps, &summary);
-    check_nat_port_map(&steps, 9090, 8000);
-    let rules = output_of(step(&steps, "rules"), "host", "iptables-save");
-    assert!(
-        rules.contains("-j DNAT --to-destination 10.213.0.2:8000") && rules.contains("--dport 9090"),
-        "{rules}"
-    );
+    common::assert_has(&rules, "-j DNAT --to-destination 10.213.0.2:8000");
+    common::assert_has(&rules, "--dport 9090");
     host.assert_unchanged("nat-port-map with iptables");
 }
 
@@ -402,10 +410,9 @@ fn vxlan_overlay_tunnels_pings_in_udp() {
 
 #[test]
 fn subnets_another_live_run_holds_are_skipped_or_refused() {
-    require_root!();
-    let _g = common::serial();
+    let mut host = root_host!();
     // Play another live run (owned by this test process) that holds two subnets.
-    let held = common::hold(
+    let held = host.hold(
         "veth-bridge",
         vec![
             workbench::state::Resource::Subnet {
@@ -416,7 +423,6 @@ fn subnets_another_live_run_holds_are_skipped_or_refused() {
             },
         ],
     );
-    let before = workbench::host::snapshot::capture();
     // Asked for explicitly: refused in preflight, one line, exit 2.
     let o = common::lesson("veth-bridge", &["--subnet", "10.213.9.0/24"]);
     common::assert_has(
@@ -432,22 +438,20 @@ fn subnets_another_live_run_holds_are_skipped_or_refused() {
     let out = common::stdout(&o);
     assert!(!out.contains("10.213.0.0/24: bridge (gateway)"), "{out}");
     assert!(out.contains("10.213.1.0/24: bridge (gateway) 10.213.1.1"), "{out}");
-    common::assert_host_unchanged(&before, "veth-bridge next to a run holding subnets");
+    host.assert_unchanged("veth-bridge next to a run holding subnets");
 }
 
 #[test]
 fn host_ports_another_live_run_holds_are_skipped_or_refused() {
-    require_root!();
-    let _g = common::serial();
+    let mut host = root_host!();
     // Play another live run (owned by this test process) that maps host ports 8080 and 9090.
-    let held = common::hold(
+    let held = host.hold(
         "nat-port-map",
         vec![
             workbench::state::Resource::HostPort { port: 8080 },
             workbench::state::Resource::HostPort { port: 9090 },
         ],
     );
-    let before = workbench::host::snapshot::capture();
     // Asked for explicitly: refused in preflight, one line naming the run, exit 2, nothing created.
     let o = common::lesson("nat-port-map", &["--host-port", "9090"]);
     common::assert_has(
@@ -458,13 +462,13 @@ fn host_ports_another_live_run_holds_are_skipped_or_refused() {
         ),
     );
     assert!(common::stdout(&o).is_empty(), "{}", common::stdout(&o));
-    common::assert_host_unchanged(&before, "nat-port-map refused a held --host-port");
+    host.assert_unchanged("nat-port-map refused a held --host-port");
     // Chosen by workbench: 8080 is held, so the run takes 8081, says why, and passes on it.
     let steps = run_passing("nat-port-map", &[]);
     let plan = output_of(step(&steps, "container"), "workbench", "the plan");
     assert!(plan.contains(&format!("port map host 8081 → container 80 (8080 is mapped by run {} (nat-port-map): 8081 is the first free port after it)", held.run_id)), "{plan}");
     check_nat_port_map(&steps, 8081, 80);
-    common::assert_host_unchanged(&before, "nat-port-map next to a run holding 8080");
+    host.assert_unchanged("nat-port-map next to a run holding 8080");
 }
 
 /// Plays a live run that changed a kernel parameter: removes its state file
@@ -485,15 +489,13 @@ impl Drop for HeldSysctl {
 
 #[test]
 fn ip_forward_held_by_another_live_run_is_left_to_it() {
-    require_root!();
-    let _g = common::serial();
+    let host = root_host!();
     let key = "net/ipv4/ip_forward";
     let original = workbench::hostobj::sysctl::read(key).unwrap();
     if original != "0" {
         eprintln!("skipped: ip_forward is already {original} on this host");
         return;
     }
-    let before = workbench::host::snapshot::capture();
     let saved: Vec<(String, String)> = workbench::hostobj::sysctl::ip_forward_side_effects()
         .into_iter()
         .filter_map(|k| Some((k.clone(), workbench::hostobj::sysctl::read(&k).ok()?)))
@@ -523,5 +525,5 @@ fn ip_forward_held_by_another_live_run_is_left_to_it() {
     );
     drop(guard);
     assert_eq!(workbench::hostobj::sysctl::read(key).unwrap(), "0");
-    common::assert_host_unchanged(&before, "nat-port-map next to a run holding ip_forward");
+    host.assert_unchanged("nat-port-map next to a run holding ip_forward");
 }

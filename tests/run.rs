@@ -365,9 +365,7 @@ fn published_port_serves_the_containers_httpd_to_the_host() {
 
 #[test]
 fn a_published_port_another_run_or_program_holds_is_refused() {
-    require_root!();
-    let _g = common::serial();
-    let (_t, r) = rootfs();
+    let (mut host, _t, r) = root_and_rootfs!();
     // Play another live run (owned by this test process) that maps a host port,
     // as a nat-port-map run does.
     // The held port is one no other live run on this host maps: a real run
@@ -378,11 +376,10 @@ fn a_published_port_another_run_or_program_holds_is_refused() {
         .unwrap();
     let listened = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
     let listened_port = listened.local_addr().unwrap().port();
-    let held = common::hold(
+    let held = host.hold(
         "nat-port-map",
         vec![workbench::state::Resource::HostPort { port: held_port }],
     );
-    let before = workbench::host::snapshot::capture();
     for (port, why) in [
         (
             held_port,
@@ -402,7 +399,7 @@ fn a_published_port_another_run_or_program_holds_is_refused() {
             )),
             "{line}"
         );
-        common::assert_host_unchanged(&before, "workbench run -p refused a held port");
+        host.assert_unchanged("workbench run -p refused a held port");
     }
     drop(listened);
 }

@@ -93,6 +93,14 @@ impl RootHost {
     pub fn assert_unchanged(&self, what: &str) {
         assert_host_unchanged(&self.before, what);
     }
+
+    /// Play another live run that holds `resources` (see `hold`); the host
+    /// is from now on taken as it is with that run's state file in it.
+    pub fn hold(&mut self, lesson: &str, resources: Vec<workbench::state::Resource>) -> HeldRun {
+        let held = hold(lesson, resources);
+        self.before = workbench::host::snapshot::capture();
+        held
+    }
 }
 
 /// Skip (pass with a message) unless root; else `common::RootHost::take()`.

@@ -51,7 +51,7 @@ fn received(ping_output: &str) -> u32 {
 #[test]
 fn veth_bridge_pings_both_ways_and_leaves_the_host_unchanged() {
     let host = root_host!();
-    let steps = run_passing("veth-bridge", &[]);
+    let (steps, _) = run_passing("veth-bridge", &[]);
 
     // none mode: the child's namespace holds only lo, down.
     let c = step(&steps, "container");
@@ -118,7 +118,7 @@ fn veth_bridge_pings_both_ways_and_leaves_the_host_unchanged() {
 #[test]
 fn veth_bridge_uses_the_subnet_option() {
     let host = root_host!();
-    let steps = run_passing("veth-bridge", &["--subnet", "192.168.77.0/28"]);
+    let (steps, _) = run_passing("veth-bridge", &["--subnet", "192.168.77.0/28"]);
     let p = step(&steps, "ping");
     let inside = output_of(p, "container", "ping -c 2 -i 0.2 -w 3 192.168.77.1");
     assert!(received(&inside) >= 1, "{inside}");
@@ -246,7 +246,7 @@ fn nat_port_map_with_iptables_and_other_ports() {
 #[test]
 fn net_modes_compare_namespace_inodes() {
     let host = root_host!();
-    let steps = run_passing("net-modes", &[]);
+    let (steps, _) = run_passing("net-modes", &[]);
     let inode = |s: &Value, key: &str| row(s, "facts", key)["after"].as_str().unwrap().to_string();
     let before_inode = |s: &Value, key: &str| row(s, "facts", key)["before"].as_str().unwrap().to_string();
     let host_net = std::fs::metadata("/proc/self/ns/net")
@@ -382,7 +382,7 @@ fn net_modes_shell_has_no_zombies() {
 #[test]
 fn vxlan_overlay_tunnels_pings_in_udp() {
     let host = root_host!();
-    let steps = run_passing("vxlan-overlay", &[]);
+    let (steps, _) = run_passing("vxlan-overlay", &[]);
     let u = step(&steps, "underlay");
     assert!(received(&output_of(u, "host-a", "ping")) >= 1);
     let v = step(&steps, "vxlan");
@@ -464,7 +464,7 @@ fn host_ports_another_live_run_holds_are_skipped_or_refused() {
     assert!(common::stdout(&o).is_empty(), "{}", common::stdout(&o));
     host.assert_unchanged("nat-port-map refused a held --host-port");
     // Chosen by workbench: 8080 is held, so the run takes 8081, says why, and passes on it.
-    let steps = run_passing("nat-port-map", &[]);
+    let (steps, _) = run_passing("nat-port-map", &[]);
     let plan = output_of(step(&steps, "container"), "workbench", "the plan");
     assert!(plan.contains(&format!("port map host 8081 → container 80 (8080 is mapped by run {} (nat-port-map): 8081 is the first free port after it)", held.run_id)), "{plan}");
     check_nat_port_map(&steps, 8081, 80);

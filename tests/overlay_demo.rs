@@ -6,7 +6,7 @@ mod common;
 #[path = "support/paused.rs"]
 mod paused;
 
-use common::{row, run_json, step};
+use common::{row, run_passing, step};
 use paused::{char_device, mounts_of, wait_gone, xattr, Paused};
 
 /// Index of a step in the lesson (1-based), from the text, so the tests follow the TOML.
@@ -83,9 +83,7 @@ fn upper_records_copy_up_whiteout_and_opaque_dir() {
         "the overlay leaked into the host's mount namespace"
     );
 
-    let (status, out) = run.finish();
-    assert_eq!(status.code(), Some(0), "{out}");
-    assert!(out.contains("10/10 steps passed"), "{out}");
+    run.finish_passing(10);
     assert!(!base.exists(), "the layer directories outlived the run");
     assert!(wait_gone(&kids));
     host.assert_unchanged("overlay-demo");
@@ -94,8 +92,7 @@ fn upper_records_copy_up_whiteout_and_opaque_dir() {
 #[test]
 fn json_report_shows_the_mount_and_the_layers() {
     let host = root_host!();
-    let (code, steps, summary) = run_json("overlay-demo", &[]);
-    assert_eq!(code, 0, "summary: {summary}");
+    let (steps, summary) = run_passing("overlay-demo", &[]);
     assert_eq!(summary["steps_passed"], 10);
     let mount = step(&steps, "mount");
     let added: Vec<&serde_json::Value> = common::rows(mount, "mounts")

@@ -236,11 +236,24 @@ pub fn assert_all_passed(code: i32, steps: &[Value], summary: &Value) {
     assert!(summary["cleanup_problems"].as_array().unwrap().is_empty(), "{summary}");
 }
 
-/// Run a lesson with --json, assert that all of it passed; its steps.
-pub fn run_passing(lesson: &str, extra: &[&str]) -> Vec<Value> {
+/// Run a lesson with --json, assert that all of it passed; its steps and summary.
+pub fn run_passing(lesson: &str, extra: &[&str]) -> (Vec<Value>, Value) {
     let (code, steps, summary) = run_json(lesson, extra);
     assert_all_passed(code, &steps, &summary);
-    steps
+    (steps, summary)
+}
+
+/// Assert each namespace in `kinds` has `change` ("changed" or "same") in a step's diff.
+#[track_caller]
+pub fn assert_namespaces(step: &Value, kinds: &[&str], change: &str) {
+    for kind in kinds {
+        assert_eq!(
+            row(step, "namespaces", kind)["change"],
+            change,
+            "the {kind} namespace in step {}",
+            step["id"]
+        );
+    }
 }
 
 /// The step object with id `id`.

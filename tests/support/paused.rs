@@ -210,6 +210,15 @@ impl Paused {
         Ok((st, self.output()))
     }
 
+    /// `finish`, asserting that the run exits 0 with all its `steps` steps
+    /// passed; its output.
+    pub fn finish_passing(self, steps: usize) -> String {
+        let (status, out) = self.finish();
+        assert_eq!(status.code(), Some(0), "{out}");
+        assert!(out.contains(&format!("{steps}/{steps} steps passed")), "{out}");
+        out
+    }
+
     /// Let the rest of the lesson run (EOF on stdin answers every prompt) and wait.
     pub fn finish(mut self) -> (ExitStatus, String) {
         drop(self.child.stdin.take());

@@ -108,6 +108,22 @@ impl Session {
 
     /// Close stdin (after `exit`), wait, return the exit code, the rest of
     /// stdout, and what checks the host afterwards.
+    /// Type `exit` in the shell: assert workbench then exits 0, its output
+    /// contains each of `says`, and the shell's groups `dirs` are gone; what
+    /// is left to check.
+    fn exit_ok(mut self, says: &[&str], dirs: &[&Path]) -> Ended {
+        self.send("exit");
+        let (code, out, ended) = self.finish();
+        assert_eq!(code, Some(0), "{out}");
+        for s in says {
+            common::assert_has(&out, s);
+        }
+        for d in dirs {
+            assert!(!d.exists(), "{} is left", d.display());
+        }
+        ended
+    }
+
     fn finish(mut self) -> (Option<i32>, String, Ended) {
         drop(self.stdin.take());
         let deadline = Instant::now() + Duration::from_secs(120);
@@ -243,14 +259,10 @@ fn pids_limit_shell_forks_until_pids_max() {
     s.send("read n < $CG/pids.current; echo \"current $n\"");
     assert_eq!(s.number("current "), 4);
 
-    s.send("exit");
-    let (code, out, ended) = s.finish();
-    assert_eq!(code, Some(0), "{out}");
-    assert!(
-        out.contains("workbench: the shell ended (exit status 0); killed what was left in it (pids "),
-        "{out}"
+    let ended = s.exit_ok(
+        &["workbench: the shell ended (exit status 0); killed what was left in it (pids "],
+        &[&dir],
     );
-    assert!(!dir.exists(), "{} is left", dir.display());
     for p in sleeps.iter().chain([&shell]) {
         assert!(wait_gone(*p), "pid {p} outlived the shell's group");
     }
@@ -287,14 +299,7 @@ fn memory_oom_shell_survives_the_oom_kill_of_its_child() {
     assert_eq!(s.number("alive "), shell);
     assert_eq!(procs(&dir), vec![shell]);
 
-    s.send("exit");
-    let (code, out, ended) = s.finish();
-    assert_eq!(code, Some(0), "{out}");
-    assert!(
-        out.contains("workbench: the shell ended (exit status 0); removed "),
-        "{out}"
-    );
-    assert!(!dir.exists(), "{} is left", dir.display());
+    let ended = s.exit_ok(&["workbench: the shell ended (exit status 0); removed "], &[&dir]);
     ended.assert_host_unchanged("memory-oom --shell");
 }
 
@@ -320,11 +325,7 @@ fn cpu_quota_shell_throttles_its_busy_loop() {
         std::thread::sleep(Duration::from_millis(100));
     }
 
-    s.send("exit");
-    let (code, out, ended) = s.finish();
-    assert_eq!(code, Some(0), "{out}");
-    assert!(out.contains(&format!("killed what was left in it (pid {lp})")), "{out}");
-    assert!(!dir.exists(), "{} is left", dir.display());
+    let ended = s.exit_ok(&[&format!("killed what was left in it (pid {lp})")], &[&dir]);
     assert!(wait_gone(lp), "the busy loop {lp} outlived the shell's group");
     ended.assert_host_unchanged("cgroup-cpu-quota --shell");
 }
@@ -371,10 +372,7 @@ fn cpu_shares_shell_runs_in_group_a_pinned_to_one_cpu() {
     );
     assert_eq!(procs(&a), vec![shell]);
 
-    s.send("exit");
-    let (code, out, ended) = s.finish();
-    assert_eq!(code, Some(0), "{out}");
-    assert!(!a.exists() && !b.exists(), "{} or {} is left", a.display(), b.display());
+    let ended = s.exit_ok(&[], &[&a, &b]);
     assert!(wait_gone(sl), "the sleep {sl} in group B outlived the shell");
     ended.assert_host_unchanged("cpu-shares --shell");
 }

@@ -349,13 +349,7 @@ fn cpu_shares_shell_runs_in_group_a_pinned_to_one_cpu() {
             (shares(300), shares(100))
         );
     }
-    let cpus = std::fs::read_to_string(format!("/proc/{shell}/status")).unwrap();
-    let pinned = cpus
-        .lines()
-        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
-        .unwrap()
-        .trim()
-        .to_string();
+    let pinned = common::status_field(shell, "Cpus_allowed_list");
     assert!(
         pinned.parse::<usize>().is_ok(),
         "the shell may run on {pinned:?}, not on one CPU"
@@ -365,10 +359,10 @@ fn cpu_shares_shell_runs_in_group_a_pinned_to_one_cpu() {
     s.send("sleep 100 & echo $! > $B/cgroup.procs; echo \"moved $!\"");
     let sl = s.number("moved ");
     assert_eq!(group_dir(sl, "cpu"), b);
-    let sl_cpus = std::fs::read_to_string(format!("/proc/{sl}/status")).unwrap();
-    assert!(
-        sl_cpus.contains(&format!("Cpus_allowed_list:\t{pinned}\n")),
-        "{sl_cpus}"
+    assert_eq!(
+        common::status_field(sl, "Cpus_allowed_list"),
+        pinned,
+        "the sleep's CPUs"
     );
     assert_eq!(procs(&a), vec![shell]);
 

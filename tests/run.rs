@@ -537,16 +537,11 @@ fn user_namespace_root_is_an_unprivileged_host_uid() {
     );
     let bg = start(&["--userns", &r, "sleep", "30"]);
     let pid = container_pid(&bg);
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let uid_line = status
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .unwrap()
-        .split_whitespace()
-        .skip(1)
-        .collect::<Vec<_>>()
-        .join(" ");
-    assert_eq!(uid_line, "100000 100000 100000 100000", "seen from the host");
+    assert_eq!(
+        common::status_field(pid, "Uid"),
+        "100000 100000 100000 100000",
+        "seen from the host"
+    );
     stop(bg, pid, Signal::SIGTERM, Some(143));
     host.assert_unchanged("workbench run --userns");
 }

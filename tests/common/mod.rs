@@ -56,6 +56,18 @@ pub fn gone_within(pids: &[i32], within: std::time::Duration) -> bool {
     }
 }
 
+/// The value of field `name` in /proc/PID/status, its words separated by one space.
+pub fn status_field(pid: i32, name: &str) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .unwrap_or_else(|| panic!("no {name} in /proc/{pid}/status:\n{status}"))
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }

@@ -120,15 +120,8 @@ fn skipped(o: &Output, what: &str) -> bool {
 }
 
 fn assert_refused(o: &Output, what: &str, needle: &str) {
-    let err = common::stderr(o);
-    assert_eq!(o.status.code(), Some(2), "{what}: exit status (stderr: {err})");
-    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "{what}: one line of error, got:\n{err}");
-    assert!(
-        lines[0].contains(needle),
-        "{what}: the error should say '{needle}': {}",
-        lines[0]
-    );
+    let line = common::refused(o, what);
+    assert!(line.contains(needle), "{what}: the error should say '{needle}': {line}");
     assert!(
         common::stdout(o).trim().is_empty() || !common::stdout(o).contains("Step 1/"),
         "{what}: no step may run:\n{}",

@@ -302,20 +302,16 @@ fn pids_limit_refuses_forks() {
 fn bad_options_fail_before_anything_is_created() {
     let _g = common::serial();
     let before = workbench::host::snapshot::capture();
+    // The one line each refusal says, where several cases share it.
+    const PERIOD: &str = "--period must be between 1000 and 1000000";
+    const WEIGHTS: &str = "--weights must be two whole numbers";
+    const PIDS_MAX: &str = "--pids-max must be between 1 and 100";
     let cases: &[(&str, &[&str], &str)] = &[
         ("cgroup-cpu-quota", &["--quota", "0"], "--quota must be at least 1000"),
         ("cgroup-cpu-quota", &["--quota", "999"], "--quota must be at least 1000"),
         ("cgroup-cpu-quota", &["--quota", "999999999"], "use at most"),
-        (
-            "cgroup-cpu-quota",
-            &["--period", "999"],
-            "--period must be between 1000 and 1000000",
-        ),
-        (
-            "cgroup-cpu-quota",
-            &["--period", "2000000"],
-            "--period must be between 1000 and 1000000",
-        ),
+        ("cgroup-cpu-quota", &["--period", "999"], PERIOD),
+        ("cgroup-cpu-quota", &["--period", "2000000"], PERIOD),
         (
             "cgroup-cpu-quota",
             &["--quota", "50000", "--period", "0"],
@@ -326,31 +322,11 @@ fn bad_options_fail_before_anything_is_created() {
         ("memory-oom", &["--memory", "1M"], "use at least 4M"),
         ("memory-oom", &["--memory", "10G"], "use at most 256M"),
         ("memory-oom", &["--memory", "12X"], "unknown unit"),
-        (
-            "cpu-shares",
-            &["--weights", "abc"],
-            "--weights must be two whole numbers",
-        ),
-        (
-            "cpu-shares",
-            &["--weights", "0:1"],
-            "--weights must be two whole numbers",
-        ),
-        (
-            "cpu-shares",
-            &["--weights", "1:1000"],
-            "--weights must be two whole numbers",
-        ),
-        (
-            "pids-limit",
-            &["--pids-max", "0"],
-            "--pids-max must be between 1 and 100",
-        ),
-        (
-            "pids-limit",
-            &["--pids-max", "100000"],
-            "--pids-max must be between 1 and 100",
-        ),
+        ("cpu-shares", &["--weights", "abc"], WEIGHTS),
+        ("cpu-shares", &["--weights", "0:1"], WEIGHTS),
+        ("cpu-shares", &["--weights", "1:1000"], WEIGHTS),
+        ("pids-limit", &["--pids-max", "0"], PIDS_MAX),
+        ("pids-limit", &["--pids-max", "100000"], PIDS_MAX),
     ];
     for (lesson, args, want) in cases {
         let o = common::lesson(lesson, args);

@@ -8,6 +8,7 @@ mod common;
 
 use common::{assert_all_passed, keys_with, row, run_passing, step, transcript};
 use serde_json::Value;
+use workbench::state::Resource;
 
 /// The output of the first command run at `place` whose text contains `needle`.
 fn output_of(step: &Value, place: &str, needle: &str) -> String {
@@ -386,17 +387,8 @@ fn vxlan_overlay_tunnels_pings_in_udp() {
 fn subnets_another_live_run_holds_are_skipped_or_refused() {
     let mut host = root_host!();
     // Play another live run (owned by this test process) that holds two subnets.
-    let held = host.hold(
-        "veth-bridge",
-        vec![
-            workbench::state::Resource::Subnet {
-                cidr: "10.213.0.0/24".into(),
-            },
-            workbench::state::Resource::Subnet {
-                cidr: "10.213.9.0/24".into(),
-            },
-        ],
-    );
+    let subnets = ["10.213.0.0/24", "10.213.9.0/24"].map(|cidr| Resource::Subnet { cidr: cidr.into() });
+    let held = host.hold("veth-bridge", subnets.to_vec());
     // Asked for explicitly: refused in preflight, one line, exit 2.
     let o = common::lesson("veth-bridge", &["--subnet", "10.213.9.0/24"]);
     common::assert_has(
@@ -421,10 +413,7 @@ fn host_ports_another_live_run_holds_are_skipped_or_refused() {
     // Play another live run (owned by this test process) that maps host ports 8080 and 9090.
     let held = host.hold(
         "nat-port-map",
-        vec![
-            workbench::state::Resource::HostPort { port: 8080 },
-            workbench::state::Resource::HostPort { port: 9090 },
-        ],
+        [8080, 9090].map(|port| Resource::HostPort { port }).to_vec(),
     );
     // Asked for explicitly: refused in preflight, one line naming the run, exit 2, nothing created.
     let o = common::lesson("nat-port-map", &["--host-port", "9090"]);
@@ -476,7 +465,7 @@ fn ip_forward_held_by_another_live_run_is_left_to_it() {
         .collect();
     let held = common::hold(
         "nat-port-map",
-        vec![workbench::state::Resource::Sysctl {
+        vec![Resource::Sysctl {
             key: key.into(),
             previous: original.clone(),
             side_effects: saved.clone(),

@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{row, run_json, step};
+use common::{gone, row, run_json, step};
 use serde_json::Value;
 
 /// (before, after) of a fact; "" when absent on that side.
@@ -26,12 +26,7 @@ fn num(s: &str) -> f64 {
 }
 
 fn has_fact(st: &Value, key: &str) -> bool {
-    st["diff"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["name"] == "facts")
-        .any(|s| s["rows"].as_array().unwrap().iter().any(|r| r["key"] == key))
+    common::rows(st, "facts").iter().any(|r| r["key"] == key)
 }
 
 fn failed_checks(steps: &[Value]) -> String {
@@ -56,24 +51,10 @@ fn failed_checks(steps: &[Value]) -> String {
         .join("\n")
 }
 
-/// No process with this PID any more (or only a zombie about to be reaped).
-fn gone(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(s) => s
-            .rsplit_once(") ")
-            .is_some_and(|(_, r)| r.starts_with('Z') || r.starts_with('X')),
-    }
-}
-
 /// The rows of a section that changed.
 fn changed<'a>(st: &'a Value, section: &str) -> Vec<&'a Value> {
-    st["diff"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["name"] == section)
-        .flat_map(|s| s["rows"].as_array().unwrap().iter())
+    common::rows(st, section)
+        .into_iter()
         .filter(|r| r["change"] != "same")
         .collect()
 }
@@ -87,13 +68,11 @@ fn pid_in(s: &str) -> i32 {
 }
 
 /// The output of the transcript line whose command starts with `command`.
-fn said<'a>(st: &'a Value, command: &str) -> Option<&'a str> {
-    st["transcript"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["command"].as_str().unwrap().starts_with(command))
-        .map(|t| t["output"].as_str().unwrap())
+fn said(st: &Value, command: &str) -> Option<String> {
+    common::transcript(st)
+        .into_iter()
+        .find(|(_, c, _)| c.starts_with(command))
+        .map(|(_, _, o)| o)
 }
 
 /// The quota and period the measure step measured with: "(quota 50000/100000 = 50.0%; …".
@@ -131,12 +110,10 @@ fn inconclusive_on_a_busy_host(code: i32, steps: &[Value], summary: &Value) -> b
 
 #[test]
 fn cpu_quota_throttles_the_hog_to_its_quota() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
+    let host = root_host!();
     let (code, steps, summary) = run_json("cgroup-cpu-quota", &[]);
     if inconclusive_on_a_busy_host(code, &steps, &summary) {
-        common::assert_host_unchanged(&before, "cgroup-cpu-quota");
+        host.assert_unchanged("cgroup-cpu-quota");
         return;
     }
     assert_eq!(code, 0, "summary: {summary}\n{}", failed_checks(&steps));
@@ -186,14 +163,12 @@ fn cpu_quota_throttles_the_hog_to_its_quota() {
     );
 
     assert!(gone(hog), "the hog {hog} outlived the lesson");
-    common::assert_host_unchanged(&before, "cgroup-cpu-quota");
+    host.assert_unchanged("cgroup-cpu-quota");
 }
 
 #[test]
 fn cpu_quota_takes_quota_and_period_options() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
+    let host = root_host!();
     let (code, steps, summary) = run_json("cpu-quota", &["--quota", "20000", "--period", "50000"]);
     let busy = inconclusive_on_a_busy_host(code, &steps, &summary);
     assert!(busy || code == 0, "summary: {summary}\n{}", failed_checks(&steps));
@@ -211,7 +186,7 @@ fn cpu_quota_takes_quota_and_period_options() {
         busy || (used - 40.0).abs() <= 5.0,
         "measured {used}% with quota 20000/50000"
     );
-    common::assert_host_unchanged(&before, "cgroup-cpu-quota --quota 20000 --period 50000");
+    host.assert_unchanged("cgroup-cpu-quota --quota 20000 --period 50000");
 }
 
 fn shares_run(extra: &[&str], a: f64, b: f64) {
@@ -252,9 +227,7 @@ fn cpu_shares_split_follows_the_weights() {
 
 #[test]
 fn memory_oom_kills_only_the_hog_with_sigkill() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
+    let host = root_host!();
     let (code, steps, summary) = run_json("memory-oom", &["--memory", "32M"]);
     assert_eq!(code, 0, "summary: {summary}\n{}", failed_checks(&steps));
     let limit = step(&steps, "set-limit");
@@ -291,10 +264,10 @@ fn memory_oom_kills_only_the_hog_with_sigkill() {
             "peak {peak}"
         );
     }
-    let out = oom["transcript"][0]["output"].as_str().unwrap();
+    let out = common::output(oom, 0);
     assert!(out.contains("doubling") && !out.contains("survived"), "{out}");
     assert!(gone(hog));
-    common::assert_host_unchanged(&before, "memory-oom");
+    host.assert_unchanged("memory-oom");
 }
 
 #[test]
@@ -313,7 +286,7 @@ fn pids_limit_refuses_forks() {
         assert_eq!(fact(f, "pids.events"), ("max 0", "max 1"));
         assert_eq!(fact(f, "background sleeps started").1, (max - 1).to_string());
         assert!(num(fact(f, "pids.current").1) <= max as f64);
-        let out = f["transcript"][0]["output"].as_str().unwrap();
+        let out = common::output(f, 0);
         assert!(out.contains("can't fork: Resource temporarily unavailable"), "{out}");
         // The orphaned sleeps died with the group.
         let sleeps: Vec<i32> = out.lines().filter(|l| l.starts_with("fork ")).map(pid_in).collect();
@@ -329,20 +302,16 @@ fn pids_limit_refuses_forks() {
 fn bad_options_fail_before_anything_is_created() {
     let _g = common::serial();
     let before = workbench::host::snapshot::capture();
+    // The one line each refusal says, where several cases share it.
+    const PERIOD: &str = "--period must be between 1000 and 1000000";
+    const WEIGHTS: &str = "--weights must be two whole numbers";
+    const PIDS_MAX: &str = "--pids-max must be between 1 and 100";
     let cases: &[(&str, &[&str], &str)] = &[
         ("cgroup-cpu-quota", &["--quota", "0"], "--quota must be at least 1000"),
         ("cgroup-cpu-quota", &["--quota", "999"], "--quota must be at least 1000"),
         ("cgroup-cpu-quota", &["--quota", "999999999"], "use at most"),
-        (
-            "cgroup-cpu-quota",
-            &["--period", "999"],
-            "--period must be between 1000 and 1000000",
-        ),
-        (
-            "cgroup-cpu-quota",
-            &["--period", "2000000"],
-            "--period must be between 1000 and 1000000",
-        ),
+        ("cgroup-cpu-quota", &["--period", "999"], PERIOD),
+        ("cgroup-cpu-quota", &["--period", "2000000"], PERIOD),
         (
             "cgroup-cpu-quota",
             &["--quota", "50000", "--period", "0"],
@@ -353,38 +322,15 @@ fn bad_options_fail_before_anything_is_created() {
         ("memory-oom", &["--memory", "1M"], "use at least 4M"),
         ("memory-oom", &["--memory", "10G"], "use at most 256M"),
         ("memory-oom", &["--memory", "12X"], "unknown unit"),
-        (
-            "cpu-shares",
-            &["--weights", "abc"],
-            "--weights must be two whole numbers",
-        ),
-        (
-            "cpu-shares",
-            &["--weights", "0:1"],
-            "--weights must be two whole numbers",
-        ),
-        (
-            "cpu-shares",
-            &["--weights", "1:1000"],
-            "--weights must be two whole numbers",
-        ),
-        (
-            "pids-limit",
-            &["--pids-max", "0"],
-            "--pids-max must be between 1 and 100",
-        ),
-        (
-            "pids-limit",
-            &["--pids-max", "100000"],
-            "--pids-max must be between 1 and 100",
-        ),
+        ("cpu-shares", &["--weights", "abc"], WEIGHTS),
+        ("cpu-shares", &["--weights", "0:1"], WEIGHTS),
+        ("cpu-shares", &["--weights", "1:1000"], WEIGHTS),
+        ("pids-limit", &["--pids-max", "0"], PIDS_MAX),
+        ("pids-limit", &["--pids-max", "100000"], PIDS_MAX),
     ];
     for (lesson, args, want) in cases {
-        let mut a = vec!["lesson", lesson];
-        a.extend_from_slice(args);
-        let o = common::workbench(&a);
-        assert_eq!(o.status.code(), Some(2), "{lesson} {args:?}: {}", common::stderr(&o));
-        let e = common::one_line_error(&o);
+        let o = common::lesson(lesson, args);
+        let e = common::refused(&o, &format!("{lesson} {args:?}"));
         assert!(e.contains(want), "{lesson} {args:?}: {e}");
         assert!(e.starts_with("workbench: error: "), "{e}");
     }
@@ -394,30 +340,18 @@ fn bad_options_fail_before_anything_is_created() {
         ("cgroup-cpu-quota", "--period"),
         ("pids-limit", "--pids-max"),
     ] {
-        let o = common::workbench(&["lesson", lesson, flag, "-5"]);
-        assert_eq!(o.status.code(), Some(2), "{flag} -5");
-        assert!(common::stderr(&o).contains("-5"), "{}", common::stderr(&o));
+        common::refused_by_parser(&common::lesson(lesson, &[flag, "-5"]), "-5");
     }
     common::assert_host_unchanged(&before, "lessons refused for bad options");
 }
 
 #[test]
 fn cgroup_lessons_need_root() {
-    require_root!(); // to become someone else
-    use std::os::unix::process::CommandExt;
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
+    let host = root_host!(); // to become someone else
     for lesson in ["cgroup-cpu-quota", "cpu-shares", "memory-oom", "pids-limit"] {
-        let o = std::process::Command::new(common::bin())
-            .args(["lesson", lesson])
-            .uid(65534)
-            .gid(65534)
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap();
-        assert_eq!(o.status.code(), Some(2), "{lesson}");
-        let e = common::one_line_error(&o);
+        let o = common::workbench_as_nobody(&["lesson", lesson]);
+        let e = common::refused(&o, lesson);
         assert!(e.contains("needs root") && e.contains("sudo"), "{e}");
     }
-    common::assert_host_unchanged(&before, "non-root cgroup lessons");
+    host.assert_unchanged("non-root cgroup lessons");
 }

@@ -13,7 +13,7 @@ mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin};
 use std::sync::mpsc::{channel, Receiver};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -35,15 +35,7 @@ impl Session {
     fn start(lesson: &str, extra: &[&str]) -> Session {
         let serial = common::serial();
         let before = workbench::host::snapshot::capture();
-        let mut child = Command::new(common::bin())
-            .args(["lesson", lesson, "--shell", "--color", "never"])
-            .args(extra)
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start workbench");
+        let mut child = common::spawn_lesson(lesson, &["--shell", "--color", "never"], extra);
         let out = child.stdout.take().unwrap();
         let (tx, lines) = channel();
         std::thread::spawn(move || {
@@ -116,6 +108,22 @@ impl Session {
 
     /// Close stdin (after `exit`), wait, return the exit code, the rest of
     /// stdout, and what checks the host afterwards.
+    /// Type `exit` in the shell: assert workbench then exits 0, its output
+    /// contains each of `says`, and the shell's groups `dirs` are gone; what
+    /// is left to check.
+    fn exit_ok(mut self, says: &[&str], dirs: &[&Path]) -> Ended {
+        self.send("exit");
+        let (code, out, ended) = self.finish();
+        assert_eq!(code, Some(0), "{out}");
+        for s in says {
+            common::assert_has(&out, s);
+        }
+        for d in dirs {
+            assert!(!d.exists(), "{} is left", d.display());
+        }
+        ended
+    }
+
     fn finish(mut self) -> (Option<i32>, String, Ended) {
         drop(self.stdin.take());
         let deadline = Instant::now() + Duration::from_secs(120);
@@ -213,25 +221,8 @@ fn procs(dir: &Path) -> Vec<i32> {
         .collect()
 }
 
-/// No process with this PID any more (or only a zombie about to be reaped).
-fn gone(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(s) => s
-            .rsplit_once(") ")
-            .is_some_and(|(_, r)| r.starts_with('Z') || r.starts_with('X')),
-    }
-}
-
 fn wait_gone(pid: i32) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !gone(pid) {
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    true
+    common::gone_within(&[pid], Duration::from_secs(10))
 }
 
 #[test]
@@ -268,14 +259,10 @@ fn pids_limit_shell_forks_until_pids_max() {
     s.send("read n < $CG/pids.current; echo \"current $n\"");
     assert_eq!(s.number("current "), 4);
 
-    s.send("exit");
-    let (code, out, ended) = s.finish();
-    assert_eq!(code, Some(0), "{out}");
-    assert!(
-        out.contains("workbench: the shell ended (exit status 0); killed what was left in it (pids "),
-        "{out}"
+    let ended = s.exit_ok(
+        &["workbench: the shell ended (exit status 0); killed what was left in it (pids "],
+        &[&dir],
     );
-    assert!(!dir.exists(), "{} is left", dir.display());
     for p in sleeps.iter().chain([&shell]) {
         assert!(wait_gone(*p), "pid {p} outlived the shell's group");
     }
@@ -312,14 +299,7 @@ fn memory_oom_shell_survives_the_oom_kill_of_its_child() {
     assert_eq!(s.number("alive "), shell);
     assert_eq!(procs(&dir), vec![shell]);
 
-    s.send("exit");
-    let (code, out, ended) = s.finish();
-    assert_eq!(code, Some(0), "{out}");
-    assert!(
-        out.contains("workbench: the shell ended (exit status 0); removed "),
-        "{out}"
-    );
-    assert!(!dir.exists(), "{} is left", dir.display());
+    let ended = s.exit_ok(&["workbench: the shell ended (exit status 0); removed "], &[&dir]);
     ended.assert_host_unchanged("memory-oom --shell");
 }
 
@@ -345,11 +325,7 @@ fn cpu_quota_shell_throttles_its_busy_loop() {
         std::thread::sleep(Duration::from_millis(100));
     }
 
-    s.send("exit");
-    let (code, out, ended) = s.finish();
-    assert_eq!(code, Some(0), "{out}");
-    assert!(out.contains(&format!("killed what was left in it (pid {lp})")), "{out}");
-    assert!(!dir.exists(), "{} is left", dir.display());
+    let ended = s.exit_ok(&[&format!("killed what was left in it (pid {lp})")], &[&dir]);
     assert!(wait_gone(lp), "the busy loop {lp} outlived the shell's group");
     ended.assert_host_unchanged("cgroup-cpu-quota --shell");
 }
@@ -373,13 +349,7 @@ fn cpu_shares_shell_runs_in_group_a_pinned_to_one_cpu() {
             (shares(300), shares(100))
         );
     }
-    let cpus = std::fs::read_to_string(format!("/proc/{shell}/status")).unwrap();
-    let pinned = cpus
-        .lines()
-        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
-        .unwrap()
-        .trim()
-        .to_string();
+    let pinned = common::status_field(shell, "Cpus_allowed_list");
     assert!(
         pinned.parse::<usize>().is_ok(),
         "the shell may run on {pinned:?}, not on one CPU"
@@ -389,17 +359,14 @@ fn cpu_shares_shell_runs_in_group_a_pinned_to_one_cpu() {
     s.send("sleep 100 & echo $! > $B/cgroup.procs; echo \"moved $!\"");
     let sl = s.number("moved ");
     assert_eq!(group_dir(sl, "cpu"), b);
-    let sl_cpus = std::fs::read_to_string(format!("/proc/{sl}/status")).unwrap();
-    assert!(
-        sl_cpus.contains(&format!("Cpus_allowed_list:\t{pinned}\n")),
-        "{sl_cpus}"
+    assert_eq!(
+        common::status_field(sl, "Cpus_allowed_list"),
+        pinned,
+        "the sleep's CPUs"
     );
     assert_eq!(procs(&a), vec![shell]);
 
-    s.send("exit");
-    let (code, out, ended) = s.finish();
-    assert_eq!(code, Some(0), "{out}");
-    assert!(!a.exists() && !b.exists(), "{} or {} is left", a.display(), b.display());
+    let ended = s.exit_ok(&[], &[&a, &b]);
     assert!(wait_gone(sl), "the sleep {sl} in group B outlived the shell");
     ended.assert_host_unchanged("cpu-shares --shell");
 }

@@ -3,9 +3,6 @@
 
 mod common;
 
-use std::os::unix::process::CommandExt;
-use std::process::Command;
-
 #[test]
 fn unknown_lesson_suggests_the_closest() {
     let o = common::workbench(&["lesson", "pid-nss"]);
@@ -54,38 +51,22 @@ fn list_shows_every_lesson() {
 
 #[test]
 fn not_root_is_a_clear_error_and_creates_nothing() {
-    require_root!(); // we need root to become someone else
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
-    let o = Command::new(common::bin())
-        .args(["lesson", "pid-ns"])
-        .uid(65534)
-        .gid(65534)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(2));
-    let e = common::one_line_error(&o);
+    let host = root_host!(); // we need root to become someone else
+    let o = common::workbench_as_nobody(&["lesson", "pid-ns"]);
+    let e = common::refused(&o, "a non-root run");
     assert!(e.contains("needs root") && e.contains("sudo"), "{e}");
-    common::assert_host_unchanged(&before, "a non-root run");
+    host.assert_unchanged("a non-root run");
 }
 
 #[test]
 fn missing_busybox_is_a_clear_error_and_creates_nothing() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
+    let host = root_host!();
     for lesson in ["pid-ns", "chroot-busybox"] {
-        let o = Command::new(common::bin())
-            .args(["lesson", lesson])
-            .env("WORKBENCH_BUSYBOX_PATHS", "/nonexistent/busybox")
-            .output()
-            .unwrap();
-        assert_eq!(o.status.code(), Some(2), "{lesson}");
-        let e = common::one_line_error(&o);
+        let o = common::workbench_env(&["lesson", lesson], &[common::NO_BUSYBOX]);
+        let e = common::refused(&o, lesson);
         assert!(e.contains("busybox found") && e.contains("scripts/setup"), "{e}");
     }
-    common::assert_host_unchanged(&before, "runs without busybox");
+    host.assert_unchanged("runs without busybox");
 }
 
 #[test]
@@ -182,22 +163,14 @@ fn mistyped_commands_suggest_the_command() {
 
 #[test]
 fn tour_skips_lessons_that_cannot_start_and_ends_with_its_summary() {
-    require_root!(); // to become someone else, for whom no lesson can start
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
+    let host = root_host!(); // to become someone else, for whom no lesson can start
     let n = workbench::lessons::ALL.len();
     let nobody = |json: bool| {
         let mut args = vec!["tour"];
         if json {
             args.push("--json");
         }
-        Command::new(common::bin())
-            .args(&args)
-            .uid(65534)
-            .gid(65534)
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap()
+        common::workbench_as_nobody(&args)
     };
     let o = nobody(false);
     let out = common::stdout(&o);
@@ -253,21 +226,15 @@ fn tour_skips_lessons_that_cannot_start_and_ends_with_its_summary() {
         .map(|l| l["result"].as_str().unwrap())
         .collect();
     assert_eq!(results, vec!["skipped"; n]);
-    common::assert_host_unchanged(&before, "tours as nobody");
+    host.assert_unchanged("tours as nobody");
 }
 
 #[test]
 fn tour_goes_on_past_lessons_that_cannot_start_and_runs_the_others() {
     // Without busybox, the lessons that need it cannot start; the others
     // (the cgroup CPU lessons and overlay-demo need none) still run.
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
-    let o = Command::new(common::bin())
-        .args(["tour", "--json"])
-        .env("WORKBENCH_BUSYBOX_PATHS", "/nonexistent/busybox")
-        .output()
-        .unwrap();
+    let host = root_host!();
+    let o = common::workbench_env(&["tour", "--json"], &[common::NO_BUSYBOX]);
     let lines = json_lines(&o);
     let tour = lines.last().unwrap();
     assert_eq!(tour["type"], "tour", "the tour ends with its summary");
@@ -324,7 +291,7 @@ fn tour_goes_on_past_lessons_that_cannot_start_and_runs_the_others() {
     } else if results.contains(&"fail") {
         assert_eq!((o.status.code(), tour["exit"].as_i64()), (Some(1), Some(1)));
     }
-    common::assert_host_unchanged(&before, "a tour without busybox");
+    host.assert_unchanged("a tour without busybox");
 }
 
 // ---- --json: the interface for graders -------------------------------------
@@ -465,12 +432,7 @@ fn cleanup_json_ends_with_a_summary_and_refuses_as_json() {
         let removed = v.iter().filter(|l| l["type"] == "removed").count() as u64;
         assert_eq!(summary["removed"].as_u64(), Some(removed));
         // Not root: a refusal, as JSON.
-        let o = Command::new(common::bin())
-            .args(["cleanup", "--json"])
-            .uid(65534)
-            .gid(65534)
-            .output()
-            .unwrap();
+        let o = common::workbench_as_nobody(&["cleanup", "--json"]);
         assert_eq!(o.status.code(), Some(2));
         let v = json_lines(&o);
         assert_eq!((v.len(), v[0]["type"].as_str()), (1, Some("error")));

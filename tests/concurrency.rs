@@ -110,9 +110,7 @@ fn judge_all(lesson: &str, outputs: &[Output]) -> (Vec<String>, Vec<String>, usi
 
 #[test]
 fn eight_runs_of_each_lesson_at_once() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
+    let host = root_host!();
     let mut failures = Vec::new();
     for def in workbench::lessons::ALL {
         if let Some((_, why)) = NOT_YET.iter().find(|(id, _)| *id == def.id) {
@@ -127,7 +125,7 @@ fn eight_runs_of_each_lesson_at_once() {
         failures.extend(failed);
     }
     assert!(failures.is_empty(), "concurrent runs failed:\n{}", failures.join("\n"));
-    common::assert_host_unchanged(&before, "concurrent runs");
+    host.assert_unchanged("concurrent runs");
 }
 
 /// Six students on a two-CPU lab host type `workbench lesson NAME` at once:
@@ -168,9 +166,7 @@ fn six_default_cpu_shares_runs_at_once_never_fail() {
 /// reservation lost the race, and print no step.
 #[test]
 fn one_explicit_host_port_four_runs_at_once() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
+    let host = root_host!();
     let children: Vec<_> = (0..4)
         .map(|_| {
             Command::new(common::bin())
@@ -195,14 +191,10 @@ fn one_explicit_host_port_four_runs_at_once() {
     );
     let run_id = &winners[0].0;
     for o in outputs.iter().filter(|o| o.status.code() != Some(0)) {
-        assert_eq!(o.status.code(), Some(2), "{}", common::stderr(o));
-        let err = common::stderr(o);
-        assert_eq!(err.trim().lines().count(), 1, "{err}");
-        assert!(
-            err.contains(&format!(
-                "--host-port 9191 is mapped by run {run_id} (nat-port-map), which is still running"
-            )),
-            "{err}"
+        let err = common::refused(o, "a second nat-port-map");
+        common::assert_has(
+            &err,
+            &format!("--host-port 9191 is mapped by run {run_id} (nat-port-map), which is still running"),
         );
         // In --json mode the refusal is also one error object on stdout, and nothing else.
         let out = common::stdout(o);
@@ -219,5 +211,5 @@ fn one_explicit_host_port_four_runs_at_once() {
             "{out}"
         );
     }
-    common::assert_host_unchanged(&before, "four runs on one --host-port");
+    host.assert_unchanged("four runs on one --host-port");
 }

@@ -330,7 +330,7 @@ fn all_gone(seen: &Seen) -> Outcome {
 
 fn run_case(def: &LessonDef, after: usize, ending: Ending, strict_host: bool) -> Outcome {
     let before = strict_host.then(workbench::host::snapshot::capture);
-    let run = Paused::start(common::bin(), def.id, after);
+    let run = Paused::start(def.id, after);
     let seen = look_at(&run)?;
     spot_checks(def.id, def.steps[after - 1], &seen)?;
     let _phase = ENDING_PHASE.lock().unwrap_or_else(|e| e.into_inner());
@@ -621,7 +621,7 @@ fn the_runner_pauses_only_between_steps() {
     let def = workbench::lessons::ALL.iter().min_by_key(|d| d.steps.len()).unwrap();
     let n = def.steps.len();
     let before = workbench::host::snapshot::capture();
-    let run = Paused::start(common::bin(), def.id, n - 1);
+    let run = Paused::start(def.id, n - 1);
     let (status, out) = run
         .enter_and_expect_exit(Duration::from_secs(60))
         .unwrap_or_else(|e| panic!("{}: {e}", def.id));

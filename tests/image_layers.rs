@@ -11,8 +11,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{run_json, step};
-use nix::sys::signal::Signal;
+use common::{run_passing, step};
 use paused::{char_device, mounts_of, wait_gone, xattr, Paused};
 
 fn step_no(id: &str) -> usize {
@@ -52,10 +51,8 @@ fn tool(name: &str) -> bool {
 
 #[test]
 fn layers_images_and_the_loaded_tree_are_real() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
-    let mut run = Paused::start(common::bin(), "image-layers", step_no("run-container"));
+    let host = root_host!();
+    let mut run = Paused::start("image-layers", step_no("run-container"));
     let wd = run.workdir();
 
     // The base layer: gzip, numeric owners only.
@@ -201,32 +198,23 @@ fn layers_images_and_the_loaded_tree_are_real() {
         "the host sees the loaded overlay"
     );
 
-    let (status, out) = run.finish();
-    assert_eq!(status.code(), Some(0), "{out}");
-    assert!(out.contains("7/7 steps passed"), "{out}");
+    run.finish_passing(7);
     assert!(!wd.exists());
     assert!(wait_gone(&kids));
-    common::assert_host_unchanged(&before, "image-layers");
+    host.assert_unchanged("image-layers");
 }
 
 #[test]
 fn json_run_passes_every_check() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
-    let (code, steps, summary) = run_json("image-layers", &[]);
-    assert_eq!(code, 0, "summary: {summary}");
+    let host = root_host!();
+    let (steps, summary) = run_passing("image-layers", &[]);
     assert_eq!(summary["steps_passed"], 7);
     let commit = step(&steps, "commit");
-    let listing = commit["transcript"]
-        .as_array()
+    let listing = common::transcript(commit)
+        .into_iter()
+        .find(|(_, c, _)| c == "tar -tvf layers/diff.tar")
         .unwrap()
-        .iter()
-        .find(|t| t["command"] == "tar -tvf layers/diff.tar")
-        .unwrap()["output"]
-        .as_str()
-        .unwrap()
-        .to_string();
+        .2;
     assert!(
         listing.contains("etc/.wh.hosts") && listing.contains("var/.wh..wh..opq"),
         "{listing}"
@@ -247,61 +235,40 @@ fn json_run_passes_every_check() {
             .iter()
             .any(|c| c["name"] == "skopeo inspect accepts the layout" && c["pass"] == true));
     }
-    common::assert_host_unchanged(&before, "image-layers");
+    host.assert_unchanged("image-layers");
 }
 
 #[test]
 fn bad_input_and_missing_busybox_are_refused() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
-    let o = common::workbench(&["lesson", "image-layers", "--memory", "abc"]);
-    assert_eq!(o.status.code(), Some(2));
-    let e = common::stderr(&o);
-    assert_eq!(e.lines().filter(|l| !l.trim().is_empty()).count(), 1, "{e}");
-    assert!(
-        e.contains("--memory does not apply to image-layers (it takes no options)"),
-        "{e}"
+    let host = root_host!();
+    let o = common::lesson("image-layers", &["--memory", "abc"]);
+    common::assert_has(
+        &common::refused(&o, "--memory"),
+        "--memory does not apply to image-layers (it takes no options)",
     );
-    let o = Command::new(common::bin())
-        .args(["lesson", "image-layers"])
-        .env("WORKBENCH_BUSYBOX_PATHS", "/nonexistent/busybox")
-        .output()
-        .unwrap();
+    let o = common::workbench_env(&["lesson", "image-layers"], &[common::NO_BUSYBOX]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(common::stderr(&o).contains("busybox found"), "{}", common::stderr(&o));
-    common::assert_host_unchanged(&before, "refused image-layers runs");
+    common::assert_has(&common::stderr(&o), "busybox found");
+    host.assert_unchanged("refused image-layers runs");
 }
 
 #[test]
 fn ctrl_c_with_the_container_running_cleans_up() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
-    let run = Paused::start(common::bin(), "image-layers", step_no("run-container"));
-    let kids = run.children();
-    let wd = run.workdir();
-    assert_eq!(kids.len(), 1);
-    assert_eq!(run.signal(Signal::SIGINT).code(), Some(130));
-    assert!(wait_gone(&kids), "the container {kids:?} survived Ctrl-C");
-    assert!(!wd.exists(), "{} survived Ctrl-C", wd.display());
-    common::assert_host_unchanged(&before, "image-layers interrupted by SIGINT");
+    let host = root_host!();
+    let run = Paused::start("image-layers", step_no("run-container"));
+    assert_eq!(run.children().len(), 1, "one container");
+    run.ctrl_c_cleans_up();
+    host.assert_unchanged("image-layers interrupted by SIGINT");
 }
 
 #[test]
 fn shell_opens_inside_the_loaded_image() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
-    let out = common::shell(
+    let host = root_host!();
+    let marker = common::shell_marker(
         "image-layers",
         &[],
         b"echo marker-$(wc -c < /hello.txt)-$(hostname)-$(ls /etc | grep -c hosts)-$(ps | wc -l)\nexit\n",
     );
-    let marker = out
-        .lines()
-        .find(|l| l.starts_with("marker-"))
-        .unwrap_or_else(|| panic!("no marker in:\n{out}"));
     // hello.txt from the diff layer, the UTS name set for the container, no etc/hosts, and
     // ps (a fresh /proc) showing only header, PID 1, sh, the subshell and ps.
     let parts: Vec<&str> = marker.split('-').collect();
@@ -310,5 +277,5 @@ fn shell_opens_inside_the_loaded_image() {
         parts[4].trim().parse::<usize>().unwrap() <= 6,
         "the shell sees host processes: {marker}"
     );
-    common::assert_host_unchanged(&before, "image-layers --shell");
+    host.assert_unchanged("image-layers --shell");
 }

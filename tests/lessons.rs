@@ -3,31 +3,15 @@
 
 mod common;
 
-use common::{row, run_json, step};
+use common::{assert_namespaces, row, run_json, run_passing, step};
 
 #[test]
 fn pid_ns_child_is_pid_1_in_new_namespaces() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
-    let (code, steps, summary) = run_json("pid-ns", &[]);
-    assert_eq!(code, 0, "summary: {summary}");
-    assert_eq!(summary["pass"], true);
+    let host = root_host!();
+    let (steps, _) = run_passing("pid-ns", &[]);
     let clone = step(&steps, "clone");
-    for kind in ["pid", "uts", "ipc", "mnt"] {
-        assert_eq!(
-            row(clone, "namespaces", kind)["change"],
-            "changed",
-            "{kind} should be new"
-        );
-    }
-    for kind in ["net", "user", "cgroup"] {
-        assert_eq!(
-            row(clone, "namespaces", kind)["change"],
-            "same",
-            "{kind} should be shared"
-        );
-    }
+    assert_namespaces(clone, &["pid", "uts", "ipc", "mnt"], "changed");
+    assert_namespaces(clone, &["net", "user", "cgroup"], "same");
     let pid = step(&steps, "child-pid");
     assert_eq!(row(pid, "facts", "getpid() inside")["after"], "1");
     let host_pid = row(pid, "facts", "PID seen by the parent")["after"]
@@ -49,7 +33,7 @@ fn pid_ns_child_is_pid_1_in_new_namespaces() {
         !cmdline.contains("workbench"),
         "the namespace child {host_pid} outlived the lesson"
     );
-    common::assert_host_unchanged(&before, "pid-ns");
+    host.assert_unchanged("pid-ns");
 }
 
 #[test]
@@ -66,17 +50,14 @@ fn pid_ns_takes_a_hostname_option() {
 
 #[test]
 fn mount_proc_shows_only_namespace_processes_and_leaves_host_mounts() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
-    let (code, steps, summary) = run_json("mount-proc", &[]);
-    assert_eq!(code, 0, "summary: {summary}");
+    let host = root_host!();
+    let (steps, _) = run_passing("mount-proc", &[]);
     let m = step(&steps, "mount-proc");
     let proc_row = row(m, "mounts", "/proc");
     assert_eq!(proc_row["change"], "added");
     assert!(proc_row["after"].as_str().unwrap().starts_with("proc "));
     let ps = step(&steps, "ps-inside");
-    let out = ps["transcript"][0]["output"].as_str().unwrap();
+    let out = common::output(ps, 0);
     let pids: Vec<i32> = out
         .lines()
         .filter_map(|l| l.split_whitespace().next()?.parse().ok())
@@ -84,46 +65,30 @@ fn mount_proc_shows_only_namespace_processes_and_leaves_host_mounts() {
     assert!(pids.contains(&1), "ps output: {out}");
     assert!(pids.iter().all(|p| *p < 10), "host processes visible: {out}");
     assert_eq!(step(&steps, "host-unchanged")["pass"], true);
-    common::assert_host_unchanged(&before, "mount-proc");
+    host.assert_unchanged("mount-proc");
 }
 
 #[test]
 fn chroot_busybox_fails_without_loader_then_works() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
-    let (code, steps, summary) = run_json("chroot-busybox", &[]);
-    assert_eq!(code, 0, "summary: {summary}");
+    let host = root_host!();
+    let (steps, _) = run_passing("chroot-busybox", &[]);
     let fails = step(&steps, "chroot-fails");
-    assert!(fails["transcript"][0]["output"]
-        .as_str()
-        .unwrap()
-        .contains("No such file or directory"));
+    common::assert_has(&common::output(fails, 0), "No such file or directory");
     let works = step(&steps, "chroot-works");
-    assert!(works["transcript"][0]["output"]
-        .as_str()
-        .unwrap()
-        .contains("hello from the chroot"));
+    common::assert_has(&common::output(works, 0), "hello from the chroot");
     assert_eq!(
         row(works, "facts", "root directory (readlink /proc/PID/root)")["change"],
         "changed"
     );
+    // chroot changes no namespace.
     let iso = step(&steps, "not-isolation");
-    for kind in ["pid", "uts", "ipc", "net", "user", "cgroup"] {
-        assert_eq!(
-            row(iso, "namespaces", kind)["change"],
-            "same",
-            "chroot must not change the {kind} namespace"
-        );
-    }
-    common::assert_host_unchanged(&before, "chroot-busybox");
+    assert_namespaces(iso, &["pid", "uts", "ipc", "net", "user", "cgroup"], "same");
+    host.assert_unchanged("chroot-busybox");
 }
 
 #[test]
 fn tour_runs_every_lesson() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
+    let host = root_host!();
     let o = common::workbench(&["tour"]);
     let out = common::stdout(&o);
     assert!(o.status.success(), "tour failed:\n{out}\n{}", common::stderr(&o));
@@ -131,23 +96,19 @@ fn tour_runs_every_lesson() {
         assert!(out.contains(&format!("lesson {id}: ")), "no summary for {id}");
     }
     assert!(out.contains("Tour summary"));
-    common::assert_host_unchanged(&before, "tour");
+    host.assert_unchanged("tour");
 }
 
 #[test]
 fn shell_runs_inside_the_namespaces() {
     require_root!();
     let _g = common::serial();
-    let out = common::shell(
+    let marker = common::shell_marker(
         "mount-proc",
         &[],
         b"echo marker-$(ps | wc -l)-$(cat /etc/hostname)\nexit\n",
     );
     // ps inside the shell: header, PID 1, sh, ps, wc → at most 6 lines; the rootfs hostname file.
-    let marker = out
-        .lines()
-        .find(|l| l.starts_with("marker-"))
-        .unwrap_or_else(|| panic!("no marker in:\n{out}"));
     let n: usize = marker.split('-').nth(1).unwrap().parse().unwrap();
     assert!(n <= 6, "the shell sees host processes: {marker}");
     assert!(marker.ends_with("-container"), "{marker}");

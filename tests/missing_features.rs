@@ -120,15 +120,8 @@ fn skipped(o: &Output, what: &str) -> bool {
 }
 
 fn assert_refused(o: &Output, what: &str, needle: &str) {
-    let err = common::stderr(o);
-    assert_eq!(o.status.code(), Some(2), "{what}: exit status (stderr: {err})");
-    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "{what}: one line of error, got:\n{err}");
-    assert!(
-        lines[0].contains(needle),
-        "{what}: the error should say '{needle}': {}",
-        lines[0]
-    );
+    let line = common::refused(o, what);
+    assert!(line.contains(needle), "{what}: the error should say '{needle}': {line}");
     assert!(
         common::stdout(o).trim().is_empty() || !common::stdout(o).contains("Step 1/"),
         "{what}: no step may run:\n{}",
@@ -138,9 +131,7 @@ fn assert_refused(o: &Output, what: &str, needle: &str) {
 
 #[test]
 fn a_read_only_cgroup_mount_is_refused_before_anything_is_created() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
+    let host = root_host!();
     for args in [
         &["lesson", "cgroup-cpu-quota"][..],
         &["lesson", "cpu-shares"],
@@ -164,7 +155,7 @@ fn a_read_only_cgroup_mount_is_refused_before_anything_is_created() {
         common::stdout(&o)
     );
     assert!(!o.status.success(), "doctor should fail with a read-only cgroup mount");
-    common::assert_host_unchanged(&before, "runs on a read-only cgroup mount");
+    host.assert_unchanged("runs on a read-only cgroup mount");
     // The same lessons work with the host's writable mounts: the refusal came from the remount.
     let o = common::workbench(&["lesson", "pids-limit", "--json"]);
     assert!(o.status.success(), "pids-limit on the host: {}", common::stderr(&o));
@@ -172,9 +163,7 @@ fn a_read_only_cgroup_mount_is_refused_before_anything_is_created() {
 
 #[test]
 fn a_kernel_without_overlayfs_is_refused() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
+    let host = root_host!();
     for (host, tree) in TREES {
         let setup = format!("{tree}\n{NO_OVERLAY_LISTED}");
         for lesson in ["overlay-demo", "image-layers"] {
@@ -194,14 +183,12 @@ fn a_kernel_without_overlayfs_is_refused() {
         o.status.code(),
         common::stderr(&o)
     );
-    common::assert_host_unchanged(&before, "overlay lessons without overlayfs");
+    host.assert_unchanged("overlay lessons without overlayfs");
 }
 
 #[test]
 fn a_kernel_without_veth_bridge_or_vxlan_is_refused() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
+    let host = root_host!();
     let mut proven = 0;
     for (host, tree) in TREES {
         let needs = if tree == NO_TREE { CONFIG_NEEDED } else { "" };
@@ -258,5 +245,5 @@ fn a_kernel_without_veth_bridge_or_vxlan_is_refused() {
             );
         }
     }
-    common::assert_host_unchanged(&before, "network lessons without veth");
+    host.assert_unchanged("network lessons without veth");
 }

@@ -11,26 +11,16 @@ use nix::sys::signal::Signal;
 use paused::{descendants, wait_gone, Paused};
 
 fn start_paused(lesson: &str, steps: usize) -> Paused {
-    Paused::start(common::bin(), lesson, steps)
+    Paused::start(lesson, steps)
 }
 
 fn section(s: &workbench::host::snapshot::HostState, name: &str) -> Vec<String> {
     s.sections.get(name).cloned().unwrap_or_default()
 }
 
-fn interrupt(run: Paused, sig: Signal, code: i32, before: &workbench::host::snapshot::HostState, what: &str) {
-    let procs = descendants(run.pid());
-    let status = run.signal(sig);
-    assert_eq!(status.code(), Some(code), "exit status after {sig}");
-    assert!(wait_gone(&procs), "processes {procs:?} of the run survived {sig}");
-    common::assert_host_unchanged(before, what);
-}
-
 #[test]
 fn a_subnet_held_by_a_paused_run_is_refused() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
+    let host = root_host!();
     let run = start_paused("veth-bridge", 3);
     let out = run.output();
     // "10.213.0.0/24: bridge (gateway) 10.213.0.1, container 10.213.0.2"
@@ -38,23 +28,18 @@ fn a_subnet_held_by_a_paused_run_is_refused() {
         .lines()
         .find_map(|l| l.trim().split_once(": bridge (gateway)").map(|(s, _)| s.to_string()))
         .unwrap_or_else(|| panic!("no subnet line in:\n{out}"));
-    let o = common::workbench(&["lesson", "veth-bridge", "--subnet", &taken]);
-    assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
-    let e = common::stderr(&o);
-    assert!(
-        e.contains(&format!("--subnet {taken} overlaps the host's route {taken} dev wb")),
-        "{e}"
+    let o = common::lesson("veth-bridge", &["--subnet", &taken]);
+    common::assert_has(
+        &common::refused(&o, "a held --subnet"),
+        &format!("--subnet {taken} overlaps the host's route {taken} dev wb"),
     );
-    assert_eq!(e.trim().lines().count(), 1, "{e}");
     // A second run without --subnet picks another, free one.
     let (code, steps, _) = common::run_json("veth-bridge", &[]);
     assert_eq!(code, 0);
-    let sub = common::step(&steps, "subnet")["transcript"][1]["output"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let sub = common::output(common::step(&steps, "subnet"), 1);
     assert!(!sub.starts_with(&taken), "the second run reused {taken}: {sub}");
-    interrupt(run, Signal::SIGINT, 130, &before, "veth-bridge interrupted by SIGINT");
+    run.interrupt(Signal::SIGINT, 130);
+    host.assert_unchanged("veth-bridge interrupted by SIGINT");
 }
 
 #[test]

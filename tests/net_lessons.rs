@@ -6,24 +6,9 @@
 
 mod common;
 
-use common::{row, run_json, step};
+use common::{assert_all_passed, keys_with, row, run_passing, step, transcript};
 use serde_json::Value;
-
-/// Every transcript entry of a step: (place, command, output).
-fn transcript(step: &Value) -> Vec<(String, String, String)> {
-    step["transcript"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                e["place"].as_str().unwrap().to_string(),
-                e["command"].as_str().unwrap().to_string(),
-                e["output"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
+use workbench::state::Resource;
 
 /// The output of the first command run at `place` whose text contains `needle`.
 fn output_of(step: &Value, place: &str, needle: &str) -> String {
@@ -64,41 +49,10 @@ fn received(ping_output: &str) -> u32 {
         .unwrap()
 }
 
-/// The keys of a diff section that changed in a given way.
-fn keys_with(step: &Value, section: &str, change: &str) -> Vec<String> {
-    step["diff"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["name"] == section)
-        .flat_map(|s| s["rows"].as_array().unwrap().iter())
-        .filter(|r| r["change"] == change)
-        .map(|r| r["key"].as_str().unwrap().to_string())
-        .collect()
-}
-
-fn assert_all_passed(code: i32, steps: &[Value], summary: &Value) {
-    for s in steps {
-        assert_eq!(
-            s["pass"],
-            true,
-            "step {} failed: {}",
-            s["id"],
-            serde_json::to_string_pretty(s).unwrap()
-        );
-    }
-    assert_eq!(code, 0, "summary: {summary}");
-    assert_eq!(summary["pass"], true, "summary: {summary}");
-    assert!(summary["cleanup_problems"].as_array().unwrap().is_empty(), "{summary}");
-}
-
 #[test]
 fn veth_bridge_pings_both_ways_and_leaves_the_host_unchanged() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
-    let (code, steps, summary) = run_json("veth-bridge", &[]);
-    assert_all_passed(code, &steps, &summary);
+    let host = root_host!();
+    let (steps, _) = run_passing("veth-bridge", &[]);
 
     // none mode: the child's namespace holds only lo, down.
     let c = step(&steps, "container");
@@ -159,27 +113,24 @@ fn veth_bridge_pings_both_ways_and_leaves_the_host_unchanged() {
         !std::path::Path::new("/sys/class/net").join(&bridge).exists(),
         "{bridge} outlived the lesson"
     );
-    common::assert_host_unchanged(&before, "veth-bridge");
+    host.assert_unchanged("veth-bridge");
 }
 
 #[test]
 fn veth_bridge_uses_the_subnet_option() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
-    let (code, steps, summary) = run_json("veth-bridge", &["--subnet", "192.168.77.0/28"]);
-    assert_all_passed(code, &steps, &summary);
+    let host = root_host!();
+    let (steps, _) = run_passing("veth-bridge", &["--subnet", "192.168.77.0/28"]);
     let p = step(&steps, "ping");
     let inside = output_of(p, "container", "ping -c 2 -i 0.2 -w 3 192.168.77.1");
     assert!(received(&inside) >= 1, "{inside}");
-    let host = output_of(p, "host", "192.168.77.2");
-    assert!(received(&host) >= 1, "{host}");
+    let from_host = output_of(p, "host", "192.168.77.2");
+    assert!(received(&from_host) >= 1, "{from_host}");
     let a = step(&steps, "address");
     assert_eq!(
         row(a, "addresses", "container: eth0 192.168.77.2/28")["change"],
         "added"
     );
-    common::assert_host_unchanged(&before, "veth-bridge --subnet");
+    host.assert_unchanged("veth-bridge --subnet");
 }
 
 fn check_nat_port_map(steps: &[Value], host_port: u16, container_port: u16) {
@@ -238,6 +189,22 @@ fn check_nat_port_map(steps: &[Value], host_port: u16, container_port: u16) {
     );
 }
 
+/// Run nat-port-map with `extra` options and `env`, assert it all passed and
+/// `check_nat_port_map` with `(host_port, container_port)`; its steps and what
+/// `lister` printed of the rules.
+fn nat_port_map_rules(
+    extra: &[&str],
+    env: &[(&str, &str)],
+    (host_port, container_port): (u16, u16),
+    lister: &str,
+) -> (Vec<Value>, String) {
+    let (code, steps, summary) = common::run_json_env("nat-port-map", extra, env);
+    assert_all_passed(code, &steps, &summary);
+    check_nat_port_map(&steps, host_port, container_port);
+    let rules = output_of(step(&steps, "rules"), "host", lister);
+    (steps, rules)
+}
+
 fn bridge_of(steps: &[Value]) -> String {
     let c = step(steps, "container");
     keys_with(c, "links", "added")
@@ -250,66 +217,37 @@ fn bridge_of(steps: &[Value]) -> String {
 
 #[test]
 fn nat_port_map_serves_http_through_masquerade_and_dnat_and_restores_the_host() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
-    let (code, steps, summary) = run_json("nat-port-map", &[]);
-    assert_all_passed(code, &steps, &summary);
-    check_nat_port_map(&steps, 8080, 80);
+    let host = root_host!();
+    let (steps, rules) = nat_port_map_rules(&[], &[], (8080, 80), "nft list table ip wb");
     // ip_forward went to 1 during the run (from whatever it was)...
     let fwd = step(&steps, "forwarding");
     assert_eq!(row(fwd, "facts", "net.ipv4.ip_forward")["after"], "1");
     // ...our own nft table held the rules...
-    let rules = output_of(step(&steps, "rules"), "host", "nft list table ip wb");
     assert!(rules.starts_with("table ip wb"), "{rules}");
-    assert!(
-        rules.contains("dnat to 10.213.0.2:80") && rules.contains("masquerade"),
-        "{rules}"
-    );
+    common::assert_has(&rules, "dnat to 10.213.0.2:80");
+    common::assert_has(&rules, "masquerade");
     // ...and the host's links, routes, sysctls and firewall are exactly as before.
-    common::assert_host_unchanged(&before, "nat-port-map");
+    host.assert_unchanged("nat-port-map");
 }
 
 #[test]
 fn nat_port_map_with_iptables_and_other_ports() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
-    let o = std::process::Command::new(common::bin())
-        .args([
-            "lesson",
-            "nat-port-map",
-            "--json",
-            "--host-port",
-            "9090",
-            "--container-port",
-            "8000",
-        ])
-        .env("WORKBENCH_FIREWALL", "iptables")
-        .output()
-        .unwrap();
-    let lines: Vec<Value> = common::stdout(&o)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let (summary, steps): (Vec<Value>, Vec<Value>) = lines.into_iter().partition(|v| v["type"] == "summary");
-    assert_all_passed(o.status.code().unwrap(), &steps, &summary[0]);
-    check_nat_port_map(&steps, 9090, 8000);
-    let rules = output_of(step(&steps, "rules"), "host", "iptables-save");
-    assert!(
-        rules.contains("-j DNAT --to-destination 10.213.0.2:8000") && rules.contains("--dport 9090"),
-        "{rules}"
+    let host = root_host!();
+    let (_, rules) = nat_port_map_rules(
+        &["--host-port", "9090", "--container-port", "8000"],
+        &[("WORKBENCH_FIREWALL", "iptables")],
+        (9090, 8000),
+        "iptables-save",
     );
-    common::assert_host_unchanged(&before, "nat-port-map with iptables");
+    common::assert_has(&rules, "-j DNAT --to-destination 10.213.0.2:8000");
+    common::assert_has(&rules, "--dport 9090");
+    host.assert_unchanged("nat-port-map with iptables");
 }
 
 #[test]
 fn net_modes_compare_namespace_inodes() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
-    let (code, steps, summary) = run_json("net-modes", &[]);
-    assert_all_passed(code, &steps, &summary);
+    let host = root_host!();
+    let (steps, _) = run_passing("net-modes", &[]);
     let inode = |s: &Value, key: &str| row(s, "facts", key)["after"].as_str().unwrap().to_string();
     let before_inode = |s: &Value, key: &str| row(s, "facts", key)["before"].as_str().unwrap().to_string();
     let host_net = std::fs::metadata("/proc/self/ns/net")
@@ -319,11 +257,11 @@ fn net_modes_compare_namespace_inodes() {
     let none = step(&steps, "none");
     assert_ne!(inode(none, "net namespace inode"), host_net);
     assert_eq!(before_inode(none, "net namespace inode"), host_net);
-    let host = step(&steps, "host");
-    assert_eq!(inode(host, "net namespace inode"), host_net);
+    let host_mode = step(&steps, "host");
+    assert_eq!(inode(host_mode, "net namespace inode"), host_net);
     assert_ne!(
-        inode(host, "pid namespace inode"),
-        before_inode(host, "pid namespace inode")
+        inode(host_mode, "pid namespace inode"),
+        before_inode(host_mode, "pid namespace inode")
     );
     let joined = step(&steps, "container");
     assert_eq!(row(joined, "facts", "net namespace inode")["change"], "same");
@@ -340,88 +278,53 @@ fn net_modes_compare_namespace_inodes() {
     assert_ne!(net_of(&rows[0]), net_of(&rows[1]));
     assert_eq!(net_of(&rows[1]), net_of(&rows[2]));
     assert!(rows[0].contains("links lo(down)"), "{}", rows[0]);
-    common::assert_host_unchanged(&before, "net-modes");
+    host.assert_unchanged("net-modes");
 }
 
 #[test]
 fn bad_network_options_fail_before_anything_is_created() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
+    let host = root_host!();
     // A port something really listens on.
     let listener = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
     let busy = listener.local_addr().unwrap().port().to_string();
-    let cases: Vec<(&str, Vec<String>, &str)> = vec![
-        ("veth-bridge", vec!["--subnet".into(), "abc".into()], "--subnet"),
-        (
-            "veth-bridge",
-            vec!["--subnet".into(), "8.8.8.0/24".into()],
-            "private range",
-        ),
-        (
-            "net-modes",
-            vec!["--subnet".into(), "10.213.0.0/31".into()],
-            "between /8 and /30",
-        ),
-        ("nat-port-map", vec!["--host-port".into(), "0".into()], "--host-port"),
-        ("nat-port-map", vec!["--host-port".into(), "22".into()], "privileged"),
-        (
-            "nat-port-map",
-            vec!["--container-port".into(), "0".into()],
-            "--container-port",
-        ),
-        (
-            "nat-port-map",
-            vec!["--host-port".into(), busy.clone()],
-            "already listens",
-        ),
-        (
-            "nat-port-map",
-            vec!["--host-port".into(), "abc".into()],
-            "invalid value",
-        ),
-        (
-            "nat-port-map",
-            vec!["--host-port".into(), "70000".into()],
-            "invalid value",
-        ),
+    let cases: [(&str, [&str; 2], &str); 9] = [
+        ("veth-bridge", ["--subnet", "abc"], "--subnet"),
+        ("veth-bridge", ["--subnet", "8.8.8.0/24"], "private range"),
+        ("net-modes", ["--subnet", "10.213.0.0/31"], "between /8 and /30"),
+        ("nat-port-map", ["--host-port", "0"], "--host-port"),
+        ("nat-port-map", ["--host-port", "22"], "privileged"),
+        ("nat-port-map", ["--container-port", "0"], "--container-port"),
+        ("nat-port-map", ["--host-port", &busy], "already listens"),
+        ("nat-port-map", ["--host-port", "abc"], "invalid value"),
+        ("nat-port-map", ["--host-port", "70000"], "invalid value"),
     ];
     for (lesson, args, needle) in &cases {
-        let mut argv = vec!["lesson", lesson];
-        argv.extend(args.iter().map(String::as_str));
-        let o = common::workbench(&argv);
-        assert_eq!(o.status.code(), Some(2), "{lesson} {args:?}: {}", common::stderr(&o));
-        let stderr = common::stderr(&o);
+        let o = common::lesson(lesson, args);
         if needle == &"invalid value" {
-            assert!(stderr.contains(needle), "{lesson} {args:?}: {stderr}"); // clap's own message
+            common::refused_by_parser(&o, needle); // clap's own message
         } else {
-            let e = common::one_line_error(&o);
-            assert!(e.contains(needle), "{lesson} {args:?}: {e}");
+            common::assert_has(&common::refused(&o, &format!("{lesson} {args:?}")), needle);
         }
     }
-    let o = std::process::Command::new(common::bin())
-        .args(["lesson", "nat-port-map"])
-        .env("WORKBENCH_FIREWALL", "pf")
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(2));
-    assert!(common::one_line_error(&o).contains("WORKBENCH_FIREWALL must be nft or iptables"));
+    let o = common::workbench_env(&["lesson", "nat-port-map"], &[("WORKBENCH_FIREWALL", "pf")]);
+    common::assert_has(
+        &common::refused(&o, "WORKBENCH_FIREWALL=pf"),
+        "WORKBENCH_FIREWALL must be nft or iptables",
+    );
     drop(listener);
-    common::assert_host_unchanged(&before, "lessons refused in preflight");
+    host.assert_unchanged("lessons refused in preflight");
 }
 
 #[test]
 fn veth_bridge_shell_reaches_the_bridge() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
+    let host = root_host!();
     let out = common::shell(
         "veth-bridge",
         &["--subnet", "10.213.9.0/24"],
         b"ping -c 1 -w 2 10.213.9.1 >/dev/null && echo marker-$(hostname)-$(ip -4 route | grep -c default)\nexit\n",
     );
     assert!(out.lines().any(|l| l == "marker-container-1"), "no marker in:\n{out}");
-    common::assert_host_unchanged(&before, "veth-bridge --shell");
+    host.assert_unchanged("veth-bridge --shell");
 }
 
 /// The joined container's PID 1 (workbench's child) ran `timeout wget`
@@ -429,9 +332,7 @@ fn veth_bridge_shell_reaches_the_bridge() {
 /// them, as a container's init must, so `ps` inside shows no zombies.
 #[test]
 fn net_modes_shell_has_no_zombies() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
+    let host = root_host!();
     // busybox `timeout` leaves a helper that exits up to a second after its
     // command: wait for it, then list every process's state.
     let out = common::shell(
@@ -450,16 +351,13 @@ fn net_modes_shell_has_no_zombies() {
         zombies.is_empty(),
         "zombies in the joined container's PID namespace: {zombies:?}"
     );
-    common::assert_host_unchanged(&before, "net-modes --shell");
+    host.assert_unchanged("net-modes --shell");
 }
 
 #[test]
 fn vxlan_overlay_tunnels_pings_in_udp() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
-    let (code, steps, summary) = run_json("vxlan-overlay", &[]);
-    assert_all_passed(code, &steps, &summary);
+    let host = root_host!();
+    let (steps, _) = run_passing("vxlan-overlay", &[]);
     let u = step(&steps, "underlay");
     assert!(received(&output_of(u, "host-a", "ping")) >= 1);
     let v = step(&steps, "vxlan");
@@ -475,97 +373,65 @@ fn vxlan_overlay_tunnels_pings_in_udp() {
     let n = received(&output_of(p, "host-a", "ping -c 2 -i 0.2 -w 3 10.216.0.2"));
     assert!(n >= 1);
     // host-b's UDP counter grew by at least one datagram per echo request.
-    let rows = p["diff"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "facts")
-        .unwrap()["rows"]
-        .as_array()
-        .unwrap()
-        .clone();
-    let udp = rows
-        .iter()
+    let udp = common::rows(p, "facts")
+        .into_iter()
         .find(|r| r["key"].as_str().unwrap().ends_with("Udp InDatagrams"))
         .unwrap();
     let grew = udp["after"].as_str().unwrap().parse::<u64>().unwrap()
         - udp["before"].as_str().unwrap().parse::<u64>().unwrap();
     assert!(grew >= n as u64, "{udp}");
-    common::assert_host_unchanged(&before, "vxlan-overlay");
+    host.assert_unchanged("vxlan-overlay");
 }
 
 #[test]
 fn subnets_another_live_run_holds_are_skipped_or_refused() {
-    require_root!();
-    let _g = common::serial();
+    let mut host = root_host!();
     // Play another live run (owned by this test process) that holds two subnets.
-    let held = common::hold(
-        "veth-bridge",
-        vec![
-            workbench::state::Resource::Subnet {
-                cidr: "10.213.0.0/24".into(),
-            },
-            workbench::state::Resource::Subnet {
-                cidr: "10.213.9.0/24".into(),
-            },
-        ],
-    );
-    let before = workbench::host::snapshot::capture();
+    let subnets = ["10.213.0.0/24", "10.213.9.0/24"].map(|cidr| Resource::Subnet { cidr: cidr.into() });
+    let held = host.hold("veth-bridge", subnets.to_vec());
     // Asked for explicitly: refused in preflight, one line, exit 2.
-    let o = common::workbench(&["lesson", "veth-bridge", "--subnet", "10.213.9.0/24"]);
-    assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
-    let stderr = common::stderr(&o);
-    assert!(
-        stderr.contains(&format!(
+    let o = common::lesson("veth-bridge", &["--subnet", "10.213.9.0/24"]);
+    common::assert_has(
+        &common::refused(&o, "a held --subnet"),
+        &format!(
             "--subnet 10.213.9.0/24 overlaps 10.213.9.0/24 held by run {} (veth-bridge)",
             held.run_id
-        )),
-        "{stderr}"
+        ),
     );
-    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     // Chosen by workbench: the held first candidate is skipped.
     let o = common::workbench(&["lesson", "veth-bridge", "--json"]);
     assert!(o.status.success(), "{}", common::stderr(&o));
     let out = common::stdout(&o);
     assert!(!out.contains("10.213.0.0/24: bridge (gateway)"), "{out}");
     assert!(out.contains("10.213.1.0/24: bridge (gateway) 10.213.1.1"), "{out}");
-    common::assert_host_unchanged(&before, "veth-bridge next to a run holding subnets");
+    host.assert_unchanged("veth-bridge next to a run holding subnets");
 }
 
 #[test]
 fn host_ports_another_live_run_holds_are_skipped_or_refused() {
-    require_root!();
-    let _g = common::serial();
+    let mut host = root_host!();
     // Play another live run (owned by this test process) that maps host ports 8080 and 9090.
-    let held = common::hold(
+    let held = host.hold(
         "nat-port-map",
-        vec![
-            workbench::state::Resource::HostPort { port: 8080 },
-            workbench::state::Resource::HostPort { port: 9090 },
-        ],
+        [8080, 9090].map(|port| Resource::HostPort { port }).to_vec(),
     );
-    let before = workbench::host::snapshot::capture();
     // Asked for explicitly: refused in preflight, one line naming the run, exit 2, nothing created.
-    let o = common::workbench(&["lesson", "nat-port-map", "--host-port", "9090"]);
-    assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
-    let stderr = common::stderr(&o);
-    assert!(
-        stderr.contains(&format!(
+    let o = common::lesson("nat-port-map", &["--host-port", "9090"]);
+    common::assert_has(
+        &common::refused(&o, "a held --host-port"),
+        &format!(
             "--host-port 9090 is mapped by run {} (nat-port-map), which is still running",
             held.run_id
-        )),
-        "{stderr}"
+        ),
     );
-    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(common::stdout(&o).is_empty(), "{}", common::stdout(&o));
-    common::assert_host_unchanged(&before, "nat-port-map refused a held --host-port");
+    host.assert_unchanged("nat-port-map refused a held --host-port");
     // Chosen by workbench: 8080 is held, so the run takes 8081, says why, and passes on it.
-    let (code, steps, summary) = run_json("nat-port-map", &[]);
-    assert_all_passed(code, &steps, &summary);
+    let (steps, _) = run_passing("nat-port-map", &[]);
     let plan = output_of(step(&steps, "container"), "workbench", "the plan");
     assert!(plan.contains(&format!("port map host 8081 → container 80 (8080 is mapped by run {} (nat-port-map): 8081 is the first free port after it)", held.run_id)), "{plan}");
     check_nat_port_map(&steps, 8081, 80);
-    common::assert_host_unchanged(&before, "nat-port-map next to a run holding 8080");
+    host.assert_unchanged("nat-port-map next to a run holding 8080");
 }
 
 /// Plays a live run that changed a kernel parameter: removes its state file
@@ -586,22 +452,20 @@ impl Drop for HeldSysctl {
 
 #[test]
 fn ip_forward_held_by_another_live_run_is_left_to_it() {
-    require_root!();
-    let _g = common::serial();
+    let host = root_host!();
     let key = "net/ipv4/ip_forward";
     let original = workbench::hostobj::sysctl::read(key).unwrap();
     if original != "0" {
         eprintln!("skipped: ip_forward is already {original} on this host");
         return;
     }
-    let before = workbench::host::snapshot::capture();
     let saved: Vec<(String, String)> = workbench::hostobj::sysctl::ip_forward_side_effects()
         .into_iter()
         .filter_map(|k| Some((k.clone(), workbench::hostobj::sysctl::read(&k).ok()?)))
         .collect();
     let held = common::hold(
         "nat-port-map",
-        vec![workbench::state::Resource::Sysctl {
+        vec![Resource::Sysctl {
             key: key.into(),
             previous: original.clone(),
             side_effects: saved.clone(),
@@ -624,5 +488,5 @@ fn ip_forward_held_by_another_live_run_is_left_to_it() {
     );
     drop(guard);
     assert_eq!(workbench::hostobj::sysctl::read(key).unwrap(), "0");
-    common::assert_host_unchanged(&before, "nat-port-map next to a run holding ip_forward");
+    host.assert_unchanged("nat-port-map next to a run holding ip_forward");
 }

@@ -6,11 +6,7 @@ mod common;
 #[path = "support/paused.rs"]
 mod paused;
 
-use std::os::unix::process::CommandExt;
-use std::process::Command;
-
-use common::{row, run_json, step};
-use nix::sys::signal::Signal;
+use common::{row, run_passing, step};
 use paused::{char_device, mounts_of, wait_gone, xattr, Paused};
 
 /// Index of a step in the lesson (1-based), from the text, so the tests follow the TOML.
@@ -21,10 +17,8 @@ fn step_no(id: &str) -> usize {
 
 #[test]
 fn upper_records_copy_up_whiteout_and_opaque_dir() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
-    let run = Paused::start(common::bin(), "overlay-demo", step_no("opaque"));
+    let host = root_host!();
+    let run = Paused::start("overlay-demo", step_no("opaque"));
     let base = run.workdir().join("overlay");
     let kids = run.children();
     assert_eq!(kids.len(), 1, "one namespace child expected, got {kids:?}");
@@ -89,149 +83,99 @@ fn upper_records_copy_up_whiteout_and_opaque_dir() {
         "the overlay leaked into the host's mount namespace"
     );
 
-    let (status, out) = run.finish();
-    assert_eq!(status.code(), Some(0), "{out}");
-    assert!(out.contains("10/10 steps passed"), "{out}");
+    run.finish_passing(10);
     assert!(!base.exists(), "the layer directories outlived the run");
     assert!(wait_gone(&kids));
-    common::assert_host_unchanged(&before, "overlay-demo");
+    host.assert_unchanged("overlay-demo");
 }
 
 #[test]
 fn json_report_shows_the_mount_and_the_layers() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
-    let (code, steps, summary) = run_json("overlay-demo", &[]);
-    assert_eq!(code, 0, "summary: {summary}");
+    let host = root_host!();
+    let (steps, summary) = run_passing("overlay-demo", &[]);
     assert_eq!(summary["steps_passed"], 10);
     let mount = step(&steps, "mount");
-    let added: Vec<&serde_json::Value> = mount["diff"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "mounts")
-        .unwrap()["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
+    let added: Vec<&serde_json::Value> = common::rows(mount, "mounts")
+        .into_iter()
         .filter(|r| r["change"] == "added")
         .collect();
     assert_eq!(added.len(), 1, "one new mount: {added:?}");
     assert!(added[0]["key"].as_str().unwrap().ends_with("/overlay/merged"));
     assert!(added[0]["after"].as_str().unwrap().starts_with("overlay "));
-    let raw = mount["transcript"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["output"].as_str().unwrap())
+    let raw = common::transcript(mount)
+        .into_iter()
+        .map(|(_, _, o)| o)
         .collect::<String>();
     assert!(
         raw.contains("lowerdir=") && raw.contains("upperdir=") && raw.contains("workdir="),
         "mountinfo line missing: {raw}"
     );
-    assert_eq!(
-        row(step(&steps, "merged-view"), "facts", "merged/in_both")["after"],
-        "file \"from upper\""
-    );
-    assert_eq!(
-        row(step(&steps, "whiteout"), "facts", "upper/to_delete")["after"],
-        "whiteout (char device 0/0)"
-    );
-    assert_eq!(
-        row(step(&steps, "opaque"), "facts", "upper/dir")["after"],
-        "dir [new] opaque (trusted.overlay.opaque=y)"
-    );
-    assert_eq!(
-        row(step(&steps, "copy-up"), "facts", "lower/in_lower")["change"],
-        "same"
-    );
+    // (step, fact, field of its row, value)
+    for (id, fact, field, want) in [
+        ("merged-view", "merged/in_both", "after", "file \"from upper\""),
+        ("whiteout", "upper/to_delete", "after", "whiteout (char device 0/0)"),
+        (
+            "opaque",
+            "upper/dir",
+            "after",
+            "dir [new] opaque (trusted.overlay.opaque=y)",
+        ),
+        ("copy-up", "lower/in_lower", "change", "same"),
+    ] {
+        assert_eq!(row(step(&steps, id), "facts", fact)[field], want, "{id}: {fact}");
+    }
     // Each layer's tree is in the transcript.
-    let layout = step(&steps, "layout")["transcript"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["command"].as_str().unwrap().to_string())
+    let layout = common::transcript(step(&steps, "layout"))
+        .into_iter()
+        .map(|(_, c, _)| c)
         .collect::<Vec<_>>();
     for t in ["tree lower", "tree upper", "tree work", "tree merged"] {
         assert!(layout.iter().any(|c| c == t), "{t} missing from {layout:?}");
     }
     let stack = step(&steps, "stack");
-    assert!(stack["transcript"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|t| t["output"] == "from lower1"));
+    assert!(common::transcript(stack).iter().any(|(_, _, o)| o == "from lower1"));
     assert_eq!(step(&steps, "host-unchanged")["pass"], true);
-    common::assert_host_unchanged(&before, "overlay-demo");
+    host.assert_unchanged("overlay-demo");
 }
 
 #[test]
 fn options_of_other_lessons_and_non_root_are_refused_before_anything_is_made() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
+    let host = root_host!();
     for args in [
         &["--quota", "5"][..],
         &["--hostname", "abc"],
         &["--pids-max", "0"],
         &["--subnet", "abc"],
     ] {
-        let mut a = vec!["lesson", "overlay-demo"];
-        a.extend_from_slice(args);
-        let o = common::workbench(&a);
-        assert_eq!(o.status.code(), Some(2), "{args:?}");
-        let e = common::stderr(&o);
-        let lines: Vec<&str> = e.lines().filter(|l| !l.trim().is_empty()).collect();
-        assert_eq!(lines.len(), 1, "one line expected: {e}");
-        assert!(
-            lines[0].contains("does not apply to overlay-demo (it takes no options)") && lines[0].contains(args[0]),
-            "{e}"
-        );
+        let o = common::lesson("overlay-demo", args);
+        let e = common::refused(&o, &format!("{args:?}"));
+        common::assert_has(&e, "does not apply to overlay-demo (it takes no options)");
+        common::assert_has(&e, args[0]);
     }
-    let o = Command::new(common::bin())
-        .args(["lesson", "overlay-demo"])
-        .uid(65534)
-        .gid(65534)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
+    let o = common::workbench_as_nobody(&["lesson", "overlay-demo"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(common::stderr(&o).contains("needs root"), "{}", common::stderr(&o));
-    common::assert_host_unchanged(&before, "refused overlay-demo runs");
+    common::assert_has(&common::stderr(&o), "needs root");
+    host.assert_unchanged("refused overlay-demo runs");
 }
 
 #[test]
 fn ctrl_c_with_the_overlay_mounted_cleans_up() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
-    let run = Paused::start(common::bin(), "overlay-demo", step_no("mount"));
-    let kids = run.children();
-    let base = run.workdir();
-    assert!(base.join("overlay/upper/in_upper").exists());
-    assert_eq!(kids.len(), 1);
-    let status = run.signal(Signal::SIGINT);
-    assert_eq!(status.code(), Some(130));
-    assert!(wait_gone(&kids), "namespace child {kids:?} survived Ctrl-C");
-    assert!(!base.exists(), "{} survived Ctrl-C", base.display());
-    common::assert_host_unchanged(&before, "overlay-demo interrupted by SIGINT");
+    let host = root_host!();
+    let run = Paused::start("overlay-demo", step_no("mount"));
+    assert!(run.workdir().join("overlay/upper/in_upper").exists());
+    assert_eq!(run.children().len(), 1);
+    run.ctrl_c_cleans_up();
+    host.assert_unchanged("overlay-demo interrupted by SIGINT");
 }
 
 #[test]
 fn shell_sees_the_overlay_again() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
-    let out = common::shell(
+    let host = root_host!();
+    let marker = common::shell_marker(
         "overlay-demo",
         &[],
         b"echo marker-$(cat merged/in_both)-$(ls merged | tr '\\n' ,)\nexit\n",
     );
-    let marker = out
-        .lines()
-        .find(|l| l.starts_with("marker-"))
-        .unwrap_or_else(|| panic!("no marker in:\n{out}"));
     assert_eq!(marker, "marker-from upper-dir,in_both,in_lower,in_upper,");
-    common::assert_host_unchanged(&before, "overlay-demo --shell");
+    host.assert_unchanged("overlay-demo --shell");
 }

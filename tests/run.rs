@@ -8,7 +8,6 @@ mod common;
 
 use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -16,8 +15,9 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-/// A busybox rootfs in a temporary directory, with a web page in /www and a marker file.
-fn rootfs() -> tempfile::TempDir {
+/// A busybox rootfs in a temporary directory, with a web page in /www and a
+/// marker file: the directory and the rootfs's path in it.
+fn rootfs() -> (tempfile::TempDir, String) {
     let t = tempfile::Builder::new().prefix("wb-run-test-").tempdir().unwrap();
     let host = workbench::host::Host::probe();
     let busybox = host
@@ -33,11 +33,18 @@ fn rootfs() -> tempfile::TempDir {
     std::fs::create_dir(root.join("www")).unwrap();
     std::fs::write(root.join("www/index.html"), "hello from the container\n").unwrap();
     std::fs::write(root.join("marker-of-the-rootfs"), "").unwrap();
-    t
+    let path = root.display().to_string();
+    (t, path)
 }
 
-fn root_of(t: &tempfile::TempDir) -> String {
-    t.path().join("rootfs").display().to_string()
+/// Skip unless root; else `(host, dir, rootfs)`: the host held (`common::RootHost`) and a
+/// fresh `rootfs()`.
+macro_rules! root_and_rootfs {
+    () => {{
+        let host = root_host!();
+        let (t, r) = rootfs();
+        (host, t, r)
+    }};
 }
 
 fn run(args: &[&str]) -> Output {
@@ -100,6 +107,15 @@ fn finish(mut bg: Bg, sig: Signal) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// End a background run with `sig`: assert its exit status and that the
+/// container `pid` died with it; the run's output.
+fn stop(bg: Bg, pid: i32, sig: Signal, status: Option<i32>) -> Output {
+    let o = finish(bg, sig);
+    assert_eq!(o.status.code(), status, "{}", common::stderr(&o));
+    assert!(process_gone(pid), "the container {pid} outlived the run ended by {sig}");
+    o
+}
+
 fn process_gone(pid: i32) -> bool {
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
@@ -113,11 +129,7 @@ fn process_gone(pid: i32) -> bool {
 
 #[test]
 fn command_is_pid_1_and_its_exit_code_comes_back() {
-    require_root!();
-    let _g = common::serial();
-    let t = rootfs();
-    let r = root_of(&t);
-    let before = workbench::host::snapshot::capture();
+    let (host, _t, r) = root_and_rootfs!();
     let o = run(&[&r, "/bin/sh", "-c", "echo $$"]);
     assert_eq!(code(&o), 0, "{}", common::stderr(&o));
     assert_eq!(common::stdout(&o), "1\n");
@@ -128,20 +140,16 @@ fn command_is_pid_1_and_its_exit_code_comes_back() {
     assert_eq!(code(&o), 0, "{}", common::stderr(&o));
     let o = run(&[&r, "/bin/no-such-command"]);
     assert_eq!(code(&o), 127);
-    assert!(
-        common::stderr(&o).contains("exec /bin/no-such-command in the container: No such file or directory"),
-        "{}",
-        common::stderr(&o)
+    common::assert_has(
+        &common::stderr(&o),
+        "exec /bin/no-such-command in the container: No such file or directory",
     );
-    common::assert_host_unchanged(&before, "workbench run");
+    host.assert_unchanged("workbench run");
 }
 
 #[test]
 fn hostname_proc_and_network_are_the_containers_own() {
-    require_root!();
-    let _g = common::serial();
-    let t = rootfs();
-    let r = root_of(&t);
+    let (host, _t, r) = root_and_rootfs!();
     let host_name = nix::unistd::gethostname().unwrap().into_string().unwrap();
     let o = run(&["--hostname", "box-1", &r, "hostname"]);
     assert_eq!(common::stdout(&o), "box-1\n", "{}", common::stderr(&o));
@@ -161,15 +169,12 @@ fn hostname_proc_and_network_are_the_containers_own() {
     assert_eq!(common::stdout(&o), "lo\nunknown\n1\n", "{}", common::stderr(&o));
     let o = run(&[&r, "/bin/sh", "-c", "ping -c 1 -W 1 127.0.0.1 >/dev/null && echo ok"]);
     assert_eq!(common::stdout(&o), "ok\n", "{}", common::stderr(&o));
+    host.assert_unchanged("workbench run --hostname, --net none");
 }
 
 #[test]
 fn pivot_root_leaves_no_way_back_to_the_host() {
-    require_root!();
-    let _g = common::serial();
-    let t = rootfs();
-    let r = root_of(&t);
-    let before = workbench::host::snapshot::capture();
+    let (host, _t, r) = root_and_rootfs!();
     let o = run(&[
         &r,
         "/bin/sh",
@@ -205,26 +210,16 @@ fn pivot_root_leaves_no_way_back_to_the_host() {
     let host_root = std::fs::metadata("/").unwrap();
     assert_eq!((croot.dev(), croot.ino()), (rootfs.dev(), rootfs.ino()));
     assert_ne!((croot.dev(), croot.ino()), (host_root.dev(), host_root.ino()));
-    let o = finish(bg, Signal::SIGTERM);
-    assert_eq!(code(&o), 143);
-    assert!(process_gone(pid));
-    common::assert_host_unchanged(&before, "workbench run");
+    stop(bg, pid, Signal::SIGTERM, Some(143));
+    host.assert_unchanged("workbench run");
 }
 
 #[test]
 fn rootfs_stays_read_only_and_overlay_writes_vanish() {
-    require_root!();
-    let _g = common::serial();
-    let t = rootfs();
-    let r = root_of(&t);
-    let before = workbench::host::snapshot::capture();
+    let (host, _t, r) = root_and_rootfs!();
     let o = run(&[&r, "/bin/sh", "-c", "touch /new-file"]);
     assert_ne!(code(&o), 0);
-    assert!(
-        common::stderr(&o).contains("Read-only file system"),
-        "{}",
-        common::stderr(&o)
-    );
+    common::assert_has(&common::stderr(&o), "Read-only file system");
     let o = run(&[&r, "/bin/sh", "-c", "echo x > /tmp/f && cat /tmp/f"]);
     assert_eq!(common::stdout(&o), "x\n");
     let o = run(&[
@@ -239,30 +234,22 @@ fn rootfs_stays_read_only_and_overlay_writes_vanish() {
     assert!(!Path::new(&r).join("new-file").exists());
     assert!(Path::new(&r).join("marker-of-the-rootfs").exists());
     assert!(!Path::new(&r).join("tmp/f").exists());
-    common::assert_host_unchanged(&before, "workbench run --overlay");
+    host.assert_unchanged("workbench run --overlay");
 }
 
 #[test]
 fn memory_limit_gets_a_hog_oom_killed() {
-    require_root!();
-    let _g = common::serial();
-    let t = rootfs();
-    let r = root_of(&t);
-    let before = workbench::host::snapshot::capture();
+    let (host, _t, r) = root_and_rootfs!();
     // tail keeps the whole "line" of /dev/zero (it never ends) in memory.
     let o = run(&["--memory", "16M", &r, "tail", "/dev/zero"]);
     assert_eq!(code(&o), 137, "{}", common::stderr(&o));
-    assert!(common::stderr(&o).contains("OOM killer"), "{}", common::stderr(&o));
-    common::assert_host_unchanged(&before, "workbench run --memory");
+    common::assert_has(&common::stderr(&o), "OOM killer");
+    host.assert_unchanged("workbench run --memory");
 }
 
 #[test]
 fn limits_are_in_the_cgroup_files() {
-    require_root!();
-    let _g = common::serial();
-    let t = rootfs();
-    let r = root_of(&t);
-    let before = workbench::host::snapshot::capture();
+    let (host, _t, r) = root_and_rootfs!();
     let bg = start(&[
         "--memory", "32M", "--cpus", "0.5", "--name", "limits", &r, "sleep", "30",
     ]);
@@ -318,25 +305,19 @@ fn limits_are_in_the_cgroup_files() {
     seen.sort();
     seen.dedup();
     assert_eq!(seen, vec!["cpu", "memory"]);
-    let o = finish(bg, Signal::SIGINT);
-    assert_eq!(code(&o), 130);
-    assert!(process_gone(pid), "the container died with the run");
-    common::assert_host_unchanged(&before, "workbench run with limits, ended by SIGINT");
+    stop(bg, pid, Signal::SIGINT, Some(130));
+    host.assert_unchanged("workbench run with limits, ended by SIGINT");
 }
 
 #[test]
 fn bridge_network_reaches_the_gateway() {
-    require_root!();
-    let _g = common::serial();
-    let t = rootfs();
-    let r = root_of(&t);
-    let before = workbench::host::snapshot::capture();
+    let (host, _t, r) = root_and_rootfs!();
     let script = "ip -o -4 addr show eth0 | grep -q 'inet 10\\.' && gw=$(ip route | awk '/^default/ {print $3}') && echo gw=$gw && ping -c 1 -W 2 $gw >/dev/null && echo reached";
     let o = run(&["--net", "bridge", &r, "/bin/sh", "-c", script]);
     assert_eq!(code(&o), 0, "{}{}", common::stdout(&o), common::stderr(&o));
     let out = common::stdout(&o);
     assert!(out.starts_with("gw=10.") && out.ends_with("reached\n"), "{out}");
-    common::assert_host_unchanged(&before, "workbench run --net bridge");
+    host.assert_unchanged("workbench run --net bridge");
 }
 
 fn free_port() -> u16 {
@@ -360,11 +341,7 @@ fn http_get(port: u16) -> Option<String> {
 
 #[test]
 fn published_port_serves_the_containers_httpd_to_the_host() {
-    require_root!();
-    let _g = common::serial();
-    let t = rootfs();
-    let r = root_of(&t);
-    let before = workbench::host::snapshot::capture();
+    let (host, _t, r) = root_and_rootfs!();
     let port = free_port();
     let map = format!("{port}:8080");
     let bg = start(&["-p", &map, &r, "httpd", "-f", "-p", "8080", "-h", "/www"]);
@@ -378,22 +355,17 @@ fn published_port_serves_the_containers_httpd_to_the_host() {
         }
     };
     assert!(page.contains("hello from the container"), "{page}");
-    let o = finish(bg, Signal::SIGTERM);
-    assert_eq!(code(&o), 143, "{}", common::stderr(&o));
-    assert!(process_gone(pid));
+    stop(bg, pid, Signal::SIGTERM, Some(143));
     assert!(
         http_get(port).is_none_or(|p| !p.contains("hello")),
         "the mapping is gone"
     );
-    common::assert_host_unchanged(&before, "workbench run -p");
+    host.assert_unchanged("workbench run -p");
 }
 
 #[test]
 fn a_published_port_another_run_or_program_holds_is_refused() {
-    require_root!();
-    let _g = common::serial();
-    let t = rootfs();
-    let r = root_of(&t);
+    let (mut host, _t, r) = root_and_rootfs!();
     // Play another live run (owned by this test process) that maps a host port,
     // as a nat-port-map run does.
     // The held port is one no other live run on this host maps: a real run
@@ -404,11 +376,10 @@ fn a_published_port_another_run_or_program_holds_is_refused() {
         .unwrap();
     let listened = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
     let listened_port = listened.local_addr().unwrap().port();
-    let held = common::hold(
+    let held = host.hold(
         "nat-port-map",
         vec![workbench::state::Resource::HostPort { port: held_port }],
     );
-    let before = workbench::host::snapshot::capture();
     for (port, why) in [
         (
             held_port,
@@ -428,7 +399,7 @@ fn a_published_port_another_run_or_program_holds_is_refused() {
             )),
             "{line}"
         );
-        common::assert_host_unchanged(&before, "workbench run -p refused a held port");
+        host.assert_unchanged("workbench run -p refused a held port");
     }
     drop(listened);
 }
@@ -452,11 +423,8 @@ fn make_images(t: &tempfile::TempDir) -> (PathBuf, PathBuf) {
 
 #[test]
 fn images_run_on_an_overlay_of_their_layers() {
-    require_root!();
-    let _g = common::serial();
-    let t = rootfs();
+    let (host, t, _) = root_and_rootfs!();
     let (oci, docker) = make_images(&t);
-    let before = workbench::host::snapshot::capture();
     let oci_ref = format!("oci:{}:v1", oci.display());
     let o = run(&[&oci_ref]);
     assert_eq!(code(&o), 0, "{}", common::stderr(&o));
@@ -473,16 +441,12 @@ fn images_run_on_an_overlay_of_their_layers() {
     assert_eq!(common::stdout(&o), "w\nhello from the container\n");
     let o = run(&["--tag", "nope", oci.to_str().unwrap()]);
     assert_eq!(code(&o), 2, "{}", common::stderr(&o));
-    common::assert_host_unchanged(&before, "workbench run IMAGE");
+    host.assert_unchanged("workbench run IMAGE");
 }
 
 #[test]
 fn bad_input_is_one_line_exit_2_and_creates_nothing() {
-    require_root!();
-    let _g = common::serial();
-    let t = rootfs();
-    let r = root_of(&t);
-    let before = workbench::host::snapshot::capture();
+    let (host, _t, r) = root_and_rootfs!();
     let cases: Vec<Vec<&str>> = vec![
         vec!["/nonexistent/rootfs", "/bin/true"],
         vec![&r],
@@ -501,39 +465,26 @@ fn bad_input_is_one_line_exit_2_and_creates_nothing() {
     ];
     for c in &cases {
         let o = run(c);
-        assert_eq!(code(&o), 2, "{c:?}: {}", common::stderr(&o));
-        let e = common::stderr(&o);
-        let lines: Vec<&str> = e.lines().filter(|l| !l.trim().is_empty()).collect();
         // clap's own errors add a usage hint; ours are exactly one line.
         if c.contains(&"wifi") {
-            assert!(e.contains("invalid value 'wifi'"), "{e}");
+            common::refused_by_parser(&o, "invalid value 'wifi'");
         } else {
-            assert_eq!(lines.len(), 1, "{c:?}: {e}");
+            common::refused(&o, &format!("{c:?}"));
         }
     }
-    let o = Command::new(common::bin())
-        .args(["run", &r, "/bin/true"])
-        .uid(65534)
-        .gid(65534)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
+    let o = common::workbench_as_nobody(&["run", &r, "/bin/true"]);
     assert_eq!(code(&o), 2);
     assert!(
         common::stderr(&o).contains("needs root") && common::stderr(&o).contains("sudo"),
         "{}",
         common::stderr(&o)
     );
-    common::assert_host_unchanged(&before, "bad input to workbench run");
+    host.assert_unchanged("bad input to workbench run");
 }
 
 #[test]
 fn sigkill_leaves_nothing_that_cleanup_cannot_remove() {
-    require_root!();
-    let _g = common::serial();
-    let t = rootfs();
-    let r = root_of(&t);
-    let before = workbench::host::snapshot::capture();
+    let (host, _t, r) = root_and_rootfs!();
     let bg = start(&[
         "--memory",
         "32M",
@@ -544,40 +495,28 @@ fn sigkill_leaves_nothing_that_cleanup_cannot_remove() {
         "30",
     ]);
     let pid = container_pid(&bg);
-    let o = finish(bg, Signal::SIGKILL);
-    assert_eq!(o.status.code(), None);
-    assert!(
-        process_gone(pid),
-        "PR_SET_PDEATHSIG killed the container with workbench"
-    );
+    // PR_SET_PDEATHSIG kills the container with workbench.
+    stop(bg, pid, Signal::SIGKILL, None);
     let after_kill = workbench::host::snapshot::capture();
     assert!(
-        !workbench::host::snapshot::differences(&before, &after_kill).is_empty(),
+        !workbench::host::snapshot::differences(&host.before, &after_kill).is_empty(),
         "SIGKILL left the bridge, cgroup and state file"
     );
     let o = common::workbench(&["cleanup"]);
     assert!(o.status.success(), "{}{}", common::stdout(&o), common::stderr(&o));
-    assert!(
-        common::stdout(&o).contains("nft table ip wbrun"),
-        "{}",
-        common::stdout(&o)
-    );
-    common::assert_host_unchanged(&before, "workbench run killed with SIGKILL, then workbench cleanup");
+    common::assert_has(&common::stdout(&o), "nft table ip wbrun");
+    host.assert_unchanged("workbench run killed with SIGKILL, then workbench cleanup");
 }
 
 #[test]
 fn user_namespace_root_is_an_unprivileged_host_uid() {
-    require_root!();
-    let _g = common::serial();
-    let t = rootfs();
-    let r = root_of(&t);
-    let before = workbench::host::snapshot::capture();
+    let (host, t, r) = root_and_rootfs!();
     // With the directory at 0700, uid 100000 could not even reach the rootfs.
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
     let o = run(&["--userns", &r, "true"]);
     assert_eq!(code(&o), 2, "{}", common::stderr(&o));
-    assert!(common::stderr(&o).contains("chmod o+x"), "{}", common::stderr(&o));
+    common::assert_has(&common::stderr(&o), "chmod o+x");
     std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let o = run(&[
         "--userns",
@@ -598,20 +537,13 @@ fn user_namespace_root_is_an_unprivileged_host_uid() {
     );
     let bg = start(&["--userns", &r, "sleep", "30"]);
     let pid = container_pid(&bg);
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let uid_line = status
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .unwrap()
-        .split_whitespace()
-        .skip(1)
-        .collect::<Vec<_>>()
-        .join(" ");
-    assert_eq!(uid_line, "100000 100000 100000 100000", "seen from the host");
-    let o = finish(bg, Signal::SIGTERM);
-    assert_eq!(code(&o), 143);
-    assert!(process_gone(pid));
-    common::assert_host_unchanged(&before, "workbench run --userns");
+    assert_eq!(
+        common::status_field(pid, "Uid"),
+        "100000 100000 100000 100000",
+        "seen from the host"
+    );
+    stop(bg, pid, Signal::SIGTERM, Some(143));
+    host.assert_unchanged("workbench run --userns");
 }
 
 /// Not a test on its own: when started with WB_ESCAPE=1 (inside a chroot or a
@@ -630,21 +562,25 @@ fn escape_helper() {
         let _ = nix::unistd::chdir("..");
     }
     nix::unistd::chroot(".").unwrap();
+    println!("ROOT-AFTER-ESCAPE {}", root_names().join(","));
+}
+
+/// The names in `/`, sorted.
+fn root_names() -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir("/")
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    println!("ROOT-AFTER-ESCAPE {}", names.join(","));
+    names
 }
 
 #[test]
 fn chroot_can_be_escaped_but_pivot_root_cannot() {
     require_root!();
     let _g = common::serial();
-    let t = rootfs();
-    let r = root_of(&t);
+    let (_t, r) = rootfs();
     // This very test binary is the escape tool: copy it and its libraries in.
     let me = std::env::current_exe().unwrap();
     rootfs_builder::build::copy_libraries(&me, Path::new(&r), &rootfs_builder::libs::LibSearch::host()).unwrap();
@@ -658,12 +594,7 @@ fn chroot_can_be_escaped_but_pivot_root_cannot() {
             .unwrap_or_else(|| panic!("no result: {out}{}", common::stderr(o)));
         line.split(',').map(str::to_string).collect()
     };
-    let mut host_root: Vec<String> = std::fs::read_dir("/")
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    host_root.sort();
+    let host_root = root_names();
 
     // Plain chroot (what the chroot-busybox lesson does): the escape reaches the host's /.
     let o = Command::new("chroot")

@@ -52,9 +52,7 @@ fn interrupt_at_third_pause(sig: Signal) -> Option<i32> {
 
 #[test]
 fn signal_with_end_of_input_still_cleans_up_and_exits_128_plus_signal() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
+    let host = root_host!();
     for round in 0..8 {
         let (sig, code) = if round % 2 == 0 {
             (Signal::SIGINT, 130)
@@ -66,6 +64,6 @@ fn signal_with_end_of_input_still_cleans_up_and_exits_128_plus_signal() {
             Some(code),
             "round {round}: exit status after {sig} and EOF"
         );
-        common::assert_host_unchanged(&before, &format!("round {round}: {sig} with EOF"));
+        host.assert_unchanged(&format!("round {round}: {sig} with EOF"));
     }
 }

@@ -3,7 +3,7 @@
 use std::fs;
 use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use nix::sys::stat::{self, Mode, SFlag, UtimensatFlags};
 use nix::sys::time::TimeSpec;
@@ -31,7 +31,17 @@ fn set_mtime(path: &Path, secs: i64) {
 ///   empty/
 ///   fifo      0600
 ///   null      char 1,3 (root only)
-fn fixture(root: &Path) {
+///
+/// Returns the temporary directory and `root` in it.
+fn fixture() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    fs::create_dir(&root).unwrap();
+    fixture_in(&root);
+    (tmp, root)
+}
+
+fn fixture_in(root: &Path) {
     fs::create_dir(root.join("a")).unwrap();
     fs::write(root.join("a/f"), "hello").unwrap();
     fs::set_permissions(root.join("a/f"), fs::Permissions::from_mode(0o640)).unwrap();
@@ -66,10 +76,7 @@ fn fixture(root: &Path) {
 
 #[test]
 fn tar_headers_are_sorted_numeric_and_typed() {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("root");
-    fs::create_dir(&root).unwrap();
-    fixture(&root);
+    let (_tmp, root) = fixture();
 
     let bytes = pack_tar(&root, Vec::new()).unwrap();
     // Deterministic: packing again gives the same bytes, gzip included.
@@ -138,10 +145,7 @@ fn tar_headers_are_sorted_numeric_and_typed() {
 
 #[test]
 fn round_trip_preserves_tree() {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("root");
-    fs::create_dir(&root).unwrap();
-    fixture(&root);
+    let (tmp, root) = fixture();
     let gz = pack_tar_gz(&root, Vec::new()).unwrap();
     let out = tmp.path().join("out");
     unpack_tar(flate2::read::GzDecoder::new(&gz[..]), &out).unwrap();

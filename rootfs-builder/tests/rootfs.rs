@@ -8,28 +8,42 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use rootfs_builder::build::{applets, build_rootfs, copy_libraries, RootfsSpec};
+use rootfs_builder::build::{applets, build_rootfs, copy_libraries, BuildReport, RootfsSpec};
 use rootfs_builder::libs::LibSearch;
 
 const DYNAMIC_BUSYBOX: &str = "/var/lib/workbench/busybox-dynamic/bin/busybox";
 const STATIC_BUSYBOX: &str = "/bin/busybox";
 
-fn present(path: &str) -> bool {
-    if Path::new(path).exists() {
-        true
+/// Whether a test can run here: `busybox` is present (scripts/setup installs
+/// it) and, for a test that chroots, this is root. If not, says why it skips.
+fn can_run(busybox: &str, chroot: bool) -> bool {
+    let why = if !Path::new(busybox).exists() {
+        format!("{busybox} is absent (run scripts/setup)")
+    } else if chroot && !nix::unistd::geteuid().is_root() {
+        "needs root (chroot)".to_string()
     } else {
-        eprintln!("skipping: {path} is absent (run scripts/setup)");
-        false
-    }
+        return true;
+    };
+    eprintln!("skipping: {why}");
+    false
 }
 
-fn is_root() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        true
-    } else {
-        eprintln!("skipping: needs root (chroot)");
-        false
+/// When `can_run(busybox, chroot)`: a rootfs built in a temporary directory
+/// from `spec(busybox, copy_libraries)`, as (directory, rootfs, report).
+fn built(busybox: &str, copy_libraries: bool, chroot: bool) -> Option<(tempfile::TempDir, PathBuf, BuildReport)> {
+    if !can_run(busybox, chroot) {
+        return None;
     }
+    let (tmp, root) = scratch();
+    let report = build_rootfs(&spec(busybox, copy_libraries), &root).unwrap();
+    Some((tmp, root, report))
+}
+
+/// A temporary directory, and the path of a rootfs (not made yet) in it.
+fn scratch() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("rootfs");
+    (tmp, root)
 }
 
 fn spec(busybox: &str, copy_libraries: bool) -> RootfsSpec {
@@ -62,12 +76,9 @@ fn run_in_chroot(root: &Path, argv: &[&str]) -> io::Result<Output> {
 
 #[test]
 fn static_busybox_rootfs_layout() {
-    if !present(STATIC_BUSYBOX) {
+    let Some((_tmp, root, report)) = built(STATIC_BUSYBOX, true, false) else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("rootfs");
-    let report = build_rootfs(&spec(STATIC_BUSYBOX, true), &root).unwrap();
+    };
 
     assert_eq!(report.root, root);
     assert!(!report.busybox_dynamic);
@@ -137,7 +148,7 @@ fn static_busybox_rootfs_layout() {
 
 #[test]
 fn refuses_non_empty_destination() {
-    if !present(STATIC_BUSYBOX) {
+    if !can_run(STATIC_BUSYBOX, false) {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -158,12 +169,9 @@ fn applets_of_non_busybox_is_an_error() {
 
 #[test]
 fn dynamic_busybox_without_libraries_fails_in_chroot_with_enoent() {
-    if !present(DYNAMIC_BUSYBOX) || !is_root() {
+    let Some((_tmp, root, report)) = built(DYNAMIC_BUSYBOX, false, true) else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("rootfs");
-    let report = build_rootfs(&spec(DYNAMIC_BUSYBOX, false), &root).unwrap();
+    };
     assert!(report.busybox_dynamic);
     assert!(report.libraries.is_empty());
 
@@ -197,12 +205,9 @@ fn dynamic_busybox_without_libraries_fails_in_chroot_with_enoent() {
 
 #[test]
 fn dynamic_busybox_with_libraries_runs_in_chroot() {
-    if !present(DYNAMIC_BUSYBOX) || !is_root() {
+    let Some((_tmp, root, report)) = built(DYNAMIC_BUSYBOX, true, true) else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("rootfs");
-    let report = build_rootfs(&spec(DYNAMIC_BUSYBOX, true), &root).unwrap();
+    };
     assert!(report.libraries.iter().any(|l| l.name == "libc.so.6"));
     let out = run_in_chroot(&root, &["/bin/busybox", "echo", "inside"]).unwrap();
     assert!(out.status.success(), "{out:?}");
@@ -211,12 +216,9 @@ fn dynamic_busybox_with_libraries_runs_in_chroot() {
 
 #[test]
 fn static_busybox_runs_in_chroot_without_libraries() {
-    if !present(STATIC_BUSYBOX) || !is_root() {
+    let Some((_tmp, root, _)) = built(STATIC_BUSYBOX, false, true) else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("rootfs");
-    build_rootfs(&spec(STATIC_BUSYBOX, false), &root).unwrap();
+    };
     assert!(!root.join("lib64").exists());
     let out = run_in_chroot(&root, &["/bin/sh", "-c", "echo $(ls -d /proc /tmp)"]).unwrap();
     assert!(out.status.success(), "{out:?}");
@@ -225,8 +227,7 @@ fn static_busybox_runs_in_chroot_without_libraries() {
 
 #[test]
 fn missing_busybox_leaves_no_tree() {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("rootfs");
+    let (_tmp, root) = scratch();
     let err = build_rootfs(&spec("/nonexistent/wb-busybox", false), &root).unwrap_err();
     assert_eq!(
         err.to_string(),

@@ -12,30 +12,50 @@ pub(crate) fn step_headings(transcript: &str) -> Vec<String> {
         .collect()
 }
 
+/// Every lesson, with the path of its page `page(id)` under book/src and the
+/// page's text (None when it is missing).
+fn lessons_with_page(page: impl Fn(&str) -> String) -> Vec<(LessonText, PathBuf, Option<String>)> {
+    text::all()
+        .into_iter()
+        .map(|l| {
+            let path = src().join(page(&l.id));
+            let text = std::fs::read_to_string(&path).ok();
+            (l, path, text)
+        })
+        .collect()
+}
+
+/// The first line of a transcript of `l` recorded from the current lessons/<id>.toml.
+fn current_stamp(l: &LessonText) -> String {
+    let toml = read(&root().join(format!("lessons/{}.toml", l.id)));
+    markdown_stamp(&l.id, &text_fingerprint(&toml))
+}
+
+/// The step headings a transcript of `l` has, in order.
+fn headings_of(l: &LessonText) -> Vec<String> {
+    let n = l.steps.len();
+    l.steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| format!("### Step {}/{n}: {}", i + 1, md_escape(&s.title)))
+        .collect()
+}
+
 #[test]
 fn transcripts_are_recorded_from_the_current_lesson_text() {
     let mut problems = Vec::new();
-    for l in text::all() {
-        let path = src().join(format!("transcripts/{}.md", l.id));
-        let Ok(t) = std::fs::read_to_string(&path) else {
+    for (l, _, t) in lessons_with_page(|id| format!("transcripts/{id}.md")) {
+        let Some(t) = t else {
             problems.push(format!("{}: missing", l.id));
             continue;
         };
-        let toml = read(&root().join(format!("lessons/{}.toml", l.id)));
-        let stamp = markdown_stamp(&l.id, &text_fingerprint(&toml));
-        if t.lines().next() != Some(stamp.as_str()) {
+        if t.lines().next() != Some(current_stamp(&l).as_str()) {
             problems.push(format!(
                 "{}: stale (recorded from another version of lessons/{}.toml)",
                 l.id, l.id
             ));
         }
-        let n = l.steps.len();
-        let expected: Vec<String> = l
-            .steps
-            .iter()
-            .enumerate()
-            .map(|(i, s)| format!("### Step {}/{n}: {}", i + 1, md_escape(&s.title)))
-            .collect();
+        let expected = headings_of(&l);
         let got = step_headings(&t);
         if got != expected {
             problems.push(format!(
@@ -43,6 +63,7 @@ fn transcripts_are_recorded_from_the_current_lesson_text() {
                 l.id
             ));
         }
+        let n = l.steps.len();
         if !t.contains(&format!("**lesson {}: {n}/{n} steps passed", l.id)) {
             problems.push(format!("{}: the recorded run did not pass every step", l.id));
         }
@@ -112,9 +133,8 @@ pub(crate) fn chapter_gaps(id: &str, steps: &[&str], chapter: &str, expanded: &s
 #[test]
 fn every_lesson_chapter_is_finished() {
     let mut problems = Vec::new();
-    for l in text::all() {
-        let path = src().join(format!("{}.md", l.id));
-        let Ok(chapter) = std::fs::read_to_string(&path) else {
+    for (l, path, chapter) in lessons_with_page(|id| format!("{id}.md")) {
+        let Some(chapter) = chapter else {
             continue;
         }; // every_lesson_has_a_chapter_listed_in_summary says so
         let steps: Vec<&str> = l.steps.iter().map(|s| s.id.as_str()).collect();
@@ -171,26 +191,13 @@ fn record_mode_excludes_interactive_and_json_output() {
 
 #[test]
 fn record_mode_writes_a_real_run_as_markdown() {
-    require_root!();
-    let _g = common::serial();
-    let before = workbench::host::snapshot::capture();
+    let host = root_host!();
     let o = common::workbench(&["lesson", "pid-ns", "--markdown"]);
     assert!(o.status.success(), "exit {:?}: {}", o.status.code(), common::stderr(&o));
     let page = common::stdout(&o);
     let l = text::find("pid-ns").unwrap();
-    let toml = read(&root().join("lessons/pid-ns.toml"));
-    assert_eq!(
-        page.lines().next(),
-        Some(markdown_stamp("pid-ns", &text_fingerprint(&toml)).as_str())
-    );
-    let n = l.steps.len();
-    let want: Vec<String> = l
-        .steps
-        .iter()
-        .enumerate()
-        .map(|(i, s)| format!("### Step {}/{n}: {}", i + 1, md_escape(&s.title)))
-        .collect();
-    assert_eq!(step_headings(&page), want);
+    assert_eq!(page.lines().next(), Some(current_stamp(&l).as_str()));
+    assert_eq!(step_headings(&page), headings_of(&l));
     for s in &l.steps {
         let body = anchored(&page, &format!("step-{}", s.id)).unwrap_or_else(|| panic!("no anchor step-{}", s.id));
         assert!(
@@ -217,8 +224,9 @@ fn record_mode_writes_a_real_run_as_markdown() {
         .unwrap()
         .contains("| getpid() inside | - | `1` | **ADDED** |"));
     assert!(!page.contains('\u{1b}'), "no terminal colours in Markdown");
+    let n = l.steps.len();
     assert!(page.contains(&format!("**lesson pid-ns: {n}/{n} steps passed")));
-    common::assert_host_unchanged(&before, "pid-ns --markdown");
+    host.assert_unchanged("pid-ns --markdown");
 }
 
 #[test]

@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus};
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -25,14 +25,8 @@ pub struct Paused {
 
 impl Paused {
     /// Start `workbench lesson LESSON --step` and wait until it pauses after `steps` steps.
-    pub fn start(bin: &str, lesson: &str, steps: usize) -> Paused {
-        let mut child = Command::new(bin)
-            .args(["lesson", lesson, "--step", "--color", "never"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start workbench");
+    pub fn start(lesson: &str, steps: usize) -> Paused {
+        let mut child = crate::common::spawn_lesson(lesson, &["--step", "--color", "never"], &[]);
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         let errors = Arc::new(Mutex::new(String::new()));
@@ -141,6 +135,23 @@ impl Paused {
         panic!("no state file of run {}", self.pid());
     }
 
+    /// Send `sig`: assert workbench exits with `code` and every process it
+    /// had started (its descendants when signalled) is gone.
+    pub fn interrupt(self, sig: Signal, code: i32) {
+        let procs = descendants(self.pid());
+        let status = self.signal(sig);
+        assert_eq!(status.code(), Some(code), "exit status after {sig}");
+        assert!(wait_gone(&procs), "processes {procs:?} of the run survived {sig}");
+    }
+
+    /// Ctrl-C at this pause: `interrupt` (exit 130, every process gone) and
+    /// the run's working directory removed.
+    pub fn ctrl_c_cleans_up(self) {
+        let wd = self.workdir();
+        self.interrupt(Signal::SIGINT, 130);
+        assert!(!wd.exists(), "{} survived Ctrl-C", wd.display());
+    }
+
     /// Send a signal and wait for the exit.
     pub fn signal(self, sig: Signal) -> ExitStatus {
         self.signal_and_report(sig).0
@@ -199,6 +210,15 @@ impl Paused {
         Ok((st, self.output()))
     }
 
+    /// `finish`, asserting that the run exits 0 with all its `steps` steps
+    /// passed; its output.
+    pub fn finish_passing(self, steps: usize) -> String {
+        let (status, out) = self.finish();
+        assert_eq!(status.code(), Some(0), "{out}");
+        assert!(out.contains(&format!("{steps}/{steps} steps passed")), "{out}");
+        out
+    }
+
     /// Let the rest of the lesson run (EOF on stdin answers every prompt) and wait.
     pub fn finish(mut self) -> (ExitStatus, String) {
         drop(self.child.stdin.take());
@@ -240,21 +260,7 @@ pub fn descendants(pid: i32) -> Vec<i32> {
 
 /// Have all of `pids` exited (or become zombies) within a few seconds?
 pub fn wait_gone(pids: &[i32]) -> bool {
-    // Gone: reaped, or a zombie/dead entry waiting for its parent.
-    let gone = |p: &i32| match std::fs::read_to_string(format!("/proc/{p}/stat")) {
-        Ok(s) => s
-            .rsplit_once(") ")
-            .is_some_and(|(_, r)| r.starts_with('Z') || r.starts_with('X')),
-        Err(_) => true,
-    };
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        if pids.iter().all(gone) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
+    crate::common::gone_within(pids, Duration::from_secs(5))
 }
 
 /// The value of an extended attribute, read with lgetxattr(2).

@@ -23,54 +23,84 @@ fn get(path: &Path) -> String {
     fs::read_to_string(path).unwrap()
 }
 
-fn v1_cpu_files(dir: &Path) {
-    put(&dir.join("cgroup.procs"), "");
-    put(&dir.join("cpu.cfs_quota_us"), "-1\n");
-    put(&dir.join("cpu.cfs_period_us"), "100000\n");
-    put(&dir.join("cpu.shares"), "1024\n");
-    put(
-        &dir.join("cpu.stat"),
-        "nr_periods 0\nnr_throttled 0\nthrottled_time 0\nnr_bursts 0\nburst_time 0\n",
-    );
+/// Write each (name, content) in `dir`.
+fn put_all(dir: &Path, files: &[(&str, &str)]) {
+    for (name, content) in files {
+        put(&dir.join(name), content);
+    }
 }
 
-fn v1_cpuacct_files(dir: &Path) {
-    put(&dir.join("cgroup.procs"), "");
-    put(&dir.join("cpuacct.usage"), "0\n");
-    put(&dir.join("cpuacct.stat"), "user 0\nsystem 0\n");
+/// The kernel-made files of a group, by controller and cgroup version.
+const V1_CPU: &[(&str, &str)] = &[
+    ("cgroup.procs", ""),
+    ("cpu.cfs_quota_us", "-1\n"),
+    ("cpu.cfs_period_us", "100000\n"),
+    ("cpu.shares", "1024\n"),
+    (
+        "cpu.stat",
+        "nr_periods 0\nnr_throttled 0\nthrottled_time 0\nnr_bursts 0\nburst_time 0\n",
+    ),
+];
+const V1_CPUACCT: &[(&str, &str)] = &[
+    ("cgroup.procs", ""),
+    ("cpuacct.usage", "0\n"),
+    ("cpuacct.stat", "user 0\nsystem 0\n"),
+];
+const V1_MEMORY: &[(&str, &str)] = &[
+    ("cgroup.procs", ""),
+    ("memory.limit_in_bytes", UNLIMITED),
+    ("memory.usage_in_bytes", "0\n"),
+    ("memory.max_usage_in_bytes", "0\n"),
+    ("memory.failcnt", "0\n"),
+    ("memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n"),
+];
+/// With swap accounting.
+const V1_MEMSW: &[(&str, &str)] = &[
+    ("memory.memsw.limit_in_bytes", UNLIMITED),
+    ("memory.memsw.usage_in_bytes", "0\n"),
+];
+const PIDS: &[(&str, &str)] = &[
+    ("cgroup.procs", ""),
+    ("pids.max", "max\n"),
+    ("pids.current", "0\n"),
+    ("pids.events", "max 0\n"),
+];
+
+fn v1_cpu_files(dir: &Path) {
+    put_all(dir, V1_CPU);
 }
 
 fn v1_memory_files(dir: &Path, memsw: bool) {
-    put(&dir.join("cgroup.procs"), "");
-    put(&dir.join("memory.limit_in_bytes"), UNLIMITED);
-    put(&dir.join("memory.usage_in_bytes"), "0\n");
-    put(&dir.join("memory.max_usage_in_bytes"), "0\n");
-    put(&dir.join("memory.failcnt"), "0\n");
-    put(
-        &dir.join("memory.oom_control"),
-        "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n",
-    );
+    put_all(dir, V1_MEMORY);
     if memsw {
-        put(&dir.join("memory.memsw.limit_in_bytes"), UNLIMITED);
-        put(&dir.join("memory.memsw.usage_in_bytes"), "0\n");
+        put_all(dir, V1_MEMSW);
     }
 }
 
 fn pids_files(dir: &Path) {
-    put(&dir.join("cgroup.procs"), "");
-    put(&dir.join("pids.max"), "max\n");
-    put(&dir.join("pids.current"), "0\n");
-    put(&dir.join("pids.events"), "max 0\n");
+    put_all(dir, PIDS);
+}
+
+/// The files of a v1 group in the cpu, cpuacct and memory hierarchies; `dir`
+/// names its directory in a hierarchy.
+fn v1_groups(dir: impl Fn(&str) -> PathBuf, memsw: bool) {
+    v1_cpu_files(&dir("cpu"));
+    put_all(&dir("cpuacct"), V1_CPUACCT);
+    v1_memory_files(&dir("memory"), memsw);
+}
+
+/// The cpu, cpuacct and memory hierarchies of a v1 host, in a temporary directory.
+fn v1_tree(memsw: bool) -> TempDir {
+    let t = TempDir::new().unwrap();
+    v1_groups(|h| t.path().join(h), memsw);
+    t
 }
 
 /// A v1 host like the development VM: separate cpu and cpuacct mounts.
 fn fake_v1(memsw: bool) -> TempDir {
-    let t = TempDir::new().unwrap();
+    let t = v1_tree(memsw);
     let r = t.path();
     // Root groups: the kernel shows no limits files at the root for pids.
-    v1_cpu_files(&r.join("cpu"));
-    v1_cpuacct_files(&r.join("cpuacct"));
-    v1_memory_files(&r.join("memory"), memsw);
     put(&r.join("pids/cgroup.procs"), "1\n");
     put(&r.join("systemd/cgroup.procs"), "1\n");
     put(&r.join("cpuset/cpuset.cpus"), "0-1\n");
@@ -80,10 +110,8 @@ fn fake_v1(memsw: bool) -> TempDir {
 /// Fill in a freshly created v1 group the way the kernel would.
 fn populate_v1(layout: &Layout, name: &str, memsw: bool) {
     let g = |h: &str| layout.hierarchy(h).unwrap().join("workbench").join(name);
-    v1_cpu_files(&g("cpu"));
-    v1_cpuacct_files(&g("cpuacct"));
-    v1_memory_files(&g("memory"), memsw);
     pids_files(&g("pids"));
+    v1_groups(g, memsw);
 }
 
 fn fake_v2(root_subtree: &str) -> TempDir {
@@ -108,6 +136,13 @@ fn fake_v2(root_subtree: &str) -> TempDir {
     t
 }
 
+/// A cgroup2 mount at `<root>/unified` (a hybrid host) offering `controllers`,
+/// `enabled` at its root.
+fn unified(root: &Path, controllers: &str, enabled: &str) {
+    put(&root.join("unified/cgroup.controllers"), controllers);
+    put(&root.join("unified/cgroup.subtree_control"), enabled);
+}
+
 /// The kernel-made files of `<root>/workbench` (as if workbench mkdir'ed it earlier).
 fn v2_parent(root: &Path, available: &str) {
     let p = root.join("workbench");
@@ -116,28 +151,84 @@ fn v2_parent(root: &Path, available: &str) {
     put(&p.join("cgroup.procs"), "");
 }
 
-fn populate_v2(dir: &Path, with_peak: bool) {
-    put(&dir.join("cgroup.controllers"), "cpu memory pids\n");
-    put(&dir.join("cgroup.subtree_control"), "\n");
-    put(&dir.join("cgroup.procs"), "");
-    put(&dir.join("cgroup.kill"), "");
-    put(&dir.join("cpu.max"), "max 100000\n");
-    put(&dir.join("cpu.weight"), "100\n");
-    put(
-        &dir.join("cpu.stat"),
+const V2_GROUP: &[(&str, &str)] = &[
+    ("cgroup.controllers", "cpu memory pids\n"),
+    ("cgroup.subtree_control", "\n"),
+    ("cgroup.procs", ""),
+    ("cgroup.kill", ""),
+    ("cpu.max", "max 100000\n"),
+    ("cpu.weight", "100\n"),
+    (
+        "cpu.stat",
         "usage_usec 0\nuser_usec 0\nsystem_usec 0\nnr_periods 0\nnr_throttled 0\nthrottled_usec 0\nnr_bursts 0\nburst_usec 0\n",
-    );
-    put(&dir.join("memory.max"), "max\n");
-    put(&dir.join("memory.swap.max"), "max\n");
-    put(&dir.join("memory.current"), "0\n");
+    ),
+    ("memory.max", "max\n"),
+    ("memory.swap.max", "max\n"),
+    ("memory.current", "0\n"),
+    (
+        "memory.events",
+        "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\noom_group_kill 0\n",
+    ),
+];
+
+fn populate_v2(dir: &Path, with_peak: bool) {
+    put_all(dir, V2_GROUP);
     if with_peak {
         put(&dir.join("memory.peak"), "0\n");
     }
-    put(
-        &dir.join("memory.events"),
-        "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\noom_group_kill 0\n",
-    );
     pids_files(dir);
+}
+
+/// A v2 host with cpu, memory and pids enabled at the root and in workbench's parent.
+fn v2_host() -> (TempDir, Layout) {
+    let t = fake_v2("cpu memory pids\n");
+    v2_parent(t.path(), "cpu memory pids\n");
+    let l = detect(t.path()).unwrap();
+    (t, l)
+}
+
+/// A group `name` with every controller on `v2_host()`, filled in as the
+/// kernel would: the host, the group, and the group's directory.
+fn v2_group(name: &str, with_peak: bool) -> (TempDir, Group, PathBuf) {
+    let (t, l) = v2_host();
+    let g = create(&l, name, &ALL).unwrap();
+    let d = t.path().join("workbench").join(name);
+    populate_v2(&d, with_peak);
+    (t, g, d)
+}
+
+/// The labels of the files watched for `res`.
+fn labels(g: &Group, res: Resource) -> Vec<String> {
+    g.files_for(res).into_iter().map(|w| w.label).collect()
+}
+
+/// What a v2 group with every controller watches (no memory.peak).
+const V2_WATCHED: [(Resource, &[&str]); 6] = [
+    (Resource::CpuQuota, &["cpu.max"]),
+    (Resource::CpuStat, &["cpu.stat"]),
+    (Resource::CpuWeight, &["cpu.weight"]),
+    (Resource::Memory, &["memory.max", "memory.swap.max", "memory.current"]),
+    (Resource::MemoryEvents, &["memory.events"]),
+    (Resource::Pids, &["pids.max", "pids.current", "pids.events"]),
+];
+
+/// Write `text` as the group's cpu.stat file `stat`; assert the group reads
+/// (nr_periods, nr_throttled, throttled_ns) from it.
+fn assert_cpu_stat(g: &Group, stat: &Path, text: &str, want: (u64, u64, u64)) {
+    put(stat, text);
+    let (nr_periods, nr_throttled, throttled_ns) = want;
+    let want = CpuStat {
+        nr_periods,
+        nr_throttled,
+        throttled_ns,
+    };
+    assert_eq!(g.cpu_stat().unwrap(), want);
+}
+
+fn assert_v2_watched(g: &Group) {
+    for (res, want) in V2_WATCHED {
+        assert_eq!(labels(g, res), want, "{res:?}");
+    }
 }
 
 const ALL: [Controller; 3] = [Controller::Cpu, Controller::Memory, Controller::Pids];
@@ -200,8 +291,7 @@ fn detect_fake_v2_and_hybrid_and_nothing() {
     assert_eq!(l.version_label(), "v2");
 
     let t = fake_v1(true);
-    put(&t.path().join("unified/cgroup.controllers"), "hugetlb\n");
-    put(&t.path().join("unified/cgroup.subtree_control"), "\n");
+    unified(t.path(), "hugetlb\n", "\n");
     let l = detect(t.path()).unwrap();
     assert_eq!(l.version_label(), "hybrid");
     assert_eq!(l.unified(), Some(t.path().join("unified").as_path()));
@@ -255,17 +345,11 @@ fn v1_create_and_every_operation() {
     // Usage and throttling.
     put(&dir("cpuacct").join("cpuacct.usage"), "123456789\n");
     assert_eq!(g.cpu_usage_ns().unwrap(), 123_456_789);
-    put(
+    assert_cpu_stat(
+        &g,
         &dir("cpu").join("cpu.stat"),
         "nr_periods 10\nnr_throttled 8\nthrottled_time 640000000\nnr_bursts 0\nburst_time 0\n",
-    );
-    assert_eq!(
-        g.cpu_stat().unwrap(),
-        CpuStat {
-            nr_periods: 10,
-            nr_throttled: 8,
-            throttled_ns: 640_000_000
-        }
+        (10, 8, 640_000_000),
     );
 
     // Weight → shares.
@@ -393,29 +477,15 @@ fn v1_watched_files() {
 
 #[test]
 fn v2_watched_files_and_optional_ones() {
-    let t = fake_v2("cpu memory pids\n");
-    let r = t.path();
-    v2_parent(r, "cpu memory pids\n");
-    let l = detect(r).unwrap();
-    let g = create(&l, "w2", &ALL).unwrap();
-    let d = r.join("workbench/w2");
-    populate_v2(&d, false);
+    let (t, g, d) = v2_group("w2", false);
+    let l = detect(t.path()).unwrap();
 
-    let labels = |res| -> Vec<String> { g.files_for(res).into_iter().map(|w| w.label).collect() };
-    assert_eq!(labels(Resource::CpuQuota), ["cpu.max"]);
-    assert_eq!(labels(Resource::CpuStat), ["cpu.stat"]);
-    assert_eq!(labels(Resource::CpuWeight), ["cpu.weight"]);
     // memory.peak (Linux >= 5.19) is optional: absent here, so not listed.
-    assert_eq!(
-        labels(Resource::Memory),
-        ["memory.max", "memory.swap.max", "memory.current"]
-    );
+    assert_v2_watched(&g);
     put(&d.join("memory.peak"), "0\n");
-    assert_eq!(labels(Resource::Memory).last().unwrap(), "memory.peak");
+    assert_eq!(labels(&g, Resource::Memory).last().unwrap(), "memory.peak");
     fs::remove_file(d.join("memory.swap.max")).unwrap();
-    assert!(!labels(Resource::Memory).contains(&"memory.swap.max".to_string()));
-    assert_eq!(labels(Resource::MemoryEvents), ["memory.events"]);
-    assert_eq!(labels(Resource::Pids), ["pids.max", "pids.current", "pids.events"]);
+    assert!(!labels(&g, Resource::Memory).contains(&"memory.swap.max".to_string()));
     let procs = g.files_for(Resource::Procs);
     assert_eq!(procs.len(), 1);
     assert_eq!(procs[0].path, d.join("cgroup.procs"));
@@ -442,10 +512,8 @@ fn v2_watched_files_and_optional_ones() {
 
 #[test]
 fn v2_create_enables_controllers_in_own_parent_only() {
-    let t = fake_v2("cpu memory pids\n");
+    let (t, l) = v2_host();
     let r = t.path();
-    v2_parent(r, "cpu memory pids\n");
-    let l = detect(r).unwrap();
     let g = create(&l, "demo", &ALL).unwrap();
     assert_eq!(g.paths(), vec![r.join("workbench/demo")]);
     assert!(r.join("workbench/demo").is_dir());
@@ -504,13 +572,7 @@ fn v2_root_without_controller_is_a_clear_error() {
 
 #[test]
 fn v2_every_operation() {
-    let t = fake_v2("cpu memory pids\n");
-    let r = t.path();
-    v2_parent(r, "cpu memory pids\n");
-    let l = detect(r).unwrap();
-    let g = create(&l, "ops", &ALL).unwrap();
-    let d = r.join("workbench/ops");
-    populate_v2(&d, true);
+    let (_t, g, d) = v2_group("ops", true);
 
     g.add_process(4321).unwrap();
     assert_eq!(get(&d.join("cgroup.procs")), "4321");
@@ -526,19 +588,13 @@ fn v2_every_operation() {
     put(&d.join("cpu.max"), "max 100000\n");
     assert_eq!(g.cpu_quota().unwrap().quota_us, None);
 
-    put(
+    assert_cpu_stat(
+        &g,
         &d.join("cpu.stat"),
         "usage_usec 200123\nuser_usec 200000\nsystem_usec 123\nnr_periods 11\nnr_throttled 9\nthrottled_usec 720000\nnr_bursts 0\nburst_usec 0\n",
+        (11, 9, 720_000_000),
     );
     assert_eq!(g.cpu_usage_ns().unwrap(), 200_123_000);
-    assert_eq!(
-        g.cpu_stat().unwrap(),
-        CpuStat {
-            nr_periods: 11,
-            nr_throttled: 9,
-            throttled_ns: 720_000_000
-        }
-    );
 
     g.set_cpu_weight(250).unwrap();
     assert_eq!(get(&d.join("cpu.weight")), "250");
@@ -584,16 +640,7 @@ fn v2_every_operation() {
     assert!(matches!(g.cpu_stat(), Err(Error::Parse { .. })));
 
     // Watched files.
-    let labels = |r| -> Vec<String> { g.files_for(r).into_iter().map(|w| w.label).collect() };
-    assert_eq!(labels(Resource::CpuQuota), ["cpu.max"]);
-    assert_eq!(labels(Resource::CpuStat), ["cpu.stat"]);
-    assert_eq!(labels(Resource::CpuWeight), ["cpu.weight"]);
-    assert_eq!(
-        labels(Resource::Memory),
-        ["memory.max", "memory.swap.max", "memory.current"]
-    );
-    assert_eq!(labels(Resource::MemoryEvents), ["memory.events"]);
-    assert_eq!(labels(Resource::Pids), ["pids.max", "pids.current", "pids.events"]);
+    assert_v2_watched(&g);
     let vals = read_watched(&g.files_for(Resource::Memory));
     assert_eq!(vals["memory.max"], "max");
     assert_eq!(vals["memory.current"], "4096");
@@ -605,8 +652,7 @@ fn v2_every_operation() {
 fn hybrid_uses_v1_hierarchies_and_leaves_unified_alone() {
     let t = fake_v1(true);
     let r = t.path();
-    put(&r.join("unified/cgroup.controllers"), "hugetlb\n");
-    put(&r.join("unified/cgroup.subtree_control"), "\n");
+    unified(r, "hugetlb\n", "\n");
     let l = detect(r).unwrap();
     let g = create(&l, "hy", &ALL).unwrap();
     assert!(g.paths().iter().all(|p| !p.starts_with(r.join("unified"))));
@@ -616,14 +662,10 @@ fn hybrid_uses_v1_hierarchies_and_leaves_unified_alone() {
 
 #[test]
 fn hybrid_routes_v2_only_controller_to_unified() {
-    let t = TempDir::new().unwrap();
+    let t = v1_tree(true);
     let r = t.path();
-    v1_cpu_files(&r.join("cpu"));
-    v1_cpuacct_files(&r.join("cpuacct"));
-    v1_memory_files(&r.join("memory"), true);
     // pids only exists on the unified hierarchy, enabled at its root.
-    put(&r.join("unified/cgroup.controllers"), "pids\n");
-    put(&r.join("unified/cgroup.subtree_control"), "pids\n");
+    unified(r, "pids\n", "pids\n");
     v2_parent(&r.join("unified"), "pids\n");
     let l = detect(r).unwrap();
     assert_eq!(l.version_label(), "hybrid");
@@ -729,8 +771,7 @@ fn v1_needs_a_controller_and_reports_missing_ones() {
 #[test]
 fn summaries() {
     let t = fake_v1(true);
-    put(&t.path().join("unified/cgroup.controllers"), "hugetlb\n");
-    put(&t.path().join("unified/cgroup.subtree_control"), "\n");
+    unified(t.path(), "hugetlb\n", "\n");
     let s = detect(t.path()).unwrap().summary();
     assert_eq!(s.version, "hybrid");
     assert_eq!(s.cpu_bandwidth, Some(true));
@@ -785,10 +826,8 @@ fn planned_paths_match_create_and_touch_nothing() {
     assert_eq!(g.paths(), planned);
 
     // v2: one directory; neither the parent nor its subtree_control is written.
-    let t = fake_v2("cpu memory pids\n");
+    let (t, l) = v2_host();
     let r = t.path();
-    v2_parent(r, "cpu memory pids\n");
-    let l = detect(r).unwrap();
     let planned = planned_paths(&l, "plan", &[Controller::Pids]).unwrap();
     assert_eq!(planned, vec![r.join("workbench/plan")]);
     assert_eq!(get(&r.join("workbench/cgroup.subtree_control")), "\n");

@@ -38,6 +38,15 @@ fn setup(needs: &[Controller]) -> Option<Layout> {
     Some(layout)
 }
 
+/// When `setup(controllers)`: the layout, and a new group `unique(prefix)`
+/// with those controllers (removed when dropped) and its name.
+fn new_group(prefix: &str, controllers: &[Controller]) -> Option<(Layout, String, RemoveOnDrop)> {
+    let layout = setup(controllers)?;
+    let name = unique(prefix);
+    let g = create(&layout, &name, controllers).unwrap().remove_on_drop();
+    Some((layout, name, g))
+}
+
 fn unique(prefix: &str) -> String {
     let mut h = RandomState::new().build_hasher();
     h.write_u32(std::process::id());
@@ -60,6 +69,13 @@ impl ChildGuard {
             .spawn()
             .expect("spawn /bin/sh");
         ChildGuard(Some(child))
+    }
+
+    /// `spawn_waiting`, moved into `g`.
+    fn spawn_in(g: &Group, script: &str) -> Self {
+        let child = Self::spawn_waiting(script);
+        g.add_process(child.pid()).unwrap();
+        child
     }
 
     fn pid(&self) -> i32 {
@@ -103,13 +119,9 @@ impl Drop for ChildGuard {
 
 #[test]
 fn lifecycle_membership_and_remove() {
-    let Some(layout) = setup(&[Controller::Cpu, Controller::Memory, Controller::Pids]) else {
+    let Some((layout, name, g)) = new_group("life", &[Controller::Cpu, Controller::Memory, Controller::Pids]) else {
         return;
     };
-    let name = unique("life");
-    let g = create(&layout, &name, &[Controller::Cpu, Controller::Memory, Controller::Pids])
-        .unwrap()
-        .remove_on_drop();
     let paths = g.paths();
     for p in &paths {
         assert!(p.is_dir(), "{p:?}");
@@ -122,8 +134,7 @@ fn lifecycle_membership_and_remove() {
         assert!(paths.contains(&acct.join("workbench").join(&name)));
     }
 
-    let mut child = ChildGuard::spawn_waiting("read _; exec sleep 30");
-    g.add_process(child.pid()).unwrap();
+    let mut child = ChildGuard::spawn_in(&g, "read _; exec sleep 30");
     assert_eq!(g.procs().unwrap(), vec![child.pid()]);
     // The kernel agrees: /proc/PID/cgroup shows the group in each hierarchy.
     let member = read_proc_cgroup(child.pid()).unwrap();
@@ -159,12 +170,9 @@ fn lifecycle_membership_and_remove() {
 
 #[test]
 fn cpu_quota_throttles_a_busy_loop() {
-    let Some(layout) = setup(&[Controller::Cpu]) else {
+    let Some((_, _, g)) = new_group("cpu", &[Controller::Cpu]) else {
         return;
     };
-    let g = create(&layout, &unique("cpu"), &[Controller::Cpu])
-        .unwrap()
-        .remove_on_drop();
     g.set_cpu_quota(20_000, 100_000).unwrap();
     let q = g.cpu_quota().unwrap();
     assert_eq!((q.quota_us, q.period_us), (Some(20_000), 100_000));
@@ -175,8 +183,7 @@ fn cpu_quota_throttles_a_busy_loop() {
     );
 
     // Bounded: the loop runs under `timeout 20` even if everything else fails.
-    let mut child = ChildGuard::spawn_waiting("read _; exec timeout 20 sh -c 'while :; do :; done'");
-    g.add_process(child.pid()).unwrap();
+    let mut child = ChildGuard::spawn_in(&g, "read _; exec timeout 20 sh -c 'while :; do :; done'");
     child.release();
     sleep(Duration::from_millis(300)); // let it start and hit the quota
     let (u0, t0) = (g.cpu_usage_ns().unwrap(), Instant::now());
@@ -207,12 +214,9 @@ fn cpu_quota_throttles_a_busy_loop() {
 
 #[test]
 fn cpu_weight_roundtrip_on_kernel() {
-    let Some(layout) = setup(&[Controller::Cpu]) else {
+    let Some((_, _, g)) = new_group("weight", &[Controller::Cpu]) else {
         return;
     };
-    let g = create(&layout, &unique("weight"), &[Controller::Cpu])
-        .unwrap()
-        .remove_on_drop();
     for w in [1, 100, 250, 10_000] {
         g.set_cpu_weight(w).unwrap();
         assert_eq!(g.cpu_weight().unwrap(), w);
@@ -229,12 +233,9 @@ fn cpu_weight_roundtrip_on_kernel() {
 
 #[test]
 fn memory_limit_oom_kills_a_hog() {
-    let Some(layout) = setup(&[Controller::Memory]) else {
+    let Some((_, _, g)) = new_group("mem", &[Controller::Memory]) else {
         return;
     };
-    let g = create(&layout, &unique("mem"), &[Controller::Memory])
-        .unwrap()
-        .remove_on_drop();
     // Raising and lowering exercises the memsw ordering rule on v1.
     g.set_memory_limit(32 << 20, Some(0)).unwrap();
     g.set_memory_limit(64 << 20, Some(0)).unwrap();
@@ -282,22 +283,19 @@ fn memory_limit_oom_kills_a_hog() {
 
 #[test]
 fn pids_max_refuses_forks() {
-    let Some(layout) = setup(&[Controller::Pids]) else {
+    let Some((_, _, g)) = new_group("pids", &[Controller::Pids]) else {
         return;
     };
-    let g = create(&layout, &unique("pids"), &[Controller::Pids])
-        .unwrap()
-        .remove_on_drop();
     g.set_pids_max(3).unwrap();
     assert_eq!(g.pids_max().unwrap(), Some(3));
     assert_eq!(g.pids_max_events().unwrap(), 0);
 
     // sh + 2 sleeps fit; the third fork must fail.
-    let mut child = ChildGuard::spawn_waiting(
+    let mut child = ChildGuard::spawn_in(
+        &g,
         // The sleeps must not hold our stderr pipe open, or reading it would wait for them.
         "read _; for i in 1 2 3 4; do sleep 30 2>/dev/null & done; wait; exit 0",
     );
-    g.add_process(child.pid()).unwrap();
     child.release();
     let (st, stderr) = child
         .wait_for(Duration::from_secs(10))
@@ -333,15 +331,11 @@ fn running(pid: i32) -> bool {
 
 #[test]
 fn cleanup_by_path_removes_only_workbench_groups() {
-    let Some(layout) = setup(&[Controller::Memory]) else {
+    let Some((layout, _, g)) = new_group("cleanup", &[Controller::Memory]) else {
         return;
     };
-    let g = create(&layout, &unique("cleanup"), &[Controller::Memory])
-        .unwrap()
-        .remove_on_drop();
     let dir = g.paths().remove(0);
-    let mut child = ChildGuard::spawn_waiting("read _; exec sleep 30");
-    g.add_process(child.pid()).unwrap();
+    let mut child = ChildGuard::spawn_in(&g, "read _; exec sleep 30");
 
     // Someone else's group and hierarchy roots are refused and stay intact.
     let mem_root = layout

@@ -46,12 +46,17 @@ fn layers(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn cfg() -> ImageConfig {
-    ImageConfig {
-        name: "wb-test".into(),
-        tag: "v1".into(),
-        cmd: vec!["/bin/sh".into(), "-c".into(), "echo hi".into()],
-        env: vec!["PATH=/bin".into()],
-    }
+    common::image_config("wb-test", &["/bin/sh", "-c", "echo hi"])
+}
+
+/// A temporary directory with the two `layers` and, in "reference", the
+/// `expected_rootfs` of them.
+fn stack() -> (tempfile::TempDir, Vec<PathBuf>, PathBuf) {
+    let t = tempdir();
+    let ls = layers(t.path());
+    let reference = t.path().join("reference");
+    expected_rootfs(&ls, &reference);
+    (t, ls, reference)
 }
 
 /// The reference rootfs: the raw tars applied directly.
@@ -87,10 +92,7 @@ fn check_flattened(img: &LoadedImage, reference: &Path, scratch: &Path, label: &
 
 #[test]
 fn oci_layout_round_trip() {
-    let t = tempdir();
-    let ls = layers(t.path());
-    let reference = t.path().join("reference");
-    expected_rootfs(&ls, &reference);
+    let (t, ls, reference) = stack();
 
     let dir = t.path().join("oci");
     let saved = save_oci(&ls, &cfg(), &dir).unwrap();
@@ -181,10 +183,7 @@ fn oci_layout_holds_several_images_and_rejects_bad_ones() {
 
 #[test]
 fn docker_save_directory_and_tar_round_trip() {
-    let t = tempdir();
-    let ls = layers(t.path());
-    let reference = t.path().join("reference");
-    expected_rootfs(&ls, &reference);
+    let (t, ls, reference) = stack();
 
     let dir = t.path().join("docker-dir");
     let saved = save_docker_dir(&ls, &cfg(), &dir).unwrap();

@@ -88,10 +88,16 @@ fn index_entry(annotations: &str, manifest: &str) -> String {
     )
 }
 
-#[test]
-fn oci_layout_json_is_unchanged() {
+/// A temporary directory with the two `layers` in it.
+fn saved_layers() -> (tempfile::TempDir, Vec<PathBuf>) {
     let t = tempdir();
     let ls = layers(t.path());
+    (t, ls)
+}
+
+#[test]
+fn oci_layout_json_is_unchanged() {
+    let (t, ls) = saved_layers();
     let oci = t.path().join("oci");
     let s1 = save_oci(&ls, &full(), &oci).unwrap();
     let bare = ImageConfig {
@@ -132,8 +138,7 @@ fn oci_layout_json_is_unchanged() {
 
 #[test]
 fn docker_save_json_is_unchanged() {
-    let t = tempdir();
-    let ls = layers(t.path());
+    let (t, ls) = saved_layers();
     let d = t.path().join("docker");
     let s = save_docker_dir(&ls, &full(), &d).unwrap();
     let config = config_json(CMD_ENV, &[DIFF_A, DIFF_B]);

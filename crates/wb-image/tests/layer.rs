@@ -5,7 +5,7 @@ mod common;
 
 use std::fs;
 use std::os::unix::fs::{symlink, FileTypeExt, MetadataExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use common::{describe, hardlink_groups, mkdir, owner, tempdir, write_file, TarFixture};
 use wb_image::layer::{apply_layer, list_layer, upper_to_layer, ApplyMode};
@@ -29,14 +29,20 @@ fn fixture_upper(root: &Path) {
     nix::unistd::mkfifo(&root.join("fifo"), nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
 }
 
-#[test]
-fn upper_dir_whiteouts_and_opaque_dirs_become_wh_files() {
-    require_root!("upper_dir_whiteouts_and_opaque_dirs_become_wh_files");
+/// A temporary directory with `fixture_upper` in "upper", and that upper dir
+/// as a layer.
+fn upper_layer() -> (tempfile::TempDir, PathBuf, Vec<u8>) {
     let t = tempdir();
     let upper = t.path().join("upper");
     fixture_upper(&upper);
-
     let bytes = upper_to_layer(&upper, Vec::new()).unwrap();
+    (t, upper, bytes)
+}
+
+#[test]
+fn upper_dir_whiteouts_and_opaque_dirs_become_wh_files() {
+    require_root!("upper_dir_whiteouts_and_opaque_dirs_become_wh_files");
+    let (_t, upper, bytes) = upper_layer();
     let listing: Vec<String> = list_layer(&bytes[..])
         .unwrap()
         .iter()
@@ -77,10 +83,7 @@ fn upper_dir_whiteouts_and_opaque_dirs_become_wh_files() {
 #[test]
 fn layer_applied_in_overlay_mode_recreates_markers() {
     require_root!("layer_applied_in_overlay_mode_recreates_markers");
-    let t = tempdir();
-    let upper = t.path().join("upper");
-    fixture_upper(&upper);
-    let bytes = upper_to_layer(&upper, Vec::new()).unwrap();
+    let (t, upper, bytes) = upper_layer();
 
     let back = t.path().join("back");
     let report = apply_layer(&bytes[..], &back, ApplyMode::Overlay).unwrap();

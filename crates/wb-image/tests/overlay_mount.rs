@@ -7,7 +7,10 @@ use std::fs;
 use std::os::unix::fs::{symlink, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use common::{describe, hardlink_groups, in_private_mount_ns, mkdir, mount_points, tempdir, write_file, TarFixture};
+use common::{
+    describe, hardlink_groups, in_private_mount_ns, in_scratch_mount_ns, mkdir, mount_points, tempdir, write_file,
+    TarFixture,
+};
 use wb_image::image::{load_docker_archive, load_oci, save_docker_archive, save_oci, ImageConfig};
 use wb_image::layer::upper_to_layer_file;
 use wb_image::overlay::{is_opaque, is_whiteout, render_tree, tree, OverlaySpec};
@@ -101,9 +104,7 @@ fn classic_overlay_tutorial() {
 #[test]
 fn several_lowers_stack_top_first() {
     require_root!("several_lowers_stack_top_first");
-    let t = tempdir();
-    let base = t.path().to_path_buf();
-    in_private_mount_ns(move || {
+    in_scratch_mount_ns(move |base| {
         let spec = OverlaySpec::under(&base, 3);
         spec.create_dirs().unwrap();
         let [l1, l2, l3] = [&spec.lowers[0], &spec.lowers[1], &spec.lowers[2]];
@@ -143,9 +144,7 @@ fn several_lowers_stack_top_first() {
 #[test]
 fn image_of_lower_plus_upper_flattens_to_the_merged_view() {
     require_root!("image_of_lower_plus_upper_flattens_to_the_merged_view");
-    let t = tempdir();
-    let base = t.path().to_path_buf();
-    in_private_mount_ns(move || {
+    in_scratch_mount_ns(move |base| {
         let spec = OverlaySpec::under(&base.join("ovl"), 1);
         spec.create_dirs().unwrap();
         let lower = &spec.lowers[0];
@@ -233,9 +232,7 @@ fn image_of_lower_plus_upper_flattens_to_the_merged_view() {
 #[test]
 fn mount_errors_name_the_mount_point() {
     require_root!("mount_errors_name_the_mount_point");
-    let t = tempdir();
-    let base = t.path().to_path_buf();
-    let err = in_private_mount_ns(move || {
+    let err = in_scratch_mount_ns(move |base| {
         let spec = OverlaySpec::under(&base, 1);
         // No directories created: the kernel refuses.
         spec.mount().unwrap_err().to_string()
@@ -249,9 +246,7 @@ fn mount_errors_name_the_mount_point() {
 #[test]
 fn fixture_tar_flattened_through_image_hides_whiteouts_in_overlay_too() {
     require_root!("fixture_tar_flattened_through_image_hides_whiteouts_in_overlay_too");
-    let t = tempdir();
-    let base = t.path().to_path_buf();
-    in_private_mount_ns(move || {
+    in_scratch_mount_ns(move |base| {
         let l1 = TarFixture::new()
             .dir("etc", 0o755, 0, 0)
             .file("etc/a", 0o644, 0, 0, "a")

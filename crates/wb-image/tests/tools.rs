@@ -47,12 +47,7 @@ fn layers(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn cfg() -> ImageConfig {
-    ImageConfig {
-        name: "wb-tools".into(),
-        tag: "v1".into(),
-        cmd: vec!["/bin/hello".into()],
-        env: vec!["PATH=/bin".into()],
-    }
+    common::image_config("wb-tools", &["/bin/hello"])
 }
 
 fn run(cmd: &mut Command) -> String {

@@ -24,6 +24,17 @@ fn is_root() -> bool {
     }
 }
 
+/// When root: a child in a new network namespace (see `ChildNs`), its PID and
+/// a random id for the names of the links a test makes in it.
+fn child_ns() -> Option<(ChildNs, i32, String)> {
+    if !is_root() {
+        return None;
+    }
+    let ns = ChildNs::new();
+    let pid = ns.pid();
+    Some((ns, pid, rand_id(6)))
+}
+
 /// A few random hex characters, for unique `wb...` names.
 fn rand_id(n: usize) -> String {
     let uuid = std::fs::read_to_string("/proc/sys/kernel/random/uuid").expect("read uuid");
@@ -176,12 +187,9 @@ fn missing_netns_is_a_clear_error() {
 /// namespace (links, addresses, routes), after a few changes.
 #[test]
 fn snapshot_agrees_with_iproute2() {
-    if !is_root() {
+    let Some((_ns, pid, id)) = child_ns() else {
         return;
-    }
-    let ns = ChildNs::new();
-    let pid = ns.pid();
-    let id = rand_id(6);
+    };
     let (br, va, vb) = (format!("wbbr{id}"), format!("wbva{id}"), format!("wbvb{id}"));
     in_netns_of(pid, || {
         set_up("lo")?;
@@ -312,11 +320,9 @@ fn snapshot_agrees_with_iproute2() {
 
 #[test]
 fn errors_name_the_operation_and_deletes_of_missing_things_are_not_errors() {
-    if !is_root() {
+    let Some((ns, _, id)) = child_ns() else {
         return;
-    }
-    let ns = ChildNs::new();
-    let id = rand_id(6);
+    };
     let br = format!("wbbr{id}");
     let (br2, missing) = (br.clone(), format!("wbno{id}"));
     in_netns_of(ns.pid(), move || {
@@ -516,12 +522,9 @@ fn veth_bridge_between_host_and_netns() {
 /// lower device and UDP port that iproute2 reads back.
 #[test]
 fn vxlan_endpoint_matches_iproute2() {
-    if !is_root() {
+    let Some((_ns, pid, id)) = child_ns() else {
         return;
-    }
-    let ns = ChildNs::new();
-    let pid = ns.pid();
-    let id = rand_id(6);
+    };
     let (va, vb) = (format!("wbxa{id}"), format!("wbxb{id}"));
     in_netns_of(pid, || {
         create_veth(&va, &vb)?;

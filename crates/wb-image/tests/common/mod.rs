@@ -51,6 +51,24 @@ pub fn tempdir() -> tempfile::TempDir {
         .expect("tempdir")
 }
 
+/// `in_private_mount_ns` with a new temporary directory (removed afterwards)
+/// for `f` to work in.
+pub fn in_scratch_mount_ns<T: Send + 'static>(f: impl FnOnce(PathBuf) -> T + Send + 'static) -> T {
+    let t = tempdir();
+    let base = t.path().to_path_buf();
+    in_private_mount_ns(move || f(base))
+}
+
+/// An image config tagged v1 with PATH=/bin that runs `cmd`.
+pub fn image_config(name: &str, cmd: &[&str]) -> wb_image::image::ImageConfig {
+    wb_image::image::ImageConfig {
+        name: name.into(),
+        tag: "v1".into(),
+        cmd: cmd.iter().map(|c| c.to_string()).collect(),
+        env: vec!["PATH=/bin".into()],
+    }
+}
+
 /// Build a layer tar by hand, including entries the tar crate would refuse.
 pub struct TarFixture {
     b: tar::Builder<Vec<u8>>,

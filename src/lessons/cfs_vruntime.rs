@@ -786,6 +786,12 @@ prio                                         :                  120
         let code = out.status.code();
         assert!(matches!(code, Some(0) | Some(3)), "exit {code:?}; stderr: {stderr}; {lines:#?}");
         let steps: Vec<&serde_json::Value> = lines.iter().filter(|v| v["type"] == "step").collect();
+        // What this kernel showed (with --nocapture or RUST_TEST_NOCAPTURE=1).
+        for s in steps.iter().filter(|s| ["equal-weights", "sample"].contains(&s["id"].as_str().unwrap_or(""))) {
+            for c in s["checks"].as_array().into_iter().flatten() {
+                eprintln!("{}: {}: expected {}, got {} ({})", s["id"], c["name"], c["expected"], c["actual"], c["pass"]);
+            }
+        }
         let ids: Vec<&str> = steps.iter().map(|s| s["id"].as_str().unwrap()).collect();
         assert_eq!(ids, ["start-hogs", "equal-weights", "renice", "sample", "stop"]);
         for s in &steps {

@@ -425,7 +425,7 @@ impl Lesson for CfsVruntime {
                 for n in NAMES {
                     before.insert(format!("hog {n}"), "not running".into());
                 }
-                let (cpu, note) = crate::lessons::cpu_shares::choose_cpu(&hog::allowed_cpus(), &cg::other_runs_hogs());
+                let (cpu, note) = cg::choose_cpu(&hog::allowed_cpus(), &cg::other_runs_hogs());
                 self.cpu = cpu;
                 if let Some(note) = note {
                     r.say("workbench", "# which CPU", note);

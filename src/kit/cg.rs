@@ -405,6 +405,33 @@ pub fn other_runs_hogs() -> Vec<OtherHog> {
     out
 }
 
+/// The CPU to pin a lesson's competing hogs to (pure): the allowed CPU with the fewest busy
+/// threads of other workbench runs pinned to it alone (`Cpus_allowed_list`
+/// is just that CPU); the last one on a tie (the first is where the host's
+/// own work tends to go). Returns the CPU and, when others were counted, a
+/// line for the transcript.
+pub fn choose_cpu(allowed: &[usize], others: &[OtherHog]) -> (usize, Option<String>) {
+    let pinned = |cpu: usize| {
+        others
+            .iter()
+            .filter(|o| o.cpus == cpu.to_string())
+            .map(|o| o.busy_threads)
+            .sum::<usize>()
+    };
+    let cpu = allowed.iter().rev().copied().min_by_key(|c| pinned(*c)).unwrap_or(0);
+    if others.is_empty() {
+        return (cpu, None);
+    }
+    let counts: Vec<String> = allowed.iter().map(|c| format!("CPU {c}: {}", pinned(*c))).collect();
+    (
+        cpu,
+        Some(format!(
+            "busy threads of other workbench runs pinned to each CPU — {}: CPU {cpu} has the fewest",
+            counts.join(", ")
+        )),
+    )
+}
+
 /// `49.8%`.
 pub fn pct(p: f64) -> String {
     format!("{p:.1}%")
@@ -697,6 +724,28 @@ fn reclaim_terminal(shell_pid: i32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cpu_fewest_others_are_pinned_to() {
+        let hog = |cpus: &str, n: usize| OtherHog {
+            run: "run x (cpu-shares)".into(),
+            pid: 1,
+            busy_threads: n,
+            cpus: cpus.into(),
+        };
+        // Alone: the last CPU, as before, and nothing to say.
+        assert_eq!(choose_cpu(&[0, 1], &[]), (1, None));
+        // Two other runs' hogs on CPU 1: CPU 0.
+        let (cpu, note) = choose_cpu(&[0, 1], &[hog("1", 1), hog("1", 1), hog("0-1", 2)]);
+        assert_eq!(cpu, 0);
+        assert_eq!(
+            note.unwrap(),
+            "busy threads of other workbench runs pinned to each CPU — CPU 0: 0, CPU 1: 2: CPU 0 has the fewest"
+        );
+        // A tie: the last.
+        assert_eq!(choose_cpu(&[0, 1, 2], &[hog("0", 1), hog("2", 1)]).0, 1);
+        assert_eq!(choose_cpu(&[0, 1], &[hog("0", 1), hog("1", 1)]).0, 1);
+    }
 
     fn wf(dir: &Path, name: &str) -> WatchedFile {
         WatchedFile {

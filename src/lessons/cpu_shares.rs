@@ -37,21 +37,6 @@ const TOLERANCE_POINTS: f64 = 5.0;
 /// time for their split to be judged, if other processes took the rest.
 pub const MIN_TOGETHER: f64 = 30.0;
 
-/// The CPU to pin both hogs to (pure): the allowed CPU with the fewest busy
-/// threads of other workbench runs pinned to it alone (`Cpus_allowed_list`
-/// is just that CPU); the last one on a tie (the first is where the host's
-/// own work tends to go). Returns the CPU and, when others were counted, a
-/// line for the transcript.
-pub fn choose_cpu(allowed: &[usize], others: &[cg::OtherHog]) -> (usize, Option<String>) {
-    let pinned = |cpu: usize| others.iter().filter(|o| o.cpus == cpu.to_string()).map(|o| o.busy_threads).sum::<usize>();
-    let cpu = allowed.iter().rev().copied().min_by_key(|c| pinned(*c)).unwrap_or(0);
-    if others.is_empty() {
-        return (cpu, None);
-    }
-    let counts: Vec<String> = allowed.iter().map(|c| format!("CPU {c}: {}", pinned(*c))).collect();
-    (cpu, Some(format!("busy threads of other workbench runs pinned to each CPU — {}: CPU {cpu} has the fewest", counts.join(", "))))
-}
-
 /// The verdict on A's part of the CPU (pure). Off the weights by more than
 /// the tolerance fails, unless A and B together got less than
 /// [`MIN_TOGETHER`] of their CPU because other processes used it (less
@@ -163,7 +148,7 @@ impl Lesson for CpuShares {
                 r.observe(cg::facts_snapshot("before", before), cg::facts_snapshot("weights set", after));
             }
             "start-hogs" => {
-                let (cpu, note) = choose_cpu(&hog::allowed_cpus(), &cg::other_runs_hogs());
+                let (cpu, note) = cg::choose_cpu(&hog::allowed_cpus(), &cg::other_runs_hogs());
                 self.cpu = cpu;
                 if let Some(note) = note {
                     r.say("workbench", "# which CPU", note);
@@ -355,20 +340,6 @@ mod tests {
             let e = weights(&opts(bad)).unwrap_err().to_string();
             assert!(e.starts_with("--weights must be two whole numbers from 1 to 100"), "{bad}: {e}");
         }
-    }
-
-    #[test]
-    fn the_cpu_fewest_others_are_pinned_to() {
-        let hog = |cpus: &str, n: usize| cg::OtherHog { run: "run x (cpu-shares)".into(), pid: 1, busy_threads: n, cpus: cpus.into() };
-        // Alone: the last CPU, as before, and nothing to say.
-        assert_eq!(choose_cpu(&[0, 1], &[]), (1, None));
-        // Two other runs' hogs on CPU 1: CPU 0.
-        let (cpu, note) = choose_cpu(&[0, 1], &[hog("1", 1), hog("1", 1), hog("0-1", 2)]);
-        assert_eq!(cpu, 0);
-        assert_eq!(note.unwrap(), "busy threads of other workbench runs pinned to each CPU — CPU 0: 0, CPU 1: 2: CPU 0 has the fewest");
-        // A tie: the last.
-        assert_eq!(choose_cpu(&[0, 1, 2], &[hog("0", 1), hog("2", 1)]).0, 1);
-        assert_eq!(choose_cpu(&[0, 1], &[hog("0", 1), hog("1", 1)]).0, 1);
     }
 
     #[test]

@@ -728,7 +728,7 @@ impl Lesson for Namespaces {
                 state::forget(&Resource::Process { pid, start_time: start });
                 r.say("parent", format!("kill -KILL {pid}; wait"), "");
                 let after_kill = references("net", inode);
-                r.say("host", format!("tasks in net:[{inode}] after the kill"), list_or_none(&after_kill.tasks));
+                r.say("host", format!("ls -l /proc/*/task/*/ns/net | grep -c 'net:\\[{inode}\\]'   # tasks left in the namespace"), after_kill.tasks.len().to_string());
                 r.check_eq("no task is left in the namespace", "none".to_string(), list_or_none(&after_kill.tasks));
                 r.check("the mount still refers to it", "at least 1 mount", format!("{} mount(s)", after_kill.mounts.len()), !after_kill.mounts.is_empty());
                 let (_, entered, out) = enter_and_list(&mut r, cx, &file, &format!("nsenter --net={} ip link", file.display()))?;

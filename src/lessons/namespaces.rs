@@ -973,6 +973,56 @@ mod tests {
         panic!("our table never matched lsns --json ({stable} stable tries); the last:\n{last}");
     }
 
+    /// The whole lesson as root, through the runner (`--json`): every step
+    /// passes, and the run leaves no state file, no nsfs mount and no process
+    /// behind. This is also how the pure cgroup v2 VM runs it (`scripts/v2-vm
+    /// --exe 'workbench (unit tests)' --only namespaces`). Skipped unless root
+    /// with a static busybox; on the shared machine run it under
+    /// `flock /tmp/wb-root.lock`.
+    #[test]
+    fn the_lesson_passes_and_leaves_nothing_as_root() {
+        let host = Host::probe();
+        if !host.is_root || host.busybox_static.is_none() {
+            eprintln!("skipped: the lesson needs root and a static busybox");
+            return;
+        }
+        let def = crate::lessons::find("namespaces").expect("the lesson is registered");
+        let opts = crate::lesson::runner::RunOptions {
+            json: true,
+            markdown: false,
+            step: false,
+            shell: false,
+            style: crate::observe::render::Style::PLAIN,
+        };
+        let summary = crate::lesson::runner::run(def, &opts, LessonOptions::default()).expect("the lesson runs");
+        assert_eq!(
+            (summary.steps_passed, summary.steps),
+            (def.steps.len(), def.steps.len()),
+            "{summary:?}"
+        );
+        assert!(summary.pass && summary.cleanup_problems.is_empty(), "{summary:?}");
+        let state_file = crate::state::run_root().join(format!("runs/{}.json", summary.run_id));
+        assert!(!state_file.exists(), "{} is left", state_file.display());
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let left: Vec<&str> = mountinfo.lines().filter(|l| l.contains(PIN_FILE)).collect();
+        assert!(left.is_empty(), "the bind mount is left: {left:?}");
+        // The lesson's children are clones of this test binary (other tests may run other programs).
+        let me = crate::kernel::proc::self_pid();
+        let exe = std::fs::read_link("/proc/self/exe").unwrap();
+        let clones: Vec<i32> = numeric_dirs(Path::new(&format!("/proc/{me}/task")))
+            .into_iter()
+            .flat_map(|tid| {
+                std::fs::read_to_string(format!("/proc/{me}/task/{tid}/children"))
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .filter_map(|p| p.parse::<i32>().ok())
+                    .collect::<Vec<_>>()
+            })
+            .filter(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|e| e == exe))
+            .collect();
+        assert!(clones.is_empty(), "namespace children are left: {clones:?}");
+    }
+
     #[test]
     fn references_find_this_process_in_its_own_namespace() {
         let net = inode_of("/proc/self/ns/net");

@@ -25,6 +25,9 @@ pub fn closest(name: &str) -> Option<String> {
     }
     names
         .into_iter()
+        // A short alias ("ns") is close to anything that starts with its
+        // letters: it is typed exactly or not at all.
+        .filter(|n| n.chars().count() >= 4)
         .map(|n| (strsim::jaro_winkler(name, &n), n))
         .filter(|(score, _)| *score > 0.7)
         .max_by(|a, b| a.0.total_cmp(&b.0))

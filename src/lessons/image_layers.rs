@@ -20,7 +20,7 @@ use rootfs_builder::build::{build_rootfs, RootfsSpec};
 use wb_image::layer::{list_layer, LayerEntry};
 use wb_image::{ImageConfig, OverlaySpec, TreeEntry};
 
-use super::overlay_demo::{describe, mountinfo_lines, require_overlayfs, tree_text, xattr_value};
+use crate::kit::overlay::{describe, mountinfo_lines, require_overlayfs, tree_text, xattr_value};
 use crate::kit::{child_snapshot, host_snapshot, shell_env, spawn_child};
 use crate::host::Host;
 use crate::kernel::child::{NsChild, Request};

@@ -164,14 +164,7 @@ pub fn say_each(r: &mut crate::lesson::StepReport, place: &str, commands: &str, 
 pub fn thread_states(pid: i32) -> Vec<(i32, char)> {
     let mut out: Vec<(i32, char)> = per_thread(pid, "stat")
         .into_iter()
-        .filter_map(|(tid, stat)| {
-            let state = stat
-                .rfind(')')
-                .and_then(|i| stat[i + 1..].split_whitespace().next())?
-                .chars()
-                .next()?;
-            Some((tid, state))
-        })
+        .filter_map(|(tid, stat)| Some((tid, crate::kernel::proc::parse_state(&stat)?)))
         .collect();
     out.sort();
     out

@@ -162,7 +162,8 @@ impl Lesson for PidsLimit {
                 cg::say_each(&mut r, "host", &format!("cat {}", paths[0].join(wb_cgroup::files::CGROUP_PROCS).display()), left_procs.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n"));
                 let kill = format!("kill -KILL $(cat {})", paths[0].join(wb_cgroup::files::CGROUP_PROCS).display());
                 let mut after = cg::remove_step(&mut r, &[g], Some(kill));
-                let alive: Vec<i32> = left_procs.iter().copied().filter(|p| running(*p)).collect();
+                // killed orphans are zombies until init reaps them: those count as gone
+                let alive: Vec<i32> = left_procs.iter().copied().filter(|p| crate::kernel::proc::is_running(*p)).collect();
                 after.insert("processes in the group".into(), format!("{alive:?}"));
                 r.check("the orphaned sleeps are gone", "[]", format!("{alive:?}"), alive.is_empty());
                 r.observe(cg::facts_snapshot("before", before), cg::facts_snapshot("after", after));
@@ -187,13 +188,6 @@ impl Lesson for PidsLimit {
     }
 }
 
-/// Alive and not a zombie (killed orphans are reaped by init a moment later).
-fn running(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !crate::kernel::proc::parse_exited(&stat),
-        Err(_) => false,
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -63,7 +63,7 @@ fn swap_active() -> bool {
 }
 
 fn preflight(host: &Host, opts: &LessonOptions) -> anyhow::Result<()> {
-    memory_limit(opts)?;
+    let _already_set = opts.memory_bytes.set(memory_limit(opts)?);
     let layout = cg::require(host, &[Controller::Memory])?;
     host.require_static_busybox()?;
     if swap_active() && layout.summary().swap_accounting == Some(false) {
@@ -164,7 +164,7 @@ impl Lesson for MemoryOom {
         let mut r = StepReport::new();
         match step {
             "create-group" => {
-                self.limit = memory_limit(&cx.options)?;
+                self.limit = *cx.options.memory_bytes.get().context("--memory was not checked: the preflight did not run")?;
                 let (g, before, mut facts) = cg::create_step(&mut r, &cx.run_id, "mem", Controller::Memory, Watch::Memory, "the memory files")?;
                 facts.extend(memory_facts(&g));
                 r.check_eq("memory charged to the new group, bytes", 0, g.memory_current()?);

@@ -18,6 +18,8 @@
 use std::collections::BTreeSet;
 use std::process::Command;
 
+use super::Resource;
+
 /// Which tool programs netfilter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -331,26 +333,6 @@ pub fn apply_ruleset(script: &str) -> Result<(), FirewallError> {
     Ok(())
 }
 
-/// A netfilter object that [`Firewall::add`] creates and teardown removes
-/// (`remove_nft_table`, `remove_iptables_rule`, `remove_xtables_chain`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Object {
-    NftTable {
-        family: String,
-        name: String,
-    },
-    IptablesRule {
-        table: String,
-        chain: String,
-        spec: Vec<String>,
-    },
-    XtablesChain {
-        table: String,
-        chain: String,
-        drop_table: bool,
-    },
-}
-
 /// The rules of one run.
 #[derive(Debug)]
 pub struct Firewall {
@@ -377,11 +359,12 @@ impl Firewall {
     }
 
     /// The objects [`add`](Self::add) would create for `rule` that teardown
-    /// must remove: the caller records them in the run ledger first.
-    pub fn objects_for(&self, rule: &Rule) -> Vec<Object> {
+    /// must remove (`remove_nft_table`, `remove_iptables_rule`,
+    /// `remove_xtables_chain`): the caller records them in the run ledger first.
+    pub fn objects_for(&self, rule: &Rule) -> Vec<Resource> {
         match self.backend {
             Backend::Nft if self.table_made => Vec::new(),
-            Backend::Nft => vec![Object::NftTable {
+            Backend::Nft => vec![Resource::NftTable {
                 family: "ip".into(),
                 name: self.table.clone(),
             }],
@@ -393,13 +376,13 @@ impl Firewall {
                 // empty again) if they do not exist yet.
                 if iptables_is_nft_variant() && !tool_works("nft", &["list", "chain", "ip", table, chain]) {
                     let drop_table = !tool_works("nft", &["list", "table", "ip", table]);
-                    v.push(Object::XtablesChain {
+                    v.push(Resource::XtablesChain {
                         table: table.into(),
                         chain: chain.into(),
                         drop_table,
                     });
                 }
-                v.push(Object::IptablesRule {
+                v.push(Resource::IptablesRule {
                     table: table.into(),
                     chain: chain.into(),
                     spec: rule.iptables_args(&self.table),

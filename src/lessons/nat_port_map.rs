@@ -160,7 +160,7 @@ impl NatPortMap {
         for rule in rules {
             let fw = self.fw()?;
             for o in fw.objects_for(rule) {
-                crate::state::record(o.into())?;
+                crate::state::record(o)?;
             }
             for cmd in fw.add(rule)? {
                 r.say("host", cmd, "");

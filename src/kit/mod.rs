@@ -111,6 +111,15 @@ pub fn shell_env(lesson: &str) -> Vec<(String, String)> {
     ]
 }
 
+/// `--shell` in a lesson's namespace child: `/bin/sh` with the lesson's prompt.
+pub fn sh_in(child: &mut NsChild, lesson: &str) -> anyhow::Result<()> {
+    child.call(&Request::Interactive {
+        argv: vec!["/bin/sh".into()],
+        env: shell_env(lesson),
+    })?;
+    Ok(())
+}
+
 /// Compare namespace inodes of two snapshots: which kinds must differ, which must stay.
 pub fn check_namespaces(
     r: &mut crate::lesson::StepReport,

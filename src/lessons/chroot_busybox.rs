@@ -13,7 +13,7 @@ use nix::sched::CloneFlags;
 use rootfs_builder::build::{build_rootfs, copy_libraries, RootfsSpec};
 use rootfs_builder::libs::{resolve, LibFile, LibSearch};
 
-use crate::kit::{child_snapshot, file_facts, host_snapshot, shell_env, spawn_child};
+use crate::kit::{child_snapshot, file_facts, host_snapshot, spawn_child};
 use crate::host::Host;
 use crate::kernel::child::{NsChild, Request};
 use crate::lesson::{Cx, Lesson, LessonDef, Spot, StepReport};
@@ -163,10 +163,8 @@ impl Lesson for ChrootBusybox {
         Ok(r)
     }
 
-    fn shell(&mut self, _cx: &mut Cx) -> anyhow::Result<()> {
-        let child = self.child.as_mut().ok_or_else(|| anyhow::anyhow!("the lesson did not reach its chroot"))?;
-        child.call(&Request::Interactive { argv: vec!["/bin/sh".into()], env: shell_env("chroot-busybox") })?;
-        Ok(())
+    fn shell(&mut self, cx: &mut Cx) -> anyhow::Result<()> {
+        crate::kit::sh_in(self.child.as_mut().ok_or_else(|| anyhow::anyhow!("the lesson did not reach its chroot"))?, cx.lesson)
     }
 }
 

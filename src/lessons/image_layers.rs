@@ -21,7 +21,7 @@ use wb_image::layer::{list_layer, LayerEntry};
 use wb_image::{ImageConfig, OverlaySpec, TreeEntry};
 
 use crate::kit::overlay::{describe, mountinfo_lines, require_overlayfs, tree_text, xattr_value};
-use crate::kit::{child_snapshot, host_snapshot, shell_env, spawn_child};
+use crate::kit::{child_snapshot, host_snapshot, spawn_child};
 use crate::host::Host;
 use crate::kernel::child::{NsChild, Request};
 use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, StepReport};
@@ -439,14 +439,13 @@ impl Lesson for ImageLayers {
         Ok(r)
     }
 
-    fn shell(&mut self, _cx: &mut Cx) -> anyhow::Result<()> {
+    fn shell(&mut self, cx: &mut Cx) -> anyhow::Result<()> {
         let spec = self.loaded_spec.clone().ok_or_else(|| anyhow::anyhow!("no loaded image: the load step did not run"))?;
         let child = self.loader.as_mut().ok_or_else(|| anyhow::anyhow!("no loaded image: the load step did not run"))?;
         // Like `docker run -it workbench/busybox:demo sh`: the image as root, its own /proc.
         child.act(&Request::Chroot(spec.merged.clone()))?;
         child.act(&Request::MountProc(PathBuf::from("/proc")))?;
-        child.call(&Request::Interactive { argv: vec!["/bin/sh".into()], env: shell_env("image-layers") })?;
-        Ok(())
+        crate::kit::sh_in(child, cx.lesson)
     }
 }
 

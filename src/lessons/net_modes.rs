@@ -13,9 +13,8 @@ use std::path::PathBuf;
 use nix::sched::CloneFlags;
 
 use crate::kit::netlab::{self, Place, Subnet};
-use crate::kit::shell_env;
 use crate::host::Host;
-use crate::kernel::child::{NsChild, Request};
+use crate::kernel::child::NsChild;
 use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, Spot, StepReport};
 use crate::observe::Snapshot;
 
@@ -217,9 +216,7 @@ impl Lesson for NetModes {
         Ok(r)
     }
 
-    fn shell(&mut self, _cx: &mut Cx) -> anyhow::Result<()> {
-        let child = self.joined.as_mut().ok_or_else(|| anyhow::anyhow!("the lesson did not start its containers"))?;
-        child.call(&Request::Interactive { argv: vec!["/bin/sh".into()], env: shell_env("net-modes") })?;
-        Ok(())
+    fn shell(&mut self, cx: &mut Cx) -> anyhow::Result<()> {
+        crate::kit::sh_in(self.joined.as_mut().ok_or_else(|| anyhow::anyhow!("the lesson did not start its containers"))?, cx.lesson)
     }
 }

@@ -10,9 +10,9 @@
 
 use crate::kit::netlab::{self, Place, Subnet};
 use crate::kit::check_namespaces;
-use crate::kit::{child_snapshot, host_snapshot, shell_env};
+use crate::kit::{child_snapshot, host_snapshot};
 use crate::host::Host;
-use crate::kernel::child::{NsChild, Request};
+use crate::kernel::child::NsChild;
 use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, Spot, StepReport};
 use crate::observe::Capture;
 use wb_net::Op;
@@ -213,9 +213,7 @@ impl Lesson for VethBridge {
         Ok(r)
     }
 
-    fn shell(&mut self, _cx: &mut Cx) -> anyhow::Result<()> {
-        let child = self.child.as_mut().ok_or_else(|| anyhow::anyhow!("the lesson did not start its container"))?;
-        child.call(&Request::Interactive { argv: vec!["/bin/sh".into()], env: shell_env("veth-bridge") })?;
-        Ok(())
+    fn shell(&mut self, cx: &mut Cx) -> anyhow::Result<()> {
+        crate::kit::sh_in(self.child.as_mut().ok_or_else(|| anyhow::anyhow!("the lesson did not start its container"))?, cx.lesson)
     }
 }

@@ -125,13 +125,14 @@ fn lowercase_first(s: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) const DYNAMIC_BUSYBOX: &str = "/var/lib/workbench/busybox-dynamic/bin/busybox";
     pub(crate) const STATIC_BUSYBOX: &str = "/bin/busybox";
 
-    fn present(path: &str) -> bool {
+    /// Is the test binary `path` there (else say how to get it)?
+    pub(crate) fn present(path: &str) -> bool {
         if Path::new(path).exists() {
             true
         } else {

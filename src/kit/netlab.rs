@@ -762,18 +762,7 @@ mod tests {
     use super::*;
 
     fn host() -> NetSnapshot {
-        let route = |dst: &str, dev: &str| wb_net::Route {
-            family: "inet".into(),
-            dst: dst.into(),
-            gateway: None,
-            dev: Some(dev.into()),
-            src: None,
-            table: 254,
-            protocol: "kernel".into(),
-            scope: "link".into(),
-            kind: "unicast".into(),
-            metric: None,
-        };
+        let route = wb_net::Route::kernel_link;
         NetSnapshot {
             links: vec![],
             addresses: vec![

@@ -507,6 +507,21 @@ pub fn shell_group(run_id: &str, suffix: &str, controllers: &[Controller]) -> an
     create_group(&layout, &format!("wb-{run_id}-{suffix}"), controllers)
 }
 
+/// The group of a one-group lesson's `--shell`: `workbench/wb-<run>-shell`
+/// with `controller`, given the lesson's limit by `set`, and the directory of
+/// its `watch` files (the shell's `$CG`).
+pub fn limited_shell_group(
+    run_id: &str,
+    controller: Controller,
+    watch: wb_cgroup::Resource,
+    set: impl FnOnce(&Group) -> wb_cgroup::Result<()>,
+) -> anyhow::Result<(Group, PathBuf)> {
+    let g = shell_group(run_id, "shell", &[controller])?;
+    set(&g)?;
+    let dir = dir_of(&g, watch);
+    Ok((g, dir))
+}
+
 /// `--shell` of a one-group lesson: the shell in `g`, `$CG` its directory
 /// `dir`, `lines` printed first.
 pub fn shell_in(lesson: &'static str, g: Group, dir: &Path, lines: Vec<String>) -> anyhow::Result<()> {

@@ -511,9 +511,7 @@ impl Lesson for CpuQuota {
 
     /// `--shell`: a new group with the lesson's quota and a shell in it.
     fn shell(&mut self, cx: &mut Cx) -> anyhow::Result<()> {
-        let g = cg::shell_group(&cx.run_id, "shell", &[Controller::Cpu])?;
-        g.set_cpu_quota(self.quota, self.period)?;
-        let dir = cg::dir_of(&g, Watch::CpuQuota);
+        let (g, dir) = cg::limited_shell_group(&cx.run_id, Controller::Cpu, Watch::CpuQuota, |g| g.set_cpu_quota(self.quota, self.period))?;
         let lines = vec![
             format!("This shell runs in the cgroup {} ($CG): {} = {} of one CPU.", dir.display(), cg::file_values(&g, Watch::CpuQuota), cg::pct(self.quota_pct())),
             "Try: `while :; do :; done &`, then `cat $CG/cpu.stat` twice (nr_throttled grows) or `top` in a second terminal; a second loop shares the same quota.".to_string(),

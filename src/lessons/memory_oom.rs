@@ -308,9 +308,7 @@ impl Lesson for MemoryOom {
 
     /// `--shell`: a new group with the lesson's limit (and no swap) and a shell in it.
     fn shell(&mut self, cx: &mut Cx) -> anyhow::Result<()> {
-        let g = cg::shell_group(&cx.run_id, "shell", &[Controller::Memory])?;
-        g.set_memory_limit(self.limit, Some(0))?;
-        let dir = cg::dir_of(&g, Watch::Memory);
+        let (g, dir) = cg::limited_shell_group(&cx.run_id, Controller::Memory, Watch::Memory, |g| g.set_memory_limit(self.limit, Some(0)))?;
         let limits: Vec<String> = wb_cgroup::read_watched(&g.files_for(Watch::Memory))
             .into_iter()
             .filter(|(k, _)| k.contains("limit") || k.ends_with(".max"))

@@ -177,9 +177,7 @@ impl Lesson for PidsLimit {
     /// `--shell`: a new group with the lesson's pids.max and a shell in it.
     fn shell(&mut self, cx: &mut Cx) -> anyhow::Result<()> {
         let max = self.max;
-        let g = cg::shell_group(&cx.run_id, "shell", &[Controller::Pids])?;
-        g.set_pids_max(max)?;
-        let dir = cg::dir_of(&g, Watch::Pids);
+        let (g, dir) = cg::limited_shell_group(&cx.run_id, Controller::Pids, Watch::Pids, |g| g.set_pids_max(max))?;
         let lines = vec![
             format!("This shell runs in the cgroup {} ($CG): pids.max {max}, and the shell itself is one of those tasks.", dir.display()),
             format!("Try: `i=0; while [ $i -lt {max} ]; do sleep 100 & i=$((i+1)); done` (fork number {max} fails), then `read n < $CG/pids.current; echo $n` (cat would need a fork too)."),

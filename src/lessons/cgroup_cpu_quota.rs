@@ -23,7 +23,6 @@ use crate::kit::hog::{self, Hog, Program, Spec};
 use crate::host::Host;
 use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, Spot, StepReport};
 use crate::observe::render::Verdict;
-use crate::observe::{capture, Capture};
 
 pub const DEF: LessonDef = LessonDef::of::<CpuQuota>(preflight).shell("in a new cgroup with the lesson's limit").spots(&[
     ("create-group", Spot::Present("cgroup", 1)),
@@ -377,14 +376,7 @@ impl Lesson for CpuQuota {
             "join" => {
                 let pid = self.hog()?.pid();
                 let g = self.group()?.clone();
-                let files = g.files_for(Watch::Procs);
-                let mut before = capture(format!("hog (pid {pid})"), pid, Capture { cgroups: true, ..Capture::FACTS })?;
-                before.facts = cg::facts("", &files);
-                g.add_process(pid)?;
-                let mut after = capture(format!("hog (pid {pid})"), pid, Capture { cgroups: true, ..Capture::FACTS })?;
-                after.facts = cg::facts("", &files);
-                let cmds: Vec<String> = g.paths().iter().map(|p| format!("echo {pid} > {}", p.join(wb_cgroup::files::CGROUP_PROCS).display())).collect();
-                cg::say_each(&mut r, "host", &cmds.join("\n"), String::new());
+                let (before, after) = cg::join_step(&mut r, &g, pid, "hog", Watch::Procs)?;
                 r.say("host", format!("cat /proc/{pid}/cgroup"), std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default().trim_end().to_string());
                 r.check("the hog is in the group (cgroup.procs)", pid.to_string(), format!("{:?}", g.procs()?), g.procs()?.contains(&pid));
                 let want = cg::proc_path(&g);

@@ -224,7 +224,7 @@ impl Lesson for CpuShares {
                 let before = snapshot(self);
                 for (h, g) in self.hogs.iter().zip(&self.groups) {
                     g.add_process(h.pid())?;
-                    cg::say_each(&mut r, "host", &g.paths().iter().map(|p| format!("echo {} > {}", h.pid(), p.join(wb_cgroup::files::CGROUP_PROCS).display())).collect::<Vec<_>>().join("\n"), "");
+                    cg::say_each(&mut r, "host", &cg::echo_into(g, h.pid()), "");
                 }
                 // On cgroup v2 the move may also change the hog's cpuset (when the
                 // cpuset controller is on), and older kernels then reset its CPU

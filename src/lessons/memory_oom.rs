@@ -23,7 +23,6 @@ use crate::kit::hog::{self, Hog, Program, Spec};
 use crate::host::Host;
 use crate::lesson::options::MemoryError;
 use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, Spot, StepReport};
-use crate::observe::{capture, Capture};
 
 pub const DEF: LessonDef = LessonDef::of::<MemoryOom>(preflight).shell("in a new cgroup with the lesson's limit").spots(&[("start-hog", Spot::InGroups(1))]);
 
@@ -213,13 +212,7 @@ impl Lesson for MemoryOom {
                 self.hog = Some(h);
                 r.say("host", format!("chroot {} /bin/sh -c '...' &    # waits on stdin before it starts", rootfs.display()), format!("[1] {pid}\n{}", script.trim_end()));
                 let g = self.group()?.clone();
-                let files = g.files_for(Watch::Procs);
-                let mut before = capture(format!("hog (pid {pid})"), pid, Capture { cgroups: true, ..Capture::FACTS })?;
-                before.facts = cg::facts("", &files);
-                g.add_process(pid)?;
-                let mut after = capture(format!("hog (pid {pid})"), pid, Capture { cgroups: true, ..Capture::FACTS })?;
-                after.facts = cg::facts("", &files);
-                cg::say_each(&mut r, "host", &g.paths().iter().map(|p| format!("echo {pid} > {}", p.join(wb_cgroup::files::CGROUP_PROCS).display())).collect::<Vec<_>>().join("\n"), String::new());
+                let (before, after) = cg::join_step(&mut r, &g, pid, "hog", Watch::Procs)?;
                 let procs = g.procs()?;
                 r.check("only the hog is in the group (the OOM killer chooses among its members)", format!("[{pid}]"), format!("{procs:?}"), procs == vec![pid]);
                 let member = cg::membership(pid, &g, Controller::Memory);

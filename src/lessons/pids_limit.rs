@@ -14,7 +14,6 @@ use crate::kit::cg;
 use crate::kit::hog::{self, Hog, Program, Spec};
 use crate::host::Host;
 use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, Spot, StepReport};
-use crate::observe::{capture, Capture};
 
 pub const DEF: LessonDef = LessonDef::of::<PidsLimit>(preflight).shell("in a new cgroup with the lesson's limit").spots(&[
     // After "fork" the shell has exited; its sleeps are orphans, not our children.
@@ -107,13 +106,7 @@ impl Lesson for PidsLimit {
                 self.shell = Some(h);
                 r.say("host", format!("{} sh -c '...' &    # waits on stdin before it starts", busybox.display()), format!("[1] {pid}\n{}", script.trim_end()));
                 let g = self.group()?.clone();
-                let files = g.files_for(Watch::Pids);
-                let mut before = capture(format!("shell (pid {pid})"), pid, Capture { cgroups: true, ..Capture::FACTS })?;
-                before.facts = cg::facts("", &files);
-                g.add_process(pid)?;
-                let mut after = capture(format!("shell (pid {pid})"), pid, Capture { cgroups: true, ..Capture::FACTS })?;
-                after.facts = cg::facts("", &files);
-                cg::say_each(&mut r, "host", &g.paths().iter().map(|p| format!("echo {pid} > {}", p.join(wb_cgroup::files::CGROUP_PROCS).display())).collect::<Vec<_>>().join("\n"), String::new());
+                let (before, after) = cg::join_step(&mut r, &g, pid, "shell", Watch::Pids)?;
                 r.check_eq("tasks in the group (pids.current): the shell", 1, g.pids_current()?);
                 r.check_eq("/proc/PID/cgroup: the shell's pids cgroup", cg::proc_path(&g), cg::membership(pid, &g, Controller::Pids));
                 r.observe(before, after);

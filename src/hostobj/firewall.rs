@@ -184,27 +184,31 @@ impl Rule {
         }
     }
 
+    /// The rule's matches, in nft (`iifname X`) or iptables (`-i X`) words:
+    /// one table of the matches for both syntaxes.
+    fn match_words(&self, nft: bool) -> Vec<String> {
+        let port = self.tcp_dport.map(|p| p.to_string());
+        let matches: [(Option<&str>, &[&str], &[&str]); 6] = [
+            (self.iif.as_deref(), &["iifname"], &["-i"]),
+            (self.oif.as_deref(), &["oifname"], &["-o"]),
+            (self.oif_not.as_deref(), &["oifname", "!="], &["!", "-o"]),
+            (self.saddr.as_deref(), &["ip", "saddr"], &["-s"]),
+            (self.daddr.as_deref(), &["ip", "daddr"], &["-d"]),
+            (port.as_deref(), &["tcp", "dport"], &["-p", "tcp", "--dport"]),
+        ];
+        let mut w = Vec::new();
+        for (value, nft_words, iptables_words) in matches {
+            if let Some(v) = value {
+                words(&mut w, if nft { nft_words } else { iptables_words });
+                w.push(v.to_string());
+            }
+        }
+        w
+    }
+
     /// The rule in nft syntax, as words (`ip saddr 10.0.0.0/24 oifname wbx counter masquerade`).
     pub fn nft_words(&self) -> Vec<String> {
-        let mut w: Vec<String> = Vec::new();
-        if let Some(i) = &self.iif {
-            words(&mut w, &["iifname", i]);
-        }
-        if let Some(o) = &self.oif {
-            words(&mut w, &["oifname", o]);
-        }
-        if let Some(o) = &self.oif_not {
-            words(&mut w, &["oifname", "!=", o]);
-        }
-        if let Some(s) = &self.saddr {
-            words(&mut w, &["ip", "saddr", s]);
-        }
-        if let Some(d) = &self.daddr {
-            words(&mut w, &["ip", "daddr", d]);
-        }
-        if let Some(p) = self.tcp_dport {
-            words(&mut w, &["tcp", "dport", &p.to_string()]);
-        }
+        let mut w = self.match_words(true);
         w.push("counter".into());
         match &self.action {
             Action::Masquerade => words(&mut w, &["masquerade"]),
@@ -216,25 +220,7 @@ impl Rule {
 
     /// The rule as iptables match/target arguments, tagged with a comment.
     pub fn iptables_args(&self, tag: &str) -> Vec<String> {
-        let mut a: Vec<String> = Vec::new();
-        if let Some(i) = &self.iif {
-            words(&mut a, &["-i", i]);
-        }
-        if let Some(o) = &self.oif {
-            words(&mut a, &["-o", o]);
-        }
-        if let Some(o) = &self.oif_not {
-            words(&mut a, &["!", "-o", o]);
-        }
-        if let Some(s) = &self.saddr {
-            words(&mut a, &["-s", s]);
-        }
-        if let Some(d) = &self.daddr {
-            words(&mut a, &["-d", d]);
-        }
-        if let Some(p) = self.tcp_dport {
-            words(&mut a, &["-p", "tcp", "--dport", &p.to_string()]);
-        }
+        let mut a = self.match_words(false);
         words(&mut a, &["-m", "comment", "--comment", tag]);
         match &self.action {
             Action::Masquerade => words(&mut a, &["-j", "MASQUERADE"]),

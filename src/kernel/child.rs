@@ -429,19 +429,27 @@ fn make_dir(path: &std::path::Path, mode: u32) -> Result<()> {
     )
 }
 
-fn spawn_background(argv: &[String]) -> Reply {
+/// `argv` as a command with a clean environment (PATH and HOME only) and
+/// stdin from /dev/null; `Err` for an empty argv.
+fn clean_command(argv: &[String]) -> std::result::Result<(&String, Command), Reply> {
     let Some((prog, args)) = argv.split_first() else {
-        return Reply::Failed("empty command".into());
+        return Err(Reply::Failed("empty command".into()));
     };
-    let spawned = Command::new(prog)
-        .args(args)
+    let mut cmd = Command::new(prog);
+    cmd.args(args)
         .env_clear()
         .env("PATH", PATH)
         .env("HOME", "/root")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn();
+        .stdin(Stdio::null());
+    Ok((prog, cmd))
+}
+
+fn spawn_background(argv: &[String]) -> Reply {
+    let (prog, mut cmd) = match clean_command(argv) {
+        Ok(c) => c,
+        Err(reply) => return reply,
+    };
+    let spawned = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn();
     match spawned {
         // The handle is dropped: the process runs on, and is reaped by nobody
         // until the namespace's init (this child) dies and takes it along.
@@ -460,16 +468,12 @@ fn setns_net(path: &std::path::Path) -> Result<()> {
 }
 
 fn run_captured(argv: &[String]) -> Reply {
-    let Some((prog, args)) = argv.split_first() else {
-        return Reply::Failed("empty command".into());
+    let mut cmd = match clean_command(argv) {
+        Ok((_, c)) => c,
+        Err(reply) => return reply,
     };
-    let out = Command::new(prog)
-        .args(args)
-        .env_clear()
-        .env("PATH", PATH)
-        .env("HOME", "/root")
+    let out = cmd
         .env("TERM", std::env::var("TERM").unwrap_or_else(|_| "dumb".into()))
-        .stdin(Stdio::null())
         .output();
     match out {
         Ok(o) => Reply::Ran(RunOutput {

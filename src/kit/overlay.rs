@@ -68,14 +68,7 @@ pub fn describe(path: &Path) -> String {
                 .unwrap_or_default()
         )
     } else if ft.is_dir() {
-        let mut names: Vec<String> = std::fs::read_dir(path)
-            .map(|d| {
-                d.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        names.sort();
+        let names = crate::host::snapshot::sorted_dir(path);
         let mut s = format!("dir [{}]", names.join(", "));
         if let Some(v) = xattr_value(path, wb_image::overlay::OPAQUE_XATTR) {
             s.push_str(&format!(" opaque ({}={v})", wb_image::overlay::OPAQUE_XATTR));

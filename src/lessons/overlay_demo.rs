@@ -45,8 +45,7 @@ fn ls_line(path: &Path, shown: &str) -> String {
 
 /// Names directly in a directory, sorted ("(empty)" when there are none).
 fn names(dir: &Path) -> String {
-    let mut v: Vec<String> = std::fs::read_dir(dir).map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect()).unwrap_or_default();
-    v.sort();
+    let v = crate::host::snapshot::sorted_dir(dir);
     if v.is_empty() {
         "(empty)".into()
     } else {

@@ -83,6 +83,18 @@ pub enum Request {
     SetnsNet(PathBuf),
 }
 
+impl Request {
+    /// [`Request::MountOverlay`] of an overlay spec.
+    pub fn mount_overlay(spec: &wb_image::OverlaySpec) -> Request {
+        Request::MountOverlay {
+            lowers: spec.lowers.clone(),
+            upper: spec.upper.clone(),
+            work: spec.work.clone(),
+            merged: spec.merged.clone(),
+        }
+    }
+}
+
 /// The child's answer.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub enum Reply {
@@ -200,8 +212,7 @@ impl NsChild {
     pub fn act(&mut self, req: &Request) -> Result<()> {
         match self.call(req)? {
             Reply::Done => Ok(()),
-            Reply::Failed(e) => Err(KernelError::Child(e)),
-            other => Err(KernelError::Child(format!("unexpected reply {other:?}"))),
+            other => Err(not_expected(other)),
         }
     }
 
@@ -211,8 +222,7 @@ impl NsChild {
             argv: argv.iter().map(|s| s.to_string()).collect(),
         })? {
             Reply::Ran(out) => Ok(out),
-            Reply::Failed(e) => Err(KernelError::Child(e)),
-            other => Err(KernelError::Child(format!("unexpected reply {other:?}"))),
+            other => Err(not_expected(other)),
         }
     }
 
@@ -222,8 +232,7 @@ impl NsChild {
             argv: argv.iter().map(|s| s.to_string()).collect(),
         })? {
             Reply::Spawned { pid } => Ok(pid),
-            Reply::Failed(e) => Err(KernelError::Child(e)),
-            other => Err(KernelError::Child(format!("unexpected reply {other:?}"))),
+            other => Err(not_expected(other)),
         }
     }
 
@@ -231,8 +240,7 @@ impl NsChild {
     pub fn whoami(&mut self) -> Result<(i32, i32, String)> {
         match self.call(&Request::Whoami)? {
             Reply::Whoami { pid, ppid, hostname } => Ok((pid, ppid, hostname)),
-            Reply::Failed(e) => Err(KernelError::Child(e)),
-            other => Err(KernelError::Child(format!("unexpected reply {other:?}"))),
+            other => Err(not_expected(other)),
         }
     }
 
@@ -427,6 +435,15 @@ fn make_dir(path: &std::path::Path, mode: u32) -> Result<()> {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)),
         format!("chmod {}", path.display()),
     )
+}
+
+/// The error for a reply a call did not expect: the child's own failure, or
+/// a reply of another kind.
+fn not_expected(reply: Reply) -> KernelError {
+    match reply {
+        Reply::Failed(e) => KernelError::Child(e),
+        other => KernelError::Child(format!("unexpected reply {other:?}")),
+    }
 }
 
 /// `argv` as a command with a clean environment (PATH and HOME only) and

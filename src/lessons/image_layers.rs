@@ -219,7 +219,7 @@ impl Lesson for ImageLayers {
                 child.act(&Request::SetHostname("container".into()))?;
                 r.say("child", "mount --make-rprivate / && hostname container", "");
                 let mut before = child_snapshot(&child, Capture::MOUNTS)?;
-                child.act(&Request::MountOverlay { lowers: spec.lowers.clone(), upper: spec.upper.clone(), work: spec.work.clone(), merged: spec.merged.clone() })?;
+                child.act(&Request::mount_overlay(&spec))?;
                 let mut after = child_snapshot(&child, Capture::MOUNTS)?;
                 r.say("child", wb_image::classic_command(&OverlaySpec::under(Path::new("container"), 1)), "");
                 r.say("host", format!("grep ' container/merged ' /proc/{pid}/mountinfo"), mountinfo_lines(pid, &spec.merged));
@@ -384,7 +384,7 @@ impl Lesson for ImageLayers {
                 child.act(&Request::SetHostname("container".into()))?;
                 r.say("parent", "clone(..., CLONE_NEWNS|CLONE_NEWPID|CLONE_NEWUTS|CLONE_NEWIPC|SIGCHLD); mount --make-rprivate /; hostname container", format!("clone() = {pid}"));
                 let before = child_snapshot(&child, Capture::MOUNTS)?;
-                child.act(&Request::MountOverlay { lowers: spec.lowers.clone(), upper: spec.upper.clone(), work: spec.work.clone(), merged: spec.merged.clone() })?;
+                child.act(&Request::mount_overlay(&spec))?;
                 let after = child_snapshot(&child, Capture::MOUNTS)?;
                 let rel_spec = OverlaySpec::new(lowers.iter().map(|l| PathBuf::from(self.rel(l))).collect(), "loaded/upper", "loaded/work", "loaded/merged");
                 r.say("child", wb_image::classic_command(&rel_spec), "");

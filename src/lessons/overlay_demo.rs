@@ -129,6 +129,15 @@ impl OverlayDemo {
             .join(" ")
     }
 
+    /// Mount `spec` in the child: the child's pid and its mount table before and after.
+    fn mount_in_child(&mut self, spec: &OverlaySpec) -> anyhow::Result<(i32, Snapshot, Snapshot)> {
+        let child = self.child()?;
+        let before = child_snapshot(child, Capture::MOUNTS)?;
+        child.act(&Request::mount_overlay(spec))?;
+        let after = child_snapshot(child, Capture::MOUNTS)?;
+        Ok((child.pid(), before, after))
+    }
+
     fn label(&self) -> String {
         match &self.child {
             Some(c) => format!("child (pid {}) view", c.pid()),
@@ -196,11 +205,7 @@ impl Lesson for OverlayDemo {
             }
             "mount" => {
                 let spec = self.spec()?.clone();
-                let child = self.child()?;
-                let pid = child.pid();
-                let before = child_snapshot(child, Capture::MOUNTS)?;
-                child.act(&Request::MountOverlay { lowers: spec.lowers.clone(), upper: spec.upper.clone(), work: spec.work.clone(), merged: spec.merged.clone() })?;
-                let after = child_snapshot(child, Capture::MOUNTS)?;
+                let (pid, before, after) = self.mount_in_child(&spec)?;
                 r.say("child", wb_image::classic_command(&OverlaySpec::under(Path::new(""), 1)), "");
                 r.say("host", format!("grep ' {} ' /proc/{pid}/mountinfo   (before)", self.rel(&spec.merged)), "(no line)");
                 r.say("host", format!("grep ' {} ' /proc/{pid}/mountinfo   (after)", self.rel(&spec.merged)), mountinfo_lines(pid, &spec.merged));
@@ -298,11 +303,7 @@ impl Lesson for OverlayDemo {
                 for (i, l) in stack.lowers.iter().enumerate() {
                     r.say("host", format!("tree stack/lower{}", i + 1), tree_text(l));
                 }
-                let child = self.child()?;
-                let pid = child.pid();
-                let before = child_snapshot(child, Capture::MOUNTS)?;
-                child.act(&Request::MountOverlay { lowers: stack.lowers.clone(), upper: stack.upper.clone(), work: stack.work.clone(), merged: stack.merged.clone() })?;
-                let after = child_snapshot(child, Capture::MOUNTS)?;
+                let (pid, before, after) = self.mount_in_child(&stack)?;
                 r.say("child", wb_image::classic_command(&OverlaySpec::under(Path::new("stack"), 3)), "");
                 r.say("host", format!("grep ' {} ' /proc/{pid}/mountinfo", self.rel(&stack.merged)), mountinfo_lines(pid, &stack.merged));
                 let seen = self.seen(&stack.merged);
@@ -350,7 +351,7 @@ impl Lesson for OverlayDemo {
         let base = self.base.clone();
         let child = self.child()?;
         // The unmount step took the overlay away: mount it again for the learner.
-        child.act(&Request::MountOverlay { lowers: spec.lowers.clone(), upper: spec.upper.clone(), work: spec.work.clone(), merged: spec.merged.clone() })?;
+        child.act(&Request::mount_overlay(&spec))?;
         let cd = format!("cd '{}' && exec /bin/sh -i", base.display().to_string().replace('\'', r"'\''"));
         child.call(&Request::Interactive { argv: vec!["/bin/sh".into(), "-c".into(), cd], env: vec![("PS1".into(), "[workbench overlay-demo] $ ".into())] })?;
         Ok(())

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC, CGROUP_SUPER_MAGIC, TMPFS_MAGIC};
+use nix::sys::statfs::{CGROUP2_SUPER_MAGIC, CGROUP_SUPER_MAGIC, TMPFS_MAGIC};
 use procfs_core::process::MountInfo;
 use serde::Serialize;
 
@@ -137,11 +137,7 @@ pub fn detect_system() -> Result<Layout> {
 ///   subdirectories named after v1 controllers → V1, plus
 ///   `root/unified/cgroup.controllers` → Hybrid.
 pub fn detect(root: &Path) -> Result<Layout> {
-    let st = statfs(root).map_err(|errno| Error::Sys {
-        syscall: "statfs",
-        target: root.display().to_string(),
-        errno,
-    })?;
+    let st = crate::fsio::statfs(root)?;
     let magic = st.filesystem_type();
     if magic == CGROUP2_SUPER_MAGIC {
         return Ok(Layout::V2 {

@@ -84,21 +84,12 @@ const MOUNT_FLAGS: [(c_ulong, &str, &str); 12] = [
     (libc::MS_RELATIME, "relatime", "MS_RELATIME"),
 ];
 
-/// Mount flags by their `mount -o` names.
-fn flag_names(flags: c_ulong) -> Vec<&'static str> {
+/// The mount flags set in `flags`, by their `mount -o` names or (`c`) their C names.
+fn flag_names(flags: c_ulong, c: bool) -> Vec<&'static str> {
     MOUNT_FLAGS
         .iter()
         .filter(|(f, _, _)| flags & f != 0)
-        .map(|(_, n, _)| *n)
-        .collect()
-}
-
-/// Mount flags by their C names.
-fn flag_c_names(flags: c_ulong) -> Vec<&'static str> {
-    MOUNT_FLAGS
-        .iter()
-        .filter(|(f, _, _)| flags & f != 0)
-        .map(|(_, _, n)| *n)
+        .map(|&(_, name, c_name)| if c { c_name } else { name })
         .collect()
 }
 
@@ -176,7 +167,7 @@ impl Op {
 impl MountCall {
     /// `mount(2)` as C: `mount("proc", "/proc", "proc", MS_NOSUID|MS_NODEV, NULL)`.
     fn syscall(&self) -> String {
-        let f = flag_c_names(self.flags);
+        let f = flag_names(self.flags, true);
         let data = self.data.as_ref().map(c_arg).unwrap_or_else(|| "NULL".into());
         format!(
             "mount({}, {}, {}, {}, {data})",
@@ -190,7 +181,7 @@ impl MountCall {
     /// The `mount` command for the same call: a remount, a bind or a typed mount.
     fn command(&self) -> String {
         let (flags, source, target) = (self.flags, s(&self.source), s(&self.target));
-        let names = flag_names(flags);
+        let names = flag_names(flags, false);
         if flags & libc::MS_REMOUNT != 0 {
             let o: Vec<&str> = names.into_iter().filter(|n| *n != "rec").collect();
             return format!("mount -o {} {target}", o.join(","));

@@ -19,7 +19,7 @@ use std::time::Duration;
 use wb_cgroup::{Controller, Group, Resource as Watch};
 
 use crate::kit::cg;
-use crate::kit::hog::{self, Hog, Program, Spec};
+use crate::kit::hog::{self, Hog, Spec};
 use crate::host::Host;
 use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, Spot, StepReport};
 use crate::observe::render::Verdict;
@@ -270,15 +270,7 @@ impl Lesson for CpuQuota {
                 (self.quota, self.period) = quota_and_period(&cx.options, cpus)?;
                 self.demand = 100.0 * THREADS.min(cpus as u32) as f64;
                 let before = cg::facts_snapshot("before", [(HOG_FACT.to_string(), "not running".to_string())].into());
-                let spec = Spec {
-                    name: "cpu-hog".into(),
-                    program: Program::Cpu { threads: THREADS, seconds: HOG_SECONDS },
-                    gated: false,
-                    pin_cpu: None,
-                    cpu_seconds: u64::from(HOG_SECONDS) * u64::from(THREADS) + 10,
-                    address_space: None,
-                    output_dir: cx.workdir.clone(),
-                };
+                let spec = Spec::cpu("cpu-hog", THREADS, HOG_SECONDS, &cx.workdir);
                 let hog = Hog::spawn(&spec)?;
                 let pid = hog.pid();
                 self.hog = Some(hog);

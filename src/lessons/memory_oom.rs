@@ -19,7 +19,7 @@ use rootfs_builder::build::{build_rootfs, RootfsSpec};
 use wb_cgroup::{Controller, Group, Resource as Watch};
 
 use crate::kit::cg;
-use crate::kit::hog::{self, Hog, Program, Spec};
+use crate::kit::hog::{self, Hog, Spec};
 use crate::host::Host;
 use crate::lesson::options::MemoryError;
 use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, Spot, StepReport};
@@ -198,15 +198,7 @@ impl Lesson for MemoryOom {
                 build_rootfs(&RootfsSpec { busybox: busybox.clone(), copy_libraries: false, hostname: "container".into() }, &rootfs).with_context(|| format!("build rootfs in {}", rootfs.display()))?;
                 r.say("host", format!("rootfs-builder build --busybox /bin/busybox {}", rootfs.display()), "static busybox + applet links");
                 let script = hog_script(self.limit);
-                let spec = Spec {
-                    name: "memory-hog".into(),
-                    program: Program::Shell { busybox, rootfs: Some(rootfs.clone()), script: script.clone() },
-                    gated: true,
-                    pin_cpu: None,
-                    cpu_seconds: 60,
-                    address_space: Some(8 * self.limit + (64 << 20)),
-                    output_dir: cx.workdir.clone(),
-                };
+                let spec = Spec { address_space: Some(8 * self.limit + (64 << 20)), ..Spec::gated_shell("memory-hog", &busybox, Some(rootfs.clone()), &script, 60, &cx.workdir) };
                 let h = Hog::spawn(&spec)?;
                 let pid = h.pid();
                 self.hog = Some(h);

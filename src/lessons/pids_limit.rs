@@ -11,7 +11,7 @@ use std::time::Duration;
 use wb_cgroup::{Controller, Group, Resource as Watch};
 
 use crate::kit::cg;
-use crate::kit::hog::{self, Hog, Program, Spec};
+use crate::kit::hog::{self, Hog, Spec};
 use crate::host::Host;
 use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, Spot, StepReport};
 
@@ -92,15 +92,7 @@ impl Lesson for PidsLimit {
                 // cannot offer a usable one.
                 let busybox = cx.host.require_static_busybox()?.to_path_buf();
                 let script = fork_script(self.max + 2);
-                let spec = Spec {
-                    name: "fork-shell".into(),
-                    program: Program::Shell { busybox: busybox.clone(), rootfs: None, script: script.clone() },
-                    gated: true,
-                    pin_cpu: None,
-                    cpu_seconds: 30,
-                    address_space: None,
-                    output_dir: cx.workdir.clone(),
-                };
+                let spec = Spec::gated_shell("fork-shell", &busybox, None, &script, 30, &cx.workdir);
                 let h = Hog::spawn(&spec)?;
                 let pid = h.pid();
                 self.shell = Some(h);

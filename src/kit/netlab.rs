@@ -232,6 +232,14 @@ pub fn held_elsewhere() -> Vec<(Subnet, String)> {
     out
 }
 
+/// [`choose_subnet`] on this host now, against the other live runs'
+/// reservations: what a preflight checks (reserving nothing), and what
+/// [`reserve_subnet`] records.
+pub fn free_subnet(given: Option<&str>, candidates: &[&str], avoid: &[Subnet]) -> anyhow::Result<Subnet> {
+    let host = wb_net::snapshot_current()?;
+    choose_subnet(&host, given, candidates, avoid, &held_elsewhere()).map_err(anyhow::Error::msg)
+}
+
 /// Choose a subnet as [`choose_subnet`] does and reserve it for this run,
 /// host-wide: under an exclusive lock, look at the host's routes and
 /// addresses and at the other live runs' reservations, then record the
@@ -240,8 +248,7 @@ pub fn held_elsewhere() -> Vec<(Subnet, String)> {
 /// appear only once its links are up).
 pub fn reserve_subnet(given: Option<&str>, candidates: &[&str], avoid: &[Subnet]) -> anyhow::Result<Subnet> {
     state::reserve("subnets", || -> anyhow::Result<Subnet> {
-        let host = wb_net::snapshot_current()?;
-        let sub = choose_subnet(&host, given, candidates, avoid, &held_elsewhere()).map_err(anyhow::Error::msg)?;
+        let sub = free_subnet(given, candidates, avoid)?;
         state::record(Resource::Subnet { cidr: sub.cidr() })?;
         Ok(sub)
     })?

@@ -24,8 +24,7 @@ fn preflight(host: &Host, opts: &LessonOptions) -> anyhow::Result<()> {
     host.require_root("clone(CLONE_NEWNET), setns(2) and netlink link changes need CAP_SYS_ADMIN and CAP_NET_ADMIN")?;
     host.require_static_busybox()?;
     crate::host::features::require_link_kinds(&["veth", "bridge"])?;
-    let snap = wb_net::snapshot_current()?;
-    netlab::choose_subnet(&snap, opts.subnet.as_deref(), netlab::CONTAINER_SUBNETS, &[], &netlab::held_elsewhere()).map_err(anyhow::Error::msg)?;
+    netlab::free_subnet(opts.subnet.as_deref(), netlab::CONTAINER_SUBNETS, &[])?;
     Ok(())
 }
 

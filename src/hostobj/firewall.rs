@@ -665,47 +665,49 @@ mod tests {
         }
     }
 
+    /// A forward guard: from `iif` out anywhere but `oif_not`, dropped.
+    fn guard(iif: &str, oif_not: &str) -> Rule {
+        Rule {
+            iif: Some(iif.into()),
+            oif_not: Some(oif_not.into()),
+            ..Rule::new(Hook::Forward, Action::Drop)
+        }
+    }
+
     #[test]
     fn rules_in_nft_syntax() {
-        assert_eq!(
-            dnat().nft_words().join(" "),
-            "iifname wbab12cdo0 ip daddr 10.214.0.1 tcp dport 8080 counter dnat to 10.213.0.2:80"
-        );
         let masq = Rule {
             saddr: Some("10.213.0.0/24".into()),
             oif: Some("wbab12cdo0".into()),
             ..Rule::new(Hook::Postrouting, Action::Masquerade)
         };
-        assert_eq!(
-            masq.nft_words().join(" "),
-            "oifname wbab12cdo0 ip saddr 10.213.0.0/24 counter masquerade"
-        );
-        let guard = Rule {
-            iif: Some("wbab12cdbr".into()),
-            oif_not: Some("wbab12cdo0".into()),
-            ..Rule::new(Hook::Forward, Action::Drop)
-        };
-        assert_eq!(
-            guard.nft_words().join(" "),
-            "iifname wbab12cdbr oifname != wbab12cdo0 counter drop"
-        );
+        for (rule, want) in [
+            (
+                dnat(),
+                "iifname wbab12cdo0 ip daddr 10.214.0.1 tcp dport 8080 counter dnat to 10.213.0.2:80",
+            ),
+            (masq, "oifname wbab12cdo0 ip saddr 10.213.0.0/24 counter masquerade"),
+            (
+                guard("wbab12cdbr", "wbab12cdo0"),
+                "iifname wbab12cdbr oifname != wbab12cdo0 counter drop",
+            ),
+        ] {
+            assert_eq!(rule.nft_words().join(" "), want);
+        }
     }
 
     #[test]
     fn rules_in_iptables_syntax() {
-        assert_eq!(
-            dnat().iptables_args("wbab12cd").join(" "),
-            "-i wbab12cdo0 -d 10.214.0.1 -p tcp --dport 8080 -m comment --comment wbab12cd -j DNAT --to-destination 10.213.0.2:80"
-        );
-        let guard = Rule {
-            iif: Some("wbx".into()),
-            oif_not: Some("wby".into()),
-            ..Rule::new(Hook::Forward, Action::Drop)
-        };
-        assert_eq!(
-            guard.iptables_args("wbt").join(" "),
-            "-i wbx ! -o wby -m comment --comment wbt -j DROP"
-        );
+        for (rule, tag, want) in [
+            (
+                dnat(),
+                "wbab12cd",
+                "-i wbab12cdo0 -d 10.214.0.1 -p tcp --dport 8080 -m comment --comment wbab12cd -j DNAT --to-destination 10.213.0.2:80",
+            ),
+            (guard("wbx", "wby"), "wbt", "-i wbx ! -o wby -m comment --comment wbt -j DROP"),
+        ] {
+            assert_eq!(rule.iptables_args(tag).join(" "), want);
+        }
         assert_eq!(Hook::Forward.iptables_place(), ("filter", "FORWARD"));
     }
 

@@ -240,6 +240,17 @@ pub fn free_subnet(given: Option<&str>, candidates: &[&str], avoid: &[Subnet]) -
     choose_subnet(&host, given, candidates, avoid, &held_elsewhere()).map_err(anyhow::Error::msg)
 }
 
+/// The preflight of a one-bridge lab (veth-bridge, net-modes): root (`why`
+/// the lesson needs it), a static busybox for the containers, veth and bridge
+/// links, and a free container subnet.
+pub fn require_bridge_lab(host: &crate::host::Host, opts: &LessonOptions, why: &str) -> anyhow::Result<()> {
+    host.require_root(why)?;
+    host.require_static_busybox()?;
+    crate::host::features::require_link_kinds(&["veth", "bridge"])?;
+    free_subnet(opts.subnet.as_deref(), CONTAINER_SUBNETS, &[])?;
+    Ok(())
+}
+
 /// Choose a subnet as [`choose_subnet`] does and reserve it for this run,
 /// host-wide: under an exclusive lock, look at the host's routes and
 /// addresses and at the other live runs' reservations, then record the

@@ -21,11 +21,7 @@ use crate::observe::Snapshot;
 pub const DEF: LessonDef = LessonDef::of::<NetModes>(preflight).shell("inside the lesson").spots(&[("container", Spot::Procs(4))]);
 
 fn preflight(host: &Host, opts: &LessonOptions) -> anyhow::Result<()> {
-    host.require_root("clone(CLONE_NEWNET), setns(2) and netlink link changes need CAP_SYS_ADMIN and CAP_NET_ADMIN")?;
-    host.require_static_busybox()?;
-    crate::host::features::require_link_kinds(&["veth", "bridge"])?;
-    netlab::free_subnet(opts.subnet.as_deref(), netlab::CONTAINER_SUBNETS, &[])?;
-    Ok(())
+    netlab::require_bridge_lab(host, opts, "clone(CLONE_NEWNET), setns(2) and netlink link changes need CAP_SYS_ADMIN and CAP_NET_ADMIN")
 }
 
 /// Every namespace but the network one: what host and container mode clone.

@@ -23,11 +23,7 @@ pub const DEF: LessonDef = LessonDef::of::<VethBridge>(preflight).shell("inside 
 pub const NS_NET: Capture = Capture { namespaces: true, cgroups: false, mounts: false, net: true };
 
 fn preflight(host: &Host, opts: &LessonOptions) -> anyhow::Result<()> {
-    host.require_root("clone(CLONE_NEWNET) and netlink link changes need CAP_SYS_ADMIN and CAP_NET_ADMIN")?;
-    host.require_static_busybox()?;
-    crate::host::features::require_link_kinds(&["veth", "bridge"])?;
-    netlab::free_subnet(opts.subnet.as_deref(), netlab::CONTAINER_SUBNETS, &[])?;
-    Ok(())
+    netlab::require_bridge_lab(host, opts, "clone(CLONE_NEWNET) and netlink link changes need CAP_SYS_ADMIN and CAP_NET_ADMIN")
 }
 
 #[derive(Default)]

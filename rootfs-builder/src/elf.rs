@@ -59,16 +59,21 @@ const ELF_MAGIC: &[u8; 4] = b"\x7fELF";
 pub fn read_needs(path: &Path) -> Result<ElfNeeds, Error> {
     let bytes = fs::read(path).ctx("read elf", path)?;
     check_magic(path, &bytes)?;
-    let elf = Elf::parse(&bytes).map_err(|e| Error::Elf {
-        path: path.to_path_buf(),
-        reason: lowercase_first(&e.to_string()),
-    })?;
+    let elf = Elf::parse(&bytes).map_err(|e| elf_error(path, e))?;
     Ok(ElfNeeds {
         interpreter: elf.interpreter.map(PathBuf::from),
         needed: elf.libraries.iter().map(|s| s.to_string()).collect(),
         runpath: split_search_path(&elf.runpaths),
         rpath: split_search_path(&elf.rpaths),
     })
+}
+
+/// What goblin said about the ELF file at `path`, as our error.
+fn elf_error(path: &Path, e: goblin::error::Error) -> Error {
+    Error::Elf {
+        path: path.to_path_buf(),
+        reason: lowercase_first(&e.to_string()),
+    }
 }
 
 /// True if the binary has a `PT_INTERP` program header, i.e. the kernel will
@@ -84,10 +89,7 @@ pub fn read_kind(path: &Path) -> Result<ElfKind, Error> {
     let mut head = Vec::with_capacity(64);
     file.by_ref().take(64).read_to_end(&mut head).ctx("read elf", path)?;
     check_magic(path, &head)?;
-    let header = Elf::parse_header(&head).map_err(|e| Error::Elf {
-        path: path.to_path_buf(),
-        reason: lowercase_first(&e.to_string()),
-    })?;
+    let header = Elf::parse_header(&head).map_err(|e| elf_error(path, e))?;
     Ok(ElfKind {
         is_64: header.e_ident[goblin::elf::header::EI_CLASS] == goblin::elf::header::ELFCLASS64,
         little_endian: header.e_ident[goblin::elf::header::EI_DATA] == goblin::elf::header::ELFDATA2LSB,
@@ -125,13 +127,14 @@ fn lowercase_first(s: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) const DYNAMIC_BUSYBOX: &str = "/var/lib/workbench/busybox-dynamic/bin/busybox";
     pub(crate) const STATIC_BUSYBOX: &str = "/bin/busybox";
 
-    fn present(path: &str) -> bool {
+    /// Is the test binary `path` there (else say how to get it)?
+    pub(crate) fn present(path: &str) -> bool {
         if Path::new(path).exists() {
             true
         } else {

@@ -478,19 +478,8 @@ fn normalize(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::elf::tests::{present, DYNAMIC_BUSYBOX, STATIC_BUSYBOX};
     use std::os::unix::fs::symlink;
-
-    const DYNAMIC_BUSYBOX: &str = "/var/lib/workbench/busybox-dynamic/bin/busybox";
-    const STATIC_BUSYBOX: &str = "/bin/busybox";
-
-    fn present(path: &str) -> bool {
-        if Path::new(path).exists() {
-            true
-        } else {
-            eprintln!("skipping: {path} is absent (run scripts/setup)");
-            false
-        }
-    }
 
     #[test]
     fn parses_ld_so_conf_lines() {

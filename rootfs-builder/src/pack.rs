@@ -179,19 +179,13 @@ pub fn unpack_tar<R: Read>(input: R, dest: &Path) -> Result<(), Error> {
                 apply_attrs(&target, attrs, as_root, false)?;
             }
             EntryType::Symlink => {
-                let link = entry
-                    .link_name()
-                    .ctx("read tar header", &raw)?
-                    .ok_or_else(|| Error::invalid("unpack", &raw, "symlink without target"))?;
+                let link = link_target(&entry, &raw, "symlink without target")?;
                 remove_existing(&target)?;
                 std::os::unix::fs::symlink(&link, &target).ctx("symlink", &target)?;
                 apply_attrs(&target, attrs, as_root, true)?;
             }
             EntryType::Link => {
-                let link = entry
-                    .link_name()
-                    .ctx("read tar header", &raw)?
-                    .ok_or_else(|| Error::invalid("unpack", &raw, "hard link without target"))?;
+                let link = link_target(&entry, &raw, "hard link without target")?;
                 let src_rel = safe_relative(&link)
                     .ok_or_else(|| Error::invalid("unpack", &raw, "hard link target escapes the destination"))?;
                 check_no_symlink_parents(dest, &src_rel, &raw)?;
@@ -247,6 +241,16 @@ struct Attrs {
 
 /// Owner first (chown clears set-uid bits), then mode, then mtime. Symlinks
 /// get owner and mtime only: their mode is meaningless on Linux.
+/// The target of a symlink or hard link entry (`raw`: its path, for errors);
+/// `missing` is the error when the header has none.
+fn link_target<R: Read>(entry: &tar::Entry<R>, raw: &Path, missing: &str) -> Result<PathBuf, Error> {
+    Ok(entry
+        .link_name()
+        .ctx("read tar header", raw)?
+        .ok_or_else(|| Error::invalid("unpack", raw, missing))?
+        .into_owned())
+}
+
 fn apply_attrs(path: &Path, a: Attrs, as_root: bool, is_symlink: bool) -> Result<(), Error> {
     if as_root {
         std::os::unix::fs::lchown(path, Some(a.uid), Some(a.gid)).ctx("chown", path)?;

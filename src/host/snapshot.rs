@@ -17,7 +17,8 @@ pub struct HostState {
     pub sections: BTreeMap<String, Vec<String>>,
 }
 
-fn sorted_dir(p: &Path) -> Vec<String> {
+/// The names in directory `p`, sorted (none when it cannot be read).
+pub fn sorted_dir(p: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(p)
         .map(|d| {
             d.flatten()

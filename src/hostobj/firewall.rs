@@ -18,6 +18,8 @@
 use std::collections::BTreeSet;
 use std::process::Command;
 
+use super::Resource;
+
 /// Which tool programs netfilter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -182,27 +184,31 @@ impl Rule {
         }
     }
 
+    /// The rule's matches, in nft (`iifname X`) or iptables (`-i X`) words:
+    /// one table of the matches for both syntaxes.
+    fn match_words(&self, nft: bool) -> Vec<String> {
+        let port = self.tcp_dport.map(|p| p.to_string());
+        let matches: [(Option<&str>, &[&str], &[&str]); 6] = [
+            (self.iif.as_deref(), &["iifname"], &["-i"]),
+            (self.oif.as_deref(), &["oifname"], &["-o"]),
+            (self.oif_not.as_deref(), &["oifname", "!="], &["!", "-o"]),
+            (self.saddr.as_deref(), &["ip", "saddr"], &["-s"]),
+            (self.daddr.as_deref(), &["ip", "daddr"], &["-d"]),
+            (port.as_deref(), &["tcp", "dport"], &["-p", "tcp", "--dport"]),
+        ];
+        let mut w = Vec::new();
+        for (value, nft_words, iptables_words) in matches {
+            if let Some(v) = value {
+                words(&mut w, if nft { nft_words } else { iptables_words });
+                w.push(v.to_string());
+            }
+        }
+        w
+    }
+
     /// The rule in nft syntax, as words (`ip saddr 10.0.0.0/24 oifname wbx counter masquerade`).
     pub fn nft_words(&self) -> Vec<String> {
-        let mut w: Vec<String> = Vec::new();
-        if let Some(i) = &self.iif {
-            words(&mut w, &["iifname", i]);
-        }
-        if let Some(o) = &self.oif {
-            words(&mut w, &["oifname", o]);
-        }
-        if let Some(o) = &self.oif_not {
-            words(&mut w, &["oifname", "!=", o]);
-        }
-        if let Some(s) = &self.saddr {
-            words(&mut w, &["ip", "saddr", s]);
-        }
-        if let Some(d) = &self.daddr {
-            words(&mut w, &["ip", "daddr", d]);
-        }
-        if let Some(p) = self.tcp_dport {
-            words(&mut w, &["tcp", "dport", &p.to_string()]);
-        }
+        let mut w = self.match_words(true);
         w.push("counter".into());
         match &self.action {
             Action::Masquerade => words(&mut w, &["masquerade"]),
@@ -214,25 +220,7 @@ impl Rule {
 
     /// The rule as iptables match/target arguments, tagged with a comment.
     pub fn iptables_args(&self, tag: &str) -> Vec<String> {
-        let mut a: Vec<String> = Vec::new();
-        if let Some(i) = &self.iif {
-            words(&mut a, &["-i", i]);
-        }
-        if let Some(o) = &self.oif {
-            words(&mut a, &["-o", o]);
-        }
-        if let Some(o) = &self.oif_not {
-            words(&mut a, &["!", "-o", o]);
-        }
-        if let Some(s) = &self.saddr {
-            words(&mut a, &["-s", s]);
-        }
-        if let Some(d) = &self.daddr {
-            words(&mut a, &["-d", d]);
-        }
-        if let Some(p) = self.tcp_dport {
-            words(&mut a, &["-p", "tcp", "--dport", &p.to_string()]);
-        }
+        let mut a = self.match_words(false);
         words(&mut a, &["-m", "comment", "--comment", tag]);
         match &self.action {
             Action::Masquerade => words(&mut a, &["-j", "MASQUERADE"]),
@@ -331,26 +319,6 @@ pub fn apply_ruleset(script: &str) -> Result<(), FirewallError> {
     Ok(())
 }
 
-/// A netfilter object that [`Firewall::add`] creates and teardown removes
-/// (`remove_nft_table`, `remove_iptables_rule`, `remove_xtables_chain`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Object {
-    NftTable {
-        family: String,
-        name: String,
-    },
-    IptablesRule {
-        table: String,
-        chain: String,
-        spec: Vec<String>,
-    },
-    XtablesChain {
-        table: String,
-        chain: String,
-        drop_table: bool,
-    },
-}
-
 /// The rules of one run.
 #[derive(Debug)]
 pub struct Firewall {
@@ -377,11 +345,12 @@ impl Firewall {
     }
 
     /// The objects [`add`](Self::add) would create for `rule` that teardown
-    /// must remove: the caller records them in the run ledger first.
-    pub fn objects_for(&self, rule: &Rule) -> Vec<Object> {
+    /// must remove (`remove_nft_table`, `remove_iptables_rule`,
+    /// `remove_xtables_chain`): the caller records them in the run ledger first.
+    pub fn objects_for(&self, rule: &Rule) -> Vec<Resource> {
         match self.backend {
             Backend::Nft if self.table_made => Vec::new(),
-            Backend::Nft => vec![Object::NftTable {
+            Backend::Nft => vec![Resource::NftTable {
                 family: "ip".into(),
                 name: self.table.clone(),
             }],
@@ -393,13 +362,13 @@ impl Firewall {
                 // empty again) if they do not exist yet.
                 if iptables_is_nft_variant() && !tool_works("nft", &["list", "chain", "ip", table, chain]) {
                     let drop_table = !tool_works("nft", &["list", "table", "ip", table]);
-                    v.push(Object::XtablesChain {
+                    v.push(Resource::XtablesChain {
                         table: table.into(),
                         chain: chain.into(),
                         drop_table,
                     });
                 }
-                v.push(Object::IptablesRule {
+                v.push(Resource::IptablesRule {
                     table: table.into(),
                     chain: chain.into(),
                     spec: rule.iptables_args(&self.table),
@@ -696,47 +665,49 @@ mod tests {
         }
     }
 
+    /// A forward guard: from `iif` out anywhere but `oif_not`, dropped.
+    fn guard(iif: &str, oif_not: &str) -> Rule {
+        Rule {
+            iif: Some(iif.into()),
+            oif_not: Some(oif_not.into()),
+            ..Rule::new(Hook::Forward, Action::Drop)
+        }
+    }
+
     #[test]
     fn rules_in_nft_syntax() {
-        assert_eq!(
-            dnat().nft_words().join(" "),
-            "iifname wbab12cdo0 ip daddr 10.214.0.1 tcp dport 8080 counter dnat to 10.213.0.2:80"
-        );
         let masq = Rule {
             saddr: Some("10.213.0.0/24".into()),
             oif: Some("wbab12cdo0".into()),
             ..Rule::new(Hook::Postrouting, Action::Masquerade)
         };
-        assert_eq!(
-            masq.nft_words().join(" "),
-            "oifname wbab12cdo0 ip saddr 10.213.0.0/24 counter masquerade"
-        );
-        let guard = Rule {
-            iif: Some("wbab12cdbr".into()),
-            oif_not: Some("wbab12cdo0".into()),
-            ..Rule::new(Hook::Forward, Action::Drop)
-        };
-        assert_eq!(
-            guard.nft_words().join(" "),
-            "iifname wbab12cdbr oifname != wbab12cdo0 counter drop"
-        );
+        for (rule, want) in [
+            (
+                dnat(),
+                "iifname wbab12cdo0 ip daddr 10.214.0.1 tcp dport 8080 counter dnat to 10.213.0.2:80",
+            ),
+            (masq, "oifname wbab12cdo0 ip saddr 10.213.0.0/24 counter masquerade"),
+            (
+                guard("wbab12cdbr", "wbab12cdo0"),
+                "iifname wbab12cdbr oifname != wbab12cdo0 counter drop",
+            ),
+        ] {
+            assert_eq!(rule.nft_words().join(" "), want);
+        }
     }
 
     #[test]
     fn rules_in_iptables_syntax() {
-        assert_eq!(
-            dnat().iptables_args("wbab12cd").join(" "),
-            "-i wbab12cdo0 -d 10.214.0.1 -p tcp --dport 8080 -m comment --comment wbab12cd -j DNAT --to-destination 10.213.0.2:80"
-        );
-        let guard = Rule {
-            iif: Some("wbx".into()),
-            oif_not: Some("wby".into()),
-            ..Rule::new(Hook::Forward, Action::Drop)
-        };
-        assert_eq!(
-            guard.iptables_args("wbt").join(" "),
-            "-i wbx ! -o wby -m comment --comment wbt -j DROP"
-        );
+        for (rule, tag, want) in [
+            (
+                dnat(),
+                "wbab12cd",
+                "-i wbab12cdo0 -d 10.214.0.1 -p tcp --dport 8080 -m comment --comment wbab12cd -j DNAT --to-destination 10.213.0.2:80",
+            ),
+            (guard("wbx", "wby"), "wbt", "-i wbx ! -o wby -m comment --comment wbt -j DROP"),
+        ] {
+            assert_eq!(rule.iptables_args(tag).join(" "), want);
+        }
         assert_eq!(Hook::Forward.iptables_place(), ("filter", "FORWARD"));
     }
 

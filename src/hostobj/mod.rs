@@ -9,7 +9,10 @@
 pub mod firewall;
 pub mod groups;
 pub mod links;
+mod resource;
 pub mod sysctl;
+
+pub use resource::Resource;
 
 /// The prefix of every object workbench names (links, netns, nft tables, rule tags, work dirs).
 pub const PREFIX: &str = "wb";

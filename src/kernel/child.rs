@@ -83,6 +83,18 @@ pub enum Request {
     SetnsNet(PathBuf),
 }
 
+impl Request {
+    /// [`Request::MountOverlay`] of an overlay spec.
+    pub fn mount_overlay(spec: &wb_image::OverlaySpec) -> Request {
+        Request::MountOverlay {
+            lowers: spec.lowers.clone(),
+            upper: spec.upper.clone(),
+            work: spec.work.clone(),
+            merged: spec.merged.clone(),
+        }
+    }
+}
+
 /// The child's answer.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub enum Reply {
@@ -200,8 +212,7 @@ impl NsChild {
     pub fn act(&mut self, req: &Request) -> Result<()> {
         match self.call(req)? {
             Reply::Done => Ok(()),
-            Reply::Failed(e) => Err(KernelError::Child(e)),
-            other => Err(KernelError::Child(format!("unexpected reply {other:?}"))),
+            other => Err(not_expected(other)),
         }
     }
 
@@ -211,8 +222,7 @@ impl NsChild {
             argv: argv.iter().map(|s| s.to_string()).collect(),
         })? {
             Reply::Ran(out) => Ok(out),
-            Reply::Failed(e) => Err(KernelError::Child(e)),
-            other => Err(KernelError::Child(format!("unexpected reply {other:?}"))),
+            other => Err(not_expected(other)),
         }
     }
 
@@ -222,8 +232,7 @@ impl NsChild {
             argv: argv.iter().map(|s| s.to_string()).collect(),
         })? {
             Reply::Spawned { pid } => Ok(pid),
-            Reply::Failed(e) => Err(KernelError::Child(e)),
-            other => Err(KernelError::Child(format!("unexpected reply {other:?}"))),
+            other => Err(not_expected(other)),
         }
     }
 
@@ -231,8 +240,7 @@ impl NsChild {
     pub fn whoami(&mut self) -> Result<(i32, i32, String)> {
         match self.call(&Request::Whoami)? {
             Reply::Whoami { pid, ppid, hostname } => Ok((pid, ppid, hostname)),
-            Reply::Failed(e) => Err(KernelError::Child(e)),
-            other => Err(KernelError::Child(format!("unexpected reply {other:?}"))),
+            other => Err(not_expected(other)),
         }
     }
 
@@ -429,19 +437,36 @@ fn make_dir(path: &std::path::Path, mode: u32) -> Result<()> {
     )
 }
 
-fn spawn_background(argv: &[String]) -> Reply {
+/// The error for a reply a call did not expect: the child's own failure, or
+/// a reply of another kind.
+fn not_expected(reply: Reply) -> KernelError {
+    match reply {
+        Reply::Failed(e) => KernelError::Child(e),
+        other => KernelError::Child(format!("unexpected reply {other:?}")),
+    }
+}
+
+/// `argv` as a command with a clean environment (PATH and HOME only) and
+/// stdin from /dev/null; `Err` for an empty argv.
+fn clean_command(argv: &[String]) -> std::result::Result<(&String, Command), Reply> {
     let Some((prog, args)) = argv.split_first() else {
-        return Reply::Failed("empty command".into());
+        return Err(Reply::Failed("empty command".into()));
     };
-    let spawned = Command::new(prog)
-        .args(args)
+    let mut cmd = Command::new(prog);
+    cmd.args(args)
         .env_clear()
         .env("PATH", PATH)
         .env("HOME", "/root")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn();
+        .stdin(Stdio::null());
+    Ok((prog, cmd))
+}
+
+fn spawn_background(argv: &[String]) -> Reply {
+    let (prog, mut cmd) = match clean_command(argv) {
+        Ok(c) => c,
+        Err(reply) => return reply,
+    };
+    let spawned = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn();
     match spawned {
         // The handle is dropped: the process runs on, and is reaped by nobody
         // until the namespace's init (this child) dies and takes it along.
@@ -460,16 +485,12 @@ fn setns_net(path: &std::path::Path) -> Result<()> {
 }
 
 fn run_captured(argv: &[String]) -> Reply {
-    let Some((prog, args)) = argv.split_first() else {
-        return Reply::Failed("empty command".into());
+    let mut cmd = match clean_command(argv) {
+        Ok((_, c)) => c,
+        Err(reply) => return reply,
     };
-    let out = Command::new(prog)
-        .args(args)
-        .env_clear()
-        .env("PATH", PATH)
-        .env("HOME", "/root")
+    let out = cmd
         .env("TERM", std::env::var("TERM").unwrap_or_else(|_| "dumb".into()))
-        .stdin(Stdio::null())
         .output();
     match out {
         Ok(o) => Reply::Ran(RunOutput {

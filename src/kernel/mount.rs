@@ -48,29 +48,10 @@ pub fn mount_proc(target: &Path) -> Result<()> {
 pub fn mount_overlay(spec: &wb_image::OverlaySpec) -> Result<()> {
     let what = wb_image::classic_command(spec);
     let what = what.strip_prefix("mount ").unwrap_or(&what).to_string();
-    if spec.lowers.is_empty() {
-        return Err(super::KernelError::Child(format!(
-            "mount {what}: at least one lower dir is required"
-        )));
-    }
-    let opts = spec.options_string();
-    if opts.len() >= 4096 {
-        return Err(super::KernelError::Child(format!(
-            "mount {what}: the options are {} bytes, over the 4095-byte limit of mount(2)",
-            opts.len()
-        )));
-    }
-    sys(
-        nix::mount::mount(
-            Some("overlay"),
-            &spec.merged,
-            Some("overlay"),
-            MsFlags::empty(),
-            Some(opts.as_str()),
-        ),
-        "mount",
-        what,
-    )
+    let opts = spec
+        .checked_options()
+        .map_err(|reason| super::KernelError::Child(format!("mount {what}: {reason}")))?;
+    sys(spec.mount_with(&opts), "mount", what)
 }
 
 /// `umount -l TARGET` (lazy, so a busy mount still leaves the tree at once).

@@ -11,12 +11,22 @@ pub fn start_time(pid: i32) -> Option<u64> {
     parse_start_time(&stat)
 }
 
-/// Pure parser for [`start_time`]: the command name in field 2 may contain spaces and
-/// parentheses, so fields are counted after its last `)`.
+/// Field `n` (1-based, as in proc(5)) of a `/proc/PID/stat` line, `n` ≥ 3: the
+/// command name in field 2 may contain spaces and parentheses, so fields are
+/// counted after its last `)`. The one reader of stat lines.
+fn stat_field(stat: &str, n: usize) -> Option<&str> {
+    stat[stat.rfind(')')? + 1..].split_whitespace().nth(n.checked_sub(3)?)
+}
+
+/// Pure parser for [`start_time`]: field 22.
 pub fn parse_start_time(stat: &str) -> Option<u64> {
-    let after = &stat[stat.rfind(')')? + 1..];
-    // after ')' come fields 3.. ; start time is field 22 → index 19 here
-    after.split_whitespace().nth(19)?.parse().ok()
+    stat_field(stat, 22)?.parse().ok()
+}
+
+/// The scheduler state of a stat line (field 3): 'R' running or runnable,
+/// 'S' sleeping, 'Z' zombie...
+pub fn parse_state(stat: &str) -> Option<char> {
+    stat_field(stat, 3)?.chars().next()
 }
 
 /// Is the process `pid` alive and the same one that started at `start`?
@@ -31,9 +41,12 @@ pub fn is_same_process(pid: i32, start: u64) -> bool {
 /// Pure parser: does the state field of `/proc/PID/stat` (after the command
 /// name's last `)`) say the process has exited — Z (zombie) or X (dead)?
 pub fn parse_exited(stat: &str) -> bool {
-    stat.rfind(')')
-        .and_then(|i| stat[i + 1..].split_whitespace().next())
-        .is_some_and(|s| s == "Z" || s == "X")
+    matches!(parse_state(stat), Some('Z' | 'X'))
+}
+
+/// Is process `pid` there and not exited (a zombie or dead entry)?
+pub fn is_running(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| !parse_exited(&stat))
 }
 
 /// The `NSpid:` line of `/proc/PID/status`: the PID in each namespace, outermost first.
@@ -43,8 +56,7 @@ pub fn ns_pids(proc_root: &Path, pid: i32) -> Option<Vec<i32>> {
 }
 
 pub fn parse_ns_pids(status: &str) -> Option<Vec<i32>> {
-    let line = status.lines().find(|l| l.starts_with("NSpid:"))?;
-    line["NSpid:".len()..]
+    parse_status_field(status, "NSpid")?
         .split_whitespace()
         .map(|s| s.parse().ok())
         .collect()
@@ -65,10 +77,8 @@ pub fn cpu_time_ns(pid: i32) -> Option<u64> {
 
 /// Pure parser for [`cpu_time_ns`]: `utime + stime` (fields 14 and 15) in clock ticks.
 pub fn parse_cpu_ticks(stat: &str) -> Option<u64> {
-    let after = &stat[stat.rfind(')')? + 1..];
-    let mut f = after.split_whitespace().skip(11);
-    let utime: u64 = f.next()?.parse().ok()?;
-    let stime: u64 = f.next()?.parse().ok()?;
+    let utime: u64 = stat_field(stat, 14)?.parse().ok()?;
+    let stime: u64 = stat_field(stat, 15)?.parse().ok()?;
     Some(utime + stime)
 }
 
@@ -78,6 +88,8 @@ pub fn status_field(pid: i32, key: &str) -> Option<String> {
     parse_status_field(&status, key)
 }
 
+/// Pure parser for [`status_field`]: the value after `key:`, trimmed. The one
+/// reader of status text.
 pub fn parse_status_field(status: &str, key: &str) -> Option<String> {
     status.lines().find_map(|l| {
         let (k, v) = l.split_once(':')?;
@@ -138,6 +150,8 @@ mod tests {
             "4711 (sh) Z 1 4711 4711 0 -1 4227084 0 0 0 0 0 0 0 0 20 0 1 0 123 0 0"
         ));
         assert!(parse_exited("4711 (a) b) X 1"));
+        assert_eq!(parse_state("4711 (a) b) R 1"), Some('R'));
+        assert_eq!(parse_state("garbage"), None);
         assert!(!parse_exited("4711 (Z) S 1 4711"));
         assert!(!parse_exited("4711 (x) R 1"));
         assert!(!parse_exited("garbage"));

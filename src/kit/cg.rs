@@ -164,14 +164,7 @@ pub fn say_each(r: &mut crate::lesson::StepReport, place: &str, commands: &str, 
 pub fn thread_states(pid: i32) -> Vec<(i32, char)> {
     let mut out: Vec<(i32, char)> = per_thread(pid, "stat")
         .into_iter()
-        .filter_map(|(tid, stat)| {
-            let state = stat
-                .rfind(')')
-                .and_then(|i| stat[i + 1..].split_whitespace().next())?
-                .chars()
-                .next()?;
-            Some((tid, state))
-        })
+        .filter_map(|(tid, stat)| Some((tid, crate::kernel::proc::parse_state(&stat)?)))
         .collect();
     out.sort();
     out
@@ -539,6 +532,61 @@ pub struct ShellSpec {
 pub fn shell_group(run_id: &str, suffix: &str, controllers: &[Controller]) -> anyhow::Result<Group> {
     let layout = wb_cgroup::detect_system()?;
     create_group(&layout, &format!("wb-{run_id}-{suffix}"), controllers)
+}
+
+/// `echo PID > cgroup.procs` in each directory of `g`, one line each: how the
+/// tutorial moves a process into a group.
+pub fn echo_into(g: &Group, pid: i32) -> String {
+    g.paths()
+        .iter()
+        .map(|p| format!("echo {pid} > {}", p.join(wb_cgroup::files::CGROUP_PROCS).display()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Move process `pid` (`who`: "hog", "shell") into `g`, shown as the
+/// tutorial's `echo`s: its cgroups and the `watch` files of the group before
+/// and after, for `r.observe`.
+pub fn join_step(
+    r: &mut crate::lesson::StepReport,
+    g: &Group,
+    pid: i32,
+    who: &str,
+    watch: wb_cgroup::Resource,
+) -> anyhow::Result<(Snapshot, Snapshot)> {
+    let files = g.files_for(watch);
+    let look = || -> anyhow::Result<Snapshot> {
+        let mut s = crate::observe::capture(
+            format!("{who} (pid {pid})"),
+            pid,
+            crate::observe::Capture {
+                cgroups: true,
+                ..crate::observe::Capture::FACTS
+            },
+        )?;
+        s.facts = facts("", &files);
+        Ok(s)
+    };
+    let before = look()?;
+    g.add_process(pid)?;
+    let after = look()?;
+    say_each(r, "host", &echo_into(g, pid), String::new());
+    Ok((before, after))
+}
+
+/// The group of a one-group lesson's `--shell`: `workbench/wb-<run>-shell`
+/// with `controller`, given the lesson's limit by `set`, and the directory of
+/// its `watch` files (the shell's `$CG`).
+pub fn limited_shell_group(
+    run_id: &str,
+    controller: Controller,
+    watch: wb_cgroup::Resource,
+    set: impl FnOnce(&Group) -> wb_cgroup::Result<()>,
+) -> anyhow::Result<(Group, PathBuf)> {
+    let g = shell_group(run_id, "shell", &[controller])?;
+    set(&g)?;
+    let dir = dir_of(&g, watch);
+    Ok((g, dir))
 }
 
 /// `--shell` of a one-group lesson: the shell in `g`, `$CG` its directory

@@ -58,6 +58,47 @@ pub struct Spec {
     pub output_dir: PathBuf,
 }
 
+impl Spec {
+    /// The CPU hog: `threads` threads spinning for `seconds`, ungated and
+    /// unpinned, RLIMIT_CPU ten seconds over what they can use.
+    pub fn cpu(name: impl Into<String>, threads: u32, seconds: u32, output_dir: &Path) -> Spec {
+        Spec {
+            name: name.into(),
+            program: Program::Cpu { threads, seconds },
+            gated: false,
+            pin_cpu: None,
+            cpu_seconds: u64::from(seconds) * u64::from(threads) + 10,
+            address_space: None,
+            output_dir: output_dir.to_path_buf(),
+        }
+    }
+
+    /// A gated busybox `sh -c SCRIPT` (the script starts with `read go`),
+    /// unpinned, with RLIMIT_CPU `cpu_seconds`.
+    pub fn gated_shell(
+        name: impl Into<String>,
+        busybox: &Path,
+        rootfs: Option<PathBuf>,
+        script: &str,
+        cpu_seconds: u64,
+        output_dir: &Path,
+    ) -> Spec {
+        Spec {
+            name: name.into(),
+            program: Program::Shell {
+                busybox: busybox.to_path_buf(),
+                rootfs,
+                script: script.to_string(),
+            },
+            gated: true,
+            pin_cpu: None,
+            cpu_seconds,
+            address_space: None,
+            output_dir: output_dir.to_path_buf(),
+        }
+    }
+}
+
 /// A running hog, recorded in the state file. Dropping it kills and reaps it.
 pub struct Hog {
     child: Child,

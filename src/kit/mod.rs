@@ -1,5 +1,6 @@
 //! What the lessons share: namespace children and snapshots (here), cgroups
-//! ([`cg`]), CPU and memory hogs ([`hog`]) and network labs ([`netlab`]).
+//! ([`cg`]), CPU and memory hogs ([`hog`]), network labs ([`netlab`]) and
+//! overlayfs layers ([`overlay`]).
 //!
 //! A lesson module keeps only what it teaches; the plumbing every lesson of a
 //! kind repeats (spawn a recorded child, create and remove a workbench cgroup,
@@ -8,6 +9,7 @@
 pub mod cg;
 pub mod hog;
 pub mod netlab;
+pub mod overlay;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -107,6 +109,15 @@ pub fn shell_env(lesson: &str) -> Vec<(String, String)> {
         ("PS1".into(), format!("[workbench {lesson}] \\h:\\w\\$ ")),
         ("HOME".into(), "/root".into()),
     ]
+}
+
+/// `--shell` in a lesson's namespace child: `/bin/sh` with the lesson's prompt.
+pub fn sh_in(child: &mut NsChild, lesson: &str) -> anyhow::Result<()> {
+    child.call(&Request::Interactive {
+        argv: vec!["/bin/sh".into()],
+        env: shell_env(lesson),
+    })?;
+    Ok(())
 }
 
 /// Compare namespace inodes of two snapshots: which kinds must differ, which must stay.

@@ -232,6 +232,25 @@ pub fn held_elsewhere() -> Vec<(Subnet, String)> {
     out
 }
 
+/// [`choose_subnet`] on this host now, against the other live runs'
+/// reservations: what a preflight checks (reserving nothing), and what
+/// [`reserve_subnet`] records.
+pub fn free_subnet(given: Option<&str>, candidates: &[&str], avoid: &[Subnet]) -> anyhow::Result<Subnet> {
+    let host = wb_net::snapshot_current()?;
+    choose_subnet(&host, given, candidates, avoid, &held_elsewhere()).map_err(anyhow::Error::msg)
+}
+
+/// The preflight of a one-bridge lab (veth-bridge, net-modes): root (`why`
+/// the lesson needs it), a static busybox for the containers, veth and bridge
+/// links, and a free container subnet.
+pub fn require_bridge_lab(host: &crate::host::Host, opts: &LessonOptions, why: &str) -> anyhow::Result<()> {
+    host.require_root(why)?;
+    host.require_static_busybox()?;
+    crate::host::features::require_link_kinds(&["veth", "bridge"])?;
+    free_subnet(opts.subnet.as_deref(), CONTAINER_SUBNETS, &[])?;
+    Ok(())
+}
+
 /// Choose a subnet as [`choose_subnet`] does and reserve it for this run,
 /// host-wide: under an exclusive lock, look at the host's routes and
 /// addresses and at the other live runs' reservations, then record the
@@ -240,8 +259,7 @@ pub fn held_elsewhere() -> Vec<(Subnet, String)> {
 /// appear only once its links are up).
 pub fn reserve_subnet(given: Option<&str>, candidates: &[&str], avoid: &[Subnet]) -> anyhow::Result<Subnet> {
     state::reserve("subnets", || -> anyhow::Result<Subnet> {
-        let host = wb_net::snapshot_current()?;
-        let sub = choose_subnet(&host, given, candidates, avoid, &held_elsewhere()).map_err(anyhow::Error::msg)?;
+        let sub = free_subnet(given, candidates, avoid)?;
         state::record(Resource::Subnet { cidr: sub.cidr() })?;
         Ok(sub)
     })?
@@ -780,18 +798,7 @@ mod tests {
     use super::*;
 
     fn host() -> NetSnapshot {
-        let route = |dst: &str, dev: &str| wb_net::Route {
-            family: "inet".into(),
-            dst: dst.into(),
-            gateway: None,
-            dev: Some(dev.into()),
-            src: None,
-            table: 254,
-            protocol: "kernel".into(),
-            scope: "link".into(),
-            kind: "unicast".into(),
-            metric: None,
-        };
+        let route = wb_net::Route::kernel_link;
         NetSnapshot {
             links: vec![],
             addresses: vec![

@@ -3,6 +3,8 @@
 //! read. Each lesson takes only the options its text lists (`options` in
 //! `lessons/<id>.toml`); the engine refuses the others before anything is created.
 
+use std::sync::OnceLock;
+
 use clap::Args;
 
 /// Options a learner can give a lesson. Each lesson reads the ones it
@@ -36,6 +38,10 @@ pub struct LessonOptions {
     /// Container port of the port mapping (nat-port-map).
     #[arg(long)]
     pub container_port: Option<u16>,
+    /// `--memory` in bytes, set once by the preflight that parsed and bounded
+    /// it (memory-oom), so the steps use that value instead of parsing again.
+    #[arg(skip)]
+    pub memory_bytes: OnceLock<u64>,
 }
 
 impl LessonOptions {

@@ -43,13 +43,8 @@ impl StepReport {
         actual: impl Into<String>,
         pass: bool,
     ) {
-        self.checks.push(Check {
-            name: name.into(),
-            expected: expected.into(),
-            actual: actual.into(),
-            pass,
-            inconclusive: false,
-        });
+        let verdict = if pass { Verdict::Pass } else { Verdict::Fail };
+        self.check_verdict(name, expected, actual, verdict);
     }
 
     /// Record a check with a three-way outcome: `Verdict::Inconclusive` when

@@ -683,27 +683,33 @@ mod tests {
         }
     }
 
-    #[test]
-    fn markdown_page_of_a_run() {
+    /// The markdown page of a run of the fixture lesson: its one step, then a
+    /// summary with `run_id`, the step passed or not, and `cleanup_problems`.
+    fn fixture_page(run_id: &str, pass: bool, cleanup_problems: Vec<String>) -> String {
         let t = fixture_text();
         let step = fixture_step(&t);
         let summary = Summary {
             kind: "summary",
             lesson: t.id.clone(),
-            run_id: "wb-000000".into(),
+            run_id: run_id.into(),
             steps: 1,
-            steps_passed: 0,
+            steps_passed: usize::from(pass),
             steps_inconclusive: 0,
-            pass: false,
-            verdict: Verdict::Fail,
-            cleanup_problems: vec![],
+            pass,
+            verdict: if pass { Verdict::Pass } else { Verdict::Fail },
+            cleanup_problems,
         };
-        let page = format!(
+        format!(
             "{}{}{}",
             markdown_intro(&t),
             markdown_step(1, 1, &t.steps[0], &step),
             markdown_summary(&summary, &t)
-        );
+        )
+    }
+
+    #[test]
+    fn markdown_page_of_a_run() {
+        let page = fixture_page("wb-000000", false, vec![]);
         // The fixture lesson has no file in lessons/: its stamp is the hash of "".
         assert!(
             page.starts_with(&markdown_stamp("demo-ns", &text_fingerprint(""))),
@@ -714,25 +720,7 @@ mod tests {
 
     #[test]
     fn anchors_are_balanced_and_nested() {
-        let t = fixture_text();
-        let step = fixture_step(&t);
-        let summary = Summary {
-            kind: "summary",
-            lesson: t.id.clone(),
-            run_id: "x".into(),
-            steps: 1,
-            steps_passed: 1,
-            steps_inconclusive: 0,
-            pass: true,
-            verdict: Verdict::Pass,
-            cleanup_problems: vec!["rmdir x: busy".into()],
-        };
-        let page = format!(
-            "{}{}{}",
-            markdown_intro(&t),
-            markdown_step(1, 1, &t.steps[0], &step),
-            markdown_summary(&summary, &t)
-        );
+        let page = fixture_page("x", true, vec!["rmdir x: busy".into()]);
         let mut open: Vec<String> = vec![];
         for line in page.lines() {
             if let Some(name) = line.strip_prefix("<!-- ANCHOR: ").and_then(|l| l.strip_suffix(" -->")) {

@@ -19,11 +19,10 @@ use std::time::Duration;
 use wb_cgroup::{Controller, Group, Resource as Watch};
 
 use crate::kit::cg;
-use crate::kit::hog::{self, Hog, Program, Spec};
+use crate::kit::hog::{self, Hog, Spec};
 use crate::host::Host;
 use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, Spot, StepReport};
 use crate::observe::render::Verdict;
-use crate::observe::{capture, Capture};
 
 pub const DEF: LessonDef = LessonDef::of::<CpuQuota>(preflight).shell("in a new cgroup with the lesson's limit").spots(&[
     ("create-group", Spot::Present("cgroup", 1)),
@@ -271,15 +270,7 @@ impl Lesson for CpuQuota {
                 (self.quota, self.period) = quota_and_period(&cx.options, cpus)?;
                 self.demand = 100.0 * THREADS.min(cpus as u32) as f64;
                 let before = cg::facts_snapshot("before", [(HOG_FACT.to_string(), "not running".to_string())].into());
-                let spec = Spec {
-                    name: "cpu-hog".into(),
-                    program: Program::Cpu { threads: THREADS, seconds: HOG_SECONDS },
-                    gated: false,
-                    pin_cpu: None,
-                    cpu_seconds: u64::from(HOG_SECONDS) * u64::from(THREADS) + 10,
-                    address_space: None,
-                    output_dir: cx.workdir.clone(),
-                };
+                let spec = Spec::cpu("cpu-hog", THREADS, HOG_SECONDS, &cx.workdir);
                 let hog = Hog::spawn(&spec)?;
                 let pid = hog.pid();
                 self.hog = Some(hog);
@@ -377,14 +368,7 @@ impl Lesson for CpuQuota {
             "join" => {
                 let pid = self.hog()?.pid();
                 let g = self.group()?.clone();
-                let files = g.files_for(Watch::Procs);
-                let mut before = capture(format!("hog (pid {pid})"), pid, Capture { cgroups: true, ..Capture::FACTS })?;
-                before.facts = cg::facts("", &files);
-                g.add_process(pid)?;
-                let mut after = capture(format!("hog (pid {pid})"), pid, Capture { cgroups: true, ..Capture::FACTS })?;
-                after.facts = cg::facts("", &files);
-                let cmds: Vec<String> = g.paths().iter().map(|p| format!("echo {pid} > {}", p.join(wb_cgroup::files::CGROUP_PROCS).display())).collect();
-                cg::say_each(&mut r, "host", &cmds.join("\n"), String::new());
+                let (before, after) = cg::join_step(&mut r, &g, pid, "hog", Watch::Procs)?;
                 r.say("host", format!("cat /proc/{pid}/cgroup"), std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default().trim_end().to_string());
                 r.check("the hog is in the group (cgroup.procs)", pid.to_string(), format!("{:?}", g.procs()?), g.procs()?.contains(&pid));
                 let want = cg::proc_path(&g);
@@ -511,9 +495,7 @@ impl Lesson for CpuQuota {
 
     /// `--shell`: a new group with the lesson's quota and a shell in it.
     fn shell(&mut self, cx: &mut Cx) -> anyhow::Result<()> {
-        let g = cg::shell_group(&cx.run_id, "shell", &[Controller::Cpu])?;
-        g.set_cpu_quota(self.quota, self.period)?;
-        let dir = cg::dir_of(&g, Watch::CpuQuota);
+        let (g, dir) = cg::limited_shell_group(&cx.run_id, Controller::Cpu, Watch::CpuQuota, |g| g.set_cpu_quota(self.quota, self.period))?;
         let lines = vec![
             format!("This shell runs in the cgroup {} ($CG): {} = {} of one CPU.", dir.display(), cg::file_values(&g, Watch::CpuQuota), cg::pct(self.quota_pct())),
             "Try: `while :; do :; done &`, then `cat $CG/cpu.stat` twice (nr_throttled grows) or `top` in a second terminal; a second loop shares the same quota.".to_string(),

@@ -13,7 +13,7 @@ use nix::sched::CloneFlags;
 use rootfs_builder::build::{build_rootfs, copy_libraries, RootfsSpec};
 use rootfs_builder::libs::{resolve, LibFile, LibSearch};
 
-use crate::kit::{child_snapshot, file_facts, host_snapshot, shell_env, spawn_child};
+use crate::kit::{child_snapshot, file_facts, host_snapshot, spawn_child};
 use crate::host::Host;
 use crate::kernel::child::{NsChild, Request};
 use crate::lesson::{Cx, Lesson, LessonDef, Spot, StepReport};
@@ -38,6 +38,15 @@ struct ChrootBusybox {
 }
 
 impl ChrootBusybox {
+    /// A new child chrooted into the rootfs, and its root directory before and after.
+    fn chrooted_child(&self) -> anyhow::Result<(NsChild, Snapshot, Snapshot)> {
+        let mut child = spawn_child(CloneFlags::empty())?;
+        let before = Snapshot { label: format!("child (pid {}) before chroot", child.pid()), facts: root_fact(child.pid()), ..Default::default() };
+        child.act(&Request::Chroot(self.rootfs.clone()))?;
+        let after = Snapshot { label: "after chroot".into(), facts: root_fact(child.pid()), ..Default::default() };
+        Ok((child, before, after))
+    }
+
     fn watched_files(&self) -> Vec<String> {
         let mut v = vec!["bin/busybox".to_string(), "bin/sh".to_string()];
         if !self.interpreter.is_empty() {
@@ -78,10 +87,7 @@ impl Lesson for ChrootBusybox {
                 r.check("its loader is inside the rootfs", "no", if loader_in_rootfs { "yes" } else { "no" }, !self.interpreter.is_empty() && !loader_in_rootfs);
             }
             "chroot-fails" => {
-                let mut child = spawn_child(CloneFlags::empty())?;
-                let before = Snapshot { label: format!("child (pid {}) before chroot", child.pid()), facts: root_fact(child.pid()), ..Default::default() };
-                child.act(&Request::Chroot(self.rootfs.clone()))?;
-                let after = Snapshot { label: "after chroot".into(), facts: root_fact(child.pid()), ..Default::default() };
+                let (mut child, before, after) = self.chrooted_child()?;
                 let out = child.run(&["/bin/sh", "-c", "echo hello"])?;
                 let shown = match &out.spawn_error {
                     Some((e, _)) => format!("chroot: failed to run command '/bin/sh': {e}"),
@@ -121,10 +127,7 @@ impl Lesson for ChrootBusybox {
                 r.check("needed files present in the rootfs", format!("{} of {}", files.len(), files.len()), format!("{} of {}", files.len() - missing.len(), files.len()), missing.is_empty() && !files.is_empty());
             }
             "chroot-works" => {
-                let mut child = spawn_child(CloneFlags::empty())?;
-                let before = Snapshot { label: format!("child (pid {}) before chroot", child.pid()), facts: root_fact(child.pid()), ..Default::default() };
-                child.act(&Request::Chroot(self.rootfs.clone()))?;
-                let after = Snapshot { label: "after chroot".into(), facts: root_fact(child.pid()), ..Default::default() };
+                let (mut child, before, after) = self.chrooted_child()?;
                 let out = child.run(&["/bin/sh", "-c", "echo hello from the chroot; ls /"])?;
                 r.ran("chroot", "/bin/sh -c 'echo hello from the chroot; ls -C /'", &out);
                 r.observe(before, after);
@@ -163,10 +166,8 @@ impl Lesson for ChrootBusybox {
         Ok(r)
     }
 
-    fn shell(&mut self, _cx: &mut Cx) -> anyhow::Result<()> {
-        let child = self.child.as_mut().ok_or_else(|| anyhow::anyhow!("the lesson did not reach its chroot"))?;
-        child.call(&Request::Interactive { argv: vec!["/bin/sh".into()], env: shell_env("chroot-busybox") })?;
-        Ok(())
+    fn shell(&mut self, cx: &mut Cx) -> anyhow::Result<()> {
+        crate::kit::sh_in(self.child.as_mut().ok_or_else(|| anyhow::anyhow!("the lesson did not reach its chroot"))?, cx.lesson)
     }
 }
 

@@ -16,7 +16,7 @@
 use wb_cgroup::{Controller, Group, Resource as Watch};
 
 use crate::kit::cg;
-use crate::kit::hog::{self, Hog, Program, Spec};
+use crate::kit::hog::{self, Hog, Spec};
 use crate::host::Host;
 use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, Spot, StepReport};
 use crate::observe::render::Verdict;
@@ -158,15 +158,7 @@ impl Lesson for CpuShares {
                     before.insert(format!("hog {n}"), "not running".to_string());
                 }
                 for (i, n) in NAMES.iter().enumerate() {
-                    let spec = Spec {
-                        name: format!("cpu-hog-{}", n.to_lowercase()),
-                        program: Program::Cpu { threads: 1, seconds: HOG_SECONDS },
-                        gated: false,
-                        pin_cpu: Some(self.cpu),
-                        cpu_seconds: u64::from(HOG_SECONDS) + 10,
-                        address_space: None,
-                        output_dir: cx.workdir.clone(),
-                    };
+                    let spec = Spec { pin_cpu: Some(self.cpu), ..Spec::cpu(format!("cpu-hog-{}", n.to_lowercase()), 1, HOG_SECONDS, &cx.workdir) };
                     let h = Hog::spawn(&spec)?;
                     r.say("host", format!("taskset -c {} workbench internal-hog --threads 1 &    # hog {n}: sched_setaffinity(0, {{CPU {}}}) then while (1) {{}}", self.cpu, self.cpu), format!("[{}] {}", i + 1, h.pid()));
                     self.hogs.push(h);
@@ -209,7 +201,7 @@ impl Lesson for CpuShares {
                 let before = snapshot(self);
                 for (h, g) in self.hogs.iter().zip(&self.groups) {
                     g.add_process(h.pid())?;
-                    cg::say_each(&mut r, "host", &g.paths().iter().map(|p| format!("echo {} > {}", h.pid(), p.join(wb_cgroup::files::CGROUP_PROCS).display())).collect::<Vec<_>>().join("\n"), "");
+                    cg::say_each(&mut r, "host", &cg::echo_into(g, h.pid()), "");
                 }
                 // On cgroup v2 the move may also change the hog's cpuset (when the
                 // cpuset controller is on), and older kernels then reset its CPU

@@ -20,8 +20,8 @@ use rootfs_builder::build::{build_rootfs, RootfsSpec};
 use wb_image::layer::{list_layer, LayerEntry};
 use wb_image::{ImageConfig, OverlaySpec, TreeEntry};
 
-use super::overlay_demo::{describe, mountinfo_lines, require_overlayfs, tree_text, xattr_value};
-use crate::kit::{child_snapshot, host_snapshot, shell_env, spawn_child};
+use crate::kit::overlay::{describe, mountinfo_lines, require_overlayfs, tree_text, xattr_value};
+use crate::kit::{child_snapshot, host_snapshot, spawn_child};
 use crate::host::Host;
 use crate::kernel::child::{NsChild, Request};
 use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, StepReport};
@@ -219,7 +219,7 @@ impl Lesson for ImageLayers {
                 child.act(&Request::SetHostname("container".into()))?;
                 r.say("child", "mount --make-rprivate / && hostname container", "");
                 let mut before = child_snapshot(&child, Capture::MOUNTS)?;
-                child.act(&Request::MountOverlay { lowers: spec.lowers.clone(), upper: spec.upper.clone(), work: spec.work.clone(), merged: spec.merged.clone() })?;
+                child.act(&Request::mount_overlay(&spec))?;
                 let mut after = child_snapshot(&child, Capture::MOUNTS)?;
                 r.say("child", wb_image::classic_command(&OverlaySpec::under(Path::new("container"), 1)), "");
                 r.say("host", format!("grep ' container/merged ' /proc/{pid}/mountinfo"), mountinfo_lines(pid, &spec.merged));
@@ -384,7 +384,7 @@ impl Lesson for ImageLayers {
                 child.act(&Request::SetHostname("container".into()))?;
                 r.say("parent", "clone(..., CLONE_NEWNS|CLONE_NEWPID|CLONE_NEWUTS|CLONE_NEWIPC|SIGCHLD); mount --make-rprivate /; hostname container", format!("clone() = {pid}"));
                 let before = child_snapshot(&child, Capture::MOUNTS)?;
-                child.act(&Request::MountOverlay { lowers: spec.lowers.clone(), upper: spec.upper.clone(), work: spec.work.clone(), merged: spec.merged.clone() })?;
+                child.act(&Request::mount_overlay(&spec))?;
                 let after = child_snapshot(&child, Capture::MOUNTS)?;
                 let rel_spec = OverlaySpec::new(lowers.iter().map(|l| PathBuf::from(self.rel(l))).collect(), "loaded/upper", "loaded/work", "loaded/merged");
                 r.say("child", wb_image::classic_command(&rel_spec), "");
@@ -439,14 +439,13 @@ impl Lesson for ImageLayers {
         Ok(r)
     }
 
-    fn shell(&mut self, _cx: &mut Cx) -> anyhow::Result<()> {
+    fn shell(&mut self, cx: &mut Cx) -> anyhow::Result<()> {
         let spec = self.loaded_spec.clone().ok_or_else(|| anyhow::anyhow!("no loaded image: the load step did not run"))?;
         let child = self.loader.as_mut().ok_or_else(|| anyhow::anyhow!("no loaded image: the load step did not run"))?;
         // Like `docker run -it workbench/busybox:demo sh`: the image as root, its own /proc.
         child.act(&Request::Chroot(spec.merged.clone()))?;
         child.act(&Request::MountProc(PathBuf::from("/proc")))?;
-        child.call(&Request::Interactive { argv: vec!["/bin/sh".into()], env: shell_env("image-layers") })?;
-        Ok(())
+        crate::kit::sh_in(child, cx.lesson)
     }
 }
 

@@ -19,11 +19,10 @@ use rootfs_builder::build::{build_rootfs, RootfsSpec};
 use wb_cgroup::{Controller, Group, Resource as Watch};
 
 use crate::kit::cg;
-use crate::kit::hog::{self, Hog, Program, Spec};
+use crate::kit::hog::{self, Hog, Spec};
 use crate::host::Host;
 use crate::lesson::options::MemoryError;
 use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, Spot, StepReport};
-use crate::observe::{capture, Capture};
 
 pub const DEF: LessonDef = LessonDef::of::<MemoryOom>(preflight).shell("in a new cgroup with the lesson's limit").spots(&[("start-hog", Spot::InGroups(1))]);
 
@@ -63,7 +62,7 @@ fn swap_active() -> bool {
 }
 
 fn preflight(host: &Host, opts: &LessonOptions) -> anyhow::Result<()> {
-    memory_limit(opts)?;
+    let _already_set = opts.memory_bytes.set(memory_limit(opts)?);
     let layout = cg::require(host, &[Controller::Memory])?;
     host.require_static_busybox()?;
     if swap_active() && layout.summary().swap_accounting == Some(false) {
@@ -164,7 +163,7 @@ impl Lesson for MemoryOom {
         let mut r = StepReport::new();
         match step {
             "create-group" => {
-                self.limit = memory_limit(&cx.options)?;
+                self.limit = *cx.options.memory_bytes.get().context("--memory was not checked: the preflight did not run")?;
                 let (g, before, mut facts) = cg::create_step(&mut r, &cx.run_id, "mem", Controller::Memory, Watch::Memory, "the memory files")?;
                 facts.extend(memory_facts(&g));
                 r.check_eq("memory charged to the new group, bytes", 0, g.memory_current()?);
@@ -199,27 +198,13 @@ impl Lesson for MemoryOom {
                 build_rootfs(&RootfsSpec { busybox: busybox.clone(), copy_libraries: false, hostname: "container".into() }, &rootfs).with_context(|| format!("build rootfs in {}", rootfs.display()))?;
                 r.say("host", format!("rootfs-builder build --busybox /bin/busybox {}", rootfs.display()), "static busybox + applet links");
                 let script = hog_script(self.limit);
-                let spec = Spec {
-                    name: "memory-hog".into(),
-                    program: Program::Shell { busybox, rootfs: Some(rootfs.clone()), script: script.clone() },
-                    gated: true,
-                    pin_cpu: None,
-                    cpu_seconds: 60,
-                    address_space: Some(8 * self.limit + (64 << 20)),
-                    output_dir: cx.workdir.clone(),
-                };
+                let spec = Spec { address_space: Some(8 * self.limit + (64 << 20)), ..Spec::gated_shell("memory-hog", &busybox, Some(rootfs.clone()), &script, 60, &cx.workdir) };
                 let h = Hog::spawn(&spec)?;
                 let pid = h.pid();
                 self.hog = Some(h);
                 r.say("host", format!("chroot {} /bin/sh -c '...' &    # waits on stdin before it starts", rootfs.display()), format!("[1] {pid}\n{}", script.trim_end()));
                 let g = self.group()?.clone();
-                let files = g.files_for(Watch::Procs);
-                let mut before = capture(format!("hog (pid {pid})"), pid, Capture { cgroups: true, ..Capture::FACTS })?;
-                before.facts = cg::facts("", &files);
-                g.add_process(pid)?;
-                let mut after = capture(format!("hog (pid {pid})"), pid, Capture { cgroups: true, ..Capture::FACTS })?;
-                after.facts = cg::facts("", &files);
-                cg::say_each(&mut r, "host", &g.paths().iter().map(|p| format!("echo {pid} > {}", p.join(wb_cgroup::files::CGROUP_PROCS).display())).collect::<Vec<_>>().join("\n"), String::new());
+                let (before, after) = cg::join_step(&mut r, &g, pid, "hog", Watch::Procs)?;
                 let procs = g.procs()?;
                 r.check("only the hog is in the group (the OOM killer chooses among its members)", format!("[{pid}]"), format!("{procs:?}"), procs == vec![pid]);
                 let member = cg::membership(pid, &g, Controller::Memory);
@@ -308,9 +293,7 @@ impl Lesson for MemoryOom {
 
     /// `--shell`: a new group with the lesson's limit (and no swap) and a shell in it.
     fn shell(&mut self, cx: &mut Cx) -> anyhow::Result<()> {
-        let g = cg::shell_group(&cx.run_id, "shell", &[Controller::Memory])?;
-        g.set_memory_limit(self.limit, Some(0))?;
-        let dir = cg::dir_of(&g, Watch::Memory);
+        let (g, dir) = cg::limited_shell_group(&cx.run_id, Controller::Memory, Watch::Memory, |g| g.set_memory_limit(self.limit, Some(0)))?;
         let limits: Vec<String> = wb_cgroup::read_watched(&g.files_for(Watch::Memory))
             .into_iter()
             .filter(|(k, _)| k.contains("limit") || k.ends_with(".max"))

@@ -11,7 +11,7 @@ use anyhow::Context;
 use nix::sched::CloneFlags;
 use rootfs_builder::build::{build_rootfs, RootfsSpec};
 
-use crate::kit::{child_snapshot, host_snapshot, shell_env, spawn_child};
+use crate::kit::{child_snapshot, host_snapshot, spawn_child};
 use crate::host::Host;
 use crate::kernel::child::{NsChild, Request};
 use crate::lesson::{Cx, Lesson, LessonDef, Spot, StepReport};
@@ -126,9 +126,7 @@ impl Lesson for MountProc {
         Ok(r)
     }
 
-    fn shell(&mut self, _cx: &mut Cx) -> anyhow::Result<()> {
-        let child = self.child()?;
-        child.call(&Request::Interactive { argv: vec!["/bin/sh".into()], env: shell_env("mount-proc") })?;
-        Ok(())
+    fn shell(&mut self, cx: &mut Cx) -> anyhow::Result<()> {
+        crate::kit::sh_in(self.child()?, cx.lesson)
     }
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 use nix::sched::CloneFlags;
 
 use crate::kit::netlab::{self, Place, Subnet};
-use crate::kit::{shell_env, spawn_child};
+use crate::kit::spawn_child;
 use crate::hostobj::firewall::{self, Action, Firewall, Hook, Rule};
 use crate::host::Host;
 use crate::kernel::child::{NsChild, Request, RunOutput};
@@ -160,7 +160,7 @@ impl NatPortMap {
         for rule in rules {
             let fw = self.fw()?;
             for o in fw.objects_for(rule) {
-                crate::state::record(o.into())?;
+                crate::state::record(o)?;
             }
             for cmd in fw.add(rule)? {
                 r.say("host", cmd, "");
@@ -418,9 +418,7 @@ impl Lesson for NatPortMap {
         Ok(r)
     }
 
-    fn shell(&mut self, _cx: &mut Cx) -> anyhow::Result<()> {
-        let child = self.container.as_mut().ok_or_else(|| anyhow::anyhow!("the lesson did not start its container"))?;
-        child.call(&Request::Interactive { argv: vec!["/bin/sh".into()], env: shell_env("nat-port-map") })?;
-        Ok(())
+    fn shell(&mut self, cx: &mut Cx) -> anyhow::Result<()> {
+        crate::kit::sh_in(self.container.as_mut().ok_or_else(|| anyhow::anyhow!("the lesson did not start its container"))?, cx.lesson)
     }
 }

@@ -13,21 +13,15 @@ use std::path::PathBuf;
 use nix::sched::CloneFlags;
 
 use crate::kit::netlab::{self, Place, Subnet};
-use crate::kit::shell_env;
 use crate::host::Host;
-use crate::kernel::child::{NsChild, Request};
+use crate::kernel::child::NsChild;
 use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, Spot, StepReport};
 use crate::observe::Snapshot;
 
 pub const DEF: LessonDef = LessonDef::of::<NetModes>(preflight).shell("inside the lesson").spots(&[("container", Spot::Procs(4))]);
 
 fn preflight(host: &Host, opts: &LessonOptions) -> anyhow::Result<()> {
-    host.require_root("clone(CLONE_NEWNET), setns(2) and netlink link changes need CAP_SYS_ADMIN and CAP_NET_ADMIN")?;
-    host.require_static_busybox()?;
-    crate::host::features::require_link_kinds(&["veth", "bridge"])?;
-    let snap = wb_net::snapshot_current()?;
-    netlab::choose_subnet(&snap, opts.subnet.as_deref(), netlab::CONTAINER_SUBNETS, &[], &netlab::held_elsewhere()).map_err(anyhow::Error::msg)?;
-    Ok(())
+    netlab::require_bridge_lab(host, opts, "clone(CLONE_NEWNET), setns(2) and netlink link changes need CAP_SYS_ADMIN and CAP_NET_ADMIN")
 }
 
 /// Every namespace but the network one: what host and container mode clone.
@@ -217,9 +211,7 @@ impl Lesson for NetModes {
         Ok(r)
     }
 
-    fn shell(&mut self, _cx: &mut Cx) -> anyhow::Result<()> {
-        let child = self.joined.as_mut().ok_or_else(|| anyhow::anyhow!("the lesson did not start its containers"))?;
-        child.call(&Request::Interactive { argv: vec!["/bin/sh".into()], env: shell_env("net-modes") })?;
-        Ok(())
+    fn shell(&mut self, cx: &mut Cx) -> anyhow::Result<()> {
+        crate::kit::sh_in(self.joined.as_mut().ok_or_else(|| anyhow::anyhow!("the lesson did not start its containers"))?, cx.lesson)
     }
 }

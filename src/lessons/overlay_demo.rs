@@ -16,6 +16,7 @@ use anyhow::Context;
 use nix::sched::CloneFlags;
 use wb_image::{OverlaySpec, TreeEntry};
 
+use crate::kit::overlay::{describe, mountinfo_lines, require_overlayfs, tree_text, xattr_value};
 use crate::kit::{child_snapshot, host_snapshot, spawn_child};
 use crate::host::Host;
 use crate::kernel::child::{NsChild, Request};
@@ -28,70 +29,6 @@ fn preflight(host: &Host, _opts: &LessonOptions) -> anyhow::Result<()> {
     host.require_root("mount(2) of an overlay, mknod of whiteouts and trusted.* xattrs need CAP_SYS_ADMIN")?;
     require_overlayfs()?;
     Ok(())
-}
-
-/// overlayfs must be built in, loaded, or loadable (mount(2) loads the module on demand).
-pub(super) fn require_overlayfs() -> anyhow::Result<()> {
-    let listed = std::fs::read_to_string("/proc/filesystems").unwrap_or_default().lines().any(|l| l.split_whitespace().last() == Some("overlay"));
-    if listed {
-        return Ok(());
-    }
-    let release = nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default();
-    let module = Path::new("/lib/modules").join(&release).join("kernel/fs/overlayfs");
-    if module.is_dir() {
-        return Ok(());
-    }
-    anyhow::bail!("this kernel has no overlayfs (not in /proc/filesystems, no module in {}): run `modprobe overlay` or use a kernel with CONFIG_OVERLAY_FS", module.display())
-}
-
-/// The value of an extended attribute of `path` itself (not following a symlink).
-pub(super) fn xattr_value(path: &Path, name: &str) -> Option<String> {
-    use std::os::unix::ffi::OsStrExt;
-    let p = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-    let n = std::ffi::CString::new(name).ok()?;
-    let mut buf = vec![0u8; 256];
-    // SAFETY: both strings are nul-terminated; buf is valid for buf.len() bytes.
-    let len = unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    if len < 0 {
-        return None;
-    }
-    buf.truncate(len as usize);
-    Some(String::from_utf8_lossy(&buf).into_owned())
-}
-
-/// What `path` is, in a few words: "absent", `file "text"`, "whiteout (char device 0/0)",
-/// "dir [a, b] opaque (trusted.overlay.opaque=y)", "-> target".
-pub(super) fn describe(path: &Path) -> String {
-    let m = match std::fs::symlink_metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return "absent".into(),
-        Err(e) => return format!("unreadable: {e}"),
-    };
-    let ft = m.file_type();
-    if wb_image::is_whiteout(&m) {
-        "whiteout (char device 0/0)".into()
-    } else if ft.is_char_device() || ft.is_block_device() {
-        let kind = if ft.is_char_device() { "char" } else { "block" };
-        format!("{kind} device {}/{}", libc::major(m.rdev()), libc::minor(m.rdev()))
-    } else if ft.is_symlink() {
-        format!("-> {}", std::fs::read_link(path).map(|t| t.display().to_string()).unwrap_or_default())
-    } else if ft.is_dir() {
-        let mut names: Vec<String> = std::fs::read_dir(path).map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect()).unwrap_or_default();
-        names.sort();
-        let mut s = format!("dir [{}]", names.join(", "));
-        if let Some(v) = xattr_value(path, wb_image::overlay::OPAQUE_XATTR) {
-            s.push_str(&format!(" opaque ({}={v})", wb_image::overlay::OPAQUE_XATTR));
-        }
-        s
-    } else if ft.is_file() {
-        match std::fs::read(path) {
-            Ok(b) if b.len() <= 80 && !b.contains(&0) => format!("file {:?}", String::from_utf8_lossy(&b).trim_end()),
-            Ok(b) => format!("file, {} bytes", b.len()),
-            Err(e) => format!("file, unreadable: {e}"),
-        }
-    } else {
-        "other".into()
-    }
 }
 
 /// `ls -ld`-like line for one path: "c--------- 0:0 0, 0 upper/to_delete".
@@ -108,20 +45,11 @@ fn ls_line(path: &Path, shown: &str) -> String {
 
 /// Names directly in a directory, sorted ("(empty)" when there are none).
 fn names(dir: &Path) -> String {
-    let mut v: Vec<String> = std::fs::read_dir(dir).map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect()).unwrap_or_default();
-    v.sort();
+    let v = crate::host::snapshot::sorted_dir(dir);
     if v.is_empty() {
         "(empty)".into()
     } else {
         v.join(" ")
-    }
-}
-
-/// The tree of a directory as text (`tree` of the tutorial), or the error.
-pub(super) fn tree_text(dir: &Path) -> String {
-    match wb_image::tree(dir) {
-        Ok(t) => wb_image::render_tree(&t).trim_end().to_string(),
-        Err(e) => format!("tree: {e}"),
     }
 }
 
@@ -131,36 +59,14 @@ fn mounts_at<'a>(mounts: &'a [MountEntry], point: &Path) -> Vec<&'a MountEntry> 
     mounts.iter().filter(|m| m.mount_point == p).collect()
 }
 
-/// The super options (after " - TYPE SOURCE ") of the mountinfo rows on `point`:
-/// where overlayfs lists lowerdir, upperdir and workdir.
-pub(super) fn super_options(pid: i32, point: &Path) -> Vec<String> {
-    let p = point.display().to_string();
-    let text = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap_or_default();
-    text.lines().filter(|l| l.split_whitespace().nth(4) == Some(p.as_str())).filter_map(super_options_of).collect()
-}
-
-/// Pure part of [`super_options`]: the last field of one mountinfo line.
-fn super_options_of(line: &str) -> Option<String> {
-    let fields: Vec<&str> = line.split_whitespace().collect();
-    let dash = fields.iter().position(|f| *f == "-")?;
-    fields.get(dash + 3).map(|s| crate::observe::parse::unescape_octal(s))
+/// The overlay layers (`lowerdir=…,upperdir=…,workdir=…`) of the mount rows at `point`.
+fn layers_at(mounts: &[MountEntry], point: &Path) -> String {
+    mounts_at(mounts, point).iter().map(|m| m.layers.as_str()).collect::<Vec<_>>().join(",")
 }
 
 /// The value of `key=` in a comma-separated option list.
 fn option_value(opts: &str, key: &str) -> Option<String> {
     opts.split(',').find_map(|o| o.strip_prefix(key).and_then(|r| r.strip_prefix('=')).map(str::to_string))
-}
-
-/// The raw lines of /proc/PID/mountinfo for mount point `point` (what `grep` would show).
-pub(super) fn mountinfo_lines(pid: i32, point: &Path) -> String {
-    let p = point.display().to_string();
-    let text = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().filter(|l| l.split_whitespace().nth(4) == Some(p.as_str())).collect();
-    if lines.is_empty() {
-        "(no line)".into()
-    } else {
-        lines.join("\n")
-    }
 }
 
 #[derive(Default)]
@@ -221,6 +127,15 @@ impl OverlayDemo {
             })
             .collect::<Vec<_>>()
             .join(" ")
+    }
+
+    /// Mount `spec` in the child: the child's pid and its mount table before and after.
+    fn mount_in_child(&mut self, spec: &OverlaySpec) -> anyhow::Result<(i32, Snapshot, Snapshot)> {
+        let child = self.child()?;
+        let before = child_snapshot(child, Capture::MOUNTS)?;
+        child.act(&Request::mount_overlay(spec))?;
+        let after = child_snapshot(child, Capture::MOUNTS)?;
+        Ok((child.pid(), before, after))
     }
 
     fn label(&self) -> String {
@@ -290,19 +205,14 @@ impl Lesson for OverlayDemo {
             }
             "mount" => {
                 let spec = self.spec()?.clone();
-                let child = self.child()?;
-                let pid = child.pid();
-                let before = child_snapshot(child, Capture::MOUNTS)?;
-                child.act(&Request::MountOverlay { lowers: spec.lowers.clone(), upper: spec.upper.clone(), work: spec.work.clone(), merged: spec.merged.clone() })?;
-                let after = child_snapshot(child, Capture::MOUNTS)?;
+                let (pid, before, after) = self.mount_in_child(&spec)?;
                 r.say("child", wb_image::classic_command(&OverlaySpec::under(Path::new(""), 1)), "");
                 r.say("host", format!("grep ' {} ' /proc/{pid}/mountinfo   (before)", self.rel(&spec.merged)), "(no line)");
                 r.say("host", format!("grep ' {} ' /proc/{pid}/mountinfo   (after)", self.rel(&spec.merged)), mountinfo_lines(pid, &spec.merged));
                 let new = mounts_at(&after.mounts, &spec.merged);
                 let is_overlay = new.len() == 1 && new[0].fs_type == "overlay";
                 r.check("overlay mounted on merged in the child", "1 overlay row", if is_overlay { "1 overlay row".to_string() } else { format!("{} rows: {}", new.len(), new.iter().map(|m| m.fs_type.as_str()).collect::<Vec<_>>().join(",")) }, is_overlay);
-                let opts = super_options(pid, &spec.merged).join(",");
-                let got = self.layer_options(&opts);
+                let got = self.layer_options(&layers_at(&after.mounts, &spec.merged));
                 r.check_eq("layers named in the mount options", "lowerdir=lower upperdir=upper workdir=work".to_string(), got);
                 let host = host_snapshot(Capture::MOUNTS)?;
                 r.check_eq("overlay rows on merged in the host's mountinfo", 0, mounts_at(&host.mounts, &spec.merged).len());
@@ -393,11 +303,7 @@ impl Lesson for OverlayDemo {
                 for (i, l) in stack.lowers.iter().enumerate() {
                     r.say("host", format!("tree stack/lower{}", i + 1), tree_text(l));
                 }
-                let child = self.child()?;
-                let pid = child.pid();
-                let before = child_snapshot(child, Capture::MOUNTS)?;
-                child.act(&Request::MountOverlay { lowers: stack.lowers.clone(), upper: stack.upper.clone(), work: stack.work.clone(), merged: stack.merged.clone() })?;
-                let after = child_snapshot(child, Capture::MOUNTS)?;
+                let (pid, before, after) = self.mount_in_child(&stack)?;
                 r.say("child", wb_image::classic_command(&OverlaySpec::under(Path::new("stack"), 3)), "");
                 r.say("host", format!("grep ' {} ' /proc/{pid}/mountinfo", self.rel(&stack.merged)), mountinfo_lines(pid, &stack.merged));
                 let seen = self.seen(&stack.merged);
@@ -406,7 +312,7 @@ impl Lesson for OverlayDemo {
                 r.say("child", "cat stack/merged/version", version.trim_end());
                 r.check_eq("stack/merged/version (lowerdir= lists the top-most first)", "from lower1".to_string(), version.trim_end().to_string());
                 r.check_eq("names in stack/merged", "only_in_lower1 only_in_lower2 only_in_lower3 version".to_string(), names(&seen));
-                let got = self.layer_options(&super_options(pid, &stack.merged).join(","));
+                let got = self.layer_options(&layers_at(&after.mounts, &stack.merged));
                 r.check_eq("layers named in the mount options (top-most first)", "lowerdir=stack/lower1:stack/lower2:stack/lower3 upperdir=stack/upper workdir=stack/work".to_string(), got);
                 r.observe(before, after);
             }
@@ -445,7 +351,7 @@ impl Lesson for OverlayDemo {
         let base = self.base.clone();
         let child = self.child()?;
         // The unmount step took the overlay away: mount it again for the learner.
-        child.act(&Request::MountOverlay { lowers: spec.lowers.clone(), upper: spec.upper.clone(), work: spec.work.clone(), merged: spec.merged.clone() })?;
+        child.act(&Request::mount_overlay(&spec))?;
         let cd = format!("cd '{}' && exec /bin/sh -i", base.display().to_string().replace('\'', r"'\''"));
         child.call(&Request::Interactive { argv: vec!["/bin/sh".into(), "-c".into(), cd], env: vec![("PS1".into(), "[workbench overlay-demo] $ ".into())] })?;
         Ok(())
@@ -479,9 +385,10 @@ mod tests {
         let m = crate::observe::parse::parse_mountinfo(text).unwrap();
         assert_eq!(mounts_at(&m, Path::new("/x/merged")).len(), 1);
         assert_eq!(mounts_at(&m, Path::new("/x")).len(), 0);
-        let line = "97 52 0:41 / /x/merged rw,relatime - overlay overlay rw,lowerdir=/x/l\\134,upperdir=/x/u,workdir=/x/w,uuid=on";
-        assert_eq!(super_options_of(line).as_deref(), Some("rw,lowerdir=/x/l\\,upperdir=/x/u,workdir=/x/w,uuid=on"));
-        assert_eq!(super_options_of("garbage"), None);
+        let line = "97 52 0:41 / /x/merged rw,relatime - overlay overlay rw,lowerdir=/x/l\\134,upperdir=/x/u,workdir=/x/w,uuid=on\n";
+        let m = crate::observe::parse::parse_mountinfo(line).unwrap();
+        assert_eq!(layers_at(&m, Path::new("/x/merged")), "lowerdir=/x/l\\,upperdir=/x/u,workdir=/x/w");
+        assert_eq!(layers_at(&m, Path::new("/x")), "");
         assert_eq!(option_value("rw,lowerdir=/a:/b,upperdir=/u", "lowerdir").as_deref(), Some("/a:/b"));
         assert_eq!(option_value("rw,lowerdir=/a", "upperdir"), None);
     }

@@ -11,10 +11,9 @@ use std::time::Duration;
 use wb_cgroup::{Controller, Group, Resource as Watch};
 
 use crate::kit::cg;
-use crate::kit::hog::{self, Hog, Program, Spec};
+use crate::kit::hog::{self, Hog, Spec};
 use crate::host::Host;
 use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, Spot, StepReport};
-use crate::observe::{capture, Capture};
 
 pub const DEF: LessonDef = LessonDef::of::<PidsLimit>(preflight).shell("in a new cgroup with the lesson's limit").spots(&[
     // After "fork" the shell has exited; its sleeps are orphans, not our children.
@@ -93,27 +92,13 @@ impl Lesson for PidsLimit {
                 // cannot offer a usable one.
                 let busybox = cx.host.require_static_busybox()?.to_path_buf();
                 let script = fork_script(self.max + 2);
-                let spec = Spec {
-                    name: "fork-shell".into(),
-                    program: Program::Shell { busybox: busybox.clone(), rootfs: None, script: script.clone() },
-                    gated: true,
-                    pin_cpu: None,
-                    cpu_seconds: 30,
-                    address_space: None,
-                    output_dir: cx.workdir.clone(),
-                };
+                let spec = Spec::gated_shell("fork-shell", &busybox, None, &script, 30, &cx.workdir);
                 let h = Hog::spawn(&spec)?;
                 let pid = h.pid();
                 self.shell = Some(h);
                 r.say("host", format!("{} sh -c '...' &    # waits on stdin before it starts", busybox.display()), format!("[1] {pid}\n{}", script.trim_end()));
                 let g = self.group()?.clone();
-                let files = g.files_for(Watch::Pids);
-                let mut before = capture(format!("shell (pid {pid})"), pid, Capture { cgroups: true, ..Capture::FACTS })?;
-                before.facts = cg::facts("", &files);
-                g.add_process(pid)?;
-                let mut after = capture(format!("shell (pid {pid})"), pid, Capture { cgroups: true, ..Capture::FACTS })?;
-                after.facts = cg::facts("", &files);
-                cg::say_each(&mut r, "host", &g.paths().iter().map(|p| format!("echo {pid} > {}", p.join(wb_cgroup::files::CGROUP_PROCS).display())).collect::<Vec<_>>().join("\n"), String::new());
+                let (before, after) = cg::join_step(&mut r, &g, pid, "shell", Watch::Pids)?;
                 r.check_eq("tasks in the group (pids.current): the shell", 1, g.pids_current()?);
                 r.check_eq("/proc/PID/cgroup: the shell's pids cgroup", cg::proc_path(&g), cg::membership(pid, &g, Controller::Pids));
                 r.observe(before, after);
@@ -162,7 +147,8 @@ impl Lesson for PidsLimit {
                 cg::say_each(&mut r, "host", &format!("cat {}", paths[0].join(wb_cgroup::files::CGROUP_PROCS).display()), left_procs.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n"));
                 let kill = format!("kill -KILL $(cat {})", paths[0].join(wb_cgroup::files::CGROUP_PROCS).display());
                 let mut after = cg::remove_step(&mut r, &[g], Some(kill));
-                let alive: Vec<i32> = left_procs.iter().copied().filter(|p| running(*p)).collect();
+                // killed orphans are zombies until init reaps them: those count as gone
+                let alive: Vec<i32> = left_procs.iter().copied().filter(|p| crate::kernel::proc::is_running(*p)).collect();
                 after.insert("processes in the group".into(), format!("{alive:?}"));
                 r.check("the orphaned sleeps are gone", "[]", format!("{alive:?}"), alive.is_empty());
                 r.observe(cg::facts_snapshot("before", before), cg::facts_snapshot("after", after));
@@ -176,9 +162,7 @@ impl Lesson for PidsLimit {
     /// `--shell`: a new group with the lesson's pids.max and a shell in it.
     fn shell(&mut self, cx: &mut Cx) -> anyhow::Result<()> {
         let max = self.max;
-        let g = cg::shell_group(&cx.run_id, "shell", &[Controller::Pids])?;
-        g.set_pids_max(max)?;
-        let dir = cg::dir_of(&g, Watch::Pids);
+        let (g, dir) = cg::limited_shell_group(&cx.run_id, Controller::Pids, Watch::Pids, |g| g.set_pids_max(max))?;
         let lines = vec![
             format!("This shell runs in the cgroup {} ($CG): pids.max {max}, and the shell itself is one of those tasks.", dir.display()),
             format!("Try: `i=0; while [ $i -lt {max} ]; do sleep 100 & i=$((i+1)); done` (fork number {max} fails), then `read n < $CG/pids.current; echo $n` (cat would need a fork too)."),
@@ -187,13 +171,6 @@ impl Lesson for PidsLimit {
     }
 }
 
-/// Alive and not a zombie (killed orphans are reaped by init a moment later).
-fn running(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !crate::kernel::proc::parse_exited(&stat),
-        Err(_) => false,
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -10,9 +10,9 @@
 
 use crate::kit::netlab::{self, Place, Subnet};
 use crate::kit::check_namespaces;
-use crate::kit::{child_snapshot, host_snapshot, shell_env};
+use crate::kit::{child_snapshot, host_snapshot};
 use crate::host::Host;
-use crate::kernel::child::{NsChild, Request};
+use crate::kernel::child::NsChild;
 use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, Spot, StepReport};
 use crate::observe::Capture;
 use wb_net::Op;
@@ -23,12 +23,7 @@ pub const DEF: LessonDef = LessonDef::of::<VethBridge>(preflight).shell("inside 
 pub const NS_NET: Capture = Capture { namespaces: true, cgroups: false, mounts: false, net: true };
 
 fn preflight(host: &Host, opts: &LessonOptions) -> anyhow::Result<()> {
-    host.require_root("clone(CLONE_NEWNET) and netlink link changes need CAP_SYS_ADMIN and CAP_NET_ADMIN")?;
-    host.require_static_busybox()?;
-    crate::host::features::require_link_kinds(&["veth", "bridge"])?;
-    let snap = wb_net::snapshot_current()?;
-    netlab::choose_subnet(&snap, opts.subnet.as_deref(), netlab::CONTAINER_SUBNETS, &[], &netlab::held_elsewhere()).map_err(anyhow::Error::msg)?;
-    Ok(())
+    netlab::require_bridge_lab(host, opts, "clone(CLONE_NEWNET) and netlink link changes need CAP_SYS_ADMIN and CAP_NET_ADMIN")
 }
 
 #[derive(Default)]
@@ -215,9 +210,7 @@ impl Lesson for VethBridge {
         Ok(r)
     }
 
-    fn shell(&mut self, _cx: &mut Cx) -> anyhow::Result<()> {
-        let child = self.child.as_mut().ok_or_else(|| anyhow::anyhow!("the lesson did not start its container"))?;
-        child.call(&Request::Interactive { argv: vec!["/bin/sh".into()], env: shell_env("veth-bridge") })?;
-        Ok(())
+    fn shell(&mut self, cx: &mut Cx) -> anyhow::Result<()> {
+        crate::kit::sh_in(self.child.as_mut().ok_or_else(|| anyhow::anyhow!("the lesson did not start its container"))?, cx.lesson)
     }
 }

@@ -13,9 +13,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::kit::netlab::{self, Place, Subnet};
-use crate::kit::shell_env;
 use crate::host::Host;
-use crate::kernel::child::{NsChild, Request};
+use crate::kernel::child::NsChild;
 use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, Spot, StepReport};
 use crate::observe::Snapshot;
 use wb_net::Op;
@@ -231,10 +230,8 @@ impl Lesson for VxlanOverlay {
         Ok(r)
     }
 
-    fn shell(&mut self, _cx: &mut Cx) -> anyhow::Result<()> {
-        let child = self.a.as_mut().ok_or_else(|| anyhow::anyhow!("the lesson did not start its hosts"))?;
-        child.call(&Request::Interactive { argv: vec!["/bin/sh".into()], env: shell_env("vxlan-overlay") })?;
-        Ok(())
+    fn shell(&mut self, cx: &mut Cx) -> anyhow::Result<()> {
+        crate::kit::sh_in(self.a.as_mut().ok_or_else(|| anyhow::anyhow!("the lesson did not start its hosts"))?, cx.lesson)
     }
 }
 

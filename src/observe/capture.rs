@@ -15,29 +15,24 @@ pub struct Capture {
 }
 
 impl Capture {
-    pub const NS: Capture = Capture {
-        namespaces: true,
-        cgroups: false,
-        mounts: false,
-        net: false,
-    };
-    pub const NS_MOUNTS: Capture = Capture {
-        namespaces: true,
-        cgroups: false,
-        mounts: true,
-        net: false,
-    };
-    pub const MOUNTS: Capture = Capture {
-        namespaces: false,
-        cgroups: false,
-        mounts: true,
-        net: false,
-    };
+    /// Nothing from /proc: a lesson fills the facts itself.
     pub const FACTS: Capture = Capture {
         namespaces: false,
         cgroups: false,
         mounts: false,
         net: false,
+    };
+    pub const NS: Capture = Capture {
+        namespaces: true,
+        ..Capture::FACTS
+    };
+    pub const NS_MOUNTS: Capture = Capture {
+        mounts: true,
+        ..Capture::NS
+    };
+    pub const MOUNTS: Capture = Capture {
+        mounts: true,
+        ..Capture::FACTS
     };
     pub const ALL: Capture = Capture {
         namespaces: true,

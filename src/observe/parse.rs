@@ -5,6 +5,7 @@ use std::io::Cursor;
 
 use procfs_core::FromBufRead;
 use serde::{Deserialize, Serialize};
+use wb_cgroup::unescape_mountinfo;
 
 /// Everything observed about one process at one moment.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -135,7 +136,7 @@ pub fn parse_mountinfo(text: &str) -> Result<Vec<MountEntry>, ParseError> {
                         m.super_options
                             .get(*k)
                             .and_then(|v| v.as_ref())
-                            .map(|v| format!("{k}={}", unescape_octal(v)))
+                            .map(|v| format!("{k}={}", unescape_mountinfo(v)))
                     })
                     .collect::<Vec<_>>()
                     .join(",")
@@ -144,10 +145,10 @@ pub fn parse_mountinfo(text: &str) -> Result<Vec<MountEntry>, ParseError> {
             };
             MountEntry {
                 layers,
-                mount_point: unescape_octal(&m.mount_point.to_string_lossy()),
+                mount_point: unescape_mountinfo(&m.mount_point.to_string_lossy()),
                 fs_type: m.fs_type,
                 source: m.mount_source.unwrap_or_else(|| "none".into()),
-                root: unescape_octal(&m.root),
+                root: unescape_mountinfo(&m.root),
                 options: opts.join(","),
                 propagation,
             }
@@ -155,36 +156,19 @@ pub fn parse_mountinfo(text: &str) -> Result<Vec<MountEntry>, ParseError> {
         .collect())
 }
 
-/// mountinfo escapes space, tab, newline and backslash as `\040` etc.
-pub fn unescape_octal(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
-            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
-            out.push(v);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Parse `/proc/PID/cgroup` text (v1 lines `4:cpu,cpuacct:/x`, v2 line `0::/x`).
+/// Parse `/proc/PID/cgroup` text (v1 lines `4:cpu,cpuacct:/x`, v2 line `0::/x`)
+/// with wb-cgroup's parser, sorted by [`CgroupEntry::key`].
 pub fn parse_cgroup(text: &str) -> Result<Vec<CgroupEntry>, ParseError> {
-    let groups = procfs_core::ProcessCGroups::from_buf_read(Cursor::new(text)).map_err(|e| ParseError {
+    let groups = wb_cgroup::parse_proc_cgroup(text).map_err(|e| ParseError {
         file: "cgroup",
         message: e.to_string(),
     })?;
     let mut v: Vec<CgroupEntry> = groups
         .into_iter()
         .map(|g| CgroupEntry {
-            hierarchy: g.hierarchy,
+            hierarchy: g.hierarchy_id,
             controllers: g.controllers,
-            path: g.pathname,
+            path: g.path,
         })
         .collect();
     v.sort_by_key(|e| e.key());
@@ -241,13 +225,6 @@ mod tests {
             .ends_with("private [lowerdir=/l2:/l1,upperdir=/u,workdir=/w]"));
         let plain = parse_mountinfo("1 0 0:1 / / rw - ext4 /dev/vda rw,discard\n").unwrap();
         assert_eq!(plain[0].layers, "");
-    }
-
-    #[test]
-    fn unescapes_octal() {
-        assert_eq!(unescape_octal("/a\\040b"), "/a b");
-        assert_eq!(unescape_octal("/plain"), "/plain");
-        assert_eq!(unescape_octal("/tail\\04"), "/tail\\04");
     }
 
     #[test]

@@ -370,19 +370,13 @@ unsafe fn run_op(op: &Op) -> Result<(), c_int> {
             (libc::MS_REC | libc::MS_PRIVATE) as usize,
             0,
         )),
-        Op::Mount {
-            source,
-            target,
-            fstype,
-            flags,
-            data,
-        } => ok(sys(
+        Op::Mount(m) => ok(sys(
             libc::SYS_mount,
-            opt(source),
-            p(target),
-            opt(fstype),
-            *flags as usize,
-            data.as_ref().map(|d| p(d)).unwrap_or(0),
+            opt(&m.source),
+            p(&m.target),
+            opt(&m.fstype),
+            m.flags as usize,
+            m.data.as_ref().map(|d| p(d)).unwrap_or(0),
         )),
         Op::Mkdir { path, mode } => match sys(libc::SYS_mkdirat, CWD, p(path), *mode as usize, 0, 0) {
             Err(libc::EEXIST) => Ok(()),

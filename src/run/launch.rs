@@ -238,13 +238,13 @@ fn add_terminal(ops: &mut Vec<plan::Op>, merged: &Path) {
             continue;
         };
         extra.push(plan::Op::Touch { path: target.clone() });
-        extra.push(plan::Op::Mount {
+        extra.push(plan::Op::Mount(plan::MountCall {
             source,
             target,
             fstype: Default::default(),
             flags: libc::MS_BIND,
             data: None,
-        });
+        }));
     }
     let pivot = ops
         .iter()

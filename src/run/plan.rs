@@ -12,19 +12,23 @@ use std::path::{Path, PathBuf};
 
 use libc::c_ulong;
 
+/// The arguments of one `mount(2)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountCall {
+    pub source: CString,
+    pub target: CString,
+    pub fstype: CString,
+    pub flags: c_ulong,
+    pub data: Option<CString>,
+}
+
 /// One step the child performs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
     /// `mount --make-rprivate /`: nothing mounted from now on propagates to the host.
     MakeRprivate,
     /// `mount(2)`.
-    Mount {
-        source: CString,
-        target: CString,
-        fstype: CString,
-        flags: c_ulong,
-        data: Option<CString>,
-    },
+    Mount(MountCall),
     /// `mkdir(2)`; an existing directory is fine.
     Mkdir { path: CString, mode: u32 },
     /// `mknod(2)` of a character device.
@@ -80,21 +84,12 @@ const MOUNT_FLAGS: [(c_ulong, &str, &str); 12] = [
     (libc::MS_RELATIME, "relatime", "MS_RELATIME"),
 ];
 
-/// Mount flags by their `mount -o` names.
-fn flag_names(flags: c_ulong) -> Vec<&'static str> {
+/// The mount flags set in `flags`, by their `mount -o` names or (`c`) their C names.
+fn flag_names(flags: c_ulong, c: bool) -> Vec<&'static str> {
     MOUNT_FLAGS
         .iter()
         .filter(|(f, _, _)| flags & f != 0)
-        .map(|(_, n, _)| *n)
-        .collect()
-}
-
-/// Mount flags by their C names.
-fn flag_c_names(flags: c_ulong) -> Vec<&'static str> {
-    MOUNT_FLAGS
-        .iter()
-        .filter(|(f, _, _)| flags & f != 0)
-        .map(|(_, _, n)| *n)
+        .map(|&(_, name, c_name)| if c { c_name } else { name })
         .collect()
 }
 
@@ -110,91 +105,101 @@ fn c_arg(c: &CString) -> String {
 impl Op {
     /// The system call, C-style.
     pub fn syscall(&self) -> String {
-        match self {
-            Op::MakeRprivate => r#"mount(NULL, "/", NULL, MS_REC|MS_PRIVATE, NULL)"#.into(),
-            Op::Mount {
-                source,
-                target,
-                fstype,
-                flags,
-                data,
-            } => {
-                let f = flag_c_names(*flags);
-                let data = data.as_ref().map(c_arg).unwrap_or_else(|| "NULL".into());
-                format!(
-                    "mount({}, {}, {}, {}, {data})",
-                    c_arg(source),
-                    c_arg(target),
-                    c_arg(fstype),
-                    if f.is_empty() { "0".into() } else { f.join("|") }
-                )
-            }
-            Op::Mkdir { path, mode } => format!("mkdir({:?}, {mode:#o})", s(path)),
-            Op::Mknod {
-                path,
-                mode,
-                major,
-                minor,
-            } => format!("mknod({:?}, S_IFCHR|{mode:#o}, makedev({major}, {minor}))", s(path)),
-            Op::Touch { path } => format!("close(open({:?}, O_CREAT))", s(path)),
-            Op::Symlink { target, link } => format!("symlink({:?}, {:?})", s(target), s(link)),
-            Op::Sethostname(h) => format!("sethostname({:?})", s(h)),
-            Op::LoopbackUp => r#"ioctl(sock, SIOCSIFFLAGS, {"lo", IFF_UP})"#.into(),
-            Op::PivotRoot { new_root } => format!(
-                r#"chdir({:?}); pivot_root(".", "."); umount2(".", MNT_DETACH); chdir("/")"#,
-                s(new_root)
-            ),
-            Op::StdinFromNull => r#"dup2(open("/dev/null"), 0)"#.into(),
-            Op::BecomeRoot => "setresgid(0, 0, 0); setgroups(0, NULL); setresuid(0, 0, 0)".into(),
-        }
+        self.words().0
     }
 
     /// The classic shell command doing the same.
     pub fn command(&self) -> String {
-        match self {
-            Op::MakeRprivate => "mount --make-rprivate /".into(),
-            Op::Mount {
-                source,
-                target,
-                fstype,
-                flags,
-                data,
-            } => {
-                let names = flag_names(*flags);
-                if flags & libc::MS_REMOUNT != 0 {
-                    let o: Vec<&str> = names.into_iter().filter(|n| *n != "rec").collect();
-                    return format!("mount -o {} {}", o.join(","), s(target));
-                }
-                if flags & libc::MS_BIND != 0 {
-                    let rec = if flags & libc::MS_REC != 0 { "--rbind" } else { "--bind" };
-                    return format!("mount {rec} {} {}", s(source), s(target));
-                }
-                let mut opts: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-                if let Some(d) = data {
-                    opts.push(s(d));
-                }
-                let o = if opts.is_empty() {
-                    String::new()
-                } else {
-                    format!(" -o {}", opts.join(","))
-                };
-                format!("mount -t {}{o} {} {}", s(fstype), s(source), s(target))
-            }
-            Op::Mkdir { path, mode } => format!("mkdir -p -m {mode:o} {}", s(path)),
+        self.words().1
+    }
+
+    /// The system call and the classic command, from one list of the ops.
+    fn words(&self) -> (String, String) {
+        let (syscall, command): (String, String) = match self {
+            Op::MakeRprivate => (
+                r#"mount(NULL, "/", NULL, MS_REC|MS_PRIVATE, NULL)"#.into(),
+                "mount --make-rprivate /".into(),
+            ),
+            Op::Mount(m) => (m.syscall(), m.command()),
+            Op::Mkdir { path, mode } => (
+                format!("mkdir({:?}, {mode:#o})", s(path)),
+                format!("mkdir -p -m {mode:o} {}", s(path)),
+            ),
             Op::Mknod {
                 path,
                 mode,
                 major,
                 minor,
-            } => format!("mknod -m {mode:o} {} c {major} {minor}", s(path)),
-            Op::Touch { path } => format!("touch {}", s(path)),
-            Op::Symlink { target, link } => format!("ln -s {} {}", s(target), s(link)),
-            Op::Sethostname(h) => format!("hostname {}", s(h)),
-            Op::LoopbackUp => "ip link set lo up".into(),
-            Op::PivotRoot { new_root } => format!("cd {}; pivot_root . .; umount -l .; cd /", s(new_root)),
-            Op::StdinFromNull => "exec </dev/null".into(),
-            Op::BecomeRoot => "setpriv --reuid=0 --regid=0 --clear-groups   # root of the user namespace".into(),
+            } => (
+                format!("mknod({:?}, S_IFCHR|{mode:#o}, makedev({major}, {minor}))", s(path)),
+                format!("mknod -m {mode:o} {} c {major} {minor}", s(path)),
+            ),
+            Op::Touch { path } => (
+                format!("close(open({:?}, O_CREAT))", s(path)),
+                format!("touch {}", s(path)),
+            ),
+            Op::Symlink { target, link } => (
+                format!("symlink({:?}, {:?})", s(target), s(link)),
+                format!("ln -s {} {}", s(target), s(link)),
+            ),
+            Op::Sethostname(h) => (format!("sethostname({:?})", s(h)), format!("hostname {}", s(h))),
+            Op::LoopbackUp => (
+                r#"ioctl(sock, SIOCSIFFLAGS, {"lo", IFF_UP})"#.into(),
+                "ip link set lo up".into(),
+            ),
+            Op::PivotRoot { new_root } => (
+                format!(
+                    r#"chdir({:?}); pivot_root(".", "."); umount2(".", MNT_DETACH); chdir("/")"#,
+                    s(new_root)
+                ),
+                format!("cd {}; pivot_root . .; umount -l .; cd /", s(new_root)),
+            ),
+            Op::StdinFromNull => (r#"dup2(open("/dev/null"), 0)"#.into(), "exec </dev/null".into()),
+            Op::BecomeRoot => (
+                "setresgid(0, 0, 0); setgroups(0, NULL); setresuid(0, 0, 0)".into(),
+                "setpriv --reuid=0 --regid=0 --clear-groups   # root of the user namespace".into(),
+            ),
+        };
+        (syscall, command)
+    }
+}
+
+impl MountCall {
+    /// `mount(2)` as C: `mount("proc", "/proc", "proc", MS_NOSUID|MS_NODEV, NULL)`.
+    fn syscall(&self) -> String {
+        let f = flag_names(self.flags, true);
+        let data = self.data.as_ref().map(c_arg).unwrap_or_else(|| "NULL".into());
+        format!(
+            "mount({}, {}, {}, {}, {data})",
+            c_arg(&self.source),
+            c_arg(&self.target),
+            c_arg(&self.fstype),
+            if f.is_empty() { "0".into() } else { f.join("|") }
+        )
+    }
+
+    /// The `mount` command for the same call: a remount, a bind or a typed mount.
+    fn command(&self) -> String {
+        let (flags, source, target) = (self.flags, s(&self.source), s(&self.target));
+        let names = flag_names(flags, false);
+        if flags & libc::MS_REMOUNT != 0 {
+            let o: Vec<&str> = names.into_iter().filter(|n| *n != "rec").collect();
+            return format!("mount -o {} {target}", o.join(","));
         }
+        if flags & libc::MS_BIND != 0 {
+            let rec = if flags & libc::MS_REC != 0 { "--rbind" } else { "--bind" };
+            return format!("mount {rec} {source} {target}");
+        }
+        let mut opts: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        if let Some(d) = &self.data {
+            opts.push(s(d));
+        }
+        let o = if opts.is_empty() {
+            String::new()
+        } else {
+            format!(" -o {}", opts.join(","))
+        };
+        format!("mount -t {}{o} {source} {target}", s(&self.fstype))
     }
 }
 
@@ -282,12 +287,14 @@ pub fn overlay_options(lowers: &[PathBuf], scratch: &Path) -> String {
 pub fn build(input: &PlanInput) -> Vec<Op> {
     let m = &input.merged;
     let at = |rel: &str| cp(&m.join(rel));
-    let mount = |source: &str, target: CString, fstype: &str, flags: c_ulong, data: Option<&str>| Op::Mount {
-        source: c(source),
-        target,
-        fstype: c(fstype),
-        flags,
-        data: data.map(c),
+    let mount = |source: &str, target: CString, fstype: &str, flags: c_ulong, data: Option<&str>| {
+        Op::Mount(MountCall {
+            source: c(source),
+            target,
+            fstype: c(fstype),
+            flags,
+            data: data.map(c),
+        })
     };
     let mut ops = if input.userns {
         vec![Op::BecomeRoot, Op::MakeRprivate]
@@ -297,21 +304,21 @@ pub fn build(input: &PlanInput) -> Vec<Op> {
     let writable = matches!(input.root, RootMode::Overlay { .. });
     match &input.root {
         RootMode::ReadOnlyBind { rootfs, has_tmp } => {
-            ops.push(Op::Mount {
+            ops.push(Op::Mount(MountCall {
                 source: cp(rootfs),
                 target: cp(m),
                 fstype: c(""),
                 flags: libc::MS_BIND | libc::MS_REC,
                 data: None,
-            });
+            }));
             let flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | input.keep_flags;
-            ops.push(Op::Mount {
+            ops.push(Op::Mount(MountCall {
                 source: c(""),
                 target: cp(m),
                 fstype: c(""),
                 flags,
                 data: None,
-            });
+            }));
             if *has_tmp {
                 ops.push(mount(
                     "tmpfs",
@@ -366,13 +373,13 @@ pub fn build(input: &PlanInput) -> Vec<Op> {
         if input.userns {
             // A user namespace may not create device nodes, but may bind the host's.
             ops.push(Op::Touch { path: path.clone() });
-            ops.push(Op::Mount {
+            ops.push(Op::Mount(MountCall {
                 source: c(format!("/dev/{name}")),
                 target: path,
                 fstype: c(""),
                 flags: libc::MS_BIND,
                 data: None,
-            });
+            }));
         } else {
             ops.push(Op::Mknod {
                 path,

@@ -419,35 +419,27 @@ mod tests {
             path: d.into(),
             reference: r.into(),
         };
-        assert_eq!(
-            classify_source("/rootfs", None, fake).unwrap(),
-            Source::Rootfs("/rootfs".into())
-        );
-        assert_eq!(
-            classify_source("oci:/img/oci:v1", None, fake).unwrap(),
-            oci("/img/oci", "v1")
-        );
-        assert_eq!(
-            classify_source("oci:/img/oci", Some("v2"), fake).unwrap(),
-            oci("/img/oci", "v2")
-        );
-        assert_eq!(
-            classify_source("/img/oci:v3", None, fake).unwrap(),
-            oci("/img/oci", "v3")
-        );
-        assert_eq!(classify_source("/img/oci", None, fake).unwrap(), oci("/img/oci", ""));
-        assert_eq!(
-            classify_source("/img/save.tar", Some("bb:1"), fake).unwrap(),
-            docker("/img/save.tar", "bb:1")
-        );
-        assert_eq!(
-            classify_source("docker-archive:/img/save.tar:bb:1", None, fake).unwrap(),
-            docker("/img/save.tar", "bb:1")
-        );
-        assert_eq!(
-            classify_source("/img/saved", None, fake).unwrap(),
-            docker("/img/saved", "")
-        );
+        let cases = [
+            ("/rootfs", None, Source::Rootfs("/rootfs".into())),
+            ("oci:/img/oci:v1", None, oci("/img/oci", "v1")),
+            ("oci:/img/oci", Some("v2"), oci("/img/oci", "v2")),
+            ("/img/oci:v3", None, oci("/img/oci", "v3")),
+            ("/img/oci", None, oci("/img/oci", "")),
+            ("/img/save.tar", Some("bb:1"), docker("/img/save.tar", "bb:1")),
+            (
+                "docker-archive:/img/save.tar:bb:1",
+                None,
+                docker("/img/save.tar", "bb:1"),
+            ),
+            ("/img/saved", None, docker("/img/saved", "")),
+        ];
+        for (input, tag, want) in cases {
+            assert_eq!(
+                classify_source(input, tag, fake).unwrap(),
+                want,
+                "{input} (--tag {tag:?})"
+            );
+        }
         for bad in [
             "/nope",
             "oci:/rootfs",

@@ -63,11 +63,7 @@ pub fn track<T, E: From<StateError>>(create: impl FnOnce() -> Result<(T, Resourc
     let state = guard.as_mut().ok_or(StateError::NoRun)?;
     let (value, r) = create()?;
     state.resources.push(r);
-    state.persist().map_err(|e| StateError::Io {
-        what: "write",
-        path: state.path(),
-        source: e,
-    })?;
+    state.persist().map_err(ioerr("write", &state.path()))?;
     Ok(value)
 }
 
@@ -82,11 +78,7 @@ pub fn record_and_create<T, E: From<StateError>>(
     let mut guard = CURRENT.lock().unwrap_or_else(|e| e.into_inner());
     let state = guard.as_mut().ok_or(StateError::NoRun)?;
     state.resources.extend(resources);
-    state.persist().map_err(|e| StateError::Io {
-        what: "write",
-        path: state.path(),
-        source: e,
-    })?;
+    state.persist().map_err(ioerr("write", &state.path()))?;
     create()
 }
 

@@ -13,11 +13,13 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC, CGROUP_SUPER_MAGIC, TMPFS_MAGIC};
+use nix::sys::statfs::{CGROUP2_SUPER_MAGIC, CGROUP_SUPER_MAGIC, TMPFS_MAGIC};
+use procfs_core::process::MountInfo;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::files;
+use crate::parse::unescape_mountinfo;
 
 /// Where the host mounts its cgroup filesystems.
 pub const DEFAULT_ROOT: &str = "/sys/fs/cgroup";
@@ -135,11 +137,7 @@ pub fn detect_system() -> Result<Layout> {
 ///   subdirectories named after v1 controllers → V1, plus
 ///   `root/unified/cgroup.controllers` → Hybrid.
 pub fn detect(root: &Path) -> Result<Layout> {
-    let st = statfs(root).map_err(|errno| Error::Sys {
-        syscall: "statfs",
-        target: root.display().to_string(),
-        errno,
-    })?;
+    let st = crate::fsio::statfs(root)?;
     let magic = st.filesystem_type();
     if magic == CGROUP2_SUPER_MAGIC {
         return Ok(Layout::V2 {
@@ -257,29 +255,21 @@ pub struct MountScan {
 /// `32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu`:
 /// field 5 is the mount point, and after the ` - ` separator come the
 /// filesystem type, the source, and the super options, which for v1 list the
-/// controllers bound to that hierarchy (`rw,cpu,cpuacct`).
+/// controllers bound to that hierarchy (`rw,cpu,cpuacct`). procfs-core's
+/// [`MountInfo`] splits each line (one it cannot read is skipped), the mount
+/// point is unescaped by [`unescape_mountinfo`].
 pub fn scan_mountinfo(text: &str, root: &Path) -> MountScan {
     let mut scan = MountScan::default();
-    for line in text.lines() {
-        let Some((left, right)) = line.split_once(" - ") else {
-            continue;
-        };
-        let Some(mount_point) = left.split_whitespace().nth(4) else {
-            continue;
-        };
-        let mount_point = PathBuf::from(unescape_mountinfo(mount_point));
+    for m in text.lines().filter_map(|l| MountInfo::from_line(l).ok()) {
+        let mount_point = PathBuf::from(unescape_mountinfo(&m.mount_point.to_string_lossy()));
         if mount_point == root || !mount_point.starts_with(root) {
             continue;
         }
-        let mut r = right.split_whitespace();
-        let (Some(fstype), Some(_source), Some(opts)) = (r.next(), r.next(), r.next()) else {
-            continue;
-        };
-        match fstype {
+        match m.fs_type.as_str() {
             "cgroup" => {
-                for opt in opts.split(',') {
-                    if KNOWN_V1_CONTROLLERS.contains(&opt) {
-                        scan.hierarchies.insert(opt.to_string(), mount_point.clone());
+                for opt in m.super_options.keys() {
+                    if KNOWN_V1_CONTROLLERS.contains(&opt.as_str()) {
+                        scan.hierarchies.insert(opt.clone(), mount_point.clone());
                     }
                 }
             }
@@ -288,24 +278,6 @@ pub fn scan_mountinfo(text: &str, root: &Path) -> MountScan {
         }
     }
     scan
-}
-
-/// mountinfo escapes space, tab, newline and backslash as `\ooo` octal.
-fn unescape_mountinfo(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
-            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
-            out.push(v);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]

@@ -9,6 +9,15 @@ use crate::error::{Error, Result};
 use crate::parse;
 
 /// Read a whole cgroup file.
+/// statfs(2) of `path`: the filesystem it is on.
+pub(crate) fn statfs(path: &Path) -> Result<nix::sys::statfs::Statfs> {
+    nix::sys::statfs::statfs(path).map_err(|errno| Error::Sys {
+        syscall: "statfs",
+        target: path.display().to_string(),
+        errno,
+    })
+}
+
 pub(crate) fn read(path: &Path) -> Result<String> {
     fs::read_to_string(path).map_err(|e| Error::io("read", path, e))
 }

@@ -72,6 +72,17 @@ struct Blueprint {
     routes: BTreeMap<Controller, Version>,
 }
 
+impl Blueprint {
+    fn into_group(self, name: &str) -> Group {
+        Group {
+            name: name.to_string(),
+            v1: self.v1,
+            v2: self.v2.map(|(_, d, _)| d),
+            routes: self.routes,
+        }
+    }
+}
+
 fn blueprint(layout: &Layout, name: &str, controllers: &[Controller]) -> Result<Blueprint> {
     validate_name(name)?;
     let wanted: BTreeSet<Controller> = controllers.iter().copied().collect();
@@ -102,11 +113,11 @@ fn blueprint(layout: &Layout, name: &str, controllers: &[Controller]) -> Result<
         match layout.unified() {
             Some(u) => v2_root = Some(u.to_path_buf()),
             None => {
-                return Err(Error::InvalidValue {
-                    what: "controller list",
-                    value: "[]".into(),
-                    reason: "cgroup v1 groups live in controller hierarchies; name at least one".into(),
-                })
+                return Err(invalid(
+                    "controller list",
+                    "[]",
+                    "cgroup v1 groups live in controller hierarchies; name at least one",
+                ))
             }
         }
     }
@@ -133,14 +144,7 @@ pub fn create(layout: &Layout, name: &str, controllers: &[Controller]) -> Result
         match try_create(&bp) {
             Err(e) if attempt < 5 && e.errno() == Some(libc::ENOENT) => continue,
             Err(e) => return Err(e),
-            Ok(()) => {
-                return Ok(Group {
-                    name: name.to_string(),
-                    v1: bp.v1,
-                    v2: bp.v2.map(|(_, d, _)| d),
-                    routes: bp.routes,
-                })
-            }
+            Ok(()) => return Ok(bp.into_group(name)),
         }
     }
 }
@@ -209,30 +213,34 @@ fn enable_in_parent(parent: &Path, ctrls: &[Controller]) -> Result<()> {
 /// are not listed; removing a group removes an empty parent too.
 pub fn planned_paths(layout: &Layout, name: &str, controllers: &[Controller]) -> Result<Vec<PathBuf>> {
     let bp = blueprint(layout, name, controllers)?;
-    let g = Group {
-        name: name.to_string(),
-        v1: bp.v1,
-        v2: bp.v2.map(|(_, d, _)| d),
-        routes: bp.routes,
-    };
+    let g = bp.into_group(name);
     Ok(g.paths())
 }
 
 /// Attach to an existing `workbench/<name>` (e.g. created by an earlier run).
 pub fn open(layout: &Layout, name: &str, controllers: &[Controller]) -> Result<Group> {
     let bp = blueprint(layout, name, controllers)?;
-    let g = Group {
-        name: name.to_string(),
-        v1: bp.v1,
-        v2: bp.v2.map(|(_, d, _)| d),
-        routes: bp.routes,
-    };
+    let g = bp.into_group(name);
     for d in g.paths() {
         if !d.is_dir() {
             return Err(Error::io("open", &d, io::Error::from_raw_os_error(libc::ENOENT)));
         }
     }
     Ok(g)
+}
+
+/// Group methods that only hand the call to the routed backend of one
+/// controller (`cpu`, `memory`, `pids`: the getter that routes it).
+macro_rules! pass_to_backend {
+    ($($(#[$doc:meta])* $getter:ident: fn $name:ident() -> $ret:ty;)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $name(&self) -> Result<$ret> {
+                let (api, d) = self.$getter()?;
+                api.$name(&d)
+            }
+        )*
+    };
 }
 
 impl Group {
@@ -275,11 +283,7 @@ impl Group {
     /// Move a process (all its threads) into the group, in every hierarchy.
     pub fn add_process(&self, pid: i32) -> Result<()> {
         if pid <= 0 {
-            return Err(Error::InvalidValue {
-                what: "pid",
-                value: pid.to_string(),
-                reason: "must be positive".into(),
-            });
+            return Err(invalid("pid", pid, "must be positive"));
         }
         for d in self.paths() {
             fsio::write(&d.join(CGROUP_PROCS), &pid.to_string())?;
@@ -340,49 +344,14 @@ impl Group {
         cpu.set_cpu_quota(&d, quota_us, period_us)
     }
 
-    /// Remove the CPU bandwidth limit.
-    pub fn clear_cpu_quota(&self) -> Result<()> {
-        let (cpu, d) = self.cpu()?;
-        cpu.clear_cpu_quota(&d)
-    }
-
-    /// The current CPU bandwidth setting.
-    pub fn cpu_quota(&self) -> Result<CpuMax> {
-        let (cpu, d) = self.cpu()?;
-        cpu.cpu_quota(&d)
-    }
-
-    /// Total CPU time used by the group's processes, in nanoseconds.
-    pub fn cpu_usage_ns(&self) -> Result<u64> {
-        let (cpu, d) = self.cpu()?;
-        cpu.cpu_usage_ns(&d)
-    }
-
-    /// Throttling counters of the CFS bandwidth controller.
-    pub fn cpu_stat(&self) -> Result<CpuStat> {
-        let (cpu, d) = self.cpu()?;
-        cpu.cpu_stat(&d)
-    }
-
     /// Set the relative CPU weight on the v2 scale 1..=10000 (default 100);
     /// on v1 it is converted to cpu.shares.
     pub fn set_cpu_weight(&self, weight: u64) -> Result<()> {
         if !(1..=10_000).contains(&weight) {
-            return Err(Error::InvalidValue {
-                what: "cpu weight",
-                value: weight.to_string(),
-                reason: "must be 1..=10000".into(),
-            });
+            return Err(invalid("cpu weight", weight, "must be 1..=10000"));
         }
         let (cpu, d) = self.cpu()?;
         cpu.set_cpu_weight(&d, weight)
-    }
-
-    /// The CPU weight on the v2 scale (v1 shares converted back, so a round
-    /// trip may lose one step).
-    pub fn cpu_weight(&self) -> Result<u64> {
-        let (cpu, d) = self.cpu()?;
-        cpu.cpu_weight(&d)
     }
 
     /// Limit memory to `bytes`. `swap_bytes`: `Some(n)` allows n bytes of swap
@@ -392,83 +361,53 @@ impl Group {
     /// [`crate::LayoutSummary::swap_accounting`].
     pub fn set_memory_limit(&self, bytes: u64, swap_bytes: Option<u64>) -> Result<()> {
         if bytes == 0 {
-            return Err(Error::InvalidValue {
-                what: "memory limit",
-                value: "0".into(),
-                reason: "must be greater than zero".into(),
-            });
+            return Err(invalid("memory limit", 0, "must be greater than zero"));
         }
         let (mem, d) = self.memory()?;
         mem.set_memory_limit(&d, bytes, swap_bytes)
-    }
-
-    /// Remove memory (and swap) limits.
-    pub fn clear_memory_limit(&self) -> Result<()> {
-        let (mem, d) = self.memory()?;
-        mem.clear_memory_limit(&d)
-    }
-
-    /// Bytes currently charged to the group.
-    pub fn memory_current(&self) -> Result<u64> {
-        let (mem, d) = self.memory()?;
-        mem.memory_current(&d)
-    }
-
-    /// Peak usage (v2 needs Linux >= 5.19, else `None`).
-    pub fn memory_peak(&self) -> Result<Option<u64>> {
-        let (mem, d) = self.memory()?;
-        mem.memory_peak(&d)
-    }
-
-    /// Processes killed by the OOM killer in this group.
-    pub fn oom_kill_count(&self) -> Result<u64> {
-        let (mem, d) = self.memory()?;
-        mem.oom_kill_count(&d)
-    }
-
-    /// Times the memory limit was hit: v1 memory.failcnt (stays 0 when a
-    /// memsw limit is what actually fails), v2 memory.events `max`.
-    pub fn failcnt(&self) -> Result<Option<u64>> {
-        let (mem, d) = self.memory()?;
-        mem.failcnt(&d)
     }
 
     /// Allow at most `n` tasks (threads count too) in the group.
     pub fn set_pids_max(&self, n: u64) -> Result<()> {
         // PIDS_MAX in the kernel is PID_MAX_LIMIT + 1 (4194304 + 1).
         if n > 4_194_304 {
-            return Err(Error::InvalidValue {
-                what: "pids.max",
-                value: n.to_string(),
-                reason: "must be at most 4194304".into(),
-            });
+            return Err(invalid("pids.max", n, "must be at most 4194304"));
         }
         let (pids, d) = self.pids()?;
         pids.set_pids_max(&d, n)
     }
 
-    /// Remove the task limit.
-    pub fn clear_pids_max(&self) -> Result<()> {
-        let (pids, d) = self.pids()?;
-        pids.clear_pids_max(&d)
-    }
-
-    /// Current limit; `None` = unlimited.
-    pub fn pids_max(&self) -> Result<Option<u64>> {
-        let (pids, d) = self.pids()?;
-        pids.pids_max(&d)
-    }
-
-    /// Number of tasks in the group.
-    pub fn pids_current(&self) -> Result<u64> {
-        let (pids, d) = self.pids()?;
-        pids.pids_current(&d)
-    }
-
-    /// Forks refused because of pids.max (pids.events `max`).
-    pub fn pids_max_events(&self) -> Result<u64> {
-        let (pids, d) = self.pids()?;
-        pids.pids_max_events(&d)
+    pass_to_backend! {
+        /// Remove the CPU bandwidth limit.
+        cpu: fn clear_cpu_quota() -> ();
+        /// The current CPU bandwidth setting.
+        cpu: fn cpu_quota() -> CpuMax;
+        /// Total CPU time used by the group's processes, in nanoseconds.
+        cpu: fn cpu_usage_ns() -> u64;
+        /// Throttling counters of the CFS bandwidth controller.
+        cpu: fn cpu_stat() -> CpuStat;
+        /// The CPU weight on the v2 scale (v1 shares converted back, so a round
+        /// trip may lose one step).
+        cpu: fn cpu_weight() -> u64;
+        /// Remove memory (and swap) limits.
+        memory: fn clear_memory_limit() -> ();
+        /// Bytes currently charged to the group.
+        memory: fn memory_current() -> u64;
+        /// Peak usage (v2 needs Linux >= 5.19, else `None`).
+        memory: fn memory_peak() -> Option<u64>;
+        /// Processes killed by the OOM killer in this group.
+        memory: fn oom_kill_count() -> u64;
+        /// Times the memory limit was hit: v1 memory.failcnt (stays 0 when a
+        /// memsw limit is what actually fails), v2 memory.events `max`.
+        memory: fn failcnt() -> Option<u64>;
+        /// Remove the task limit.
+        pids: fn clear_pids_max() -> ();
+        /// Current limit; `None` = unlimited.
+        pids: fn pids_max() -> Option<u64>;
+        /// Number of tasks in the group.
+        pids: fn pids_current() -> u64;
+        /// Forks refused because of pids.max (pids.events `max`).
+        pids: fn pids_max_events() -> u64;
     }
 
     /// SIGKILL everything in the group: v2 writes `1` to cgroup.kill when the
@@ -558,20 +497,29 @@ impl Drop for RemoveOnDrop {
     }
 }
 
+/// An [`Error::InvalidValue`] for `what` = `value`.
+fn invalid(what: &'static str, value: impl ToString, reason: &str) -> Error {
+    Error::InvalidValue {
+        what,
+        value: value.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
 fn validate_quota(quota_us: u64, period_us: u64) -> Result<()> {
     if !(1_000..=1_000_000).contains(&period_us) {
-        return Err(Error::InvalidValue {
-            what: "cpu period",
-            value: format!("{period_us}µs"),
-            reason: "must be 1000..=1000000 µs (1 ms to 1 s)".into(),
-        });
+        return Err(invalid(
+            "cpu period",
+            format!("{period_us}µs"),
+            "must be 1000..=1000000 µs (1 ms to 1 s)",
+        ));
     }
     if quota_us < 1_000 {
-        return Err(Error::InvalidValue {
-            what: "cpu quota",
-            value: format!("{quota_us}µs"),
-            reason: "must be at least 1000 µs (use clear_cpu_quota for unlimited)".into(),
-        });
+        return Err(invalid(
+            "cpu quota",
+            format!("{quota_us}µs"),
+            "must be at least 1000 µs (use clear_cpu_quota for unlimited)",
+        ));
     }
     Ok(())
 }

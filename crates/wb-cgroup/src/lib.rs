@@ -40,8 +40,8 @@ pub use detect::{detect, detect_system, scan_mountinfo, Layout, MountScan, DEFAU
 pub use error::{Error, Result};
 pub use group::{create, open, planned_paths, validate_name, Group, RemoveOnDrop, MAX_NAME_LEN};
 pub use parse::{
-    format_cpu_max, from_shares, parse_cpu_max, parse_flat_keyed, parse_proc_cgroup, parse_size, weight_to_shares,
-    CgroupMembership, CpuMax,
+    format_cpu_max, from_shares, parse_cpu_max, parse_flat_keyed, parse_proc_cgroup, parse_size, unescape_mountinfo,
+    weight_to_shares, CgroupMembership, CpuMax,
 };
 pub use placement::{Version, PARENT};
 pub use remove::{check_owned_path, list_owned, remove_by_path, remove_by_path_in};

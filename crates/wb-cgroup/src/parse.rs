@@ -184,6 +184,25 @@ pub fn parse_proc_cgroup(text: &str) -> Result<Vec<CgroupMembership>> {
     Ok(out)
 }
 
+/// Undo mountinfo's escapes: the kernel writes space, tab, newline and
+/// backslash in paths as `\ooo` octal (`/run/with\040space`).
+pub fn unescape_mountinfo(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
+            out.push(v);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// Parse a human size: plain bytes (`1048576`) or a binary-unit suffix
 /// `k`/`K`, `m`/`M`, `g`/`G`, `t`/`T`, optionally followed by `B` or `iB`
 /// (`64M`, `1G`, `512k`, `64MiB`). Zero and garbage are errors.
@@ -352,6 +371,13 @@ mod tests {
 
         assert!(parse_proc_cgroup("garbage\n").is_err());
         assert!(parse_proc_cgroup("x:cpu:/\n").is_err());
+    }
+
+    #[test]
+    fn unescapes_mountinfo_octal() {
+        assert_eq!(unescape_mountinfo("/a\\040b"), "/a b");
+        assert_eq!(unescape_mountinfo("/plain"), "/plain");
+        assert_eq!(unescape_mountinfo("/tail\\04"), "/tail\\04");
     }
 
     #[test]

@@ -163,12 +163,8 @@ pub fn list_owned(layout: &Layout) -> Vec<PathBuf> {
 pub fn remove_by_path(path: &Path) -> Result<()> {
     check_owned_path(Path::new(DEFAULT_ROOT), path)?;
     if path.exists() {
-        use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC, CGROUP_SUPER_MAGIC};
-        let st = statfs(path).map_err(|errno| Error::Sys {
-            syscall: "statfs",
-            target: path.display().to_string(),
-            errno,
-        })?;
+        use nix::sys::statfs::{CGROUP2_SUPER_MAGIC, CGROUP_SUPER_MAGIC};
+        let st = crate::fsio::statfs(path)?;
         let t = st.filesystem_type();
         if t != CGROUP_SUPER_MAGIC && t != CGROUP2_SUPER_MAGIC {
             return Err(Error::Refused {

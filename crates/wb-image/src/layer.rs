@@ -304,6 +304,18 @@ fn ignore_eperm_unless_root(r: io::Result<()>) -> io::Result<()> {
 
 /// chown (ignored with EPERM when not root, like `tar` without
 /// `--same-owner`), then chmod (after chown, which clears setuid), then mtime.
+/// The target of a symlink or hard link entry (`shown`: its path, for
+/// errors); `missing` is the error when the header has none.
+fn link_target<R: Read>(entry: &tar::Entry<R>, shown: &str, missing: &str) -> Result<Vec<u8>> {
+    Ok(entry
+        .link_name_bytes()
+        .ok_or_else(|| Error::InvalidEntry {
+            path: shown.to_string(),
+            reason: missing.into(),
+        })?
+        .into_owned())
+}
+
 fn apply_meta(path: &Path, m: &Meta, is_symlink: bool) -> Result<()> {
     ignore_eperm_unless_root(sys::lchown(path, m.uid, m.gid)).ctx("lchown", path)?;
     if !is_symlink {
@@ -419,25 +431,13 @@ pub fn apply_layer<R: Read>(input: R, dest: &Path, mode: ApplyMode) -> Result<Ap
                 apply_meta(&target, &meta, false)?;
             }
             EntryType::Symlink => {
-                let link = entry
-                    .link_name_bytes()
-                    .ok_or_else(|| Error::InvalidEntry {
-                        path: shown.clone(),
-                        reason: "symlink without a target".into(),
-                    })?
-                    .into_owned();
+                let link = link_target(&entry, &shown, "symlink without a target")?;
                 sys::remove_any(&target)?;
                 symlink(OsStr::from_bytes(&link), &target).ctx("symlink", &target)?;
                 apply_meta(&target, &meta, true)?;
             }
             EntryType::Link => {
-                let link = entry
-                    .link_name_bytes()
-                    .ok_or_else(|| Error::InvalidEntry {
-                        path: shown.clone(),
-                        reason: "hard link without a target".into(),
-                    })?
-                    .into_owned();
+                let link = link_target(&entry, &shown, "hard link without a target")?;
                 let lshown = String::from_utf8_lossy(&link).into_owned();
                 let lcomps = sanitize(&link)?;
                 let Some((lbase, lparent)) = lcomps.split_last() else {

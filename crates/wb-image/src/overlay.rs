@@ -115,29 +115,40 @@ impl OverlaySpec {
     /// The caller is responsible for mount propagation (typically a private
     /// mount namespace); this function changes nothing but this one mount.
     pub fn mount(&self) -> Result<()> {
+        let opts = self
+            .checked_options()
+            .map_err(|reason| Error::Invalid(format!("mount overlay on {}: {reason}", self.merged.display())))?;
+        self.mount_with(&opts)
+            .map_err(|e| Error::io("mount overlay on", &self.merged, io::Error::from(e)))
+    }
+
+    /// The [`options_string`](Self::options_string) as mount(2) takes it: at
+    /// least one lower dir, and under one page (mount(2) copies at most one
+    /// page of option data). `Err` says why not.
+    pub fn checked_options(&self) -> std::result::Result<String, String> {
         if self.lowers.is_empty() {
-            return Err(Error::Invalid(format!(
-                "mount overlay on {}: at least one lower dir is required",
-                self.merged.display()
-            )));
+            return Err("at least one lower dir is required".into());
         }
         let opts = self.options_string();
-        // mount(2) copies at most one page of option data.
         if opts.len() >= 4096 {
-            return Err(Error::Invalid(format!(
-                "mount overlay on {}: options are {} bytes, over the 4095-byte limit of mount(2); use fewer or shorter lower dirs",
-                self.merged.display(),
+            return Err(format!(
+                "options are {} bytes, over the 4095-byte limit of mount(2); use fewer or shorter lower dirs",
                 opts.len()
-            )));
+            ));
         }
+        Ok(opts)
+    }
+
+    /// The bare `mount(2)` of the overlay on `merged` with `opts` (from
+    /// [`checked_options`](Self::checked_options)).
+    pub fn mount_with(&self, opts: &str) -> nix::Result<()> {
         nix::mount::mount(
             Some("overlay"),
             &self.merged,
             Some("overlay"),
             MsFlags::empty(),
-            Some(opts.as_str()),
+            Some(opts),
         )
-        .map_err(|e| Error::io("mount overlay on", &self.merged, io::Error::from(e)))
     }
 
     /// Mount and return a guard that unmounts when dropped.

@@ -95,18 +95,7 @@ mod tests {
     use crate::{Address, Route};
 
     fn route(dst: &str, dev: &str) -> Route {
-        Route {
-            family: if dst.contains(':') { "inet6" } else { "inet" }.into(),
-            dst: dst.into(),
-            gateway: None,
-            dev: Some(dev.into()),
-            src: None,
-            table: 254,
-            protocol: "kernel".into(),
-            scope: "link".into(),
-            kind: "unicast".into(),
-            metric: None,
-        }
+        Route::kernel_link(dst, dev)
     }
 
     fn host() -> NetSnapshot {

@@ -110,6 +110,25 @@ pub struct Route {
     pub metric: Option<u32>,
 }
 
+impl Route {
+    /// The route the kernel adds with an address (`proto kernel scope link`):
+    /// the subnet `dst` reached directly on device `dev`, in the main table.
+    pub fn kernel_link(dst: &str, dev: &str) -> Route {
+        Route {
+            family: if dst.contains(':') { "inet6" } else { "inet" }.into(),
+            dst: dst.into(),
+            gateway: None,
+            dev: Some(dev.into()),
+            src: None,
+            table: 254,
+            protocol: "kernel".into(),
+            scope: "link".into(),
+            kind: "unicast".into(),
+            metric: None,
+        }
+    }
+}
+
 impl Link {
     /// A stable key for diffing: the name (unique within a namespace).
     pub fn key(&self) -> String {

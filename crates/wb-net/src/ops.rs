@@ -141,36 +141,28 @@ impl Op {
     /// A short lowercase description, used in error messages:
     /// `create bridge wbbr0`.
     pub fn describe(&self) -> String {
-        match self {
-            Op::CreateBridge { name } => format!("create bridge {name}"),
-            Op::CreateVeth { name, peer } => format!("create veth {name} peer {peer}"),
-            Op::CreateVxlan { name, vni, .. } => format!("create vxlan {name} id {vni}"),
-            Op::SetMaster { link, bridge } => format!("set {link} master {bridge}"),
-            Op::SetNomaster { link } => format!("set {link} nomaster"),
-            Op::MoveToNetnsPid { link, pid } => format!("move {link} to netns of pid {pid}"),
-            Op::MoveToNetnsFile { link, path } => format!("move {link} to netns {path}"),
-            Op::Rename { link, new_name } => format!("rename {link} to {new_name}"),
-            Op::SetUp { link } => format!("set {link} up"),
-            Op::SetDown { link } => format!("set {link} down"),
-            Op::SetMtu { link, mtu } => format!("set {link} mtu {mtu}"),
-            Op::AddAddress { link, cidr } => format!("add address {cidr} to {link}"),
-            Op::DeleteAddress { link, cidr } => format!("delete address {cidr} from {link}"),
-            Op::AddRouteDefault { gateway } => format!("add route default via {gateway}"),
-            Op::AddRoute { dst, via } => format!("add route {dst} {via}"),
-            Op::DeleteRoute { dst } => format!("delete route {dst}"),
-            Op::DeleteLink { name } => format!("delete link {name}"),
-        }
+        self.words().0
     }
 
     /// The classic iproute2 command doing the same thing, e.g. `ip link add
     /// wbbr0 type bridge`.
     pub fn classic_command(&self) -> String {
+        self.words().1
+    }
+
+    /// What the op does in words and as the classic `ip` command, from one
+    /// list of the ops.
+    fn words(&self) -> (String, String) {
         let v6 = |addr: &str| if addr.contains(':') { "-6 " } else { "" };
         match self {
-            Op::CreateBridge { name } => format!("ip link add {name} type bridge"),
-            Op::CreateVeth { name, peer } => {
-                format!("ip link add {name} type veth peer name {peer}")
-            }
+            Op::CreateBridge { name } => (
+                format!("create bridge {name}"),
+                format!("ip link add {name} type bridge"),
+            ),
+            Op::CreateVeth { name, peer } => (
+                format!("create veth {name} peer {peer}"),
+                format!("ip link add {name} type veth peer name {peer}"),
+            ),
             Op::CreateVxlan {
                 name,
                 vni,
@@ -178,25 +170,50 @@ impl Op {
                 remote,
                 dev,
                 port,
-            } => {
-                format!("ip link add {name} type vxlan id {vni} local {local} remote {remote} dev {dev} dstport {port}")
-            }
-            Op::SetMaster { link, bridge } => format!("ip link set {link} master {bridge}"),
-            Op::SetNomaster { link } => format!("ip link set {link} nomaster"),
-            Op::MoveToNetnsPid { link, pid } => format!("ip link set {link} netns {pid}"),
-            Op::MoveToNetnsFile { link, path } => format!("ip link set {link} netns {path}"),
-            Op::Rename { link, new_name } => format!("ip link set {link} name {new_name}"),
-            Op::SetUp { link } => format!("ip link set {link} up"),
-            Op::SetDown { link } => format!("ip link set {link} down"),
-            Op::SetMtu { link, mtu } => format!("ip link set {link} mtu {mtu}"),
-            Op::AddAddress { link, cidr } => format!("ip addr add {cidr} dev {link}"),
-            Op::DeleteAddress { link, cidr } => format!("ip addr del {cidr} dev {link}"),
-            Op::AddRouteDefault { gateway } => {
-                format!("ip {}route add default via {gateway}", v6(gateway))
-            }
-            Op::AddRoute { dst, via } => format!("ip {}route add {dst} {via}", v6(dst)),
-            Op::DeleteRoute { dst } => format!("ip {}route del {dst}", v6(dst)),
-            Op::DeleteLink { name } => format!("ip link del {name}"),
+            } => (
+                format!("create vxlan {name} id {vni}"),
+                format!(
+                    "ip link add {name} type vxlan id {vni} local {local} remote {remote} dev {dev} dstport {port}"
+                ),
+            ),
+            Op::SetMaster { link, bridge } => (
+                format!("set {link} master {bridge}"),
+                format!("ip link set {link} master {bridge}"),
+            ),
+            Op::SetNomaster { link } => (format!("set {link} nomaster"), format!("ip link set {link} nomaster")),
+            Op::MoveToNetnsPid { link, pid } => (
+                format!("move {link} to netns of pid {pid}"),
+                format!("ip link set {link} netns {pid}"),
+            ),
+            Op::MoveToNetnsFile { link, path } => (
+                format!("move {link} to netns {path}"),
+                format!("ip link set {link} netns {path}"),
+            ),
+            Op::Rename { link, new_name } => (
+                format!("rename {link} to {new_name}"),
+                format!("ip link set {link} name {new_name}"),
+            ),
+            Op::SetUp { link } => (format!("set {link} up"), format!("ip link set {link} up")),
+            Op::SetDown { link } => (format!("set {link} down"), format!("ip link set {link} down")),
+            Op::SetMtu { link, mtu } => (format!("set {link} mtu {mtu}"), format!("ip link set {link} mtu {mtu}")),
+            Op::AddAddress { link, cidr } => (
+                format!("add address {cidr} to {link}"),
+                format!("ip addr add {cidr} dev {link}"),
+            ),
+            Op::DeleteAddress { link, cidr } => (
+                format!("delete address {cidr} from {link}"),
+                format!("ip addr del {cidr} dev {link}"),
+            ),
+            Op::AddRouteDefault { gateway } => (
+                format!("add route default via {gateway}"),
+                format!("ip {}route add default via {gateway}", v6(gateway)),
+            ),
+            Op::AddRoute { dst, via } => (
+                format!("add route {dst} {via}"),
+                format!("ip {}route add {dst} {via}", v6(dst)),
+            ),
+            Op::DeleteRoute { dst } => (format!("delete route {dst}"), format!("ip {}route del {dst}", v6(dst))),
+            Op::DeleteLink { name } => (format!("delete link {name}"), format!("ip link del {name}")),
         }
     }
 }
@@ -221,125 +238,85 @@ pub fn classic_command_in_netns(op: &Op, pid: i32) -> String {
 // ---------------------------------------------------------------------------
 // The public one-call functions.
 
-/// `ip link add NAME type bridge`: creates a software switch. Fails with
-/// `file exists` if NAME is taken.
-pub fn create_bridge(name: &str) -> Result<()> {
-    apply(&Op::CreateBridge { name: name.into() }).map(drop)
+/// What a one-call function returns from [`apply`]'s "something changed":
+/// nothing for the ops that fail when there is nothing to do, the flag itself
+/// for deletions.
+trait Outcome {
+    fn of(changed: bool) -> Self;
 }
 
-/// `ip link add NAME type veth peer name PEER`: creates a pair of virtual
-/// Ethernet devices; whatever enters one leaves the other.
-pub fn create_veth(name: &str, peer: &str) -> Result<()> {
-    apply(&Op::CreateVeth {
-        name: name.into(),
-        peer: peer.into(),
-    })
-    .map(drop)
+impl Outcome for () {
+    fn of(_: bool) {}
 }
 
-/// `ip link set LINK master BRIDGE`: plugs LINK into BRIDGE as a port.
-pub fn set_master(link: &str, bridge: &str) -> Result<()> {
-    apply(&Op::SetMaster {
-        link: link.into(),
-        bridge: bridge.into(),
-    })
-    .map(drop)
+impl Outcome for bool {
+    fn of(changed: bool) -> bool {
+        changed
+    }
 }
 
-/// `ip link set LINK nomaster`: unplugs LINK from its bridge.
-pub fn set_nomaster(link: &str) -> Result<()> {
-    apply(&Op::SetNomaster { link: link.into() }).map(drop)
+/// The public one-call functions: each builds one [`Op`] from its arguments
+/// (every field through `.into()`) and [`apply`]s it.
+macro_rules! one_call {
+    ($($(#[$doc:meta])* fn $f:ident($($arg:ident: $ty:ty),*) -> $ret:ty = $op:ident { $($field:ident: $val:expr),* };)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $f($($arg: $ty),*) -> Result<$ret> {
+                apply(&Op::$op { $($field: $val.into()),* }).map(Outcome::of)
+            }
+        )*
+    };
 }
 
-/// `ip link set LINK netns PID`: moves LINK into the network namespace of
-/// process PID. It disappears from here, keeping its name there (it is
-/// also set down, and loses its addresses).
-pub fn move_to_netns_pid(link: &str, pid: i32) -> Result<()> {
-    apply(&Op::MoveToNetnsPid { link: link.into(), pid }).map(drop)
-}
-
-/// `ip link set LINK netns PATH`: moves LINK into the namespace behind a
-/// namespace file (`/proc/PID/ns/net`, `/run/netns/NAME`).
-pub fn move_to_netns_file(link: &str, path: impl AsRef<std::path::Path>) -> Result<()> {
-    let path = path.as_ref().to_string_lossy().into_owned();
-    apply(&Op::MoveToNetnsFile {
-        link: link.into(),
-        path,
-    })
-    .map(drop)
-}
-
-/// `ip link set LINK name NEW`: renames a link (kernels before 6.2 refuse
-/// with `EBUSY` while it is up).
-pub fn rename(link: &str, new_name: &str) -> Result<()> {
-    apply(&Op::Rename {
-        link: link.into(),
-        new_name: new_name.into(),
-    })
-    .map(drop)
-}
-
-/// `ip link set LINK up`: sets `IFF_UP`.
-pub fn set_up(link: &str) -> Result<()> {
-    apply(&Op::SetUp { link: link.into() }).map(drop)
-}
-
-/// `ip link set LINK down`: clears `IFF_UP`.
-pub fn set_down(link: &str) -> Result<()> {
-    apply(&Op::SetDown { link: link.into() }).map(drop)
-}
-
-/// `ip link set LINK mtu MTU`.
-pub fn set_mtu(link: &str, mtu: u32) -> Result<()> {
-    apply(&Op::SetMtu { link: link.into(), mtu }).map(drop)
-}
-
-/// `ip addr add CIDR dev LINK` (e.g. `10.88.0.2/24`). When LINK is up, the
-/// kernel also adds the connected route for the subnet.
-pub fn add_address(link: &str, cidr: &str) -> Result<()> {
-    apply(&Op::AddAddress {
-        link: link.into(),
-        cidr: cidr.into(),
-    })
-    .map(drop)
-}
-
-/// `ip addr del CIDR dev LINK`. `Ok(false)` if the address was not there.
-pub fn delete_address(link: &str, cidr: &str) -> Result<bool> {
-    apply(&Op::DeleteAddress {
-        link: link.into(),
-        cidr: cidr.into(),
-    })
-}
-
-/// `ip route add default via GATEWAY` (main table). The gateway must be
-/// reachable through a connected route.
-pub fn add_route_default(gateway: &str) -> Result<()> {
-    apply(&Op::AddRouteDefault {
-        gateway: gateway.into(),
-    })
-    .map(drop)
-}
-
-/// `ip route add DST via GATEWAY` or `ip route add DST dev DEV`
-/// (`gateway_or_dev`: an IP address means a gateway, see [`Nexthop::parse`]).
-pub fn add_route(dst_cidr: &str, gateway_or_dev: &str) -> Result<()> {
-    apply(&Op::AddRoute {
-        dst: dst_cidr.into(),
-        via: Nexthop::parse(gateway_or_dev),
-    })
-    .map(drop)
-}
-
-/// `ip route del DST` (main table). `Ok(false)` if there was no such route.
-pub fn delete_route(dst: &str) -> Result<bool> {
-    apply(&Op::DeleteRoute { dst: dst.into() })
-}
-
-/// `ip link del NAME`. `Ok(false)` if no such link existed (never an error
-/// for a missing link). Deleting one end of a veth pair deletes both.
-pub fn delete_link(name: &str) -> Result<bool> {
-    apply(&Op::DeleteLink { name: name.into() })
+one_call! {
+    /// `ip link add NAME type bridge`: creates a software switch. Fails with
+    /// `file exists` if NAME is taken.
+    fn create_bridge(name: &str) -> () = CreateBridge { name: name };
+    /// `ip link add NAME type veth peer name PEER`: creates a pair of virtual
+    /// Ethernet devices; whatever enters one leaves the other.
+    fn create_veth(name: &str, peer: &str) -> () = CreateVeth { name: name, peer: peer };
+    /// `ip link set LINK master BRIDGE`: plugs LINK into BRIDGE as a port.
+    fn set_master(link: &str, bridge: &str) -> () = SetMaster { link: link, bridge: bridge };
+    /// `ip link set LINK nomaster`: unplugs LINK from its bridge.
+    fn set_nomaster(link: &str) -> () = SetNomaster { link: link };
+    /// `ip link set LINK netns PID`: moves LINK into the network namespace of
+    /// process PID. It disappears from here, keeping its name there (it is
+    /// also set down, and loses its addresses).
+    fn move_to_netns_pid(link: &str, pid: i32) -> () = MoveToNetnsPid { link: link, pid: pid };
+    /// `ip link set LINK netns PATH`: moves LINK into the namespace behind a
+    /// namespace file (`/proc/PID/ns/net`, `/run/netns/NAME`).
+    fn move_to_netns_file(link: &str, path: impl AsRef<std::path::Path>) -> () = MoveToNetnsFile {
+        link: link,
+        path: path.as_ref().to_string_lossy()
+    };
+    /// `ip link set LINK name NEW`: renames a link (kernels before 6.2 refuse
+    /// with `EBUSY` while it is up).
+    fn rename(link: &str, new_name: &str) -> () = Rename { link: link, new_name: new_name };
+    /// `ip link set LINK up`: sets `IFF_UP`.
+    fn set_up(link: &str) -> () = SetUp { link: link };
+    /// `ip link set LINK down`: clears `IFF_UP`.
+    fn set_down(link: &str) -> () = SetDown { link: link };
+    /// `ip link set LINK mtu MTU`.
+    fn set_mtu(link: &str, mtu: u32) -> () = SetMtu { link: link, mtu: mtu };
+    /// `ip addr add CIDR dev LINK` (e.g. `10.88.0.2/24`). When LINK is up, the
+    /// kernel also adds the connected route for the subnet.
+    fn add_address(link: &str, cidr: &str) -> () = AddAddress { link: link, cidr: cidr };
+    /// `ip addr del CIDR dev LINK`. `Ok(false)` if the address was not there.
+    fn delete_address(link: &str, cidr: &str) -> bool = DeleteAddress { link: link, cidr: cidr };
+    /// `ip route add default via GATEWAY` (main table). The gateway must be
+    /// reachable through a connected route.
+    fn add_route_default(gateway: &str) -> () = AddRouteDefault { gateway: gateway };
+    /// `ip route add DST via GATEWAY` or `ip route add DST dev DEV`
+    /// (`gateway_or_dev`: an IP address means a gateway, see [`Nexthop::parse`]).
+    fn add_route(dst_cidr: &str, gateway_or_dev: &str) -> () = AddRoute {
+        dst: dst_cidr,
+        via: Nexthop::parse(gateway_or_dev)
+    };
+    /// `ip route del DST` (main table). `Ok(false)` if there was no such route.
+    fn delete_route(dst: &str) -> bool = DeleteRoute { dst: dst };
+    /// `ip link del NAME`. `Ok(false)` if no such link existed (never an error
+    /// for a missing link). Deleting one end of a veth pair deletes both.
+    fn delete_link(name: &str) -> bool = DeleteLink { name: name };
 }
 
 /// Is there a link called `name` in this namespace?

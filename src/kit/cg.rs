@@ -281,6 +281,45 @@ pub fn remove_step(
     after
 }
 
+/// The last step of a lesson with named hogs in groups: kill each hog, remove
+/// the groups, check no hog survived, and show the groups and hogs before and
+/// after.
+pub fn stop_hogs_and_remove(
+    r: &mut crate::lesson::StepReport,
+    names: &[&str],
+    hogs: &mut [super::hog::Hog],
+    groups: &[Group],
+) {
+    let paths: Vec<PathBuf> = groups.iter().flat_map(|g| g.paths()).collect();
+    let pids: Vec<i32> = hogs.iter().map(|h| h.pid()).collect();
+    let mut before = dir_facts(&paths);
+    for (n, p) in names.iter().zip(&pids) {
+        before.insert(format!("hog {n}"), format!("pid {p} running"));
+    }
+    let mut after_hogs = Vec::new();
+    for (n, h) in names.iter().zip(hogs.iter_mut()) {
+        let st = h.kill();
+        r.say(
+            "host",
+            format!("kill -KILL {}", h.pid()),
+            super::hog::describe_status(&st),
+        );
+        after_hogs.push((
+            format!("hog {n}"),
+            format!("gone: {}", super::hog::describe_status(&st)),
+        ));
+    }
+    let mut after = remove_step(r, groups, None);
+    after.extend(after_hogs);
+    let alive: Vec<i32> = pids
+        .iter()
+        .copied()
+        .filter(|p| Path::new(&format!("/proc/{p}")).exists())
+        .collect();
+    r.check("both hogs are gone", "[]", format!("{alive:?}"), alive.is_empty());
+    r.observe(facts_snapshot("before", before), facts_snapshot("after", after));
+}
+
 /// "present" / "absent" for each group directory.
 pub fn dir_facts(paths: &[PathBuf]) -> BTreeMap<String, String> {
     paths

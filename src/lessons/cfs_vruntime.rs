@@ -585,23 +585,7 @@ impl Lesson for CfsVruntime {
             }
             "stop" => {
                 let g = self.group.clone().ok_or_else(|| anyhow::anyhow!("no group: the start-hogs step did not run"))?;
-                let paths = g.paths();
-                let pids: Vec<i32> = self.hogs.iter().map(|h| h.pid()).collect();
-                let mut before = cg::dir_facts(&paths);
-                for (n, p) in NAMES.iter().zip(&pids) {
-                    before.insert(format!("hog {n}"), format!("pid {p} running"));
-                }
-                let mut after_hogs = Vec::new();
-                for (n, h) in NAMES.iter().zip(self.hogs.iter_mut()) {
-                    let st = h.kill();
-                    r.say("host", format!("kill -KILL {}", h.pid()), hog::describe_status(&st));
-                    after_hogs.push((format!("hog {n}"), format!("gone: {}", hog::describe_status(&st))));
-                }
-                let mut after = cg::remove_step(&mut r, std::slice::from_ref(&g), None);
-                after.extend(after_hogs);
-                let alive: Vec<i32> = pids.iter().copied().filter(|p| std::path::Path::new(&format!("/proc/{p}")).exists()).collect();
-                r.check("both hogs are gone", "[]", format!("{alive:?}"), alive.is_empty());
-                r.observe(cg::facts_snapshot("before", before), cg::facts_snapshot("after", after));
+                cg::stop_hogs_and_remove(&mut r, &NAMES, &mut self.hogs, std::slice::from_ref(&g));
                 self.group = None;
             }
             other => anyhow::bail!("unknown step {other}"),

@@ -825,6 +825,34 @@ mod tests {
         assert_eq!(map_line(), "0 100000 1");
     }
 
+    /// Root: the whole lesson, in process, as `--json` runs it; every step
+    /// passes and nothing of the run is left on the host (the child, the
+    /// directory with its uid-100000 files, the state file).
+    #[test]
+    fn the_lesson_passes_and_leaves_nothing_behind() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: the user-ns lesson needs root");
+            return;
+        }
+        let def = crate::lessons::find("userns").expect("user-ns is registered under its alias");
+        let opts = crate::lesson::runner::RunOptions {
+            json: true,
+            markdown: false,
+            step: false,
+            shell: false,
+            style: crate::observe::render::Style::PLAIN,
+        };
+        let summary = crate::lesson::runner::run(def, &opts, Default::default()).expect("the lesson starts");
+        assert!(summary.pass, "{summary:?}");
+        assert_eq!(summary.steps_passed, 7);
+        let host = serde_json::to_string(&crate::host::snapshot::capture()).unwrap();
+        assert!(!host.contains(&summary.run_id), "run {} left something: {host}", summary.run_id);
+        let left: Vec<_> = std::fs::read_dir(crate::state::tmp_dir())
+            .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default();
+        assert!(!left.iter().any(|n: &String| n.contains(&summary.run_id)), "{left:?}");
+    }
+
     #[test]
     fn lsns_rows_are_found_by_inode() {
         let out = "        NS NPROCS   PID    UID        PNS COMMAND\n\

@@ -663,8 +663,8 @@ impl Lesson for UserNs {
                 let child = self.child()?;
                 let pid = child.pid();
                 let host_facts = || {
-                    let mounted = crate::kernel::proc::self_pid();
-                    let info = read_proc(mounted, "mountinfo");
+                    // Field 5 of mountinfo is the mount point.
+                    let info = read_proc(me, "mountinfo");
                     let t = target.display().to_string();
                     let is_mounted = info.lines().any(|l| l.split_whitespace().nth(4) == Some(t.as_str()));
                     vec![

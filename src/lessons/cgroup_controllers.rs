@@ -852,4 +852,40 @@ mod tests {
         assert_eq!(POST_002.len(), 9);
         assert!(POST_003.contains(&"ns") && POST_003.contains(&"pid"));
     }
+
+    /// The whole lesson on this host's kernel (v1 hybrid here, pure v2 in
+    /// scripts/v2-vm), through the built `workbench` binary next to the test
+    /// executable: every check passes, or only the CPU ones are inconclusive.
+    #[test]
+    fn the_lesson_passes_on_this_kernel() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("SKIP: needs root");
+            return;
+        }
+        let exe = std::env::current_exe().unwrap();
+        let Some(bin) = exe.parent().and_then(Path::parent).map(|d| d.join("workbench")).filter(|b| b.is_file()) else {
+            eprintln!("SKIP: no workbench binary next to {}", exe.display());
+            return;
+        };
+        let out = std::process::Command::new(&bin)
+            .args(["lesson", "cgroup-controllers", "--json"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let lines: Vec<serde_json::Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        let summary = lines.iter().find(|v| v["type"] == "summary").unwrap_or_else(|| panic!("no summary: {text}\n{}", String::from_utf8_lossy(&out.stderr)));
+        assert_eq!(summary["cleanup_problems"], serde_json::json!([]), "{summary}");
+        let mut failed = Vec::new();
+        for step in lines.iter().filter(|v| v["type"] == "step") {
+            for c in step["checks"].as_array().into_iter().flatten() {
+                let inconclusive = c["inconclusive"].as_bool().unwrap_or(false);
+                if !c["pass"].as_bool().unwrap_or(false) && !(inconclusive && ["cpuset", "cpuacct", "freeze", "thaw"].contains(&step["id"].as_str().unwrap_or_default())) {
+                    failed.push(format!("{}: {c}", step["id"]));
+                }
+            }
+        }
+        assert!(failed.is_empty(), "failed checks: {failed:#?}");
+        assert!(matches!(out.status.code(), Some(0) | Some(3)), "{:?}", out.status);
+        assert_eq!(lines.iter().filter(|v| v["type"] == "step").count(), 7);
+    }
 }

@@ -79,6 +79,74 @@ struct Controllers {
     /// [`Drop::drop`] thawed the group, the hog is killed and reaped.
     frozen_hog: Option<Hog>,
     frozen_group: Option<Group>,
+    /// Thaws the v1 group should workbench die while it is frozen.
+    guardian: Option<Guardian>,
+}
+
+/// A frozen v1 task keeps the SIGKILL that `PR_SET_PDEATHSIG` sends it when
+/// workbench dies pending until its group is thawed: the hog would outlive
+/// a `kill -9` of workbench. This small shell, outside the group, gets
+/// SIGTERM when workbench dies (its own death signal), writes THAWED into
+/// the group's freezer.state and exits; the hog then dies of its pending
+/// SIGKILL. Recorded like every process; killed when the group is thawed.
+/// (A frozen v2 task dies of SIGKILL: no guardian there.)
+struct Guardian {
+    child: std::process::Child,
+    resource: Resource,
+}
+
+impl Guardian {
+    /// The script (pure): wait in one-second sleeps; on SIGTERM thaw and exit.
+    fn script(busybox: &Path, state_file: &Path) -> String {
+        format!(
+            "trap 'echo THAWED > {}; exit 0' TERM\nwhile :; do {} sleep 1; done\n",
+            state_file.display(),
+            busybox.display()
+        )
+    }
+
+    fn spawn(busybox: &Path, state_file: &Path) -> anyhow::Result<Guardian> {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = std::process::Command::new(busybox);
+        cmd.args(["sh", "-c", &Self::script(busybox, state_file)])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let parent = nix::unistd::getpid().as_raw();
+        // SAFETY: the closure runs in the forked child and makes only raw
+        // system calls (prctl, getppid, setpgid, _exit): async-signal-safe.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong, 0, 0, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if libc::getppid() != parent {
+                    libc::_exit(1);
+                }
+                if libc::setpgid(0, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        state::track(|| -> anyhow::Result<_> {
+            let child = cmd.spawn()?;
+            let pid = child.id() as i32;
+            let resource = Resource::Process {
+                pid,
+                start_time: crate::kernel::proc::start_time(pid).unwrap_or(0),
+            };
+            Ok((Guardian { child, resource: resource.clone() }, resource))
+        })
+    }
+}
+
+impl Drop for Guardian {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        state::forget(&self.resource);
+    }
 }
 
 impl Drop for Controllers {
@@ -444,6 +512,11 @@ impl Controllers {
         let (g, _, _) = cg::create_step(r, &cx.run_id, "freezer", Controller::Freezer, Watch::Freezer, "the freezer files")?;
         self.frozen_group = Some(g.clone());
         join(r, &g, pid)?;
+        if g.version_of(Controller::Freezer) == Some(Version::V1) {
+            let busybox = cx.host.require_static_busybox()?.to_path_buf();
+            let state_file = cg::dir_of(&g, Watch::Freezer).join(wb_cgroup::files::V1_FREEZER_STATE);
+            self.guardian = Some(Guardian::spawn(&busybox, &state_file)?);
+        }
         let files = g.files_for(Watch::Freezer);
         let cpus = hog::allowed_cpus();
         let m = cg::measure(cg::WINDOW, &[&cg::proc_cpu(pid), &cg::cpu_idle(&cpus)])?;
@@ -494,6 +567,7 @@ impl Controllers {
         r.say("host", format!("grep State /proc/{pid}/status; top -p {pid}"), format!("State:\t{state}\n%CPU {}", cg::pct(m[0])));
         r.check_eq("the thaw completed", FreezerState::Thawed.to_string(), g.freezer_state()?.to_string());
         r.check_verdict("thawed: the hog's CPU time grows again", "> 5% of a CPU", cg::pct(m[0]), runs_verdict(m[0], m[1], cpus.len()));
+        self.guardian = None;
         if let Some(mut h) = self.frozen_hog.take() {
             h.kill();
         }
@@ -845,6 +919,13 @@ mod tests {
         assert!(devnull_script().starts_with("read go\n"));
         let s = system_work_script(Path::new("/bin/busybox"));
         assert!(s.starts_with("read go\n") && s.contains("/bin/busybox dd if=/dev/zero of=/dev/null"), "{s}");
+    }
+
+    #[test]
+    fn the_guardian_thaws_on_sigterm_only() {
+        let s = Guardian::script(Path::new("/bin/busybox"), Path::new("/sys/fs/cgroup/freezer/workbench/wb-x/freezer.state"));
+        assert!(s.starts_with("trap 'echo THAWED > /sys/fs/cgroup/freezer/workbench/wb-x/freezer.state; exit 0' TERM\n"), "{s}");
+        assert!(s.contains("/bin/busybox sleep 1"), "{s}");
     }
 
     #[test]

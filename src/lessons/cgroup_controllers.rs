@@ -706,7 +706,6 @@ impl Controllers {
         after.insert("busy loop (user work)".into(), format!("user +{}, system +{}", secs(u1), secs(s1)));
         after.insert("/dev/zero copies (system work)".into(), format!("user +{}, system +{}", secs(u2), secs(s2)));
         after.extend(cg::remove_step(r, &[g], None));
-        drop(f1);
         r.observe(cg::facts_snapshot("before", f0), cg::facts_snapshot("after both phases", after));
         Ok(())
     }

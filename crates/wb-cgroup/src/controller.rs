@@ -17,11 +17,24 @@ pub enum Controller {
     Memory,
     /// Number of tasks.
     Pids,
+    /// Which CPUs and memory nodes the tasks may use.
+    Cpuset,
+    /// Stopping every task of a group at once (v2: the `cgroup.freeze` core file).
+    Freezer,
+    /// Which device files the tasks may open (v2: an attached BPF program).
+    Devices,
 }
 
 impl Controller {
     /// All controllers workbench knows.
-    pub const ALL: [Controller; 3] = [Controller::Cpu, Controller::Memory, Controller::Pids];
+    pub const ALL: [Controller; 6] = [
+        Controller::Cpu,
+        Controller::Memory,
+        Controller::Pids,
+        Controller::Cpuset,
+        Controller::Freezer,
+        Controller::Devices,
+    ];
 
     /// The kernel's name (the v2 name, also the main v1 hierarchy).
     pub fn name(self) -> &'static str {
@@ -29,7 +42,18 @@ impl Controller {
             Controller::Cpu => "cpu",
             Controller::Memory => "memory",
             Controller::Pids => "pids",
+            Controller::Cpuset => "cpuset",
+            Controller::Freezer => "freezer",
+            Controller::Devices => "devices",
         }
+    }
+
+    /// Served on cgroup v2 by the core of every group rather than by a
+    /// controller listed in `cgroup.controllers`: nothing to enable in a
+    /// parent's `cgroup.subtree_control` (freezer: `cgroup.freeze`; devices:
+    /// a BPF program attached to the group).
+    pub fn v2_core(self) -> bool {
+        matches!(self, Controller::Freezer | Controller::Devices)
     }
 
     /// v1 hierarchies used for this controller; the first is required, the
@@ -39,6 +63,9 @@ impl Controller {
             Controller::Cpu => &["cpu", "cpuacct"],
             Controller::Memory => &["memory"],
             Controller::Pids => &["pids"],
+            Controller::Cpuset => &["cpuset"],
+            Controller::Freezer => &["freezer"],
+            Controller::Devices => &["devices"],
         }
     }
 }
@@ -75,7 +102,10 @@ mod tests {
             assert_eq!(c.name().parse::<Controller>().unwrap(), c);
             assert_eq!(c.v1_hierarchies()[0], c.name());
         }
-        let e = "cpuset".parse::<Controller>().unwrap_err().to_string();
-        assert!(e.contains("expected cpu, memory or pids"), "{e}");
+        let e = "blkio".parse::<Controller>().unwrap_err().to_string();
+        assert!(
+            e.contains("expected cpu, memory, pids, cpuset, freezer or devices"),
+            "{e}"
+        );
     }
 }

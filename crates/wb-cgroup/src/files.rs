@@ -41,6 +41,9 @@ pub const V1_CPU_STAT: &str = "cpu.stat";
 
 /// Total CPU time consumed by the group, decimal nanoseconds.
 pub const V1_CPUACCT_USAGE: &str = "cpuacct.usage";
+/// Flat-keyed: `user N`, `system N`: CPU time the group spent in user mode and
+/// in the kernel, in USER_HZ ticks (`getconf CLK_TCK`, 100 a second).
+pub const V1_CPUACCT_STAT: &str = "cpuacct.stat";
 
 // ---- cpu (v2) -------------------------------------------------------------
 
@@ -93,3 +96,46 @@ pub const PIDS_MAX: &str = "pids.max";
 pub const PIDS_CURRENT: &str = "pids.current";
 /// Flat-keyed: `max N` = number of forks refused because of a pids.max limit.
 pub const PIDS_EVENTS: &str = "pids.events";
+
+// ---- cpuset (v1) ----------------------------------------------------------
+
+/// CPUs the group's tasks may run on, a list like `0-1,3`. Empty in a new
+/// group: it must be filled (and `cpuset.mems` too) before a task can join.
+pub const V1_CPUSET_CPUS: &str = "cpuset.cpus";
+/// Memory nodes the group's tasks may allocate from, a list like `0`.
+pub const V1_CPUSET_MEMS: &str = "cpuset.mems";
+/// The CPUs the group really gets (its cpus within its parent's), a list.
+pub const V1_CPUSET_EFFECTIVE_CPUS: &str = "cpuset.effective_cpus";
+
+// ---- cpuset (v2) ----------------------------------------------------------
+
+/// CPUs asked for, a list; empty = the parent's.
+pub const V2_CPUSET_CPUS: &str = "cpuset.cpus";
+/// Memory nodes asked for, a list; empty = the parent's.
+pub const V2_CPUSET_MEMS: &str = "cpuset.mems";
+/// The CPUs the group really gets, a list.
+pub const V2_CPUSET_CPUS_EFFECTIVE: &str = "cpuset.cpus.effective";
+
+// ---- freezer (v1) ---------------------------------------------------------
+
+/// `THAWED`, `FREEZING` or `FROZEN`; writing `FROZEN` or `THAWED` asks for it.
+/// The root group has no such file.
+pub const V1_FREEZER_STATE: &str = "freezer.state";
+
+// ---- freezer (v2: core files of every non-root group, kernel >= 5.2) -----
+
+/// `0` or `1`: writing `1` asks the kernel to freeze the group and its descendants.
+pub const CGROUP_FREEZE: &str = "cgroup.freeze";
+/// Flat-keyed: `populated 0|1`, `frozen 0|1` (1 once every task is frozen).
+pub const CGROUP_EVENTS: &str = "cgroup.events";
+
+// ---- devices (v1) ---------------------------------------------------------
+
+/// Write-only: a rule `TYPE MAJOR:MINOR ACCESS` (`c 1:3 w`, `a *:* rwm`) to allow.
+pub const V1_DEVICES_ALLOW: &str = "devices.allow";
+/// Write-only: a rule of the same form to deny.
+pub const V1_DEVICES_DENY: &str = "devices.deny";
+/// The group's rules, one a line; `a *:* rwm` = everything allowed.
+pub const V1_DEVICES_LIST: &str = "devices.list";
+// (v2 has no devices files: a BPF_PROG_TYPE_CGROUP_DEVICE program attached
+// to the group's directory decides; see controllers/devices.rs.)

@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 use crate::backend::{Dirs, V1, V2};
 use crate::controller::Controller;
 use crate::controllers::{self, cpu::Cpu, cpu::CpuStat, memory::Memory, pids::Pids};
+use crate::controllers::{cpuacct::CpuAcct, cpuacct::CpuTimes, cpuset, cpuset::Cpuset, devices::DeviceRule};
+use crate::controllers::{devices::Devices, freezer::Freezer, freezer::FreezerState};
 use crate::detect::Layout;
 use crate::error::{Error, Result};
 use crate::files::*;
@@ -102,7 +104,9 @@ fn blueprint(layout: &Layout, name: &str, controllers: &[Controller]) -> Result<
                 bp.routes.insert(c, Version::V1);
             }
             Placement::V2(root) => {
-                v2_ctrls.push(c);
+                if !c.v2_core() {
+                    v2_ctrls.push(c);
+                }
                 v2_root = Some(root);
                 bp.routes.insert(c, Version::V2);
             }
@@ -161,8 +165,12 @@ fn try_create(bp: &Blueprint) -> Result<()> {
         for dir in dirs {
             let parent = dir.parent().expect("group dir has a parent");
             fsio::mkdir_existing_ok(parent)?;
+            if let Some(root) = parent.parent() {
+                cpuset::fill_v1(root, parent)?;
+            }
             mkdir_new(dir)?;
             created.push(dir.clone());
+            cpuset::fill_v1(parent, dir)?;
         }
         if let Some((_root, dir, ctrls)) = &bp.v2 {
             let parent = dir.parent().expect("group dir has a parent");
@@ -336,6 +344,80 @@ impl Group {
         self.backend::<dyn Pids>(Controller::Pids, &V1, &V2)
     }
 
+    fn cpuacct(&self) -> Result<(&'static dyn CpuAcct, Dirs<'_>)> {
+        self.backend::<dyn CpuAcct>(Controller::Cpu, &V1, &V2)
+    }
+
+    fn cpuset(&self) -> Result<(&'static dyn Cpuset, Dirs<'_>)> {
+        self.backend::<dyn Cpuset>(Controller::Cpuset, &V1, &V2)
+    }
+
+    fn freezer(&self) -> Result<(&'static dyn Freezer, Dirs<'_>)> {
+        self.backend::<dyn Freezer>(Controller::Freezer, &V1, &V2)
+    }
+
+    fn devices(&self) -> Result<(&'static dyn Devices, Dirs<'_>)> {
+        self.backend::<dyn Devices>(Controller::Devices, &V1, &V2)
+    }
+
+    /// User and system CPU time of the group (v1 cpuacct.stat, v2 cpu.stat).
+    pub fn cpu_times(&self) -> Result<CpuTimes> {
+        let (acct, d) = self.cpuacct()?;
+        acct.cpu_times(&d)
+    }
+
+    /// Keep the group's tasks on the CPUs of `list` (`0`, `0-1`, `0,2`).
+    pub fn set_cpuset_cpus(&self, list: &str) -> Result<()> {
+        cpuset::validate_cpu_list(list)?;
+        let (c, d) = self.cpuset()?;
+        c.set_cpus(&d, list)
+    }
+
+    /// The CPU list the group asked for (v2: empty = the parent's).
+    pub fn cpuset_cpus(&self) -> Result<String> {
+        let (c, d) = self.cpuset()?;
+        c.cpus(&d)
+    }
+
+    /// The CPUs the group really gets.
+    pub fn cpuset_effective_cpus(&self) -> Result<String> {
+        let (c, d) = self.cpuset()?;
+        c.effective_cpus(&d)
+    }
+
+    /// Ask the kernel to freeze every task of the group (see [`Group::freezer_state`]
+    /// for when it is done: freezing takes a moment).
+    pub fn freeze(&self) -> Result<()> {
+        let (f, d) = self.freezer()?;
+        f.freeze(&d)
+    }
+
+    /// Let the group's tasks run again.
+    pub fn thaw(&self) -> Result<()> {
+        let (f, d) = self.freezer()?;
+        f.thaw(&d)
+    }
+
+    /// THAWED, FREEZING or FROZEN.
+    pub fn freezer_state(&self) -> Result<FreezerState> {
+        let (f, d) = self.freezer()?;
+        f.freezer_state(&d)
+    }
+
+    /// Forbid the group's tasks what `rule` names (v1: devices.deny; v2: a
+    /// BPF device program attached to the group).
+    pub fn deny_device(&self, rule: &DeviceRule) -> Result<()> {
+        let (dev, d) = self.devices()?;
+        dev.deny_device(&d, rule)
+    }
+
+    /// The group's device rules: v1 devices.list, v2 how many device
+    /// programs are attached to it.
+    pub fn device_rules(&self) -> Result<String> {
+        let (dev, d) = self.devices()?;
+        dev.device_rules(&d)
+    }
+
     /// Limit CPU time to `quota_us` every `period_us` (e.g. 20000/100000 = 20%
     /// of one CPU). period must be 1000..=1000000 and quota >= 1000 µs.
     pub fn set_cpu_quota(&self, quota_us: u64, period_us: u64) -> Result<()> {
@@ -461,7 +543,10 @@ impl Group {
         let mut out = Vec::new();
         for (&c, &v) in &self.routes {
             let dirs = self.dirs(v);
-            for w in controllers::watched(c, v) {
+            for w in controllers::watched(c, v)
+                .iter()
+                .chain(controllers::watched_extra(c, v))
+            {
                 if w.resource != resource {
                     continue;
                 }

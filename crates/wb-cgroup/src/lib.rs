@@ -36,6 +36,10 @@ use std::path::Path;
 
 pub use controller::Controller;
 pub use controllers::cpu::CpuStat;
+pub use controllers::cpuacct::CpuTimes;
+pub use controllers::cpuset::{parse_cpu_list, validate_cpu_list};
+pub use controllers::devices::{deny_program, DeviceKind, DeviceRule, Insn};
+pub use controllers::freezer::FreezerState;
 pub use detect::{detect, detect_system, scan_mountinfo, Layout, MountScan, DEFAULT_ROOT};
 pub use error::{Error, Result};
 pub use group::{create, open, planned_paths, validate_name, Group, RemoveOnDrop, MAX_NAME_LEN};

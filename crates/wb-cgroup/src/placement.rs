@@ -66,14 +66,18 @@ pub(crate) fn plan(layout: &Layout, c: Controller) -> Result<Placement> {
     match layout {
         Layout::V1 { .. } => v1_plan().ok_or_else(unavailable),
         Layout::V2 { root } => {
-            check_v2_root(root, c)?;
+            if !c.v2_core() {
+                check_v2_root(root, c)?;
+            }
             Ok(Placement::V2(root.clone()))
         }
         Layout::Hybrid { unified, .. } => {
             if let Some(p) = v1_plan() {
                 return Ok(p);
             }
-            check_v2_root(unified, c)?;
+            if !c.v2_core() {
+                check_v2_root(unified, c)?;
+            }
             Ok(Placement::V2(unified.clone()))
         }
     }

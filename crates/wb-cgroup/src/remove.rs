@@ -77,6 +77,10 @@ pub(crate) fn kill_dirs(dirs: &[PathBuf]) -> Result<()> {
     if first.is_empty() {
         return Ok(());
     }
+    // A frozen v1 task keeps its SIGKILL pending until it is thawed.
+    for d in dirs {
+        crate::controllers::freezer::thaw_for_kill(d)?;
+    }
     // cgroup.kill (v2, Linux >= 5.14) kills the whole subtree atomically.
     for d in dirs {
         let k = d.join(CGROUP_KILL);

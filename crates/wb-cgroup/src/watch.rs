@@ -28,6 +28,14 @@ pub enum Resource {
     MemoryEvents,
     /// Task limit, count, and refused forks.
     Pids,
+    /// User and system CPU time (v1 cpuacct.stat, v2 cpu.stat).
+    CpuTimes,
+    /// The CPUs and memory nodes allowed.
+    Cpuset,
+    /// Frozen or thawed.
+    Freezer,
+    /// The device rules.
+    Devices,
     /// The member processes.
     Procs,
 }

@@ -14,6 +14,10 @@
 //!    knob that picks the backend (`Group::backend`) and calls it.
 
 pub(crate) mod cpu;
+pub(crate) mod cpuacct;
+pub(crate) mod cpuset;
+pub(crate) mod devices;
+pub(crate) mod freezer;
 pub(crate) mod memory;
 pub(crate) mod pids;
 
@@ -21,17 +25,40 @@ use crate::backend::{Watch, V1, V2};
 use crate::controller::Controller;
 use crate::placement::Version;
 use cpu::Cpu;
+use cpuacct::CpuAcct;
+use cpuset::Cpuset;
+use devices::Devices;
+use freezer::Freezer;
 use memory::Memory;
 use pids::Pids;
 
 /// The files controller `c` shows through API `v`, for every resource.
+///
+/// The cpuacct files (user/system time) come with the cpu controller; see
+/// [`watched_extra`].
 pub(crate) fn watched(c: Controller, v: Version) -> &'static [Watch] {
     match (c, v) {
         (Controller::Cpu, Version::V1) => V1.cpu_watched(),
         (Controller::Cpu, Version::V2) => V2.cpu_watched(),
+        (Controller::Cpuset, Version::V1) => V1.cpuset_watched(),
+        (Controller::Cpuset, Version::V2) => V2.cpuset_watched(),
+        (Controller::Freezer, Version::V1) => V1.freezer_watched(),
+        (Controller::Freezer, Version::V2) => V2.freezer_watched(),
+        (Controller::Devices, Version::V1) => V1.devices_watched(),
+        (Controller::Devices, Version::V2) => V2.devices_watched(),
         (Controller::Memory, Version::V1) => V1.memory_watched(),
         (Controller::Memory, Version::V2) => V2.memory_watched(),
         (Controller::Pids, Version::V1) => V1.pids_watched(),
         (Controller::Pids, Version::V2) => V2.pids_watched(),
+    }
+}
+
+/// Files a controller shows besides its own table: the cpu route also
+/// carries the user/system accounting (cpuacct on v1, cpu.stat on v2).
+pub(crate) fn watched_extra(c: Controller, v: Version) -> &'static [Watch] {
+    match (c, v) {
+        (Controller::Cpu, Version::V1) => V1.cpuacct_watched(),
+        (Controller::Cpu, Version::V2) => V2.cpuacct_watched(),
+        _ => &[],
     }
 }

@@ -31,8 +31,9 @@ pub struct Cx {
 
 /// The actions of a lesson. Step ids must match the lesson's text file.
 pub trait Lesson {
-    /// Perform one step and report what happened.
-    fn run_step(&mut self, step: &str, cx: &mut Cx) -> anyhow::Result<StepReport>;
+    /// Perform one step and report what happened into `r` (the engine keeps
+    /// the report only when the step returns `Ok`).
+    fn run_step(&mut self, step: &str, cx: &mut Cx, r: &mut StepReport) -> anyhow::Result<()>;
 
     /// `--shell`: an interactive shell where the tutorial would give one.
     fn shell(&mut self, _cx: &mut Cx) -> anyhow::Result<()> {

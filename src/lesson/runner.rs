@@ -175,8 +175,9 @@ pub fn run(def: &LessonDef, opts: &RunOptions, options: LessonOptions) -> anyhow
             verdict: Verdict::Fail,
             error: None,
         };
-        match lesson.run_step(&st.id, &mut cx) {
-            Ok(rep) => {
+        let mut rep = super::StepReport::new();
+        match lesson.run_step(&st.id, &mut cx, &mut rep) {
+            Ok(()) => {
                 if let (Some(b), Some(a)) = (&rep.before, &rep.after) {
                     step.diff = diff(b, a);
                 }

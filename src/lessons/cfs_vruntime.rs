@@ -414,8 +414,7 @@ fn clocks_facts(s: &Series, k: usize) -> BTreeMap<String, String> {
 }
 
 impl Lesson for CfsVruntime {
-    fn run_step(&mut self, step: &str, cx: &mut Cx) -> anyhow::Result<StepReport> {
-        let mut r = StepReport::new();
+    fn run_step(&mut self, step: &str, cx: &mut Cx, r: &mut StepReport) -> anyhow::Result<()> {
         match step {
             "start-hogs" => {
                 let layout = wb_cgroup::detect_system()?;
@@ -431,7 +430,7 @@ impl Lesson for CfsVruntime {
                     r.say("workbench", "# which CPU", note);
                 }
                 let g = cg::create_group(&layout, &name, &[Controller::Cpu])?;
-                cg::say_each(&mut r, "host", &cg::mkdir_commands(&g), "");
+                cg::say_each(r, "host", &cg::mkdir_commands(&g), "");
                 r.say("host", "# cgroup layout", cg::layout_label(&layout));
                 self.group = Some(g.clone());
                 for (i, n) in NAMES.iter().enumerate() {
@@ -454,7 +453,7 @@ impl Lesson for CfsVruntime {
                         format!("[{}] {}", i + 1, h.pid()),
                     );
                     cg::say_each(
-                        &mut r,
+                        r,
                         "host",
                         &g.paths()
                             .iter()
@@ -491,7 +490,7 @@ impl Lesson for CfsVruntime {
                     pinned.push(cpus);
                 }
                 after.extend(self.sched_facts());
-                cg::check_dirs_exist(&mut r, &planned);
+                cg::check_dirs_exist(r, &planned);
                 for (n, h) in NAMES.iter().zip(&self.hogs) {
                     r.check_eq(format!("hog {n} is in the group (/proc/PID/cgroup)"), cg::proc_path(&g), cg::membership(h.pid(), &g, Controller::Cpu));
                 }
@@ -506,7 +505,7 @@ impl Lesson for CfsVruntime {
                     r.check_eq(format!("hog {n}: se.load.weight (nice 0)"), NICE_0_LOAD, c.weight);
                     raw[i] = text;
                 }
-                self.say_excerpt(&mut r, &raw);
+                self.say_excerpt(r, &raw);
                 r.observe(cg::facts_snapshot("before", before), cg::facts_snapshot("two hogs in the group on one CPU", after));
             }
             "equal-weights" => {
@@ -517,8 +516,8 @@ impl Lesson for CfsVruntime {
                     format!("for i in $(seq {EQUAL_SAMPLES}); do grep -E 'se\\.(sum_exec_runtime|vruntime) ' /proc/{}/sched /proc/{}/sched; sleep {:.1}; done", pids[0], pids[1], INTERVAL.as_secs_f64()),
                     s.table(),
                 );
-                self.check_formula(&mut r, &s);
-                self.split(&mut r, &s, 50.0, 10.0, "equal weights: A gets half of their runtime");
+                self.check_formula(r, &s);
+                self.split(r, &s, 50.0, 10.0, "equal weights: A gets half of their runtime");
                 r.observe(cg::facts_snapshot("first sample", clocks_facts(&s, 0)), cg::facts_snapshot(format!("after {:.1} s", s.elapsed), clocks_facts(&s, s.times.len() - 1)));
             }
             "renice" => {
@@ -542,7 +541,7 @@ impl Lesson for CfsVruntime {
                     parse_sched(&text_b).get("prio").cloned().unwrap_or_default(),
                 );
                 r.check_eq("hog A: se.load.weight unchanged", NICE_0_LOAD, a.weight);
-                self.say_excerpt(&mut r, &[text_a, text_b]);
+                self.say_excerpt(r, &[text_a, text_b]);
                 r.observe(cg::facts_snapshot("before", before), cg::facts_snapshot("after renice", after));
             }
             "sample" => {
@@ -554,10 +553,10 @@ impl Lesson for CfsVruntime {
                     s.table(),
                 );
                 let (wa, wb) = (NICE_0_LOAD, weight_of_nice(NICE_B));
-                let (together, idle) = self.check_formula(&mut r, &s);
+                let (together, idle) = self.check_formula(r, &s);
                 let want = wa as f64 * 100.0 / (wa + wb) as f64;
                 r.say("host", "# A's part = weight A / (weight A + weight B)", format!("{wa} / ({wa} + {wb}) = {}", cg::pct(want)));
-                self.split(&mut r, &s, want, SPLIT_TOLERANCE, &format!("weights {wa} : {wb}: A's part of their runtime"));
+                self.split(r, &s, want, SPLIT_TOLERANCE, &format!("weights {wa} : {wb}: A's part of their runtime"));
                 let (drift, bound) = gap_drift(&s.clocks[0], &s.clocks[1]);
                 let (ra, rb) = (s.delta(0).0, s.delta(1).0);
                 let v = busy_verdict(drift <= bound, together, idle, 5.0);
@@ -567,7 +566,7 @@ impl Lesson for CfsVruntime {
                     format!("moved at most {}; the runtime gap moved {}", ms(drift), ms(ra - rb)),
                     v,
                 );
-                self.say_excerpt(&mut r, &s.raw);
+                self.say_excerpt(r, &s.raw);
                 let eevdf: Vec<String> = ["se.slice", "se.deadline"]
                     .iter()
                     .filter_map(|k| parse_sched(&s.raw[1]).get(*k).map(|v| format!("{k} {v}")))
@@ -585,12 +584,12 @@ impl Lesson for CfsVruntime {
             }
             "stop" => {
                 let g = self.group.clone().ok_or_else(|| anyhow::anyhow!("no group: the start-hogs step did not run"))?;
-                cg::stop_hogs_and_remove(&mut r, &NAMES, &mut self.hogs, std::slice::from_ref(&g));
+                cg::stop_hogs_and_remove(r, &NAMES, &mut self.hogs, std::slice::from_ref(&g));
                 self.group = None;
             }
             other => anyhow::bail!("unknown step {other}"),
         }
-        Ok(r)
+        Ok(())
     }
 
     /// `--shell`: a shell in a new cgroup, pinned to the lesson's CPU, so the

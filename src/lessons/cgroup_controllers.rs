@@ -790,19 +790,18 @@ impl Controllers {
 }
 
 impl Lesson for Controllers {
-    fn run_step(&mut self, step: &str, cx: &mut Cx) -> anyhow::Result<StepReport> {
-        let mut r = StepReport::new();
+    fn run_step(&mut self, step: &str, cx: &mut Cx, r: &mut StepReport) -> anyhow::Result<()> {
         match step {
-            "survey" => self.survey(&mut r)?,
-            "freeze" => self.freeze(&mut r, cx)?,
-            "thaw" => self.thaw(&mut r)?,
-            "cpuset" => self.cpuset(&mut r, cx)?,
-            "devices" => self.devices(&mut r, cx)?,
-            "cpuacct" => self.cpuacct(&mut r, cx)?,
-            "drivers" => self.drivers(&mut r, cx)?,
+            "survey" => self.survey(r)?,
+            "freeze" => self.freeze(r, cx)?,
+            "thaw" => self.thaw(r)?,
+            "cpuset" => self.cpuset(r, cx)?,
+            "devices" => self.devices(r, cx)?,
+            "cpuacct" => self.cpuacct(r, cx)?,
+            "drivers" => self.drivers(r, cx)?,
             other => anyhow::bail!("unknown step {other}"),
         }
-        Ok(r)
+        Ok(())
     }
 
     /// `--shell`: a new group with the cpuset and freezer controllers, the shell in it.

@@ -262,8 +262,7 @@ const HOG_FACT: &str = "hog process";
 const USE_FACT: &str = "CPU use of the hog (100% = one CPU)";
 
 impl Lesson for CpuQuota {
-    fn run_step(&mut self, step: &str, cx: &mut Cx) -> anyhow::Result<StepReport> {
-        let mut r = StepReport::new();
+    fn run_step(&mut self, step: &str, cx: &mut Cx, r: &mut StepReport) -> anyhow::Result<()> {
         match step {
             "start-hog" => {
                 let cpus = hog::allowed_cpus().len();
@@ -341,7 +340,7 @@ impl Lesson for CpuQuota {
                 r.observe(before, after);
             }
             "create-group" => {
-                let (g, before, facts) = cg::create_step(&mut r, &cx.run_id, "cpu", Controller::Cpu, Watch::CpuQuota, "the CPU bandwidth files")?;
+                let (g, before, facts) = cg::create_step(r, &cx.run_id, "cpu", Controller::Cpu, Watch::CpuQuota, "the CPU bandwidth files")?;
                 let after = cg::facts_snapshot("group created", facts);
                 let q = g.cpu_quota()?;
                 r.check("a new group has no quota", "unlimited", q.quota_us.map_or("unlimited".to_string(), |v| v.to_string()), q.quota_us.is_none());
@@ -355,7 +354,7 @@ impl Lesson for CpuQuota {
                 let before = cg::facts("", &files);
                 g.set_cpu_quota(quota, period)?;
                 let after = cg::facts("", &files);
-                cg::say_each(&mut r, "host", &cg::echo_commands(&files, &before, &after, ""), String::new());
+                cg::say_each(r, "host", &cg::echo_commands(&files, &before, &after, ""), String::new());
                 let q = g.cpu_quota()?;
                 r.check_eq("quota read back, µs", quota.to_string(), q.quota_us.map_or("unlimited".into(), |v| v.to_string()));
                 r.check_eq("period read back, µs", period.to_string(), q.period_us.to_string());
@@ -368,7 +367,7 @@ impl Lesson for CpuQuota {
             "join" => {
                 let pid = self.hog()?.pid();
                 let g = self.group()?.clone();
-                let (before, after) = cg::join_step(&mut r, &g, pid, "hog", Watch::Procs)?;
+                let (before, after) = cg::join_step(r, &g, pid, "hog", Watch::Procs)?;
                 r.say("host", format!("cat /proc/{pid}/cgroup"), std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default().trim_end().to_string());
                 r.check("the hog is in the group (cgroup.procs)", pid.to_string(), format!("{:?}", g.procs()?), g.procs()?.contains(&pid));
                 let want = cg::proc_path(&g);
@@ -423,7 +422,7 @@ impl Lesson for CpuQuota {
                             g.set_cpu_quota(lower, self.period)?;
                             let now = cg::facts("", &quota_files);
                             let why = format!("{seen}: other processes kept the hog off the CPUs, so the quota becomes {lower} ({}), one the free CPU can fill", cg::pct(lower as f64 * 100.0 / self.period as f64));
-                            cg::say_each(&mut r, "host", &cg::echo_commands(&quota_files, &was, &now, ""), why.clone());
+                            cg::say_each(r, "host", &cg::echo_commands(&quota_files, &was, &now, ""), why.clone());
                             self.quota = lower;
                             self.quota_note = Some(why);
                         }
@@ -481,7 +480,7 @@ impl Lesson for CpuQuota {
                 r.check("rmdir of a group with processes is refused", "EBUSY (Device or resource busy)", msg, errno == Some(libc::EBUSY));
                 let st = h.kill();
                 r.say("host", format!("kill -KILL {pid}; wait {pid}"), hog::describe_status(&st));
-                let mut after = cg::remove_step(&mut r, &[g], None);
+                let mut after = cg::remove_step(r, &[g], None);
                 after.insert(HOG_FACT.into(), format!("gone: {}", hog::describe_status(&st)));
                 let alive = std::path::Path::new(&format!("/proc/{pid}")).exists();
                 r.check("the hog is gone", "gone", if alive { "still running" } else { "gone" }, !alive);
@@ -490,7 +489,7 @@ impl Lesson for CpuQuota {
             }
             other => anyhow::bail!("unknown step {other}"),
         }
-        Ok(r)
+        Ok(())
     }
 
     /// `--shell`: a new group with the lesson's quota and a shell in it.

@@ -61,8 +61,7 @@ impl ChrootBusybox {
 }
 
 impl Lesson for ChrootBusybox {
-    fn run_step(&mut self, step: &str, cx: &mut Cx) -> anyhow::Result<StepReport> {
-        let mut r = StepReport::new();
+    fn run_step(&mut self, step: &str, cx: &mut Cx, r: &mut StepReport) -> anyhow::Result<()> {
         match step {
             "build-rootfs" => {
                 self.busybox = cx.host.require_dynamic_busybox()?.to_path_buf();
@@ -163,7 +162,7 @@ impl Lesson for ChrootBusybox {
             }
             other => anyhow::bail!("unknown step {other}"),
         }
-        Ok(r)
+        Ok(())
     }
 
     fn shell(&mut self, cx: &mut Cx) -> anyhow::Result<()> {

@@ -105,8 +105,7 @@ impl CpuShares {
 }
 
 impl Lesson for CpuShares {
-    fn run_step(&mut self, step: &str, cx: &mut Cx) -> anyhow::Result<StepReport> {
-        let mut r = StepReport::new();
+    fn run_step(&mut self, step: &str, cx: &mut Cx, r: &mut StepReport) -> anyhow::Result<()> {
         match step {
             "create-groups" => {
                 self.parts = weights(&cx.options)?;
@@ -119,13 +118,13 @@ impl Lesson for CpuShares {
                 let before = cg::facts_snapshot("before", cg::dir_facts(&planned));
                 for n in &names {
                     let g = cg::create_group(&layout, n, &[Controller::Cpu])?;
-                    cg::say_each(&mut r, "host", &cg::mkdir_commands(&g), "");
+                    cg::say_each(r, "host", &cg::mkdir_commands(&g), "");
                     self.groups.push(g);
                 }
                 r.say("host", "# cgroup layout", cg::layout_label(&layout));
                 let mut after = cg::dir_facts(&planned);
                 after.extend(self.weight_facts());
-                cg::check_dirs_exist(&mut r, &planned);
+                cg::check_dirs_exist(r, &planned);
                 let w: Vec<String> = self.groups.iter().map(|g| wb_cgroup::read_watched(&g.files_for(Watch::CpuWeight)).into_values().next().unwrap_or_default()).collect();
                 r.check("both groups start with the same default weight", "equal", w.join(" and "), w[0] == w[1] && !w[0].is_empty());
                 r.observe(before, cg::facts_snapshot("groups created", after));
@@ -139,7 +138,7 @@ impl Lesson for CpuShares {
                 }
                 let after = self.weight_facts();
                 for (n, g) in NAMES.iter().zip(&self.groups) {
-                    cg::say_each(&mut r, "host", &cg::echo_commands(&g.files_for(Watch::CpuWeight), &before, &after, &format!("{n}: ")), "");
+                    cg::say_each(r, "host", &cg::echo_commands(&g.files_for(Watch::CpuWeight), &before, &after, &format!("{n}: ")), "");
                 }
                 r.say("host", "# weights (v2 cpu.weight scale; v1 cpu.shares = 2 + (weight − 1) × 262142 / 9999, as runc and systemd convert)", format!("A = {}, B = {}", a * WEIGHT_UNIT, b * WEIGHT_UNIT));
                 for (n, (g, part)) in NAMES.iter().zip(self.groups.iter().zip([a, b])) {
@@ -201,7 +200,7 @@ impl Lesson for CpuShares {
                 let before = snapshot(self);
                 for (h, g) in self.hogs.iter().zip(&self.groups) {
                     g.add_process(h.pid())?;
-                    cg::say_each(&mut r, "host", &cg::echo_into(g, h.pid()), "");
+                    cg::say_each(r, "host", &cg::echo_into(g, h.pid()), "");
                 }
                 // On cgroup v2 the move may also change the hog's cpuset (when the
                 // cpuset controller is on), and older kernels then reset its CPU
@@ -266,12 +265,12 @@ impl Lesson for CpuShares {
             }
             "remove" => {
                 self.need_groups()?;
-                cg::stop_hogs_and_remove(&mut r, &NAMES, &mut self.hogs, &self.groups);
+                cg::stop_hogs_and_remove(r, &NAMES, &mut self.hogs, &self.groups);
                 self.groups.clear();
             }
             other => anyhow::bail!("unknown step {other}"),
         }
-        Ok(r)
+        Ok(())
     }
 
     /// `--shell`: two new groups weighted like A and B, a shell in A pinned

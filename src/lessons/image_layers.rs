@@ -155,8 +155,7 @@ impl ImageLayers {
 }
 
 impl Lesson for ImageLayers {
-    fn run_step(&mut self, step: &str, cx: &mut Cx) -> anyhow::Result<StepReport> {
-        let mut r = StepReport::new();
+    fn run_step(&mut self, step: &str, cx: &mut Cx, r: &mut StepReport) -> anyhow::Result<()> {
         match step {
             "base-layer" => {
                 self.host_mounts_at_start = host_snapshot(Capture::MOUNTS)?.mounts;
@@ -432,11 +431,11 @@ impl Lesson for ImageLayers {
                 r.observe(before, after);
             }
             "host-unchanged" => {
-                crate::kit::check_host_mounts_unchanged(&mut r, &self.host_mounts_at_start)?;
+                crate::kit::check_host_mounts_unchanged(r, &self.host_mounts_at_start)?;
             }
             other => anyhow::bail!("unknown step {other}"),
         }
-        Ok(r)
+        Ok(())
     }
 
     fn shell(&mut self, cx: &mut Cx) -> anyhow::Result<()> {

@@ -159,12 +159,11 @@ fn killed_pid(line: &str) -> Option<i32> {
 }
 
 impl Lesson for MemoryOom {
-    fn run_step(&mut self, step: &str, cx: &mut Cx) -> anyhow::Result<StepReport> {
-        let mut r = StepReport::new();
+    fn run_step(&mut self, step: &str, cx: &mut Cx, r: &mut StepReport) -> anyhow::Result<()> {
         match step {
             "create-group" => {
                 self.limit = *cx.options.memory_bytes.get().context("--memory was not checked: the preflight did not run")?;
-                let (g, before, mut facts) = cg::create_step(&mut r, &cx.run_id, "mem", Controller::Memory, Watch::Memory, "the memory files")?;
+                let (g, before, mut facts) = cg::create_step(r, &cx.run_id, "mem", Controller::Memory, Watch::Memory, "the memory files")?;
                 facts.extend(memory_facts(&g));
                 r.check_eq("memory charged to the new group, bytes", 0, g.memory_current()?);
                 r.observe(before, cg::facts_snapshot("group created", facts));
@@ -177,7 +176,7 @@ impl Lesson for MemoryOom {
                 let before = memory_facts(g);
                 g.set_memory_limit(limit, Some(0))?;
                 let after = memory_facts(g);
-                cg::say_each(&mut r, "host", &cg::echo_commands(&files, &before, &after, ""), String::new());
+                cg::say_each(r, "host", &cg::echo_commands(&files, &before, &after, ""), String::new());
                 let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE).ok().flatten().unwrap_or(4096) as u64;
                 self.effective = limit / page * page;
                 // The first watched memory file is the limit on both versions.
@@ -204,7 +203,7 @@ impl Lesson for MemoryOom {
                 self.hog = Some(h);
                 r.say("host", format!("chroot {} /bin/sh -c '...' &    # waits on stdin before it starts", rootfs.display()), format!("[1] {pid}\n{}", script.trim_end()));
                 let g = self.group()?.clone();
-                let (before, after) = cg::join_step(&mut r, &g, pid, "hog", Watch::Procs)?;
+                let (before, after) = cg::join_step(r, &g, pid, "hog", Watch::Procs)?;
                 let procs = g.procs()?;
                 r.check("only the hog is in the group (the OOM killer chooses among its members)", format!("[{pid}]"), format!("{procs:?}"), procs == vec![pid]);
                 let member = cg::membership(pid, &g, Controller::Memory);
@@ -282,13 +281,13 @@ impl Lesson for MemoryOom {
                 let g = self.group()?.clone();
                 let paths = g.paths();
                 let before = cg::dir_facts(&paths);
-                let after = cg::remove_step(&mut r, &[g], None);
+                let after = cg::remove_step(r, &[g], None);
                 r.observe(cg::facts_snapshot("before", before), cg::facts_snapshot("after", after));
                 self.group = None;
             }
             other => anyhow::bail!("unknown step {other}"),
         }
-        Ok(r)
+        Ok(())
     }
 
     /// `--shell`: a new group with the lesson's limit (and no swap) and a shell in it.

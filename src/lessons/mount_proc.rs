@@ -46,8 +46,7 @@ fn host_mounts_under(dir: &Path) -> anyhow::Result<Vec<MountEntry>> {
 }
 
 impl Lesson for MountProc {
-    fn run_step(&mut self, step: &str, cx: &mut Cx) -> anyhow::Result<StepReport> {
-        let mut r = StepReport::new();
+    fn run_step(&mut self, step: &str, cx: &mut Cx, r: &mut StepReport) -> anyhow::Result<()> {
         match step {
             "clone" => {
                 let before = host_snapshot(Capture::NS_MOUNTS)?;
@@ -56,7 +55,7 @@ impl Lesson for MountProc {
                 let child = spawn_child(flags)?;
                 r.say("parent", "clone(..., CLONE_NEWPID|CLONE_NEWNS|CLONE_NEWUTS|CLONE_NEWIPC|SIGCHLD)", format!("clone() = {}", child.pid()));
                 let after = child_snapshot(&child, Capture::NS_MOUNTS)?;
-                crate::kit::check_namespaces(&mut r, &before, &after, &["pid", "mnt", "uts", "ipc"], &["net", "user"]);
+                crate::kit::check_namespaces(r, &before, &after, &["pid", "mnt", "uts", "ipc"], &["net", "user"]);
                 r.check_eq("mounts copied into the child's namespace", before.mounts.len(), after.mounts.len());
                 r.observe(before, after);
                 self.child = Some(child);
@@ -119,11 +118,11 @@ impl Lesson for MountProc {
                 r.check("workbench's host PID is visible", "no", if pids.contains(&me) { "yes" } else { "no" }, !pids.contains(&me));
             }
             "host-unchanged" => {
-                crate::kit::check_host_mounts_unchanged(&mut r, &self.host_mounts_at_start)?;
+                crate::kit::check_host_mounts_unchanged(r, &self.host_mounts_at_start)?;
             }
             other => anyhow::bail!("unknown step {other}"),
         }
-        Ok(r)
+        Ok(())
     }
 
     fn shell(&mut self, cx: &mut Cx) -> anyhow::Result<()> {

@@ -483,8 +483,7 @@ pub fn ip_links(out: &str) -> Vec<(String, bool)> {
 }
 
 impl Lesson for Namespaces {
-    fn run_step(&mut self, step: &str, cx: &mut Cx) -> anyhow::Result<StepReport> {
-        let mut r = StepReport::new();
+    fn run_step(&mut self, step: &str, cx: &mut Cx, r: &mut StepReport) -> anyhow::Result<()> {
         match step {
             "kinds" => {
                 let me = host_snapshot(Capture::NS)?;
@@ -552,7 +551,7 @@ impl Lesson for Namespaces {
                     .filter(|k| *k != "net")
                     .filter_map(|k| KINDS.iter().find(|x| x.name == k).map(|x| x.name))
                     .collect();
-                check_namespaces(&mut r, &before, &after, &["net"], &shared);
+                check_namespaces(r, &before, &after, &["net"], &shared);
                 self.net_inode = after.namespaces.get("net").copied().unwrap_or(0);
                 r.observe(before, after);
                 self.net = Some(child);
@@ -594,7 +593,7 @@ impl Lesson for Namespaces {
                 let inode = self.net_inode;
                 let host_inode = inode_of("/proc/self/ns/net");
                 let ns_file = PathBuf::from(format!("/proc/{child_pid}/ns/net"));
-                let (before, after, out) = enter_and_list(&mut r, cx, &ns_file, &format!("nsenter -t {child_pid} -n ip link"))?;
+                let (before, after, out) = enter_and_list(r, cx, &ns_file, &format!("nsenter -t {child_pid} -n ip link"))?;
                 let links = ip_links(&out);
                 let host_links = wb_net::snapshot_of_pid(crate::kernel::proc::self_pid())?;
                 // The same namespace seen from a thread of workbench (setns on a helper thread).
@@ -624,7 +623,7 @@ impl Lesson for Namespaces {
                 r.say("parent", "clone(child_fn, stack, CLONE_NEWUTS|CLONE_NEWIPC|SIGCHLD, NULL)", format!("clone() = {pid}"));
                 let child_ns = child_snapshot(&child, Capture::NS)?;
                 let others: Vec<&str> = ["mnt", "net", "pid", "user", "cgroup", "time"].into_iter().filter(|k| host_ns.namespaces.contains_key(*k)).collect();
-                check_namespaces(&mut r, &host_ns, &child_ns, &["uts", "ipc"], &others);
+                check_namespaces(r, &host_ns, &child_ns, &["uts", "ipc"], &others);
                 let inside_msg = |child: &mut NsChild| -> anyhow::Result<String> {
                     let out = child.run(&[&busybox, "cat", "/proc/sysvipc/msg"])?;
                     anyhow::ensure!(out.success(), "cat /proc/sysvipc/msg inside: {}", out.describe());
@@ -729,7 +728,7 @@ impl Lesson for Namespaces {
                 r.say("host", format!("ls -l /proc/*/task/*/ns/net | grep -c 'net:\\[{inode}\\]'   # tasks left in the namespace"), after_kill.tasks.len().to_string());
                 r.check_eq("no task is left in the namespace", "none".to_string(), list_or_none(&after_kill.tasks));
                 r.check("the mount still refers to it", "at least 1 mount", format!("{} mount(s)", after_kill.mounts.len()), !after_kill.mounts.is_empty());
-                let (_, entered, out) = enter_and_list(&mut r, cx, &file, &format!("nsenter --net={} ip link", file.display()))?;
+                let (_, entered, out) = enter_and_list(r, cx, &file, &format!("nsenter --net={} ip link", file.display()))?;
                 let links = ip_links(&out);
                 r.check_eq("setns through the file joins the same namespace", format!("net:[{inode}]"), format!("net:[{entered}]"));
                 r.check_eq("ip link there lists lo, DOWN", "lo DOWN".to_string(), links.iter().map(|(n, up)| format!("{n} {}", if *up { "UP" } else { "DOWN" })).collect::<Vec<_>>().join(", "));
@@ -794,7 +793,7 @@ impl Lesson for Namespaces {
             }
             other => anyhow::bail!("unknown step {other}"),
         }
-        Ok(r)
+        Ok(())
     }
 
     fn shell(&mut self, cx: &mut Cx) -> anyhow::Result<()> {

@@ -195,8 +195,7 @@ fn ping1(ip: &str) -> Vec<String> {
 }
 
 impl Lesson for NatPortMap {
-    fn run_step(&mut self, step: &str, cx: &mut Cx) -> anyhow::Result<StepReport> {
-        let mut r = StepReport::new();
+    fn run_step(&mut self, step: &str, cx: &mut Cx, r: &mut StepReport) -> anyhow::Result<()> {
         let me = crate::kernel::proc::self_pid();
         match step {
             "container" => {
@@ -223,7 +222,7 @@ impl Lesson for NatPortMap {
                 let mut ops = netlab::bridge_ops(&self.bridge, &p.sub);
                 ops.extend(netlab::veth_ops(&host_end, &peer, &self.bridge));
                 ops.extend(netlab::inside_ops(&peer, &ns, pid, &p.sub.peer_cidr(), Some(&p.sub.host_ip())));
-                netlab::apply_ops(&mut r, &ops)?;
+                netlab::apply_ops(r, &ops)?;
                 netlab::wait_oper_up(pid, "eth0", Duration::from_secs(3))?;
                 let after = netlab::lab_snapshot("host + container", &sides)?;
                 r.observe(before, after);
@@ -255,7 +254,7 @@ impl Lesson for NatPortMap {
                 let after = Snapshot { label: "container".into(), facts: [("httpd in the container".to_string(), format!("pid {inner} (inside), listening on :{port}"))].into(), ..Default::default() };
                 r.observe(before, after);
                 r.check_eq(format!("something listens on {}:{port}", sub.peer_ip()), true, up);
-                let out = host_wget(cx, &mut r, &format!("http://{}:{port}/", sub.peer_ip()), 3)?;
+                let out = host_wget(cx, r, &format!("http://{}:{port}/", sub.peer_ip()), 3)?;
                 r.check("the host fetches the page straight from the container", netlab::INDEX_HTML.trim(), ok_text(&out), out.success() && out.stdout == netlab::INDEX_HTML);
             }
             "outside-world" => {
@@ -283,7 +282,7 @@ impl Lesson for NatPortMap {
                     (Place::Host, wb_net::Op::SetUp { link: self.out_host.clone() }),
                 ];
                 ops.extend(netlab::inside_ops(&out_peer, &ns, pid, &out_sub.peer_cidr(), None));
-                netlab::apply_ops(&mut r, &ops)?;
+                netlab::apply_ops(r, &ops)?;
                 netlab::wait_oper_up(pid, "eth0", Duration::from_secs(3))?;
                 let after = netlab::lab_snapshot("host + outside", &sides)?;
                 r.observe(before, after);
@@ -310,7 +309,7 @@ impl Lesson for NatPortMap {
                     Rule { iif: Some(bridge.clone()), oif_not: Some(out_host.clone()), ..Rule::new(Hook::Forward, Action::Drop) },
                     Rule { iif: Some(out_host.clone()), oif_not: Some(bridge.clone()), ..Rule::new(Hook::Forward, Action::Drop) },
                 ];
-                self.add_rules(&mut r, &fence)?;
+                self.add_rules(r, &fence)?;
                 let key = "net/ipv4/ip_forward";
                 let prev = crate::state::set_sysctl(key, "1", &sysctl::ip_forward_side_effects())?;
                 r.say("host", "sysctl -w net.ipv4.ip_forward=1", format!("net.ipv4.ip_forward = 1   (was {prev}; restored at the end)"));
@@ -329,7 +328,7 @@ impl Lesson for NatPortMap {
                 r.check(format!("container → outside {target} without NAT (no route back to {})", sub.cidr()), "no reply", if lost { "no reply" } else { "reply" }, lost);
                 let before = self.facts("host")?;
                 let masq = Rule { saddr: Some(sub.cidr()), oif: Some(self.out_host.clone()), ..Rule::new(Hook::Postrouting, Action::Masquerade) };
-                self.add_rules(&mut r, &[masq])?;
+                self.add_rules(r, &[masq])?;
                 let ping = self.in_container(&netlab::ping_argv(&target))?;
                 r.ran("container", netlab::ping_argv(&target).join(" "), &ping);
                 let n = netlab::ping_received(&ping.stdout);
@@ -351,7 +350,7 @@ impl Lesson for NatPortMap {
                     tcp_dport: Some(self.host_port),
                     ..Rule::new(Hook::Prerouting, Action::Dnat { addr: sub.peer_ip(), port: self.container_port })
                 };
-                self.add_rules(&mut r, &[dnat])?;
+                self.add_rules(r, &[dnat])?;
                 let base = format!("http://{}:{}", out_sub.host_ip(), self.host_port);
                 let page = self.in_outside(&netlab::wget_argv(&format!("{base}/"), 3))?;
                 r.ran("outside", netlab::wget_argv(&format!("{base}/"), 3).join(" "), &page);
@@ -367,10 +366,10 @@ impl Lesson for NatPortMap {
                 let (sub, out_sub) = self.subs()?;
                 let before = self.facts("host")?;
                 let rule = Rule { daddr: Some(out_sub.host_ip()), tcp_dport: Some(self.host_port), ..Rule::new(Hook::Output, Action::Dnat { addr: sub.peer_ip(), port: self.container_port }) };
-                self.add_rules(&mut r, &[rule])?;
+                self.add_rules(r, &[rule])?;
                 let base = format!("http://{}:{}", out_sub.host_ip(), self.host_port);
-                let page = host_wget(cx, &mut r, &format!("{base}/"), 3)?;
-                let who = host_wget(cx, &mut r, &format!("{base}/cgi-bin/whoami"), 3)?;
+                let page = host_wget(cx, r, &format!("{base}/"), 3)?;
+                let who = host_wget(cx, r, &format!("{base}/cgi-bin/whoami"), 3)?;
                 let after = self.facts("host")?;
                 r.observe(before, after);
                 r.check(format!("host → {base}/ (OUTPUT chain DNAT)"), netlab::INDEX_HTML.trim(), ok_text(&page), page.success() && page.stdout == netlab::INDEX_HTML);
@@ -382,16 +381,16 @@ impl Lesson for NatPortMap {
                 let before = self.facts("host")?;
                 let base = format!("http://127.0.0.1:{}", self.host_port);
                 let rule = Rule { daddr: Some("127.0.0.1".into()), tcp_dport: Some(self.host_port), ..Rule::new(Hook::Output, Action::Dnat { addr: sub.peer_ip(), port: self.container_port }) };
-                self.add_rules(&mut r, &[rule])?;
-                let stuck = host_wget(cx, &mut r, &format!("{base}/"), 2)?;
+                self.add_rules(r, &[rule])?;
+                let stuck = host_wget(cx, r, &format!("{base}/"), 2)?;
                 r.check("with DNAT alone, 127.0.0.1 → the container", "no answer (source 127.0.0.1 may not leave through a real link)", if stuck.success() { "answered".to_string() } else { "no answer".to_string() }, !stuck.success());
                 let key = format!("net/ipv4/conf/{}/route_localnet", self.bridge);
                 let prev = crate::state::set_sysctl(&key, "1", &[])?;
                 r.say("host", format!("sysctl -w {}=1", sysctl::dotted(&key)), format!("{} = 1   (was {prev}; on our bridge only)", sysctl::dotted(&key)));
                 let masq = Rule { saddr: Some("127.0.0.0/8".into()), oif: Some(self.bridge.clone()), ..Rule::new(Hook::Postrouting, Action::Masquerade) };
-                self.add_rules(&mut r, &[masq])?;
-                let page = host_wget(cx, &mut r, &format!("{base}/"), 3)?;
-                let who = host_wget(cx, &mut r, &format!("{base}/cgi-bin/whoami"), 3)?;
+                self.add_rules(r, &[masq])?;
+                let page = host_wget(cx, r, &format!("{base}/"), 3)?;
+                let who = host_wget(cx, r, &format!("{base}/cgi-bin/whoami"), 3)?;
                 let after = self.facts("host")?;
                 r.observe(before, after);
                 r.check("with route_localnet and MASQUERADE, 127.0.0.1 → the container", netlab::INDEX_HTML.trim(), ok_text(&page), page.success() && page.stdout == netlab::INDEX_HTML);
@@ -415,7 +414,7 @@ impl Lesson for NatPortMap {
             }
             other => anyhow::bail!("unknown step {other}"),
         }
-        Ok(r)
+        Ok(())
     }
 
     fn shell(&mut self, cx: &mut Cx) -> anyhow::Result<()> {

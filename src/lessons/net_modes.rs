@@ -81,8 +81,7 @@ fn pid_of(c: &Option<NsChild>, what: &str) -> anyhow::Result<i32> {
 }
 
 impl Lesson for NetModes {
-    fn run_step(&mut self, step: &str, cx: &mut Cx) -> anyhow::Result<StepReport> {
-        let mut r = StepReport::new();
+    fn run_step(&mut self, step: &str, cx: &mut Cx, r: &mut StepReport) -> anyhow::Result<()> {
         let me = crate::kernel::proc::self_pid();
         match step {
             "none" => {
@@ -141,7 +140,7 @@ impl Lesson for NetModes {
                 let mut ops = netlab::bridge_ops(&bridge, &sub);
                 ops.extend(netlab::veth_ops(&host_end, &peer, &bridge));
                 ops.extend(netlab::inside_ops(&peer, &ns, pid, &sub.peer_cidr(), Some(&sub.host_ip())));
-                netlab::apply_ops(&mut r, &ops)?;
+                netlab::apply_ops(r, &ops)?;
                 netlab::wait_oper_up(pid, "eth0", std::time::Duration::from_secs(3))?;
                 // A server only its own network namespace can reach: bound to 127.0.0.1.
                 let inner = child.spawn_inside(&["/bin/busybox", "httpd", "-f", "-p", "127.0.0.1:80", "-h", "/www"])?;
@@ -208,7 +207,7 @@ impl Lesson for NetModes {
             }
             other => anyhow::bail!("unknown step {other}"),
         }
-        Ok(r)
+        Ok(())
     }
 
     fn shell(&mut self, cx: &mut Cx) -> anyhow::Result<()> {

@@ -151,8 +151,7 @@ fn write(path: &Path, text: &str) -> anyhow::Result<()> {
 }
 
 impl Lesson for OverlayDemo {
-    fn run_step(&mut self, step: &str, cx: &mut Cx) -> anyhow::Result<StepReport> {
-        let mut r = StepReport::new();
+    fn run_step(&mut self, step: &str, cx: &mut Cx, r: &mut StepReport) -> anyhow::Result<()> {
         match step {
             "layout" => {
                 self.base = cx.workdir.join("overlay");
@@ -197,7 +196,7 @@ impl Lesson for OverlayDemo {
                 child.act(&Request::MakeRprivate)?;
                 r.say("child", "mount --make-rprivate /", "");
                 let after = child_snapshot(&child, Capture::NS_MOUNTS)?;
-                crate::kit::check_namespaces(&mut r, &before, &after, &["mnt"], &["pid", "net", "uts", "ipc", "user"]);
+                crate::kit::check_namespaces(r, &before, &after, &["mnt"], &["pid", "net", "uts", "ipc", "user"]);
                 let shared = after.mounts.iter().filter(|m| m.propagation.contains("shared")).count();
                 r.check_eq("shared mounts in the child's namespace", 0, shared);
                 r.observe(before, after);
@@ -339,11 +338,11 @@ impl Lesson for OverlayDemo {
                 r.observe(before, after);
             }
             "host-unchanged" => {
-                crate::kit::check_host_mounts_unchanged(&mut r, &self.host_mounts_at_start)?;
+                crate::kit::check_host_mounts_unchanged(r, &self.host_mounts_at_start)?;
             }
             other => anyhow::bail!("unknown step {other}"),
         }
-        Ok(r)
+        Ok(())
     }
 
     fn shell(&mut self, _cx: &mut Cx) -> anyhow::Result<()> {

@@ -41,8 +41,7 @@ impl PidNs {
 }
 
 impl Lesson for PidNs {
-    fn run_step(&mut self, step: &str, cx: &mut Cx) -> anyhow::Result<StepReport> {
-        let mut r = StepReport::new();
+    fn run_step(&mut self, step: &str, cx: &mut Cx, r: &mut StepReport) -> anyhow::Result<()> {
         match step {
             "clone" => {
                 let before = host_snapshot(Capture::NS)?;
@@ -56,7 +55,7 @@ impl Lesson for PidNs {
                 } else {
                     &["net", "user", "cgroup"]
                 };
-                check_namespaces(&mut r, &before, &after, &["pid", "uts", "ipc", "mnt"], shared);
+                check_namespaces(r, &before, &after, &["pid", "uts", "ipc", "mnt"], shared);
                 r.observe(before, after);
                 self.child = Some(child);
             }
@@ -117,7 +116,7 @@ impl Lesson for PidNs {
             }
             other => anyhow::bail!("unknown step {other}"),
         }
-        Ok(r)
+        Ok(())
     }
 
     fn shell(&mut self, cx: &mut Cx) -> anyhow::Result<()> {

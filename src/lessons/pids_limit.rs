@@ -65,12 +65,11 @@ const SHELL_FACT: &str = "shell";
 const STARTED_FACT: &str = "background sleeps started";
 
 impl Lesson for PidsLimit {
-    fn run_step(&mut self, step: &str, cx: &mut Cx) -> anyhow::Result<StepReport> {
-        let mut r = StepReport::new();
+    fn run_step(&mut self, step: &str, cx: &mut Cx, r: &mut StepReport) -> anyhow::Result<()> {
         match step {
             "create-group" => {
                 self.max = pids_max(&cx.options)?;
-                let (g, before, facts) = cg::create_step(&mut r, &cx.run_id, "pids", Controller::Pids, Watch::Pids, "the pids files")?;
+                let (g, before, facts) = cg::create_step(r, &cx.run_id, "pids", Controller::Pids, Watch::Pids, "the pids files")?;
                 r.check("a new group has no task limit", "max", g.pids_max()?.map_or("max".to_string(), |n| n.to_string()), g.pids_max()?.is_none());
                 r.observe(before, cg::facts_snapshot("group created", facts));
                 self.group = Some(g);
@@ -82,7 +81,7 @@ impl Lesson for PidsLimit {
                 let before = cg::facts("", &files);
                 g.set_pids_max(max)?;
                 let after = cg::facts("", &files);
-                cg::say_each(&mut r, "host", &cg::echo_commands(&files, &before, &after, ""), String::new());
+                cg::say_each(r, "host", &cg::echo_commands(&files, &before, &after, ""), String::new());
                 r.check_eq("pids.max reads back", Some(max).map(|n| n.to_string()).unwrap_or_default(), g.pids_max()?.map_or("max".into(), |n| n.to_string()));
                 r.observe(cg::facts_snapshot("before", before), cg::facts_snapshot("limit set", after));
             }
@@ -98,7 +97,7 @@ impl Lesson for PidsLimit {
                 self.shell = Some(h);
                 r.say("host", format!("{} sh -c '...' &    # waits on stdin before it starts", busybox.display()), format!("[1] {pid}\n{}", script.trim_end()));
                 let g = self.group()?.clone();
-                let (before, after) = cg::join_step(&mut r, &g, pid, "shell", Watch::Pids)?;
+                let (before, after) = cg::join_step(r, &g, pid, "shell", Watch::Pids)?;
                 r.check_eq("tasks in the group (pids.current): the shell", 1, g.pids_current()?);
                 r.check_eq("/proc/PID/cgroup: the shell's pids cgroup", cg::proc_path(&g), cg::membership(pid, &g, Controller::Pids));
                 r.observe(before, after);
@@ -144,9 +143,9 @@ impl Lesson for PidsLimit {
                 let left_procs = g.procs()?;
                 let mut before = cg::dir_facts(&paths);
                 before.insert("processes in the group".into(), format!("{left_procs:?}"));
-                cg::say_each(&mut r, "host", &format!("cat {}", paths[0].join(wb_cgroup::files::CGROUP_PROCS).display()), left_procs.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n"));
+                cg::say_each(r, "host", &format!("cat {}", paths[0].join(wb_cgroup::files::CGROUP_PROCS).display()), left_procs.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n"));
                 let kill = format!("kill -KILL $(cat {})", paths[0].join(wb_cgroup::files::CGROUP_PROCS).display());
-                let mut after = cg::remove_step(&mut r, &[g], Some(kill));
+                let mut after = cg::remove_step(r, &[g], Some(kill));
                 // killed orphans are zombies until init reaps them: those count as gone
                 let alive: Vec<i32> = left_procs.iter().copied().filter(|p| crate::kernel::proc::is_running(*p)).collect();
                 after.insert("processes in the group".into(), format!("{alive:?}"));
@@ -156,7 +155,7 @@ impl Lesson for PidsLimit {
             }
             other => anyhow::bail!("unknown step {other}"),
         }
-        Ok(r)
+        Ok(())
     }
 
     /// `--shell`: a new group with the lesson's pids.max and a shell in it.

@@ -80,8 +80,7 @@ fn yes_no(b: bool) -> &'static str {
 }
 
 impl Lesson for VethBridge {
-    fn run_step(&mut self, step: &str, cx: &mut Cx) -> anyhow::Result<StepReport> {
-        let mut r = StepReport::new();
+    fn run_step(&mut self, step: &str, cx: &mut Cx, r: &mut StepReport) -> anyhow::Result<()> {
         match step {
             "container" => {
                 let rootfs = netlab::build_container_rootfs(cx, "container", "container")?;
@@ -93,7 +92,7 @@ impl Lesson for VethBridge {
                 let after = child_snapshot(&child, NS_NET)?;
                 let ip = netlab::run_in(&mut child, "/bin/busybox", &["ip".into(), "addr".into()])?;
                 r.ran("container", "ip addr", &ip);
-                check_namespaces(&mut r, &before, &after, &["net", "pid", "mnt", "uts", "ipc"], &["user"]);
+                check_namespaces(r, &before, &after, &["net", "pid", "mnt", "uts", "ipc"], &["user"]);
                 let net = wb_net::snapshot_of_pid(child.pid())?;
                 let all: Vec<&str> = net.links.iter().map(|l| l.name.as_str()).collect();
                 let names = netlab::without_fallback_tunnels(&all);
@@ -120,7 +119,7 @@ impl Lesson for VethBridge {
             }
             "bridge" => {
                 let sub = self.sub()?;
-                self.wire(&mut r, &netlab::bridge_ops(&self.bridge, &sub))?;
+                self.wire(r, &netlab::bridge_ops(&self.bridge, &sub))?;
                 let host = wb_net::snapshot_current()?;
                 let br = host.link(&self.bridge);
                 r.check("host link type", format!("{} bridge", self.bridge), br.map(|l| format!("{} {}", l.name, l.kind.clone().unwrap_or_default())).unwrap_or_else(|| "absent".into()), br.is_some_and(|l| l.kind.as_deref() == Some("bridge")));
@@ -131,7 +130,7 @@ impl Lesson for VethBridge {
                 r.check("connected route on the host", format!("{} dev {}", sub.cidr(), self.bridge), if route { format!("{} dev {}", sub.cidr(), self.bridge) } else { "absent".into() }, route);
             }
             "veth" => {
-                self.wire(&mut r, &netlab::veth_ops(&self.host_end, &self.peer, &self.bridge))?;
+                self.wire(r, &netlab::veth_ops(&self.host_end, &self.peer, &self.bridge))?;
                 let host = wb_net::snapshot_current()?;
                 let h = host.link(&self.host_end);
                 let p = host.link(&self.peer);
@@ -143,7 +142,7 @@ impl Lesson for VethBridge {
             }
             "move" => {
                 let pid = self.pid()?;
-                self.wire(&mut r, &[(Place::Host, Op::MoveToNetnsPid { link: self.peer.clone(), pid })])?;
+                self.wire(r, &[(Place::Host, Op::MoveToNetnsPid { link: self.peer.clone(), pid })])?;
                 let host = wb_net::snapshot_current()?;
                 let inside = self.inside()?;
                 r.check(format!("{} on the host", self.peer), "gone", if host.link(&self.peer).is_some() { "present" } else { "gone" }, host.link(&self.peer).is_none());
@@ -154,7 +153,7 @@ impl Lesson for VethBridge {
             }
             "rename" => {
                 let ns = self.ns()?;
-                self.wire(&mut r, &[(ns, Op::Rename { link: self.peer.clone(), new_name: "eth0".into() })])?;
+                self.wire(r, &[(ns, Op::Rename { link: self.peer.clone(), new_name: "eth0".into() })])?;
                 let inside = self.inside()?;
                 let all: Vec<&str> = inside.links.iter().map(|l| l.name.as_str()).collect();
                 let names = netlab::without_fallback_tunnels(&all);
@@ -163,7 +162,7 @@ impl Lesson for VethBridge {
             "address" => {
                 let sub = self.sub()?;
                 let ns = self.ns()?;
-                self.wire(&mut r, &[(ns, Op::AddAddress { link: "eth0".into(), cidr: sub.peer_cidr() })])?;
+                self.wire(r, &[(ns, Op::AddAddress { link: "eth0".into(), cidr: sub.peer_cidr() })])?;
                 let inside = self.inside()?;
                 let has = inside.addresses_of("eth0").any(|a| a.cidr == sub.peer_cidr());
                 r.check("address on eth0", sub.peer_cidr(), if has { sub.peer_cidr() } else { "absent".into() }, has);
@@ -175,7 +174,7 @@ impl Lesson for VethBridge {
                 let ns = self.ns()?;
                 let pid = self.pid()?;
                 // The operational state follows IFF_UP a moment later (linkwatch).
-                self.wire_then(&mut r, &[(ns.clone(), Op::SetUp { link: "lo".into() }), (ns, Op::SetUp { link: "eth0".into() })], || netlab::wait_oper_up(pid, "eth0", std::time::Duration::from_secs(3)).map(drop))?;
+                self.wire_then(r, &[(ns.clone(), Op::SetUp { link: "lo".into() }), (ns, Op::SetUp { link: "eth0".into() })], || netlab::wait_oper_up(pid, "eth0", std::time::Duration::from_secs(3)).map(drop))?;
                 let inside = self.inside()?;
                 let eth0 = inside.link("eth0");
                 r.check("eth0 operational state", "UP", eth0.map(|l| l.state.clone()).unwrap_or_else(|| "absent".into()), eth0.is_some_and(|l| l.state == "UP"));
@@ -187,7 +186,7 @@ impl Lesson for VethBridge {
             "route" => {
                 let sub = self.sub()?;
                 let ns = self.ns()?;
-                self.wire(&mut r, &[(ns, Op::AddRouteDefault { gateway: sub.host_ip() })])?;
+                self.wire(r, &[(ns, Op::AddRouteDefault { gateway: sub.host_ip() })])?;
                 let inside = self.inside()?;
                 let d = inside.routes_to("default").next().map(|x| format!("default via {} dev {}", x.gateway.clone().unwrap_or_default(), x.dev.clone().unwrap_or_default()));
                 let want = format!("default via {} dev eth0", sub.host_ip());
@@ -207,7 +206,7 @@ impl Lesson for VethBridge {
             }
             other => anyhow::bail!("unknown step {other}"),
         }
-        Ok(r)
+        Ok(())
     }
 
     fn shell(&mut self, cx: &mut Cx) -> anyhow::Result<()> {

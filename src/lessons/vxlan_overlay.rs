@@ -117,8 +117,7 @@ fn ip_details(pid: i32, dev: &str) -> Option<String> {
 }
 
 impl Lesson for VxlanOverlay {
-    fn run_step(&mut self, step: &str, cx: &mut Cx) -> anyhow::Result<StepReport> {
-        let mut r = StepReport::new();
+    fn run_step(&mut self, step: &str, cx: &mut Cx, r: &mut StepReport) -> anyhow::Result<()> {
         let me = crate::kernel::proc::self_pid();
         match step {
             "hosts" => {
@@ -154,7 +153,7 @@ impl Lesson for VxlanOverlay {
                 let mut ops = vec![(Place::Host, Op::CreateVeth { name: ea.clone(), peer: eb.clone() })];
                 ops.extend(netlab::inside_ops(&ea, &pa, a, &underlay.host_cidr(), None));
                 ops.extend(netlab::inside_ops(&eb, &pb, b, &underlay.peer_cidr(), None));
-                self.wire(&mut r, &ops, true, || {
+                self.wire(r, &ops, true, || {
                     netlab::wait_oper_up(a, "eth0", Duration::from_secs(3))?;
                     netlab::wait_oper_up(b, "eth0", Duration::from_secs(3)).map(drop)
                 })?;
@@ -172,7 +171,7 @@ impl Lesson for VxlanOverlay {
                 let (a, b) = self.pids()?;
                 let vx = |local: String, remote: String| Op::CreateVxlan { name: VXLAN_DEV.into(), vni: VNI, local, remote, dev: "eth0".into(), port: VXLAN_PORT };
                 let ops = vec![(pa, vx(underlay.host_ip(), underlay.peer_ip())), (pb, vx(underlay.peer_ip(), underlay.host_ip()))];
-                self.wire(&mut r, &ops, false, || Ok(()))?;
+                self.wire(r, &ops, false, || Ok(()))?;
                 if let Some(d) = ip_details(a, VXLAN_DEV) {
                     r.say("host-a", format!("ip -d link show {VXLAN_DEV}"), d);
                 }
@@ -192,7 +191,7 @@ impl Lesson for VxlanOverlay {
                     (pb.clone(), Op::AddAddress { link: VXLAN_DEV.into(), cidr: overlay.peer_cidr() }),
                     (pb, Op::SetUp { link: VXLAN_DEV.into() }),
                 ];
-                self.wire(&mut r, &ops, false, || {
+                self.wire(r, &ops, false, || {
                     netlab::wait_carrierless_up(a, VXLAN_DEV, Duration::from_secs(3))?;
                     netlab::wait_carrierless_up(b, VXLAN_DEV, Duration::from_secs(3)).map(drop)
                 })?;
@@ -227,7 +226,7 @@ impl Lesson for VxlanOverlay {
             }
             other => anyhow::bail!("unknown step {other}"),
         }
-        Ok(r)
+        Ok(())
     }
 
     fn shell(&mut self, cx: &mut Cx) -> anyhow::Result<()> {

@@ -13,17 +13,7 @@ use super::{sys, Result};
 
 /// `mount(NULL, "/", NULL, MS_REC|MS_PRIVATE, NULL)` — stop propagation both ways.
 pub fn make_rprivate() -> Result<()> {
-    sys(
-        nix::mount::mount(
-            None::<&str>,
-            "/",
-            None::<&str>,
-            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-            None::<&str>,
-        ),
-        "mount",
-        "--make-rprivate /",
-    )
+    sys(wb_image::overlay::make_rprivate(), "mount", "--make-rprivate /")
 }
 
 /// `mount -t proc proc TARGET`: a procfs showing the PID namespace of the caller.

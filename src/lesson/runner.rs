@@ -29,6 +29,18 @@ pub struct RunOptions {
     pub style: Style,
 }
 
+impl RunOptions {
+    /// `--json` and nothing else, as graders (and the lessons' own root
+    /// tests) run a lesson.
+    pub const JSON: RunOptions = RunOptions {
+        json: true,
+        markdown: false,
+        step: false,
+        shell: false,
+        style: Style::PLAIN,
+    };
+}
+
 /// One step's result, as printed with `--json`.
 #[derive(Debug, Serialize)]
 pub struct StepResult {

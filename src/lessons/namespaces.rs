@@ -986,14 +986,7 @@ mod tests {
             return;
         }
         let def = crate::lessons::find("namespaces").expect("the lesson is registered");
-        let opts = crate::lesson::runner::RunOptions {
-            json: true,
-            markdown: false,
-            step: false,
-            shell: false,
-            style: crate::observe::render::Style::PLAIN,
-        };
-        let summary = crate::lesson::runner::run(def, &opts, LessonOptions::default()).expect("the lesson runs");
+        let summary = crate::lesson::runner::run(def, &crate::lesson::runner::RunOptions::JSON, LessonOptions::default()).expect("the lesson runs");
         assert_eq!(
             (summary.steps_passed, summary.steps),
             (def.steps.len(), def.steps.len()),

@@ -834,14 +834,7 @@ mod tests {
             return;
         }
         let def = crate::lessons::find("userns").expect("user-ns is registered under its alias");
-        let opts = crate::lesson::runner::RunOptions {
-            json: true,
-            markdown: false,
-            step: false,
-            shell: false,
-            style: crate::observe::render::Style::PLAIN,
-        };
-        let summary = crate::lesson::runner::run(def, &opts, Default::default()).expect("the lesson starts");
+        let summary = crate::lesson::runner::run(def, &crate::lesson::runner::RunOptions::JSON, Default::default()).expect("the lesson starts");
         assert!(summary.pass, "{summary:?}");
         assert_eq!(summary.steps_passed, 7);
         let host = serde_json::to_string(&crate::host::snapshot::capture()).unwrap();

@@ -160,6 +160,19 @@ impl OverlaySpec {
     }
 }
 
+/// `mount(NULL, "/", NULL, MS_REC|MS_PRIVATE, NULL)` (`mount --make-rprivate
+/// /`): in a private mount namespace, so that mounts made next (an overlay)
+/// never propagate to the host, nor the host's to it.
+pub fn make_rprivate() -> nix::Result<()> {
+    nix::mount::mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+}
+
 /// `umount(2)` a path (the merged dir of an overlay).
 pub fn unmount(path: &Path) -> Result<()> {
     nix::mount::umount2(path, MntFlags::empty()).map_err(|e| Error::io("umount", path, io::Error::from(e)))

@@ -497,7 +497,7 @@ impl Controllers {
             r.check(format!("{c}: usable by workbench's groups"), "v1 hierarchy or v2", format!("{} ({})", placed.clone().unwrap_or("unusable"), kernel_has(c.name(), &proc, &v1, &v2_controllers)), ok);
         }
         let ns = proc.iter().any(|p| p.name == "ns");
-        r.check("the posts' `ns` subsystem is gone (removed in Linux 3.0)", "no ns line", if ns { "ns listed" } else { "no ns line" }, !ns);
+        r.check("the posts' `ns` subsystem is gone (removed in Linux 2.6.37)", "no ns line", if ns { "ns listed" } else { "no ns line" }, !ns);
         r.observe(cg::facts_snapshot("the posts", posts), cg::facts_snapshot("this kernel", kernel));
         Ok(())
     }

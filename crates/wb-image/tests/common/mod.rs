@@ -8,7 +8,6 @@ use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use nix::mount::MsFlags;
 use nix::sched::CloneFlags;
 use wb_image::overlay::TreeEntry;
 

@@ -38,6 +38,9 @@
 //!
 //! - `WB_FAULT_LESSONS=id1,id2` — only these lessons (ids or aliases;
 //!   unset or empty: all of them). An unknown name fails the test.
+//! - `WB_FAULT_SHARD=K/N` — only the K-th of N shares of those lessons
+//!   (1-based), balanced by their number of cases; the N shares together are
+//!   the whole selection (scripts/v2-vm runs the shares in different guests).
 //! - `WB_FAULT_JOBS=N` — lessons run at once (default 2). With 1, every case
 //!   also requires the whole host state after it to equal the state before.
 //! - `WB_FAULT_VERBOSE=1` — print each case's wall time too.
@@ -499,6 +502,50 @@ fn selected() -> Vec<&'static LessonDef> {
     }
 }
 
+/// `WB_FAULT_SHARD=K/N`: (k, n), 0-based k; `None` when unset.
+fn shard_spec() -> Option<(usize, usize)> {
+    let v = std::env::var("WB_FAULT_SHARD").ok().filter(|v| !v.trim().is_empty())?;
+    let parsed = v
+        .trim()
+        .split_once('/')
+        .and_then(|(k, n)| Some((k.parse::<usize>().ok()?, n.parse::<usize>().ok()?)));
+    match parsed {
+        Some((k, n)) if n >= 1 && (1..=n).contains(&k) => Some((k - 1, n)),
+        _ => panic!("WB_FAULT_SHARD={v}: give K/N with 1 <= K <= N, e.g. 1/2"),
+    }
+}
+
+/// The lessons (given by their case counts) of share `k` of `n`: the largest
+/// first, each to the least loaded share (ties to the lowest share), so the
+/// shares are disjoint, cover every lesson and cost about the same.
+fn shard_of(cases: &[usize], k: usize, n: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..cases.len()).collect();
+    order.sort_by_key(|&i| (std::cmp::Reverse(cases[i]), i));
+    let mut load = vec![0usize; n];
+    let mut mine = Vec::new();
+    for i in order {
+        let best = (0..n).min_by_key(|&s| (load[s], s)).unwrap();
+        load[best] += cases[i];
+        if best == k {
+            mine.push(i);
+        }
+    }
+    mine.sort_unstable();
+    mine
+}
+
+#[test]
+fn the_shards_split_the_lessons_evenly_and_cover_them_all() {
+    let cases = [9, 3, 12, 6, 6, 15, 3];
+    let shares: Vec<Vec<usize>> = (0..3).map(|k| shard_of(&cases, k, 3)).collect();
+    let mut all: Vec<usize> = shares.concat();
+    all.sort_unstable();
+    assert_eq!(all, (0..cases.len()).collect::<Vec<_>>());
+    let loads: Vec<usize> = shares.iter().map(|s| s.iter().map(|&i| cases[i]).sum()).collect();
+    assert_eq!(loads, vec![18, 18, 18]);
+    assert_eq!(shard_of(&cases, 0, 1), (0..cases.len()).collect::<Vec<_>>());
+}
+
 fn jobs() -> usize {
     std::env::var("WB_FAULT_JOBS")
         .ok()
@@ -560,7 +607,16 @@ fn lesson_cases(def: &LessonDef, strict_host: bool) -> LessonResult {
 fn every_lesson_every_pause_every_signal_cleans_up() {
     require_root!();
     let _g = common::serial();
-    let lessons = selected();
+    let mut lessons = selected();
+    if let Some((k, n)) = shard_spec() {
+        let cases: Vec<usize> = lessons
+            .iter()
+            .map(|d| ENDINGS.len() * d.steps.len().saturating_sub(1))
+            .collect();
+        let mine = shard_of(&cases, k, n);
+        lessons = mine.into_iter().map(|i| lessons[i]).collect();
+        eprintln!("fault matrix: share {}/{n}: {} lessons", k + 1, lessons.len());
+    }
     let jobs = jobs();
     // Leftovers of earlier killed runs would be cleaned (and reported) below too: clear them first.
     let _ = common::workbench(&["cleanup"]);

@@ -16,6 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::UsageError;
 
+pub mod cmd;
+
 /// The record's file name inside a container's directory.
 pub const RECORD_FILE: &str = "container.json";
 
@@ -82,6 +84,53 @@ impl Record {
     pub fn log(&self) -> PathBuf {
         self.dir().join("log")
     }
+
+    /// Is the container still running? The record says "running" and the
+    /// process that holds it is there: the shim of a detached container, or
+    /// (in the foreground) the container's init itself, still an init of a
+    /// PID namespace. After a SIGKILL of its shim the record still says
+    /// "running", but nothing runs.
+    pub fn is_running(&self) -> bool {
+        if self.state != State::Running {
+            return false;
+        }
+        match (self.shim_pid, self.pid) {
+            (Some(shim), _) => is_shim(shim),
+            (None, Some(pid)) => is_ns_init(pid),
+            (None, None) => false,
+        }
+    }
+
+    /// The state to show: "running" only while [`Record::is_running`].
+    pub fn effective_state(&self) -> State {
+        if self.is_running() {
+            State::Running
+        } else {
+            State::Exited
+        }
+    }
+}
+
+/// Is `pid` a live `workbench shim` process?
+pub fn is_shim(pid: i32) -> bool {
+    crate::kernel::proc::is_running(pid)
+        && std::fs::read(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|c| c.split(|b| *b == 0).nth(1) == Some(b"shim".as_slice()))
+}
+
+/// Is `pid` a live process that is PID 1 of a PID namespace below ours?
+pub fn is_ns_init(pid: i32) -> bool {
+    crate::kernel::proc::is_running(pid)
+        && crate::kernel::proc::ns_pids(Path::new("/proc"), pid).is_some_and(|p| p.len() >= 2 && p.last() == Some(&1))
+}
+
+/// A container name: what `--name` accepts (so it never leaves the base directory).
+pub fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 40
+        && s.as_bytes()[0].is_ascii_alphanumeric()
+        && !s.contains("..")
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
 /// Where kept containers live (override with `WORKBENCH_CONTAINERS_DIR`, as the tests do).
@@ -103,6 +152,9 @@ pub fn exists(name: &str) -> bool {
 
 /// Read the record of the container `name`; exit 2 when there is none.
 pub fn load(name: &str) -> anyhow::Result<Record> {
+    if !valid_name(name) {
+        return Err(UsageError(format!("no container named {name:?}: see workbench ps -a")).into());
+    }
     let path = dir(name).join(RECORD_FILE);
     let text = match std::fs::read(&path) {
         Ok(t) => t,
@@ -146,6 +198,9 @@ pub fn save(r: &Record) -> anyhow::Result<()> {
 /// Create the base directory and the container's own directory (mode 0700).
 /// Fails with exit 2 if the name is taken.
 pub fn create_dir(name: &str) -> anyhow::Result<PathBuf> {
+    if !valid_name(name) {
+        return Err(UsageError(format!("--name {name:?}: use 1 to 40 letters, digits, '.', '_' or '-'")).into());
+    }
     use std::os::unix::fs::DirBuilderExt;
     let base = base_dir();
     std::fs::DirBuilder::new()
@@ -193,6 +248,9 @@ pub fn list() -> anyhow::Result<Vec<Record>> {
 
 /// Remove a container's directory and everything in it (its upper dir included).
 pub fn remove_dir(name: &str) -> anyhow::Result<()> {
+    if !valid_name(name) {
+        anyhow::bail!("refusing to remove the container {name:?}: not a container name");
+    }
     let d = dir(name);
     match std::fs::remove_dir_all(&d) {
         Ok(()) => Ok(()),
@@ -347,6 +405,31 @@ mod tests {
             assert!(load("v2").unwrap_err().to_string().contains("record version 2"));
             assert!(list().unwrap().is_empty());
         })
+    }
+
+    #[test]
+    fn names_stay_inside_the_base_directory() {
+        assert!(valid_name("c1") && valid_name("web.1_a-b"));
+        for bad in ["", "../etc", "a/b", ".hidden", "a..b", &"x".repeat(41)] {
+            assert!(!valid_name(bad), "{bad}");
+        }
+        with_base(|_| {
+            assert!(load("../../etc").unwrap_err().downcast_ref::<UsageError>().is_some());
+            assert!(remove_dir("..").is_err());
+        })
+    }
+
+    #[test]
+    fn an_exited_or_orphaned_record_is_not_running() {
+        let mut r = record("c1", "x");
+        assert!(!r.is_running());
+        r.state = State::Running;
+        r.shim_pid = Some(std::process::id() as i32); // the test binary: not a shim
+        assert!(!r.is_running());
+        assert_eq!(r.effective_state(), State::Exited);
+        r.shim_pid = None;
+        r.pid = Some(std::process::id() as i32); // not an init of a PID namespace
+        assert!(!r.is_running());
     }
 
     #[test]

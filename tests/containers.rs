@@ -328,3 +328,39 @@ fn sigterm_to_the_shim_stops_the_container_and_tears_down() {
     assert!(s.wb(&["rm", "wbt-term"]).status.success());
     host.assert_unchanged("SIGTERM to the shim, then rm");
 }
+
+#[test]
+fn an_image_is_kept_too_with_its_cmd_in_the_record() {
+    let host = root_host!();
+    let s = setup();
+    let t = s.base.parent().unwrap();
+    let layer = t.join("layer.tar.gz");
+    rootfs_builder::pack::pack_tar_gz(Path::new(&s.rootfs), std::fs::File::create(&layer).unwrap()).unwrap();
+    let cfg = wb_image::ImageConfig {
+        name: "wbtest".into(),
+        tag: "v1".into(),
+        cmd: vec!["/bin/sh".into(), "-c".into(), "echo from-image > /etc/motd".into()],
+        env: vec![],
+    };
+    wb_image::save_oci(std::slice::from_ref(&layer), &cfg, &t.join("oci")).unwrap();
+    let source = format!("oci:{}:v1", t.join("oci").display());
+    let o = s.wb(&["run", "--keep", &source]);
+    assert_eq!(code(&o), 0, "{}", common::stderr(&o));
+    // No --name: one is made up and printed.
+    let err = common::stderr(&o);
+    let name = err
+        .lines()
+        .find_map(|l| l.strip_prefix("workbench: container "))
+        .unwrap_or_else(|| panic!("no name printed: {err}"))
+        .to_string();
+    let r = s.record(&name);
+    assert_eq!(r["source"], source.as_str());
+    assert_eq!(r["argv"][2], "echo from-image > /etc/motd", "the image's Cmd");
+    assert_eq!(r["lowers"].as_array().unwrap().len(), 1, "one layer");
+    assert_eq!(
+        std::fs::read_to_string(s.base.join(&name).join("upper/etc/motd")).unwrap(),
+        "from-image\n"
+    );
+    assert!(s.wb(&["rm", &name]).status.success());
+    host.assert_unchanged("run --keep IMAGE, then rm");
+}

@@ -42,6 +42,17 @@ pub enum Command {
     Cleanup(CleanupArgs),
     /// Run a command in a container: namespaces, pivot_root, cgroup limits, network.
     Run(crate::run::args::RunArgs),
+    /// List the kept containers (`run --keep`/`--detach`): running ones, or all with -a.
+    Ps(crate::container::cmd::PsArgs),
+    /// Print what a detached container wrote (stdout and stderr).
+    Logs(crate::container::cmd::LogsArgs),
+    /// Stop a running container: SIGTERM, then SIGKILL after the grace time.
+    Stop(crate::container::cmd::StopArgs),
+    /// Remove a kept container: its record, its upper dir and its log.
+    Rm(crate::container::cmd::RmArgs),
+    /// The parent of a detached container (started by `run --detach`, not meant to be typed).
+    #[command(hide = true)]
+    Shim(crate::run::args::RunArgs),
     /// Print a shell completion script (lesson ids included), e.g.
     /// `workbench completions bash > /etc/bash_completion.d/workbench`.
     Completions(CompletionsArgs),

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod error;
 pub mod host;
 pub mod hostobj;
+pub mod image;
 pub mod jsonl;
 pub mod kernel;
 pub mod kit;

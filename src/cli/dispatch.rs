@@ -69,6 +69,8 @@ pub(super) fn dispatch(cmd: Command, style: Style) -> anyhow::Result<ExitCode> {
         }
         Command::Tour(t) => tour(t.json, style),
         Command::Run(a) => crate::run::main(&a),
+        Command::Image(a) => crate::image::main(&a, style),
+        Command::Commit(a) => crate::image::commit::main(&a),
         Command::Completions(c) => {
             super::manual::completions(c.shell, &mut std::io::stdout().lock());
             Ok(ExitCode::SUCCESS)

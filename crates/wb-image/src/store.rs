@@ -594,7 +594,7 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let s = Store::open(t.path()).unwrap();
         let base = layer_tar(&[("bin/sh", "elf")]);
-        add(&s, "bb:v1", &[base.clone()]);
+        add(&s, "bb:v1", std::slice::from_ref(&base));
         add(&s, "bb:v2", &[base.clone(), layer_tar(&[(".ash_history", "ls\n")])]);
         let blobs = |s: &Store| fs::read_dir(s.blob_dir()).unwrap().count();
         assert_eq!(blobs(&s), 6); // 2 layers, 2 configs, 2 manifests

@@ -7,6 +7,7 @@
 //! before and after what changed.
 
 pub mod cli;
+pub mod container;
 pub mod error;
 pub mod host;
 pub mod hostobj;

@@ -39,7 +39,7 @@ impl Lab {
         let containers = self.p("containers");
         common::workbench_env(
             args,
-            &[("WORKBENCH_STORE", &store), ("WORKBENCH_CONTAINERS", &containers)],
+            &[("WORKBENCH_STORE", &store), ("WORKBENCH_CONTAINERS_DIR", &containers)],
         )
     }
 
@@ -489,6 +489,36 @@ fn commit_turns_the_upper_dir_into_a_layer() {
         .map(|e| e.unwrap().path().unwrap().display().to_string())
         .collect();
     assert!(names.contains(&"root/.ash_history".to_string()), "{names:?}");
+    // A real kept container (`run --name --keep`) from the store, committed.
+    fs::create_dir_all(lab.path("containers")).unwrap();
+    lab.ok(&[
+        "run",
+        "--name",
+        "real",
+        "--keep",
+        "bb:v1",
+        "/bin/sh",
+        "-c",
+        "echo made > /made; rm /marker; echo 'rm /marker' >> /root/.ash_history",
+    ]);
+    lab.ok(&["commit", "real", "bb:real"]);
+    let o = lab.wb(&[
+        "run",
+        "bb:real",
+        "/bin/sh",
+        "-c",
+        "cat /made /root/.ash_history; ls /marker 2>&1",
+    ]);
+    let out = common::stdout(&o);
+    assert!(
+        out.starts_with(
+            "made
+rm /marker
+"
+        ) && out.contains("No such file"),
+        "{out}"
+    );
+    lab.ok(&["rm", "real"]);
     // A container whose image is gone cannot be committed.
     lab.ok(&["image", "rm", "bb:v1"]);
     shell_changes(&fake_container(&lab, "c3", Some("bb:v1"), &[]));

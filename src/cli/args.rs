@@ -46,6 +46,17 @@ pub enum Command {
     Image(crate::image::args::ImageArgs),
     /// Turn a kept container's changes (its overlay upper dir) into a new image.
     Commit(crate::image::args::CommitArgs),
+    /// List the kept containers (`run --keep`/`--detach`): running ones, or all with -a.
+    Ps(crate::container::cmd::PsArgs),
+    /// Print what a detached container wrote (stdout and stderr).
+    Logs(crate::container::cmd::LogsArgs),
+    /// Stop a running container: SIGTERM, then SIGKILL after the grace time.
+    Stop(crate::container::cmd::StopArgs),
+    /// Remove a kept container: its record, its upper dir and its log.
+    Rm(crate::container::cmd::RmArgs),
+    /// The parent of a detached container (started by `run --detach`, not meant to be typed).
+    #[command(hide = true)]
+    Shim(crate::run::args::RunArgs),
     /// Print a shell completion script (lesson ids included), e.g.
     /// `workbench completions bash > /etc/bash_completion.d/workbench`.
     Completions(CompletionsArgs),

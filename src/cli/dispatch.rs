@@ -71,6 +71,11 @@ pub(super) fn dispatch(cmd: Command, style: Style) -> anyhow::Result<ExitCode> {
         Command::Run(a) => crate::run::main(&a),
         Command::Image(a) => crate::image::main(&a, style),
         Command::Commit(a) => crate::image::commit::main(&a),
+        Command::Shim(a) => crate::run::shim::main(&a),
+        Command::Ps(a) => crate::container::cmd::ps(&a, style),
+        Command::Logs(a) => crate::container::cmd::logs(&a),
+        Command::Stop(a) => crate::container::cmd::stop(&a),
+        Command::Rm(a) => crate::container::cmd::rm(&a),
         Command::Completions(c) => {
             super::manual::completions(c.shell, &mut std::io::stdout().lock());
             Ok(ExitCode::SUCCESS)

@@ -9,8 +9,6 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context;
-use serde::Deserialize;
 use serde_json::json;
 use wb_image::store::StoredLayer;
 
@@ -18,53 +16,17 @@ use super::args::CommitArgs;
 use super::common::{reference, store_error, store_rw};
 use crate::error::UsageError;
 
-/// Where kept containers live (the record written by `workbench run --keep`).
-pub const CONTAINERS: &str = "/var/lib/workbench/containers";
-
-/// The fields of `container.json` a commit needs (the full record belongs
-/// to the containers module).
-#[derive(Debug, Deserialize)]
-pub struct ContainerRef {
-    pub name: String,
-    /// The store reference the container was made from, if any.
-    pub image: Option<String>,
-    /// Lower dirs, top first, as mounted.
-    #[serde(default)]
-    pub lowers: Vec<PathBuf>,
-    #[serde(default)]
-    pub argv: Vec<String>,
-}
-
-/// A container's directory: `$WORKBENCH_CONTAINERS/NAME` or under [`CONTAINERS`].
-pub fn container_dir(name: &str) -> PathBuf {
-    let root = std::env::var_os("WORKBENCH_CONTAINERS")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(CONTAINERS));
-    root.join(name)
-}
-
-fn load_record(name: &str) -> anyhow::Result<(PathBuf, ContainerRef)> {
-    let ok = !name.is_empty()
-        && !name.contains('/')
-        && !name.starts_with('.')
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-    if !ok {
-        return Err(UsageError(format!("{name:?}: not a container name; see workbench ps -a")).into());
-    }
-    let dir = container_dir(name);
-    let p = dir.join("container.json");
-    let bytes = std::fs::read(&p)
-        .map_err(|_| UsageError(format!("no container named {name}: see workbench ps -a (run one with workbench run --name {name} --keep IMAGE CMD)")))?;
-    let rec: ContainerRef = serde_json::from_slice(&bytes).with_context(|| format!("parse {}", p.display()))?;
-    Ok((dir, rec))
-}
-
 /// `workbench commit CONTAINER NAME:TAG`.
 pub fn main(a: &CommitArgs) -> anyhow::Result<ExitCode> {
     let r = reference(&a.reference)?;
-    let (dir, rec) = load_record(&a.container)?;
-    let upper = dir.join("upper");
+    let rec = crate::container::load(&a.container)?;
+    let upper = rec.upper();
+    if rec.is_running() {
+        eprintln!(
+            "workbench commit: container {} is running: its changes are taken as they are now (docker pauses it first)",
+            rec.name
+        );
+    }
     if !upper.is_dir() {
         return Err(UsageError(format!(
             "container {}: no upper dir {} (it was not run with an overlay; run it with --keep)",

@@ -41,6 +41,14 @@ pub struct RunArgs {
     /// Give a rootfs directory a writable overlay layer (discarded at exit) instead of a read-only bind mount.
     #[arg(long)]
     pub overlay: bool,
+    /// Keep the container after it exits: its overlay upper dir (its changes) and its record
+    /// in /var/lib/workbench/containers/NAME (needs an image or --overlay; see workbench ps -a, rm).
+    #[arg(long)]
+    pub keep: bool,
+    /// Run in the background with a `workbench shim` as the container's parent; print its
+    /// name and return (implies --keep; output goes to `workbench logs NAME`).
+    #[arg(short = 'd', long)]
+    pub detach: bool,
     /// Set an environment variable, NAME=VALUE (or NAME to pass the host's value).
     #[arg(short = 'e', long = "env", value_name = "NAME=VALUE")]
     pub env: Vec<String>,
@@ -84,6 +92,10 @@ pub struct RunSpec {
     pub tty: bool,
     pub verbose: bool,
     pub userns: bool,
+    /// Keep the container's upper dir and record (--keep, or --detach).
+    pub keep: bool,
+    /// Run under a `workbench shim` in the background.
+    pub detach: bool,
 }
 
 /// The default PATH inside the container (Docker's).
@@ -186,6 +198,19 @@ impl RunSpec {
                 }
             }
         }
+        if a.keep || a.detach {
+            let flag = if a.detach { "--detach" } else { "--keep" };
+            if matches!(source, Source::Rootfs(_)) && !a.overlay {
+                return Err(u(format!(
+                    "{flag} keeps the container's overlay upper dir: give an image, or --overlay with a rootfs directory"
+                )));
+            }
+            if a.detach && (a.tty || a.interactive) {
+                return Err(u(
+                    "--detach runs without a terminal or stdin: leave -t and -i out".into()
+                ));
+            }
+        }
         if let Some(bad) = a.command.first().filter(|c| c.is_empty()) {
             return Err(u(format!("the command {bad:?} is empty")));
         }
@@ -205,6 +230,8 @@ impl RunSpec {
             tty: a.tty,
             verbose: a.verbose,
             userns: a.userns,
+            keep: a.keep || a.detach,
+            detach: a.detach,
         })
     }
 
@@ -327,6 +354,9 @@ mod tests {
             vec!["/", "sh"],
             vec![r, ""],
             vec!["--userns", "--overlay", r, "sh"],
+            vec!["--keep", r, "sh"],
+            vec!["-d", r, "sh"],
+            vec!["-d", "-i", "--overlay", r, "sh"],
         ];
         for c in cases {
             let e = RunSpec::from_args(&parse(&c), &FACTS, false).unwrap_err().0;
@@ -336,6 +366,8 @@ mod tests {
         let e = RunSpec::from_args(&parse(&[r, "sh"]), &FACTS, false).unwrap_err().0;
         assert!(e.contains("/proc is missing"), "{e}");
         assert!(RunSpec::from_args(&parse(&["--overlay", r, "sh"]), &FACTS, false).is_ok());
+        let s = RunSpec::from_args(&parse(&["-d", "--overlay", r, "sh"]), &FACTS, false).unwrap();
+        assert!(s.keep && s.detach, "--detach keeps the container");
     }
 
     #[test]

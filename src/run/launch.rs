@@ -97,6 +97,7 @@ pub(super) fn launch(
     if spec.tty {
         add_terminal(&mut ops, &merged);
     }
+    super::keep::adjust_plan(&mut ops, &root.mode);
     let flags = spec.clone_flags();
     trace.mark("plan");
 
@@ -177,6 +178,7 @@ pub(super) fn launch(
     }
     trace.mark("parent setup");
 
+    super::keep::started(pid, &root.mode, &root.argv)?;
     // Release the child. If it already failed (and exited), the write fails
     // with EPIPE and its report is read from the error pipe below.
     let _ = nix::unistd::write(&spawned.go, b"g");

@@ -7,11 +7,13 @@
 pub mod args;
 pub mod cgroup;
 pub mod child;
+pub mod keep;
 pub mod launch;
 pub mod net;
 pub mod plan;
 pub mod preflight;
 pub mod rootfs;
+pub mod shim;
 pub mod signals;
 pub mod spec;
 pub mod verbose;
@@ -28,6 +30,19 @@ use verbose::Trace;
 /// `workbench run`: validate, create, run, wait, remove; exit with the command's status.
 pub fn main(args: &RunArgs) -> anyhow::Result<ExitCode> {
     use std::io::IsTerminal;
+    let (spec, generated) = validate(args, std::io::stdin().is_terminal())?;
+    if spec.detach {
+        return shim::detach(&spec, generated.as_deref());
+    }
+    if let Some(n) = &generated {
+        eprintln!("workbench: container {n}");
+    }
+    execute(args, &spec, None)
+}
+
+/// Check the options and the host before anything is created; a kept
+/// container without `--name` gets one (returned, to be printed).
+fn validate(args: &RunArgs, stdin_tty: bool) -> anyhow::Result<(RunSpec, Option<String>)> {
     // Cores and memory size matter only for the limits (probing reads several files).
     let facts = if args.memory.is_some() || args.cpus.is_some() {
         HostFacts::probe()
@@ -37,7 +52,7 @@ pub fn main(args: &RunArgs) -> anyhow::Result<ExitCode> {
             mem_total: u64::MAX,
         }
     };
-    let spec = RunSpec::from_args(args, &facts, std::io::stdin().is_terminal())?;
+    let mut spec = RunSpec::from_args(args, &facts, stdin_tty)?;
     if !nix::unistd::geteuid().is_root() {
         return Err(UsageError(
             "this needs root (clone(2) with namespace flags, mount(2), cgroups): run it in a root shell or with sudo"
@@ -45,14 +60,40 @@ pub fn main(args: &RunArgs) -> anyhow::Result<ExitCode> {
         )
         .into());
     }
+    let mut generated = None;
+    if spec.keep {
+        let name = spec.name.get_or_insert_with(|| {
+            let n = format!("wb-{}", state::random_id());
+            generated = Some(n.clone());
+            n
+        });
+        keep::check_name(name)?;
+    }
     preflight::preflight_host(&spec)?;
+    Ok((spec, generated))
+}
+
+/// Create, run, wait, remove (a shim passes the pipe its CLI waits on).
+fn execute(args: &RunArgs, spec: &RunSpec, shim: Option<std::os::fd::OwnedFd>) -> anyhow::Result<ExitCode> {
     let signals = Signals::block()?;
-    let image = rootfs::load_image(&spec, None, spec.verbose)?;
+    let image = rootfs::load_image(spec, None, spec.verbose)?;
     let trace = Trace::new();
-    let run = state::begin_bare("run")?;
+    let run = state::begin_bare(if shim.is_some() { "shim" } else { "run" })?;
     trace.mark("state begun");
-    let outcome = launch::launch(&spec, image, &run, &signals);
+    let outcome = (|| {
+        if spec.keep {
+            let name = spec.name.as_deref().expect("a kept container has a name");
+            keep::begin(name, &args.source, &run, shim)?;
+        }
+        launch::launch(spec, image, &run, &signals)
+    })();
     trace.mark("launch returned");
+    keep::finished(match &outcome {
+        Ok(code) => Some(i32::from(*code)),
+        // The container was killed (SIGKILL) when the run was interrupted.
+        Err(e) if e.is::<Interrupted>() => Some(137),
+        Err(_) => None,
+    });
     let problems = state::finish();
     trace.mark("state finished");
     for p in &problems {

@@ -87,10 +87,10 @@ pub(super) fn prepare_root(
     workdir: &Path,
     verbose: bool,
 ) -> anyhow::Result<Root> {
-    let scratch = workdir.join("rw");
+    let scratch = super::keep::scratch(workdir);
     if let Source::Rootfs(rootfs) = &spec.source {
         let mode = if spec.overlay {
-            mkdir(&scratch)?;
+            super::keep::make_scratch(&scratch)?;
             plan::RootMode::Overlay {
                 lowers: vec![rootfs.clone()],
                 scratch,
@@ -137,7 +137,7 @@ pub(super) fn prepare_root(
         "",
     );
     let lowers = image.unpack_for_overlay(&layers)?;
-    mkdir(&scratch)?;
+    super::keep::make_scratch(&scratch)?;
     Ok(Root {
         mode: plan::RootMode::Overlay { lowers, scratch },
         argv,

@@ -49,7 +49,9 @@ fn mounts_below(dir: &Path) -> Vec<PathBuf> {
 
 fn ensure_under_root(p: &Path) -> Result<(), String> {
     let root = run_root();
-    let inside = p.starts_with(&root) || p.starts_with(VAR_TMP_DIR);
+    // A kept container's directory is recorded while it is being made.
+    let base = crate::container::base_dir();
+    let inside = p.starts_with(&root) || p.starts_with(VAR_TMP_DIR) || (p.starts_with(&base) && p != base);
     if inside && !p.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
         Ok(())
     } else {

@@ -143,7 +143,10 @@ fn import_save_load_rm_and_refusals() {
         e.contains("plain filesystem tar") && e.contains("workbench image import"),
         "{e}"
     );
-    assert!(!lab.path("store/refs.json").exists());
+    assert!(
+        !lab.path("store").exists(),
+        "a refused load creates nothing, not even the store"
+    );
 
     let out = lab.ok(&["image", "import", &base, "bb:v1"]);
     assert!(out.contains("imported bb:v1"), "{out}");

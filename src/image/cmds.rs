@@ -159,8 +159,8 @@ pub fn load(a: &LoadArgs) -> anyhow::Result<ExitCode> {
     let given = a.reference.as_deref().map(reference).transpose()?;
     let file = &a.file;
     let meta = fs::metadata(file).map_err(|e| UsageError(format!("{}: {e}", file.display())))?;
-    let store = store_rw()?;
-    let scratch = store.scratch("load-")?;
+    // Nothing is created (not even the store) before the archive is checked.
+    let scratch = tempfile::Builder::new().prefix("wb-image-load-").tempdir()?;
     let (kind, dir) = if meta.is_dir() {
         let kind = if file.join("oci-layout").is_file() {
             ArchiveKind::Oci
@@ -221,6 +221,7 @@ pub fn load(a: &LoadArgs) -> anyhow::Result<ExitCode> {
             reference(&format!("{}:{}", c.name, c.tag)).map_err(|e| refuse(file, e))?
         }
     };
+    let store = store_rw()?;
     let _lock = store.lock_exclusive()?;
     let layers = loaded
         .layers

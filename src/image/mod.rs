@@ -48,5 +48,12 @@ pub fn load_for_run(reference: &str, verbose: bool) -> anyhow::Result<wb_image::
         .into());
     };
     let _l = store.lock_shared()?;
-    store.load_for_run(&r).map_err(common::store_error)
+    store.load_for_run(&r).map_err(|e| match e {
+        wb_image::Error::NotFound { available, .. } => UsageError(format!(
+            "{reference}: no such rootfs or image file, and no image {r} in the store (stored: {}): see workbench image ls",
+            if available.is_empty() { "none" } else { &available }
+        ))
+        .into(),
+        e => common::store_error(e),
+    })
 }

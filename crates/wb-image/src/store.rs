@@ -175,13 +175,34 @@ impl Store {
         self.root.join("blobs").join("sha256")
     }
 
-    /// A directory for scratch work on the store's filesystem (removed on drop).
+    /// A directory for scratch work on the store's filesystem (removed on
+    /// drop), named `PREFIX-PID-…`; scratch dirs of processes that no longer
+    /// exist (killed with SIGKILL) are removed first.
     pub fn scratch(&self, prefix: &str) -> Result<tempfile::TempDir> {
         let t = self.root.join("tmp");
+        self.prune_scratch();
         tempfile::Builder::new()
-            .prefix(prefix)
+            .prefix(&format!("{prefix}{}-", std::process::id()))
             .tempdir_in(&t)
             .ctx("create temporary directory in", &t)
+    }
+
+    /// Remove `tmp/NAME-PID-…` entries whose process is gone (best effort).
+    fn prune_scratch(&self) {
+        let Ok(dir) = fs::read_dir(self.root.join("tmp")) else {
+            return;
+        };
+        for e in dir.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(pid) = name.split('-').nth(1).and_then(|p| p.parse::<i32>().ok()) else {
+                continue;
+            };
+            let gone = pid > 0
+                && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) == Err(nix::errno::Errno::ESRCH);
+            if gone {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
     }
 
     fn lock(&self, arg: FlockArg) -> Result<StoreLock> {
@@ -587,6 +608,20 @@ mod tests {
             .filter(|n| n.starts_with('.'))
             .collect();
         assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+
+    #[test]
+    fn scratch_of_dead_processes_is_pruned() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Store::open(t.path()).unwrap();
+        let dead = t.path().join("tmp/run-999999999-abc");
+        fs::create_dir_all(dead.join("x")).unwrap();
+        let mine = s.scratch("run-").unwrap();
+        assert!(!dead.exists());
+        let name = mine.path().file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.starts_with(&format!("run-{}-", std::process::id())), "{name}");
+        let _other = s.scratch("save-").unwrap();
+        assert!(mine.path().exists(), "a live process's scratch stays");
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod container;
 pub mod error;
 pub mod host;
 pub mod hostobj;
+pub mod image;
 pub mod jsonl;
 pub mod kernel;
 pub mod kit;

@@ -42,6 +42,10 @@ pub enum Command {
     Cleanup(CleanupArgs),
     /// Run a command in a container: namespaces, pivot_root, cgroup limits, network.
     Run(crate::run::args::RunArgs),
+    /// Manage the local image store: import, ls, save, load, inspect, layers, rm.
+    Image(crate::image::args::ImageArgs),
+    /// Turn a kept container's changes (its overlay upper dir) into a new image.
+    Commit(crate::image::args::CommitArgs),
     /// List the kept containers (`run --keep`/`--detach`): running ones, or all with -a.
     Ps(crate::container::cmd::PsArgs),
     /// Print what a detached container wrote (stdout and stderr).

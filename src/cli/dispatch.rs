@@ -69,6 +69,8 @@ pub(super) fn dispatch(cmd: Command, style: Style) -> anyhow::Result<ExitCode> {
         }
         Command::Tour(t) => tour(t.json, style),
         Command::Run(a) => crate::run::main(&a),
+        Command::Image(a) => crate::image::main(&a, style),
+        Command::Commit(a) => crate::image::commit::main(&a),
         Command::Shim(a) => crate::run::shim::main(&a),
         Command::Ps(a) => crate::container::cmd::ps(&a, style),
         Command::Logs(a) => crate::container::cmd::logs(&a),

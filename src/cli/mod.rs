@@ -51,6 +51,8 @@ fn wants_json(cmd: &Command) -> bool {
         Command::Tour(t) => t.json,
         Command::Doctor(d) => d.json,
         Command::Cleanup(c) => c.json,
+        Command::Image(a) => a.json(),
+        Command::Commit(c) => c.json,
         Command::External(args) => args.iter().take_while(|a| *a != "--").any(|a| a == "--json"),
         _ => false,
     }

@@ -135,7 +135,11 @@ pub(super) fn started(pid: i32, mode: &RootMode, argv: &[String]) -> anyhow::Res
         name: k.name.clone(),
         id: k.id.clone(),
         source: k.source.clone(),
-        image: None,
+        // A store reference (what `workbench commit` builds on), classified as `run` did.
+        image: match super::spec::classify_source(&k.source, None, super::spec::probe_path) {
+            Ok(super::spec::Source::Store { reference }) => Some(reference),
+            _ => None,
+        },
         lowers: match mode {
             RootMode::Overlay { lowers, .. } => lowers.clone(),
             RootMode::ReadOnlyBind { rootfs, .. } => vec![rootfs.clone()],

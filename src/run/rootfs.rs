@@ -44,6 +44,7 @@ pub(super) fn load_image(
 ) -> anyhow::Result<Option<wb_image::LoadedImage>> {
     match &spec.source {
         Source::Rootfs(_) => Ok(None),
+        Source::Store { reference } => crate::image::load_for_run(reference, verbose).map(Some),
         Source::Oci { dir, reference } => {
             show(
                 verbose,

@@ -24,6 +24,9 @@ pub enum Source {
     Oci { dir: PathBuf, reference: String },
     /// A `docker save` archive (tar, optionally gzip) or its extracted directory.
     Docker { path: PathBuf, reference: String },
+    /// An image in workbench's store (`workbench image ls`), `NAME:TAG`: chosen
+    /// when no file or directory of that name exists.
+    Store { reference: String },
 }
 
 impl Source {
@@ -36,6 +39,7 @@ impl Source {
             Source::Rootfs(p) => format!("rootfs {}", p.display()),
             Source::Oci { dir, reference } => format!("oci image {}:{}", dir.display(), reference),
             Source::Docker { path, reference } => format!("docker archive {}:{}", path.display(), reference),
+            Source::Store { reference } => format!("stored image {reference}"),
         }
     }
 }
@@ -240,7 +244,7 @@ pub fn probe_path(p: &Path) -> PathKind {
 pub fn classify_source(arg: &str, tag: Option<&str>, probe: impl Fn(&Path) -> PathKind) -> Result<Source, UsageError> {
     let missing = |p: &str| {
         usage(format!(
-            "{p}: no such rootfs or image; give a root filesystem directory, an OCI layout (oci:DIR:TAG) or a docker-save archive (docker-archive:FILE)"
+            "{p}: no such rootfs or image; give a root filesystem directory, an OCI layout (oci:DIR:TAG), a docker-save archive (docker-archive:FILE) or a stored image NAME:TAG (workbench image ls)"
         ))
     };
     let tag_or = |t: Option<&str>| t.or(tag).unwrap_or("").to_string();
@@ -297,6 +301,14 @@ pub fn classify_source(arg: &str, tag: Option<&str>, probe: impl Fn(&Path) -> Pa
                     return Ok(Source::Oci {
                         dir: dir.into(),
                         reference: t.to_string(),
+                    });
+                }
+            }
+            // Last: a reference to an image in the store (`busybox:v1`, `busybox`).
+            if tag.is_none() {
+                if let Ok(r) = wb_image::store::Reference::parse(arg) {
+                    return Ok(Source::Store {
+                        reference: r.to_string(),
                     });
                 }
             }
@@ -432,6 +444,30 @@ mod tests {
                 docker("/img/save.tar", "bb:1"),
             ),
             ("/img/saved", None, docker("/img/saved", "")),
+            // No such path: a store reference, the tag defaulting to latest.
+            (
+                "busybox:v1",
+                None,
+                Source::Store {
+                    reference: "busybox:v1".into(),
+                },
+            ),
+            (
+                "busybox",
+                None,
+                Source::Store {
+                    reference: "busybox:latest".into(),
+                },
+            ),
+            (
+                "lab/bb",
+                None,
+                Source::Store {
+                    reference: "lab/bb:latest".into(),
+                },
+            ),
+            // A path wins over a store reference of the same spelling.
+            ("/img/oci:v3", None, oci("/img/oci", "v3")),
         ];
         for (input, tag, want) in cases {
             assert_eq!(
@@ -447,11 +483,16 @@ mod tests {
             "docker-archive:/rootfs",
             "/dev/null",
             "/nope:tag",
+            "./nope",
+            "Busy:x",
+            "nope:a b",
         ] {
             let e = classify_source(bad, None, fake).unwrap_err().0;
             assert!(!e.contains('\n'), "{e}");
         }
         assert!(classify_source("/rootfs", Some("x"), fake).is_err());
+        // --tag is for image files, never a store reference.
+        assert!(classify_source("busybox", Some("v1"), fake).is_err());
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod layer;
 pub mod model;
 pub mod oci;
 pub mod overlay;
+pub mod store;
 mod sys;
 
 pub use error::{Error, Result};

@@ -376,9 +376,10 @@ pub fn parse_ipv4(pkt: &[u8], outgoing: bool) -> Option<SeenPacket> {
     })
 }
 
-/// A packet socket (`socket(AF_PACKET, SOCK_DGRAM, htons(ETH_P_IP))`) bound
+/// A packet socket (`socket(AF_PACKET, SOCK_DGRAM, htons(ETH_P_ALL))`) bound
 /// to one device of another namespace: the kernel hands it a copy of every
-/// IPv4 packet that device sends or receives, as tcpdump's capture does.
+/// packet that device sends or receives, as tcpdump's capture does (only
+/// ETH_P_ALL sockets see the outgoing ones); the IPv4 ones are kept.
 pub struct PacketTap {
     fd: OwnedFd,
 }
@@ -397,7 +398,7 @@ impl PacketTap {
                 op: "packet socket".into(),
                 name: dev.clone(),
             })?;
-            let proto = (libc::ETH_P_IP as u16).to_be();
+            let proto = (libc::ETH_P_ALL as u16).to_be();
             // SAFETY: plain socket(2); the fd is owned at once.
             let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, i32::from(proto)) };
             if raw < 0 {
@@ -448,6 +449,9 @@ impl PacketTap {
             };
             if n <= 0 {
                 break;
+            }
+            if sa.sll_protocol != (libc::ETH_P_IP as u16).to_be() {
+                continue;
             }
             let outgoing = sa.sll_pkttype == libc::PACKET_OUTGOING as u8;
             if let Some(p) = parse_ipv4(&buf[..n as usize], outgoing) {

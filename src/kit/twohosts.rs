@@ -453,7 +453,7 @@ impl PacketTap {
             if sa.sll_protocol != (libc::ETH_P_IP as u16).to_be() {
                 continue;
             }
-            let outgoing = sa.sll_pkttype == libc::PACKET_OUTGOING as u8;
+            let outgoing = sa.sll_pkttype == libc::PACKET_OUTGOING;
             if let Some(p) = parse_ipv4(&buf[..n as usize], outgoing) {
                 out.push(p);
             }

@@ -89,7 +89,7 @@ pub fn tunnel_links(snap: &wb_net::NetSnapshot) -> Vec<String> {
     snap.links
         .iter()
         .filter(|l| l.kind.as_deref().is_some_and(|k| TUNNEL_KINDS.contains(&k)) || l.name.starts_with("flannel"))
-        .filter(|l| !(netlab::FALLBACK_TUNNELS.contains(&l.name.as_str()) && !l.up))
+        .filter(|l| l.up || !netlab::FALLBACK_TUNNELS.contains(&l.name.as_str()))
         .map(|l| format!("{} ({})", l.name, l.kind.clone().unwrap_or_default()))
         .collect()
 }
@@ -273,11 +273,10 @@ impl Lesson for HostRoutes {
                 };
                 let host_before = read(me);
                 let before = Snapshot { label: "ip_forward".into(), facts: facts(), ..Default::default() };
-                for i in 0..2 {
+                for (h, name) in self.lab.hosts.iter_mut().zip(HOSTS) {
                     let argv = ["sysctl", "-w", "net.ipv4.ip_forward=1"].map(String::from);
-                    let h = self.lab.hosts.get_mut(i).ok_or_else(|| anyhow::anyhow!("no {}", HOSTS[i]))?;
                     let out = netlab::run_in(h, "/bin/busybox", &argv)?;
-                    r.ran(HOSTS[i], argv.join(" "), &out);
+                    r.ran(name, argv.join(" "), &out);
                 }
                 r.observe(before, Snapshot { label: "ip_forward".into(), facts: facts(), ..Default::default() });
                 r.check("net.ipv4.ip_forward in host-a / host-b", "1 / 1", format!("{} / {}", read(a), read(b)), read(a) == "1" && read(b) == "1");
@@ -380,8 +379,10 @@ mod tests {
 
     #[test]
     fn finds_the_routes_that_cover_an_address() {
-        let mut snap = wb_net::NetSnapshot::default();
-        snap.routes = vec![route("192.168.215.0/24", None, "eth0"), route("10.213.0.0/24", None, "cni0")];
+        let mut snap = wb_net::NetSnapshot {
+            routes: vec![route("192.168.215.0/24", None, "eth0"), route("10.213.0.0/24", None, "cni0")],
+            ..Default::default()
+        };
         let c2: Ipv4Addr = "10.213.1.2".parse().unwrap();
         assert!(routes_covering(&snap, c2).is_empty());
         snap.routes.push(route("10.213.1.0/24", Some("192.168.215.2"), "eth0"));
@@ -407,8 +408,15 @@ mod tests {
 
     #[test]
     fn tunnel_devices_are_found_and_down_fallbacks_are_not() {
-        let mut snap = wb_net::NetSnapshot::default();
-        snap.links = vec![link("lo", None, true), link("eth0", Some("veth"), true), link("cni0", Some("bridge"), true), link("tunl0", Some("ipip"), false)];
+        let mut snap = wb_net::NetSnapshot {
+            links: vec![
+                link("lo", None, true),
+                link("eth0", Some("veth"), true),
+                link("cni0", Some("bridge"), true),
+                link("tunl0", Some("ipip"), false),
+            ],
+            ..Default::default()
+        };
         assert!(tunnel_links(&snap).is_empty());
         snap.links.push(link("flannel.1", Some("vxlan"), true));
         snap.links.push(link("tunl0", Some("ipip"), true));

@@ -437,4 +437,26 @@ mod tests {
         assert_eq!(u, Underlay { requests: vec![63], replies: vec![63], wrapped: 1 });
         assert_eq!(classify(&[], ip("10.213.0.2"), ip("10.213.1.2")), Underlay::default());
     }
+
+    /// The whole lesson as root, through the runner (`--json`): every step
+    /// passes and the run leaves no state file. This is how the pure cgroup
+    /// v2 VM runs it (`scripts/v2-vm --exe 'workbench (unit tests)' --only
+    /// host_routes`). Skipped unless root with a static busybox; on the shared
+    /// machine run it under `flock /tmp/wb-root.lock`.
+    #[test]
+    fn the_lesson_passes_as_root() {
+        let host = Host::probe();
+        if !host.is_root || host.busybox_static.is_none() {
+            eprintln!("skipped: the lesson needs root and a static busybox");
+            return;
+        }
+        let def = crate::lessons::find("host-routes").expect("the lesson is registered");
+        let summary =
+            crate::lesson::runner::run(def, &crate::lesson::runner::RunOptions::JSON, LessonOptions::default())
+                .expect("the lesson runs");
+        assert_eq!((summary.steps_passed, summary.steps), (def.steps.len(), def.steps.len()), "{summary:?}");
+        assert!(summary.pass && summary.cleanup_problems.is_empty(), "{summary:?}");
+        let state_file = crate::state::run_root().join(format!("runs/{}.json", summary.run_id));
+        assert!(!state_file.exists(), "{} is left", state_file.display());
+    }
 }

@@ -179,15 +179,17 @@ impl Lesson for HostRoutes {
                     ]
                     .into()
                 };
-                let before = Snapshot { label: format!("host (workbench, pid {me})"), facts: facts(me), ..Default::default() };
                 for (i, pid) in [a, b].into_iter().enumerate() {
                     if twohosts::forwarding(pid)? {
                         twohosts::set_forwarding(pid, false)?;
                         r.say(HOSTS[i], "sysctl -w net.ipv4.ip_forward=0", "inherited 1 from the real host's namespace: reset to a plain machine's 0");
                     }
                 }
-                r.observe(before, Snapshot { label: format!("host-a (pid {a})"), facts: facts(a), ..Default::default() });
-                r.observe(Snapshot::default(), Snapshot { label: format!("host-b (pid {b})"), facts: facts(b), ..Default::default() });
+                // As in vxlan-overlay: the table compares host-a (before) with host-b (after).
+                r.observe(
+                    Snapshot { label: format!("host-a (pid {a})"), facts: facts(a), ..Default::default() },
+                    Snapshot { label: format!("host-b (pid {b})"), facts: facts(b), ..Default::default() },
+                );
                 let set: std::collections::BTreeSet<u64> = [inode(me), inode(a), inode(b)].into();
                 r.check("three different network namespaces (workbench, host-a, host-b)", "3", set.len().to_string(), set.len() == 3);
                 let (la, lb) = (

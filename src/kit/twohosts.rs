@@ -49,42 +49,46 @@ pub fn underlay_for(pods: &[Subnet]) -> anyhow::Result<Subnet> {
 /// container subnet (bridge `.1`, container `.2`).
 #[derive(Default)]
 pub struct TwoHosts {
+    /// host-a, host-b
     pub hosts: Vec<NsChild>,
+    /// c1 (behind host-a), c2 (behind host-b)
     pub containers: Vec<NsChild>,
     pub underlay: Option<Subnet>,
+    /// host-a's container subnet, host-b's
     pub pods: Vec<Subnet>,
+}
+
+/// Start one namespace child per name (its hostname), chrooted into the
+/// lab's busybox rootfs (built on first use).
+fn start_all(cx: &Cx, r: &mut StepReport, names: &[&str]) -> anyhow::Result<Vec<NsChild>> {
+    let rootfs = cx.workdir.join("lab-rootfs");
+    let rootfs = if rootfs.is_dir() {
+        rootfs
+    } else {
+        netlab::build_container_rootfs(cx, "lab", "lab")?
+    };
+    let mut out = Vec::new();
+    for name in names {
+        let (child, said) = netlab::start_container(netlab::container_flags(), &rootfs, name, None)?;
+        for (place, s) in said {
+            r.say(place, s, "");
+        }
+        out.push(child);
+    }
+    Ok(out)
 }
 
 impl TwoHosts {
     /// Clone the two host namespaces (net, pid, mount, uts, ipc), each
     /// chrooted into a busybox rootfs under the run's workdir.
     pub fn start_hosts(&mut self, cx: &Cx, r: &mut StepReport) -> anyhow::Result<()> {
-        let rootfs = netlab::build_container_rootfs(cx, "lab", "host")?;
-        for name in HOSTS {
-            let (child, said) = netlab::start_container(netlab::container_flags(), &rootfs, name, None)?;
-            for (place, s) in said {
-                r.say(place, s, "");
-            }
-            self.hosts.push(child);
-        }
+        self.hosts = start_all(cx, r, &HOSTS)?;
         Ok(())
     }
 
-    /// Clone the two container namespaces (one per host).
+    /// Clone the two container namespaces (one per host), on the same rootfs.
     pub fn start_containers(&mut self, cx: &Cx, r: &mut StepReport) -> anyhow::Result<()> {
-        let rootfs = cx.workdir.join("lab-rootfs");
-        let rootfs = if rootfs.is_dir() {
-            rootfs
-        } else {
-            netlab::build_container_rootfs(cx, "lab", "container")?
-        };
-        for name in CONTAINERS {
-            let (child, said) = netlab::start_container(netlab::container_flags(), &rootfs, name, None)?;
-            for (place, s) in said {
-                r.say(place, s, "");
-            }
-            self.containers.push(child);
-        }
+        self.containers = start_all(cx, r, &CONTAINERS)?;
         Ok(())
     }
 
@@ -198,7 +202,7 @@ impl TwoHosts {
         let (h, c) = (self.host_place(i)?, self.container_place(i)?);
         let host_end = format!("veth{}", CONTAINERS[i]);
         let peer = format!("eth0{}", CONTAINERS[i]);
-        Ok(vec![
+        let mut ops = vec![
             (h.clone(), Op::CreateBridge { name: BRIDGE.into() }),
             (
                 h.clone(),
@@ -223,31 +227,18 @@ impl TwoHosts {
                 },
             ),
             (h.clone(), Op::SetUp { link: host_end }),
-            (
-                h,
-                Op::MoveToNetnsPid {
-                    link: peer.clone(),
-                    pid: self.container_pid(i)?,
-                },
-            ),
-            (
-                c.clone(),
-                Op::Rename {
-                    link: peer,
-                    new_name: "eth0".into(),
-                },
-            ),
-            (
-                c.clone(),
-                Op::AddAddress {
-                    link: "eth0".into(),
-                    cidr: sub.peer_cidr(),
-                },
-            ),
-            (c.clone(), Op::SetUp { link: "lo".into() }),
-            (c.clone(), Op::SetUp { link: "eth0".into() }),
-            (c, Op::AddRouteDefault { gateway: sub.host_ip() }),
-        ])
+        ];
+        // netlab's inside_ops moves the peer from the real host; here it sits in host i.
+        let mut inside = netlab::inside_ops(
+            &peer,
+            &c,
+            self.container_pid(i)?,
+            &sub.peer_cidr(),
+            Some(&sub.host_ip()),
+        );
+        inside[0].0 = h;
+        ops.extend(inside);
+        Ok(ops)
     }
 
     /// The (label, pid) of every namespace started so far, hosts first.
@@ -275,25 +266,21 @@ impl TwoHosts {
 
     /// Ping `ip` from container `i` (`ping -c 2`, bounded), shown in the report.
     pub fn ping_from_container(&mut self, r: &mut StepReport, i: usize, ip: &str) -> anyhow::Result<String> {
-        let c = self
-            .containers
-            .get_mut(i)
-            .ok_or_else(|| anyhow::anyhow!("no {}", CONTAINERS[i]))?;
-        let out = netlab::run_in(c, "/bin/busybox", &netlab::ping_argv(ip))?;
-        r.ran(CONTAINERS[i], netlab::ping_argv(ip).join(" "), &out);
-        Ok(out.stdout)
+        ping(self.containers.get_mut(i), CONTAINERS[i], r, ip)
     }
 
     /// Ping `ip` from host `i`, shown in the report.
     pub fn ping_from_host(&mut self, r: &mut StepReport, i: usize, ip: &str) -> anyhow::Result<String> {
-        let c = self
-            .hosts
-            .get_mut(i)
-            .ok_or_else(|| anyhow::anyhow!("no {}", HOSTS[i]))?;
-        let out = netlab::run_in(c, "/bin/busybox", &netlab::ping_argv(ip))?;
-        r.ran(HOSTS[i], netlab::ping_argv(ip).join(" "), &out);
-        Ok(out.stdout)
+        ping(self.hosts.get_mut(i), HOSTS[i], r, ip)
     }
+}
+
+/// `ping -c 2 IP` (bounded) run by busybox in `child`, shown as run at `label`.
+fn ping(child: Option<&mut NsChild>, label: &str, r: &mut StepReport, ip: &str) -> anyhow::Result<String> {
+    let c = child.ok_or_else(|| anyhow::anyhow!("no {label}: the step that starts it did not run"))?;
+    let out = netlab::run_in(c, "/bin/busybox", &netlab::ping_argv(ip))?;
+    r.ran(label, netlab::ping_argv(ip).join(" "), &out);
+    Ok(out.stdout)
 }
 
 /// `net.ipv4.ip_forward` of the network namespace of `pid` (each namespace

@@ -364,15 +364,6 @@ impl Lesson for HostRoutes {
 mod tests {
     use super::*;
 
-    #[test]
-    fn reads_ttls_and_counts_from_ping() {
-        let out = "PING 10.213.1.2 (10.213.1.2): 56 data bytes\n64 bytes from 10.213.1.2: seq=0 ttl=62 time=0.2 ms\n64 bytes from 10.213.1.2: seq=1 ttl=62 time=0.1 ms\n\n--- 10.213.1.2 ping statistics ---\n2 packets transmitted, 2 packets received, 0% packet loss\n";
-        assert_eq!(reply_ttls(out), vec![62, 62]);
-        assert_eq!(ping_sent(out), 2);
-        assert!(reply_ttls("2 packets transmitted, 0 packets received").is_empty());
-        assert_eq!(ping_sent(""), 0);
-    }
-
     fn route(dst: &str, gw: Option<&str>, dev: &str) -> wb_net::Route {
         let mut r = wb_net::Route::kernel_link(dst, dev);
         r.gateway = gw.map(String::from);
@@ -391,6 +382,15 @@ mod tests {
         assert_eq!(routes_covering(&snap, c2), vec!["10.213.1.0/24 via 192.168.215.2 dev eth0"]);
         snap.routes.push(route("default", Some("192.168.215.254"), "eth0"));
         assert_eq!(routes_covering(&snap, c2).len(), 2);
+    }
+
+    #[test]
+    fn reads_ttls_and_counts_from_ping() {
+        let out = "PING 10.213.1.2 (10.213.1.2): 56 data bytes\n64 bytes from 10.213.1.2: seq=0 ttl=62 time=0.2 ms\n64 bytes from 10.213.1.2: seq=1 ttl=62 time=0.1 ms\n\n--- 10.213.1.2 ping statistics ---\n2 packets transmitted, 2 packets received, 0% packet loss\n";
+        assert_eq!(reply_ttls(out), vec![62, 62]);
+        assert_eq!(ping_sent(out), 2);
+        assert!(reply_ttls("2 packets transmitted, 0 packets received").is_empty());
+        assert_eq!(ping_sent(""), 0);
     }
 
     fn link(name: &str, kind: Option<&str>, up: bool) -> wb_net::Link {
@@ -448,17 +448,15 @@ mod tests {
     #[test]
     fn the_lesson_passes_as_root() {
         let host = Host::probe();
-        if !host.is_root || host.busybox_static.is_none() {
-            eprintln!("skipped: the lesson needs root and a static busybox");
-            return;
+        if !(host.is_root && host.busybox_static.is_some()) {
+            return eprintln!("skipped: the lesson needs root and a static busybox");
         }
         let def = crate::lessons::find("host-routes").expect("the lesson is registered");
-        let summary =
-            crate::lesson::runner::run(def, &crate::lesson::runner::RunOptions::JSON, LessonOptions::default())
-                .expect("the lesson runs");
-        assert_eq!((summary.steps_passed, summary.steps), (def.steps.len(), def.steps.len()), "{summary:?}");
-        assert!(summary.pass && summary.cleanup_problems.is_empty(), "{summary:?}");
-        let state_file = crate::state::run_root().join(format!("runs/{}.json", summary.run_id));
-        assert!(!state_file.exists(), "{} is left", state_file.display());
+        let opts = crate::lesson::runner::RunOptions::JSON;
+        let s = crate::lesson::runner::run(def, &opts, LessonOptions::default()).expect("the lesson runs");
+        let all_passed = s.pass && s.steps_passed == def.steps.len() && s.cleanup_problems.is_empty();
+        assert!(all_passed, "{s:?}");
+        let left = crate::state::run_root().join(format!("runs/{}.json", s.run_id));
+        assert!(!left.exists(), "the state file of run {} is left", s.run_id);
     }
 }

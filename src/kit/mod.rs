@@ -1,6 +1,6 @@
 //! What the lessons share: namespace children and snapshots (here), cgroups
-//! ([`cg`]), CPU and memory hogs ([`hog`]), network labs ([`netlab`]) and
-//! overlayfs layers ([`overlay`]).
+//! ([`cg`]), CPU and memory hogs ([`hog`]), network labs ([`netlab`], two hosts:
+//! [`twohosts`]) and overlayfs layers ([`overlay`]).
 //!
 //! A lesson module keeps only what it teaches; the plumbing every lesson of a
 //! kind repeats (spawn a recorded child, create and remove a workbench cgroup,
@@ -10,6 +10,7 @@ pub mod cg;
 pub mod hog;
 pub mod netlab;
 pub mod overlay;
+pub mod twohosts;
 
 use std::collections::BTreeMap;
 use std::path::Path;

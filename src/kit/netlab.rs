@@ -475,13 +475,14 @@ pub fn command_at(place: &Place, op: &Op) -> String {
 }
 
 /// Perform operations in order through netlink, printing each classic
-/// command. Links are recorded in the state file before they are created
-/// (and a name already taken is refused, so we never delete a stranger's link).
+/// command. Links created on the host are recorded in the state file before
+/// they are created (and a name already taken is refused, so we never delete
+/// a stranger's link); links created inside a lab namespace die with it.
 pub fn apply_ops(r: &mut StepReport, ops: &[(Place, Op)]) -> anyhow::Result<()> {
     for (place, op) in ops {
-        let new_links: Vec<&String> = match op {
-            Op::CreateBridge { name } => vec![name],
-            Op::CreateVeth { name, peer } => vec![name, peer],
+        let new_links: Vec<&String> = match (place, op) {
+            (Place::Host, Op::CreateBridge { name }) => vec![name],
+            (Place::Host, Op::CreateVeth { name, peer }) => vec![name, peer],
             _ => vec![],
         };
         for name in new_links {

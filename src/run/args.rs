@@ -54,12 +54,21 @@ pub struct RunArgs {
     /// (a rootfs directory in its read-only mode only).
     #[arg(long)]
     pub userns: bool,
+    /// Run an OCI runtime bundle: DIR/config.json (process, root, hostname, namespaces) and its rootfs
+    /// (also written `bundle:DIR` as the source).
+    #[arg(long, value_name = "DIR")]
+    pub bundle: Option<PathBuf>,
     /// Print every kernel operation (the classic command and the system call) as it is done.
     #[arg(short = 'v', long)]
     pub verbose: bool,
     /// A rootfs directory, an OCI layout (`oci:DIR[:TAG]` or `DIR:TAG`) or a docker-save archive
     /// (a .tar file, or `docker-archive:FILE[:NAME:TAG]`).
-    #[arg(value_name = "IMAGE|ROOTFS")]
+    #[arg(
+        value_name = "IMAGE|ROOTFS",
+        required_unless_present = "bundle",
+        default_value = "",
+        hide_default_value = true
+    )]
     pub source: String,
     /// The command and its arguments (for an image, default: the image's Cmd).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
@@ -112,6 +121,8 @@ impl RunSpec {
     /// Check every option; `stdin_tty` tells whether stdin is a terminal (for -t).
     pub fn from_args(a: &RunArgs, facts: &HostFacts, stdin_tty: bool) -> Result<RunSpec, UsageError> {
         let u = |m: String| UsageError(m);
+        let from_bundle = super::bundle::apply(a)?;
+        let a = from_bundle.as_ref().unwrap_or(a);
         let memory = a.memory.as_deref().map(|m| parse_memory(m, facts)).transpose()?;
         let cpus = a.cpus.as_deref().map(|c| parse_cpus(c, facts)).transpose()?;
         let ports = a.publish.iter().map(|p| parse_port(p)).collect::<Result<Vec<_>, _>>()?;

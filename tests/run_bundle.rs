@@ -47,6 +47,8 @@ fn bundle(edit: impl FnOnce(&mut Value)) -> tempfile::TempDir {
     t
 }
 
+type Edit = Box<dyn FnOnce(&mut Value)>;
+
 fn dir(t: &tempfile::TempDir) -> &str {
     t.path().to_str().unwrap()
 }
@@ -83,7 +85,7 @@ fn a_bundle_runs_its_command_with_its_env_and_hostname() {
 fn what_workbench_cannot_honour_is_refused_before_anything_exists() {
     let host = root_host!();
     let good = bundle(|_| {});
-    let refusals: Vec<(Box<dyn FnOnce(&mut Value)>, &str)> = vec![
+    let refusals: Vec<(Edit, &str)> = vec![
         (Box::new(|c| c["process"]["terminal"] = true.into()), "process.terminal"),
         (Box::new(|c| c["process"]["cwd"] = "/tmp".into()), "process.cwd"),
         (

@@ -709,7 +709,7 @@ impl OciRuntime {
             r.say("host", rt.shown(&self.base, &["delete", "-f", &rt.id]), "");
             problems.extend(rt.release());
         }
-        r.check("all three stopped and removed", "done", if problems.is_empty() { "done".into() } else { problems.join("; ") }, problems.is_empty() && !crate::kernel::proc::start_time(wb_container).is_some());
+        r.check("all three stopped and removed", "done", if problems.is_empty() { "done".into() } else { problems.join("; ") }, problems.is_empty() && crate::kernel::proc::start_time(wb_container).is_none());
         Ok(())
     }
 }

@@ -204,6 +204,8 @@ mod tests {
     {"type": "uts"}, {"type": "mount"}], "maskedPaths": ["/proc/kcore"]}
 }"#;
 
+    type Edit = Box<dyn FnOnce(&mut serde_json::Value)>;
+
     fn spec(edit: impl FnOnce(&mut serde_json::Value)) -> Spec {
         let mut v: serde_json::Value = serde_json::from_str(RUNC_SPEC).unwrap();
         edit(&mut v);
@@ -225,7 +227,7 @@ mod tests {
 
     #[test]
     fn what_workbench_cannot_honour_is_one_line() {
-        let cases: Vec<(&str, Box<dyn FnOnce(&mut serde_json::Value)>)> = vec![
+        let cases: Vec<(&str, Edit)> = vec![
             ("process.terminal", Box::new(|v| v["process"]["terminal"] = true.into())),
             (
                 "process.args is empty",

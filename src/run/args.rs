@@ -121,7 +121,21 @@ impl RunSpec {
     /// Check every option; `stdin_tty` tells whether stdin is a terminal (for -t).
     pub fn from_args(a: &RunArgs, facts: &HostFacts, stdin_tty: bool) -> Result<RunSpec, UsageError> {
         let u = |m: String| UsageError(m);
-        let from_bundle = super::bundle::apply(a)?;
+        let taken = [
+            (a.hostname.is_some(), "--hostname"),
+            (a.overlay, "--overlay"),
+            (a.tag.is_some(), "--tag"),
+        ];
+        let bundle = super::bundle::resolve(a.bundle.as_deref(), &a.source, !a.command.is_empty(), &taken)?;
+        let from_bundle = bundle.map(|b| RunArgs {
+            source: b.rootfs.display().to_string(),
+            command: b.args,
+            hostname: b.hostname,
+            overlay: !b.readonly,
+            env: b.env.into_iter().chain(a.env.iter().cloned()).collect(),
+            bundle: None,
+            ..a.clone()
+        });
         let a = from_bundle.as_ref().unwrap_or(a);
         let memory = a.memory.as_deref().map(|m| parse_memory(m, facts)).transpose()?;
         let cpus = a.cpus.as_deref().map(|c| parse_cpus(c, facts)).transpose()?;

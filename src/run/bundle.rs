@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
-use super::args::RunArgs;
 use crate::error::UsageError;
 
 /// The namespaces `workbench run` always creates (without `--userns`): a bundle
@@ -146,14 +145,20 @@ pub fn check(spec: &Spec, dir: &Path) -> Result<BundleRun, UsageError> {
     })
 }
 
-/// `workbench run --bundle DIR` (or `bundle:DIR`) as the plain arguments it
-/// stands for: the rootfs as the source, the bundle's argv, env and hostname.
-/// `None` when no bundle is given. Flags the bundle already sets are refused.
-pub fn apply(a: &RunArgs) -> Result<Option<RunArgs>, UsageError> {
-    let dir = match (&a.bundle, bundle_source(&a.source)) {
+/// The bundle `workbench run` was given, read and checked: `--bundle DIR`
+/// (`flag`) or `bundle:DIR` as the `source`; `None` when neither. A bundle
+/// names the rootfs and the command itself, so neither may be given too, and
+/// the flags in `taken` (set, name) that it also sets are refused.
+pub fn resolve(
+    flag: Option<&Path>,
+    source: &str,
+    command_given: bool,
+    taken: &[(bool, &str)],
+) -> Result<Option<BundleRun>, UsageError> {
+    let dir = match (flag, bundle_source(source)) {
         (None, None) => return Ok(None),
-        (Some(d), None) if a.source.is_empty() => d.clone(),
-        (None, Some(d)) if a.command.is_empty() => PathBuf::from(d),
+        (Some(d), None) if source.is_empty() && !command_given => d.to_path_buf(),
+        (None, Some(d)) if !command_given => PathBuf::from(d),
         _ => {
             return Err(UsageError(
                 "--bundle: the bundle's config.json names the rootfs and the command; give no IMAGE|ROOTFS or CMD"
@@ -161,26 +166,12 @@ pub fn apply(a: &RunArgs) -> Result<Option<RunArgs>, UsageError> {
             ))
         }
     };
-    for (set, flag) in [
-        (a.hostname.is_some(), "--hostname"),
-        (a.overlay, "--overlay"),
-        (a.tag.is_some(), "--tag"),
-    ] {
-        if set {
-            return Err(UsageError(format!(
-                "--bundle: {flag} is not taken with a bundle (its config.json sets the hostname and root.readonly)"
-            )));
-        }
+    if let Some((_, flag)) = taken.iter().find(|(set, _)| *set) {
+        return Err(UsageError(format!(
+            "--bundle: {flag} is not taken with a bundle (its config.json sets the hostname and root.readonly)"
+        )));
     }
-    let b = read(&dir)?;
-    let mut out = a.clone();
-    out.bundle = None;
-    out.source = b.rootfs.display().to_string();
-    out.command = b.args;
-    out.hostname = b.hostname;
-    out.overlay = !b.readonly;
-    out.env = b.env.into_iter().chain(a.env.iter().cloned()).collect();
-    Ok(Some(out))
+    read(&dir).map(Some)
 }
 
 #[cfg(test)]

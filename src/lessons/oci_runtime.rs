@@ -309,6 +309,12 @@ impl Runtime {
         }
         let log = self.root.join(format!("{}.log", self.id));
         self.must_to(&["create", "--bundle", &bundle.display().to_string(), &self.id], Some(&log))?;
+        // Every hierarchy was recorded, in case; keep the records of the groups the runtime made.
+        let (made, not): (Vec<PathBuf>, Vec<PathBuf>) = self.groups.drain(..).partition(|g| g.is_dir());
+        for g in not {
+            state::forget(&Resource::Cgroup { path: g });
+        }
+        self.groups = made;
         let (_, pid) = self.state()?;
         let start_time = crate::kernel::proc::start_time(pid).context("the container's process vanished")?;
         state::record(Resource::Process { pid, start_time })?;

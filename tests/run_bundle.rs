@@ -13,16 +13,18 @@ use serde_json::{json, Value};
 /// `runc spec` writes it, with the command, env and hostname of the test.
 fn bundle(edit: impl FnOnce(&mut Value)) -> tempfile::TempDir {
     let t = tempfile::Builder::new().prefix("wb-bundle-test-").tempdir().unwrap();
-    let host = workbench::host::Host::probe();
-    let busybox = host
+    let busybox = workbench::host::Host::probe()
         .busybox_static
-        .clone()
-        .expect("a static busybox (scripts/setup installs busybox-static)");
-    let spec = rootfs_builder::build::RootfsSpec {
-        busybox,
-        ..Default::default()
-    };
-    rootfs_builder::build::build_rootfs(&spec, &t.path().join("rootfs")).unwrap();
+        .expect("scripts/setup installs busybox-static");
+    let rootfs = t.path().join("rootfs");
+    rootfs_builder::build::build_rootfs(
+        &rootfs_builder::build::RootfsSpec {
+            busybox,
+            ..Default::default()
+        },
+        &rootfs,
+    )
+    .unwrap();
     let mut config = json!({
         "ociVersion": "1.0.2-dev",
         "process": {

@@ -62,12 +62,21 @@ pub struct RunArgs {
     /// (a rootfs directory in its read-only mode only).
     #[arg(long)]
     pub userns: bool,
+    /// Run an OCI runtime bundle: DIR/config.json (process, root, hostname, namespaces) and its rootfs
+    /// (also written `bundle:DIR` as the source).
+    #[arg(long, value_name = "DIR")]
+    pub bundle: Option<PathBuf>,
     /// Print every kernel operation (the classic command and the system call) as it is done.
     #[arg(short = 'v', long)]
     pub verbose: bool,
     /// A rootfs directory, an OCI layout (`oci:DIR[:TAG]` or `DIR:TAG`) or a docker-save archive
     /// (a .tar file, or `docker-archive:FILE[:NAME:TAG]`).
-    #[arg(value_name = "IMAGE|ROOTFS")]
+    #[arg(
+        value_name = "IMAGE|ROOTFS",
+        required_unless_present = "bundle",
+        default_value = "",
+        hide_default_value = true
+    )]
     pub source: String,
     /// The command and its arguments (for an image, default: the image's Cmd).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
@@ -124,6 +133,22 @@ impl RunSpec {
     /// Check every option; `stdin_tty` tells whether stdin is a terminal (for -t).
     pub fn from_args(a: &RunArgs, facts: &HostFacts, stdin_tty: bool) -> Result<RunSpec, UsageError> {
         let u = |m: String| UsageError(m);
+        let taken = [
+            (a.hostname.is_some(), "--hostname"),
+            (a.overlay, "--overlay"),
+            (a.tag.is_some(), "--tag"),
+        ];
+        let bundle = super::bundle::resolve(a.bundle.as_deref(), &a.source, !a.command.is_empty(), &taken)?;
+        let from_bundle = bundle.map(|b| RunArgs {
+            source: b.rootfs.display().to_string(),
+            command: b.args,
+            hostname: b.hostname,
+            overlay: !b.readonly,
+            env: b.env.into_iter().chain(a.env.iter().cloned()).collect(),
+            bundle: None,
+            ..a.clone()
+        });
+        let a = from_bundle.as_ref().unwrap_or(a);
         let memory = a.memory.as_deref().map(|m| parse_memory(m, facts)).transpose()?;
         let cpus = a.cpus.as_deref().map(|c| parse_cpus(c, facts)).transpose()?;
         let ports = a.publish.iter().map(|p| parse_port(p)).collect::<Result<Vec<_>, _>>()?;

@@ -5,6 +5,7 @@
 //! network; the book's chapter "workbench run" tells the whole story.
 
 pub mod args;
+pub mod bundle;
 pub mod cgroup;
 pub mod child;
 pub mod keep;

@@ -198,7 +198,7 @@ fn layers_images_and_the_loaded_tree_are_real() {
         "the host sees the loaded overlay"
     );
 
-    run.finish_passing(7);
+    run.finish_passing(8);
     assert!(!wd.exists());
     assert!(wait_gone(&kids));
     host.assert_unchanged("image-layers");
@@ -208,7 +208,7 @@ fn layers_images_and_the_loaded_tree_are_real() {
 fn json_run_passes_every_check() {
     let host = root_host!();
     let (steps, summary) = run_passing("image-layers", &[]);
-    assert_eq!(summary["steps_passed"], 7);
+    assert_eq!(summary["steps_passed"], 8);
     let commit = step(&steps, "commit");
     let listing = common::transcript(commit)
         .into_iter()
@@ -219,6 +219,21 @@ fn json_run_passes_every_check() {
         listing.contains("etc/.wh.hosts") && listing.contains("var/.wh..wh..opq"),
         "{listing}"
     );
+    let import = step(&steps, "import");
+    for name in [
+        "image load of the plain tar",
+        "the store after the refused load (nothing created)",
+        "the layer's digest = sha256 of layers/rootfs.tar",
+    ] {
+        assert!(
+            import["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["name"] == name && c["pass"] == true),
+            "{name}: {import}"
+        );
+    }
     let load = step(&steps, "load");
     let same = load["checks"]
         .as_array()

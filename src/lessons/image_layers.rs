@@ -24,15 +24,17 @@ use crate::kit::overlay::{describe, mountinfo_lines, require_overlayfs, tree_tex
 use crate::kit::{child_snapshot, host_snapshot, spawn_child};
 use crate::host::Host;
 use crate::kernel::child::{NsChild, Request};
-use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, StepReport};
+use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, Spot, StepReport};
 use crate::observe::{Capture, MountEntry, Snapshot};
 use crate::state::Resource;
 
-pub const DEF: LessonDef = LessonDef::of::<ImageLayers>(preflight).shell("inside the lesson");
+pub const DEF: LessonDef = LessonDef::of::<ImageLayers>(preflight).shell("inside the lesson").spots(&[("run-container", Spot::Procs(1))]);
 
 /// Image name and tag as `repositories` and `index.json` record them.
 const IMAGE: &str = "workbench/busybox";
 const TAG: &str = "demo";
+/// The base image as `workbench image import` names it (the post's `busyboxtest`).
+const BASE_REF: &str = "workbench/busybox:base";
 
 fn preflight(host: &Host, _opts: &LessonOptions) -> anyhow::Result<()> {
     host.require_root("mount(2) of overlays, chroot(2), mknod of whiteouts and trusted.* xattrs need CAP_SYS_ADMIN")?;
@@ -200,6 +202,64 @@ impl Lesson for ImageLayers {
                 r.check_eq("entries carrying owner names (numeric owners only)", 0, named);
                 let bb = entries.iter().find(|e| e.path == "bin/busybox");
                 r.check("bin/busybox in the layer", "file 0755 0/0", bb.map(|e| format!("{} {:04o} {}/{}", e.kind, e.mode, e.uid, e.gid)).unwrap_or_else(|| "missing".into()), bb.is_some_and(|e| e.kind == "file" && e.mode == 0o755 && e.uid == 0 && e.gid == 0));
+                r.observe(before, after);
+            }
+            "import" => {
+                let rootfs = cx.workdir.join("rootfs");
+                let plain = cx.workdir.join("layers/rootfs.tar");
+                let store_root = cx.workdir.join("store");
+                let facts = |plain: &Path, store: &Path| -> BTreeMap<String, String> {
+                    [("layers/rootfs.tar".to_string(), file_size(plain)), ("store/".to_string(), store_summary(store))].into()
+                };
+                let before = Snapshot { label: "before".into(), facts: facts(&plain, &store_root), ..Default::default() };
+                let f = std::fs::File::create(&plain).with_context(|| format!("create {}", plain.display()))?;
+                let mut w = rootfs_builder::pack::pack_tar(&rootfs, std::io::BufWriter::new(f)).with_context(|| format!("pack {}", rootfs.display()))?;
+                std::io::Write::flush(&mut w).with_context(|| format!("write {}", plain.display()))?;
+                drop(w);
+                let plain_sha = wb_image::image::sha256_file(&plain)?;
+                r.say("host", "tar --numeric-owner --sort=name -C rootfs -cf layers/rootfs.tar .   (no gzip: the post's BusyBox-test.tar)", format!("{}, {}…", file_size(&plain), &plain_sha[..19]));
+                let strip = format!("{}/", cx.workdir.display());
+                // The store's own load code, into a store in the working directory.
+                let refused = match crate::image::cmds::load_into(&store_root, &plain, None) {
+                    Ok((r, _, _)) => Err(format!("loaded as {r}")),
+                    Err(e) => Ok(e.to_string().replace(&strip, "")),
+                };
+                let shown = match &refused {
+                    Ok(msg) => format!("{msg}\n(exit 2)"),
+                    Err(msg) => msg.clone(),
+                };
+                r.say("host", "workbench image load layers/rootfs.tar   (docker load -i layers/rootfs.tar)", shown);
+                let store_after_refusal = store_summary(&store_root);
+                r.say("host", "ls store/", store_after_refusal.clone());
+                let reference = wb_image::store::Reference::parse(BASE_REF).map_err(anyhow::Error::msg)?;
+                let (manifest, layers) = crate::image::cmds::import_into(&store_root, &plain, &reference)?;
+                r.say(
+                    "host",
+                    format!("workbench image import layers/rootfs.tar {BASE_REF}   (docker import layers/rootfs.tar {BASE_REF})"),
+                    std::iter::once(format!("imported {BASE_REF} (manifest {}…)", &manifest[..19])).chain(layers.iter().enumerate().map(|(i, l)| format!("  layer {}: {} {} bytes", i + 1, l.digest, l.size))).collect::<Vec<_>>().join("\n"),
+                );
+                let store = wb_image::store::Store::existing(&store_root).ok_or_else(|| anyhow::anyhow!("no store at {} after the import", store_root.display()))?;
+                let img = store.get(&reference, true)?;
+                r.say("host", "workbench image ls   (docker images; here the lesson's store/, not /var/lib/workbench/images)", format!("{BASE_REF}  {}  {} layer(s)  {} bytes", &img.manifest_digest[7..19], img.layers.len(), img.size()));
+                let blobs = store_root.join("blobs/sha256");
+                r.say("host", "ls store/blobs/sha256   (the layer, the config, the manifest: each named by its sha256)", names_in(&blobs));
+                let after = Snapshot { label: "after".into(), facts: facts(&plain, &store_root), ..Default::default() };
+                let want_reason = "refused: not an image (no manifest.json, repositories or oci-layout)";
+                let got_reason = match &refused {
+                    Ok(msg) if msg.contains("not an image") && msg.contains("manifest.json") && msg.contains("oci-layout") => want_reason.to_string(),
+                    Ok(msg) => msg.clone(),
+                    Err(msg) => msg.clone(),
+                };
+                r.check_eq("image load of the plain tar", want_reason.to_string(), got_reason);
+                r.check_eq("the store after the refused load (nothing created)", "absent".to_string(), store_after_refusal);
+                r.check_eq("layers of the imported image", 1, img.layers.len());
+                let layer = img.layers.first().map(|l| l.digest.clone()).unwrap_or_default();
+                r.check_eq("the layer's digest = sha256 of layers/rootfs.tar", plain_sha.clone(), layer.clone());
+                let rehash = match store.verify_blob(&layer) {
+                    Ok(n) => format!("re-hashed: {n} bytes match their name"),
+                    Err(e) => e.to_string(),
+                };
+                r.check_eq("the stored blob, re-hashed", format!("re-hashed: {} bytes match their name", std::fs::metadata(&plain).map(|m| m.len()).unwrap_or(0)), rehash);
                 r.observe(before, after);
             }
             "run-container" => {
@@ -460,6 +520,23 @@ fn same_ids(want: &[String], got: &[String]) -> String {
     }
 }
 
+/// "absent", or what an image store holds: "N image(s), M blob(s)".
+fn store_summary(root: &Path) -> String {
+    if !root.exists() {
+        return "absent".into();
+    }
+    let images = wb_image::store::Store::existing(root).and_then(|s| s.refs().ok()).map(|r| r.len()).unwrap_or(0);
+    let blobs = std::fs::read_dir(root.join("blobs/sha256")).map(|d| d.flatten().filter(|e| !e.file_name().to_string_lossy().starts_with('.')).count()).unwrap_or(0);
+    format!("{images} image(s), {blobs} blob(s)")
+}
+
+/// The names in a directory, one a line, sorted.
+fn names_in(dir: &Path) -> String {
+    let mut v: Vec<String> = std::fs::read_dir(dir).map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect()).unwrap_or_default();
+    v.sort();
+    v.join("\n")
+}
+
 /// "dir with N entries" / "absent": a short fact for a directory.
 fn dir_summary(path: &Path) -> String {
     match std::fs::read_dir(path) {
@@ -502,6 +579,29 @@ mod tests {
         );
         assert!(tree_differences(&a, &a, 10).is_empty());
         assert_eq!(tree_differences(&a, &b, 1).len(), 1);
+    }
+
+    /// The import step's claims, on a tiny tar in a temporary store: the load
+    /// is refused and creates nothing, the import stores the tar as its one layer.
+    #[test]
+    fn a_plain_tar_is_refused_by_load_and_taken_by_import() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("rootfs");
+        std::fs::create_dir_all(tree.join("bin")).unwrap();
+        std::fs::write(tree.join("bin/hello"), "hi\n").unwrap();
+        let plain = dir.path().join("rootfs.tar");
+        let f = std::fs::File::create(&plain).unwrap();
+        rootfs_builder::pack::pack_tar(&tree, f).unwrap();
+        let store = dir.path().join("store");
+        assert_eq!(store_summary(&store), "absent");
+        let err = crate::image::cmds::load_into(&store, &plain, None).unwrap_err().to_string();
+        assert!(err.contains("not an image") && err.contains("manifest.json") && err.contains("oci-layout"), "{err}");
+        assert_eq!(store_summary(&store), "absent");
+        let r = wb_image::store::Reference::parse(BASE_REF).unwrap();
+        let (_, layers) = crate::image::cmds::import_into(&store, &plain, &r).unwrap();
+        assert_eq!(layers.len(), 1);
+        assert_eq!(layers[0].digest, wb_image::image::sha256_file(&plain).unwrap());
+        assert_eq!(store_summary(&store), "1 image(s), 3 blob(s)");
     }
 
     #[test]

@@ -128,6 +128,18 @@ fn layers_images_and_the_loaded_tree_are_real() {
         }
     }
 
+    // The shell container: bash wrote its history into the upper dir, and
+    // the deletion is a real whiteout there.
+    run.next();
+    assert_eq!(run.steps_done(), step_no("history-leak"));
+    let history = std::fs::read_to_string(wd.join("shell/upper/.bash_history")).unwrap();
+    assert!(history.lines().any(|l| l.starts_with("export API_TOKEN=")), "{history}");
+    assert_eq!(
+        char_device(&wd.join("shell/upper/etc/group")),
+        Some((0, 0)),
+        "etc/group should be a whiteout"
+    );
+
     // docker save shape, then the OCI layout.
     run.next();
     run.next();
@@ -198,7 +210,7 @@ fn layers_images_and_the_loaded_tree_are_real() {
         "the host sees the loaded overlay"
     );
 
-    run.finish_passing(8);
+    run.finish_passing(9);
     assert!(!wd.exists());
     assert!(wait_gone(&kids));
     host.assert_unchanged("image-layers");
@@ -208,7 +220,7 @@ fn layers_images_and_the_loaded_tree_are_real() {
 fn json_run_passes_every_check() {
     let host = root_host!();
     let (steps, summary) = run_passing("image-layers", &[]);
-    assert_eq!(summary["steps_passed"], 8);
+    assert_eq!(summary["steps_passed"], 9);
     let commit = step(&steps, "commit");
     let listing = common::transcript(commit)
         .into_iter()
@@ -234,6 +246,17 @@ fn json_run_passes_every_check() {
             "{name}: {import}"
         );
     }
+    let leak = step(&steps, "history-leak");
+    assert!(
+        leak["checks"].as_array().unwrap().iter().all(|c| c["pass"] == true),
+        "{leak}"
+    );
+    let history = common::transcript(leak)
+        .into_iter()
+        .find(|(_, c, _)| c.ends_with("tar -xO .bash_history"))
+        .unwrap()
+        .2;
+    assert!(history.contains("export API_TOKEN="), "{history}");
     let load = step(&steps, "load");
     let same = load["checks"]
         .as_array()

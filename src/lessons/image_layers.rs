@@ -35,6 +35,8 @@ const IMAGE: &str = "workbench/busybox";
 const TAG: &str = "demo";
 /// The base image as `workbench image import` names it (the post's `busyboxtest`).
 const BASE_REF: &str = "workbench/busybox:base";
+/// What the shell of the history-leak step exports: a secret it should not keep.
+const SECRET: &str = "s3cr3t-t0ken";
 
 fn preflight(host: &Host, _opts: &LessonOptions) -> anyhow::Result<()> {
     host.require_root("mount(2) of overlays, chroot(2), mknod of whiteouts and trusted.* xattrs need CAP_SYS_ADMIN")?;
@@ -347,6 +349,84 @@ impl Lesson for ImageLayers {
                 r.check_eq("the container's process", "gone".to_string(), alive(pid));
                 r.observe(before, after);
             }
+            "history-leak" => {
+                let bash = crate::host::features::which("bash").ok_or_else(|| anyhow::anyhow!("no bash on the host: apt-get install bash"))?;
+                let dir = cx.workdir.join("shell");
+                let tools = dir.join("tools");
+                let base_lower = self.container_spec()?.lowers[0].clone();
+                // bash and its libraries, as a layer of their own under the shell's container.
+                std::fs::create_dir_all(tools.join("bin")).with_context(|| format!("mkdir {}", tools.display()))?;
+                std::fs::copy(&bash, tools.join("bin/bash")).with_context(|| format!("copy {}", bash.display()))?;
+                let libs = rootfs_builder::build::copy_libraries(&bash, &tools, &rootfs_builder::libs::LibSearch::host()).context("copy bash's libraries")?;
+                r.say("host", format!("mkdir -p shell/tools/bin && cp {} shell/tools/bin/ && cp --parents $(ldd bash libraries) shell/tools/", bash.display()), libs.iter().map(|l| l.path_in_rootfs.display().to_string()).collect::<Vec<_>>().join("\n"));
+                let tools_layer = cx.workdir.join("layers/bash.tar");
+                let f = std::fs::File::create(&tools_layer).with_context(|| format!("create {}", tools_layer.display()))?;
+                let mut w = rootfs_builder::pack::pack_tar(&tools, std::io::BufWriter::new(f)).context("pack shell/tools")?;
+                std::io::Write::flush(&mut w).context("write layers/bash.tar")?;
+                drop(w);
+                r.say("host", "tar --numeric-owner -C shell/tools -cf layers/bash.tar .   (a layer with bash in it, on top of the base)", file_size(&tools_layer));
+                let spec = OverlaySpec::new(vec![tools.clone(), base_lower], dir.join("upper"), dir.join("work"), dir.join("merged"));
+                spec.create_dirs().context("create the shell container's overlay directories")?;
+                let flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
+                let mut child = spawn_child(flags)?;
+                let pid = child.pid();
+                child.act(&Request::MakeRprivate)?;
+                child.act(&Request::SetHostname("container".into()))?;
+                child.act(&Request::mount_overlay(&spec))?;
+                let rel_spec = OverlaySpec::new(vec!["shell/tools".into(), "container/lower".into()], "shell/upper", "shell/work", "shell/merged");
+                r.say("parent", format!("clone(..., CLONE_NEWNS|CLONE_NEWPID|...) = {pid}; {}", wb_image::classic_command(&rel_spec)), "");
+                child.act(&Request::Chroot(spec.merged.clone()))?;
+                let before = Snapshot {
+                    label: "before".into(),
+                    facts: [
+                        ("shell/upper".to_string(), names_in(&spec.upper)),
+                        ("layers/shell.tar".to_string(), file_size(&cx.workdir.join("layers/shell.tar"))),
+                    ]
+                    .into(),
+                    ..Default::default()
+                };
+                // What the user types at the prompt of `docker run -it IMAGE bash`.
+                let typed = ["echo shellbox > /etc/hostname", "rm /etc/group", &format!("export API_TOKEN={SECRET}"), "exit"];
+                let script = format!("printf '%s\\n' {} | env -i HOME=/ PATH=/bin:/usr/bin:/sbin:/usr/sbin TERM=dumb /bin/bash -i", typed.iter().map(|t| format!("'{t}'")).collect::<Vec<_>>().join(" "));
+                let out = child.run(&["/bin/sh", "-c", &script])?;
+                r.say("container", "bash -i   (HOME=/; typed at its prompt, one line each:)", typed.join("\n"));
+                r.say("container", "(bash exits and writes its history to $HOME/.bash_history)", if out.success() { "exit 0".to_string() } else { format!("failed: {}", out.stderr.trim()) });
+                child.kill();
+                drop(child);
+                r.say("host", format!("kill -9 {pid}; ls -A shell/upper shell/upper/etc"), format!("{}\n\nshell/upper/etc:\n{}", names_in(&spec.upper), names_in(&spec.upper.join("etc"))));
+                // Commit the upper dir, save the three layers docker-style, open the saved top layer.
+                let diff = cx.workdir.join("layers/shell-diff.tar");
+                wb_image::layer::upper_to_layer_file(&spec.upper, &diff)?;
+                r.say("host", "tar --numeric-owner -C shell/upper -cf layers/shell-diff.tar .   (docker commit c2 workbench/busybox:shell)", "");
+                let archive = cx.workdir.join("layers/shell.tar");
+                let cfg = ImageConfig { name: IMAGE.into(), tag: "shell".into(), cmd: vec!["/bin/bash".into()], env: vec!["PATH=/usr/sbin:/usr/bin:/sbin:/bin".into()] };
+                let saved = wb_image::save_docker_archive(&[self.base_layer.clone(), tools_layer.clone(), diff.clone()], &cfg, &archive)?;
+                let top = saved.layer_ids.last().cloned().unwrap_or_default();
+                r.say("host", format!("docker save -o layers/shell.tar {IMAGE}:shell"), format!("{}, {} layers", file_size(&archive), saved.layer_ids.len()));
+                let inner = format!("{top}/layer.tar");
+                let layer_bytes = tar_member(&archive, &inner)?;
+                let entries = list_layer(&layer_bytes[..])?;
+                r.say("host", format!("tar -xOf layers/shell.tar {}…/layer.tar | tar -tv", &top[..12.min(top.len())]), entries.iter().map(tar_line).collect::<Vec<_>>().join("\n"));
+                let history = tar_member_bytes(&layer_bytes, ".bash_history").map(|b| String::from_utf8_lossy(&b).into_owned());
+                r.say("host", format!("tar -xOf layers/shell.tar {}…/layer.tar | tar -xO .bash_history", &top[..12.min(top.len())]), history.clone().unwrap_or_else(|| "(no .bash_history in the layer)".into()));
+                let after = Snapshot {
+                    label: "after".into(),
+                    facts: [("shell/upper".to_string(), names_in(&spec.upper)), ("layers/shell.tar".to_string(), format!("{}, {} layers", file_size(&archive), saved.layer_ids.len()))].into(),
+                    ..Default::default()
+                };
+                let find = |p: &str| entries.iter().find(|e| e.path.trim_end_matches('/') == p);
+                let hostname = tar_member_bytes(&layer_bytes, "etc/hostname").map(|b| String::from_utf8_lossy(&b).trim().to_string());
+                r.check_eq("etc/hostname in the saved diff layer (changed)", "shellbox".to_string(), hostname.unwrap_or_else(|| "missing".into()));
+                let wh = find("etc/.wh.group");
+                r.check("etc/.wh.group in the saved diff layer (deleted)", "empty file", wh.map(|e| format!("{} of {} bytes", e.kind, e.size)).unwrap_or_else(|| "missing".into()), wh.is_some_and(|e| e.kind == "file" && e.size == 0));
+                let typed_lines: Vec<String> = typed.iter().map(|t| t.to_string()).collect();
+                let got_lines: Vec<String> = history.as_deref().unwrap_or("").lines().map(str::to_string).collect();
+                r.check_eq(".bash_history in the saved diff layer: the typed lines", typed_lines.join(" ⏎ "), if history.is_some() { got_lines.join(" ⏎ ") } else { "missing".into() });
+                let leaked = layer_bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes());
+                r.check_eq(format!("the secret {SECRET:?} in the saved layer.tar's bytes"), true, leaked);
+                r.check_eq("bin/bash in the diff layer (it is in the layer below)", false, find("bin/bash").is_some());
+                r.observe(before, after);
+            }
             "save-docker" => {
                 self.docker_dir = cx.workdir.join("image/docker-save");
                 let cfg = image_config();
@@ -520,6 +600,36 @@ fn same_ids(want: &[String], got: &[String]) -> String {
     }
 }
 
+/// The bytes of member `name` of the tar file `archive`.
+fn tar_member(archive: &Path, name: &str) -> anyhow::Result<Vec<u8>> {
+    let f = std::fs::File::open(archive).with_context(|| format!("open {}", archive.display()))?;
+    let mut a = tar::Archive::new(f);
+    for e in a.entries().with_context(|| format!("read {}", archive.display()))? {
+        let mut e = e.with_context(|| format!("read {}", archive.display()))?;
+        if e.path_bytes().as_ref() == name.as_bytes() {
+            let mut v = Vec::new();
+            e.read_to_end(&mut v).with_context(|| format!("read {name} in {}", archive.display()))?;
+            return Ok(v);
+        }
+    }
+    anyhow::bail!("{}: no member {name}", archive.display())
+}
+
+/// The contents of the regular file `name` (with or without `./`) in a tar held in memory.
+fn tar_member_bytes(tar_bytes: &[u8], name: &str) -> Option<Vec<u8>> {
+    let mut a = tar::Archive::new(tar_bytes);
+    for e in a.entries().ok()? {
+        let mut e = e.ok()?;
+        let p = String::from_utf8_lossy(&e.path_bytes()).into_owned();
+        if p.trim_start_matches("./") == name && e.header().entry_type().is_file() {
+            let mut v = Vec::new();
+            e.read_to_end(&mut v).ok()?;
+            return Some(v);
+        }
+    }
+    None
+}
+
 /// "absent", or what an image store holds: "N image(s), M blob(s)".
 fn store_summary(root: &Path) -> String {
     if !root.exists() {
@@ -534,6 +644,9 @@ fn store_summary(root: &Path) -> String {
 fn names_in(dir: &Path) -> String {
     let mut v: Vec<String> = std::fs::read_dir(dir).map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect()).unwrap_or_default();
     v.sort();
+    if v.is_empty() {
+        return "(empty)".into();
+    }
     v.join("\n")
 }
 

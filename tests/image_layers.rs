@@ -128,6 +128,18 @@ fn layers_images_and_the_loaded_tree_are_real() {
         }
     }
 
+    // The shell container: bash wrote its history into the upper dir, and
+    // the deletion is a real whiteout there.
+    run.next();
+    assert_eq!(run.steps_done(), step_no("history-leak"));
+    let history = std::fs::read_to_string(wd.join("shell/upper/.bash_history")).unwrap();
+    assert!(history.lines().any(|l| l.starts_with("export API_TOKEN=")), "{history}");
+    assert_eq!(
+        char_device(&wd.join("shell/upper/etc/group")),
+        Some((0, 0)),
+        "etc/group should be a whiteout"
+    );
+
     // docker save shape, then the OCI layout.
     run.next();
     run.next();
@@ -198,7 +210,7 @@ fn layers_images_and_the_loaded_tree_are_real() {
         "the host sees the loaded overlay"
     );
 
-    run.finish_passing(7);
+    run.finish_passing(9);
     assert!(!wd.exists());
     assert!(wait_gone(&kids));
     host.assert_unchanged("image-layers");
@@ -208,7 +220,7 @@ fn layers_images_and_the_loaded_tree_are_real() {
 fn json_run_passes_every_check() {
     let host = root_host!();
     let (steps, summary) = run_passing("image-layers", &[]);
-    assert_eq!(summary["steps_passed"], 7);
+    assert_eq!(summary["steps_passed"], 9);
     let commit = step(&steps, "commit");
     let listing = common::transcript(commit)
         .into_iter()
@@ -219,6 +231,32 @@ fn json_run_passes_every_check() {
         listing.contains("etc/.wh.hosts") && listing.contains("var/.wh..wh..opq"),
         "{listing}"
     );
+    let import = step(&steps, "import");
+    for name in [
+        "image load of the plain tar",
+        "the store after the refused load (nothing created)",
+        "the layer's digest = sha256 of layers/rootfs.tar",
+    ] {
+        assert!(
+            import["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["name"] == name && c["pass"] == true),
+            "{name}: {import}"
+        );
+    }
+    let leak = step(&steps, "history-leak");
+    assert!(
+        leak["checks"].as_array().unwrap().iter().all(|c| c["pass"] == true),
+        "{leak}"
+    );
+    let history = common::transcript(leak)
+        .into_iter()
+        .find(|(_, c, _)| c.ends_with("tar -xO .bash_history"))
+        .unwrap()
+        .2;
+    assert!(history.contains("export API_TOKEN="), "{history}");
     let load = step(&steps, "load");
     let same = load["checks"]
         .as_array()

@@ -13,7 +13,7 @@ use wb_image::layer::{list_layer, open_layer_file, OPAQUE_MARKER, WHITEOUT_PREFI
 use wb_image::store::{Reference, Store, StoredImage, StoredLayer};
 
 use super::args::{ImportArgs, LoadArgs, RefArgs, RefJson, SaveArgs, SaveFormat};
-use super::common::{check_entry_path, reference, store_error, store_ro, store_rw, symlink_inside};
+use super::common::{check_entry_path, reference, store_at, store_error, store_ro, symlink_inside};
 use crate::error::UsageError;
 use crate::observe::render::{render_rows, Style};
 
@@ -114,50 +114,72 @@ fn print_stored(json_out: bool, verb: &str, r: &Reference, manifest: &str, layer
 /// `image import ROOTFS.tar NAME:TAG`.
 pub fn import(a: &ImportArgs) -> anyhow::Result<ExitCode> {
     let r = reference(&a.reference)?;
-    let meta = fs::metadata(&a.rootfs).map_err(|e| UsageError(format!("{}: {e}", a.rootfs.display())))?;
+    let (m, layers) = import_into(&wb_image::store::default_root(), &a.rootfs, &r)?;
+    print_stored(a.json, "imported", &r, &m, &layers);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `image import` does, into the store at `root` (the image-layers
+/// lesson uses one in its working directory): check the tar, store it as the
+/// one layer of `r`. Returns the manifest digest and the layer.
+pub fn import_into(root: &Path, rootfs: &Path, r: &Reference) -> anyhow::Result<(String, Vec<StoredLayer>)> {
+    let meta = fs::metadata(rootfs).map_err(|e| UsageError(format!("{}: {e}", rootfs.display())))?;
     if !meta.is_file() {
         return Err(UsageError(format!(
             "{}: not a file; give a tar of a root filesystem, e.g. made with tar --numeric-owner -C DIR -cf rootfs.tar .",
-            a.rootfs.display()
+            rootfs.display()
         ))
         .into());
     }
-    let open = || open_layer_file(&a.rootfs).map_err(|e| refuse(&a.rootfs, e));
-    match scan_archive(open()?).map_err(|e| refuse(&a.rootfs, e))? {
+    let open = || open_layer_file(rootfs).map_err(|e| refuse(rootfs, e));
+    match scan_archive(open()?).map_err(|e| refuse(rootfs, e))? {
         ArchiveKind::Plain => {}
         k => {
             return Err(UsageError(format!(
                 "{}: this is a {} archive, an image already; store it with workbench image load {}",
-                a.rootfs.display(),
+                rootfs.display(),
                 if k == ArchiveKind::Oci {
                     "OCI layout"
                 } else {
                     "docker-save"
                 },
-                a.rootfs.display()
+                rootfs.display()
             ))
             .into())
         }
     }
-    check_layer(open()?).map_err(|e| refuse(&a.rootfs, e))?;
-    let store = store_rw()?;
+    check_layer(open()?).map_err(|e| refuse(rootfs, e))?;
+    let store = store_at(root)?;
     let _lock = store.lock_exclusive()?;
-    let layer = store.put_layer_file(&a.rootfs)?;
+    let layer = store.put_layer_file(rootfs)?;
     let cfg = wb_image::ImageConfig {
         name: r.name.clone(),
         tag: r.tag.clone(),
         ..Default::default()
     };
-    let layers = [layer];
-    let m = store.commit_image(&r, &layers, &cfg, None)?;
-    print_stored(a.json, "imported", &r, &m, &layers);
-    Ok(ExitCode::SUCCESS)
+    let layers = vec![layer];
+    let m = store.commit_image(r, &layers, &cfg, None)?;
+    Ok((m, layers))
 }
 
 /// `image load FILE [NAME:TAG]`.
 pub fn load(a: &LoadArgs) -> anyhow::Result<ExitCode> {
     let given = a.reference.as_deref().map(reference).transpose()?;
-    let file = &a.file;
+    let (r, m, layers) = load_into(&wb_image::store::default_root(), &a.file, given)?;
+    print_stored(a.json, "loaded", &r, &m, &layers);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `image load` does, into the store at `root`: refuse anything but a
+/// docker-save archive or an OCI layout (a plain rootfs tar included) before
+/// the store is opened, then store its layers and config. Returns the
+/// reference, the manifest digest and the layers.
+pub fn load_into(
+    root: &Path,
+    file: &Path,
+    given: Option<Reference>,
+) -> anyhow::Result<(Reference, String, Vec<StoredLayer>)> {
+    let file = &file.to_path_buf();
     let meta = fs::metadata(file).map_err(|e| UsageError(format!("{}: {e}", file.display())))?;
     // Nothing is created (not even the store) before the archive is checked.
     let scratch = tempfile::Builder::new().prefix("wb-image-load-").tempdir()?;
@@ -221,7 +243,7 @@ pub fn load(a: &LoadArgs) -> anyhow::Result<ExitCode> {
             reference(&format!("{}:{}", c.name, c.tag)).map_err(|e| refuse(file, e))?
         }
     };
-    let store = store_rw()?;
+    let store = store_at(root)?;
     let _lock = store.lock_exclusive()?;
     let layers = loaded
         .layers
@@ -235,8 +257,7 @@ pub fn load(a: &LoadArgs) -> anyhow::Result<ExitCode> {
     cfg.name.clone_from(&r.name);
     cfg.tag.clone_from(&r.tag);
     let m = store.commit_image(&r, &layers, &cfg, config)?;
-    print_stored(a.json, "loaded", &r, &m, &layers);
-    Ok(ExitCode::SUCCESS)
+    Ok((r, m, layers))
 }
 
 /// The store for a read-only command, and the image (layers verified or not).

@@ -15,8 +15,12 @@ pub fn reference(s: &str) -> Result<Reference, UsageError> {
 
 /// The store, created if needed (commands that write).
 pub fn store_rw() -> anyhow::Result<Store> {
-    let root = wb_image::store::default_root();
-    Store::open(&root).map_err(|e| UsageError(format!("image store {}: {e}", root.display())).into())
+    store_at(&wb_image::store::default_root())
+}
+
+/// The store at `root`, created if needed.
+pub fn store_at(root: &Path) -> anyhow::Result<Store> {
+    Store::open(root).map_err(|e| UsageError(format!("image store {}: {e}", root.display())).into())
 }
 
 /// The store if it exists (commands that only read never create it).

@@ -24,15 +24,19 @@ use crate::kit::overlay::{describe, mountinfo_lines, require_overlayfs, tree_tex
 use crate::kit::{child_snapshot, host_snapshot, spawn_child};
 use crate::host::Host;
 use crate::kernel::child::{NsChild, Request};
-use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, StepReport};
+use crate::lesson::{Cx, Lesson, LessonDef, LessonOptions, Spot, StepReport};
 use crate::observe::{Capture, MountEntry, Snapshot};
 use crate::state::Resource;
 
-pub const DEF: LessonDef = LessonDef::of::<ImageLayers>(preflight).shell("inside the lesson");
+pub const DEF: LessonDef = LessonDef::of::<ImageLayers>(preflight).shell("inside the lesson").spots(&[("run-container", Spot::Procs(1))]);
 
 /// Image name and tag as `repositories` and `index.json` record them.
 const IMAGE: &str = "workbench/busybox";
 const TAG: &str = "demo";
+/// The base image as `workbench image import` names it (the post's `busyboxtest`).
+const BASE_REF: &str = "workbench/busybox:base";
+/// What the shell of the history-leak step exports: a secret it should not keep.
+const SECRET: &str = "s3cr3t-t0ken";
 
 fn preflight(host: &Host, _opts: &LessonOptions) -> anyhow::Result<()> {
     host.require_root("mount(2) of overlays, chroot(2), mknod of whiteouts and trusted.* xattrs need CAP_SYS_ADMIN")?;
@@ -202,6 +206,64 @@ impl Lesson for ImageLayers {
                 r.check("bin/busybox in the layer", "file 0755 0/0", bb.map(|e| format!("{} {:04o} {}/{}", e.kind, e.mode, e.uid, e.gid)).unwrap_or_else(|| "missing".into()), bb.is_some_and(|e| e.kind == "file" && e.mode == 0o755 && e.uid == 0 && e.gid == 0));
                 r.observe(before, after);
             }
+            "import" => {
+                let rootfs = cx.workdir.join("rootfs");
+                let plain = cx.workdir.join("layers/rootfs.tar");
+                let store_root = cx.workdir.join("store");
+                let facts = |plain: &Path, store: &Path| -> BTreeMap<String, String> {
+                    [("layers/rootfs.tar".to_string(), file_size(plain)), ("store/".to_string(), store_summary(store))].into()
+                };
+                let before = Snapshot { label: "before".into(), facts: facts(&plain, &store_root), ..Default::default() };
+                let f = std::fs::File::create(&plain).with_context(|| format!("create {}", plain.display()))?;
+                let mut w = rootfs_builder::pack::pack_tar(&rootfs, std::io::BufWriter::new(f)).with_context(|| format!("pack {}", rootfs.display()))?;
+                std::io::Write::flush(&mut w).with_context(|| format!("write {}", plain.display()))?;
+                drop(w);
+                let plain_sha = wb_image::image::sha256_file(&plain)?;
+                r.say("host", "tar --numeric-owner --sort=name -C rootfs -cf layers/rootfs.tar .   (no gzip: the post's BusyBox-test.tar)", format!("{}, {}…", file_size(&plain), &plain_sha[..19]));
+                let strip = format!("{}/", cx.workdir.display());
+                // The store's own load code, into a store in the working directory.
+                let refused = match crate::image::cmds::load_into(&store_root, &plain, None) {
+                    Ok((r, _, _)) => Err(format!("loaded as {r}")),
+                    Err(e) => Ok(e.to_string().replace(&strip, "")),
+                };
+                let shown = match &refused {
+                    Ok(msg) => format!("{msg}\n(exit 2)"),
+                    Err(msg) => msg.clone(),
+                };
+                r.say("host", "workbench image load layers/rootfs.tar   (docker load -i layers/rootfs.tar)", shown);
+                let store_after_refusal = store_summary(&store_root);
+                r.say("host", "ls store/", store_after_refusal.clone());
+                let reference = wb_image::store::Reference::parse(BASE_REF).map_err(anyhow::Error::msg)?;
+                let (manifest, layers) = crate::image::cmds::import_into(&store_root, &plain, &reference)?;
+                r.say(
+                    "host",
+                    format!("workbench image import layers/rootfs.tar {BASE_REF}   (docker import layers/rootfs.tar {BASE_REF})"),
+                    std::iter::once(format!("imported {BASE_REF} (manifest {}…)", &manifest[..19])).chain(layers.iter().enumerate().map(|(i, l)| format!("  layer {}: {} {} bytes", i + 1, l.digest, l.size))).collect::<Vec<_>>().join("\n"),
+                );
+                let store = wb_image::store::Store::existing(&store_root).ok_or_else(|| anyhow::anyhow!("no store at {} after the import", store_root.display()))?;
+                let img = store.get(&reference, true)?;
+                r.say("host", "workbench image ls   (docker images; here the lesson's store/, not /var/lib/workbench/images)", format!("{BASE_REF}  {}  {} layer(s)  {} bytes", &img.manifest_digest[7..19], img.layers.len(), img.size()));
+                let blobs = store_root.join("blobs/sha256");
+                r.say("host", "ls store/blobs/sha256   (the layer, the config, the manifest: each named by its sha256)", names_in(&blobs));
+                let after = Snapshot { label: "after".into(), facts: facts(&plain, &store_root), ..Default::default() };
+                let want_reason = "refused: not an image (no manifest.json, repositories or oci-layout)";
+                let got_reason = match &refused {
+                    Ok(msg) if msg.contains("not an image") && msg.contains("manifest.json") && msg.contains("oci-layout") => want_reason.to_string(),
+                    Ok(msg) => msg.clone(),
+                    Err(msg) => msg.clone(),
+                };
+                r.check_eq("image load of the plain tar", want_reason.to_string(), got_reason);
+                r.check_eq("the store after the refused load (nothing created)", "absent".to_string(), store_after_refusal);
+                r.check_eq("layers of the imported image", 1, img.layers.len());
+                let layer = img.layers.first().map(|l| l.digest.clone()).unwrap_or_default();
+                r.check_eq("the layer's digest = sha256 of layers/rootfs.tar", plain_sha.clone(), layer.clone());
+                let rehash = match store.verify_blob(&layer) {
+                    Ok(n) => format!("re-hashed: {n} bytes match their name"),
+                    Err(e) => e.to_string(),
+                };
+                r.check_eq("the stored blob, re-hashed", format!("re-hashed: {} bytes match their name", std::fs::metadata(&plain).map(|m| m.len()).unwrap_or(0)), rehash);
+                r.observe(before, after);
+            }
             "run-container" => {
                 let dir = cx.workdir.join("container");
                 let spec = OverlaySpec::under(&dir, 1);
@@ -285,6 +347,84 @@ impl Lesson for ImageLayers {
                 let opaque_dirs = upper_entries.iter().filter(|e| e.opaque).count();
                 r.check_eq("entries = upper's entries + one marker per opaque dir", upper_entries.len() + opaque_dirs, entries.len());
                 r.check_eq("the container's process", "gone".to_string(), alive(pid));
+                r.observe(before, after);
+            }
+            "history-leak" => {
+                let bash = crate::host::features::which("bash").ok_or_else(|| anyhow::anyhow!("no bash on the host: apt-get install bash"))?;
+                let dir = cx.workdir.join("shell");
+                let tools = dir.join("tools");
+                let base_lower = self.container_spec()?.lowers[0].clone();
+                // bash and its libraries, as a layer of their own under the shell's container.
+                std::fs::create_dir_all(tools.join("bin")).with_context(|| format!("mkdir {}", tools.display()))?;
+                std::fs::copy(&bash, tools.join("bin/bash")).with_context(|| format!("copy {}", bash.display()))?;
+                let libs = rootfs_builder::build::copy_libraries(&bash, &tools, &rootfs_builder::libs::LibSearch::host()).context("copy bash's libraries")?;
+                r.say("host", format!("mkdir -p shell/tools/bin && cp {} shell/tools/bin/ && cp --parents $(ldd bash libraries) shell/tools/", bash.display()), libs.iter().map(|l| l.path_in_rootfs.display().to_string()).collect::<Vec<_>>().join("\n"));
+                let tools_layer = cx.workdir.join("layers/bash.tar");
+                let f = std::fs::File::create(&tools_layer).with_context(|| format!("create {}", tools_layer.display()))?;
+                let mut w = rootfs_builder::pack::pack_tar(&tools, std::io::BufWriter::new(f)).context("pack shell/tools")?;
+                std::io::Write::flush(&mut w).context("write layers/bash.tar")?;
+                drop(w);
+                r.say("host", "tar --numeric-owner -C shell/tools -cf layers/bash.tar .   (a layer with bash in it, on top of the base)", file_size(&tools_layer));
+                let spec = OverlaySpec::new(vec![tools.clone(), base_lower], dir.join("upper"), dir.join("work"), dir.join("merged"));
+                spec.create_dirs().context("create the shell container's overlay directories")?;
+                let flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
+                let mut child = spawn_child(flags)?;
+                let pid = child.pid();
+                child.act(&Request::MakeRprivate)?;
+                child.act(&Request::SetHostname("container".into()))?;
+                child.act(&Request::mount_overlay(&spec))?;
+                let rel_spec = OverlaySpec::new(vec!["shell/tools".into(), "container/lower".into()], "shell/upper", "shell/work", "shell/merged");
+                r.say("parent", format!("clone(..., CLONE_NEWNS|CLONE_NEWPID|...) = {pid}; {}", wb_image::classic_command(&rel_spec)), "");
+                child.act(&Request::Chroot(spec.merged.clone()))?;
+                let before = Snapshot {
+                    label: "before".into(),
+                    facts: [
+                        ("shell/upper".to_string(), names_in(&spec.upper)),
+                        ("layers/shell.tar".to_string(), file_size(&cx.workdir.join("layers/shell.tar"))),
+                    ]
+                    .into(),
+                    ..Default::default()
+                };
+                // What the user types at the prompt of `docker run -it IMAGE bash`.
+                let typed = ["echo shellbox > /etc/hostname", "rm /etc/group", &format!("export API_TOKEN={SECRET}"), "exit"];
+                let script = format!("printf '%s\\n' {} | env -i HOME=/ PATH=/bin:/usr/bin:/sbin:/usr/sbin TERM=dumb /bin/bash -i", typed.iter().map(|t| format!("'{t}'")).collect::<Vec<_>>().join(" "));
+                let out = child.run(&["/bin/sh", "-c", &script])?;
+                r.say("container", "bash -i   (HOME=/; typed at its prompt, one line each:)", typed.join("\n"));
+                r.say("container", "(bash exits and writes its history to $HOME/.bash_history)", if out.success() { "exit 0".to_string() } else { format!("failed: {}", out.stderr.trim()) });
+                child.kill();
+                drop(child);
+                r.say("host", format!("kill -9 {pid}; ls -A shell/upper shell/upper/etc"), format!("{}\n\nshell/upper/etc:\n{}", names_in(&spec.upper), names_in(&spec.upper.join("etc"))));
+                // Commit the upper dir, save the three layers docker-style, open the saved top layer.
+                let diff = cx.workdir.join("layers/shell-diff.tar");
+                wb_image::layer::upper_to_layer_file(&spec.upper, &diff)?;
+                r.say("host", "tar --numeric-owner -C shell/upper -cf layers/shell-diff.tar .   (docker commit c2 workbench/busybox:shell)", "");
+                let archive = cx.workdir.join("layers/shell.tar");
+                let cfg = ImageConfig { name: IMAGE.into(), tag: "shell".into(), cmd: vec!["/bin/bash".into()], env: vec!["PATH=/usr/sbin:/usr/bin:/sbin:/bin".into()] };
+                let saved = wb_image::save_docker_archive(&[self.base_layer.clone(), tools_layer.clone(), diff.clone()], &cfg, &archive)?;
+                let top = saved.layer_ids.last().cloned().unwrap_or_default();
+                r.say("host", format!("docker save -o layers/shell.tar {IMAGE}:shell"), format!("{}, {} layers", file_size(&archive), saved.layer_ids.len()));
+                let inner = format!("{top}/layer.tar");
+                let layer_bytes = tar_member(&archive, &inner)?;
+                let entries = list_layer(&layer_bytes[..])?;
+                r.say("host", format!("tar -xOf layers/shell.tar {}…/layer.tar | tar -tv", &top[..12.min(top.len())]), entries.iter().map(tar_line).collect::<Vec<_>>().join("\n"));
+                let history = tar_member_bytes(&layer_bytes, ".bash_history").map(|b| String::from_utf8_lossy(&b).into_owned());
+                r.say("host", format!("tar -xOf layers/shell.tar {}…/layer.tar | tar -xO .bash_history", &top[..12.min(top.len())]), history.clone().unwrap_or_else(|| "(no .bash_history in the layer)".into()));
+                let after = Snapshot {
+                    label: "after".into(),
+                    facts: [("shell/upper".to_string(), names_in(&spec.upper)), ("layers/shell.tar".to_string(), format!("{}, {} layers", file_size(&archive), saved.layer_ids.len()))].into(),
+                    ..Default::default()
+                };
+                let find = |p: &str| entries.iter().find(|e| e.path.trim_end_matches('/') == p);
+                let hostname = tar_member_bytes(&layer_bytes, "etc/hostname").map(|b| String::from_utf8_lossy(&b).trim().to_string());
+                r.check_eq("etc/hostname in the saved diff layer (changed)", "shellbox".to_string(), hostname.unwrap_or_else(|| "missing".into()));
+                let wh = find("etc/.wh.group");
+                r.check("etc/.wh.group in the saved diff layer (deleted)", "empty file", wh.map(|e| format!("{} of {} bytes", e.kind, e.size)).unwrap_or_else(|| "missing".into()), wh.is_some_and(|e| e.kind == "file" && e.size == 0));
+                let typed_lines: Vec<String> = typed.iter().map(|t| t.to_string()).collect();
+                let got_lines: Vec<String> = history.as_deref().unwrap_or("").lines().map(str::to_string).collect();
+                r.check_eq(".bash_history in the saved diff layer: the typed lines", typed_lines.join(" ⏎ "), if history.is_some() { got_lines.join(" ⏎ ") } else { "missing".into() });
+                let leaked = layer_bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes());
+                r.check_eq(format!("the secret {SECRET:?} in the saved layer.tar's bytes"), true, leaked);
+                r.check_eq("bin/bash in the diff layer (it is in the layer below)", false, find("bin/bash").is_some());
                 r.observe(before, after);
             }
             "save-docker" => {
@@ -460,6 +600,56 @@ fn same_ids(want: &[String], got: &[String]) -> String {
     }
 }
 
+/// The bytes of member `name` of the tar file `archive`.
+fn tar_member(archive: &Path, name: &str) -> anyhow::Result<Vec<u8>> {
+    let f = std::fs::File::open(archive).with_context(|| format!("open {}", archive.display()))?;
+    let mut a = tar::Archive::new(f);
+    for e in a.entries().with_context(|| format!("read {}", archive.display()))? {
+        let mut e = e.with_context(|| format!("read {}", archive.display()))?;
+        if e.path_bytes().as_ref() == name.as_bytes() {
+            let mut v = Vec::new();
+            e.read_to_end(&mut v).with_context(|| format!("read {name} in {}", archive.display()))?;
+            return Ok(v);
+        }
+    }
+    anyhow::bail!("{}: no member {name}", archive.display())
+}
+
+/// The contents of the regular file `name` (with or without `./`) in a tar held in memory.
+fn tar_member_bytes(tar_bytes: &[u8], name: &str) -> Option<Vec<u8>> {
+    let mut a = tar::Archive::new(tar_bytes);
+    for e in a.entries().ok()? {
+        let mut e = e.ok()?;
+        let p = String::from_utf8_lossy(&e.path_bytes()).into_owned();
+        if p.trim_start_matches("./") == name && e.header().entry_type().is_file() {
+            let mut v = Vec::new();
+            e.read_to_end(&mut v).ok()?;
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// "absent", or what an image store holds: "N image(s), M blob(s)".
+fn store_summary(root: &Path) -> String {
+    if !root.exists() {
+        return "absent".into();
+    }
+    let images = wb_image::store::Store::existing(root).and_then(|s| s.refs().ok()).map(|r| r.len()).unwrap_or(0);
+    let blobs = std::fs::read_dir(root.join("blobs/sha256")).map(|d| d.flatten().filter(|e| !e.file_name().to_string_lossy().starts_with('.')).count()).unwrap_or(0);
+    format!("{images} image(s), {blobs} blob(s)")
+}
+
+/// The names in a directory, one a line, sorted.
+fn names_in(dir: &Path) -> String {
+    let mut v: Vec<String> = std::fs::read_dir(dir).map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect()).unwrap_or_default();
+    v.sort();
+    if v.is_empty() {
+        return "(empty)".into();
+    }
+    v.join("\n")
+}
+
 /// "dir with N entries" / "absent": a short fact for a directory.
 fn dir_summary(path: &Path) -> String {
     match std::fs::read_dir(path) {
@@ -502,6 +692,29 @@ mod tests {
         );
         assert!(tree_differences(&a, &a, 10).is_empty());
         assert_eq!(tree_differences(&a, &b, 1).len(), 1);
+    }
+
+    /// The import step's claims, on a tiny tar in a temporary store: the load
+    /// is refused and creates nothing, the import stores the tar as its one layer.
+    #[test]
+    fn a_plain_tar_is_refused_by_load_and_taken_by_import() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("rootfs");
+        std::fs::create_dir_all(tree.join("bin")).unwrap();
+        std::fs::write(tree.join("bin/hello"), "hi\n").unwrap();
+        let plain = dir.path().join("rootfs.tar");
+        let f = std::fs::File::create(&plain).unwrap();
+        rootfs_builder::pack::pack_tar(&tree, f).unwrap();
+        let store = dir.path().join("store");
+        assert_eq!(store_summary(&store), "absent");
+        let err = crate::image::cmds::load_into(&store, &plain, None).unwrap_err().to_string();
+        assert!(err.contains("not an image") && err.contains("manifest.json") && err.contains("oci-layout"), "{err}");
+        assert_eq!(store_summary(&store), "absent");
+        let r = wb_image::store::Reference::parse(BASE_REF).unwrap();
+        let (_, layers) = crate::image::cmds::import_into(&store, &plain, &r).unwrap();
+        assert_eq!(layers.len(), 1);
+        assert_eq!(layers[0].digest, wb_image::image::sha256_file(&plain).unwrap());
+        assert_eq!(store_summary(&store), "1 image(s), 3 blob(s)");
     }
 
     #[test]

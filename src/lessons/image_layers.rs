@@ -42,6 +42,10 @@ fn preflight(host: &Host, _opts: &LessonOptions) -> anyhow::Result<()> {
     host.require_root("mount(2) of overlays, chroot(2), mknod of whiteouts and trusted.* xattrs need CAP_SYS_ADMIN")?;
     host.require_static_busybox()?;
     require_overlayfs()?;
+    // Step history-leak runs an interactive bash (Debian's busybox ash keeps no history file).
+    if crate::host::features::which("bash").is_none() {
+        anyhow::bail!("no bash on the host (step history-leak types into an interactive bash): apt-get install bash");
+    }
     Ok(())
 }
 

@@ -494,7 +494,9 @@ impl Lesson for NatPortMap {
                     r.ran("scratch", "nft list table ip nat   # iptables-nft stored them as nftables rules", &nft);
                     let dnat = format!("dnat to {}:{}", sub.peer_ip(), self.container_port);
                     let ours = self.fw()?.list()?;
-                    let both = nft.stdout.contains(&dnat) && nft.stdout.contains(&format!("tcp dport {}", self.host_port)) && ours.contains(&dnat);
+                    // The lesson's own table lists it as nft or as iptables-save (`-j DNAT --to-destination`), by backend.
+                    let ours_has = ours.contains(&dnat) || ours.contains(&format!("--to-destination {}:{}", sub.peer_ip(), self.container_port));
+                    let both = nft.stdout.contains(&dnat) && nft.stdout.contains(&format!("tcp dport {}", self.host_port)) && ours_has;
                     r.check("the same DNAT action in Docker's chain and in the lesson's table", dnat.clone(), if both { dnat } else { "differs (see the listings)".into() }, both);
                     let local = nft.stdout.contains("fib daddr type local");
                     r.check("`-m addrtype --dst-type LOCAL` in nftables", "fib daddr type local", if local { "fib daddr type local" } else { "absent" }, local);

@@ -198,6 +198,7 @@ fn a_kernel_without_veth_bridge_or_vxlan_is_refused() {
             (&["lesson", "nat-port-map"], "cannot create veth links"),
             (&["lesson", "net-modes"], "cannot create veth links"),
             (&["lesson", "vxlan-overlay"], "cannot create veth links"),
+            (&["lesson", "underlay"], "cannot create veth links"),
             (
                 &["run", "--net", "bridge", "--", "/bin/true"],
                 "cannot create veth links",
@@ -246,4 +247,24 @@ fn a_kernel_without_veth_bridge_or_vxlan_is_refused() {
         }
     }
     host.assert_unchanged("network lessons without veth");
+}
+
+/// No module loaded, and a kernel config that builds in veth and bridge and
+/// nothing else (like [`NOTHING_LOADED_OR_CONFIGURED`], which it replaces).
+const VETH_AND_BRIDGE_ONLY: &str = r#"mount -t tmpfs wbtest /sys/module
+c='CONFIG_VETH=y
+CONFIG_BRIDGE=y'
+if [ -f /proc/config.gz ]; then f=$(mktemp); printf '%s\n' "$c" | gzip -c >"$f"; mount --bind "$f" /proc/config.gz; rm -f "$f"; fi
+if [ -d /boot ]; then mount -t tmpfs wbtest /boot; printf '%s\n' "$c" >"/boot/config-$rel"; fi"#;
+
+#[test]
+fn a_kernel_without_macvlan_is_refused_by_underlay() {
+    let host = root_host!();
+    let setup = format!("{VETH_AND_BRIDGE_ONLY}\n{EMPTY_TREE}");
+    let o = in_private_mounts(&setup, &["lesson", "underlay"]);
+    if !skipped(&o, "veth and bridge only") {
+        assert_refused(&o, "lesson underlay (no macvlan)", "cannot create macvlan links");
+        assert!(common::refused(&o, "lesson underlay").contains("modprobe macvlan"));
+    }
+    host.assert_unchanged("underlay without macvlan");
 }

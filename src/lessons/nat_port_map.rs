@@ -114,6 +114,7 @@ struct NatPortMap {
     container_port: u16,
     fw: Option<Firewall>,
     outside_busybox: String,
+    scratch: Option<NsChild>,
 }
 
 fn need<T>(v: Option<T>, what: &str) -> anyhow::Result<T> {
@@ -192,6 +193,56 @@ fn ok_text(out: &RunOutput) -> String {
 /// a reply, whatever `-w` says.
 fn ping1(ip: &str) -> Vec<String> {
     ["ping", "-c", "1", "-w", "1", "-W", "1", ip].map(String::from).to_vec()
+}
+
+/// Docker's own NAT rules for this run's values, in `iptables-save` form
+/// (pure): the `DOCKER` chain jumped to for local destinations, the port map
+/// in it, and the subnet's MASQUERADE, as dockerd writes them with
+/// `userland-proxy: false` (so the OUTPUT jump also covers 127.0.0.1, and
+/// local sources are masqueraded onto the bridge, like the localhost step).
+pub fn docker_nat_rules(bridge: &str, subnet: &str, host_port: u16, container: &str, port: u16) -> Vec<String> {
+    vec![
+        "-A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER".to_string(),
+        "-A OUTPUT -m addrtype --dst-type LOCAL -j DOCKER".to_string(),
+        format!("-A POSTROUTING -s {subnet} ! -o {bridge} -j MASQUERADE"),
+        format!("-A POSTROUTING -o {bridge} -m addrtype --src-type LOCAL -j MASQUERADE"),
+        format!("-A DOCKER -i {bridge} -j RETURN"),
+        format!("-A DOCKER ! -i {bridge} -p tcp -m tcp --dport {host_port} -j DNAT --to-destination {container}:{port}"),
+    ]
+}
+
+/// The rules as an `iptables-restore` file for the nat table.
+pub fn restore_file(rules: &[String]) -> String {
+    let mut s = String::from("*nat\n:DOCKER - [0:0]\n");
+    for r in rules {
+        s.push_str(r);
+        s.push('\n');
+    }
+    s.push_str("COMMIT\n");
+    s
+}
+
+/// What each of Docker's rules does in the lesson, and why it is the same
+/// here (pure; `out` is the outside link, `out_ip` the host's address on it).
+pub fn docker_equivalents(rules: &[String], bridge: &str, subnet: &str, out: &str, out_ip: &str, host_port: u16) -> Vec<(String, String)> {
+    vec![
+        (rules[0].clone(), format!("step dnat matches `ip daddr {out_ip}`: the only local address the outside world can reach, so `--dst-type LOCAL` picks the same packets")),
+        (rules[1].clone(), format!("steps from-host and localhost: `output ip daddr {out_ip}` and `ip daddr 127.0.0.1`, both local addresses")),
+        (rules[2].clone(), format!("step masquerade: `ip saddr {subnet} oifname {out}`; the fence drops every other way out of {bridge}, so `! -o {bridge}` and `-o {out}` leave by the same link")),
+        (rules[3].clone(), format!("step localhost: `ip saddr 127.0.0.0/8 oifname {bridge} masquerade`, the only local source that needs it")),
+        (rules[4].clone(), format!("not needed: the lesson's DNAT rules match no packet from {bridge} (they name `iifname {out}` or the OUTPUT hook)")),
+        (rules[5].clone(), format!("steps dnat, from-host, localhost: `tcp dport {host_port} dnat to` the container; `! -i {bridge}` is the lesson's `iifname {out}` or OUTPUT")),
+    ]
+}
+
+/// Run a program inside the network namespace of `pid`.
+fn run_in_netns(pid: i32, argv: &[&str]) -> anyhow::Result<RunOutput> {
+    let (prog, args) = argv.split_first().ok_or_else(|| anyhow::anyhow!("empty command"))?;
+    let out = wb_net::in_netns_of(pid, || Ok(std::process::Command::new(prog).args(args).output()))?;
+    Ok(match out {
+        Ok(o) => RunOutput { code: o.status.code(), signal: None, stdout: String::from_utf8_lossy(&o.stdout).into(), stderr: String::from_utf8_lossy(&o.stderr).into(), spawn_error: None },
+        Err(e) => RunOutput { spawn_error: Some((e.to_string(), e.raw_os_error().unwrap_or(0))), ..Default::default() },
+    })
 }
 
 impl Lesson for NatPortMap {
@@ -412,6 +463,47 @@ impl Lesson for NatPortMap {
                 }
                 r.check_eq("our rules", 7, counters.len());
             }
+            "docker-rules" => {
+                let (sub, out_sub) = self.subs()?;
+                let rules = docker_nat_rules(&self.bridge, &sub.cidr(), self.host_port, &sub.peer_ip(), self.container_port);
+                r.say("dockerd", "iptables -t nat -S   # what Docker would write for this run's bridge, subnet and port map", rules.join("\n"));
+                for (rule, why) in docker_equivalents(&rules, &self.bridge, &sub.cidr(), &self.out_host, &out_sub.host_ip(), self.host_port) {
+                    r.say("workbench", rule, why);
+                }
+                // Why the address matches: the lesson's DNAT destination is a local address of the host.
+                let host = wb_net::snapshot_current()?;
+                let local = host.addresses.iter().any(|a| a.cidr.split('/').next() == Some(out_sub.host_ip().as_str()));
+                r.check(format!("{} is a local address of the host (so `--dst-type LOCAL` matches it)", out_sub.host_ip()), format!("on {}", self.out_host), if local { format!("on {}", self.out_host) } else { "not local".into() }, local);
+                // Docker's forms, loaded for real, but only into a scratch network
+                // namespace of the lesson's own: never into the host's tables.
+                let file = cx.workdir.join("docker-nat.rules");
+                std::fs::write(&file, restore_file(&rules))?;
+                let scratch = spawn_child(CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWNS)?;
+                let pid = scratch.pid();
+                self.scratch = Some(scratch);
+                r.say("parent", format!("clone(..., CLONE_NEWNET|CLONE_NEWNS) = {pid}   (a scratch network namespace: its own, empty netfilter tables)"), "");
+                let path = file.display().to_string();
+                let restore = run_in_netns(pid, &["iptables-restore", &path])?;
+                r.ran("scratch", format!("iptables-restore {path}"), &restore);
+                let save = run_in_netns(pid, &["iptables-save", "-t", "nat"])?;
+                let listed: Vec<&str> = save.stdout.lines().filter(|l| l.starts_with("-A ")).collect();
+                r.ran("scratch", "iptables-save -t nat | grep -- '^-A'", &RunOutput { stdout: listed.join("\n"), ..save.clone() });
+                r.check("the kernel holds Docker's six nat rules in the scratch namespace, as written", rules.len().to_string(), format!("{} ({} equal to the rendered ones)", listed.len(), listed.iter().filter(|l| rules.iter().any(|x| x == *l)).count()), restore.success() && listed.len() == rules.len() && rules.iter().all(|x| listed.contains(&x.as_str())));
+                if firewall::iptables_is_nft_variant() {
+                    let nft = run_in_netns(pid, &["nft", "list", "table", "ip", "nat"])?;
+                    r.ran("scratch", "nft list table ip nat   # iptables-nft stored them as nftables rules", &nft);
+                    let dnat = format!("dnat to {}:{}", sub.peer_ip(), self.container_port);
+                    let ours = self.fw()?.list()?;
+                    // The lesson's own table lists it as nft or as iptables-save (`-j DNAT --to-destination`), by backend.
+                    let ours_has = ours.contains(&dnat) || ours.contains(&format!("--to-destination {}:{}", sub.peer_ip(), self.container_port));
+                    let both = nft.stdout.contains(&dnat) && nft.stdout.contains(&format!("tcp dport {}", self.host_port)) && ours_has;
+                    r.check("the same DNAT action in Docker's chain and in the lesson's table", dnat.clone(), if both { dnat } else { "differs (see the listings)".into() }, both);
+                    let local = nft.stdout.contains("fib daddr type local");
+                    r.check("`-m addrtype --dst-type LOCAL` in nftables", "fib daddr type local", if local { "fib daddr type local" } else { "absent" }, local);
+                }
+                drop(self.scratch.take());
+                r.say("parent", format!("kill {pid}   (the scratch namespace and its rules go with it)"), "");
+            }
             other => anyhow::bail!("unknown step {other}"),
         }
         Ok(())
@@ -419,5 +511,35 @@ impl Lesson for NatPortMap {
 
     fn shell(&mut self, cx: &mut Cx) -> anyhow::Result<()> {
         crate::kit::sh_in(self.container.as_mut().ok_or_else(|| anyhow::anyhow!("the lesson did not start its container"))?, cx.lesson)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker_rules_take_this_runs_values() {
+        let rules = docker_nat_rules("wbab12cdbr", "10.213.0.0/24", 8081, "10.213.0.2", 80);
+        assert_eq!(rules[2], "-A POSTROUTING -s 10.213.0.0/24 ! -o wbab12cdbr -j MASQUERADE");
+        assert_eq!(
+            rules[5],
+            "-A DOCKER ! -i wbab12cdbr -p tcp -m tcp --dport 8081 -j DNAT --to-destination 10.213.0.2:80"
+        );
+        assert!(rules[0].ends_with("--dst-type LOCAL -j DOCKER"));
+        let file = restore_file(&rules);
+        assert!(file.starts_with("*nat\n:DOCKER - [0:0]\n-A PREROUTING"), "{file}");
+        assert!(file.ends_with("COMMIT\n"));
+        assert_eq!(file.lines().filter(|l| l.starts_with("-A ")).count(), 6);
+    }
+
+    #[test]
+    fn every_docker_rule_has_its_lesson_counterpart() {
+        let rules = docker_nat_rules("wbab12cdbr", "10.213.0.0/24", 8080, "10.213.0.2", 80);
+        let eq = docker_equivalents(&rules, "wbab12cdbr", "10.213.0.0/24", "wbab12cdo0", "10.214.0.1", 8080);
+        assert_eq!(eq.len(), rules.len());
+        assert_eq!(eq[5].0, rules[5]);
+        assert!(eq.iter().all(|(rule, why)| rule.starts_with("-A ") && !why.is_empty()));
+        assert!(eq[2].1.contains("oifname wbab12cdo0") && eq[0].1.contains("10.214.0.1"));
     }
 }

@@ -19,7 +19,7 @@ use std::os::fd::AsRawFd;
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::address::{AddressAttribute, AddressMessage, AddressScope};
 use netlink_packet_route::link::{
-    InfoData, InfoKind, InfoVeth, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    InfoData, InfoKind, InfoMacVlan, InfoVeth, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage, MacVlanMode,
 };
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
@@ -84,6 +84,12 @@ pub enum Op {
         remote: String,
         dev: String,
         port: u16,
+    },
+    /// A macvlan child of `dev` in bridge mode: a second MAC address on the
+    /// same wire; children of one parent reach each other, the parent does not.
+    CreateMacvlan {
+        name: String,
+        dev: String,
     },
     SetMaster {
         link: String,
@@ -175,6 +181,10 @@ impl Op {
                 format!(
                     "ip link add {name} type vxlan id {vni} local {local} remote {remote} dev {dev} dstport {port}"
                 ),
+            ),
+            Op::CreateMacvlan { name, dev } => (
+                format!("create macvlan {name} on {dev}"),
+                format!("ip link add {name} link {dev} type macvlan mode bridge"),
             ),
             Op::SetMaster { link, bridge } => (
                 format!("set {link} master {bridge}"),
@@ -392,6 +402,17 @@ pub fn apply(op: &Op) -> Result<bool> {
             ]));
             nl.ack(RouteNetlinkMessage::NewLink(m), create, d)?;
         }
+        Op::CreateMacvlan { name, dev } => {
+            let lower = require(nl, dev, d)?;
+            let mut m = LinkMessage::default();
+            m.attributes.push(LinkAttribute::IfName(name.clone()));
+            m.attributes.push(LinkAttribute::Link(lower));
+            m.attributes.push(LinkAttribute::LinkInfo(vec![
+                LinkInfo::Kind(InfoKind::MacVlan),
+                LinkInfo::Data(InfoData::MacVlan(vec![InfoMacVlan::Mode(MacVlanMode::Bridge)])),
+            ]));
+            nl.ack(RouteNetlinkMessage::NewLink(m), create, d)?;
+        }
         Op::SetMaster { link, bridge } => {
             let idx = require(nl, link, d)?;
             let br = require(nl, bridge, d)?;
@@ -532,7 +553,7 @@ fn validate(op: &Op) -> Result<()> {
     let names: Vec<&str> = match op {
         Op::CreateBridge { name } | Op::DeleteLink { name } => vec![name],
         Op::CreateVeth { name, peer } => vec![name, peer],
-        Op::CreateVxlan { name, dev, .. } => vec![name, dev],
+        Op::CreateVxlan { name, dev, .. } | Op::CreateMacvlan { name, dev } => vec![name, dev],
         Op::SetMaster { link, bridge } => vec![link, bridge],
         Op::Rename { link, new_name } => vec![link, new_name],
         Op::SetNomaster { link }
@@ -633,6 +654,13 @@ mod tests {
                     port: 4789,
                 },
                 "ip link add vxlan42 type vxlan id 42 local 10.215.0.1 remote 10.215.0.2 dev eth0 dstport 4789",
+            ),
+            (
+                Op::CreateMacvlan {
+                    name: "wbmv0".into(),
+                    dev: "eth0".into(),
+                },
+                "ip link add wbmv0 link eth0 type macvlan mode bridge",
             ),
             (
                 Op::SetMaster {

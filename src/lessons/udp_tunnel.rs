@@ -538,6 +538,49 @@ mod tests {
         assert!(e.contains("modprobe tun") && e.contains("mknod"), "{e}");
     }
 
+    /// Threads of this process named like the daemon's, and descriptors of
+    /// this process open on /dev/net/tun.
+    fn daemon_leftovers() -> (Vec<String>, Vec<String>) {
+        let names = |dir: &str| -> Vec<String> {
+            std::fs::read_dir(dir).map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect()).unwrap_or_default()
+        };
+        let threads = names("/proc/self/task")
+            .into_iter()
+            .filter_map(|t| std::fs::read_to_string(format!("/proc/self/task/{t}/comm")).ok())
+            .map(|c| c.trim().to_string())
+            .filter(|c| c.starts_with("wb-flanneld"))
+            .collect();
+        let tuns = names("/proc/self/fd")
+            .into_iter()
+            .filter(|fd| std::fs::read_link(format!("/proc/self/fd/{fd}")).is_ok_and(|p| p == std::path::Path::new("/dev/net/tun")))
+            .collect();
+        (threads, tuns)
+    }
+
+    /// The whole lesson as root, through the runner (`--json`): every step
+    /// passes, the daemon's threads are gone and its TUN descriptors closed,
+    /// and no state file is left. This is how the pure cgroup v2 VM runs it
+    /// (`scripts/v2-vm --exe 'workbench (unit tests)' --only udp_tunnel`);
+    /// on the shared machine run it under `flock /tmp/wb-root.lock`.
+    #[test]
+    fn the_lesson_passes_and_the_daemon_is_gone_as_root() {
+        let host = Host::probe();
+        if !host.is_root || host.busybox_static.is_none() {
+            eprintln!("skipped: the lesson needs root and a static busybox");
+            return;
+        }
+        preflight(&host, &LessonOptions::default()).expect("preflight (TUN driver, nft, vxlan) on a host that runs the lessons");
+        let def = crate::lessons::find("udp-tunnel").expect("the lesson is registered");
+        let summary = crate::lesson::runner::run(def, &crate::lesson::runner::RunOptions::JSON, LessonOptions::default()).expect("the lesson runs");
+        assert_eq!((summary.steps_passed, summary.steps), (def.steps.len(), def.steps.len()), "{summary:?}");
+        assert!(summary.pass && summary.cleanup_problems.is_empty(), "{summary:?}");
+        let state_file = crate::state::run_root().join(format!("runs/{}.json", summary.run_id));
+        assert!(!state_file.exists(), "{} is left", state_file.display());
+        let (threads, tuns) = daemon_leftovers();
+        assert!(threads.is_empty(), "daemon threads are left: {threads:?}");
+        assert!(tuns.is_empty(), "TUN descriptors are left open: {tuns:?}");
+    }
+
     #[test]
     fn the_tunnel_fits_the_underlay() {
         // 1472 + 20 (outer IPv4) + 8 (UDP) = the underlay's 1500; the containers' 1450 fits both tunnels.

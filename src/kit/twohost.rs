@@ -378,6 +378,13 @@ pub fn bulk_tcp(
     })
 }
 
+/// The transfer of median duration (pure).
+pub fn median_bulk(mut runs: Vec<Bulk>) -> Option<Bulk> {
+    runs.sort_by_key(|b| b.elapsed);
+    let mid = runs.len() / 2;
+    runs.into_iter().nth(mid)
+}
+
 /// One path's measurements.
 #[derive(Debug, Clone)]
 pub struct Measured {
@@ -489,5 +496,15 @@ mod tests {
             "{t}"
         );
         assert!(render_table(&[]).is_empty());
+        let b = |ms: u64| Bulk {
+            sent: 1,
+            received: 1,
+            elapsed: Duration::from_millis(ms),
+        };
+        assert_eq!(
+            median_bulk(vec![b(30), b(10), b(20)]).unwrap().elapsed,
+            Duration::from_millis(20)
+        );
+        assert!(median_bulk(vec![]).is_none());
     }
 }

@@ -261,18 +261,23 @@ impl UdpTunnel {
         let u = self.underlay()?;
         let (a, b) = self.hosts()?;
         let ends = [(a.pid(), u.host_ip(), u.peer_ip(), "host-a"), (b.pid(), u.peer_ip(), u.host_ip(), "host-b")];
-        let stop = Arc::new(AtomicBool::new(false));
-        let mut threads = vec![];
-        for (i, (pid, me, peer, label)) in ends.into_iter().enumerate() {
+        // Both sockets first: a thread that started before the other host's
+        // socket existed would send its first datagrams to a closed port.
+        let mut socks = vec![];
+        for (pid, me, peer, label) in ends {
             let bind: SocketAddr = format!("{me}:{PORT}").parse()?;
             let peer: SocketAddr = format!("{peer}:{PORT}").parse()?;
             let sock = wb_net::in_netns_of(pid, move || Ok(UdpSocket::bind(bind)))?.map_err(|e| anyhow::anyhow!("bind udp {bind} in {label}: {e}"))?;
             sock.set_nonblocking(true)?;
             r.say(label, format!("socket(AF_INET, SOCK_DGRAM) + bind({bind}); poll([{TUN} fd, udp fd]) loop: read(tun) → sendto({peer}), recvfrom() → write(tun)"), "");
-            let (tun, c, st) = (self.tuns[i].clone(), self.counters[i].clone(), stop.clone());
-            threads.push(std::thread::Builder::new().name(format!("wb-flanneld-{label}")).spawn(move || serve(tun, sock, peer, c, st))?);
+            socks.push((sock, peer, label));
         }
-        self.daemon = Some(Daemon { stop, threads });
+        // Held by the lesson before any thread starts: whatever fails next, Drop stops what did start.
+        let daemon = self.daemon.insert(Daemon { stop: Arc::new(AtomicBool::new(false)), threads: vec![] });
+        for (i, (sock, peer, label)) in socks.into_iter().enumerate() {
+            let (tun, c, st) = (self.tuns[i].clone(), self.counters[i].clone(), daemon.stop.clone());
+            daemon.threads.push(std::thread::Builder::new().name(format!("wb-flanneld-{label}")).spawn(move || serve(tun, sock, peer, c, st))?);
+        }
         Ok(())
     }
 

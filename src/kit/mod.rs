@@ -10,6 +10,7 @@ pub mod cg;
 pub mod hog;
 pub mod netlab;
 pub mod overlay;
+pub mod twohost;
 pub mod twohosts;
 
 use std::collections::BTreeMap;

@@ -13,6 +13,16 @@ pub mod overlay;
 pub mod twohost;
 pub mod twohosts;
 
+/// The unit tests that run a whole lesson (or read every process's namespaces)
+/// as root take this lock: the test harness runs tests on parallel threads of
+/// one process, and two lessons at once in it would share the one current run
+/// (`crate::state`) and see each other's children.
+#[cfg(test)]
+pub(crate) fn root_test_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 use std::collections::BTreeMap;
 use std::path::Path;
 

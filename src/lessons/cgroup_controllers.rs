@@ -937,6 +937,7 @@ mod tests {
     /// executable: every check passes, or only the CPU ones are inconclusive.
     #[test]
     fn the_lesson_passes_on_this_kernel() {
+        let _serial = crate::kit::root_test_lock();
         if !nix::unistd::geteuid().is_root() {
             eprintln!("SKIP: needs root");
             return;

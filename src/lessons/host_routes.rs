@@ -447,6 +447,7 @@ mod tests {
     /// machine run it under `flock /tmp/wb-root.lock`.
     #[test]
     fn the_lesson_passes_as_root() {
+        let _serial = crate::kit::root_test_lock();
         let host = Host::probe();
         if !(host.is_root && host.busybox_static.is_some()) {
             return eprintln!("skipped: the lesson needs root and a static busybox");

@@ -927,6 +927,7 @@ mod tests {
     /// when our reading is the same just before and just after lsns ran.
     #[test]
     fn the_table_matches_lsns_json() {
+        let _serial = crate::kit::root_test_lock();
         if !nix::unistd::geteuid().is_root() {
             eprintln!("skipped: lsns needs root to read every process's namespaces");
             return;
@@ -980,6 +981,7 @@ mod tests {
     /// `flock /tmp/wb-root.lock`.
     #[test]
     fn the_lesson_passes_and_leaves_nothing_as_root() {
+        let _serial = crate::kit::root_test_lock();
         let host = Host::probe();
         if !host.is_root || host.busybox_static.is_none() {
             eprintln!("skipped: the lesson needs root and a static busybox");

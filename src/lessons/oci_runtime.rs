@@ -851,6 +851,7 @@ mod tests {
     /// Skipped without root, runc or crun. Hold /tmp/wb-root.lock.
     #[test]
     fn the_lesson_passes_and_leaves_nothing_as_root() {
+        let _serial = crate::kit::root_test_lock();
         if !nix::unistd::geteuid().is_root() || RUNTIMES.iter().any(|r| crate::host::features::which(r).is_none()) {
             eprintln!("skipped: needs root, runc and crun");
             return;

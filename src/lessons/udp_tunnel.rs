@@ -582,6 +582,7 @@ mod tests {
     /// on the shared machine run it under `flock /tmp/wb-root.lock`.
     #[test]
     fn the_lesson_passes_and_the_daemon_is_gone_as_root() {
+        let _serial = crate::kit::root_test_lock();
         let host = Host::probe();
         if !host.is_root || host.busybox_static.is_none() {
             eprintln!("skipped: the lesson needs root and a static busybox");

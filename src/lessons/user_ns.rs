@@ -829,6 +829,7 @@ mod tests {
     /// directory with its uid-100000 files, the state file).
     #[test]
     fn the_lesson_passes_and_leaves_nothing_behind() {
+        let _serial = crate::kit::root_test_lock();
         if !nix::unistd::geteuid().is_root() {
             eprintln!("skipped: the user-ns lesson needs root");
             return;

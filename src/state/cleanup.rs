@@ -102,5 +102,8 @@ pub fn cleanup_leftovers() -> Result<CleanupReport, StateError> {
             report.problems.extend(problems);
         }
     }
+    // Empty `workbench` cgroup parents: an OCI runtime removes its container's
+    // group but not the parent, and a killed run may leave one empty.
+    let _ = wb_cgroup::remove_empty_parents();
     Ok(report)
 }

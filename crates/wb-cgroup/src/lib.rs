@@ -48,7 +48,9 @@ pub use parse::{
     weight_to_shares, CgroupMembership, CpuMax,
 };
 pub use placement::{Version, PARENT};
-pub use remove::{check_owned_path, list_owned, remove_by_path, remove_by_path_in};
+pub use remove::{
+    check_owned_path, list_owned, remove_by_path, remove_by_path_in, remove_empty_parents, remove_empty_parents_in,
+};
 pub use summary::{layout_summary, ControllerInfo, LayoutSummary};
 pub use watch::{read_watched, Resource, WatchedFile};
 

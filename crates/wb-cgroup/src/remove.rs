@@ -199,6 +199,37 @@ fn remove_owned(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `workbench cleanup`: remove the `workbench` parents (`<root>/workbench`,
+/// `<root>/<hierarchy>/workbench`) that hold no group any more, e.g. one an
+/// OCI runtime's container left (runc removes its group, not the parent) or a
+/// killed run left empty. rmdir(2) refuses a parent that still holds a group,
+/// so a live run's parent stays; a run creating its group at that moment
+/// retries (see [`crate::create`]). Only directories on a cgroup filesystem.
+pub fn remove_empty_parents() -> Vec<PathBuf> {
+    use nix::sys::statfs::{CGROUP2_SUPER_MAGIC, CGROUP_SUPER_MAGIC};
+    remove_empty_parents_in(Path::new(DEFAULT_ROOT), |p| {
+        crate::fsio::statfs(p).is_ok_and(|st| {
+            let t = st.filesystem_type();
+            t == CGROUP_SUPER_MAGIC || t == CGROUP2_SUPER_MAGIC
+        })
+    })
+}
+
+/// [`remove_empty_parents`] with an explicit root and filesystem test (fake trees).
+pub fn remove_empty_parents_in(root: &Path, on_cgroupfs: impl Fn(&Path) -> bool) -> Vec<PathBuf> {
+    let mut candidates = vec![root.join(PARENT)];
+    if let Ok(entries) = fs::read_dir(root) {
+        let mut hs: Vec<PathBuf> = entries.flatten().map(|e| e.path().join(PARENT)).collect();
+        hs.sort();
+        candidates.extend(hs);
+    }
+    candidates
+        .into_iter()
+        .filter(|p| p.is_dir() && on_cgroupfs(p))
+        .filter(|p| fs::remove_dir(p).is_ok())
+        .collect()
+}
+
 /// Is `path` a group below a `workbench` parent of a hierarchy under `root`?
 pub fn check_owned_path(root: &Path, path: &Path) -> Result<()> {
     let refuse = |reason: &str| {
@@ -235,6 +266,33 @@ pub fn check_owned_path(root: &Path, path: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_empty_parents_are_removed() {
+        let t = std::env::temp_dir().join(format!("wb-cg-parents-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&t);
+        for d in [
+            "cpu/workbench",
+            "memory/workbench/wb-live",
+            "unified/workbench",
+            "pids",
+            "workbench",
+        ] {
+            fs::create_dir_all(t.join(d)).unwrap();
+        }
+        let removed = remove_empty_parents_in(&t, |p| !p.starts_with(t.join("unified")));
+        assert_eq!(removed, vec![t.join("workbench"), t.join("cpu/workbench")]);
+        assert!(
+            t.join("memory/workbench/wb-live").is_dir(),
+            "a parent holding a group stays"
+        );
+        assert!(
+            t.join("unified/workbench").is_dir(),
+            "not on a cgroup filesystem: left alone"
+        );
+        assert!(t.join("pids").is_dir());
+        fs::remove_dir_all(&t).unwrap();
+    }
 
     #[test]
     fn owned_paths() {

@@ -196,6 +196,9 @@ struct Runtime {
     /// Run it in a private mount namespace without /sys/fs/cgroup/unified (crun on a hybrid host).
     hide_unified: bool,
     groups: Vec<PathBuf>,
+    /// The `workbench/` parents of every hierarchy the runtime may use: it makes
+    /// them (mkdir -p) even where it makes no group of ours, and removes none.
+    parents: Vec<PathBuf>,
     pid: i32,
     start_time: u64,
 }
@@ -346,7 +349,12 @@ impl Runtime {
             state::forget(&Resource::Process { pid: self.pid, start_time: self.start_time });
         }
         self.pid = 0;
-        self.groups.iter().filter_map(|g| state::release(&Resource::Cgroup { path: g.clone() }).err()).collect()
+        let problems = self.groups.iter().filter_map(|g| state::release(&Resource::Cgroup { path: g.clone() }).err()).collect();
+        for p in &self.parents {
+            // rmdir(2) keeps a parent that still holds a group (another run's).
+            let _ = std::fs::remove_dir(p);
+        }
+        problems
     }
 }
 
@@ -500,7 +508,9 @@ impl Lesson for OciRuntime {
                     std::fs::create_dir_all(&root).with_context(|| format!("mkdir {}", root.display()))?;
                     let hide_unified = name == "crun" && hybrid;
                     let groups = group_paths(&roots, &id);
-                    self.runtimes.push(Runtime { name, root, id, hide_unified, groups, pid: 0, start_time: 0 });
+                    let mut parents: Vec<PathBuf> = groups.iter().filter_map(|g| g.parent().map(Path::to_path_buf)).collect();
+                    parents.dedup();
+                    self.runtimes.push(Runtime { name, root, id, hide_unified, groups, parents, pid: 0, start_time: 0 });
                 }
             }
             "create" => {
@@ -836,6 +846,7 @@ mod tests {
             id: "wb-a1b2c3-crun".into(),
             hide_unified: true,
             groups: vec![],
+            parents: vec![],
             pid: 0,
             start_time: 0,
         };
@@ -861,6 +872,14 @@ mod tests {
             eprintln!("skipped: no workbench binary next to {} (cargo build --bin workbench)", exe.display());
             return;
         };
+        let roots = cgroup_roots(&std::fs::read_to_string("/proc/self/mountinfo").unwrap());
+        let parents = || -> Vec<PathBuf> {
+            let mut v: Vec<PathBuf> = group_paths(&roots, "x").iter().filter_map(|g| g.parent()).filter(|p| p.is_dir()).map(Path::to_path_buf).collect();
+            v.sort();
+            v.dedup();
+            v
+        };
+        let parents_before = parents();
         let out = std::process::Command::new(&exe).args(["lesson", "oci-runtime", "--json"]).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
@@ -873,7 +892,8 @@ mod tests {
         let run_id = lines.iter().find_map(|v| v["run_id"].as_str()).unwrap_or_default().to_string();
         assert!(!run_id.is_empty(), "{lines:#?}");
         assert!(!crate::state::run_root().join(format!("runs/{run_id}.json")).exists(), "state file left");
-        let roots = cgroup_roots(&std::fs::read_to_string("/proc/self/mountinfo").unwrap());
+        let made: Vec<PathBuf> = parents().into_iter().filter(|p| !parents_before.contains(p)).collect();
+        assert!(made.is_empty(), "workbench/ parents the runtimes made are left: {made:?}");
         for rt in RUNTIMES {
             for g in group_paths(&roots, &container_id(&run_id, rt)) {
                 assert!(!g.exists(), "{} is left", g.display());

@@ -311,7 +311,23 @@ impl Runtime {
             state::record(Resource::Cgroup { path: g.clone() })?;
         }
         let log = self.root.join(format!("{}.log", self.id));
-        self.must_to(&["create", "--bundle", &bundle.display().to_string(), &self.id], Some(&log))?;
+        let bundle_arg = bundle.display().to_string();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.must_to(&["create", "--bundle", &bundle_arg, &self.id], Some(&log)) {
+                // The runtime makes the workbench/ parent, then its group; another run
+                // removing its own group may rmdir the empty parent in between (ENOENT).
+                // Start over, as wb-cgroup's create does.
+                Err(e) if attempt < 5 && is_parent_race(&e.to_string()) => {
+                    let _ = self.run_to(&["delete", "--force", &self.id], None);
+                }
+                r => {
+                    r?;
+                    break;
+                }
+            }
+        }
         // Every hierarchy was recorded, in case; keep the records of the groups the runtime made.
         let (made, not): (Vec<PathBuf>, Vec<PathBuf>) = self.groups.drain(..).partition(|g| g.is_dir());
         for g in not {
@@ -356,6 +372,12 @@ impl Runtime {
         }
         problems
     }
+}
+
+/// A runtime's `create` failed because a cgroup parent vanished between its
+/// mkdirs (another run removed it): worth another try.
+fn is_parent_race(err: &str) -> bool {
+    err.contains("cgroup") && err.contains("no such file or directory") && err.contains("/workbench/")
 }
 
 /// Facts about a container's process as the kernel shows them.
@@ -835,6 +857,13 @@ mod tests {
         let t = ns_table(&[("host", &host), ("a", &a)]);
         assert_eq!(t.lines().count(), 4, "{t}");
         assert!(t.lines().nth(2).unwrap().starts_with("pid") && t.contains("11"), "{t}");
+    }
+
+    #[test]
+    fn a_vanished_parent_is_retried_and_nothing_else() {
+        assert!(is_parent_race("runc create failed: unable to start container process: unable to apply cgroup configuration: mkdir /sys/fs/cgroup/freezer/workbench/wb-bc99dd-runc: no such file or directory"));
+        assert!(!is_parent_race("runc create failed: exec: \"/bin/sleep\": no such file or directory"));
+        assert!(!is_parent_race("unable to apply cgroup configuration: permission denied"));
     }
 
     #[test]

@@ -254,13 +254,16 @@ fn a_kernel_without_veth_bridge_or_vxlan_is_refused() {
 const VETH_AND_BRIDGE_ONLY: &str = r#"mount -t tmpfs wbtest /sys/module
 c='CONFIG_VETH=y
 CONFIG_BRIDGE=y'
-if [ -f /proc/config.gz ]; then f=$(mktemp); printf '%s\n' "$c" | gzip -c >"$f"; mount --bind "$f" /proc/config.gz; rm -f "$f"; fi
-if [ -d /boot ]; then mount -t tmpfs wbtest /boot; printf '%s\n' "$c" >"/boot/config-$rel"; fi"#;
+cfg=
+if [ -f /proc/config.gz ]; then f=$(mktemp); printf '%s\n' "$c" | gzip -c >"$f"; mount --bind "$f" /proc/config.gz; rm -f "$f"; cfg=1; fi
+if [ -d /boot ]; then mount -t tmpfs wbtest /boot; printf '%s\n' "$c" >"/boot/config-$rel"; cfg=1; fi"#;
 
 #[test]
 fn a_kernel_without_macvlan_is_refused_by_underlay() {
     let host = root_host!();
-    let setup = format!("{VETH_AND_BRIDGE_ONLY}\n{EMPTY_TREE}");
+    // Without a place for a kernel config (the v2 VM has no /boot), veth and
+    // bridge cannot be shown as built in: skip rather than test veth's refusal.
+    let setup = format!("{VETH_AND_BRIDGE_ONLY}\n{CONFIG_NEEDED}\n{EMPTY_TREE}");
     let o = in_private_mounts(&setup, &["lesson", "underlay"]);
     if !skipped(&o, "veth and bridge only") {
         assert_refused(&o, "lesson underlay (no macvlan)", "cannot create macvlan links");

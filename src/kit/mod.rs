@@ -23,6 +23,35 @@ pub(crate) fn root_test_lock() -> std::sync::MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Run lesson `id` whole as root, as `workbench lesson ID --json` does, holding
+/// [`root_test_lock`]; `None` (and a line on stderr) without root or a static
+/// busybox. Asserts that every step passed, nothing failed to clean up and the
+/// run's state file is gone; the lesson's test checks the rest while the
+/// returned guard still holds the lock.
+#[cfg(test)]
+pub(crate) fn run_whole_lesson_as_root(
+    id: &str,
+) -> Option<(std::sync::MutexGuard<'static, ()>, crate::lesson::runner::Summary)> {
+    let serial = root_test_lock();
+    let host = crate::host::Host::probe();
+    if !host.is_root || host.busybox_static.is_none() {
+        eprintln!("skipped: the lesson needs root and a static busybox");
+        return None;
+    }
+    let def = crate::lessons::find(id).expect("the lesson is registered");
+    let opts = crate::lesson::runner::RunOptions::JSON;
+    let summary = crate::lesson::runner::run(def, &opts, Default::default()).expect("the lesson runs");
+    assert_eq!(
+        (summary.steps_passed, summary.steps),
+        (def.steps.len(), def.steps.len()),
+        "{summary:?}"
+    );
+    assert!(summary.pass && summary.cleanup_problems.is_empty(), "{summary:?}");
+    let state_file = crate::state::run_root().join(format!("runs/{}.json", summary.run_id));
+    assert!(!state_file.exists(), "{} is left", state_file.display());
+    Some((serial, summary))
+}
+
 use std::collections::BTreeMap;
 use std::path::Path;
 

@@ -447,17 +447,6 @@ mod tests {
     /// machine run it under `flock /tmp/wb-root.lock`.
     #[test]
     fn the_lesson_passes_as_root() {
-        let _serial = crate::kit::root_test_lock();
-        let host = Host::probe();
-        if !(host.is_root && host.busybox_static.is_some()) {
-            return eprintln!("skipped: the lesson needs root and a static busybox");
-        }
-        let def = crate::lessons::find("host-routes").expect("the lesson is registered");
-        let opts = crate::lesson::runner::RunOptions::JSON;
-        let s = crate::lesson::runner::run(def, &opts, LessonOptions::default()).expect("the lesson runs");
-        let all_passed = s.pass && s.steps_passed == def.steps.len() && s.cleanup_problems.is_empty();
-        assert!(all_passed, "{s:?}");
-        let left = crate::state::run_root().join(format!("runs/{}.json", s.run_id));
-        assert!(!left.exists(), "the state file of run {} is left", s.run_id);
+        let _ = crate::kit::run_whole_lesson_as_root("host-routes");
     }
 }

@@ -981,22 +981,9 @@ mod tests {
     /// `flock /tmp/wb-root.lock`.
     #[test]
     fn the_lesson_passes_and_leaves_nothing_as_root() {
-        let _serial = crate::kit::root_test_lock();
-        let host = Host::probe();
-        if !host.is_root || host.busybox_static.is_none() {
-            eprintln!("skipped: the lesson needs root and a static busybox");
+        let Some((_serial, _summary)) = crate::kit::run_whole_lesson_as_root("namespaces") else {
             return;
-        }
-        let def = crate::lessons::find("namespaces").expect("the lesson is registered");
-        let summary = crate::lesson::runner::run(def, &crate::lesson::runner::RunOptions::JSON, LessonOptions::default()).expect("the lesson runs");
-        assert_eq!(
-            (summary.steps_passed, summary.steps),
-            (def.steps.len(), def.steps.len()),
-            "{summary:?}"
-        );
-        assert!(summary.pass && summary.cleanup_problems.is_empty(), "{summary:?}");
-        let state_file = crate::state::run_root().join(format!("runs/{}.json", summary.run_id));
-        assert!(!state_file.exists(), "{} is left", state_file.display());
+        };
         let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
         let left: Vec<&str> = mountinfo.lines().filter(|l| l.contains(PIN_FILE)).collect();
         assert!(left.is_empty(), "the bind mount is left: {left:?}");
